@@ -1,0 +1,232 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Sentinel errors that callers map to exit codes and API responses.
+var (
+	// ErrNeedsSignIn: no usable refresh token; a person must sign in again.
+	ErrNeedsSignIn = errors.New("sign-in needed")
+	// ErrUnreachable: the provider could not be reached and no valid access
+	// token is held.
+	ErrUnreachable = errors.New("provider unreachable")
+)
+
+// Class says what a failure means for the connection.
+type Class int
+
+const (
+	// Transient failures (network, timeout, 429, 5xx) are retried with backoff.
+	Transient Class = iota
+	// Permanent failures (the grant or the client was rejected) need a person.
+	Permanent
+)
+
+// TokenError is a failed call to the token endpoint, classified and explained.
+// Its message never contains a token or the response body.
+type TokenError struct {
+	Op          string // "refresh", "code exchange", "client credentials"
+	Class       Class
+	Status      int    // HTTP status, 0 when no response arrived
+	Code        string // RFC 6749 error code, when the server sent one
+	Description string // the server's error_description, if any
+	RetryAfter  time.Duration
+	// MaybeProcessed is true when the request may have reached the server
+	// although no usable answer came back. With single-use refresh tokens
+	// the presented token may now be dead.
+	MaybeProcessed bool
+	Hint           string // the likely cause and what to do
+	Err            error  // the underlying error, for errors.Is/As
+}
+
+func (e *TokenError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	b.WriteString(" failed: ")
+	switch {
+	case e.Code != "":
+		b.WriteString(e.Code)
+		if e.Description != "" {
+			b.WriteString(" (" + e.Description + ")")
+		}
+		if e.Status != 0 {
+			fmt.Fprintf(&b, ", HTTP %d", e.Status)
+		}
+	case e.Status != 0:
+		fmt.Fprintf(&b, "HTTP %d %s", e.Status, http.StatusText(e.Status))
+	case e.Err != nil:
+		b.WriteString(e.Err.Error())
+	default:
+		b.WriteString("unknown error")
+	}
+	return b.String()
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// permanentCodes are the RFC 6749 §5.2 errors after which retrying cannot help.
+var permanentCodes = map[string]bool{
+	"invalid_grant":          true,
+	"invalid_client":         true,
+	"unauthorized_client":    true,
+	"unsupported_grant_type": true,
+	"invalid_scope":          true,
+	"invalid_request":        true,
+}
+
+// classify turns an error from x/oauth2 into a TokenError.
+func classify(op string, err error, conn *Connection) *TokenError {
+	te := &TokenError{Op: op, Class: Transient, Err: err}
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re):
+		te.Code = re.ErrorCode
+		te.Description = re.ErrorDescription
+		if re.Response != nil {
+			te.Status = re.Response.StatusCode
+			te.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"))
+		}
+		// Keep the message free of the body (it can be a whole HTML page).
+		te.Err = errors.New("token endpoint returned an error")
+		switch {
+		case permanentCodes[te.Code]:
+			te.Class = Permanent
+		case te.Status == http.StatusUnauthorized && te.Code == "":
+			te.Class = Permanent
+			te.Code = "invalid_client"
+		case te.Status == http.StatusTooManyRequests || te.Status >= 500 || te.Status == 0:
+			te.Class = Transient
+			te.MaybeProcessed = te.Status >= 500
+		case te.Status >= 400:
+			// A 4xx without a recognised code: the server understood and refused.
+			te.Class = Permanent
+		}
+	case errors.Is(err, context.Canceled):
+		te.Err = err
+	case isTimeout(err):
+		te.MaybeProcessed = true
+		te.Err = errors.New("no answer from the token endpoint in time")
+	case isNetwork(err):
+		// A reset or EOF after the request was written may mean the server
+		// processed it; a refused connection means it never arrived.
+		te.MaybeProcessed = !isConnRefused(err)
+	default:
+		// A 200 whose body was not a token (garbage, truncated, no
+		// access_token): the server processed the request.
+		te.MaybeProcessed = true
+		te.Err = fmt.Errorf("the token endpoint's answer was not a usable token (%s)", redactOAuthMessage(err))
+	}
+	te.Hint = diagnose(te, conn)
+	return te
+}
+
+// redactOAuthMessage keeps x/oauth2's short parse errors and drops anything
+// that could echo a response body.
+func redactOAuthMessage(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 120 {
+		msg = msg[:120] + "…"
+	}
+	return msg
+}
+
+func diagnose(te *TokenError, conn *Connection) string {
+	urls := ""
+	if conn != nil {
+		urls = fmt.Sprintf(" URLs in use: authorize %s, token %s, API %s; redirect URI %s.",
+			conn.Endpoints.AuthURL, conn.Endpoints.TokenURL, conn.Endpoints.APIBase, conn.RedirectURI.Raw)
+	}
+	isProcore := conn != nil && conn.Provider != nil && conn.Provider.Name == "procore"
+	switch te.Code {
+	case "invalid_client":
+		if isProcore {
+			return "Procore did not accept the client (\"unknown client\"). Usually the app is registered in another environment " +
+				"(the developer sandbox has its own credentials; production and the monthly sandbox share theirs), the client " +
+				"secret is wrong (set it with `tokentray secret " + conn.Name + "`), or the redirect URI differs from the one " +
+				"registered in the Developer Portal (port, path and trailing slash must match exactly)." + urls
+		}
+		return "The provider did not accept the client: check the client id, the client secret (`tokentray secret NAME`), " +
+			"and that the token URL belongs to the same environment as the client." + urls
+	case "invalid_grant":
+		switch te.Op {
+		case "code exchange":
+			return "The authorization code was refused: it expired, was already used, or the redirect URI differs from the one used to sign in." + urls
+		default:
+			return "The refresh token is no longer valid (revoked, expired, or already used). Sign in again with `tokentray login " + connName(conn) + "`."
+		}
+	case "unauthorized_client":
+		return "The client is not allowed this grant type: enable it for the app at the provider."
+	case "invalid_scope":
+		return "The provider refused the requested scopes: check `scopes` in the config."
+	}
+	switch {
+	case te.Status == http.StatusTooManyRequests:
+		return "The provider is rate limiting; tokentray retries after the time it asks for."
+	case te.Status >= 500:
+		return "The provider had a server error; tokentray retries with backoff."
+	case te.Status == 0 && te.Code == "" && te.Err != nil && isNetwork(te.Err):
+		return "The token endpoint could not be reached: check the network, a proxy, or the token URL (" + tokenURL(conn) + ")."
+	}
+	return ""
+}
+
+func connName(c *Connection) string {
+	if c == nil {
+		return "NAME"
+	}
+	return c.Name
+}
+
+func tokenURL(c *Connection) string {
+	if c == nil {
+		return "?"
+	}
+	return c.Endpoints.TokenURL
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) ||
+		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection reset")
+}
+
+func isConnRefused(err error) bool {
+	return strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such host")
+}

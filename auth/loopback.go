@@ -1,0 +1,361 @@
+package auth
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+//go:embed pages/page.html
+var pageFS embed.FS
+
+var pageTemplate = template.Must(template.ParseFS(pageFS, "pages/page.html"))
+
+// DefaultLoginTimeout is how long a sign-in waits for the browser.
+const DefaultLoginTimeout = 5 * time.Minute
+
+// ErrLoginTimeout means nobody completed the sign-in in time.
+var ErrLoginTimeout = errors.New("sign-in timed out")
+
+// AuthorizationError is an error the provider sent to the redirect URI
+// (RFC 6749 §4.1.2.1), such as access_denied.
+type AuthorizationError struct {
+	Code        string
+	Description string
+}
+
+func (e *AuthorizationError) Error() string {
+	if e.Description != "" {
+		return fmt.Sprintf("the provider refused the sign-in: %s (%s)", e.Code, e.Description)
+	}
+	return "the provider refused the sign-in: " + e.Code
+}
+
+// LoopbackFlow is one browser sign-in: authorization code with PKCE S256 and
+// a one-time state (RFC 8252, RFC 9700), the callback caught on a loopback
+// listener that exists only while the sign-in is in progress.
+type LoopbackFlow struct {
+	Conn   *Connection
+	Secret Secret
+	// OpenBrowser opens the authorize URL in the system browser. A failure
+	// is reported through ShowURL's caller; the sign-in still waits, because
+	// the person can paste the printed URL.
+	OpenBrowser func(url string) error
+	// ShowURL is told the authorize URL before the browser opens, so it can
+	// be printed for a person whose browser did not open.
+	ShowURL func(url string)
+	// Timeout bounds the wait for the browser (DefaultLoginTimeout if zero).
+	Timeout time.Duration
+	Clock   Clock
+	// HTTPClient is used for the code exchange.
+	HTTPClient *http.Client
+	// Paste, for an https redirect URI that tokentray cannot listen on,
+	// supplies the address the browser landed on after signing in.
+	Paste io.Reader
+}
+
+// runPaste completes a sign-in whose redirect URI is a web server: the
+// person pastes the address the browser landed on, and its state is
+// checked exactly as the loopback callback's would be.
+func (f *LoopbackFlow) runPaste(ctx context.Context, cfg *oauth2.Config, authURL, state, verifier string) (*oauth2.Token, error) {
+	if f.ShowURL != nil {
+		f.ShowURL(authURL)
+	}
+	if f.OpenBrowser != nil {
+		_ = f.OpenBrowser(authURL)
+	}
+	line, err := bufio.NewReader(f.Paste).ReadString('\n')
+	if err != nil && line == "" {
+		return nil, fmt.Errorf("no address was pasted: %w", err)
+	}
+	u, err := url.Parse(strings.TrimSpace(line))
+	if err != nil || u.RawQuery == "" {
+		return nil, errors.New("paste the whole address from the browser's address bar, including ?code=...&state=...")
+	}
+	q := u.Query()
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+		return nil, errors.New("the pasted address belongs to another sign-in (its state does not match); start again and paste the address from this sign-in")
+	}
+	if code := q.Get("error"); code != "" {
+		return nil, &AuthorizationError{Code: code, Description: q.Get("error_description")}
+	}
+	if q.Get("code") == "" {
+		return nil, errors.New("the pasted address has no code")
+	}
+	if f.HTTPClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, f.HTTPClient)
+	}
+	tok, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, classify("code exchange", err, f.Conn)
+	}
+	return tok, nil
+}
+
+type callbackResult struct {
+	token *oauth2.Token
+	err   error
+}
+
+// Run performs the sign-in and returns the token response. It returns when
+// the callback has been handled, the timeout passes or ctx is cancelled; the
+// listener is closed before Run returns.
+func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
+	ru := f.Conn.RedirectURI
+	if !ru.Loopback && f.Paste == nil {
+		return nil, fmt.Errorf("redirect URI %s is https, so the provider sends the browser to that web server, not to tokentray: "+
+			"sign in from a terminal (`tokentray login %s` asks you to paste the address you land on), or register http://localhost:PORT/callback", ru.Raw, f.Conn.Name)
+	}
+	clock := f.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = DefaultLoginTimeout
+	}
+
+	state := randomString(32)
+	verifier := oauth2.GenerateVerifier()
+	cfg := f.Conn.oauthConfig(f.Secret.Reveal())
+	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exchangeCtx := ctx
+	if f.HTTPClient != nil {
+		exchangeCtx = context.WithValue(ctx, oauth2.HTTPClient, f.HTTPClient)
+	}
+
+	if !ru.Loopback {
+		return f.runPaste(ctx, cfg, authURL, state, verifier)
+	}
+	listeners, err := listenLoopback(ru)
+	if err != nil {
+		return nil, err
+	}
+	h := &callbackHandler{
+		conn:    f.Conn,
+		state:   state,
+		results: make(chan callbackResult, 1),
+		exchange: func(code string) (*oauth2.Token, error) {
+			return cfg.Exchange(exchangeCtx, code, oauth2.VerifierOption(verifier))
+		},
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.Serve(l)
+		}()
+	}
+	defer func() {
+		// Let the last page reach the browser, then close the port.
+		shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
+		defer done()
+		_ = srv.Shutdown(shutdownCtx)
+		wg.Wait()
+	}()
+
+	if f.ShowURL != nil {
+		f.ShowURL(authURL)
+	}
+	if f.OpenBrowser != nil {
+		if err := f.OpenBrowser(authURL); err != nil && f.ShowURL == nil {
+			return nil, fmt.Errorf("open the browser: %w", err)
+		}
+	}
+
+	select {
+	case r := <-h.results:
+		return r.token, r.err
+	case <-clock.After(timeout):
+		h.finish()
+		return nil, fmt.Errorf("%w: no callback reached %s within %s; start the sign-in again", ErrLoginTimeout, ru.Raw, timeout)
+	case <-ctx.Done():
+		h.finish()
+		return nil, fmt.Errorf("sign-in cancelled: %w", ctx.Err())
+	}
+}
+
+// listenLoopback opens the registered port. "localhost" listens on both
+// 127.0.0.1 and ::1, because browsers may resolve it to either; ::1 is
+// skipped only where the machine has no IPv6 loopback at all.
+func listenLoopback(ru RedirectURI) ([]net.Listener, error) {
+	port := strconv.Itoa(ru.Port)
+	var addrs []string
+	switch ru.Host {
+	case "localhost", "LOCALHOST", "Localhost":
+		addrs = []string{"127.0.0.1:" + port, "[::1]:" + port}
+	default:
+		addrs = []string{net.JoinHostPort(ru.Host, port)}
+	}
+	var ls []net.Listener
+	for i, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			optionalIPv6 := i > 0 && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT))
+			if optionalIPv6 {
+				continue
+			}
+			for _, open := range ls {
+				_ = open.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("port %d is already in use on %s, and the registered redirect URI %s requires exactly that port: "+
+					"close the program using it (another sign-in, or `ss -ltnp 'sport = :%d'` shows which), or register a different port with the provider and change redirect_uri to match",
+					ru.Port, a, ru.Raw, ru.Port)
+			}
+			return nil, fmt.Errorf("listen for the sign-in callback on %s: %w", a, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// callbackHandler serves the redirect URI. Only the first callback with the
+// right state ends the sign-in; everything else gets a page that says what
+// happened and leaves the sign-in waiting, so a stale tab or a hostile page
+// cannot cancel a person's sign-in.
+type callbackHandler struct {
+	conn     *Connection
+	state    string
+	exchange func(code string) (*oauth2.Token, error)
+	results  chan callbackResult
+
+	mu   sync.Mutex
+	used bool
+}
+
+// finish marks the sign-in over so that late callbacks are refused.
+func (h *callbackHandler) finish() {
+	h.mu.Lock()
+	h.used = true
+	h.mu.Unlock()
+}
+
+type page struct {
+	OK         bool
+	Outcome    string
+	Title      string
+	Message    string
+	Detail     string
+	Hint       string
+	Connection string
+}
+
+func (h *callbackHandler) render(w http.ResponseWriter, status int, p page) {
+	p.Connection = h.conn.Name
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(status)
+	_ = pageTemplate.Execute(w, p)
+}
+
+func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.EscapedPath() != h.conn.RedirectURI.Path {
+		h.render(w, http.StatusNotFound, page{Outcome: "not-found", Title: "Nothing here",
+			Message: "This is tokentray's sign-in listener. It only answers the registered callback path.",
+			Detail:  "Callback path: " + h.conn.RedirectURI.Path})
+		return
+	}
+	if r.Method != http.MethodGet {
+		h.render(w, http.StatusMethodNotAllowed, page{Outcome: "bad-method", Title: "Unexpected request",
+			Message: "The sign-in callback must be a GET redirect from the provider."})
+		return
+	}
+	q := r.URL.Query()
+	gotState := q.Get("state")
+	if gotState == "" || subtle.ConstantTimeCompare([]byte(gotState), []byte(h.state)) != 1 {
+		h.render(w, http.StatusBadRequest, page{Outcome: "bad-state", Title: "This sign-in link is not the current one",
+			Message: "The callback did not carry the security code (state) of the sign-in tokentray is waiting for, so it was ignored.",
+			Hint:    "It may come from an older sign-in tab. Start the sign-in again from tokentray and use the page it opens."})
+		return
+	}
+
+	h.mu.Lock()
+	if h.used {
+		h.mu.Unlock()
+		h.render(w, http.StatusConflict, page{Outcome: "already-used", Title: "This sign-in has ended",
+			Message: "tokentray is no longer waiting for this sign-in (it was completed, timed out or cancelled). You can close this tab."})
+		return
+	}
+	h.used = true
+	h.mu.Unlock()
+
+	if code := q.Get("error"); code != "" {
+		err := &AuthorizationError{Code: code, Description: q.Get("error_description")}
+		h.render(w, http.StatusOK, authorizationErrorPage(err, h.conn))
+		h.results <- callbackResult{err: err}
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		err := errors.New("the provider's callback carried neither a code nor an error")
+		h.render(w, http.StatusBadRequest, page{Outcome: "no-code", Title: "Sign-in failed",
+			Message: "The provider redirected back without an authorization code.", Hint: "Start the sign-in again from tokentray."})
+		h.results <- callbackResult{err: err}
+		return
+	}
+	tok, err := h.exchange(code)
+	if err != nil {
+		te := classify("code exchange", err, h.conn)
+		h.render(w, http.StatusOK, page{Outcome: "exchange-failed", Title: "Sign-in failed",
+			Message: "The provider accepted the sign-in, but exchanging the code for tokens failed.",
+			Detail:  te.Error(), Hint: te.Hint})
+		h.results <- callbackResult{err: te}
+		return
+	}
+	h.render(w, http.StatusOK, page{OK: true, Outcome: "signed-in", Title: "Signed in",
+		Message: "tokentray now holds the tokens and keeps them fresh. You can close this tab."})
+	h.results <- callbackResult{token: tok}
+}
+
+func authorizationErrorPage(err *AuthorizationError, conn *Connection) page {
+	p := page{Outcome: "provider-error", Title: "Sign-in was not completed", Message: err.Error()}
+	switch err.Code {
+	case "access_denied":
+		p.Title = "Access was not granted"
+		p.Message = "The sign-in was declined, so tokentray did not get access."
+		p.Hint = "If that was a mistake, start the sign-in again and choose Allow."
+	case "invalid_scope":
+		p.Hint = "The provider refused the requested scopes: check `scopes` for this connection."
+	case "unauthorized_client", "invalid_client", "invalid_request":
+		p.Hint = fmt.Sprintf("Check that the client id belongs to this environment and that the redirect URI registered with the provider is exactly %s.", conn.RedirectURI.Raw)
+	default:
+		p.Hint = "Start the sign-in again; if it keeps failing, check the connection's settings."
+	}
+	if err.Description != "" {
+		p.Detail = "Provider said: " + err.Description
+	}
+	return p
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

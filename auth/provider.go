@@ -1,0 +1,195 @@
+package auth
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/oauth2"
+)
+
+// Endpoints are the URLs one connection talks to. A preset fills all of them
+// from one environment so that an authorize URL from the sandbox can never be
+// paired with a production token URL: the seeds' "three URL traps".
+type Endpoints struct {
+	AuthURL   string // where the browser signs in
+	TokenURL  string // code exchange and refresh
+	RevokeURL string // RFC 7009 revocation; empty when the provider has none
+	APIBase   string // base of the API the tokens are for
+	CheckURL  string // a cheap "who am I" GET that proves a token works
+}
+
+// Preset is a provider's fixed knowledge: its environments and how its token
+// endpoint wants the client to authenticate.
+type Preset struct {
+	Name         string
+	Environments map[string]Endpoints
+	// DefaultEnvironment is used when a connection names none.
+	DefaultEnvironment string
+	// AuthStyle is explicit, never auto-detected: auto-detection retries a
+	// failed refresh with the other style, which presents a single-use refresh
+	// token twice and kills it.
+	AuthStyle oauth2.AuthStyle
+	// SecretRequired means the token endpoint refuses a client without a secret.
+	SecretRequired bool
+	// Notes explain choices a user should know about, shown by the editor and docs.
+	Notes map[string]string
+}
+
+// Procore's hosts. The developer sandbox and the monthly sandbox have their
+// own login hosts; the API host of the monthly sandbox follows Procore's
+// documentation (api-monthly.procore.com), which differs from the customer's
+// notes (monthly-sandbox.procore.com): override api_base if yours differs.
+var procore = Preset{
+	Name:               "procore",
+	DefaultEnvironment: "production",
+	AuthStyle:          oauth2.AuthStyleInParams,
+	SecretRequired:     true,
+	Environments: map[string]Endpoints{
+		"production":      procoreEndpoints("login.procore.com", "api.procore.com"),
+		"sandbox":         procoreEndpoints("login-sandbox.procore.com", "sandbox.procore.com"),
+		"monthly-sandbox": procoreEndpoints("login-sandbox-monthly.procore.com", "api-monthly.procore.com"),
+	},
+	Notes: map[string]string{
+		"monthly-sandbox": "API base follows Procore's docs (api-monthly.procore.com); some accounts use monthly-sandbox.procore.com: set api_base to override.",
+	},
+}
+
+func procoreEndpoints(loginHost, apiHost string) Endpoints {
+	login := "https://" + loginHost
+	api := "https://" + apiHost
+	return Endpoints{
+		AuthURL:   login + "/oauth/authorize",
+		TokenURL:  login + "/oauth/token",
+		RevokeURL: login + "/oauth/revoke",
+		APIBase:   api,
+		CheckURL:  api + "/rest/v1.0/me",
+	}
+}
+
+// generic has no URLs of its own: every connection states them.
+var generic = Preset{
+	Name:               "generic",
+	DefaultEnvironment: "",
+	AuthStyle:          oauth2.AuthStyleInParams,
+	Environments:       map[string]Endpoints{"": {}},
+}
+
+var presets = map[string]*Preset{"procore": &procore, "generic": &generic}
+
+// LookupPreset returns the named provider preset.
+func LookupPreset(name string) (*Preset, bool) {
+	p, ok := presets[name]
+	return p, ok
+}
+
+// PresetNames lists the known providers, sorted.
+func PresetNames() []string { return sortedKeys(presets) }
+
+// EnvironmentNames lists a preset's environments, sorted.
+func (p *Preset) EnvironmentNames() []string { return sortedKeys(p.Environments) }
+
+// Resolve returns the endpoints of env with every non-empty override applied.
+func (p *Preset) Resolve(env string, overrides Endpoints) (Endpoints, error) {
+	if env == "" {
+		env = p.DefaultEnvironment
+	}
+	e, ok := p.Environments[env]
+	if !ok {
+		return Endpoints{}, fmt.Errorf("provider %q has no environment %q (choose one of: %s)",
+			p.Name, env, strings.Join(p.EnvironmentNames(), ", "))
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&e.AuthURL, overrides.AuthURL)
+	set(&e.TokenURL, overrides.TokenURL)
+	set(&e.RevokeURL, overrides.RevokeURL)
+	set(&e.APIBase, overrides.APIBase)
+	set(&e.CheckURL, overrides.CheckURL)
+	return e, nil
+}
+
+// ValidateEndpointURL checks one provider URL: absolute, https, except on a
+// loopback host (a local test or demo server).
+func ValidateEndpointURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("%q uses plain http: tokens would cross the network unencrypted; use https (plain http is allowed only for localhost, 127.0.0.1 and [::1])", raw)
+	}
+	return nil
+}
+
+// RedirectURI is a parsed, validated redirect URI.
+type RedirectURI struct {
+	Raw      string
+	Loopback bool   // http on a loopback host: tokentray listens for the callback itself
+	Host     string // "localhost", "127.0.0.1" or "::1" when Loopback
+	Port     int
+	Path     string
+}
+
+// ParseRedirectURI accepts http://localhost:PORT/..., http://127.0.0.1:PORT/...,
+// http://[::1]:PORT/... and https://... . Anything else is refused with the
+// reason, because providers such as Procore refuse it too, with a misleading
+// "unknown client" error.
+func ParseRedirectURI(raw string) (RedirectURI, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return RedirectURI{}, fmt.Errorf("%q is not an absolute URL; use e.g. http://localhost:8765/callback", raw)
+	}
+	if u.Fragment != "" || u.User != nil {
+		return RedirectURI{}, fmt.Errorf("%q must not contain a #fragment or user info", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return RedirectURI{Raw: raw, Path: u.EscapedPath()}, nil
+	case "http":
+	default:
+		return RedirectURI{}, fmt.Errorf("%q: the scheme must be http (loopback only) or https", raw)
+	}
+	host := u.Hostname()
+	if !isLoopbackHost(host) {
+		return RedirectURI{}, fmt.Errorf("%q: plain http is allowed only for localhost, 127.0.0.1 or [::1]; "+
+			"providers such as Procore refuse LAN IPs and host names, and the browser must run on this machine; "+
+			"use http://localhost:PORT/callback and register exactly that", raw)
+	}
+	portText := u.Port()
+	if portText == "" {
+		return RedirectURI{}, fmt.Errorf("%q has no port: tokentray must listen on the exact port you registered, e.g. http://localhost:8765/callback", raw)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 1 || port > 65535 {
+		return RedirectURI{}, fmt.Errorf("%q: port %q is not between 1 and 65535", raw, portText)
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return RedirectURI{Raw: raw, Loopback: true, Host: host, Port: port, Path: path}, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,146 @@
+package auth
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Secret is a credential string. It prints as [redacted] in every fmt verb
+// and log line; Reveal is the one way to read it, so each use is visible.
+type Secret string
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String redacts.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts, for %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue redacts, for log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Format redacts for every verb, including %s, %v, %q and %x.
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// DefaultLifetime is assumed for an access token whose response carried no
+// expires_in. It is short on purpose: refreshing early is cheap, holding a
+// dead token is not.
+const DefaultLifetime = time.Hour
+
+// TokenSet is what is kept for one connection: the tokens and the facts the
+// schedule and the status need. Times are wall-clock times measured on this
+// machine at receipt, never the server's clock.
+type TokenSet struct {
+	AccessToken  Secret
+	TokenType    string
+	RefreshToken Secret
+	Scope        string
+	// ObtainedAt is when the access token was received.
+	ObtainedAt time.Time
+	// Lifetime is expires_in as received, or DefaultLifetime when absent.
+	Lifetime time.Duration
+	// LifetimeGuessed is true when the server sent no expires_in.
+	LifetimeGuessed bool
+	// RefreshTokenSince is when the current refresh token was received.
+	RefreshTokenSince time.Time
+	// Dead is set when the server rejected the refresh token for good; the
+	// access token may still be valid until Expiry.
+	Dead bool
+	// LastError is the last failure shown to people, kept across restarts.
+	LastError string
+	// LastRefresh is the time of the last refresh attempt and its outcome.
+	LastRefresh   time.Time
+	LastRefreshOK bool
+}
+
+// Expiry is when the access token stops working.
+func (t *TokenSet) Expiry() time.Time { return t.ObtainedAt.Add(t.Lifetime) }
+
+// ValidFor reports whether the access token is still valid for at least d
+// after now.
+func (t *TokenSet) ValidFor(now time.Time, d time.Duration) bool {
+	return t != nil && t.AccessToken != "" && now.Add(d).Before(t.Expiry())
+}
+
+// String never shows a token.
+func (t *TokenSet) String() string {
+	if t == nil {
+		return "<no tokens>"
+	}
+	return fmt.Sprintf("tokens(type=%s, expires=%s, refresh=%t)", t.TokenType, t.Expiry().Format(time.RFC3339), t.RefreshToken != "")
+}
+
+// LogValue never shows a token.
+func (t *TokenSet) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// storedTokenSet is the keyring representation. It is the only place token
+// values are serialized, and it is written only to the OS keyring.
+type storedTokenSet struct {
+	Version           int       `json:"v"`
+	AccessToken       string    `json:"access_token,omitempty"`
+	TokenType         string    `json:"token_type,omitempty"`
+	RefreshToken      string    `json:"refresh_token,omitempty"`
+	Scope             string    `json:"scope,omitempty"`
+	ObtainedAt        time.Time `json:"obtained_at"`
+	LifetimeSeconds   int64     `json:"lifetime_s"`
+	LifetimeGuessed   bool      `json:"lifetime_guessed,omitempty"`
+	RefreshTokenSince time.Time `json:"refresh_token_since,omitzero"`
+	Dead              bool      `json:"dead,omitempty"`
+	LastError         string    `json:"last_error,omitempty"`
+	LastRefresh       time.Time `json:"last_refresh,omitzero"`
+	LastRefreshOK     bool      `json:"last_refresh_ok,omitempty"`
+}
+
+// MarshalTokenSet encodes t for the keyring.
+func MarshalTokenSet(t *TokenSet) ([]byte, error) {
+	return json.Marshal(storedTokenSet{
+		Version:           1,
+		AccessToken:       t.AccessToken.Reveal(),
+		TokenType:         t.TokenType,
+		RefreshToken:      t.RefreshToken.Reveal(),
+		Scope:             t.Scope,
+		ObtainedAt:        t.ObtainedAt.UTC(),
+		LifetimeSeconds:   int64(t.Lifetime / time.Second),
+		LifetimeGuessed:   t.LifetimeGuessed,
+		RefreshTokenSince: t.RefreshTokenSince.UTC(),
+		Dead:              t.Dead,
+		LastError:         t.LastError,
+		LastRefresh:       t.LastRefresh.UTC(),
+		LastRefreshOK:     t.LastRefreshOK,
+	})
+}
+
+// UnmarshalTokenSet decodes what MarshalTokenSet wrote. The error never
+// quotes the input, which holds tokens.
+func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
+	var s storedTokenSet
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("stored token set is not valid JSON (%d bytes)", len(b))
+	}
+	if s.Version != 1 {
+		return nil, fmt.Errorf("stored token set has version %d; this tokentray reads version 1 (was it written by a newer tokentray?)", s.Version)
+	}
+	return &TokenSet{
+		AccessToken:       Secret(s.AccessToken),
+		TokenType:         s.TokenType,
+		RefreshToken:      Secret(s.RefreshToken),
+		Scope:             s.Scope,
+		ObtainedAt:        s.ObtainedAt,
+		Lifetime:          time.Duration(s.LifetimeSeconds) * time.Second,
+		LifetimeGuessed:   s.LifetimeGuessed,
+		RefreshTokenSince: s.RefreshTokenSince,
+		Dead:              s.Dead,
+		LastError:         s.LastError,
+		LastRefresh:       s.LastRefresh,
+		LastRefreshOK:     s.LastRefreshOK,
+	}, nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"golang.org/x/term"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/browser"
+	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/filelock"
+)
+
+// streams are the command's standard streams.
+type streams struct {
+	in          io.Reader
+	out, err    io.Writer
+	inTerminal  bool
+	readSecret  func() (string, error) // reads without echo from a terminal
+	errTerminal bool
+}
+
+func systemStreams() streams {
+	return streams{
+		in: os.Stdin, out: os.Stdout, err: os.Stderr,
+		inTerminal:  term.IsTerminal(int(os.Stdin.Fd())),
+		errTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+		readSecret: func() (string, error) {
+			b, err := term.ReadPassword(int(os.Stdin.Fd()))
+			return string(b), err
+		},
+	}
+}
+
+// env is what commands work with: the config and one keeper per connection.
+type env struct {
+	cfg     *config.Config
+	store   auth.Store
+	locker  auth.Locker
+	clock   auth.Clock
+	log     *slog.Logger
+	streams streams
+	opener  func(string) error
+}
+
+// envFactory builds the environment once flags are parsed; tests replace it.
+type envFactory func(ctx context.Context, o globalOptions, io streams) (*env, error)
+
+type globalOptions struct {
+	configPath string
+	verbose    bool
+}
+
+func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
+	path := o.configPath
+	if path == "" {
+		p, err := config.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(io.err, "tokentray: warning: "+w)
+	}
+	locks, err := filelock.DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelInfo
+	}
+	return &env{
+		cfg: cfg, store: auth.NewKeyringStore(), locker: locks, clock: auth.SystemClock{},
+		log:     slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level})),
+		streams: io, opener: browser.Open,
+	}, nil
+}
+
+// keeper returns a loaded keeper for the named connection.
+func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
+	conn, err := e.cfg.Lookup(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	k := auth.NewKeeper(conn, auth.KeeperOptions{
+		Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log,
+		OpenBrowser: e.opener,
+	})
+	if err := k.Load(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

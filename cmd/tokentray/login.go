@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+type loginOptions struct {
+	timeout   time.Duration
+	noBrowser bool
+}
+
+func newLoginCmd(envFor envGetter) *cobra.Command {
+	var o loginOptions
+	c := &cobra.Command{
+		Use:   "login NAME",
+		Short: "Sign in through the browser and keep the tokens in the keyring",
+		Long: `Signs NAME in: opens the system browser at the provider's sign-in page and catches
+the callback on the registered http://localhost:PORT redirect URI (PKCE and state
+protect it). The browser must run on this machine. The URL is printed too, for when
+no browser opens.`,
+		Args: oneName,
+		RunE: func(c *cobra.Command, args []string) error {
+			e, err := envFor(c)
+			if err != nil {
+				return err
+			}
+			return loginRun(c, e, args[0], o)
+		},
+	}
+	c.Flags().DurationVar(&o.timeout, "timeout", auth.DefaultLoginTimeout, "how long to wait for the browser sign-in")
+	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL; do not open a browser")
+	return c
+}
+
+func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
+	if o.timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout must be positive, got %s", o.timeout)}
+	}
+	conn, err := e.cfg.Lookup(name)
+	if err != nil {
+		return usageError{err}
+	}
+	io := e.streams
+	opener := e.opener
+	if o.noBrowser {
+		opener = nil
+	}
+	k := auth.NewKeeper(conn, auth.KeeperOptions{
+		Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log,
+		OpenBrowser: func(url string) error {
+			if opener == nil {
+				return nil
+			}
+			if err := opener(url); err != nil {
+				fmt.Fprintf(io.err, "Could not open a browser (%v); open the URL above yourself.\n", err)
+			}
+			return nil
+		},
+		ShowURL: func(url string) {
+			fmt.Fprintf(io.err, "Signing in to %s (%s %s). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n",
+				conn.Name, conn.Provider.Name, conn.Environment, url)
+			if conn.RedirectURI.Loopback {
+				fmt.Fprintf(io.err, "Waiting up to %s for the sign-in to reach %s …\n", o.timeout, conn.RedirectURI.Raw)
+			} else {
+				fmt.Fprintf(io.err, "After signing in, paste the whole address the browser lands on (%s?code=…) and press Enter:\n", conn.RedirectURI.Raw)
+			}
+		},
+	})
+	if err := k.Login(c.Context(), auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
+		return err
+	}
+	st := k.Status()
+	fmt.Fprintf(io.err, "Signed in to %s. The access token is valid for %s; tokentray refreshes it before then.\n",
+		name, humanDuration(st.AccessExpiry.Sub(e.clock.Now())))
+	return nil
+}

@@ -1,0 +1,64 @@
+// Command tokentray keeps OAuth 2.0 connections alive and hands fresh access
+// tokens to people, scripts and agents. See the README for the contracts.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/config"
+)
+
+// Exit codes are a contract with users' scripts (DESIGN.md).
+const (
+	exitOK          = 0
+	exitFailure     = 1 // anything else: keyring unavailable, I/O
+	exitUsage       = 2 // usage or config error
+	exitNeedsSignIn = 3
+	exitUnreachable = 4 // provider unreachable and no valid token
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], systemStreams(), newEnv)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code. Errors go to
+// stderr; only requested data goes to stdout.
+func run(ctx context.Context, args []string, io streams, mkEnv envFactory) int {
+	root := newRootCmd(io, mkEnv)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(io.err, "tokentray: "+err.Error())
+	return exitCode(err)
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ue usageError
+	var ve *config.ValidationError
+	switch {
+	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
+		return exitUsage
+	case errors.Is(err, auth.ErrNeedsSignIn):
+		return exitNeedsSignIn
+	case errors.Is(err, auth.ErrUnreachable), errors.Is(err, auth.ErrRevokeFailed):
+		return exitUnreachable
+	}
+	return exitFailure
+}

@@ -1,0 +1,305 @@
+// Package config reads and validates tokentray's TOML configuration. It knows
+// the file format and the rules; it turns each [[connection]] into an
+// auth.Connection and reports every problem at once, each naming the
+// connection, the field and the fix.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+// File is the config file as written.
+type File struct {
+	OnAlert     string       `toml:"on_alert"`
+	Connections []Connection `toml:"connection"`
+}
+
+// Connection is one [[connection]] table as written.
+type Connection struct {
+	Name        string   `toml:"name"`
+	Provider    string   `toml:"provider"`
+	Environment string   `toml:"environment"`
+	Grant       string   `toml:"grant"`
+	ClientID    string   `toml:"client_id"`
+	RedirectURI string   `toml:"redirect_uri"`
+	Scopes      []string `toml:"scopes"`
+	RefreshAt   *float64 `toml:"refresh_at"`
+	ExportFile  string   `toml:"export_file"`
+	TokenEnv    string   `toml:"token_env"`
+	OnAlert     string   `toml:"on_alert"`
+	AuthURL     string   `toml:"auth_url"`
+	TokenURL    string   `toml:"token_url"`
+	RevokeURL   string   `toml:"revoke_url"`
+	APIBase     string   `toml:"api_base"`
+	CheckURL    string   `toml:"check_url"`
+}
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	Path        string
+	OnAlert     string
+	Connections []*auth.Connection
+	// Raw keeps the file's connection tables for fields the auth core does
+	// not use (export_file, token_env, on_alert).
+	Raw map[string]Connection
+	// Warnings are problems that do not stop tokentray (unknown keys).
+	Warnings []string
+}
+
+// Lookup returns the named connection or an error that lists the names.
+func (c *Config) Lookup(name string) (*auth.Connection, error) {
+	for _, conn := range c.Connections {
+		if conn.Name == name {
+			return conn, nil
+		}
+	}
+	names := make([]string, 0, len(c.Connections))
+	for _, conn := range c.Connections {
+		names = append(names, conn.Name)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no connection named %q: %s has no [[connection]] tables yet (see the README's Config section)", name, c.Path)
+	}
+	return nil, fmt.Errorf("no connection named %q in %s; configured: %s", name, c.Path, strings.Join(names, ", "))
+}
+
+// DefaultPath is os.UserConfigDir()/tokentray/config.toml.
+func DefaultPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("find the config directory: %w (pass --config PATH)", err)
+	}
+	return filepath.Join(dir, "tokentray", "config.toml"), nil
+}
+
+// ErrNoFile means the config file does not exist.
+var ErrNoFile = errors.New("config file not found")
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist; create it (the README's Config section has an example) or pass --config PATH", ErrNoFile, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// ValidationError lists every problem found in a config file.
+type ValidationError struct {
+	Path     string
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return e.Path + ": " + e.Problems[0]
+	}
+	return fmt.Sprintf("%s has %d problems:\n  - %s", e.Path, len(e.Problems), strings.Join(e.Problems, "\n  - "))
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Parse validates the TOML text b, read from path.
+func Parse(path string, b []byte) (*Config, error) {
+	var f File
+	md, err := toml.Decode(string(b), &f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s: line %d: %s (TOML syntax)", path, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg := &Config{Path: path, OnAlert: f.OnAlert, Raw: map[string]Connection{}}
+	for _, key := range md.Undecoded() {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q is ignored (known connection keys: %s)", path, key.String(), strings.Join(knownKeys(), ", ")))
+	}
+	var problems []string
+	seen := map[string]int{}
+	for i, raw := range f.Connections {
+		label := fmt.Sprintf("connection #%d", i+1)
+		if raw.Name != "" {
+			label = fmt.Sprintf("connection %q", raw.Name)
+		}
+		conn, errs := build(raw)
+		for _, e := range errs {
+			problems = append(problems, label+": "+e)
+		}
+		if raw.Name != "" {
+			if first, dup := seen[raw.Name]; dup {
+				problems = append(problems, fmt.Sprintf("%s: the name is used by connection #%d too; names must be unique (they name the keyring items)", label, first))
+			}
+			seen[raw.Name] = i + 1
+		}
+		if len(errs) == 0 {
+			cfg.Connections = append(cfg.Connections, conn)
+			cfg.Raw[conn.Name] = raw
+		}
+		for _, field := range [][2]string{{"export_file", raw.ExportFile}, {"token_env", raw.TokenEnv}, {"on_alert", raw.OnAlert}} {
+			if field[1] != "" {
+				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s: %s is not acted on by this version of tokentray yet", path, label, field[0]))
+			}
+		}
+	}
+	if f.OnAlert != "" {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: on_alert is not acted on by this version of tokentray yet", path))
+	}
+	if len(problems) > 0 {
+		return nil, &ValidationError{Path: path, Problems: problems}
+	}
+	return cfg, nil
+}
+
+func knownKeys() []string {
+	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
+		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url"}
+}
+
+// build validates one connection table.
+func build(raw Connection) (*auth.Connection, []string) {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+
+	if raw.Name == "" {
+		add("name: missing; add name = \"my-connection\" (letters, digits, '.', '_' or '-')")
+	} else if !nameRE.MatchString(raw.Name) {
+		add("name: %q may contain only letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", raw.Name)
+	}
+
+	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment}
+
+	preset, ok := auth.LookupPreset(raw.Provider)
+	switch {
+	case raw.Provider == "":
+		add("provider: missing; set provider = \"procore\" or \"generic\"")
+	case !ok:
+		add("provider: unknown provider %q; choose one of: %s", raw.Provider, strings.Join(auth.PresetNames(), ", "))
+	}
+	conn.Provider = preset
+
+	switch auth.Grant(raw.Grant) {
+	case "", auth.GrantAuthorizationCode:
+		conn.Grant = auth.GrantAuthorizationCode
+	case auth.GrantClientCredentials:
+		conn.Grant = auth.GrantClientCredentials
+	default:
+		add("grant: unknown grant %q; use \"authorization_code\" (sign in through the browser, the default) or \"client_credentials\" (a service account)", raw.Grant)
+	}
+
+	if strings.TrimSpace(raw.ClientID) == "" {
+		add("client_id: missing; copy the Client ID of your app from the provider's developer portal")
+	}
+
+	if raw.RefreshAt != nil {
+		if r := *raw.RefreshAt; !(r > 0 && r < 1) {
+			add("refresh_at: %v is outside (0, 1); it is the fraction of the token's lifetime after which tokentray refreshes, e.g. 0.8", r)
+		}
+		conn.RefreshAt = *raw.RefreshAt
+	} else {
+		conn.RefreshAt = auth.DefaultRefreshAt
+	}
+
+	overrides := auth.Endpoints{AuthURL: raw.AuthURL, TokenURL: raw.TokenURL, RevokeURL: raw.RevokeURL, APIBase: raw.APIBase, CheckURL: raw.CheckURL}
+	for _, f := range []struct{ key, value string }{
+		{"auth_url", raw.AuthURL}, {"token_url", raw.TokenURL}, {"revoke_url", raw.RevokeURL}, {"api_base", raw.APIBase}, {"check_url", raw.CheckURL},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if err := auth.ValidateEndpointURL(f.value); err != nil {
+			add("%s: %v", f.key, err)
+		}
+	}
+
+	if preset != nil {
+		if preset.Name == "generic" && raw.Environment != "" {
+			add("environment: the generic provider has no environments; remove environment = %q", raw.Environment)
+		} else {
+			ep, err := preset.Resolve(raw.Environment, overrides)
+			if err != nil {
+				add("environment: %v", err)
+			} else {
+				conn.Endpoints = ep
+				if conn.Environment == "" {
+					conn.Environment = preset.DefaultEnvironment
+				}
+				errs = append(errs, crossEnvironment(preset, conn.Environment, overrides)...)
+			}
+		}
+		if preset.Name == "generic" {
+			if conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" {
+				add("auth_url: missing; the generic provider needs the authorization endpoint's URL")
+			}
+			if raw.TokenURL == "" {
+				add("token_url: missing; the generic provider needs the token endpoint's URL")
+			}
+		}
+	}
+
+	if conn.Grant == auth.GrantAuthorizationCode {
+		if raw.RedirectURI == "" {
+			add("redirect_uri: missing; register http://localhost:8765/callback (or another port) with the provider and set exactly that here")
+		} else if ru, err := auth.ParseRedirectURI(raw.RedirectURI); err != nil {
+			add("redirect_uri: %v", err)
+		} else {
+			conn.RedirectURI = ru
+		}
+	}
+	return conn, errs
+}
+
+// crossEnvironment refuses an override that points at another environment's
+// host of the same provider: mixing environments fails at the provider with
+// misleading errors ("unknown client", 401 on /me).
+func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) []string {
+	own := hostsOf(p.Environments[env])
+	var errs []string
+	fields := []struct{ key, value string }{{"auth_url", o.AuthURL}, {"token_url", o.TokenURL}, {"revoke_url", o.RevokeURL}, {"api_base", o.APIBase}, {"check_url", o.CheckURL}}
+	others := p.EnvironmentNames()
+	sort.Strings(others)
+	for _, f := range fields {
+		h := hostOf(f.value)
+		if h == "" || own[h] {
+			continue
+		}
+		for _, other := range others {
+			if other != env && hostsOf(p.Environments[other])[h] {
+				errs = append(errs, fmt.Sprintf("%s: %s belongs to the %s environment but this connection uses environment %q; all URLs must come from one environment: remove the override or change environment", f.key, f.value, other, env))
+			}
+		}
+	}
+	return errs
+}
+
+func hostsOf(e auth.Endpoints) map[string]bool {
+	m := map[string]bool{}
+	for _, u := range []string{e.AuthURL, e.TokenURL, e.RevokeURL, e.APIBase, e.CheckURL} {
+		if h := hostOf(u); h != "" {
+			m[h] = true
+		}
+	}
+	return m
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}

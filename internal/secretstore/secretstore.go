@@ -1,0 +1,270 @@
+// Package secretstore keeps secrets in the OS keyring (go-keyring) with the
+// two things go-keyring leaves to its callers: a bound on how long any call
+// may take, and secrets larger than the platform accepts.
+//
+// A locked or hung Secret Service blocks go-keyring forever, so every call
+// runs on its own goroutine and is abandoned after Timeout with an error that
+// says what to do. Large values are split into chunks written under a fresh
+// generation before the header that points to them, so a crash mid-write
+// leaves the previous value readable. There is never a fallback to a file.
+package secretstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	gokeyring "github.com/zalando/go-keyring"
+)
+
+// ErrNotFound means no secret is stored under the key.
+var ErrNotFound = errors.New("not in the keyring")
+
+// ErrUnavailable wraps every failure to reach the keyring.
+var ErrUnavailable = errors.New("keyring unavailable")
+
+// Backend is the keyring. The real one is go-keyring; tests swap in others.
+type Backend interface {
+	Get(service, user string) (string, error)
+	Set(service, user, value string) error
+	Delete(service, user string) error
+}
+
+// GoKeyring is the OS keyring through go-keyring.
+type GoKeyring struct{}
+
+func (GoKeyring) Get(service, user string) (string, error) { return gokeyring.Get(service, user) }
+func (GoKeyring) Set(service, user, value string) error    { return gokeyring.Set(service, user, value) }
+func (GoKeyring) Delete(service, user string) error        { return gokeyring.Delete(service, user) }
+
+// DefaultTimeout bounds one keyring call. An unlock prompt answered by a
+// person fits; a hung daemon does not hold the caller for long.
+const DefaultTimeout = 10 * time.Second
+
+// DefaultChunkSize returns the largest value stored in one item on this
+// platform: Windows' credential manager refuses more than 2560 bytes, macOS'
+// `security` fails near 3000; the Secret Service has no fixed limit.
+func DefaultChunkSize() int {
+	switch runtime.GOOS {
+	case "windows", "darwin":
+		return 2000
+	default:
+		return 1 << 20
+	}
+}
+
+// Store is a bounded, chunking view of one keyring service.
+type Store struct {
+	Service   string
+	Backend   Backend
+	Timeout   time.Duration
+	ChunkSize int
+}
+
+// New returns a Store on the OS keyring with the platform's defaults.
+func New(service string) *Store {
+	return &Store{Service: service, Backend: GoKeyring{}, Timeout: DefaultTimeout, ChunkSize: DefaultChunkSize()}
+}
+
+// chunkPrefix marks a header item whose chunks live elsewhere. The header is
+// "tokentray-chunked:v1:<generation>:<count>".
+const chunkPrefix = "tokentray-chunked:v1:"
+
+// Get returns the secret stored under key.
+func (s *Store) Get(ctx context.Context, key string) (string, error) {
+	head, err := s.get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	gen, n, chunked := parseHeader(head)
+	if !chunked {
+		return head, nil
+	}
+	var b strings.Builder
+	for i := range n {
+		part, err := s.get(ctx, chunkKey(key, gen, i))
+		if errors.Is(err, ErrNotFound) {
+			return "", fmt.Errorf("keyring item %q is split into %d parts and part %d is missing: it was changed outside tokentray; sign in again", key, n, i+1)
+		}
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(part)
+	}
+	return b.String(), nil
+}
+
+// Set stores value under key, split into chunks when it is larger than
+// ChunkSize. The previous value stays readable until the new one is complete.
+func (s *Store) Set(ctx context.Context, key, value string) error {
+	oldGen, oldN, oldChunked := "", 0, false
+	if head, err := s.get(ctx, key); err == nil {
+		oldGen, oldN, oldChunked = parseHeader(head)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	size := s.ChunkSize
+	if size <= 0 {
+		size = DefaultChunkSize()
+	}
+	if len(value) <= size && !strings.HasPrefix(value, chunkPrefix) {
+		if err := s.set(ctx, key, value); err != nil {
+			return err
+		}
+	} else {
+		gen := newGeneration()
+		parts := split(value, size)
+		for i, p := range parts {
+			if err := s.set(ctx, chunkKey(key, gen, i), p); err != nil {
+				s.deleteChunks(ctx, key, gen, i)
+				return err
+			}
+		}
+		if err := s.set(ctx, key, chunkPrefix+gen+":"+strconv.Itoa(len(parts))); err != nil {
+			s.deleteChunks(ctx, key, gen, len(parts))
+			return err
+		}
+	}
+	if oldChunked {
+		s.deleteChunks(ctx, key, oldGen, oldN)
+	}
+	return nil
+}
+
+// Delete removes key and its chunks. A missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	head, err := s.get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, key) }); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if gen, n, chunked := parseHeader(head); chunked {
+		s.deleteChunks(ctx, key, gen, n)
+	}
+	return nil
+}
+
+func (s *Store) get(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.call(ctx, "read", key, func() (string, error) {
+		var err error
+		v, err = s.Backend.Get(s.Service, key)
+		return v, err
+	})
+	return v, err
+}
+
+func (s *Store) set(ctx context.Context, key, value string) error {
+	return s.call(ctx, "write", key, func() (string, error) { return "", s.Backend.Set(s.Service, key, value) })
+}
+
+// deleteChunks removes chunks 0..n-1 of a generation, best effort: a chunk
+// left behind is garbage, never a lost secret.
+func (s *Store) deleteChunks(ctx context.Context, key, gen string, n int) {
+	for i := range n {
+		_ = s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, chunkKey(key, gen, i)) })
+	}
+}
+
+// call runs one backend call with the timeout. The call's goroutine is
+// abandoned on timeout: go-keyring offers no way to cancel it.
+func (s *Store) call(ctx context.Context, op, key string, f func() (string, error)) error {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f()
+		done <- err
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return s.wrap(op, key, err)
+	case <-timer.C:
+		return fmt.Errorf("%w: %s %q in service %q got no answer within %s: the keyring may be locked (unlock it, e.g. by signing in to the desktop session) or its daemon is hung (restart gnome-keyring-daemon or your Secret Service)",
+			ErrUnavailable, op, key, s.Service, timeout)
+	case <-ctx.Done():
+		return fmt.Errorf("keyring %s %q: %w", op, key, ctx.Err())
+	}
+}
+
+func (s *Store) wrap(op, key string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gokeyring.ErrNotFound):
+		return fmt.Errorf("keyring item %q in service %q: %w", key, s.Service, ErrNotFound)
+	case errors.Is(err, gokeyring.ErrSetDataTooBig):
+		return fmt.Errorf("%w: %s %q: the value is too large for this platform's keyring (lower the chunk size)", ErrUnavailable, op, key)
+	}
+	msg := err.Error()
+	hint := ""
+	switch {
+	case strings.Contains(msg, "org.freedesktop.secrets"), strings.Contains(msg, "ServiceUnknown"):
+		hint = ": no Secret Service is running on the session bus; install and start one (gnome-keyring or KeePassXC with Secret Service enabled)"
+	case strings.Contains(msg, "DBUS_SESSION_BUS_ADDRESS"), strings.Contains(msg, "dbus"):
+		hint = ": no D-Bus session bus is reachable; run tokentray inside a desktop session (or dbus-run-session)"
+	case strings.Contains(msg, "prompt") || strings.Contains(msg, "locked"):
+		hint = ": the keyring is locked; unlock it and try again"
+	}
+	return fmt.Errorf("%w: %s %q in service %q: %v%s", ErrUnavailable, op, key, s.Service, err, hint)
+}
+
+func parseHeader(v string) (gen string, n int, ok bool) {
+	rest, found := strings.CutPrefix(v, chunkPrefix)
+	if !found {
+		return "", 0, false
+	}
+	gen, count, found := strings.Cut(rest, ":")
+	if !found {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 || n > 1000 {
+		return "", 0, false
+	}
+	return gen, n, true
+}
+
+func chunkKey(key, gen string, i int) string {
+	return key + "#" + gen + "." + strconv.Itoa(i+1)
+}
+
+// split cuts s into parts of at most size bytes, never inside a UTF-8
+// sequence: some keyrings store text, not bytes.
+func split(s string, size int) []string {
+	var parts []string
+	for len(s) > size {
+		cut := size
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		if cut == 0 {
+			cut = size
+		}
+		parts = append(parts, s[:cut])
+		s = s[cut:]
+	}
+	return append(parts, s)
+}
+
+func newGeneration() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
