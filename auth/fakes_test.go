@@ -1,0 +1,342 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// reply is what the fake token endpoint does with one request.
+type reply int
+
+const (
+	replyOK reply = iota
+	replyOKNoRefreshToken
+	replyOKNoExpiresIn
+	replyInvalidGrant
+	replyInvalidClient
+	replyTooMany
+	replyUnavailable
+	replyGarbage
+	replyHang
+)
+
+// oauthServer is an in-process OAuth 2.0 server with single-use refresh
+// tokens: presenting a refresh token a second time is recorded as reuse.
+type oauthServer struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	script    []reply // replies for the next token requests; OK after that
+	presented map[string]int
+	live      map[string]bool // refresh tokens that may be used
+	codes     map[string]string
+	refreshes int
+	exchanges int
+	seq       int
+	release   chan struct{} // closed to end replyHang
+	lifetime  int
+	forms     []map[string]string
+	authorize func(w http.ResponseWriter, r *http.Request) // optional override
+}
+
+func newOAuthServer(t *testing.T) *oauthServer {
+	s := &oauthServer{t: t, presented: map[string]int{}, live: map[string]bool{}, codes: map[string]string{},
+		release: make(chan struct{}), lifetime: 5400}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", s.token)
+	mux.HandleFunc("/authorize", s.authorizeHandler)
+	mux.HandleFunc("/revoke", s.revoke)
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		s.unhang()
+		s.srv.Close()
+	})
+	return s
+}
+
+func (s *oauthServer) unhang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.release:
+	default:
+		close(s.release)
+	}
+}
+
+func (s *oauthServer) then(r ...reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, r...)
+}
+
+// issueRefreshToken makes a live refresh token, as a sign-in would.
+func (s *oauthServer) issueRefreshToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	rt := "rt-" + strconv.Itoa(s.seq)
+	s.live[rt] = true
+	return rt
+}
+
+func (s *oauthServer) reused() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for rt, n := range s.presented {
+		if n > 1 {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
+func (s *oauthServer) refreshCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshes
+}
+
+func (s *oauthServer) authorizeHandler(w http.ResponseWriter, r *http.Request) {
+	if s.authorize != nil {
+		s.authorize(w, r)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+		http.Error(w, "PKCE S256 required", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.seq++
+	code := "code-" + strconv.Itoa(s.seq)
+	s.codes[code] = q.Get("code_challenge")
+	s.mu.Unlock()
+	http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+q.Get("state"), http.StatusFound)
+}
+
+func (s *oauthServer) revoke(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	s.mu.Lock()
+	delete(s.live, r.PostForm.Get("token"))
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	if _, _, basic := r.BasicAuth(); basic {
+		s.t.Errorf("client authenticated with Basic auth; the provider's style is in the form body")
+	}
+	s.mu.Lock()
+	form := map[string]string{}
+	for k := range r.PostForm {
+		form[k] = r.PostForm.Get(k)
+	}
+	s.forms = append(s.forms, form)
+	next := replyOK
+	if len(s.script) > 0 {
+		next, s.script = s.script[0], s.script[1:]
+	}
+	grant := r.PostForm.Get("grant_type")
+	switch grant {
+	case "refresh_token":
+		s.refreshes++
+		rt := r.PostForm.Get("refresh_token")
+		wasLive := s.live[rt]
+		// Single use once processed, successful or not (as Procore). A 429
+		// or 503 here models a front end that refused before processing.
+		if next != replyTooMany && next != replyUnavailable {
+			s.presented[rt]++
+			delete(s.live, rt)
+		}
+		if !wasLive && next == replyOK {
+			next = replyInvalidGrant
+		}
+	case "authorization_code":
+		s.exchanges++
+		challenge, ok := s.codes[r.PostForm.Get("code")]
+		delete(s.codes, r.PostForm.Get("code"))
+		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+		if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
+			next = replyInvalidGrant
+		}
+	}
+	s.seq++
+	seq := s.seq
+	release := s.release
+	lifetime := s.lifetime
+	s.mu.Unlock()
+
+	writeJSON := func(status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	newRT := fmt.Sprintf("rt-%d", seq)
+	ok := map[string]any{"access_token": fmt.Sprintf("at-%d", seq), "token_type": "bearer", "expires_in": lifetime, "refresh_token": newRT, "created_at": time.Now().Unix()}
+	switch next {
+	case replyOK, replyOKNoRefreshToken, replyOKNoExpiresIn:
+		if next == replyOKNoRefreshToken {
+			delete(ok, "refresh_token")
+			if grant == "refresh_token" { // the old one stays usable
+				s.mu.Lock()
+				s.live[r.PostForm.Get("refresh_token")] = true
+				s.mu.Unlock()
+			}
+		} else {
+			s.mu.Lock()
+			s.live[newRT] = true
+			s.mu.Unlock()
+		}
+		if next == replyOKNoExpiresIn {
+			delete(ok, "expires_in")
+		}
+		writeJSON(http.StatusOK, ok)
+	case replyInvalidGrant:
+		writeJSON(http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": "The provided authorization grant is invalid"})
+	case replyInvalidClient:
+		writeJSON(http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method."})
+	case replyTooMany:
+		w.Header().Set("Retry-After", "120")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	case replyUnavailable:
+		http.Error(w, "<html>maintenance</html>", http.StatusServiceUnavailable)
+	case replyGarbage:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token": "at-trunc`))
+	case replyHang:
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+}
+
+// memStore is an in-memory Store that can be told to fail.
+type memStore struct {
+	mu       sync.Mutex
+	tokens   map[string]*TokenSet
+	secrets  map[string]Secret
+	failSave int   // fail this many SaveTokens calls
+	failLoad error // LoadTokens returns this when set
+	saves    int
+}
+
+func newMemStore() *memStore {
+	return &memStore{tokens: map[string]*TokenSet{}, secrets: map[string]Secret{}}
+}
+
+var errKeyringDown = errors.New("keyring unavailable: test says so")
+
+func (m *memStore) LoadTokens(_ context.Context, name string) (*TokenSet, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failLoad != nil {
+		return nil, m.failLoad
+	}
+	t, ok := m.tokens[name]
+	if !ok {
+		return nil, ErrNotStored
+	}
+	c := *t
+	return &c, nil
+}
+
+func (m *memStore) SaveTokens(_ context.Context, name string, t *TokenSet) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failSave > 0 {
+		m.failSave--
+		return errKeyringDown
+	}
+	m.saves++
+	c := *t
+	m.tokens[name] = &c
+	return nil
+}
+
+func (m *memStore) stored(name string) *TokenSet {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.tokens[name]; t != nil {
+		c := *t
+		return &c
+	}
+	return nil
+}
+
+func (m *memStore) DeleteTokens(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.tokens, name)
+	return nil
+}
+
+func (m *memStore) ClientSecret(_ context.Context, name string) (Secret, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.secrets[name]
+	if !ok {
+		return "", ErrNotStored
+	}
+	return s, nil
+}
+
+func (m *memStore) SetClientSecret(_ context.Context, name string, s Secret) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.secrets[name] = s
+	return nil
+}
+
+func (m *memStore) DeleteClientSecret(_ context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.secrets, name)
+	return nil
+}
+
+// memLocker is an in-process Locker.
+type memLocker struct {
+	mu    sync.Mutex
+	locks map[string]chan struct{}
+}
+
+func (l *memLocker) Lock(ctx context.Context, name string) (func(), error) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]chan struct{}{}
+	}
+	ch, ok := l.locks[name]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		l.locks[name] = ch
+	}
+	l.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+var _ = oauth2.AuthStyleInParams

@@ -1,0 +1,548 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/fakeclock"
+)
+
+var t0 = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC) // 2 AM on a Monday, close enough
+
+type rig struct {
+	t      *testing.T
+	srv    *oauthServer
+	store  *memStore
+	clock  *fakeclock.Clock
+	conn   *Connection
+	k      *Keeper
+	events <-chan Event
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	srv := newOAuthServer(t)
+	ru, err := ParseRedirectURI("http://127.0.0.1:1/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &Connection{
+		Name: "procore-sandbox", Provider: &procore, Environment: "sandbox", Grant: GrantAuthorizationCode,
+		ClientID: "client-1", RedirectURI: ru, RefreshAt: 0.8,
+		Endpoints: Endpoints{AuthURL: srv.srv.URL + "/authorize", TokenURL: srv.srv.URL + "/token",
+			RevokeURL: srv.srv.URL + "/revoke", APIBase: "https://sandbox.procore.com"},
+	}
+	store := newMemStore()
+	store.secrets[conn.Name] = "s3cret"
+	clock := fakeclock.New(t0)
+	r := &rig{t: t, srv: srv, store: store, clock: clock, conn: conn}
+	r.k = NewKeeper(conn, KeeperOptions{Store: store, Locker: &memLocker{}, Clock: clock,
+		Jitter: func() float64 { return 0 }, RequestTimeout: 500 * time.Millisecond})
+	events, stop := r.k.Subscribe()
+	t.Cleanup(stop)
+	r.events = events
+	return r
+}
+
+// signedIn stores tokens as a sign-in at the current fake time would.
+func (r *rig) signedIn() string {
+	rt := r.srv.issueRefreshToken()
+	now := r.clock.Now()
+	r.store.tokens[r.conn.Name] = &TokenSet{AccessToken: "at-initial", TokenType: "bearer", RefreshToken: Secret(rt),
+		ObtainedAt: now, Lifetime: 90 * time.Minute, RefreshTokenSince: now}
+	if err := r.k.Load(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	return rt
+}
+
+func (r *rig) waitFor(kind EventKind, to State) Event {
+	r.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-r.events:
+			if e.Kind == kind && (to == "" || e.To == to) {
+				return e
+			}
+		case <-deadline:
+			r.t.Fatalf("no %s event (to %q) within 5 s; status %+v", kind, to, r.k.Status())
+		}
+	}
+}
+
+func (r *rig) noReuse() {
+	r.t.Helper()
+	if reused := r.srv.reused(); len(reused) > 0 {
+		r.t.Fatalf("refresh tokens presented more than once: %v", reused)
+	}
+}
+
+func TestTokenWithinLifetimeDoesNotRefresh(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.clock.Advance(71 * time.Minute) // 79% of 90 minutes
+	tok, err := r.k.Token(context.Background(), 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "at-initial" || r.srv.refreshCount() != 0 {
+		t.Fatalf("got %s after %d refreshes, want the initial token and no refresh", tok.AccessToken.Reveal(), r.srv.refreshCount())
+	}
+}
+
+func TestTokenPastRefreshPointRotatesAndSavesFirst(t *testing.T) {
+	r := newRig(t)
+	oldRT := r.signedIn()
+	r.clock.Advance(73 * time.Minute) // past 80%
+	tok, err := r.k.Token(context.Background(), 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := r.store.stored(r.conn.Name)
+	if saved.AccessToken != tok.AccessToken {
+		t.Fatalf("handed out %s but the store holds %s: tokens must be saved before they are handed out", tok.AccessToken.Reveal(), saved.AccessToken.Reveal())
+	}
+	if saved.RefreshToken == Secret(oldRT) || saved.RefreshToken == "" {
+		t.Fatalf("rotated refresh token not saved: store holds %q", saved.RefreshToken.Reveal())
+	}
+	if !saved.ObtainedAt.Equal(r.clock.Now()) || saved.Lifetime != 90*time.Minute {
+		t.Fatalf("lifetime must be measured from receipt: obtained %s lifetime %s", saved.ObtainedAt, saved.Lifetime)
+	}
+	if got := r.srv.forms[0]; got["client_secret"] != "s3cret" || got["client_id"] != "client-1" {
+		t.Fatalf("client credentials must be in the form body (Procore): %v", keys(got))
+	}
+	r.noReuse()
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestResponseWithoutRefreshTokenKeepsTheOldOne(t *testing.T) {
+	r := newRig(t)
+	oldRT := r.signedIn()
+	r.srv.then(replyOKNoRefreshToken)
+	if err := r.k.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	saved := r.store.stored(r.conn.Name)
+	if saved.RefreshToken != Secret(oldRT) || !saved.RefreshTokenSince.Equal(t0) {
+		t.Fatalf("a response without refresh_token must keep the old one (and its age): got %q since %s", saved.RefreshToken.Reveal(), saved.RefreshTokenSince)
+	}
+	if saved.AccessToken == "at-initial" {
+		t.Fatal("the new access token was not saved")
+	}
+}
+
+func TestResponseWithoutExpiresInAssumesDefaultLifetime(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.srv.then(replyOKNoExpiresIn)
+	if err := r.k.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	saved := r.store.stored(r.conn.Name)
+	if saved.Lifetime != DefaultLifetime || !saved.LifetimeGuessed {
+		t.Fatalf("lifetime %s guessed=%t, want %s guessed", saved.Lifetime, saved.LifetimeGuessed, DefaultLifetime)
+	}
+	if st := r.k.Status(); !st.LifetimeGuessed {
+		t.Fatal("status must say the expiry is estimated")
+	}
+}
+
+func TestRefreshFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		reply      reply
+		state      State
+		sentinel   error
+		errHas     string
+		hintHas    string
+		retryAfter time.Duration // minimum delay before the next attempt
+	}{
+		{"invalid_grant needs a new sign-in", replyInvalidGrant, StateNeedsReauth, ErrNeedsSignIn, "invalid_grant", "tokentray login procore-sandbox", 0},
+		{"invalid_client names the likely causes and the URLs", replyInvalidClient, StateNeedsReauth, ErrNeedsSignIn, "invalid_client", "registered in another environment", 0},
+		{"429 is retried after Retry-After", replyTooMany, StateDegraded, ErrUnreachable, "HTTP 429", "rate limiting", 120 * time.Second},
+		{"503 is retried with backoff", replyUnavailable, StateDegraded, ErrUnreachable, "HTTP 503", "server error", 2500 * time.Millisecond},
+		{"garbage JSON is transient", replyGarbage, StateDegraded, ErrUnreachable, "not a usable token", "", 2500 * time.Millisecond},
+		{"a hang times out and is transient", replyHang, StateDegraded, ErrUnreachable, "no answer", "", 2500 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.signedIn()
+			r.srv.then(tc.reply)
+			err := r.k.Refresh(context.Background())
+			if !errors.Is(err, tc.sentinel) {
+				t.Fatalf("err = %v, want %v", err, tc.sentinel)
+			}
+			if !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("err %q does not mention %q", err, tc.errHas)
+			}
+			st := r.k.Status()
+			if st.State != tc.state {
+				t.Fatalf("state %s, want %s", st.State, tc.state)
+			}
+			if !strings.Contains(st.Hint, tc.hintHas) {
+				t.Fatalf("hint %q does not mention %q", st.Hint, tc.hintHas)
+			}
+			if strings.Contains(err.Error(), "rt-") || strings.Contains(st.LastError, "rt-") || strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("a secret leaked into an error: %q", err)
+			}
+			if tc.state == StateNeedsReauth {
+				if saved := r.store.stored(r.conn.Name); !saved.Dead {
+					t.Fatal("a rejected refresh token must be recorded as dead so that a restart knows")
+				}
+				if tc.reply == replyInvalidClient && !strings.Contains(st.Hint, r.conn.Endpoints.TokenURL) {
+					t.Fatalf("invalid_client hint must show the URLs in use: %q", st.Hint)
+				}
+				return
+			}
+			if got := st.NextRefresh.Sub(r.clock.Now()); got < tc.retryAfter {
+				t.Fatalf("next attempt in %s, want at least %s", got, tc.retryAfter)
+			}
+			// The old access token is still valid: scripts keep working.
+			if tok, err := r.k.Token(context.Background(), time.Minute); err != nil || tok.AccessToken != "at-initial" {
+				t.Fatalf("while degraded with a valid token, Token = %v, %v", tok, err)
+			}
+		})
+	}
+}
+
+func TestDegradedRecoversOnRetry(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.srv.then(replyUnavailable)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.clock.Advance(73 * time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- r.k.Run(ctx) }()
+	r.waitFor(EventState, StateDegraded)
+	r.clock.Advance(5 * time.Second)
+	r.waitFor(EventRefreshed, "")
+	if st := r.k.Status(); st.State != StateConnected || st.LastError != "" {
+		t.Fatalf("after recovery: %+v", st)
+	}
+	cancel()
+	<-done
+	r.noReuse()
+}
+
+func TestProactiveRefreshAtEightyPercent(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.k.Run(ctx) }()
+	// Walk the clock in 30 s steps up to just before 72 minutes (80% of 90).
+	for elapsed := time.Duration(0); elapsed < 71*time.Minute+30*time.Second; elapsed += 30 * time.Second {
+		if !r.clock.BlockUntil(1, 5*time.Second) {
+			t.Fatal("scheduler is not waiting on the clock")
+		}
+		r.clock.Advance(30 * time.Second)
+	}
+	if !r.clock.BlockUntil(1, 5*time.Second) {
+		t.Fatal("scheduler is not waiting on the clock")
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("refreshed %d times before 80%% of the lifetime", n)
+	}
+	r.clock.Advance(30 * time.Second) // 72 min
+	r.waitFor(EventRefreshed, "")
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("refreshes = %d, want 1", n)
+	}
+	cancel()
+	<-done
+}
+
+func TestWakeFromSleepRefreshesAtOnce(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.k.Run(ctx) }()
+	if !r.clock.BlockUntil(1, 5*time.Second) {
+		t.Fatal("scheduler is not waiting on the clock")
+	}
+	// The laptop sleeps for three hours: the wall clock jumps past both the
+	// refresh point and the expiry.
+	r.clock.Set(t0.Add(3 * time.Hour))
+	r.waitFor(EventRefreshed, "")
+	st := r.k.Status()
+	if !st.Usable || !st.AccessExpiry.Equal(r.clock.Now().Add(90*time.Minute)) {
+		t.Fatalf("after wake: usable=%t expiry=%s, want a fresh token expiring 90 min after wake", st.Usable, st.AccessExpiry)
+	}
+	cancel()
+	<-done
+}
+
+func TestConcurrentCallersShareOneRefresh(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.clock.Advance(80 * time.Minute)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	tokens := make(chan Secret, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := r.k.Token(context.Background(), 2*time.Minute)
+			if err != nil {
+				errs <- err
+				return
+			}
+			tokens <- tok.AccessToken
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(tokens)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	first := <-tokens
+	for tok := range tokens {
+		if tok != first {
+			t.Fatalf("callers got different tokens %s and %s", first.Reveal(), tok.Reveal())
+		}
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("50 concurrent callers caused %d refreshes, want 1", n)
+	}
+	r.noReuse()
+}
+
+func TestCallerGivingUpDoesNotAbortTheRefresh(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.k.opt.RequestTimeout = 5 * time.Second
+	r.srv.then(replyHang)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.k.Refresh(ctx) }()
+	r.waitFor(EventState, StateRefreshing)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller got %v", err)
+	}
+	// The request is still in flight; the server answers now.
+	r.srv.mu.Lock()
+	r.srv.script = nil
+	r.srv.mu.Unlock()
+	r.srv.unhang()
+	r.waitFor(EventState, "")
+	// The hung request got no reply body; the keeper must not have presented
+	// the refresh token a second time on its own.
+	r.noReuse()
+}
+
+func TestSaveFailureKeepsNewTokensInMemoryAndNeverRefreshesPastThem(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.clock.Advance(85 * time.Minute) // the old token has 5 minutes left
+	r.store.failSave = 1
+	err := r.k.Refresh(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "could not be saved") {
+		t.Fatalf("err = %v, want a save failure", err)
+	}
+	if st := r.k.Status(); st.State != StateDegraded || !strings.Contains(st.Hint, "do not quit") {
+		t.Fatalf("status %+v", st)
+	}
+	// Not handed out before it is saved: the old token is served meanwhile.
+	tok, err := r.k.Token(context.Background(), time.Minute)
+	if err != nil || tok.AccessToken != "at-initial" {
+		t.Fatalf("Token = %v, %v; want the saved (old) token", tok, err)
+	}
+	// The next attempt saves what it holds instead of refreshing again.
+	if err := r.k.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("refreshes = %d, want 1: the unsaved refresh token must be saved, not replaced", n)
+	}
+	if saved := r.store.stored(r.conn.Name); saved.AccessToken == "at-initial" {
+		t.Fatal("the held tokens were not saved")
+	}
+	r.noReuse()
+}
+
+func TestTokensRefreshedByAnotherProcessAreAdopted(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.clock.Advance(80 * time.Minute)
+	// Another process refreshes behind this keeper's back.
+	other := r.srv.issueRefreshToken()
+	r.store.tokens[r.conn.Name] = &TokenSet{AccessToken: "at-other", TokenType: "bearer", RefreshToken: Secret(other),
+		ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute}
+	tok, err := r.k.Token(context.Background(), 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "at-other" || r.srv.refreshCount() != 0 {
+		t.Fatalf("got %s after %d refreshes; want the other process's token and no refresh", tok.AccessToken.Reveal(), r.srv.refreshCount())
+	}
+}
+
+func TestKeyringUnreadableDoesNotRefresh(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.store.failLoad = errKeyringDown
+	err := r.k.Refresh(context.Background())
+	if err == nil || r.srv.refreshCount() != 0 {
+		t.Fatalf("err = %v, refreshes = %d: without the keyring, a refresh could not be saved", err, r.srv.refreshCount())
+	}
+	if st := r.k.Status(); st.State != StateDegraded {
+		t.Fatalf("state %s, want degraded", st.State)
+	}
+}
+
+func TestNotSignedInAndDeadTokens(t *testing.T) {
+	r := newRig(t)
+	if err := r.k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.k.Token(context.Background(), 0); !errors.Is(err, ErrNeedsSignIn) || !strings.Contains(err.Error(), "tokentray login procore-sandbox") {
+		t.Fatalf("not signed in: %v", err)
+	}
+	r.signedIn()
+	r.srv.then(replyInvalidGrant)
+	_ = r.k.Refresh(context.Background())
+	// The access token is still valid for a while: scripts keep it.
+	if tok, err := r.k.Token(context.Background(), time.Minute); err != nil || tok.AccessToken != "at-initial" {
+		t.Fatalf("Token after invalid_grant with a valid access token = %v, %v", tok, err)
+	}
+	r.clock.Advance(91 * time.Minute)
+	if _, err := r.k.Token(context.Background(), 0); !errors.Is(err, ErrNeedsSignIn) {
+		t.Fatalf("after expiry: %v, want ErrNeedsSignIn", err)
+	}
+	// A restart reads the dead mark and does not try the token again.
+	k2 := NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
+	if err := k2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := k2.Status(); st.State != StateNeedsReauth {
+		t.Fatalf("after restart: %s, want needs_reauth", st.State)
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("refreshes = %d, want 1", n)
+	}
+}
+
+func TestStateTransitionsAreEvents(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.waitFor(EventState, StateConnected)
+	r.srv.then(replyUnavailable, replyOK, replyInvalidGrant)
+	_ = r.k.Refresh(context.Background())
+	r.waitFor(EventState, StateRefreshing)
+	r.waitFor(EventState, StateDegraded)
+	_ = r.k.Refresh(context.Background())
+	r.waitFor(EventState, StateConnected)
+	r.waitFor(EventRefreshed, "")
+	_ = r.k.Refresh(context.Background())
+	e := r.waitFor(EventState, StateNeedsReauth)
+	if e.Error == "" || e.Hint == "" {
+		t.Fatalf("needs_reauth event without error and hint: %+v", e)
+	}
+	if err := r.k.Logout(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(EventState, StateDisconnected)
+}
+
+func TestAccessExpiredWhileDegradedIsAnnouncedOnce(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.srv.then(replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	r.clock.Advance(88 * time.Minute)
+	go func() { done <- r.k.Run(ctx) }()
+	r.waitFor(EventState, StateDegraded)
+	for range 6 {
+		r.clock.BlockUntil(1, 5*time.Second)
+		r.clock.Advance(time.Minute)
+	}
+	r.waitFor(EventAccessExpired, "")
+	cancel()
+	<-done
+	for {
+		select {
+		case e := <-r.events:
+			if e.Kind == EventAccessExpired {
+				t.Fatal("access_expired announced twice")
+			}
+		default:
+			return
+		}
+	}
+}
+
+func TestLogoutRevokesThenForgets(t *testing.T) {
+	r := newRig(t)
+	rt := r.signedIn()
+	if err := r.k.Logout(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.mu.Lock()
+	live := r.srv.live[rt]
+	r.srv.mu.Unlock()
+	if live {
+		t.Fatal("the refresh token was not revoked at the provider")
+	}
+	if r.store.stored(r.conn.Name) != nil {
+		t.Fatal("tokens still stored after logout")
+	}
+}
+
+func TestLogoutKeepsTokensWhenRevocationFails(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.conn.Endpoints.RevokeURL = "http://127.0.0.1:1/revoke" // nothing listens
+	err := r.k.Logout(context.Background(), false)
+	if !errors.Is(err, ErrRevokeFailed) || !strings.Contains(err.Error(), "--local-only") {
+		t.Fatalf("err = %v", err)
+	}
+	if r.store.stored(r.conn.Name) == nil {
+		t.Fatal("tokens deleted although the provider was not told")
+	}
+}
+
+func TestMinValidLongerThanLifetimeSaysSo(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	_, err := r.k.Token(context.Background(), 3*time.Hour)
+	if err == nil || !strings.Contains(err.Error(), "can never be met") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLostAnswerThenRejectionExplainsWhy(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.srv.then(replyGarbage) // processed by the server, answer unusable
+	if err := r.k.Refresh(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	err := r.k.Refresh(context.Background())
+	if !errors.Is(err, ErrNeedsSignIn) {
+		t.Fatalf("retry with the consumed refresh token: %v, want needs sign-in", err)
+	}
+	if st := r.k.Status(); !strings.Contains(st.Hint, "answer was lost") {
+		t.Fatalf("hint %q does not explain the lost answer", st.Hint)
+	}
+}
