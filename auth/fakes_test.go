@@ -175,7 +175,7 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 		challenge, ok := s.codes[r.PostForm.Get("code")]
 		delete(s.codes, r.PostForm.Get("code"))
 		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-		if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
+		if (!ok || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge) && next == replyOK {
 			next = replyInvalidGrant
 		}
 	}

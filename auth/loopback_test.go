@@ -1,0 +1,313 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/fakeclock"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func flowFor(t *testing.T, srv *oauthServer, host string) (*LoopbackFlow, *Connection) {
+	t.Helper()
+	ru, err := ParseRedirectURI("http://" + net.JoinHostPort(host, strconv.Itoa(freePort(t))) + "/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host == "localhost" {
+		ru.Host = "localhost"
+	}
+	conn := &Connection{Name: "demo", Provider: &generic, ClientID: "c", RedirectURI: ru,
+		Endpoints: Endpoints{AuthURL: srv.srv.URL + "/authorize", TokenURL: srv.srv.URL + "/token"}}
+	return &LoopbackFlow{Conn: conn, Clock: fakeclock.New(t0), Timeout: time.Minute}, conn
+}
+
+// browse follows redirects like a browser and returns the final page.
+func browse(target string) (int, string, error) {
+	resp, err := http.Get(target)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestLoopbackSignInWithPKCE(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		t.Run(host, func(t *testing.T) {
+			srv := newOAuthServer(t)
+			f, _ := flowFor(t, srv, host)
+			f.OpenBrowser = func(u string) error {
+				go func() { _, _, _ = browse(u) }()
+				return nil
+			}
+			tok, err := f.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken == "" || tok.RefreshToken == "" {
+				t.Fatalf("token %+v", tok)
+			}
+			if n := srv.exchangeCount(); n != 1 {
+				t.Fatalf("exchanges = %d", n)
+			}
+		})
+	}
+}
+
+func TestLocalhostListensOnBothLoopbacks(t *testing.T) {
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback on this machine")
+	} else {
+		l.Close()
+	}
+	srv := newOAuthServer(t)
+	f, conn := flowFor(t, srv, "localhost")
+	port := strconv.Itoa(conn.RedirectURI.Port)
+	f.OpenBrowser = func(u string) error {
+		go func() {
+			// Probe ::1 first, as a browser that resolves localhost to ::1 would.
+			if code, _, err := browse("http://[::1]:" + port + "/elsewhere"); err != nil || code != http.StatusNotFound {
+				t.Errorf("::1 listener: %d %v", code, err)
+			}
+			_, _, _ = browse(u)
+		}()
+		return nil
+	}
+	if _, err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// callbackCase drives a flow whose "browser" sends one crafted callback.
+func TestCallbackPages(t *testing.T) {
+	tests := []struct {
+		name      string
+		query     func(state string) string
+		path      string
+		wantCode  int
+		wantPage  string
+		flowEnds  bool
+		wantError string
+	}{
+		{"access denied ends the flow with a clear page", func(s string) string { return "error=access_denied&state=" + s }, "/callback", 200, "Access was not granted", true, "access_denied"},
+		{"another provider error shows its description", func(s string) string {
+			return "error=invalid_scope&error_description=nope&state=" + s
+		}, "/callback", 200, "Provider said: nope", true, "invalid_scope"},
+		{"wrong state is refused and the flow keeps waiting", func(string) string { return "code=x&state=forged" }, "/callback", 400, "not the current one", false, ""},
+		{"missing state is refused and the flow keeps waiting", func(string) string { return "code=x" }, "/callback", 400, "not the current one", false, ""},
+		{"another path is not the callback", func(s string) string { return "code=x&state=" + s }, "/favicon.ico", 404, "only answers the registered callback path", false, ""},
+		{"no code and no error", func(s string) string { return "state=" + s }, "/callback", 400, "without an authorization code", true, "neither a code"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newOAuthServer(t)
+			f, conn := flowFor(t, srv, "127.0.0.1")
+			clock := f.Clock.(*fakeclock.Clock)
+			got := make(chan [2]string, 1)
+			f.OpenBrowser = func(u string) error {
+				au, _ := url.Parse(u)
+				state := au.Query().Get("state")
+				target := "http://127.0.0.1:" + strconv.Itoa(conn.RedirectURI.Port) + tc.path + "?" + tc.query(state)
+				go func() {
+					code, page, err := browse(target)
+					if err != nil {
+						t.Error(err)
+					}
+					got <- [2]string{strconv.Itoa(code), page}
+					if !tc.flowEnds {
+						clock.BlockUntil(1, 5*time.Second)
+						clock.Advance(2 * time.Minute) // let the flow time out
+					}
+				}()
+				return nil
+			}
+			_, err := f.Run(context.Background())
+			r := <-got
+			if r[0] != strconv.Itoa(tc.wantCode) || !strings.Contains(r[1], tc.wantPage) {
+				t.Fatalf("page %s %q, want %d containing %q", r[0], r[1], tc.wantCode, tc.wantPage)
+			}
+			if tc.flowEnds {
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Fatalf("err = %v, want %q", err, tc.wantError)
+				}
+			} else if !errors.Is(err, ErrLoginTimeout) {
+				t.Fatalf("err = %v: a bad callback must not end the sign-in", err)
+			}
+		})
+	}
+}
+
+func TestSecondCallbackIsToldTheSignInEnded(t *testing.T) {
+	srv := newOAuthServer(t)
+	f, conn := flowFor(t, srv, "127.0.0.1")
+	second := make(chan string, 1)
+	srv.authorize = func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		cb := conn.RedirectURI.Raw + "?code=c1&state=" + q.Get("state")
+		// The first callback is held inside the exchange; a second arrives meanwhile.
+		http.Redirect(w, r, cb, http.StatusFound)
+	}
+	srv.then(replyHang)
+	f.OpenBrowser = func(u string) error {
+		au, _ := url.Parse(u)
+		cb := conn.RedirectURI.Raw + "?code=c2&state=" + au.Query().Get("state")
+		go func() { _, _, _ = browse(u) }()
+		go func() {
+			for srv.exchangeCount() == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			_, page, _ := browse(cb)
+			second <- page
+			srv.unhang()
+		}()
+		return nil
+	}
+	_, _ = f.Run(context.Background())
+	if page := <-second; !strings.Contains(page, "no longer waiting") {
+		t.Fatalf("second callback page: %q", page)
+	}
+}
+
+func (s *oauthServer) exchangeCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exchanges
+}
+
+func TestPortInUseNamesThePortAndTheRedirectURI(t *testing.T) {
+	srv := newOAuthServer(t)
+	f, conn := flowFor(t, srv, "127.0.0.1")
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(conn.RedirectURI.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = f.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "port "+strconv.Itoa(conn.RedirectURI.Port)+" is already in use") ||
+		!strings.Contains(err.Error(), conn.RedirectURI.Raw) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestListenerIsClosedAfterTheSignIn(t *testing.T) {
+	srv := newOAuthServer(t)
+	f, conn := flowFor(t, srv, "127.0.0.1")
+	f.OpenBrowser = func(u string) error { go func() { _, _, _ = browse(u) }(); return nil }
+	if _, err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(conn.RedirectURI.Port)); err == nil {
+		c.Close()
+		t.Fatal("the callback port is still open after the sign-in")
+	}
+}
+
+func TestSignInTimesOutAndCancels(t *testing.T) {
+	srv := newOAuthServer(t)
+	f, _ := flowFor(t, srv, "127.0.0.1")
+	clock := f.Clock.(*fakeclock.Clock)
+	go func() {
+		clock.BlockUntil(1, 5*time.Second)
+		clock.Advance(time.Minute)
+	}()
+	if _, err := f.Run(context.Background()); !errors.Is(err, ErrLoginTimeout) {
+		t.Fatalf("err = %v, want timeout", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f2, _ := flowFor(t, srv, "127.0.0.1")
+	f2.OpenBrowser = func(string) error { cancel(); return nil }
+	if _, err := f2.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want cancelled", err)
+	}
+}
+
+func TestPasteFlowChecksState(t *testing.T) {
+	srv := newOAuthServer(t)
+	ru, _ := ParseRedirectURI("https://example.com/oauth/done")
+	conn := &Connection{Name: "p", Provider: &generic, ClientID: "c", RedirectURI: ru,
+		Endpoints: Endpoints{AuthURL: srv.srv.URL + "/authorize", TokenURL: srv.srv.URL + "/token"}}
+	pr, pw := io.Pipe()
+	f := &LoopbackFlow{Conn: conn, Paste: pr, Clock: fakeclock.New(t0)}
+	f.OpenBrowser = func(u string) error {
+		go func() {
+			// The provider would redirect to example.com; take its Location.
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(u)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			_, _ = io.WriteString(pw, resp.Header.Get("Location")+"\n")
+		}()
+		return nil
+	}
+	if _, err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.Paste = strings.NewReader("https://example.com/oauth/done?code=x&state=forged\n")
+	f.OpenBrowser = nil
+	if _, err := f.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "another sign-in") {
+		t.Fatalf("forged state: %v", err)
+	}
+}
+
+func TestParseRedirectURI(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr string
+	}{
+		{"http://localhost:8765/callback", ""},
+		{"http://127.0.0.1:8765/callback", ""},
+		{"http://[::1]:8765/callback", ""},
+		{"https://example.com/cb", ""},
+		{"http://192.168.8.124:9876/callback", "refuse LAN IPs and host names"},
+		{"http://moby-1:9876/callback", "refuse LAN IPs and host names"},
+		{"http://localhost/callback", "has no port"},
+		{"http://localhost:0/callback", "not between 1 and 65535"},
+		{"ftp://localhost:1/x", "scheme must be"},
+		{"localhost:8765", "not an absolute URL"},
+		{"/callback", "not an absolute URL"},
+	}
+	for _, tc := range tests {
+		_, err := ParseRedirectURI(tc.in)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", tc.in, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: err = %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := Secret("hunter2")
+	ts := &TokenSet{AccessToken: s, RefreshToken: s, ObtainedAt: t0, Lifetime: time.Hour}
+	for _, out := range []string{
+		s.String(), s.GoString(), ts.String(),
+		fmtAll(s), fmtAll(ts), fmtAll(*ts),
+	} {
+		if strings.Contains(out, "hunter2") {
+			t.Fatalf("secret printed: %q", out)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const good = `
+# my connections
+[[connection]]
+name = "procore-sandbox"
+provider = "procore"
+environment = "sandbox"
+client_id = "abc"
+redirect_uri = "http://localhost:9876/callback"
+
+[[connection]]
+name = "local"
+provider = "generic"
+client_id = "x"
+redirect_uri = "http://127.0.0.1:8765/cb"
+auth_url = "http://127.0.0.1:3000/auth"
+token_url = "http://127.0.0.1:3000/token"
+refresh_at = 0.5
+`
+
+func TestGoodConfigResolvesOneEnvironment(t *testing.T) {
+	cfg, err := Parse("config.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cfg.Lookup("procore-sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://login-sandbox.procore.com/oauth/authorize", "https://login-sandbox.procore.com/oauth/token", "https://sandbox.procore.com", "https://sandbox.procore.com/rest/v1.0/me"}
+	got := []string{c.Endpoints.AuthURL, c.Endpoints.TokenURL, c.Endpoints.APIBase, c.Endpoints.CheckURL}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("endpoint %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+	if c.RefreshAt != 0.8 {
+		t.Errorf("default refresh_at = %v", c.RefreshAt)
+	}
+	if _, err := cfg.Lookup("nope"); err == nil || !strings.Contains(err.Error(), "procore-sandbox, local") {
+		t.Errorf("unknown name error should list the names: %v", err)
+	}
+}
+
+func TestBadConfigsNameConnectionFieldAndFix(t *testing.T) {
+	base := func(extra string) string {
+		return "[[connection]]\nname = \"p\"\nprovider = \"procore\"\nclient_id = \"abc\"\nredirect_uri = \"http://localhost:9876/callback\"\n" + extra
+	}
+	tests := []struct {
+		name, toml string
+		want       []string
+	}{
+		{"unknown provider", `[[connection]]
+name = "p"
+provider = "procorre"
+client_id = "a"
+redirect_uri = "http://localhost:1/cb"`, []string{`connection "p"`, "provider", "procorre", "generic, procore"}},
+		{"unknown environment", base(`environment = "staging"`), []string{"environment", "monthly-sandbox, production, sandbox"}},
+		{"duplicate names", base("") + "\n" + base(""), []string{"used by connection #1"}},
+		{"missing client id", `[[connection]]
+name = "p"
+provider = "procore"
+redirect_uri = "http://localhost:1/cb"`, []string{"client_id: missing", "developer portal"}},
+		{"LAN IP redirect", strings.Replace(base(""), "localhost", "192.168.8.124", 1), []string{"redirect_uri", "refuse LAN IPs"}},
+		{"refresh_at out of range", base("refresh_at = 1.2"), []string{"refresh_at", "outside (0, 1)"}},
+		{"refresh_at zero", base("refresh_at = 0.0"), []string{"refresh_at"}},
+		{"mixed environments", base(`environment = "sandbox"
+api_base = "https://api.procore.com"`), []string{"api_base", "production environment", `"sandbox"`}},
+		{"plain http token url", base(`token_url = "http://login.example.com/token"`), []string{"token_url", "plain http"}},
+		{"generic without urls", `[[connection]]
+name = "g"
+provider = "generic"
+client_id = "a"
+redirect_uri = "http://localhost:1/cb"`, []string{"auth_url: missing", "token_url: missing"}},
+		{"bad name", strings.Replace(base(""), `"p"`, `"has space"`, 1), []string{"name", "letters, digits"}},
+		{"bad grant", base(`grant = "password"`), []string{"grant", "client_credentials"}},
+		{"syntax", "[[connection]\nname=", []string{"line", "TOML syntax"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("config.toml", []byte(tc.toml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAllProblemsAreReportedAtOnce(t *testing.T) {
+	_, err := Parse("c.toml", []byte(`[[connection]]
+name = "a"
+provider = "procore"
+refresh_at = 2.0
+[[connection]]
+provider = "nope"`))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) < 5 {
+		t.Fatalf("want every problem listed, got %v", err)
+	}
+}
+
+func TestUnknownKeysWarnButLoad(t *testing.T) {
+	cfg, err := Parse("c.toml", []byte(good+"refesh_at = 0.7\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "refesh_at") {
+		t.Fatalf("warnings = %v", cfg.Warnings)
+	}
+}
+
+func TestMissingFileSaysHowToCreateIt(t *testing.T) {
+	_, err := Load(t.TempDir() + "/none.toml")
+	if !errors.Is(err, ErrNoFile) || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("err = %v", err)
+	}
+}

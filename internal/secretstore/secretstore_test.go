@@ -1,0 +1,130 @@
+package secretstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gokeyring "github.com/zalando/go-keyring"
+)
+
+// mapBackend is an in-memory keyring that can fail the n-th Set or hang.
+type mapBackend struct {
+	mu        sync.Mutex
+	items     map[string]string
+	sets      int
+	failSetAt int // 1-based; 0 never
+	maxValue  int
+	hang      chan struct{}
+}
+
+func newMap() *mapBackend { return &mapBackend{items: map[string]string{}} }
+
+func (m *mapBackend) Get(_, user string) (string, error) {
+	if m.hang != nil {
+		<-m.hang
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.items[user]
+	if !ok {
+		return "", gokeyring.ErrNotFound
+	}
+	return v, nil
+}
+
+func (m *mapBackend) Set(_, user, value string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sets++
+	if m.failSetAt == m.sets {
+		return errors.New("boom")
+	}
+	if m.maxValue > 0 && len(value) > m.maxValue {
+		return gokeyring.ErrSetDataTooBig
+	}
+	m.items[user] = value
+	return nil
+}
+
+func (m *mapBackend) Delete(_, user string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.items[user]; !ok {
+		return gokeyring.ErrNotFound
+	}
+	delete(m.items, user)
+	return nil
+}
+
+func TestLargeValuesAreChunkedWithinThePlatformLimit(t *testing.T) {
+	b := newMap()
+	b.maxValue = 2560 // Windows
+	s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 2000}
+	ctx := context.Background()
+	big := strings.Repeat("é0123456789", 700) // 8400 bytes, multi-byte runes
+	if err := s.Set(ctx, "k", big); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "k")
+	if err != nil || got != big {
+		t.Fatalf("round trip: %v (len %d)", err, len(got))
+	}
+	if len(b.items) < 5 {
+		t.Fatalf("expected a header and several chunks, got %d items", len(b.items))
+	}
+	// Shrinking to one item removes the old chunks.
+	if err := s.Set(ctx, "k", "small"); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.items) != 1 {
+		t.Fatalf("old chunks left behind: %d items", len(b.items))
+	}
+	if err := s.Delete(ctx, "k"); err != nil || len(b.items) != 0 {
+		t.Fatalf("delete: %v, %d items left", err, len(b.items))
+	}
+}
+
+func TestInterruptedChunkedWriteKeepsThePreviousValue(t *testing.T) {
+	ctx := context.Background()
+	for failAt := 1; failAt <= 6; failAt++ {
+		b := newMap()
+		s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 10}
+		old := strings.Repeat("a", 35)
+		if err := s.Set(ctx, "k", old); err != nil {
+			t.Fatal(err)
+		}
+		b.sets, b.failSetAt = 0, failAt
+		if err := s.Set(ctx, "k", strings.Repeat("b", 45)); err == nil {
+			t.Fatalf("failAt %d: write reported success", failAt)
+		}
+		got, err := s.Get(ctx, "k")
+		if err != nil || got != old {
+			t.Fatalf("failAt %d: after a failed write got %q, %v; want the previous value", failAt, got, err)
+		}
+	}
+}
+
+func TestHungKeyringTimesOutWithAHint(t *testing.T) {
+	b := newMap()
+	b.hang = make(chan struct{})
+	defer close(b.hang)
+	s := &Store{Service: "t", Backend: b, Timeout: 50 * time.Millisecond}
+	_, err := s.Get(context.Background(), "k")
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	s := &Store{Service: "t", Backend: newMap(), Timeout: time.Second}
+	if _, err := s.Get(context.Background(), "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.Delete(context.Background(), "k"); err != nil {
+		t.Fatalf("deleting nothing: %v", err)
+	}
+}
