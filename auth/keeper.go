@@ -373,6 +373,10 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*TokenSet, 
 		dueAt := k.nextDueLocked()
 		k.mu.Unlock()
 
+		if t != nil && minValid >= t.Lifetime {
+			// No refresh can help; do not spend a refresh token finding out.
+			return nil, k.unavailableError(t, minValid)
+		}
 		validEnough := t.ValidFor(now, minValid)
 		due := !dueAt.IsZero() && !now.Before(dueAt)
 		if validEnough && (!due || attempt > 0) {
@@ -420,7 +424,9 @@ func (k *Keeper) retryPending(now time.Time) bool {
 func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	now := k.opt.Clock.Now()
+	if t != nil && minValid >= t.Lifetime {
+		return fmt.Errorf("%s: the provider issues access tokens valid for %s, so --min-valid %s can never be met; ask for less", k.conn.Name, t.Lifetime.Round(time.Second), minValid)
+	}
 	switch k.state {
 	case StateNeedsReauth, StateDisconnected:
 		return fmt.Errorf("%s needs a new sign-in (%s): run `tokentray login %s`: %w", k.conn.Name, orUnknown(k.errText), k.conn.Name, ErrNeedsSignIn)
@@ -429,9 +435,6 @@ func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 			return fmt.Errorf("%s: no valid access token and %s: %w", k.conn.Name, k.lastErr.Error(), ErrUnreachable)
 		}
 		return fmt.Errorf("%s: no valid access token: %s", k.conn.Name, orUnknown(k.errText))
-	}
-	if t != nil && t.ValidFor(now, 0) && minValid > t.Lifetime {
-		return fmt.Errorf("%s: the provider issues access tokens valid for %s, so --min-valid %s can never be met", k.conn.Name, t.Lifetime.Round(time.Second), minValid)
 	}
 	return fmt.Errorf("%s: no access token valid for %s could be obtained", k.conn.Name, minValid)
 }

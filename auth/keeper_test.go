@@ -525,9 +525,14 @@ func TestLogoutKeepsTokensWhenRevocationFails(t *testing.T) {
 func TestMinValidLongerThanLifetimeSaysSo(t *testing.T) {
 	r := newRig(t)
 	r.signedIn()
-	_, err := r.k.Token(context.Background(), 3*time.Hour)
-	if err == nil || !strings.Contains(err.Error(), "can never be met") {
-		t.Fatalf("err = %v", err)
+	for _, minValid := range []time.Duration{90 * time.Minute, 3 * time.Hour} {
+		_, err := r.k.Token(context.Background(), minValid)
+		if err == nil || !strings.Contains(err.Error(), "can never be met") {
+			t.Fatalf("--min-valid %s: err = %v", minValid, err)
+		}
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("an impossible --min-valid spent %d refreshes", n)
 	}
 }
 

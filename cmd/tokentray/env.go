@@ -75,7 +75,7 @@ func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	level := slog.LevelWarn
+	level := slog.LevelError
 	if o.verbose {
 		level = slog.LevelInfo
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,8 +63,8 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 			return nil
 		},
 		ShowURL: func(url string) {
-			fmt.Fprintf(io.err, "Signing in to %s (%s %s). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n",
-				conn.Name, conn.Provider.Name, conn.Environment, url)
+			fmt.Fprintf(io.err, "Signing in to %s (%s). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n",
+				conn.Name, strings.TrimSpace(conn.Provider.Name+" "+conn.Environment), url)
 			if conn.RedirectURI.Loopback {
 				fmt.Fprintf(io.err, "Waiting up to %s for the sign-in to reach %s …\n", o.timeout, conn.RedirectURI.Raw)
 			} else {

@@ -40,6 +40,10 @@ func run(ctx context.Context, args []string, io streams, mkEnv envFactory) int {
 		return exitOK
 	}
 	fmt.Fprintln(io.err, "tokentray: "+err.Error())
+	var te *auth.TokenError
+	if errors.As(err, &te) && te.Hint != "" {
+		fmt.Fprintln(io.err, "hint: "+te.Hint)
+	}
 	return exitCode(err)
 }
 

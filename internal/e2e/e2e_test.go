@@ -1,0 +1,375 @@
+//go:build e2e
+
+// Package e2e runs the real tokentray binary against a real OAuth server
+// (oidc-provider, with rotating single-use refresh tokens), a real headless
+// Chromium that clicks through its sign-in page, and the real Secret Service.
+// Run it inside .ci/desktop-session: go test -tags e2e ./internal/e2e/
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const clientSecret = "e2e-client-secret-0123456789"
+
+type harness struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	env     []string
+	port    int
+	events  *eventLog
+	browser string
+}
+
+// eventLog collects the OAuth server's JSON event lines.
+type eventLog struct {
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (l *eventLog) count(event, grantType string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.lines {
+		if e["event"] == event && (grantType == "" || e["grant_type"] == grantType) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *eventLog) errors() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, e := range l.lines {
+		if e["event"] == "grant.error" || e["event"] == "server_error" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func setup(t *testing.T) *harness {
+	if os.Getenv("TOKENTRAY_IN_SESSION") == "" {
+		t.Fatal("run inside .ci/desktop-session: the e2e test needs the private D-Bus session and Secret Service")
+	}
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, bin: filepath.Join(dir, "tokentray"), port: freePort(t), events: &eventLog{}}
+
+	build := exec.Command("go", "build", "-o", h.bin, "./cmd/tokentray")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	// xdg-open on PATH is the person at the browser.
+	binDir := filepath.Join(dir, "bin")
+	_ = os.MkdirAll(binDir, 0o755)
+	nodeDir := filepath.Join(root, "internal", "e2e", "node")
+	script := fmt.Sprintf("#!/bin/sh\nexec node %q \"$1\"\n", filepath.Join(nodeDir, "browser.mjs"))
+	if err := os.WriteFile(filepath.Join(binDir, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.browser = filepath.Join(dir, "browser.log")
+	shots := os.Getenv("E2E_SCREENSHOTS")
+	h.env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "E2E_BROWSER_LOG="+h.browser, "E2E_SCREENSHOTS="+shots)
+
+	cbPort := freePort(t)
+	redirect := fmt.Sprintf("http://localhost:%d/callback", cbPort)
+	srv := exec.Command("node", filepath.Join(nodeDir, "oauth-server.mjs"), fmt.Sprint(h.port), redirect, "300")
+	stdout, _ := srv.StdoutPipe()
+	srv.Stderr = nil
+	if err := srv.Start(); err != nil {
+		t.Fatalf("start oidc-provider: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e map[string]any
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue
+			}
+			h.events.mu.Lock()
+			h.events.lines = append(h.events.lines, e)
+			h.events.mu.Unlock()
+			if e["event"] == "listening" {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("oidc-provider did not start")
+	}
+
+	cfgDir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray")
+	_ = os.MkdirAll(cfgDir, 0o700)
+	base := fmt.Sprintf("http://127.0.0.1:%d", h.port)
+	cfg := fmt.Sprintf(`# written by the e2e test
+[[connection]]
+name = "e2e"
+provider = "generic"
+client_id = "tokentray-e2e"
+redirect_uri = %q
+scopes = ["openid", "offline_access", "api"]
+auth_url = "%s/auth"
+token_url = "%s/token"
+revoke_url = "%s/token/revocation"
+`, redirect, base, base, base)
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (h *harness) run(stdin string, args ...string) result {
+	h.t.Helper()
+	cmd := exec.Command(h.bin, args...)
+	cmd.Env = h.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatalf("run %v: %v", args, err)
+	}
+	h.t.Logf("$ tokentray %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
+	return result{code, out.String(), errb.String()}
+}
+
+func (h *harness) must(stdin string, args ...string) result {
+	h.t.Helper()
+	r := h.run(stdin, args...)
+	if r.code != 0 {
+		h.t.Fatalf("tokentray %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r
+}
+
+// waitBrowser waits for the browser script to log line: tokentray returns as
+// soon as it has served the callback page, a moment before the browser logs it.
+func (h *harness) waitBrowser(line string) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		log, _ := os.ReadFile(h.browser)
+		if strings.Contains(string(log), line) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the browser did not log %q:\n%s", line, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// keyringItem reads an item with secret-tool, independently of tokentray.
+func keyringItem(t *testing.T, user string) map[string]any {
+	out, err := exec.Command("secret-tool", "lookup", "service", "tokentray", "username", user).Output()
+	if err != nil {
+		t.Fatalf("secret-tool lookup %s: %v", user, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("keyring item %s is not the token set JSON", user)
+	}
+	return m
+}
+
+func TestSignInRefreshRotateRestart(t *testing.T) {
+	h := setup(t)
+	var seen []string // every token value, to look for leaks at the end
+	var stderrs []string
+
+	h.must(clientSecret+"\n", "secret", "e2e")
+	if out, _ := exec.Command("secret-tool", "lookup", "service", "tokentray", "username", "e2e/client-secret").Output(); string(out) != clientSecret {
+		t.Fatalf("client secret in the keyring = %q", out)
+	}
+
+	if r := h.run("", "token", "e2e"); r.code != 3 || !strings.Contains(r.stderr, "tokentray login e2e") {
+		t.Fatalf("token before sign-in: exit %d %q, want 3 and a hint", r.code, r.stderr)
+	}
+
+	r := h.must("", "login", "e2e", "--timeout", "90s")
+	stderrs = append(stderrs, r.stderr)
+	h.waitBrowser("callback page: signed-in")
+	if n := h.events.count("grant.success", "authorization_code"); n != 1 {
+		t.Fatalf("code exchanges = %d", n)
+	}
+	item := keyringItem(t, "e2e")
+	rt0 := item["refresh_token"].(string)
+	seen = append(seen, rt0, item["access_token"].(string))
+
+	tok := h.must("", "token", "e2e")
+	at := strings.TrimSpace(tok.stdout)
+	if at == "" || strings.Count(tok.stdout, "\n") != 1 || at != item["access_token"] {
+		t.Fatalf("token printed %q; want exactly the stored access token and a newline", tok.stdout)
+	}
+	var js struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal([]byte(h.must("", "token", "e2e", "--json").stdout), &js); err != nil || js.AccessToken != at || js.ExpiresIn < 250 {
+		t.Fatalf("token --json: %+v %v", js, err)
+	}
+	if h.events.count("grant.success", "refresh_token") != 0 {
+		t.Fatal("a fresh token was refreshed")
+	}
+
+	rts := []string{rt0}
+	for i := 1; i <= 2; i++ {
+		stderrs = append(stderrs, h.must("", "refresh", "e2e").stderr)
+		item := keyringItem(t, "e2e")
+		rt := item["refresh_token"].(string)
+		for _, old := range rts {
+			if rt == old {
+				t.Fatalf("refresh %d: the refresh token did not rotate", i)
+			}
+		}
+		rts = append(rts, rt)
+		seen = append(seen, rt, item["access_token"].(string))
+	}
+	if n := h.events.count("grant.success", "refresh_token"); n != 2 {
+		t.Fatalf("server saw %d refreshes, want 2", n)
+	}
+	if errs := h.events.errors(); len(errs) > 0 {
+		t.Fatalf("server errors: %v", errs)
+	}
+
+	// A new process (a restart) finds the tokens and does not refresh.
+	after := h.must("", "token", "e2e")
+	if strings.TrimSpace(after.stdout) != keyringItem(t, "e2e")["access_token"] {
+		t.Fatal("after a restart, token did not print the stored access token")
+	}
+	if n := h.events.count("grant.success", "refresh_token"); n != 2 {
+		t.Fatalf("a restart refreshed: %d refreshes", n)
+	}
+	st := h.must("", "status", "--json")
+	var all []map[string]any
+	if err := json.Unmarshal([]byte(st.stdout), &all); err != nil || len(all) != 1 || all[0]["state"] != "connected" {
+		t.Fatalf("status --json: %s", st.stdout)
+	}
+
+	// An old, rotated refresh token is dead at the real server: reuse is
+	// refused (and oidc-provider revokes the grant, as RFC 9700 advises).
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[0]}, "client_id": {"tokentray-e2e"}, "client_secret": {clientSecret}}
+	resp, err := http.PostForm(fmt.Sprintf("http://127.0.0.1:%d/token", h.port), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("reusing a rotated refresh token: HTTP %d, want 400", resp.StatusCode)
+	}
+	// tokentray now meets a revoked grant: a permanent error, exit 3, a hint.
+	rr := h.run("", "refresh", "e2e")
+	if rr.code != 3 || !strings.Contains(rr.stderr, "invalid_grant") || !strings.Contains(rr.stderr, "tokentray login e2e") {
+		t.Fatalf("refresh after the grant was revoked: exit %d %q", rr.code, rr.stderr)
+	}
+	if st := h.must("", "status"); !strings.Contains(st.stdout, "needs_reauth") {
+		t.Fatalf("status after revocation:\n%s", st.stdout)
+	}
+
+	// Sign in again, then sign out: revoked at the server and forgotten here.
+	stderrs = append(stderrs, h.must("", "login", "e2e", "--timeout", "90s").stderr)
+	seen = append(seen, keyringItem(t, "e2e")["refresh_token"].(string))
+	h.must("", "logout", "e2e")
+	if h.events.count("grant.revoked", "") < 1 {
+		t.Fatal("logout did not revoke at the server")
+	}
+	if r := h.run("", "token", "e2e"); r.code != 3 {
+		t.Fatalf("token after logout: exit %d", r.code)
+	}
+
+	// No token value in any output or any plain file under HOME (the
+	// keyring's own encrypted file is the one place they live).
+	home := os.Getenv("HOME")
+	for _, v := range seen {
+		for _, s := range stderrs {
+			if strings.Contains(s, v) {
+				t.Fatal("a token appeared on stderr")
+			}
+		}
+		_ = filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte(v)) {
+				t.Errorf("a token value is in the plain file %s", p)
+			}
+			return nil
+		})
+	}
+	cfg, _ := os.ReadFile(filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml"))
+	if bytes.Contains(cfg, []byte(clientSecret)) {
+		t.Fatal("the client secret is in the config file")
+	}
+}
+
+func TestBadRedirectAndPortInUse(t *testing.T) {
+	h := setup(t)
+	h.must(clientSecret+"\n", "secret", "e2e")
+	cfgPath := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml")
+	b, _ := os.ReadFile(cfgPath)
+	var redirect string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "redirect_uri") {
+			redirect = strings.Trim(strings.TrimSpace(strings.SplitN(line, "=", 2)[1]), `"`)
+		}
+	}
+	u, _ := url.Parse(redirect)
+	l, err := net.Listen("tcp", "127.0.0.1:"+u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := h.run("", "login", "e2e", "--no-browser", "--timeout", "5s")
+	if r.code == 0 || !strings.Contains(r.stderr, "port "+u.Port()+" is already in use") {
+		t.Fatalf("login with the port taken: exit %d %q", r.code, r.stderr)
+	}
+	bad := strings.Replace(string(b), "http://localhost", "http://192.168.8.124", 1)
+	_ = os.WriteFile(cfgPath, []byte(bad), 0o600)
+	r = h.run("", "status")
+	if r.code != 2 || !strings.Contains(r.stderr, "refuse LAN IPs") {
+		t.Fatalf("LAN redirect: exit %d %q", r.code, r.stderr)
+	}
+}

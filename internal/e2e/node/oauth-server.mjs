@@ -1,0 +1,42 @@
+// A real, standards-compliant OAuth 2.0 / OpenID server for tokentray's
+// end-to-end tests: panva's oidc-provider (OpenID Certified), configured with
+// PKCE required, single-use rotating refresh tokens, revocation and short
+// access tokens. Its dev login and consent pages are clicked through by
+// browser.mjs. Events go to stdout as JSON lines for the test to count.
+//
+// usage: node oauth-server.mjs PORT REDIRECT_URI [ACCESS_TTL_SECONDS]
+import Provider from 'oidc-provider';
+
+const [port, redirectUri, ttl = '120'] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: 'tokentray-e2e',
+    client_secret: 'e2e-client-secret-0123456789',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_post',
+  }],
+  pkce: { required: () => true },
+  rotateRefreshToken: true,
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  ttl: { AccessToken: Number(ttl), RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600, AuthorizationCode: 60 },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+  },
+  scopes: ['openid', 'offline_access', 'api'],
+  findAccount: async (ctx, id) => ({ accountId: id, async claims() { return { sub: id }; } }),
+});
+provider.proxy = false;
+
+const emit = (event, extra = {}) => process.stdout.write(JSON.stringify({ event, ...extra }) + '\n');
+provider.on('grant.success', (ctx) => emit('grant.success', { grant_type: ctx.oidc.params.grant_type }));
+provider.on('grant.error', (ctx, err) => emit('grant.error', { grant_type: ctx.oidc.params?.grant_type, error: err.error, description: err.error_description }));
+provider.on('grant.revoked', () => emit('grant.revoked'));
+provider.on('refresh_token.consumed', () => emit('refresh_token.consumed'));
+provider.on('server_error', (ctx, err) => emit('server_error', { message: String(err) }));
+
+provider.listen(Number(port), '127.0.0.1', () => emit('listening', { issuer }));
