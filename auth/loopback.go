@@ -87,7 +87,7 @@ func (f *LoopbackFlow) runPaste(ctx context.Context, cfg *oauth2.Config, authURL
 	}
 	u, err := url.Parse(strings.TrimSpace(line))
 	if err != nil || u.RawQuery == "" {
-		return nil, errors.New("paste the whole address from the browser's address bar, including ?code=...&state=...")
+		return nil, errors.New("paste the whole address from the browser's address bar, including its ?code= and &state= parts")
 	}
 	q := u.Query()
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {

@@ -1,0 +1,138 @@
+//go:build keyring
+
+// Run inside .ci/desktop-session: go test -tags keyring ./auth/
+package auth
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/secretstore"
+)
+
+func realStore(t *testing.T) *KeyringStore {
+	if os.Getenv("TOKENTRAY_IN_SESSION") == "" {
+		t.Fatal("run inside .ci/desktop-session: this test needs the real Secret Service")
+	}
+	s := NewKeyringStore()
+	s.Secrets.Timeout = 3 * time.Second
+	return s
+}
+
+func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
+	s := realStore(t)
+	s.Secrets.ChunkSize = 1000 // as on Windows and macOS, smaller
+	ctx := context.Background()
+	big := &TokenSet{AccessToken: Secret(strings.Repeat("eyJhbGciOi", 600)), RefreshToken: "rt-big", TokenType: "bearer",
+		ObtainedAt: t0, Lifetime: 90 * time.Minute}
+	if err := s.SaveTokens(ctx, "chunky", big); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadTokens(ctx, "chunky")
+	if err != nil || got.AccessToken != big.AccessToken || got.RefreshToken != "rt-big" {
+		t.Fatalf("round trip through the Secret Service: %v", err)
+	}
+	head, err := exec.Command("secret-tool", "lookup", "service", KeyringService, "username", "chunky").Output()
+	if err != nil || !strings.HasPrefix(string(head), "tokentray-chunked:v1:") {
+		t.Fatalf("the main item should be a chunk header, got %.40q (%v)", head, err)
+	}
+	if err := s.DeleteTokens(ctx, "chunky"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadTokens(ctx, "chunky"); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+// TestKeyringStoppedMidRunLosesNothing stops gnome-keyring-daemon while a
+// keeper runs, checks that every call fails fast with an error that says
+// what to do and that no refresh is attempted, then restarts the daemon and
+// finds the tokens intact.
+func TestKeyringStoppedMidRunLosesNothing(t *testing.T) {
+	s := realStore(t)
+	pid, err := strconv.Atoi(os.Getenv("TOKENTRAY_KEYRING_PID"))
+	if err != nil {
+		t.Fatal("TOKENTRAY_KEYRING_PID not set by .ci/desktop-session")
+	}
+	ctx := context.Background()
+	r := newRig(t)
+	r.k = NewKeeper(r.conn, KeeperOptions{Store: s, Locker: &memLocker{}, Clock: r.clock, Jitter: func() float64 { return 0 }})
+	if err := s.SetClientSecret(ctx, r.conn.Name, "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	rt := r.srv.issueRefreshToken()
+	want := &TokenSet{AccessToken: "at-1", TokenType: "bearer", RefreshToken: Secret(rt), ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute}
+	if err := s.SaveTokens(ctx, r.conn.Name, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.k.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop the keyring daemon: %v", err)
+	}
+	waitName(t, false)
+
+	start := time.Now()
+	_, err = s.LoadTokens(ctx, r.conn.Name)
+	t.Logf("keyring read with the daemon stopped failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), "Secret Service") {
+		t.Fatalf("want a clear 'keyring unavailable' error naming the Secret Service, got %v", err)
+	}
+	r.clock.Advance(80 * time.Minute)
+	if err := r.k.Refresh(ctx); err == nil {
+		t.Fatal("refresh succeeded without a keyring to save to")
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("%d refreshes were sent while the keyring was down: the rotated token could not have been saved", n)
+	}
+	if st := r.k.Status(); st.State != StateDegraded || st.Hint == "" {
+		t.Fatalf("status while the keyring is down: %+v", st)
+	}
+
+	restartKeyring(t)
+	got, err := s.LoadTokens(ctx, r.conn.Name)
+	if err != nil || got.RefreshToken != Secret(rt) {
+		t.Fatalf("after restarting the keyring: %v", err)
+	}
+	if err := r.k.Refresh(ctx); err != nil {
+		t.Fatalf("refresh after the keyring came back: %v", err)
+	}
+	r.noReuse()
+	_ = s.DeleteTokens(ctx, r.conn.Name)
+	_ = s.DeleteClientSecret(ctx, r.conn.Name)
+}
+
+func waitName(t *testing.T, owned bool) {
+	t.Helper()
+	for range 100 {
+		out, _ := exec.Command("dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+			"org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets").Output()
+		if strings.Contains(string(out), "boolean true") == owned {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("org.freedesktop.secrets owned=%t never happened", owned)
+}
+
+func restartKeyring(t *testing.T) {
+	cmd := exec.Command("gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets")
+	cmd.Stdin = strings.NewReader("tokentray-ci")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitName(t, true)
+}
+
+var _ = fakeclock.New
