@@ -314,29 +314,7 @@ func (m *memStore) DeleteClientSecret(_ context.Context, name string) error {
 	return nil
 }
 
-// memLocker is an in-process Locker.
-type memLocker struct {
-	mu    sync.Mutex
-	locks map[string]chan struct{}
-}
-
-func (l *memLocker) Lock(ctx context.Context, name string) (func(), error) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = map[string]chan struct{}{}
-	}
-	ch, ok := l.locks[name]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		l.locks[name] = ch
-	}
-	l.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+// memLocker is the in-process Locker.
+type memLocker = ProcessLocker
 
 var _ = oauth2.AuthStyleInParams

@@ -55,6 +55,7 @@ type Status struct {
 	Name              string    `json:"name"`
 	State             State     `json:"state"`
 	Usable            bool      `json:"usable"` // a valid access token is held now
+	AccessObtained    time.Time `json:"access_obtained,omitzero"`
 	AccessExpiry      time.Time `json:"access_expiry,omitzero"`
 	LifetimeGuessed   bool      `json:"lifetime_guessed,omitempty"`
 	NextRefresh       time.Time `json:"next_refresh,omitzero"`
@@ -117,6 +118,9 @@ type Keeper struct {
 	subs     map[int]chan Event
 	nextSub  int
 	loaded   bool
+	// kick wakes the scheduler when the tokens or the state change (a
+	// sign-in, a refresh by a caller), so it recomputes its next deadline.
+	kick chan struct{}
 }
 
 type flight struct {
@@ -145,7 +149,7 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}}
+	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1)}
 }
 
 // Connection returns the keeper's connection.
@@ -204,6 +208,10 @@ func (k *Keeper) Subscribe() (<-chan Event, func()) {
 }
 
 func (k *Keeper) emitLocked(e Event) {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
 	e.Connection = k.conn.Name
 	e.Time = k.opt.Clock.Now()
 	for _, ch := range k.subs {
@@ -249,6 +257,7 @@ func (k *Keeper) Status() Status {
 	st := Status{Name: k.conn.Name, State: k.state}
 	if t := k.currentLocked(); t != nil {
 		st.Usable = t.ValidFor(now, 0)
+		st.AccessObtained = t.ObtainedAt
 		st.AccessExpiry = t.Expiry()
 		st.LifetimeGuessed = t.LifetimeGuessed
 		st.HasRefreshToken = t.RefreshToken != "" && !t.Dead
@@ -328,6 +337,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-k.kick:
 		case <-k.opt.Clock.After(wait):
 		}
 	}

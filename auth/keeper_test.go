@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -550,4 +551,35 @@ func TestLostAnswerThenRejectionExplainsWhy(t *testing.T) {
 	if st := r.k.Status(); !strings.Contains(st.Hint, "answer was lost") {
 		t.Fatalf("hint %q does not explain the lost answer", st.Hint)
 	}
+}
+
+func TestSignInWakesTheScheduler(t *testing.T) {
+	r := newRig(t)
+	if err := r.k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.k.Run(ctx) }()
+	if !r.clock.BlockUntil(1, 5*time.Second) {
+		t.Fatal("scheduler is not waiting")
+	}
+	// A sign-in with 10-second tokens while the scheduler sleeps its 30 s.
+	r.srv.mu.Lock()
+	r.srv.lifetime = 10
+	r.srv.mu.Unlock()
+	r.k.opt.OpenBrowser = func(u string) error { go func() { _, _, _ = browse(u) }(); return nil }
+	r.conn.RedirectURI, _ = ParseRedirectURI(fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t)))
+	if err := r.k.Login(ctx, LoginOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The scheduler must now wait for the 8-second refresh point, not 30 s.
+	if !r.clock.BlockUntil(2, 5*time.Second) {
+		t.Fatal("scheduler did not re-arm after the sign-in")
+	}
+	r.clock.Advance(8 * time.Second)
+	r.waitFor(EventRefreshed, "")
+	cancel()
+	<-done
 }

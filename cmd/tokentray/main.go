@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
 )
 
@@ -25,15 +26,15 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], systemStreams(), newEnv)
+	code := run(ctx, os.Args[1:], systemStreams(), deps{env: newEnv, openBrowser: browser.Open})
 	stop()
 	os.Exit(code)
 }
 
 // run executes one command line and returns the exit code. Errors go to
 // stderr; only requested data goes to stdout.
-func run(ctx context.Context, args []string, io streams, mkEnv envFactory) int {
-	root := newRootCmd(io, mkEnv)
+func run(ctx context.Context, args []string, io streams, d deps) int {
+	root := newRootCmd(io, d)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -45,6 +46,12 @@ func run(ctx context.Context, args []string, io streams, mkEnv envFactory) int {
 		fmt.Fprintln(io.err, "hint: "+te.Hint)
 	}
 	return exitCode(err)
+}
+
+// deps are the outside things commands use; tests replace them.
+type deps struct {
+	env         envFactory
+	openBrowser func(url string) error
 }
 
 // usageError is a mistake in the command line.

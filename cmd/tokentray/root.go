@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newRootCmd(io streams, mkEnv envFactory) *cobra.Command {
+func newRootCmd(io streams, d deps) *cobra.Command {
 	var g globalOptions
 	root := &cobra.Command{
 		Use:   "tokentray",
@@ -33,7 +33,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		return usageError{fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())}
 	})
 
-	envFor := func(c *cobra.Command) (*env, error) { return mkEnv(c.Context(), g, io) }
+	envFor := func(c *cobra.Command) (*env, error) { return d.env(c.Context(), g, io) }
 	root.AddCommand(
 		newLoginCmd(envFor),
 		newTokenCmd(envFor),
@@ -41,6 +41,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newRefreshCmd(envFor),
 		newLogoutCmd(envFor),
 		newSecretCmd(envFor),
+		newDemoCmd(io, d.openBrowser),
 	)
 	return root
 }

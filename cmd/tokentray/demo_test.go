@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// consentBrowser plays a person who clicks "Sign in as demo-user" (or Deny).
+func consentBrowser(t *testing.T, decision string) func(string) error {
+	hidden := regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+	return func(authURL string) error {
+		go func() {
+			resp, err := http.Get(authURL)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			form := url.Values{"decision": {decision}}
+			for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+				form.Set(m[1], htmlUnescape(m[2]))
+			}
+			u, _ := url.Parse(authURL)
+			resp, err = http.PostForm(u.Scheme+"://"+u.Host+"/authorize", form)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+		}()
+		return nil
+	}
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDemoSignsInAndRefreshesWithRotation(t *testing.T) {
+	var out syncBuffer
+	io := streams{in: strings.NewReader(""), out: &out, err: &out}
+	code := run(context.Background(), []string{"demo", "--lifetime", "2s", "--until-refreshes", "2"}, io,
+		deps{env: noEnv(t), openBrowser: consentBrowser(t, "allow")})
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"signed in", "refreshed: new access token", "Done after 2 refreshes; the demo server saw 2 refresh requests"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "demo-at-") || strings.Contains(got, "demo-rt-") {
+		t.Fatal("a token was printed")
+	}
+}
+
+func TestDemoDeniedSignInSaysSo(t *testing.T) {
+	var out syncBuffer
+	io := streams{in: strings.NewReader(""), out: &out, err: &out}
+	code := run(context.Background(), []string{"demo"}, io, deps{env: noEnv(t), openBrowser: consentBrowser(t, "deny")})
+	if code == 0 || !strings.Contains(out.String(), "access_denied") {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+}
+
+func TestDemoBrokenGrantNeedsSignInAndEnterSignsInAgain(t *testing.T) {
+	var out syncBuffer
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	streams := streams{in: pr, out: &out, err: &out}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--lifetime", "2s", "--break-after", "100ms", "--until-refreshes", "1"}, streams,
+			deps{env: noEnv(t), openBrowser: consentBrowser(t, "allow")})
+	}()
+	waitFor(t, &out, "press Enter to sign in again")
+	fmt.Fprintln(pw)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, out.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("demo did not finish:\n%s", out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"revoked the grant", "needs_reauth", "invalid_grant", "Done after 1 refreshes"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func waitFor(t *testing.T, out *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in:\n%s", s, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// noEnv fails the test if a command needs the config: the demo must not.
+func noEnv(t *testing.T) envFactory {
+	return func(context.Context, globalOptions, streams) (*env, error) {
+		t.Fatal("the demo must not read the config or the keyring")
+		return nil, nil
+	}
+}
