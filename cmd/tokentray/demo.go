@@ -176,6 +176,9 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 func describeEvent(e auth.Event) string {
 	switch e.Kind {
 	case auth.EventState:
+		if e.To == auth.StateRefreshing || (e.From == auth.StateRefreshing && e.To == auth.StateConnected) {
+			return "" // a successful refresh has its own line
+		}
 		s := fmt.Sprintf("%s → %s", e.From, e.To)
 		if e.Error != "" {
 			s += ": " + e.Error

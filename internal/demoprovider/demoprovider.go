@@ -126,7 +126,7 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
  body { margin:0; min-height:100vh; display:grid; place-items:center; background:#eef1f6; font:16px/1.5 system-ui, sans-serif; color:#1d2330; }
  @media (prefers-color-scheme: dark) { body { background:#11151f; color:#e8ebf2; } main { background:#1c2130 !important; } }
  main { width:min(460px, calc(100vw - 32px)); background:#fff; border-radius:14px; padding:32px 36px; box-shadow:0 10px 30px rgba(0,0,0,.1); }
- h1 { font-size:21px; margin:0 0 6px; } p { margin:8px 0; color:#5b6475; } code { font-size:13px; }
+ h1 { font-size:21px; margin:0 0 6px; } p { margin:8px 0; color:#5b6475; } code { font-size:13px; white-space:nowrap; }
  .row { display:flex; gap:12px; margin-top:22px; }
  button { font:inherit; border:0; border-radius:8px; padding:10px 18px; cursor:pointer; }
  .allow { background:#1f9d55; color:#fff; } .deny { background:rgba(127,127,127,.18); color:inherit; }
