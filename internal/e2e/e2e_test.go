@@ -345,6 +345,45 @@ func TestSignInRefreshRotateRestart(t *testing.T) {
 	}
 }
 
+// TestConcurrentProcessesRefreshOnce starts 20 `tokentray token` processes at
+// once, each needing a fresh token, with no tray running: the file lock and
+// the re-read of the keyring must make the real server see one refresh.
+func TestConcurrentProcessesRefreshOnce(t *testing.T) {
+	h := setup(t)
+	h.must(clientSecret+"\n", "secret", "e2e")
+	h.must("", "login", "e2e", "--timeout", "90s")
+	time.Sleep(2 * time.Second) // the 300 s token now has under 299 s left
+	const n = 20
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.run("", "token", "e2e", "--min-valid", "299s")
+		}()
+	}
+	wg.Wait()
+	first := ""
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("process %d: exit %d: %s", i, r.code, r.stderr)
+		}
+		if first == "" {
+			first = r.stdout
+		}
+		if r.stdout != first {
+			t.Fatalf("processes got different tokens")
+		}
+	}
+	if got := h.events.count("grant.success", "refresh_token"); got != 1 {
+		t.Fatalf("%d concurrent processes caused %d refreshes at the server, want exactly 1", n, got)
+	}
+	if errs := h.events.errors(); len(errs) > 0 {
+		t.Fatalf("server errors: %v", errs)
+	}
+}
+
 func TestBadRedirectAndPortInUse(t *testing.T) {
 	h := setup(t)
 	h.must(clientSecret+"\n", "secret", "e2e")
