@@ -65,6 +65,8 @@ type Status struct {
 	RefreshTokenSince time.Time `json:"refresh_token_since,omitzero"`
 	LastError         string    `json:"last_error,omitempty"`
 	Hint              string    `json:"hint,omitempty"`
+	// LastCheck is the last "who am I" call against the API, if any.
+	LastCheck *CheckResult `json:"last_check,omitempty"`
 }
 
 // KeeperOptions are a Keeper's dependencies. Store and Locker are required.
@@ -104,20 +106,21 @@ type Keeper struct {
 	opt  KeeperOptions
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	token    *TokenSet // as saved in the store; nil when none
-	unsaved  *TokenSet // newer than token, not yet saved: its refresh token is the live one
-	state    State
-	lastErr  *TokenError
-	errText  string // last error for people, also for non-token errors
-	hint     string
-	failures int
-	retryAt  time.Time
-	expired  bool // EventAccessExpired was sent for the current degradation
-	flight   *flight
-	subs     map[int]chan Event
-	nextSub  int
-	loaded   bool
+	mu        sync.Mutex
+	token     *TokenSet // as saved in the store; nil when none
+	unsaved   *TokenSet // newer than token, not yet saved: its refresh token is the live one
+	state     State
+	lastErr   *TokenError
+	errText   string // last error for people, also for non-token errors
+	hint      string
+	failures  int
+	retryAt   time.Time
+	expired   bool // EventAccessExpired was sent for the current degradation
+	flight    *flight
+	subs      map[int]chan Event
+	nextSub   int
+	loaded    bool
+	lastCheck CheckResult
 	// kick wakes the scheduler when the tokens or the state change (a
 	// sign-in, a refresh by a caller), so it recomputes its next deadline.
 	kick chan struct{}
@@ -266,6 +269,10 @@ func (k *Keeper) Status() Status {
 		st.LastRefreshOK = t.LastRefreshOK
 	}
 	st.NextRefresh = k.nextDueLocked()
+	if !k.lastCheck.Time.IsZero() {
+		c := k.lastCheck
+		st.LastCheck = &c
+	}
 	if k.state == StateDegraded || k.state == StateNeedsReauth {
 		st.LastError, st.Hint = k.errText, k.hint
 	} else if t := k.currentLocked(); t != nil && !t.LastRefreshOK && t.LastError != "" {

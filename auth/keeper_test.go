@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -582,4 +584,32 @@ func TestSignInWakesTheScheduler(t *testing.T) {
 	r.waitFor(EventRefreshed, "")
 	cancel()
 	<-done
+}
+
+func TestCheckCallsTheAPIWithTheToken(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Authorization") != "Bearer at-initial" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"id": 42, "login": "ada@example.com", "name": "Ada"}`))
+	}))
+	defer api.Close()
+	r.conn.Endpoints.CheckURL = api.URL + "/rest/v1.0/me"
+	res := r.k.Check(context.Background())
+	if !res.OK() || res.Who != "ada@example.com" {
+		t.Fatalf("check: %+v", res)
+	}
+	if st := r.k.Status(); st.LastCheck == nil || st.LastCheck.Who != "ada@example.com" {
+		t.Fatalf("status does not carry the check: %+v", st.LastCheck)
+	}
+	// A 401 on a fresh token is the environment trap: say so.
+	r.store.tokens[r.conn.Name].AccessToken = "at-from-another-environment"
+	r.k = NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
+	res = r.k.Check(context.Background())
+	if res.Status != 401 || !strings.Contains(res.Hint, "another environment") {
+		t.Fatalf("check with a token the API refuses: %+v", res)
+	}
 }

@@ -11,14 +11,18 @@ import (
 	"strings"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/demoprovider"
+	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/ui"
 )
 
 type demoOptions struct {
+	terminal       bool
 	lifetime       time.Duration
 	breakAfter     time.Duration
 	noBrowser      bool
@@ -34,10 +38,12 @@ func newDemoCmd(io streams, opener func(string) error) *cobra.Command {
 		Short: "Try tokentray against a built-in demo OAuth server (no set-up, nothing saved)",
 		Long: `Starts a small OAuth 2.0 server inside tokentray on 127.0.0.1 (PKCE, single-use
 rotating refresh tokens, short-lived access tokens), signs in through your browser, and
-keeps the connection fresh while showing a live countdown. Demo tokens stay in memory.
+keeps the connection fresh: in the tray (green icon, live countdown in the dashboard),
+or in this terminal with --terminal or without a display. Demo tokens stay in memory.
 
---break-after revokes the grant at the demo server after a while, as an admin revoking
-the app would: watch the next refresh fail, then press Enter to sign in again.`,
+"Break the refresh token" in the tray menu (or --break-after) revokes the grant at the
+demo server, as an admin revoking the app would: watch the next refresh fail and the
+icon turn red, then re-authenticate (tray menu, or Enter in the terminal).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.lifetime < time.Second {
@@ -46,9 +52,13 @@ the app would: watch the next refresh fail, then press Enter to sign in again.`,
 			if o.noBrowser {
 				opener = nil
 			}
+			if !o.terminal && hasDisplay() {
+				return demoTray(c.Context(), io, opener, o)
+			}
 			return demoRun(c.Context(), io, opener, o)
 		},
 	}
+	c.Flags().BoolVar(&o.terminal, "terminal", false, "show the demo in this terminal instead of the tray (the default without a display)")
 	c.Flags().DurationVar(&o.lifetime, "lifetime", 2*time.Minute, "access token lifetime at the demo server")
 	c.Flags().DurationVar(&o.breakAfter, "break-after", 0, "revoke the grant at the demo server after this long (0: never)")
 	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL")
@@ -57,32 +67,67 @@ the app would: watch the next refresh fail, then press Enter to sign in again.`,
 	return c
 }
 
-func demoRun(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {
+// demoSetup starts the demo provider and returns it with the demo
+// connection and an empty in-memory store that holds the client secret.
+func demoSetup(o demoOptions) (*demoprovider.Server, *auth.Connection, *auth.MemoryStore, error) {
 	port, err := freeLoopbackPort()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	redirect := fmt.Sprintf("http://localhost:%d/callback", port)
 	srv := &demoprovider.Server{AccessTTL: o.lifetime, RedirectURI: redirect}
 	base, err := srv.Start()
 	if err != nil {
-		return fmt.Errorf("start the demo provider: %w", err)
+		return nil, nil, nil, fmt.Errorf("start the demo provider: %w", err)
 	}
-	defer srv.Close()
-
 	ru, err := auth.ParseRedirectURI(redirect)
 	if err != nil {
-		return err
+		srv.Close()
+		return nil, nil, nil, err
 	}
 	generic, _ := auth.LookupPreset("generic")
 	conn := &auth.Connection{
-		Name: "demo", Provider: generic, Grant: auth.GrantAuthorizationCode, ClientID: demoprovider.ClientID,
+		Name: "demo", Provider: generic, Environment: "built-in", Grant: auth.GrantAuthorizationCode, ClientID: demoprovider.ClientID,
 		RedirectURI: ru, RefreshAt: auth.DefaultRefreshAt, Scopes: []string{"demo.read"},
 		Endpoints: auth.Endpoints{AuthURL: base + "/authorize", TokenURL: base + "/token", RevokeURL: base + "/revoke",
 			APIBase: base + "/api", CheckURL: base + "/api/me"},
 	}
 	store := auth.NewMemoryStore()
-	_ = store.SetClientSecret(ctx, conn.Name, demoprovider.ClientSecret)
+	_ = store.SetClientSecret(context.Background(), conn.Name, demoprovider.ClientSecret)
+	return srv, conn, store, nil
+}
+
+// demoTray runs the demo in the system tray.
+func demoTray(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {
+	srv, conn, store, err := demoSetup(o)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	clock := auth.SystemClock{}
+	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OpenBrowser: opener,
+		ShowURL: func(url string) {
+			fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
+		}})
+	breakItem := fyne.NewMenuItem("Break the refresh token (demo)", srv.BreakRefreshTokens)
+	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
+	return showTray(ctx, []*auth.Keeper{k}, ui.Options{Clock: clock, ConfigPath: "(demo)", ExtraMenu: []*fyne.MenuItem{breakItem}},
+		func(t *ui.Tray) {
+			t.ShowDashboard()
+			t.SignIn(conn.Name)
+			if o.breakAfter > 0 {
+				time.AfterFunc(o.breakAfter, srv.BreakRefreshTokens)
+			}
+		})
+}
+
+func demoRun(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {
+	srv, conn, store, err := demoSetup(o)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	base := strings.TrimSuffix(conn.Endpoints.APIBase, "/api")
 	clock := auth.SystemClock{}
 	out := io.out
 	k := auth.NewKeeper(conn, auth.KeeperOptions{
@@ -150,8 +195,14 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 			}
 		case e := <-events:
 			clearLine(out, live)
-			if msg := describeEvent(e); msg != "" {
+			if e.Kind == auth.EventRefreshFailed {
+				break // the state change that follows says it
+			}
+			if msg := humanize.Event(e); msg != "" {
 				fmt.Fprintf(out, "%s  %s\n", stamp(e.Time), msg)
+				if e.Hint != "" && e.Kind == auth.EventState {
+					fmt.Fprintf(out, "           hint: %s\n", e.Hint)
+				}
 			}
 			if e.Kind == auth.EventRefreshed {
 				refreshes++
@@ -173,35 +224,11 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	}
 }
 
-func describeEvent(e auth.Event) string {
-	switch e.Kind {
-	case auth.EventState:
-		if e.To == auth.StateRefreshing || (e.From == auth.StateRefreshing && e.To == auth.StateConnected) {
-			return "" // a successful refresh has its own line
-		}
-		s := fmt.Sprintf("%s → %s", e.From, e.To)
-		if e.Error != "" {
-			s += ": " + e.Error
-		}
-		if e.Hint != "" {
-			s += "\n           hint: " + e.Hint
-		}
-		return s
-	case auth.EventRefreshed:
-		return "refreshed: new access token and a new (rotated) refresh token, saved first"
-	case auth.EventSignedIn:
-		return "signed in"
-	case auth.EventAccessExpired:
-		return "the access token expired and no new one could be had"
-	}
-	return ""
-}
-
 func demoLine(st auth.Status, now time.Time, refreshes int) string {
 	left := "no token"
 	bar := ""
 	if !st.AccessExpiry.IsZero() {
-		left = humanDuration(st.AccessExpiry.Sub(now)) + " left"
+		left = humanize.Duration(st.AccessExpiry.Sub(now)) + " left"
 		if !st.Usable {
 			left = "expired"
 		}
@@ -209,7 +236,7 @@ func demoLine(st auth.Status, now time.Time, refreshes int) string {
 	}
 	next := ""
 	if !st.NextRefresh.IsZero() {
-		next = "  next refresh in " + humanDuration(max(0, st.NextRefresh.Sub(now)))
+		next = "  next refresh in " + humanize.Duration(max(0, st.NextRefresh.Sub(now)))
 	}
 	return fmt.Sprintf("demo  %-12s  access token %s%s%s  (refreshes: %d)", st.State, left, bar, next, refreshes)
 }

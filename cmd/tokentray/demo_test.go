@@ -67,7 +67,7 @@ func (s *syncBuffer) String() string {
 func TestDemoSignsInAndRefreshesWithRotation(t *testing.T) {
 	var out syncBuffer
 	io := streams{in: strings.NewReader(""), out: &out, err: &out}
-	code := run(context.Background(), []string{"demo", "--lifetime", "2s", "--until-refreshes", "2"}, io,
+	code := run(context.Background(), []string{"demo", "--terminal", "--lifetime", "2s", "--until-refreshes", "2"}, io,
 		deps{env: noEnv(t), openBrowser: consentBrowser(t, "allow")})
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out.String())
@@ -86,7 +86,7 @@ func TestDemoSignsInAndRefreshesWithRotation(t *testing.T) {
 func TestDemoDeniedSignInSaysSo(t *testing.T) {
 	var out syncBuffer
 	io := streams{in: strings.NewReader(""), out: &out, err: &out}
-	code := run(context.Background(), []string{"demo"}, io, deps{env: noEnv(t), openBrowser: consentBrowser(t, "deny")})
+	code := run(context.Background(), []string{"demo", "--terminal"}, io, deps{env: noEnv(t), openBrowser: consentBrowser(t, "deny")})
 	if code == 0 || !strings.Contains(out.String(), "access_denied") {
 		t.Fatalf("exit %d\n%s", code, out.String())
 	}
@@ -101,7 +101,7 @@ func TestDemoBrokenGrantNeedsSignInAndEnterSignsInAgain(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--lifetime", "2s", "--break-after", "100ms", "--until-refreshes", "1"}, streams,
+		done <- run(ctx, []string{"demo", "--terminal", "--lifetime", "2s", "--break-after", "100ms", "--until-refreshes", "1"}, streams,
 			deps{env: noEnv(t), openBrowser: consentBrowser(t, "allow")})
 	}()
 	waitFor(t, &out, "press Enter to sign in again")

@@ -71,18 +71,27 @@ func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(io.err, "tokentray: warning: "+w)
 	}
+	e, err := newEnvWithConfig(cfg, io.err)
+	if err != nil {
+		return nil, err
+	}
+	if o.verbose {
+		e.log = slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	e.streams = io
+	return e, nil
+}
+
+// newEnvWithConfig is the real environment for an already loaded config.
+func newEnvWithConfig(cfg *config.Config, logTo io.Writer) (*env, error) {
 	locks, err := filelock.DefaultDir()
 	if err != nil {
 		return nil, err
 	}
-	level := slog.LevelError
-	if o.verbose {
-		level = slog.LevelInfo
-	}
 	return &env{
 		cfg: cfg, store: auth.NewKeyringStore(), locker: locks, clock: auth.SystemClock{},
-		log:     slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level})),
-		streams: io, opener: browser.Open,
+		log:    slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelError})),
+		opener: browser.Open,
 	}, nil
 }
 

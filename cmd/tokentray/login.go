@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 type loginOptions struct {
@@ -77,6 +78,6 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	}
 	st := k.Status()
 	fmt.Fprintf(io.err, "Signed in to %s. The access token is valid for %s; tokentray refreshes it before then.\n",
-		name, humanDuration(st.AccessExpiry.Sub(e.clock.Now())))
+		name, humanize.Duration(st.AccessExpiry.Sub(e.clock.Now())))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 func newRefreshCmd(envFor envGetter) *cobra.Command {
@@ -29,7 +30,7 @@ func newRefreshCmd(envFor envGetter) *cobra.Command {
 				return err
 			}
 			st := k.Status()
-			fmt.Fprintf(e.streams.err, "Refreshed %s. The access token is valid for %s.\n", args[0], humanDuration(st.AccessExpiry.Sub(e.clock.Now())))
+			fmt.Fprintf(e.streams.err, "Refreshed %s. The access token is valid for %s.\n", args[0], humanize.Duration(st.AccessExpiry.Sub(e.clock.Now())))
 			return nil
 		},
 	}

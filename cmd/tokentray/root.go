@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -16,6 +15,9 @@ func newRootCmd(io streams, d deps) *cobra.Command {
 it refreshes access tokens before they expire, saves every rotated refresh token in
 the OS keyring, and hands valid access tokens to scripts and agents.
 
+Without a command, tokentray starts the system-tray app: a green, red or grey icon,
+a menu per connection and a dashboard with live countdowns.
+
 Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 4 provider unreachable and no valid token, 1 anything else (e.g. keyring unavailable).`,
 		Example: `  printf %s "$SECRET" | tokentray secret procore-sandbox
@@ -23,6 +25,12 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
   curl -H "Authorization: Bearer $(tokentray token procore-sandbox)" https://sandbox.procore.com/rest/v1.0/me`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q (see `tokentray --help`)", args[0])}
+			}
+			return nil
+		},
 	}
 	root.SetOut(io.out)
 	root.SetErr(io.err)
@@ -34,6 +42,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 	})
 
 	envFor := func(c *cobra.Command) (*env, error) { return d.env(c.Context(), g, io) }
+	root.RunE = func(c *cobra.Command, _ []string) error { return trayRun(c, envFor) }
 	root.AddCommand(
 		newLoginCmd(envFor),
 		newTokenCmd(envFor),
@@ -54,27 +63,4 @@ func oneName(c *cobra.Command, args []string) error {
 		return usageError{fmt.Errorf("%s needs exactly one connection name, got %d (usage: %s)", c.Name(), len(args), c.UseLine())}
 	}
 	return nil
-}
-
-// humanDuration prints 1 h 12 m, 4 m 05 s, 12 s.
-func humanDuration(d time.Duration) string {
-	neg := d < 0
-	if neg {
-		d = -d
-	}
-	d = d.Round(time.Second)
-	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
-	var out string
-	switch {
-	case h > 0:
-		out = fmt.Sprintf("%d h %02d m", h, m)
-	case m > 0:
-		out = fmt.Sprintf("%d m %02d s", m, s)
-	default:
-		out = fmt.Sprintf("%d s", s)
-	}
-	if neg {
-		return out + " ago"
-	}
-	return out
 }

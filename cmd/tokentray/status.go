@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 type statusJSON struct {
@@ -95,13 +96,13 @@ func expiryLabel(s auth.Status, now time.Time) string {
 	case s.AccessExpiry.IsZero():
 		return "none"
 	case s.Usable:
-		label := humanDuration(s.AccessExpiry.Sub(now)) + " left"
+		label := humanize.Duration(s.AccessExpiry.Sub(now)) + " left"
 		if s.LifetimeGuessed {
 			label += " (estimated)"
 		}
 		return label
 	default:
-		return "expired " + humanDuration(s.AccessExpiry.Sub(now))
+		return "expired " + humanize.Duration(s.AccessExpiry.Sub(now))
 	}
 }
 
@@ -114,6 +115,6 @@ func nextLabel(s auth.Status, now time.Time) string {
 	case !s.NextRefresh.After(now):
 		return "due now"
 	default:
-		return "in " + humanDuration(s.NextRefresh.Sub(now))
+		return "in " + humanize.Duration(s.NextRefresh.Sub(now))
 	}
 }

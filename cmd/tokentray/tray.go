@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+	"github.com/spf13/cobra"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/ui"
+)
+
+// appID identifies tokentray to the desktop (preferences, notifications).
+const appID = "io.tokentray.tokentray"
+
+// trayRun starts the tray for every configured connection. A missing config
+// starts an empty tray that says how to add one; an invalid one is an error.
+func trayRun(c *cobra.Command, envFor envGetter) error {
+	e, err := envFor(c)
+	if errors.Is(err, config.ErrNoFile) {
+		fmt.Fprintf(c.ErrOrStderr(), "tokentray: %v\nStarting with no connections; try `tokentray demo`.\n", err)
+		e, err = emptyEnv(c, envFor)
+	}
+	if err != nil {
+		return err
+	}
+	var keepers []*auth.Keeper
+	for _, conn := range e.cfg.Connections {
+		keepers = append(keepers, auth.NewKeeper(conn, auth.KeeperOptions{
+			Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener,
+		}))
+	}
+	return showTray(c.Context(), keepers, ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path}, nil)
+}
+
+// emptyEnv is the environment of a tray started without a config file.
+func emptyEnv(c *cobra.Command, envFor envGetter) (*env, error) {
+	path, err := config.DefaultPath()
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEnvWithConfig(&config.Config{Path: path}, c.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// showTray runs the Fyne app with the tray until Quit or ctx ends, then
+// waits for every keeper to finish (an in-flight refresh is saved first).
+// afterStart runs on the UI goroutine once the tray is up.
+func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, afterStart func(*ui.Tray)) error {
+	a := app.NewWithID(appID)
+	a.SetIcon(ui.AppIcon)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, k := range keepers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.Run(ctx); err != nil {
+				opt.Log.Error("keeper stopped", "connection", k.Connection().Name, "err", err)
+			}
+		}()
+	}
+	tray := ui.NewTray(a, keepers, opt)
+	tray.Start(ctx)
+	if afterStart != nil {
+		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
+	}
+	a.Lifecycle().SetOnStopped(cancel)
+	go func() {
+		<-ctx.Done()
+		fyne.Do(a.Quit)
+	}()
+	a.Run()
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// hasDisplay reports whether a window can be shown.
+func hasDisplay() bool {
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "openbsd" {
+		return true
+	}
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}

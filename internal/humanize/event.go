@@ -1,0 +1,39 @@
+package humanize
+
+import (
+	"fmt"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+// Event says what happened in one line for a person, or "" for events not
+// worth a line of their own (entering "refreshing", leaving it successfully).
+func Event(e auth.Event) string {
+	switch e.Kind {
+	case auth.EventState:
+		if e.To == auth.StateRefreshing || (e.From == auth.StateRefreshing && e.To == auth.StateConnected) {
+			return ""
+		}
+		s := fmt.Sprintf("%s → %s", e.From, e.To)
+		if e.Error != "" {
+			s += ": " + e.Error
+		}
+		return s
+	case auth.EventRefreshed:
+		return "refreshed: new access token and a new (rotated) refresh token, saved first"
+	case auth.EventRefreshFailed:
+		return "refresh failed: " + e.Error
+	case auth.EventSignedIn:
+		return "signed in"
+	case auth.EventSignedOut:
+		return "signed out"
+	case auth.EventAccessExpired:
+		return "the access token expired and no new one could be had"
+	case auth.EventChecked:
+		if e.Error != "" {
+			return "API check failed: " + e.Error
+		}
+		return "API check ok"
+	}
+	return ""
+}

@@ -1,0 +1,68 @@
+// Package humanize writes times and durations the way tokentray shows them
+// to people, the same in the terminal and in the tray.
+package humanize
+
+import (
+	"fmt"
+	"time"
+)
+
+// Duration prints 1 h 12 m, 4 m 05 s or 12 s; a negative duration ends in "ago".
+func Duration(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	d = d.Round(time.Second)
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	var out string
+	switch {
+	case h >= 48:
+		out = fmt.Sprintf("%d d %d h", h/24, h%24)
+	case h > 0:
+		out = fmt.Sprintf("%d h %02d m", h, m)
+	case m > 0:
+		out = fmt.Sprintf("%d m %02d s", m, s)
+	default:
+		out = fmt.Sprintf("%d s", s)
+	}
+	if neg {
+		return out + " ago"
+	}
+	return out
+}
+
+// Clock prints a countdown as H:MM:SS or M:SS, for a display ticking each second.
+func Clock(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Round(time.Second)
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+	}
+	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+// Since prints how long ago t was, relative to now, or "never".
+func Since(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return Duration(t.Sub(now))
+}
+
+// Coarse prints a duration to the minute, for text that must not change
+// every second (a tray menu): "1 h 12 m", "4 m", "< 1 m".
+func Coarse(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "< 1 m"
+	case d < time.Hour:
+		return fmt.Sprintf("%d m", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h %02d m", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%d d %d h", int(d.Hours())/24, int(d.Hours())%24)
+}

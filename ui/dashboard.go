@@ -1,0 +1,272 @@
+package ui
+
+import (
+	"fmt"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
+)
+
+// maxLogLines bounds the dashboard's event log.
+const maxLogLines = 500
+
+// Dashboard is the window that shows every connection in detail: a status
+// dot, the access token's countdown and how much of its life is used, the
+// next and last refresh, the refresh token's age, the last API check and the
+// last error with its hint, the actions, and an event log.
+type Dashboard struct {
+	tray    *Tray
+	Window  fyne.Window
+	header  *widget.Label
+	dot     *canvas.Circle
+	cards   []*card
+	log     binding.StringList
+	content fyne.CanvasObject
+}
+
+// card is one connection's panel. Its widgets are bound to data that update
+// sets; the layout reads top to bottom like the window looks.
+type card struct {
+	keeper    *auth.Keeper
+	dot       *canvas.Circle
+	state     binding.String
+	countdown binding.String
+	bar       *lifetimeBar
+	next      binding.String
+	last      binding.String
+	rtAge     binding.String
+	check     binding.String
+	errText   binding.String
+	hint      binding.String
+	errLabel  *widget.Label
+	hintLabel *widget.Label
+	reauth    *widget.Button
+	refresh   *widget.Button
+	copyTok   *widget.Button
+	signOut   *widget.Button
+	object    fyne.CanvasObject
+}
+
+func newDashboard(t *Tray) *Dashboard {
+	d := &Dashboard{tray: t, log: binding.NewStringList()}
+	d.header = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	d.dot = canvas.NewCircle(colourGrey)
+	var cards []fyne.CanvasObject
+	for _, k := range t.keepers {
+		c := d.newCard(k)
+		d.cards = append(d.cards, c)
+		cards = append(cards, c.object)
+	}
+	if len(cards) == 0 {
+		cards = append(cards, widget.NewCard("No connections yet", "",
+			widget.NewLabel(fmt.Sprintf("Add a [[connection]] to %s (see the README), or try `tokentray demo`.", t.opt.ConfigPath))))
+	}
+	logList := widget.NewListWithData(d.log,
+		func() fyne.CanvasObject { return widget.NewLabel("") },
+		func(item binding.DataItem, o fyne.CanvasObject) { o.(*widget.Label).Bind(item.(binding.String)) })
+	logCard := widget.NewCard("Events", "", logList)
+
+	top := container.NewBorder(nil, nil, container.NewCenter(container.NewGridWrap(fyne.NewSize(14, 14), d.dot)), nil, d.header)
+	split := container.NewVSplit(container.NewVScroll(container.NewVBox(cards...)), logCard)
+	split.Offset = 0.68
+	d.content = container.NewBorder(container.NewPadded(top), nil, nil, nil, split)
+	return d
+}
+
+func (d *Dashboard) newCard(k *auth.Keeper) *card {
+	c := &card{keeper: k, state: binding.NewString(), countdown: binding.NewString(), bar: newLifetimeBar(),
+		next: binding.NewString(), last: binding.NewString(), rtAge: binding.NewString(), check: binding.NewString(),
+		errText: binding.NewString(), hint: binding.NewString()}
+	conn := k.Connection()
+	c.dot = canvas.NewCircle(colourGrey)
+	title := widget.NewLabelWithStyle(conn.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	where := conn.Provider.Name
+	if conn.Environment != "" {
+		where += " · " + conn.Environment
+	}
+	state := widget.NewLabelWithData(c.state)
+	head := container.NewHBox(container.NewCenter(container.NewGridWrap(fyne.NewSize(12, 12), c.dot)), title, state, layout.NewSpacer(),
+		widget.NewLabelWithStyle(where, fyne.TextAlignTrailing, fyne.TextStyle{Italic: true}))
+
+	c.errLabel = widget.NewLabelWithData(c.errText)
+	c.errLabel.Wrapping = fyne.TextWrapWord
+	c.errLabel.Importance = widget.DangerImportance
+	c.hintLabel = widget.NewLabelWithData(c.hint)
+	c.hintLabel.Wrapping = fyne.TextWrapWord
+	c.hintLabel.Importance = widget.LowImportance
+
+	key := func(s string) fyne.CanvasObject {
+		return widget.NewLabelWithStyle(s, fyne.TextAlignTrailing, fyne.TextStyle{})
+	}
+	value := func(b binding.String) fyne.CanvasObject { return widget.NewLabelWithData(b) }
+	facts := container.New(layout.NewFormLayout(),
+		key("Access token"), container.NewVBox(value(c.countdown), c.bar),
+		key("Next refresh"), value(c.next),
+		key("Last refresh"), value(c.last),
+		key("Refresh token"), value(c.rtAge),
+		key("API check"), value(c.check),
+	)
+	name := conn.Name
+	c.reauth = widget.NewButtonWithIcon("Re-authenticate", theme.LoginIcon(), func() { d.tray.SignIn(name) })
+	c.refresh = widget.NewButtonWithIcon("Refresh now", theme.ViewRefreshIcon(), func() { d.tray.RefreshNow(name) })
+	c.copyTok = widget.NewButtonWithIcon("Copy access token", theme.ContentCopyIcon(), func() { d.tray.CopyToken(name) })
+	c.signOut = widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), func() { d.tray.ConfirmSignOut(name) })
+	actions := container.NewHBox(c.reauth, c.refresh,
+		widget.NewButtonWithIcon("Check API", theme.SearchIcon(), func() { d.tray.CheckNow(name) }),
+		c.copyTok, layout.NewSpacer(), c.signOut)
+	c.object = widget.NewCard("", "", container.NewVBox(head, facts, c.errLabel, c.hintLabel, actions))
+	return c
+}
+
+// update sets every card from its keeper's status at now. Call on the UI
+// goroutine (fyne.Do).
+func (d *Dashboard) update(now time.Time) {
+	var sts []auth.Status
+	for _, c := range d.cards {
+		st := c.keeper.Status()
+		sts = append(sts, st)
+		c.update(st, now)
+	}
+	level := Overall(sts)
+	d.dot.FillColor = levelColour(level)
+	d.dot.Refresh()
+	d.header.SetText(headline(sts, level))
+}
+
+func headline(sts []auth.Status, level Level) string {
+	switch level {
+	case Green:
+		if len(sts) == 1 {
+			return "Connected: the access token is valid and kept fresh"
+		}
+		return fmt.Sprintf("All %d connections are working", len(sts))
+	case Red:
+		var names []string
+		for _, st := range sts {
+			if ConnectionLevel(st) == Red {
+				names = append(names, st.Name)
+			}
+		}
+		if len(names) == 1 {
+			return names[0] + " needs attention"
+		}
+		return fmt.Sprintf("%d connections need attention", len(names))
+	}
+	if len(sts) == 0 {
+		return "No connections configured"
+	}
+	return "Nothing is signed in yet"
+}
+
+func (c *card) update(st auth.Status, now time.Time) {
+	c.dot.FillColor = levelColour(ConnectionLevel(st))
+	c.dot.Refresh()
+	_ = c.state.Set(string(st.State))
+	switch {
+	case st.AccessExpiry.IsZero():
+		_ = c.countdown.Set("none")
+	case st.Usable:
+		_ = c.countdown.Set(fmt.Sprintf("%s left (expires %s)", humanize.Clock(st.AccessExpiry.Sub(now)), st.AccessExpiry.Local().Format("15:04:05")))
+	default:
+		_ = c.countdown.Set("expired " + humanize.Duration(st.AccessExpiry.Sub(now)))
+	}
+	used := 0.0
+	if life := st.AccessExpiry.Sub(st.AccessObtained); life > 0 {
+		used = float64(now.Sub(st.AccessObtained)) / float64(life)
+	}
+	c.bar.Set(used, levelColour(ConnectionLevel(st)))
+	switch {
+	case st.NextRefresh.IsZero():
+		_ = c.next.Set("—")
+	case !st.NextRefresh.After(now):
+		_ = c.next.Set("due now")
+	default:
+		_ = c.next.Set(fmt.Sprintf("in %s (at %s)", humanize.Duration(st.NextRefresh.Sub(now)), st.NextRefresh.Local().Format("15:04:05")))
+	}
+	switch {
+	case st.State == auth.StateDisconnected:
+		_ = c.last.Set("—")
+	case st.LastRefresh.IsZero():
+		_ = c.last.Set("none since sign-in")
+	case st.LastRefreshOK:
+		_ = c.last.Set(fmt.Sprintf("%s · ok", humanize.Since(st.LastRefresh, now)))
+	default:
+		_ = c.last.Set(fmt.Sprintf("%s · failed", humanize.Since(st.LastRefresh, now)))
+	}
+	switch {
+	case !st.HasRefreshToken:
+		_ = c.rtAge.Set("none")
+	case st.RefreshTokenSince.IsZero():
+		_ = c.rtAge.Set("held")
+	default:
+		_ = c.rtAge.Set("received " + humanize.Since(st.RefreshTokenSince, now))
+	}
+	switch ch := st.LastCheck; {
+	case ch == nil:
+		_ = c.check.Set("not checked yet")
+	case ch.OK():
+		who := ""
+		if ch.Who != "" {
+			who = " · " + ch.Who
+		}
+		_ = c.check.Set(fmt.Sprintf("HTTP %d%s · %s", ch.Status, who, humanize.Since(ch.Time, now)))
+	default:
+		_ = c.check.Set(fmt.Sprintf("failed %s: %s", humanize.Since(ch.Time, now), ch.Error))
+	}
+	errText, hint := st.LastError, st.Hint
+	if errText == "" && st.LastCheck != nil && !st.LastCheck.OK() {
+		hint = st.LastCheck.Hint
+	}
+	// Point at what helps: sign-in when it is needed; no action that cannot work.
+	needsSignIn := st.State == auth.StateNeedsReauth || st.State == auth.StateDisconnected
+	if needsSignIn {
+		c.reauth.Importance = widget.HighImportance
+		c.reauth.SetText("Sign in")
+	} else {
+		c.reauth.Importance = widget.MediumImportance
+		c.reauth.SetText("Re-authenticate")
+	}
+	c.reauth.Refresh()
+	enableIf(c.refresh, st.HasRefreshToken)
+	enableIf(c.copyTok, st.Usable)
+	enableIf(c.signOut, st.State != auth.StateDisconnected)
+	_ = c.errText.Set(errText)
+	_ = c.hint.Set(hint)
+	showIf(c.errLabel, errText != "")
+	showIf(c.hintLabel, hint != "")
+}
+
+func enableIf(b *widget.Button, enabled bool) {
+	if enabled {
+		b.Enable()
+	} else {
+		b.Disable()
+	}
+}
+
+func showIf(o fyne.CanvasObject, visible bool) {
+	if visible {
+		o.Show()
+	} else {
+		o.Hide()
+	}
+}
+
+// addLog puts a line at the top of the event log. Call on the UI goroutine.
+func (d *Dashboard) addLog(line string) {
+	items, _ := d.log.Get()
+	items = append([]string{line}, items...)
+	if len(items) > maxLogLines {
+		items = items[:maxLogLines]
+	}
+	_ = d.log.Set(items)
+}

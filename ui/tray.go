@@ -1,0 +1,270 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
+)
+
+// Options configure the tray.
+type Options struct {
+	Clock      auth.Clock
+	Log        *slog.Logger
+	ConfigPath string
+	// ExtraMenu adds items above Quit (the demo's "Break the refresh token").
+	ExtraMenu []*fyne.MenuItem
+	// Tick is how often the countdowns update (default 1 s).
+	Tick time.Duration
+}
+
+// Tray is the system-tray icon and menu and the dashboard behind them, for
+// a set of keepers. It is a thin client: every action is a keeper call.
+type Tray struct {
+	app     fyne.App
+	keepers []*auth.Keeper
+	byName  map[string]*auth.Keeper
+	opt     Options
+	ctx     context.Context
+	dash    *Dashboard
+	level   Level
+	menuKey string
+	started bool
+}
+
+// NewTray builds the tray for keepers; Start shows it.
+func NewTray(a fyne.App, keepers []*auth.Keeper, opt Options) *Tray {
+	if opt.Clock == nil {
+		opt.Clock = auth.SystemClock{}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Tick <= 0 {
+		opt.Tick = time.Second
+	}
+	t := &Tray{app: a, keepers: keepers, byName: map[string]*auth.Keeper{}, opt: opt, ctx: context.Background(), level: -1}
+	for _, k := range keepers {
+		t.byName[k.Connection().Name] = k
+	}
+	t.dash = newDashboard(t)
+	return t
+}
+
+// Dashboard returns the dashboard; its window exists once Start has run.
+func (t *Tray) Dashboard() *Dashboard { return t.dash }
+
+// Start installs the tray icon and menu, creates the (hidden) dashboard
+// window, and follows the keepers' events until ctx ends. Call it before
+// the app runs: Fyne starts the tray only if the first menu is set before
+// Run, and quits with a nil D-Bus connection otherwise.
+func (t *Tray) Start(ctx context.Context) {
+	t.ctx = ctx
+	t.started = true
+	w := t.app.NewWindow("tokentray")
+	w.SetIcon(AppIcon)
+	w.SetContent(t.dash.content)
+	w.Resize(fyne.NewSize(820, 640))
+	w.SetCloseIntercept(w.Hide) // closing the window leaves the tray running
+	t.dash.Window = w
+	if desk, ok := t.app.(desktop.App); ok {
+		desk.SetSystemTrayWindow(w)
+	}
+	for _, k := range t.keepers {
+		events, stop := k.Subscribe()
+		go func() {
+			<-ctx.Done()
+			stop()
+		}()
+		go t.follow(k, events)
+	}
+	t.refresh()
+	go func() {
+		ticker := time.NewTicker(t.opt.Tick)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				fyne.Do(t.refresh)
+			}
+		}
+	}()
+}
+
+// follow turns one keeper's events into log lines, checks and a refreshed view.
+func (t *Tray) follow(k *auth.Keeper, events <-chan auth.Event) {
+	for e := range events {
+		if e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed {
+			go k.Check(t.ctx) // prove the new token against the API
+		}
+		line := humanize.Event(e)
+		fyne.Do(func() {
+			if line != "" {
+				t.dash.addLog(fmt.Sprintf("%s  %s  %s", e.Time.Local().Format("15:04:05"), e.Connection, line))
+			}
+			t.refresh()
+		})
+	}
+}
+
+// refresh updates the icon, the menu (when its text changed) and the
+// dashboard. Call on the UI goroutine.
+func (t *Tray) refresh() {
+	now := t.opt.Clock.Now()
+	sts := t.statuses()
+	level := Overall(sts)
+	desk, isDesktop := t.app.(desktop.App)
+	if level != t.level {
+		t.level = level
+		if isDesktop {
+			desk.SetSystemTrayIcon(TrayIcon(level))
+		}
+	}
+	key := Tooltip(sts, now)
+	if key != t.menuKey {
+		t.menuKey = key
+		if isDesktop {
+			desk.SetSystemTrayMenu(t.Menu(sts, now))
+		}
+	}
+	t.dash.update(now)
+}
+
+func (t *Tray) statuses() []auth.Status {
+	sts := make([]auth.Status, 0, len(t.keepers))
+	for _, k := range t.keepers {
+		sts = append(sts, k.Status())
+	}
+	return sts
+}
+
+// Menu builds the tray menu: one line per connection with its actions,
+// then the app's items.
+func (t *Tray) Menu(sts []auth.Status, now time.Time) *fyne.Menu {
+	var items []*fyne.MenuItem
+	for _, st := range sts {
+		name := st.Name
+		line := fyne.NewMenuItem(MenuLine(st, now), nil)
+		line.ChildMenu = fyne.NewMenu("",
+			fyne.NewMenuItem("Re-authenticate", func() { t.SignIn(name) }),
+			fyne.NewMenuItem("Refresh now", func() { t.RefreshNow(name) }),
+			fyne.NewMenuItem("Copy access token", func() { t.CopyToken(name) }),
+			fyne.NewMenuItem("Sign out…", func() { t.ConfirmSignOut(name) }),
+		)
+		items = append(items, line)
+	}
+	if len(sts) == 0 {
+		none := fyne.NewMenuItem("No connections configured", nil)
+		none.Disabled = true
+		items = append(items, none)
+	}
+	items = append(items, fyne.NewMenuItemSeparator(),
+		fyne.NewMenuItem("Open dashboard", t.ShowDashboard),
+	)
+	if len(t.opt.ExtraMenu) > 0 {
+		items = append(items, fyne.NewMenuItemSeparator())
+		items = append(items, t.opt.ExtraMenu...)
+	}
+	quit := fyne.NewMenuItem("Quit", func() { t.app.Quit() })
+	quit.IsQuit = true
+	items = append(items, fyne.NewMenuItemSeparator(), quit)
+	return fyne.NewMenu("tokentray", items...)
+}
+
+// ShowDashboard brings the dashboard window up.
+func (t *Tray) ShowDashboard() {
+	if t.dash.Window == nil {
+		return
+	}
+	t.dash.update(t.opt.Clock.Now())
+	t.dash.Window.Show()
+	t.dash.Window.RequestFocus()
+}
+
+// SignIn starts the browser sign-in of name.
+func (t *Tray) SignIn(name string) {
+	k := t.byName[name]
+	if k == nil {
+		return
+	}
+	t.logf("%s  sign-in started: finish it in the browser", name)
+	go func() {
+		if err := k.Login(t.ctx, auth.LoginOptions{}); err != nil && !errors.Is(err, context.Canceled) {
+			t.logf("%s  sign-in failed: %v", name, err)
+		}
+	}()
+}
+
+// RefreshNow refreshes name now.
+func (t *Tray) RefreshNow(name string) {
+	if k := t.byName[name]; k != nil {
+		go func() {
+			if err := k.Refresh(t.ctx); err != nil {
+				t.opt.Log.Warn("refresh from the tray failed", "connection", name, "err", err)
+			}
+		}()
+	}
+}
+
+// CheckNow calls name's "who am I" URL.
+func (t *Tray) CheckNow(name string) {
+	if k := t.byName[name]; k != nil {
+		go k.Check(t.ctx)
+	}
+}
+
+// CopyToken puts a valid access token of name on the clipboard.
+func (t *Tray) CopyToken(name string) {
+	k := t.byName[name]
+	if k == nil {
+		return
+	}
+	go func() {
+		tok, err := k.Token(t.ctx, 0)
+		if err != nil {
+			t.logf("%s  no token to copy: %v", name, err)
+			return
+		}
+		left := humanize.Duration(tok.Expiry().Sub(t.opt.Clock.Now()))
+		fyne.Do(func() {
+			t.app.Clipboard().SetContent(tok.AccessToken.Reveal())
+			t.dash.addLog(fmt.Sprintf("%s  %s  access token copied to the clipboard (valid %s)", t.opt.Clock.Now().Local().Format("15:04:05"), name, left))
+		})
+	}()
+}
+
+// ConfirmSignOut asks before revoking name's tokens.
+func (t *Tray) ConfirmSignOut(name string) {
+	k := t.byName[name]
+	if k == nil || t.dash.Window == nil {
+		return
+	}
+	t.ShowDashboard()
+	dialog.ShowConfirm("Sign out of "+name+"?",
+		"tokentray revokes the refresh token at the provider and forgets the tokens.\nScripts using this connection will stop working until you sign in again.",
+		func(ok bool) {
+			if !ok {
+				return
+			}
+			go func() {
+				if err := k.Logout(t.ctx, false); err != nil {
+					t.logf("%s  sign-out failed: %v", name, err)
+				}
+			}()
+		}, t.dash.Window)
+}
+
+func (t *Tray) logf(format string, a ...any) {
+	line := t.opt.Clock.Now().Local().Format("15:04:05") + "  " + fmt.Sprintf(format, a...)
+	fyne.Do(func() { t.dash.addLog(line) })
+}

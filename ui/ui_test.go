@@ -1,0 +1,196 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/fakeclock"
+)
+
+var now = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+
+func status(name string, state auth.State, usable bool) auth.Status {
+	return auth.Status{Name: name, State: state, Usable: usable}
+}
+
+func TestOverallColour(t *testing.T) {
+	tests := []struct {
+		name string
+		sts  []auth.Status
+		want Level
+	}{
+		{"no connections is grey", nil, Grey},
+		{"nothing signed in is grey", []auth.Status{status("a", auth.StateDisconnected, false)}, Grey},
+		{"all usable is green", []auth.Status{status("a", auth.StateConnected, true), status("b", auth.StateRefreshing, true)}, Green},
+		{"degraded with a valid token is still green", []auth.Status{status("a", auth.StateDegraded, true)}, Green},
+		{"degraded with an expired token is red", []auth.Status{status("a", auth.StateConnected, true), status("b", auth.StateDegraded, false)}, Red},
+		{"needs_reauth is red even while the token lasts", []auth.Status{status("a", auth.StateNeedsReauth, true)}, Red},
+		{"one signed in and one never signed in is red", []auth.Status{status("a", auth.StateConnected, true), status("b", auth.StateDisconnected, false)}, Red},
+	}
+	for _, tc := range tests {
+		if got := Overall(tc.sts); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestMenuLines(t *testing.T) {
+	st := auth.Status{Name: "procore-sandbox", State: auth.StateConnected, Usable: true, AccessExpiry: now.Add(72*time.Minute + 30*time.Second)}
+	for _, tc := range []struct {
+		st   auth.Status
+		want string
+	}{
+		{st, "procore-sandbox — 1 h 12 m left"},
+		{auth.Status{Name: "procore", State: auth.StateNeedsReauth}, "procore — sign-in needed"},
+		{auth.Status{Name: "x", State: auth.StateDegraded, Usable: true, AccessExpiry: now.Add(40 * time.Minute)}, "x — retrying, 40 m left"},
+		{auth.Status{Name: "x", State: auth.StateDegraded}, "x — token expired, retrying"},
+		{auth.Status{Name: "x", State: auth.StateDisconnected}, "x — not signed in"},
+	} {
+		if got := MenuLine(tc.st, now); got != tc.want {
+			t.Errorf("MenuLine = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// scene is a set of keepers in chosen states on a fake clock, without a
+// network: tokens are put straight into a memory store.
+type scene struct {
+	clock   *fakeclock.Clock
+	store   *auth.MemoryStore
+	keepers []*auth.Keeper
+}
+
+func newScene(t *testing.T) *scene {
+	return &scene{clock: fakeclock.New(now), store: auth.NewMemoryStore()}
+}
+
+func (s *scene) add(t *testing.T, name, env string, tokens *auth.TokenSet) *auth.Keeper {
+	procore, _ := auth.LookupPreset("procore")
+	ru, _ := auth.ParseRedirectURI("http://localhost:9876/callback")
+	ep, _ := procore.Resolve(env, auth.Endpoints{TokenURL: "http://127.0.0.1:1/token"})
+	conn := &auth.Connection{Name: name, Provider: procore, Environment: env, ClientID: "id", RedirectURI: ru, RefreshAt: 0.8, Endpoints: ep}
+	if tokens != nil {
+		_ = s.store.SaveTokens(context.Background(), name, tokens)
+	}
+	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}, Clock: s.clock, Jitter: func() float64 { return 0 }})
+	if err := k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.keepers = append(s.keepers, k)
+	return k
+}
+
+func tokens(obtained time.Time) *auth.TokenSet {
+	return &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt", ObtainedAt: obtained,
+		Lifetime: 90 * time.Minute, RefreshTokenSince: obtained.Add(-50 * time.Hour), LastRefresh: obtained, LastRefreshOK: true}
+}
+
+// TestMain pins the zone: the dashboard shows local clock times, and golden
+// images must not depend on where the tests run.
+func TestMain(m *testing.M) {
+	time.Local = time.UTC
+	m.Run()
+}
+
+func (s *scene) dashboard(t *testing.T) (*Tray, fyne.Window) {
+	a := test.NewTempApp(t)
+	a.Settings().SetTheme(test.Theme())
+	tr := NewTray(a, s.keepers, Options{Clock: s.clock, ConfigPath: "/home/ada/.config/tokentray/config.toml"})
+	tr.dash.update(s.clock.Now())
+	w := test.NewTempWindow(t, tr.dash.content)
+	w.Resize(fyne.NewSize(820, 420+380*float32(len(s.keepers))))
+	return tr, w
+}
+
+func TestDashboardConnected(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "procore-sandbox", "sandbox", tokens(now.Add(-18*time.Minute)))
+	tr, w := s.dashboard(t)
+	tr.dash.addLog("13:42:00  procore-sandbox  refreshed: new access token and a new (rotated) refresh token, saved first")
+	test.AssertImageMatches(t, "dashboard_connected.png", w.Canvas().Capture())
+	if got := tr.dash.header.Text; got != "Connected: the access token is valid and kept fresh" {
+		t.Fatalf("header %q", got)
+	}
+}
+
+func TestDashboardNeedsReauthShowsErrorAndHint(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "procore-sandbox", "sandbox", tokens(now.Add(-10*time.Minute)))
+	dead := tokens(now.Add(-100 * time.Minute))
+	dead.Dead, dead.LastError = true, "refresh failed: invalid_grant (The provided authorization grant is invalid), HTTP 400"
+	dead.LastRefresh, dead.LastRefreshOK = now.Add(-28*time.Minute), false
+	s.add(t, "procore", "production", dead)
+	tr, w := s.dashboard(t)
+	test.AssertImageMatches(t, "dashboard_needs_reauth.png", w.Canvas().Capture())
+	if got := tr.dash.header.Text; got != "procore needs attention" {
+		t.Fatalf("header %q", got)
+	}
+	c := tr.dash.cards[1]
+	if errText, _ := c.errText.Get(); !strings.Contains(errText, "invalid_grant") || !c.errLabel.Visible() {
+		t.Fatalf("error not shown: %q", errText)
+	}
+	if hint, _ := c.hint.Get(); !strings.Contains(hint, "tokentray login procore") {
+		t.Fatalf("hint %q", hint)
+	}
+	if c.reauth.Text != "Sign in" || c.reauth.Importance != widget.HighImportance || !c.refresh.Disabled() || !c.copyTok.Disabled() {
+		t.Fatal("a connection that needs a sign-in must offer Sign in first and disable what cannot work")
+	}
+	if menu := tr.Menu(tr.statuses(), now); menu.Items[1].Label != "procore — sign-in needed" || menu.Items[1].ChildMenu.Items[0].Label != "Re-authenticate" {
+		t.Fatalf("menu line %q", menu.Items[1].Label)
+	}
+}
+
+func TestDashboardNothingSignedIn(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "procore", "production", nil)
+	tr, w := s.dashboard(t)
+	test.AssertImageMatches(t, "dashboard_disconnected.png", w.Canvas().Capture())
+	if got := tr.dash.header.Text; got != "Nothing is signed in yet" {
+		t.Fatalf("header %q", got)
+	}
+}
+
+func TestDashboardCountdownTicks(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "p", "sandbox", tokens(now.Add(-18*time.Minute)))
+	tr, _ := s.dashboard(t)
+	first, _ := tr.dash.cards[0].countdown.Get()
+	s.clock.Advance(time.Second)
+	tr.dash.update(s.clock.Now())
+	second, _ := tr.dash.cards[0].countdown.Get()
+	if !strings.HasPrefix(first, "1:12:00 left") || !strings.HasPrefix(second, "1:11:59 left") {
+		t.Fatalf("countdown %q then %q", first, second)
+	}
+	if tr.dash.cards[0].bar.used < 0.19 || tr.dash.cards[0].bar.used > 0.21 {
+		t.Fatalf("lifetime used %.2f, want 0.20", tr.dash.cards[0].bar.used)
+	}
+}
+
+func TestMenuHasTheActionsAndTheAppItems(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "procore-sandbox", "sandbox", tokens(now))
+	tr, _ := s.dashboard(t)
+	m := tr.Menu(tr.statuses(), now)
+	var labels []string
+	for _, it := range m.Items {
+		labels = append(labels, it.Label)
+	}
+	want := "procore-sandbox — 1 h 30 m left||Open dashboard||Quit"
+	if got := strings.Join(labels, "|"); got != want {
+		t.Fatalf("menu %q, want %q", got, want)
+	}
+	var actions []string
+	for _, it := range m.Items[0].ChildMenu.Items {
+		actions = append(actions, it.Label)
+	}
+	if got := strings.Join(actions, ", "); got != "Re-authenticate, Refresh now, Copy access token, Sign out…" {
+		t.Fatalf("actions %q", got)
+	}
+}
