@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
 
+	"github.com/tokentray/tokentray/assets"
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/notify"
 )
 
 // Options configure the tray.
@@ -24,6 +28,8 @@ type Options struct {
 	ExtraMenu []*fyne.MenuItem
 	// Tick is how often the countdowns update (default 1 s).
 	Tick time.Duration
+	// Notifier shows the alerts; nil for none.
+	Notifier notify.Notifier
 }
 
 // Tray is the system-tray icon and menu and the dashboard behind them, for
@@ -38,6 +44,18 @@ type Tray struct {
 	level   Level
 	menuKey string
 	started bool
+	// uiMu serialises UI work. The real driver runs fyne.Do on its one UI
+	// thread anyway; Fyne's test driver runs it on the caller's goroutine.
+	uiMu sync.Mutex
+}
+
+// onUI runs f on the UI goroutine, one at a time.
+func (t *Tray) onUI(f func()) {
+	fyne.Do(func() {
+		t.uiMu.Lock()
+		defer t.uiMu.Unlock()
+		f()
+	})
 }
 
 // NewTray builds the tray for keepers; Start shows it.
@@ -86,7 +104,9 @@ func (t *Tray) Start(ctx context.Context) {
 		}()
 		go t.follow(k, events)
 	}
+	t.uiMu.Lock()
 	t.refresh()
+	t.uiMu.Unlock()
 	go func() {
 		ticker := time.NewTicker(t.opt.Tick)
 		defer ticker.Stop()
@@ -95,26 +115,73 @@ func (t *Tray) Start(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-ticker.C:
-				fyne.Do(t.refresh)
+				t.onUI(t.refresh)
 			}
 		}
 	}()
 }
 
-// follow turns one keeper's events into log lines, checks and a refreshed view.
+// follow turns one keeper's events into log lines, checks, notifications
+// and a refreshed view.
 func (t *Tray) follow(k *auth.Keeper, events <-chan auth.Event) {
+	tracker := alerts.NewTracker()
 	for e := range events {
+		if a, ok := tracker.Observe(e); ok {
+			t.notify(a)
+		}
 		if e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed {
 			go k.Check(t.ctx) // prove the new token against the API
 		}
 		line := humanize.Event(e)
-		fyne.Do(func() {
+		t.onUI(func() {
 			if line != "" {
 				t.dash.addLog(fmt.Sprintf("%s  %s  %s", e.Time.Local().Format("15:04:05"), e.Connection, line))
 			}
 			t.refresh()
 		})
 	}
+}
+
+// notify tells a person about an alert, with a one-click Re-authenticate.
+func (t *Tray) notify(a alerts.Alert) {
+	n := t.opt.Notifier
+	if n == nil {
+		return
+	}
+	name := a.Connection
+	m := notify.Message{Key: name}
+	switch a.Kind {
+	case alerts.NeedsReauth:
+		m.Title = name + ": sign-in needed"
+		m.Body = "The provider refused the refresh token, so tokentray cannot renew access. Scripts using " + name + " fail once the access token expires."
+		if a.Error != "" {
+			m.Body += "\n" + a.Error
+		}
+		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
+	case alerts.Expired:
+		m.Title = name + ": no valid access token"
+		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
+		if a.Error != "" {
+			m.Body += "\n" + a.Error
+		}
+		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
+	case alerts.Recovered:
+		m.Title = name + " is connected again"
+		m.Body = "A valid access token is held and kept fresh."
+		m.Icon = assets.TrayGreen
+	}
+	if m.Action != "" {
+		m.OnAction = func() { t.SignIn(name) } // safe off the UI goroutine
+		if !n.Actionable() {
+			m.Body += "\nChoose Re-authenticate in the tokentray menu."
+		}
+	}
+	if _, err := n.Send(m); err != nil {
+		t.opt.Log.Warn("notification failed", "connection", name, "err", err)
+		t.logf("%s  could not show a notification: %v", name, err)
+		return
+	}
+	t.logf("%s  notified: %s", name, m.Title)
 }
 
 // refresh updates the icon, the menu (when its text changed) and the
@@ -236,7 +303,7 @@ func (t *Tray) CopyToken(name string) {
 			return
 		}
 		left := humanize.Duration(tok.Expiry().Sub(t.opt.Clock.Now()))
-		fyne.Do(func() {
+		t.onUI(func() {
 			t.app.Clipboard().SetContent(tok.AccessToken.Reveal())
 			t.dash.addLog(fmt.Sprintf("%s  %s  access token copied to the clipboard (valid %s)", t.opt.Clock.Now().Local().Format("15:04:05"), name, left))
 		})
@@ -266,5 +333,5 @@ func (t *Tray) ConfirmSignOut(name string) {
 
 func (t *Tray) logf(format string, a ...any) {
 	line := t.opt.Clock.Now().Local().Format("15:04:05") + "  " + fmt.Sprintf(format, a...)
-	fyne.Do(func() { t.dash.addLog(line) })
+	t.onUI(func() { t.dash.addLog(line) })
 }

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/fakeclock"
 )
 
@@ -193,4 +196,17 @@ func TestMenuHasTheActionsAndTheAppItems(t *testing.T) {
 	if got := strings.Join(actions, ", "); got != "Re-authenticate, Refresh now, Copy access token, Sign out…" {
 		t.Fatalf("actions %q", got)
 	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func alertNeedsReauth(name string) alerts.Alert {
+	return alerts.Alert{Connection: name, Kind: alerts.NeedsReauth, Error: "refresh failed: invalid_grant"}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/notify"
 	"github.com/tokentray/tokentray/ui"
 )
 
@@ -57,6 +59,9 @@ func emptyEnv(c *cobra.Command, envFor envGetter) (*env, error) {
 // waits for every keeper to finish (an in-flight refresh is saved first).
 // afterStart runs on the UI goroutine once the tray is up.
 func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, afterStart func(*ui.Tray)) error {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
 	a := app.NewWithID(appID)
 	a.SetIcon(ui.AppIcon)
 	ctx, cancel := context.WithCancel(ctx)
@@ -70,6 +75,10 @@ func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, after
 				opt.Log.Error("keeper stopped", "connection", k.Connection().Name, "err", err)
 			}
 		}()
+	}
+	if opt.Notifier == nil {
+		opt.Notifier = notify.New("tokentray", opt.Log)
+		defer opt.Notifier.Close()
 	}
 	tray := ui.NewTray(a, keepers, opt)
 	tray.Start(ctx)

@@ -1,0 +1,76 @@
+// Package alerts decides when a person must hear about a connection: once
+// when it needs a sign-in, once when its access token has expired while
+// tokentray cannot get a new one, and once when it recovers. Never once per
+// retry. The tray's notifications and the on_alert hook both follow it.
+package alerts
+
+import (
+	"time"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+// Kind is what the alert is about.
+type Kind string
+
+const (
+	// NeedsReauth: the refresh token was refused; a person must sign in.
+	NeedsReauth Kind = "needs_reauth"
+	// Expired: the access token expired while refreshing keeps failing.
+	Expired Kind = "expired"
+	// Recovered: a connection that was alerted about works again.
+	Recovered Kind = "recovered"
+)
+
+// Alert is one thing to tell a person.
+type Alert struct {
+	Connection string    `json:"connection"`
+	Kind       Kind      `json:"kind"`
+	From       string    `json:"old_state,omitempty"`
+	To         string    `json:"new_state,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Hint       string    `json:"hint,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// Tracker turns keeper events into alerts. It is not safe for concurrent
+// use; give each event stream its own, or serialise.
+type Tracker struct {
+	raised map[string]Kind // connection -> the alert in force
+}
+
+// NewTracker returns a tracker with nothing raised.
+func NewTracker() *Tracker { return &Tracker{raised: map[string]Kind{}} }
+
+// Observe returns the alert that e calls for, if any.
+func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
+	a := Alert{Connection: e.Connection, From: string(e.From), To: string(e.To), Error: e.Error, Hint: e.Hint, Time: e.Time}
+	in := t.raised[e.Connection]
+	switch {
+	case e.Kind == auth.EventState && e.To == auth.StateNeedsReauth:
+		if in == NeedsReauth {
+			return Alert{}, false
+		}
+		t.raised[e.Connection] = NeedsReauth
+		a.Kind = NeedsReauth
+		return a, true
+	case e.Kind == auth.EventAccessExpired:
+		if in != "" {
+			return Alert{}, false // already told; needs_reauth says more
+		}
+		t.raised[e.Connection] = Expired
+		a.Kind = Expired
+		a.To = string(auth.StateDegraded)
+		return a, true
+	case e.Kind == auth.EventState && e.To == auth.StateConnected:
+		if in == "" {
+			return Alert{}, false
+		}
+		delete(t.raised, e.Connection)
+		a.Kind = Recovered
+		return a, true
+	case e.Kind == auth.EventState && e.To == auth.StateDisconnected:
+		delete(t.raised, e.Connection) // signed out on purpose: nothing to recover from
+	}
+	return Alert{}, false
+}
