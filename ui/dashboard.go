@@ -102,7 +102,6 @@ func (d *Dashboard) newCard(k *auth.Keeper) *card {
 	c.errLabel.Importance = widget.DangerImportance
 	c.hintLabel = widget.NewLabelWithData(c.hint)
 	c.hintLabel.Wrapping = fyne.TextWrapWord
-	c.hintLabel.Importance = widget.LowImportance
 
 	key := func(s string) fyne.CanvasObject {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignTrailing, fyne.TextStyle{})
@@ -240,6 +239,9 @@ func (c *card) update(st auth.Status, now time.Time) {
 	enableIf(c.copyTok, st.Usable)
 	enableIf(c.signOut, st.State != auth.StateDisconnected)
 	_ = c.errText.Set(errText)
+	if hint != "" {
+		hint = "What to do: " + hint
+	}
 	_ = c.hint.Set(hint)
 	showIf(c.errLabel, errText != "")
 	showIf(c.hintLabel, hint != "")

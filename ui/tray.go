@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/systray"
 
 	"github.com/tokentray/tokentray/assets"
 	"github.com/tokentray/tokentray/auth"
@@ -129,7 +130,7 @@ func (t *Tray) follow(k *auth.Keeper, events <-chan auth.Event) {
 		if a, ok := tracker.Observe(e); ok {
 			t.notify(a)
 		}
-		if e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed {
+		if (e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed) && k.Connection().Endpoints.CheckURL != "" {
 			go k.Check(t.ctx) // prove the new token against the API
 		}
 		line := humanize.Event(e)
@@ -202,6 +203,7 @@ func (t *Tray) refresh() {
 		t.menuKey = key
 		if isDesktop {
 			desk.SetSystemTrayMenu(t.Menu(sts, now))
+			systray.SetTooltip(key) // the hover text, where the platform shows one
 		}
 	}
 	t.dash.update(now)

@@ -195,12 +195,9 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 			}
 		case e := <-events:
 			clearLine(out, live)
-			if e.Kind == auth.EventRefreshFailed {
-				break // the state change that follows says it
-			}
 			if msg := humanize.Event(e); msg != "" {
 				fmt.Fprintf(out, "%s  %s\n", stamp(e.Time), msg)
-				if e.Hint != "" && e.Kind == auth.EventState {
+				if e.Hint != "" && e.Kind == auth.EventRefreshFailed {
 					fmt.Fprintf(out, "           hint: %s\n", e.Hint)
 				}
 			}

@@ -14,15 +14,12 @@ func Event(e auth.Event) string {
 		if e.To == auth.StateRefreshing || (e.From == auth.StateRefreshing && e.To == auth.StateConnected) {
 			return ""
 		}
-		s := fmt.Sprintf("%s → %s", e.From, e.To)
-		if e.Error != "" {
-			s += ": " + e.Error
-		}
-		return s
+		// The error comes with its own refresh_failed line.
+		return fmt.Sprintf("%s → %s", e.From, e.To)
 	case auth.EventRefreshed:
 		return "refreshed: new access token and a new (rotated) refresh token, saved first"
 	case auth.EventRefreshFailed:
-		return "refresh failed: " + e.Error
+		return e.Error
 	case auth.EventSignedIn:
 		return "signed in"
 	case auth.EventSignedOut:

@@ -1,0 +1,237 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/dbustest"
+)
+
+// startXvfb starts a virtual X display and returns its DISPLAY value.
+func startXvfb(t *testing.T) string {
+	for n := 90; n < 110; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue
+		}
+		display := fmt.Sprintf(":%d", n)
+		cmd := exec.Command("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start Xvfb: %v", err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		for range 100 {
+			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+				return display
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("Xvfb did not come up")
+	}
+	t.Fatal("no free X display number")
+	return ""
+}
+
+func screenshot(t *testing.T, display, name string) {
+	dir := os.Getenv("E2E_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	_ = os.MkdirAll(dir, 0o755)
+	cmd := exec.Command("import", "-window", "root", filepath.Join(dir, name))
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("screenshot %s: %v %s", name, err, out)
+	}
+}
+
+type colour string
+
+func iconColour(t *testing.T, it dbustest.Item) colour {
+	r, g, _, err := dbustest.TrayIcon(it)
+	if err != nil {
+		t.Logf("read the icon: %v", err)
+		return "unknown"
+	}
+	switch {
+	case r > g+40:
+		return "red"
+	case g > r+40:
+		return "green"
+	}
+	return "grey"
+}
+
+func waitColour(t *testing.T, it dbustest.Item, want colour) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := iconColour(t, it)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tray icon is %s, want %s", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func findMenu(t *testing.T, it dbustest.Item, prefix string) dbustest.MenuItem {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		items, err := dbustest.Menu(it)
+		if err == nil {
+			for _, m := range items {
+				if strings.HasPrefix(m.Label, prefix) {
+					return m
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no menu item starting %q in %+v (%v)", prefix, items, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func click(t *testing.T, it dbustest.Item, parent dbustest.MenuItem, label string) {
+	t.Helper()
+	for _, c := range parent.Children {
+		if c.Label == label {
+			if err := dbustest.Click(it, c.ID); err != nil {
+				t.Fatalf("click %q: %v", label, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %q under %q", label, parent.Label)
+}
+
+func (h *harness) browserCount(line string) int {
+	log, _ := os.ReadFile(h.browser)
+	return strings.Count(string(log), line)
+}
+
+// TestTrayRedOnRevocationAndNotificationSignsIn runs the real tray under
+// Xvfb with a StatusNotifierWatcher and a notification server on the
+// private bus: green while signed in; red, with one notification carrying
+// Re-authenticate, once the provider revokes the grant; green again after
+// the notification's action signs in through the browser.
+func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
+	h := setup(t)
+	watcher, err := dbustest.StartWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	notifier, err := dbustest.StartNotifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notifier.Close()
+	display := startXvfb(t)
+
+	h.must(clientSecret+"\n", "secret", "e2e")
+	h.must("", "login", "e2e", "--timeout", "90s")
+	oldRT := keyringItem(t, "e2e")["refresh_token"].(string)
+	h.must("", "refresh", "e2e") // rotate, so that oldRT is a used one
+
+	tray := exec.Command(h.bin)
+	tray.Env = append(append([]string{}, h.env...), "DISPLAY="+display, "LANG=C.UTF-8", "LIBGL_ALWAYS_SOFTWARE=1")
+	logPath := filepath.Join(h.dir, "tray.log")
+	logFile, _ := os.Create(logPath)
+	tray.Stdout, tray.Stderr = logFile, logFile
+	if err := tray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = tray.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- tray.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = tray.Process.Kill()
+			t.Error("the tray did not quit within 15 s of SIGTERM")
+		}
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("tray output:\n%s", out)
+		}
+	}()
+
+	item, err := watcher.WaitItem(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitColour(t, item, "green")
+	line := findMenu(t, item, "e2e — ")
+	if !strings.HasSuffix(line.Label, " left") {
+		t.Fatalf("menu line %q should say the time left", line.Label)
+	}
+	open := findMenu(t, item, "Open dashboard")
+	_ = dbustest.Click(item, open.ID)
+	time.Sleep(1500 * time.Millisecond)
+	screenshot(t, display, "tray-dashboard-green.png")
+
+	// The provider revokes the grant: reusing a rotated refresh token makes
+	// oidc-provider revoke the whole grant (RFC 9700 reuse detection).
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {oldRT}, "client_id": {"tokentray-e2e"}, "client_secret": {clientSecret}}
+	resp, err := http.PostForm(fmt.Sprintf("http://127.0.0.1:%d/token", h.port), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	click(t, item, line, "Refresh now")
+	waitColour(t, item, "red")
+	n, err := notifier.Next(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Summary != "e2e: sign-in needed" || n.Actions["act"] != "Re-authenticate" || n.Urgency != 2 {
+		t.Fatalf("notification %+v", n)
+	}
+	if line := findMenu(t, item, "e2e — "); line.Label != "e2e — sign-in needed" {
+		t.Fatalf("menu line %q", line.Label)
+	}
+	time.Sleep(1 * time.Second)
+	screenshot(t, display, "tray-dashboard-red.png")
+
+	// One click on the notification's action signs in through the browser.
+	before := h.browserCount("callback page: signed-in")
+	if err := notifier.Invoke(n.ID, "act"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for h.browserCount("callback page: signed-in") == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the Re-authenticate action did not complete a browser sign-in")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitColour(t, item, "green")
+	back, err := notifier.Next(20 * time.Second)
+	if err != nil || back.Summary != "e2e is connected again" {
+		t.Fatalf("recovery notification: %+v %v", back, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if sent := notifier.Sent(); len(sent) != 2 {
+		t.Fatalf("%d notifications, want 2 (one per transition): %+v", len(sent), sent)
+	}
+	screenshot(t, display, "tray-dashboard-green-again.png")
+	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) == "" {
+		t.Fatal("no token after re-authentication")
+	}
+}
