@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/filelock"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // streams are the command's standard streams.
@@ -45,6 +47,8 @@ type env struct {
 	log     *slog.Logger
 	streams streams
 	opener  func(string) error
+	// api reaches the running tray; nil where there is none to ask (tests).
+	api *localapi.Client
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.
@@ -92,6 +96,7 @@ func newEnvWithConfig(cfg *config.Config, logTo io.Writer) (*env, error) {
 		cfg: cfg, store: auth.NewKeyringStore(), locker: locks, clock: auth.SystemClock{},
 		log:    slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelError})),
 		opener: browser.Open,
+		api:    localapi.NewClient(localapi.DefaultPath()),
 	}, nil
 }
 
@@ -109,4 +114,17 @@ func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// askTray runs f against the running tray. It reports false when no tray
+// runs, and the command should do the work itself (under the file lock).
+func (e *env) askTray(f func(*localapi.Client) error) (bool, error) {
+	if e.api == nil {
+		return false, nil
+	}
+	err := f(e.api)
+	if errors.Is(err, localapi.ErrNotRunning) {
+		return false, nil
+	}
+	return true, err
 }

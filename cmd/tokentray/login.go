@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 type loginOptions struct {
@@ -48,6 +49,17 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 		return usageError{err}
 	}
 	io := e.streams
+	asked, err := e.askTray(func(api *localapi.Client) error {
+		fmt.Fprintf(io.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
+		_, err := api.Login(c.Context(), name, o.timeout)
+		return err
+	})
+	if asked {
+		if err == nil {
+			fmt.Fprintf(io.err, "Signed in to %s.\n", name)
+		}
+		return err
+	}
 	opener := e.opener
 	if o.noBrowser {
 		opener = nil

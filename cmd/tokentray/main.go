@@ -13,6 +13,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // Exit codes are a contract with users' scripts (DESIGN.md).
@@ -42,8 +43,12 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 	}
 	fmt.Fprintln(io.err, "tokentray: "+err.Error())
 	var te *auth.TokenError
-	if errors.As(err, &te) && te.Hint != "" {
+	var ae *localapi.APIError
+	switch {
+	case errors.As(err, &te) && te.Hint != "":
 		fmt.Fprintln(io.err, "hint: "+te.Hint)
+	case errors.As(err, &ae) && ae.Hint() != "":
+		fmt.Fprintln(io.err, "hint: "+ae.Hint())
 	}
 	return exitCode(err)
 }
@@ -63,6 +68,10 @@ func (e usageError) Unwrap() error { return e.err }
 func exitCode(err error) int {
 	var ue usageError
 	var ve *config.ValidationError
+	var ae *localapi.APIError
+	if errors.As(err, &ae) && ae.ExitCode() != 0 {
+		return ae.ExitCode() // the tray's answer, same meaning
+	}
 	switch {
 	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
 		return exitUsage

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 func newRefreshCmd(envFor envGetter) *cobra.Command {
@@ -22,14 +23,23 @@ func newRefreshCmd(envFor envGetter) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := e.keeper(c.Context(), args[0])
+			var st auth.Status
+			asked, err := e.askTray(func(api *localapi.Client) error {
+				conn, err := api.Refresh(c.Context(), args[0])
+				st = conn.Status
+				return err
+			})
+			if !asked {
+				var k *auth.Keeper
+				if k, err = e.keeper(c.Context(), args[0]); err == nil {
+					if err = k.Refresh(c.Context()); err == nil {
+						st = k.Status()
+					}
+				}
+			}
 			if err != nil {
 				return err
 			}
-			if err := k.Refresh(c.Context()); err != nil {
-				return err
-			}
-			st := k.Status()
 			fmt.Fprintf(e.streams.err, "Refreshed %s. The access token is valid for %s.\n", args[0], humanize.Duration(st.AccessExpiry.Sub(e.clock.Now())))
 			return nil
 		},
@@ -50,11 +60,14 @@ forgets them here without telling the provider. The client secret stays.`,
 			if err != nil {
 				return err
 			}
-			k, err := e.keeper(c.Context(), args[0])
-			if err != nil {
-				return err
+			asked, err := e.askTray(func(api *localapi.Client) error { return api.Logout(c.Context(), args[0], localOnly) })
+			if !asked {
+				var k *auth.Keeper
+				if k, err = e.keeper(c.Context(), args[0]); err == nil {
+					err = k.Logout(c.Context(), localOnly)
+				}
 			}
-			if err := k.Logout(c.Context(), localOnly); err != nil {
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.streams.err, "Signed out of %s.\n", args[0])

@@ -10,14 +10,11 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
-type statusJSON struct {
-	auth.Status
-	Provider    string `json:"provider"`
-	Environment string `json:"environment,omitempty"`
-	APIBase     string `json:"api_base,omitempty"`
-}
+// statusJSON is one connection in `status --json`, the same as the API's.
+type statusJSON = localapi.Connection
 
 func newStatusCmd(envFor envGetter) *cobra.Command {
 	var asJSON bool
@@ -30,15 +27,26 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(c *cobra.Command, _ []string) error {
-			e, err := envFor(c)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := envFor(cmd)
 			if err != nil {
 				return err
 			}
 			var all []statusJSON
+			asked, err := e.askTray(func(c *localapi.Client) error {
+				var err error
+				all, err = c.Connections(cmd.Context())
+				return err
+			})
+			if err != nil {
+				return err
+			}
 			for _, conn := range e.cfg.Connections {
+				if asked {
+					break
+				}
 				st := auth.Status{Name: conn.Name, State: "unknown"}
-				if k, err := e.keeper(c.Context(), conn.Name); err != nil {
+				if k, err := e.keeper(cmd.Context(), conn.Name); err != nil {
 					st.LastError = err.Error()
 				} else {
 					st = k.Status()

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 type tokenOptions struct {
@@ -13,14 +16,29 @@ type tokenOptions struct {
 	json     bool
 }
 
-// tokenJSON is `tokentray token --json`: the access token and what a script
-// needs to use it. The refresh token is never printed.
-type tokenJSON struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	ExpiresIn   int64     `json:"expires_in"`
-	APIBase     string    `json:"api_base,omitempty"`
+// tokenFrom asks the running tray for a token (the tray is the one
+// refresher), or, when none runs, gets it here under the file lock.
+// The result is also `tokentray token --json`; it never holds the refresh token.
+func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration) (*localapi.Token, error) {
+	var tok *localapi.Token
+	asked, err := e.askTray(func(c *localapi.Client) error {
+		var err error
+		tok, err = c.Token(ctx, name, minValid)
+		return err
+	})
+	if asked {
+		return tok, err
+	}
+	k, err := e.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := k.Token(ctx, minValid)
+	if err != nil {
+		return nil, err
+	}
+	return &localapi.Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
+		ExpiresIn: int64(t.Expiry().Sub(e.clock.Now()) / time.Second), APIBase: k.Connection().Endpoints.APIBase}, nil
 }
 
 func newTokenCmd(envFor envGetter) *cobra.Command {
@@ -42,25 +60,18 @@ is locked against every other tokentray process, so scripts never race the rotat
 			if err != nil {
 				return err
 			}
-			k, err := e.keeper(c.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			t, err := k.Token(c.Context(), o.minValid)
+			tok, err := tokenFrom(c.Context(), e, args[0], o.minValid)
 			if err != nil {
 				return err
 			}
 			out := e.streams.out
 			if !o.json {
-				_, err = fmt.Fprintln(out, t.AccessToken.Reveal())
+				_, err = fmt.Fprintln(out, tok.AccessToken)
 				return err
 			}
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
-			return enc.Encode(tokenJSON{
-				AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
-				ExpiresIn: int64(t.Expiry().Sub(e.clock.Now()) / time.Second), APIBase: k.Connection().Endpoints.APIBase,
-			})
+			return enc.Encode(tok)
 		},
 	}
 	c.Flags().DurationVar(&o.minValid, "min-valid", 2*time.Minute, "the token must stay valid at least this long")

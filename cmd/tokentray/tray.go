@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
 	"github.com/tokentray/tokentray/ui"
 )
@@ -25,6 +26,14 @@ const appID = "io.tokentray.tokentray"
 // trayRun starts the tray for every configured connection. A missing config
 // starts an empty tray that says how to add one; an invalid one is an error.
 func trayRun(c *cobra.Command, envFor envGetter) error {
+	// Single instance: a running tray shows its dashboard instead.
+	api := localapi.NewClient(localapi.DefaultPath())
+	if err := api.ShowDashboard(c.Context()); err == nil {
+		fmt.Fprintln(c.ErrOrStderr(), "tokentray is already running: its dashboard is up.")
+		return nil
+	} else if !errors.Is(err, localapi.ErrNotRunning) {
+		return err
+	}
 	e, err := envFor(c)
 	if errors.Is(err, config.ErrNoFile) {
 		fmt.Fprintf(c.ErrOrStderr(), "tokentray: %v\nStarting with no connections; try `tokentray demo`.\n", err)
@@ -82,6 +91,7 @@ func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, after
 	}
 	tray := ui.NewTray(a, keepers, opt)
 	tray.Start(ctx)
+	serveAPI(ctx, keepers, tray, opt)
 	if afterStart != nil {
 		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
 	}
@@ -102,4 +112,24 @@ func hasDisplay() bool {
 		return true
 	}
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
+// serveAPI serves the local API for the tray's keepers, so that the CLI and
+// scripts ask the tray instead of refreshing themselves. When another
+// tokentray already serves it (a demo next to the real tray), this one
+// runs without it.
+func serveAPI(ctx context.Context, keepers []*auth.Keeper, tray *ui.Tray, opt ui.Options) {
+	path := localapi.DefaultPath()
+	l, err := localapi.Listen(path)
+	if err != nil {
+		opt.Log.Warn("the local API is not served", "err", err)
+		fmt.Fprintf(os.Stderr, "tokentray: the local API is not served: %v\n", err)
+		return
+	}
+	s := &localapi.Server{Keepers: keepers, Clock: opt.Clock, ShowDashboard: func() { fyne.Do(tray.ShowDashboard) }}
+	go func() {
+		if err := s.Serve(ctx, l); err != nil {
+			opt.Log.Error("local API stopped", "err", err)
+		}
+	}()
 }

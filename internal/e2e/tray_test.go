@@ -176,6 +176,34 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitColour(t, item, "green")
+
+	// The tray serves the local API; the CLI and curl ask it.
+	sock := filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "tokentray", "api.sock")
+	if info, err := os.Stat(sock); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %s: %v %v", sock, info, err)
+	}
+	curl, err := exec.Command("curl", "-sS", "--unix-socket", sock, "http://tokentray/v1/connections").Output()
+	if err != nil || !strings.Contains(string(curl), `"state": "connected"`) {
+		t.Fatalf("curl --unix-socket: %v\n%s", err, curl)
+	}
+	refreshesBefore := h.events.count("grant.success", "refresh_token")
+	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) != keyringItem(t, "e2e")["access_token"] {
+		t.Fatal("token through the tray is not the stored access token")
+	}
+	time.Sleep(2 * time.Second) // the 300 s token now has under 299 s left
+	if again := h.must("", "token", "e2e", "--min-valid", "299s"); strings.TrimSpace(again.stdout) == "" {
+		t.Fatal("no token")
+	}
+	time.Sleep(300 * time.Millisecond) // the server's event line may trail its answer
+	if got := h.events.count("grant.success", "refresh_token"); got != refreshesBefore+1 {
+		t.Fatalf("a token the tray had to refresh first: %d refreshes at the server, want exactly 1", got-refreshesBefore)
+	}
+	second := exec.Command(h.bin)
+	second.Env = tray.Env
+	if out, err := second.CombinedOutput(); err != nil || !strings.Contains(string(out), "already running") {
+		t.Fatalf("a second tokentray: %v %s", err, out)
+	}
+
 	line := findMenu(t, item, "e2e — ")
 	if !strings.HasSuffix(line.Label, " left") {
 		t.Fatalf("menu line %q should say the time left", line.Label)
@@ -231,6 +259,18 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 		t.Fatalf("%d notifications, want 2 (one per transition): %+v", len(sent), sent)
 	}
 	screenshot(t, display, "tray-dashboard-green-again.png")
+
+	// `tokentray login` while the tray runs signs in through the tray.
+	before = h.browserCount("callback page: signed-in")
+	if r := h.must("", "login", "e2e", "--timeout", "60s"); !strings.Contains(r.stderr, "through the running tokentray") {
+		t.Fatalf("login did not go through the tray: %s", r.stderr)
+	}
+	for deadline := time.Now().Add(20 * time.Second); h.browserCount("callback page: signed-in") != before+1; {
+		if time.Now().After(deadline) {
+			t.Fatal("login through the tray did not complete a browser sign-in")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) == "" {
 		t.Fatal("no token after re-authentication")
 	}

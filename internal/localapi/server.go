@@ -1,0 +1,267 @@
+// Package localapi is tokentray's local API: HTTP over a unix socket that
+// only the same user can reach, served by the running tray and used by the
+// CLI, the Go client package and any script (curl --unix-socket). The tray's
+// keepers are the only refreshers; everyone else asks them.
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+// Server serves the API for a set of keepers.
+type Server struct {
+	Keepers []*auth.Keeper
+	// ShowDashboard brings the tray's dashboard up (single instance).
+	ShowDashboard func()
+	// Clock reads the time for expires_in.
+	Clock auth.Clock
+	// HeaderTimeout drops a client that connects and sends no request
+	// (default 5 s).
+	HeaderTimeout time.Duration
+
+	srv *http.Server
+}
+
+// Error is the API's error body. ExitCode has the CLI's meaning.
+type Error struct {
+	Code     string `json:"error"`
+	Message  string `json:"message"`
+	Hint     string `json:"hint,omitempty"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// Token is the body of GET /v1/connections/NAME/token.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresIn   int64     `json:"expires_in"`
+	APIBase     string    `json:"api_base,omitempty"`
+}
+
+// Connection is one entry of GET /v1/connections.
+type Connection struct {
+	auth.Status
+	Provider    string `json:"provider"`
+	Environment string `json:"environment,omitempty"`
+	APIBase     string `json:"api_base,omitempty"`
+}
+
+type peerKey struct{}
+
+// Serve answers on l until ctx ends. Requests from another user are
+// refused; a client that connects and never sends a request is dropped.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if s.Clock == nil {
+		s.Clock = auth.SystemClock{}
+	}
+	if s.HeaderTimeout <= 0 {
+		s.HeaderTimeout = 5 * time.Second
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/connections", s.list)
+	mux.HandleFunc("GET /v1/connections/{name}", s.one)
+	mux.HandleFunc("GET /v1/connections/{name}/token", s.token)
+	mux.HandleFunc("POST /v1/connections/{name}/refresh", s.refresh)
+	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
+	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
+	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, Error{Code: "not_found", Message: r.Method + " " + r.URL.Path + " is not part of the API", Hint: "See the README's Local API section.", ExitCode: 2})
+	})
+	s.srv = &http.Server{
+		Handler:           sameUser(mux),
+		ReadHeaderTimeout: s.HeaderTimeout,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			uid, ok := peerUID(c)
+			if !ok {
+				uid = -1
+			}
+			return context.WithValue(ctx, peerKey{}, uid)
+		},
+	}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(shutdown)
+	}()
+	if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// sameUser refuses a peer whose uid differs from ours. Where the platform
+// cannot say (uid -1), the socket's mode is the protection.
+func sameUser(next http.Handler) http.Handler {
+	me := os.Getuid()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if uid, _ := r.Context().Value(peerKey{}).(int); uid != -1 && uid != me {
+			writeError(w, http.StatusForbidden, Error{Code: "forbidden", Message: "this tokentray belongs to another user", ExitCode: 1})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
+	name := r.PathValue("name")
+	var names []string
+	for _, k := range s.Keepers {
+		if k.Connection().Name == name {
+			return k
+		}
+		names = append(names, k.Connection().Name)
+	}
+	writeError(w, http.StatusNotFound, Error{Code: "unknown_connection", Message: "no connection named " + quote(name),
+		Hint: "Configured: " + strings.Join(names, ", "), ExitCode: 2})
+	return nil
+}
+
+func describe(k *auth.Keeper) Connection {
+	c := k.Connection()
+	return Connection{Status: k.Status(), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase}
+}
+
+func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
+	out := make([]Connection, 0, len(s.Keepers))
+	for _, k := range s.Keepers {
+		out = append(out, describe(k))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) one(w http.ResponseWriter, r *http.Request) {
+	if k := s.keeper(w, r); k != nil {
+		writeJSON(w, http.StatusOK, describe(k))
+	}
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	minValid := 2 * time.Minute
+	if v := r.URL.Query().Get("min_valid"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, Error{Code: "bad_request", Message: "min_valid " + quote(v) + " is not a duration such as 2m or 90s", ExitCode: 2})
+			return
+		}
+		minValid = d
+	}
+	t, err := k.Token(r.Context(), minValid)
+	if err != nil {
+		writeKeeperError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
+		ExpiresIn: int64(t.Expiry().Sub(s.Clock.Now()) / time.Second), APIBase: k.Connection().Endpoints.APIBase})
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	if err := k.Refresh(r.Context()); err != nil {
+		writeKeeperError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, describe(k))
+}
+
+// login starts the browser sign-in in the tray. With ?wait=true it answers
+// when the sign-in has ended, so that `tokentray login` can report it.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	timeout := auth.DefaultLoginTimeout
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- k.Login(context.WithoutCancel(r.Context()), auth.LoginOptions{Timeout: timeout}) }()
+	if r.URL.Query().Get("wait") != "true" {
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "sign-in started: finish it in the browser"})
+		return
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			writeKeeperError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, describe(k))
+	case <-r.Context().Done():
+	}
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	if err := k.Logout(r.Context(), r.URL.Query().Get("local_only") == "true"); err != nil {
+		writeKeeperError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, describe(k))
+}
+
+func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
+	if s.ShowDashboard != nil {
+		s.ShowDashboard()
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "shown"})
+}
+
+// writeKeeperError maps the keeper's errors to the CLI's exit codes.
+func writeKeeperError(w http.ResponseWriter, err error) {
+	e := Error{Code: "internal", Message: err.Error(), ExitCode: 1}
+	status := http.StatusInternalServerError
+	var te *auth.TokenError
+	if errors.As(err, &te) {
+		e.Hint = te.Hint
+	}
+	switch {
+	case errors.Is(err, auth.ErrNeedsSignIn):
+		e.Code, e.ExitCode, status = "needs_sign_in", 3, http.StatusConflict
+	case errors.Is(err, auth.ErrUnreachable), errors.Is(err, auth.ErrRevokeFailed):
+		e.Code, e.ExitCode, status = "provider_unreachable", 4, http.StatusBadGateway
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, auth.ErrLoginTimeout):
+		e.Code, status = "timeout", http.StatusGatewayTimeout
+	}
+	writeError(w, status, e)
+}
+
+func writeError(w http.ResponseWriter, status int, e Error) { writeJSON(w, status, e) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func quote(s string) string { return `"` + s + `"` }
