@@ -31,6 +31,15 @@ type Options struct {
 	Tick time.Duration
 	// Notifier shows the alerts; nil for none.
 	Notifier notify.Notifier
+	// Autostart is the start-at-login registration; nil hides the item.
+	Autostart Autostart
+}
+
+// Autostart turns starting at login on and off.
+type Autostart interface {
+	Enabled() (bool, error)
+	Enable() error
+	Disable() error
 }
 
 // Tray is the system-tray icon and menu and the dashboard behind them, for
@@ -240,6 +249,12 @@ func (t *Tray) Menu(sts []auth.Status, now time.Time) *fyne.Menu {
 	items = append(items, fyne.NewMenuItemSeparator(),
 		fyne.NewMenuItem("Open dashboard", t.ShowDashboard),
 	)
+	if as := t.opt.Autostart; as != nil {
+		on, err := as.Enabled()
+		item := fyne.NewMenuItem("Start at login", func() { t.toggleAutostart(!on) })
+		item.Checked = on && err == nil
+		items = append(items, item)
+	}
 	if len(t.opt.ExtraMenu) > 0 {
 		items = append(items, fyne.NewMenuItemSeparator())
 		items = append(items, t.opt.ExtraMenu...)
@@ -248,6 +263,27 @@ func (t *Tray) Menu(sts []auth.Status, now time.Time) *fyne.Menu {
 	quit.IsQuit = true
 	items = append(items, fyne.NewMenuItemSeparator(), quit)
 	return fyne.NewMenu("tokentray", items...)
+}
+
+// toggleAutostart turns starting at login on or off and redraws the menu.
+func (t *Tray) toggleAutostart(on bool) {
+	as := t.opt.Autostart
+	err := as.Disable()
+	if on {
+		err = as.Enable()
+	}
+	if err != nil {
+		t.logf("start at login: %v", err)
+		if t.dash.Window != nil {
+			dialog.ShowError(fmt.Errorf("start at login could not be changed: %w", err), t.dash.Window)
+		}
+	} else if on {
+		t.logf("tokentray will start at login")
+	} else {
+		t.logf("tokentray will no longer start at login")
+	}
+	t.menuKey = "" // the check mark changed: rebuild the menu
+	t.refresh()
 }
 
 // ShowDashboard brings the dashboard window up.

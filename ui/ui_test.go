@@ -210,3 +210,37 @@ func freePort(t *testing.T) string {
 func alertNeedsReauth(name string) alerts.Alert {
 	return alerts.Alert{Connection: name, Kind: alerts.NeedsReauth, Error: "refresh failed: invalid_grant"}
 }
+
+type fakeAutostart struct{ on bool }
+
+func (f *fakeAutostart) Enabled() (bool, error) { return f.on, nil }
+func (f *fakeAutostart) Enable() error          { f.on = true; return nil }
+func (f *fakeAutostart) Disable() error         { f.on = false; return nil }
+
+func TestStartAtLoginIsACheckItem(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "p", "sandbox", tokens(now))
+	as := &fakeAutostart{}
+	a := test.NewTempApp(t)
+	tr := NewTray(a, s.keepers, Options{Clock: s.clock, Autostart: as})
+	item := func() *fyne.MenuItem {
+		for _, it := range tr.Menu(tr.statuses(), now).Items {
+			if it.Label == "Start at login" {
+				return it
+			}
+		}
+		t.Fatal("no Start at login item")
+		return nil
+	}
+	if item().Checked {
+		t.Fatal("checked before enabling")
+	}
+	item().Action()
+	if !as.on || !item().Checked {
+		t.Fatal("the item did not enable start at login")
+	}
+	item().Action()
+	if as.on || item().Checked {
+		t.Fatal("the item did not disable start at login")
+	}
+}

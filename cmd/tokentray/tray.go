@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/autostart"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
@@ -48,7 +49,13 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener,
 		}))
 	}
-	return showTray(c.Context(), keepers, ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path}, nil)
+	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path}
+	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
+		opt.Autostart = entry
+	} else {
+		e.log.Info("start at login is not offered", "err", err)
+	}
+	return showTray(c.Context(), keepers, opt, nil)
 }
 
 // emptyEnv is the environment of a tray started without a config file.
