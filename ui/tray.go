@@ -164,21 +164,19 @@ func (t *Tray) notify(a alerts.Alert) {
 	case alerts.NeedsReauth:
 		m.Title = name + ": sign-in needed"
 		m.Body = "The provider refused the refresh token, so tokentray cannot renew access. Scripts using " + name + " fail once the access token expires."
-		if a.Error != "" {
-			m.Body += "\n" + a.Error
-		}
-		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
 	case alerts.Expired:
 		m.Title = name + ": no valid access token"
 		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
-		if a.Error != "" {
-			m.Body += "\n" + a.Error
-		}
-		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
 	case alerts.Recovered:
 		m.Title = name + " is connected again"
 		m.Body = "A valid access token is held and kept fresh."
 		m.Icon = assets.TrayGreen
+	}
+	if a.Kind != alerts.Recovered {
+		if a.Error != "" {
+			m.Body += "\n" + a.Error
+		}
+		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
 	}
 	if m.Action != "" {
 		m.OnAction = func() { t.SignIn(name) } // safe off the UI goroutine
