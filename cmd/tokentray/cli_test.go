@@ -187,3 +187,24 @@ func TestLogoutLocalOnly(t *testing.T) {
 		t.Fatalf("after logout: exit %d, want 3", code)
 	}
 }
+
+func TestExecPutsTheTokenInTheEnvironment(t *testing.T) {
+	c := newCLI(t)
+	c.signedIn(now)
+	code, out, errs := c.run("", "exec", "p", "--", "sh", "-c", `printf '%s %s %s' "$PROCORE_ACCESS_TOKEN" "$PROCORE_API_BASE" "$TOKENTRAY_CONNECTION"; exit 7`)
+	if code != 7 || out != "at-old https://sandbox.procore.com p" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	c.cfgText += "token_env = \"MY_TOKEN\"\n"
+	if code, out, _ := c.run("", "exec", "p", "--", "sh", "-c", `printf '%s %s' "$MY_TOKEN" "$MY_API_BASE"`); code != 0 || out != "at-old https://sandbox.procore.com" {
+		t.Fatalf("token_env: exit %d, %q", code, out)
+	}
+	for _, args := range [][]string{{"exec", "p", "sh"}, {"exec", "p", "--"}, {"exec", "--", "sh"}} {
+		if code, _, errs := c.run("", args...); code != 2 || !strings.Contains(errs, "tokentray exec NAME -- COMMAND") {
+			t.Fatalf("%v: exit %d %q", args, code, errs)
+		}
+	}
+	if code, _, errs := c.run("", "exec", "p", "--", "no-such-command-xyz"); code != 2 || !strings.Contains(errs, "cannot run") {
+		t.Fatalf("missing command: exit %d %q", code, errs)
+	}
+}

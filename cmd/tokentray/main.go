@@ -41,6 +41,10 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 	if err == nil {
 		return exitOK
 	}
+	var child exitCodeError
+	if errors.As(err, &child) {
+		return child.code // exec: the command's own exit code, no message of ours
+	}
 	fmt.Fprintln(io.err, "tokentray: "+err.Error())
 	var te *auth.TokenError
 	var ae *localapi.APIError

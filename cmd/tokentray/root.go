@@ -50,6 +50,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newRefreshCmd(envFor),
 		newLogoutCmd(envFor),
 		newSecretCmd(envFor),
+		newExecCmd(envFor),
 		newDemoCmd(io, d.openBrowser),
 	)
 	return root

@@ -16,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/autostart"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
 	"github.com/tokentray/tokentray/ui"
@@ -49,6 +50,12 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener,
 		}))
 	}
+	hook.Watch(c.Context(), keepers, func(name string) string {
+		if cmd := e.cfg.Raw[name].OnAlert; cmd != "" {
+			return cmd
+		}
+		return e.cfg.OnAlert
+	}, &hook.Runner{Log: e.log})
 	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
 		opt.Autostart = entry

@@ -112,7 +112,10 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s has %d problems:\n  - %s", e.Path, len(e.Problems), strings.Join(e.Problems, "\n  - "))
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var (
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
 
 // Parse validates the TOML text b, read from path.
 func Parse(path string, b []byte) (*Config, error) {
@@ -150,14 +153,9 @@ func Parse(path string, b []byte) (*Config, error) {
 			cfg.Connections = append(cfg.Connections, conn)
 			cfg.Raw[conn.Name] = raw
 		}
-		for _, field := range [][2]string{{"export_file", raw.ExportFile}, {"token_env", raw.TokenEnv}, {"on_alert", raw.OnAlert}} {
-			if field[1] != "" {
-				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s: %s is not acted on by this version of tokentray yet", path, label, field[0]))
-			}
+		if raw.ExportFile != "" {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s: export_file is not acted on by this version of tokentray yet", path, label))
 		}
-	}
-	if f.OnAlert != "" {
-		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: on_alert is not acted on by this version of tokentray yet", path))
 	}
 	if len(problems) > 0 {
 		return nil, &ValidationError{Path: path, Problems: problems}
@@ -199,6 +197,10 @@ func build(raw Connection) (*auth.Connection, []string) {
 		conn.Grant = auth.GrantClientCredentials
 	default:
 		add("grant: unknown grant %q; use \"authorization_code\" (sign in through the browser, the default) or \"client_credentials\" (a service account)", raw.Grant)
+	}
+
+	if raw.TokenEnv != "" && !envNameRE.MatchString(raw.TokenEnv) {
+		add("token_env: %q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
 	}
 
 	if strings.TrimSpace(raw.ClientID) == "" {

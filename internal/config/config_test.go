@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -125,5 +127,28 @@ func TestMissingFileSaysHowToCreateIt(t *testing.T) {
 	_, err := Load(t.TempDir() + "/none.toml")
 	if !errors.Is(err, ErrNoFile) || !strings.Contains(err.Error(), "--config") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestREADMEAlertExamplesParse keeps the README's on_alert examples valid.
+func TestREADMEAlertExamplesParse(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	n := 0
+	for _, b := range blocks {
+		if !strings.Contains(b[1], "on_alert") {
+			continue
+		}
+		n++
+		cfg, err := Parse("README.md", []byte(b[1]))
+		if err != nil || cfg.OnAlert == "" || len(cfg.Warnings) > 0 {
+			t.Errorf("README example does not parse: %v %v\n%s", err, cfg, b[1])
+		}
+	}
+	if n < 2 {
+		t.Fatalf("found %d on_alert examples in the README, want 2", n)
 	}
 }

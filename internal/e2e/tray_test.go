@@ -142,6 +142,12 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	defer notifier.Close()
 	display := startXvfb(t)
 
+	// An admin's alert hook: every alert appended as a JSON line.
+	alertLog := filepath.Join(h.dir, "alerts.jsonl")
+	cfgPath := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml")
+	cfg, _ := os.ReadFile(cfgPath)
+	_ = os.WriteFile(cfgPath, append(cfg, []byte(fmt.Sprintf("on_alert = \"cat >> %s\"\n", alertLog))...), 0o600)
+
 	h.must(clientSecret+"\n", "secret", "e2e")
 	h.must("", "login", "e2e", "--timeout", "90s")
 	oldRT := keyringItem(t, "e2e")["refresh_token"].(string)
@@ -231,6 +237,7 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	if n.Summary != "e2e: sign-in needed" || n.Actions["act"] != "Re-authenticate" || n.Urgency != 2 {
 		t.Fatalf("notification %+v", n)
 	}
+	waitAlerts(t, alertLog, `"kind":"needs_reauth"`)
 	if line := findMenu(t, item, "e2e — "); line.Label != "e2e — sign-in needed" {
 		t.Fatalf("menu line %q", line.Label)
 	}
@@ -254,6 +261,10 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	if err != nil || back.Summary != "e2e is connected again" {
 		t.Fatalf("recovery notification: %+v %v", back, err)
 	}
+	waitAlerts(t, alertLog, `"kind":"recovered"`)
+	if b, _ := os.ReadFile(alertLog); strings.Count(string(b), "\n") != 2 {
+		t.Fatalf("the alert hook ran %d times, want 2 (needs_reauth, recovered):\n%s", strings.Count(string(b), "\n"), b)
+	}
 	time.Sleep(500 * time.Millisecond)
 	if sent := notifier.Sent(); len(sent) != 2 {
 		t.Fatalf("%d notifications, want 2 (one per transition): %+v", len(sent), sent)
@@ -273,5 +284,21 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	}
 	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) == "" {
 		t.Fatal("no token after re-authentication")
+	}
+}
+
+// waitAlerts waits until the alert hook's log has a line containing want.
+func waitAlerts(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the alert hook did not record %s:\n%s", want, b)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -31,7 +31,7 @@ type fixture struct {
 	store     *auth.MemoryStore
 }
 
-func serve(t *testing.T, signedIn bool) *fixture {
+func serve(t testing.TB, signedIn bool) *fixture {
 	f := &fixture{store: auth.NewMemoryStore()}
 	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.refreshes.Add(1)

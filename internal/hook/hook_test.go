@@ -1,0 +1,61 @@
+//go:build unix
+
+package hook
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/alerts"
+)
+
+var payload = Payload{Alert: alerts.Alert{Connection: "procore", Kind: alerts.NeedsReauth, From: "connected", To: "needs_reauth",
+	Error: "refresh failed: invalid_grant", Hint: "Sign in again", Time: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)},
+	Provider: "procore", Environment: "sandbox"}
+
+func TestHookGetsTheAlertOnStdin(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "alert.json")
+	r := &Runner{Timeout: 5 * time.Second}
+	if err := r.Run(context.Background(), "cat > "+out+"; echo \"$TOKENTRAY_ALERT $TOKENTRAY_CONNECTION\" >> "+out, payload); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &got); err != nil {
+		t.Fatalf("stdin is not JSON: %q", b)
+	}
+	for k, v := range map[string]any{"connection": "procore", "kind": "needs_reauth", "old_state": "connected", "new_state": "needs_reauth",
+		"error": "refresh failed: invalid_grant", "hint": "Sign in again", "time": "2026-11-23T02:00:00Z", "provider": "procore", "environment": "sandbox"} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if lines[1] != "needs_reauth procore" {
+		t.Errorf("environment: %q", lines[1])
+	}
+}
+
+func TestFailingHookSaysWhy(t *testing.T) {
+	err := (&Runner{}).Run(context.Background(), "echo 'webhook returned 404' >&2; exit 3", payload)
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "webhook returned 404") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHangingHookIsKilledWithItsChildren(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "still-running")
+	err := (&Runner{Timeout: 300 * time.Millisecond}).Run(context.Background(), "(sleep 2; touch "+marker+") & sleep 30", payload)
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("err = %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a child of the hook survived the kill")
+	}
+}
