@@ -86,6 +86,9 @@ type KeeperOptions struct {
 	// Browser is used by Login.
 	OpenBrowser func(url string) error
 	ShowURL     func(url string)
+	// OnTokens is called after new tokens were saved (refresh, sign-in) and
+	// with nil after a sign-out, outside the keeper's lock: the export file.
+	OnTokens func(t *TokenSet)
 }
 
 // Backoff bounds for transient failures.
@@ -535,6 +538,7 @@ func (k *Keeper) doRefresh(force bool) error {
 		k.setStateLocked(StateConnected)
 		k.emitLocked(Event{Kind: EventRefreshed})
 		k.mu.Unlock()
+		k.tokensSaved(unsaved)
 		return nil
 	}
 
@@ -678,13 +682,21 @@ func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet) error {
 			"tokentray holds the only copy of the new refresh token in memory and keeps retrying; unlock or start the keyring, and do not quit tokentray until this clears.")
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.token = next
 	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
 	k.setStateLocked(StateConnected)
 	k.emitLocked(Event{Kind: EventRefreshed})
+	k.mu.Unlock()
 	k.log.Info("refreshed", "tokens", next)
+	k.tokensSaved(next)
 	return nil
+}
+
+// tokensSaved tells OnTokens about tokens that are now in the store.
+func (k *Keeper) tokensSaved(t *TokenSet) {
+	if k.opt.OnTokens != nil {
+		k.opt.OnTokens(t)
+	}
 }
 
 // refreshFailed records a failed token call: permanent failures need a

@@ -60,12 +60,13 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
 		return fmt.Errorf("signed in, but the tokens could not be saved, so the sign-in is lost: %w", err)
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.loaded = true
 	k.token, k.unsaved = next, nil
 	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
 	k.setStateLocked(StateConnected)
 	k.emitLocked(Event{Kind: EventSignedIn})
+	k.mu.Unlock()
+	k.tokensSaved(next)
 	return nil
 }
 
@@ -102,12 +103,13 @@ func (k *Keeper) Logout(ctx context.Context, localOnly bool) error {
 		return fmt.Errorf("sign out %s: %w", k.conn.Name, err)
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.loaded = true
 	k.token, k.unsaved = nil, nil
 	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
 	k.setStateLocked(StateDisconnected)
 	k.emitLocked(Event{Kind: EventSignedOut})
+	k.mu.Unlock()
+	k.tokensSaved(nil)
 	return nil
 }
 

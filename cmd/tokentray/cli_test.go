@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -206,5 +208,25 @@ func TestExecPutsTheTokenInTheEnvironment(t *testing.T) {
 	}
 	if code, _, errs := c.run("", "exec", "p", "--", "no-such-command-xyz"); code != 2 || !strings.Contains(errs, "cannot run") {
 		t.Fatalf("missing command: exit %d %q", code, errs)
+	}
+}
+
+func TestExportFileFollowsRefreshAndSignOut(t *testing.T) {
+	c := newCLI(t)
+	path := filepath.Join(t.TempDir(), "procore_token.json")
+	c.cfgText += fmt.Sprintf("export_file = %q\n", path)
+	c.signedIn(now.Add(-80 * time.Minute)) // past the refresh point
+	if code, out, errs := c.run("", "token", "p"); code != 0 || out != "at-new-1\n" {
+		t.Fatalf("exit %d %q %q", code, out, errs)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), `"access_token": "at-new-1"`) || strings.Contains(string(b), "rt-") {
+		t.Fatalf("export after refresh: %v\n%s", err, b)
+	}
+	if code, _, errs := c.run("", "logout", "p", "--local-only"); code != 0 {
+		t.Fatalf("logout: %s", errs)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("the export file outlived the sign-out")
 	}
 }

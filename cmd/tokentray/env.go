@@ -13,6 +13,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/filelock"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
@@ -106,10 +107,7 @@ func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	k := auth.NewKeeper(conn, auth.KeeperOptions{
-		Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log,
-		OpenBrowser: e.opener,
-	})
+	k := auth.NewKeeper(conn, e.keeperOptions(conn))
 	if err := k.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -127,4 +125,19 @@ func (e *env) askTray(f func(*localapi.Client) error) (bool, error) {
 		return false, nil
 	}
 	return true, err
+}
+
+// keeperOptions are the options of every keeper this process makes: the
+// store, the lock, the clock, the browser, and the export file if any.
+func (e *env) keeperOptions(conn *auth.Connection) auth.KeeperOptions {
+	o := auth.KeeperOptions{Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}
+	if path := e.cfg.Raw[conn.Name].ExportFile; path != "" {
+		log := e.log
+		o.OnTokens = func(t *auth.TokenSet) {
+			if err := export.Write(path, t, conn.Endpoints.APIBase); err != nil {
+				log.Error("export file not written", "connection", conn.Name, "err", err)
+			}
+		}
+	}
+	return o
 }

@@ -64,27 +64,26 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if o.noBrowser {
 		opener = nil
 	}
-	k := auth.NewKeeper(conn, auth.KeeperOptions{
-		Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log,
-		OpenBrowser: func(url string) error {
-			if opener == nil {
-				return nil
-			}
-			if err := opener(url); err != nil {
-				fmt.Fprintf(io.err, "Could not open a browser (%v); open the URL above yourself.\n", err)
-			}
+	opts := e.keeperOptions(conn)
+	opts.OpenBrowser = func(url string) error {
+		if opener == nil {
 			return nil
-		},
-		ShowURL: func(url string) {
-			fmt.Fprintf(io.err, "Signing in to %s (%s). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n",
-				conn.Name, strings.TrimSpace(conn.Provider.Name+" "+conn.Environment), url)
-			if conn.RedirectURI.Loopback {
-				fmt.Fprintf(io.err, "Waiting up to %s for the sign-in to reach %s …\n", o.timeout, conn.RedirectURI.Raw)
-			} else {
-				fmt.Fprintf(io.err, "After signing in, paste the whole address the browser lands on (%s?code=…) and press Enter:\n", conn.RedirectURI.Raw)
-			}
-		},
-	})
+		}
+		if err := opener(url); err != nil {
+			fmt.Fprintf(io.err, "Could not open a browser (%v); open the URL above yourself.\n", err)
+		}
+		return nil
+	}
+	opts.ShowURL = func(url string) {
+		fmt.Fprintf(io.err, "Signing in to %s (%s). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n",
+			conn.Name, strings.TrimSpace(conn.Provider.Name+" "+conn.Environment), url)
+		if conn.RedirectURI.Loopback {
+			fmt.Fprintf(io.err, "Waiting up to %s for the sign-in to reach %s …\n", o.timeout, conn.RedirectURI.Raw)
+		} else {
+			fmt.Fprintf(io.err, "After signing in, paste the whole address the browser lands on (%s?code=…) and press Enter:\n", conn.RedirectURI.Raw)
+		}
+	}
+	k := auth.NewKeeper(conn, opts)
 	if err := k.Login(c.Context(), auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
 		return err
 	}

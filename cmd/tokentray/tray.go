@@ -46,9 +46,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	}
 	var keepers []*auth.Keeper
 	for _, conn := range e.cfg.Connections {
-		keepers = append(keepers, auth.NewKeeper(conn, auth.KeeperOptions{
-			Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener,
-		}))
+		keepers = append(keepers, auth.NewKeeper(conn, e.keeperOptions(conn)))
 	}
 	hook.Watch(c.Context(), keepers, func(name string) string {
 		if cmd := e.cfg.Raw[name].OnAlert; cmd != "" {

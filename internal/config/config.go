@@ -153,9 +153,6 @@ func Parse(path string, b []byte) (*Config, error) {
 			cfg.Connections = append(cfg.Connections, conn)
 			cfg.Raw[conn.Name] = raw
 		}
-		if raw.ExportFile != "" {
-			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s: export_file is not acted on by this version of tokentray yet", path, label))
-		}
 	}
 	if len(problems) > 0 {
 		return nil, &ValidationError{Path: path, Problems: problems}
@@ -201,6 +198,10 @@ func build(raw Connection) (*auth.Connection, []string) {
 
 	if raw.TokenEnv != "" && !envNameRE.MatchString(raw.TokenEnv) {
 		add("token_env: %q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
+	}
+
+	if raw.ExportFile != "" && !filepath.IsAbs(raw.ExportFile) && !strings.HasPrefix(raw.ExportFile, "~/") {
+		add("export_file: %q must be an absolute path or start with ~/ (it is written by the tray, whose working directory is not yours)", raw.ExportFile)
 	}
 
 	if strings.TrimSpace(raw.ClientID) == "" {

@@ -83,6 +83,8 @@ client_id = "a"
 redirect_uri = "http://localhost:1/cb"`, []string{"auth_url: missing", "token_url: missing"}},
 		{"bad name", strings.Replace(base(""), `"p"`, `"has space"`, 1), []string{"name", "letters, digits"}},
 		{"bad grant", base(`grant = "password"`), []string{"grant", "client_credentials"}},
+		{"relative export file", base(`export_file = "token.json"`), []string{"export_file", "absolute path"}},
+		{"bad token_env", base(`token_env = "MY-TOKEN"`), []string{"token_env", "environment variable name"}},
 		{"syntax", "[[connection]\nname=", []string{"line", "TOML syntax"}},
 	}
 	for _, tc := range tests {
