@@ -613,3 +613,36 @@ func TestCheckCallsTheAPIWithTheToken(t *testing.T) {
 		t.Fatalf("check with a token the API refuses: %+v", res)
 	}
 }
+
+func TestClientCredentialsFetchesWithoutABrowserOrRefreshToken(t *testing.T) {
+	r := newRig(t)
+	r.conn.Grant = GrantClientCredentials
+	if err := r.k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := r.k.Token(context.Background(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := r.srv.forms[0]
+	if form["grant_type"] != "client_credentials" || form["client_secret"] != "s3cret" || form["refresh_token"] != "" {
+		t.Fatalf("token request %v", form)
+	}
+	if tok.AccessToken == "" || r.k.Status().State != StateConnected {
+		t.Fatalf("token %v state %s", tok, r.k.Status().State)
+	}
+	// At refresh_at it fetches a new one with the client's credentials again.
+	r.clock.Advance(73 * time.Minute)
+	next, err := r.k.Token(context.Background(), time.Minute)
+	if err != nil || next.AccessToken == tok.AccessToken {
+		t.Fatalf("no new token at the refresh point: %v", err)
+	}
+	if got := r.srv.forms[1]["grant_type"]; got != "client_credentials" {
+		t.Fatalf("second request grant_type %q", got)
+	}
+	// A rejected client is a person's job (a new secret), not a retry loop.
+	r.srv.then(replyInvalidClient)
+	if err := r.k.Refresh(context.Background()); !errors.Is(err, ErrNeedsSignIn) {
+		t.Fatalf("invalid_client: %v", err)
+	}
+}
