@@ -54,6 +54,8 @@ type Tray struct {
 	level   Level
 	menuKey string
 	started bool
+	// dashShown: the dashboard is drawn only while a person can see it.
+	dashShown bool
 	// uiMu serialises UI work. The real driver runs fyne.Do on its one UI
 	// thread anyway; Fyne's test driver runs it on the caller's goroutine.
 	uiMu sync.Mutex
@@ -101,7 +103,10 @@ func (t *Tray) Start(ctx context.Context) {
 	w.SetIcon(AppIcon)
 	w.SetContent(t.dash.content)
 	w.Resize(fyne.NewSize(820, 640))
-	w.SetCloseIntercept(w.Hide) // closing the window leaves the tray running
+	w.SetCloseIntercept(func() { // closing the window leaves the tray running
+		t.dashShown = false
+		w.Hide()
+	})
 	t.dash.Window = w
 	if desk, ok := t.app.(desktop.App); ok {
 		desk.SetSystemTrayWindow(w)
@@ -213,7 +218,9 @@ func (t *Tray) refresh() {
 			systray.SetTooltip(key) // the hover text, where the platform shows one
 		}
 	}
-	t.dash.update(now)
+	if t.dashShown {
+		t.dash.update(now)
+	}
 }
 
 func (t *Tray) statuses() []auth.Status {
@@ -289,6 +296,7 @@ func (t *Tray) ShowDashboard() {
 	if t.dash.Window == nil {
 		return
 	}
+	t.dashShown = true
 	t.dash.update(t.opt.Clock.Now())
 	t.dash.Window.Show()
 	t.dash.Window.RequestFocus()
