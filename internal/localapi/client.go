@@ -108,6 +108,12 @@ func (c *Client) Refresh(ctx context.Context, name string) (*Connection, error) 
 	return &out, c.do(ctx, http.MethodPost, "/v1/connections/"+url.PathEscape(name)+"/refresh", nil, &out)
 }
 
+// RefreshStale refreshes name unless its access token is no longer the one
+// that was refused (someone refreshed already).
+func (c *Client) RefreshStale(ctx context.Context, name, refusedToken string) error {
+	return c.do(ctx, http.MethodPost, "/v1/connections/"+url.PathEscape(name)+"/refresh", url.Values{"stale": {TokenHash(refusedToken)}}, nil)
+}
+
 // Login signs name in through the tray and waits for the outcome.
 func (c *Client) Login(ctx context.Context, name string, timeout time.Duration) (*Connection, error) {
 	var out Connection

@@ -6,6 +6,8 @@ package localapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net"
@@ -173,10 +175,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn: int64(t.Expiry().Sub(s.Clock.Now()) / time.Second), APIBase: k.Connection().Endpoints.APIBase})
 }
 
+// refresh refreshes now. With ?stale=HASH (TokenHash of the access token a
+// client saw refused), it refreshes only if that token is still the current
+// one: a burst of 401s costs one refresh, not one each.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	k := s.keeper(w, r)
 	if k == nil {
 		return
+	}
+	if stale := r.URL.Query().Get("stale"); stale != "" {
+		if cur, err := k.Token(r.Context(), 0); err == nil && TokenHash(cur.AccessToken.Reveal()) != stale {
+			writeJSON(w, http.StatusOK, describe(k))
+			return
+		}
 	}
 	if err := k.Refresh(r.Context()); err != nil {
 		writeKeeperError(w, err)
@@ -265,3 +276,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// TokenHash names an access token without revealing it: the first 16 hex
+// digits of its SHA-256.
+func TokenHash(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return hex.EncodeToString(sum[:8])
+}
