@@ -27,7 +27,7 @@ import (
 const clientSecret = "e2e-client-secret-0123456789"
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dir     string
 	env     []string
@@ -66,7 +66,7 @@ func (l *eventLog) errors() []map[string]any {
 	return out
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func setup(t *testing.T) *harness {
+func setup(t testing.TB) *harness {
 	if os.Getenv("TOKENTRAY_IN_SESSION") == "" {
 		t.Fatal("run inside .ci/desktop-session: the e2e test needs the private D-Bus session and Secret Service")
 	}
@@ -159,6 +159,16 @@ type result struct {
 
 func (h *harness) run(stdin string, args ...string) result {
 	h.t.Helper()
+	r := h.runQuiet(stdin, args...)
+	if r.code == -1 {
+		h.t.Fatalf("run %v: %s", args, r.stderr)
+	}
+	h.t.Logf("$ tokentray %s → exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+	return r
+}
+
+// runQuiet is run without logging: for the many-process tests.
+func (h *harness) runQuiet(stdin string, args ...string) result {
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = h.env
 	cmd.Stdin = strings.NewReader(stdin)
@@ -169,9 +179,9 @@ func (h *harness) run(stdin string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		h.t.Fatalf("run %v: %v", args, err)
+		code = -1
+		errb.WriteString(err.Error())
 	}
-	h.t.Logf("$ tokentray %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
 	return result{code, out.String(), errb.String()}
 }
 
@@ -202,7 +212,7 @@ func (h *harness) waitBrowser(line string) {
 }
 
 // keyringItem reads an item with secret-tool, independently of tokentray.
-func keyringItem(t *testing.T, user string) map[string]any {
+func keyringItem(t testing.TB, user string) map[string]any {
 	out, err := exec.Command("secret-tool", "lookup", "service", "tokentray", "username", user).Output()
 	if err != nil {
 		t.Fatalf("secret-tool lookup %s: %v", user, err)

@@ -18,7 +18,7 @@ import (
 )
 
 // startXvfb starts a virtual X display and returns its DISPLAY value.
-func startXvfb(t *testing.T) string {
+func startXvfb(t testing.TB) string {
 	for n := 90; n < 110; n++ {
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
 			continue
@@ -130,11 +130,6 @@ func (h *harness) browserCount(line string) int {
 // the notification's action signs in through the browser.
 func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	h := setup(t)
-	watcher, err := dbustest.StartWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
 	notifier, err := dbustest.StartNotifier()
 	if err != nil {
 		t.Fatal(err)
@@ -153,34 +148,7 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	oldRT := keyringItem(t, "e2e")["refresh_token"].(string)
 	h.must("", "refresh", "e2e") // rotate, so that oldRT is a used one
 
-	tray := exec.Command(h.bin)
-	tray.Env = append(append([]string{}, h.env...), "DISPLAY="+display, "LANG=C.UTF-8", "LIBGL_ALWAYS_SOFTWARE=1")
-	logPath := filepath.Join(h.dir, "tray.log")
-	logFile, _ := os.Create(logPath)
-	tray.Stdout, tray.Stderr = logFile, logFile
-	if err := tray.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = tray.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- tray.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = tray.Process.Kill()
-			t.Error("the tray did not quit within 15 s of SIGTERM")
-		}
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("tray output:\n%s", out)
-		}
-	}()
-
-	item, err := watcher.WaitItem(60 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tray, item := h.startTray(t, display)
 	waitColour(t, item, "green")
 
 	// The tray serves the local API; the CLI and curl ask it.
@@ -301,4 +269,43 @@ func waitAlerts(t *testing.T, path, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startTray runs the tokentray tray on display until the test ends (then
+// SIGTERM, which must end it within 15 s) and returns it with its tray item.
+func (h *harness) startTray(t testing.TB, display string) (*exec.Cmd, dbustest.Item) {
+	t.Helper()
+	watcher, err := dbustest.StartWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watcher.Close() })
+	tray := exec.Command(h.bin)
+	tray.Env = append(append([]string{}, h.env...), "DISPLAY="+display, "LANG=C.UTF-8", "LIBGL_ALWAYS_SOFTWARE=1")
+	logPath := filepath.Join(h.dir, "tray.log")
+	logFile, _ := os.Create(logPath)
+	tray.Stdout, tray.Stderr = logFile, logFile
+	if err := tray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = tray.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- tray.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = tray.Process.Kill()
+			t.Error("the tray did not quit within 15 s of SIGTERM")
+		}
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("tray output:\n%s", out)
+		}
+	})
+	item, err := watcher.WaitItem(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tray, item
 }
