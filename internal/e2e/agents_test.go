@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +70,31 @@ func BenchmarkTokenCommand(b *testing.B) {
 		}
 		durations = append(durations, time.Since(start))
 	}
+	reportPercentiles(b, durations)
+}
+
+// BenchmarkHelloWorldProcess is the floor for BenchmarkTokenCommand: the
+// start and exit of a Go hello-world binary on the same machine.
+func BenchmarkHelloWorldProcess(b *testing.B) {
+	dir := b.TempDir()
+	src := filepath.Join(dir, "main.go")
+	_ = os.WriteFile(src, []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644)
+	bin := filepath.Join(dir, "hello")
+	if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
+		b.Fatalf("%v\n%s", err, out)
+	}
+	var durations []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if err := exec.Command(bin).Run(); err != nil {
+			b.Fatal(err)
+		}
+		durations = append(durations, time.Since(start))
+	}
+	reportPercentiles(b, durations)
+}
+
+func reportPercentiles(b *testing.B, durations []time.Duration) {
 	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
 	b.ReportMetric(float64(durations[len(durations)/2].Microseconds()), "median-µs")
 	b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds()), "p99-µs")
