@@ -230,88 +230,51 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// memStore is an in-memory Store that can be told to fail.
+// memStore is the MemoryStore with failures on demand.
 type memStore struct {
+	*MemoryStore
 	mu       sync.Mutex
-	tokens   map[string]*TokenSet
-	secrets  map[string]Secret
 	failSave int   // fail this many SaveTokens calls
 	failLoad error // LoadTokens returns this when set
-	saves    int
 }
 
-func newMemStore() *memStore {
-	return &memStore{tokens: map[string]*TokenSet{}, secrets: map[string]Secret{}}
-}
+func newMemStore() *memStore { return &memStore{MemoryStore: NewMemoryStore()} }
 
 var errKeyringDown = errors.New("keyring unavailable: test says so")
 
-func (m *memStore) LoadTokens(_ context.Context, name string) (*TokenSet, error) {
+func (m *memStore) LoadTokens(ctx context.Context, name string) (*TokenSet, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failLoad != nil {
-		return nil, m.failLoad
+	fail := m.failLoad
+	m.mu.Unlock()
+	if fail != nil {
+		return nil, fail
 	}
-	t, ok := m.tokens[name]
-	if !ok {
-		return nil, ErrNotStored
-	}
-	c := *t
-	return &c, nil
+	return m.MemoryStore.LoadTokens(ctx, name)
 }
 
-func (m *memStore) SaveTokens(_ context.Context, name string, t *TokenSet) error {
+func (m *memStore) SaveTokens(ctx context.Context, name string, t *TokenSet) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.failSave > 0 {
 		m.failSave--
+		m.mu.Unlock()
 		return errKeyringDown
 	}
-	m.saves++
-	c := *t
-	m.tokens[name] = &c
-	return nil
+	m.mu.Unlock()
+	return m.MemoryStore.SaveTokens(ctx, name, t)
 }
 
+// stored is what the store holds for name, bypassing the failures.
 func (m *memStore) stored(name string) *TokenSet {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t := m.tokens[name]; t != nil {
-		c := *t
-		return &c
+	t, err := m.MemoryStore.LoadTokens(context.Background(), name)
+	if err != nil {
+		return nil
 	}
-	return nil
+	return t
 }
 
-func (m *memStore) DeleteTokens(_ context.Context, name string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.tokens, name)
-	return nil
-}
-
-func (m *memStore) ClientSecret(_ context.Context, name string) (Secret, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.secrets[name]
-	if !ok {
-		return "", ErrNotStored
-	}
-	return s, nil
-}
-
-func (m *memStore) SetClientSecret(_ context.Context, name string, s Secret) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.secrets[name] = s
-	return nil
-}
-
-func (m *memStore) DeleteClientSecret(_ context.Context, name string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.secrets, name)
-	return nil
+// put stores t for name, as another process would.
+func (m *memStore) put(name string, t *TokenSet) {
+	_ = m.MemoryStore.SaveTokens(context.Background(), name, t)
 }
 
 // memLocker is the in-process Locker.

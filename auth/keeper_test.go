@@ -40,7 +40,7 @@ func newRig(t *testing.T) *rig {
 			RevokeURL: srv.srv.URL + "/revoke", APIBase: "https://sandbox.procore.com"},
 	}
 	store := newMemStore()
-	store.secrets[conn.Name] = "s3cret"
+	_ = store.SetClientSecret(context.Background(), conn.Name, "s3cret")
 	clock := fakeclock.New(t0)
 	r := &rig{t: t, srv: srv, store: store, clock: clock, conn: conn}
 	r.k = NewKeeper(conn, KeeperOptions{Store: store, Locker: &memLocker{}, Clock: clock,
@@ -55,8 +55,8 @@ func newRig(t *testing.T) *rig {
 func (r *rig) signedIn() string {
 	rt := r.srv.issueRefreshToken()
 	now := r.clock.Now()
-	r.store.tokens[r.conn.Name] = &TokenSet{AccessToken: "at-initial", TokenType: "bearer", RefreshToken: Secret(rt),
-		ObtainedAt: now, Lifetime: 90 * time.Minute, RefreshTokenSince: now}
+	r.store.put(r.conn.Name, &TokenSet{AccessToken: "at-initial", TokenType: "bearer", RefreshToken: Secret(rt),
+		ObtainedAt: now, Lifetime: 90 * time.Minute, RefreshTokenSince: now})
 	if err := r.k.Load(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}
@@ -388,8 +388,8 @@ func TestTokensRefreshedByAnotherProcessAreAdopted(t *testing.T) {
 	r.clock.Advance(80 * time.Minute)
 	// Another process refreshes behind this keeper's back.
 	other := r.srv.issueRefreshToken()
-	r.store.tokens[r.conn.Name] = &TokenSet{AccessToken: "at-other", TokenType: "bearer", RefreshToken: Secret(other),
-		ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute}
+	r.store.put(r.conn.Name, &TokenSet{AccessToken: "at-other", TokenType: "bearer", RefreshToken: Secret(other),
+		ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute})
 	tok, err := r.k.Token(context.Background(), 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -606,7 +606,9 @@ func TestCheckCallsTheAPIWithTheToken(t *testing.T) {
 		t.Fatalf("status does not carry the check: %+v", st.LastCheck)
 	}
 	// A 401 on a fresh token is the environment trap: say so.
-	r.store.tokens[r.conn.Name].AccessToken = "at-from-another-environment"
+	other := r.store.stored(r.conn.Name)
+	other.AccessToken = "at-from-another-environment"
+	r.store.put(r.conn.Name, other)
 	r.k = NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
 	res = r.k.Check(context.Background())
 	if res.Status != 401 || !strings.Contains(res.Hint, "another environment") {
