@@ -124,6 +124,8 @@ type Keeper struct {
 	nextSub   int
 	loaded    bool
 	lastCheck CheckResult
+	signIn    *flight // the sign-in waiting for the browser, if any
+	signInURL string  // its authorize URL, to open again
 	// kick wakes the scheduler when the tokens or the state change (a
 	// sign-in, a refresh by a caller), so it recomputes its next deadline.
 	kick chan struct{}

@@ -311,3 +311,32 @@ func TestSecretNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+func TestASecondSignInJoinsTheFirstAndReopensItsPage(t *testing.T) {
+	r := newRig(t)
+	port := freePort(t)
+	r.conn.RedirectURI, _ = ParseRedirectURI("http://127.0.0.1:" + strconv.Itoa(port) + "/callback")
+	opened := make(chan string, 4)
+	r.k.opt.OpenBrowser = func(u string) error { opened <- u; return nil }
+	first := make(chan error, 1)
+	go func() { first <- r.k.Login(context.Background(), LoginOptions{}) }()
+	url1 := <-opened
+	second := make(chan error, 1)
+	go func() { second <- r.k.Login(context.Background(), LoginOptions{}) }()
+	url2 := <-opened
+	if url2 != url1 {
+		t.Fatalf("the second sign-in opened another page:\n%s\n%s", url1, url2)
+	}
+	if _, _, err := browse(url2); err != nil { // the person signs in once, on the reopened page
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the joined sign-in: %v", err)
+	}
+	if n := r.srv.exchangeCount(); n != 1 {
+		t.Fatalf("%d code exchanges, want 1", n)
+	}
+}

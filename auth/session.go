@@ -24,7 +24,38 @@ type LoginOptions struct {
 // client-credentials connection, fetches a token) and saves the tokens.
 // The refresh lock is not held while the browser is open: a sign-in can take
 // minutes and must not block the scheduled refreshes of other processes.
+//
+// Only one sign-in per connection runs at a time: a second call while one
+// waits for the browser opens that same sign-in page again (a person who
+// closed the tab clicks again) and waits for its outcome.
 func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
+	k.mu.Lock()
+	if f := k.signIn; f != nil {
+		url := k.signInURL
+		k.mu.Unlock()
+		if url != "" && k.opt.OpenBrowser != nil {
+			_ = k.opt.OpenBrowser(url)
+		}
+		select {
+		case <-f.done:
+			return f.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	k.signIn = f
+	k.mu.Unlock()
+	err := k.login(ctx, o)
+	k.mu.Lock()
+	f.err = err
+	k.signIn, k.signInURL = nil, ""
+	k.mu.Unlock()
+	close(f.done)
+	return err
+}
+
+func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	secret, err := k.clientSecret(ctx)
 	if err != nil {
 		return err
@@ -38,7 +69,15 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
 		return k.refresh(ctx, true)
 	}
 	flow := &LoopbackFlow{
-		Conn: k.conn, Secret: secret, OpenBrowser: k.opt.OpenBrowser, ShowURL: k.opt.ShowURL,
+		Conn: k.conn, Secret: secret, OpenBrowser: k.opt.OpenBrowser,
+		ShowURL: func(url string) {
+			k.mu.Lock()
+			k.signInURL = url
+			k.mu.Unlock()
+			if k.opt.ShowURL != nil {
+				k.opt.ShowURL(url)
+			}
+		},
 		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: k.opt.HTTPClient, Paste: o.Paste,
 	}
 	tok, err := flow.Run(ctx)
