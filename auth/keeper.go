@@ -355,6 +355,16 @@ func (k *Keeper) Run(ctx context.Context) error {
 	}
 }
 
+// Wake tells the scheduler that the machine has just resumed from suspend:
+// it looks at the wall clock now instead of at its next poll, so a refresh
+// that fell due while asleep starts at once.
+func (k *Keeper) Wake() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
 // noteExpiryLocked sends EventAccessExpired once when the access token dies
 // while the connection cannot get a new one.
 func (k *Keeper) noteExpiryLocked(now time.Time) {

@@ -648,3 +648,26 @@ func TestClientCredentialsFetchesWithoutABrowserOrRefreshToken(t *testing.T) {
 		t.Fatalf("invalid_client: %v", err)
 	}
 }
+
+func TestWakeRefreshesAtOnceInsteadOfAtTheNextPoll(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.k.Run(ctx) }()
+	if !r.clock.BlockUntil(1, 5*time.Second) {
+		t.Fatal("scheduler is not waiting")
+	}
+	// Suspend for two hours: the wall clock jumps, the scheduler's timer
+	// does not fire (it waits its remaining 30 s of monotonic time).
+	r.clock.Jump(2 * time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("refreshed %d times before anything woke the scheduler", n)
+	}
+	r.k.Wake()
+	r.waitFor(EventRefreshed, "")
+	cancel()
+	<-done
+}

@@ -11,6 +11,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+	"github.com/godbus/dbus/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
@@ -19,6 +20,7 @@ import (
 	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/wake"
 	"github.com/tokentray/tokentray/ui"
 )
 
@@ -104,6 +106,7 @@ func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, after
 	tray := ui.NewTray(a, keepers, opt)
 	tray.Start(ctx)
 	serveAPI(ctx, keepers, tray, opt)
+	watchResume(ctx, keepers, opt.Log)
 	if afterStart != nil {
 		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
 	}
@@ -143,5 +146,30 @@ func serveAPI(ctx context.Context, keepers []*auth.Keeper, tray *ui.Tray, opt ui
 		if err := s.Serve(ctx, l); err != nil {
 			opt.Log.Error("local API stopped", "err", err)
 		}
+	}()
+}
+
+// watchResume wakes every keeper when the machine resumes from suspend.
+// Where there is no logind, the keepers' 30-second poll catches up instead.
+func watchResume(ctx context.Context, keepers []*auth.Keeper, log *slog.Logger) {
+	conn, err := dbus.ConnectSystemBus()
+	if err == nil {
+		err = wake.Watch(ctx, conn, func() {
+			log.Info("resumed from suspend: checking every connection now")
+			for _, k := range keepers {
+				k.Wake()
+			}
+		})
+	}
+	if err != nil {
+		log.Info("resume from suspend is noticed by polling (within 30 s)", "err", err)
+		if conn != nil {
+			conn.Close()
+		}
+		return
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close()
 	}()
 }

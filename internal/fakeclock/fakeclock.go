@@ -71,6 +71,19 @@ func (c *Clock) Set(t time.Time) {
 	c.notifyLocked()
 }
 
+// Jump moves the wall clock forward by d the way a suspend does: pending
+// timers do not fire, because the monotonic clock they run on stood still;
+// each still waits for the time it had left.
+func (c *Clock) Jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for i := range c.waiters {
+		c.waiters[i].deadline = c.waiters[i].deadline.Add(d)
+	}
+	c.notifyLocked()
+}
+
 // Waiters reports how many After channels are still pending.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
