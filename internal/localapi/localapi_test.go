@@ -25,6 +25,7 @@ import (
 
 // fixture is a served API over a keeper whose provider counts refreshes.
 type fixture struct {
+	server    *Server
 	path      string
 	client    *Client
 	refreshes atomic.Int32
@@ -63,7 +64,8 @@ func serve(t testing.TB, signedIn bool) *fixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Keepers: []*auth.Keeper{k}, HeaderTimeout: 200 * time.Millisecond}
+	s := &Server{Keepers: []*auth.Keeper{k}, HeaderTimeout: 200 * time.Millisecond, Clock: auth.SystemClock{}}
+	f.server = s
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, l); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

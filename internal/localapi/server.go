@@ -69,19 +69,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if s.HeaderTimeout <= 0 {
 		s.HeaderTimeout = 5 * time.Second
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/connections", s.list)
-	mux.HandleFunc("GET /v1/connections/{name}", s.one)
-	mux.HandleFunc("GET /v1/connections/{name}/token", s.token)
-	mux.HandleFunc("POST /v1/connections/{name}/refresh", s.refresh)
-	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
-	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
-	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, Error{Code: "not_found", Message: r.Method + " " + r.URL.Path + " is not part of the API", Hint: "See the README's Local API section.", ExitCode: 2})
-	})
 	s.srv = &http.Server{
-		Handler:           sameUser(mux),
+		Handler:           s.handler(),
 		ReadHeaderTimeout: s.HeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -91,7 +80,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			if !ok {
 				uid = -1
 			}
-			return context.WithValue(ctx, peerKey{}, uid)
+			return peerContext(ctx, uid)
 		},
 	}
 	go func() {
@@ -104,6 +93,27 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// handler routes the API, behind the peer check.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/connections", s.list)
+	mux.HandleFunc("GET /v1/connections/{name}", s.one)
+	mux.HandleFunc("GET /v1/connections/{name}/token", s.token)
+	mux.HandleFunc("POST /v1/connections/{name}/refresh", s.refresh)
+	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
+	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
+	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, Error{Code: "not_found", Message: r.Method + " " + r.URL.Path + " is not part of the API", Hint: "See the README's Local API section.", ExitCode: 2})
+	})
+	return sameUser(mux)
+}
+
+// peerContext records the peer's uid (-1: unknown) for sameUser.
+func peerContext(ctx context.Context, uid int) context.Context {
+	return context.WithValue(ctx, peerKey{}, uid)
 }
 
 // sameUser refuses a peer whose uid differs from ours. Where the platform
