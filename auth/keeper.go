@@ -334,7 +334,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		k.noteExpiryLocked(now)
 		k.mu.Unlock()
 		if !due.IsZero() && !now.Before(due) {
-			if err := k.refresh(ctx, false); err != nil && ctx.Err() == nil {
+			if err := k.refresh(ctx, false, 0); err != nil && ctx.Err() == nil {
 				k.log.Warn("scheduled refresh failed", "err", err)
 			}
 			if ctx.Err() != nil {
@@ -440,7 +440,7 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*TokenSet, 
 			}
 			return nil, k.unavailableError(t, minValid)
 		}
-		if err := k.refresh(ctx, false); err != nil && ctx.Err() != nil {
+		if err := k.refresh(ctx, false, minValid); err != nil && ctx.Err() != nil {
 			return nil, err
 		}
 	}
@@ -490,14 +490,19 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 			return err
 		}
 	}
-	return k.refresh(ctx, true)
+	return k.refresh(ctx, true, 0)
 }
 
 // refresh joins the in-flight refresh or starts one. The refresh itself runs
 // detached from ctx: a caller that stops waiting must not cancel a request
 // that the server may already have processed, since that would lose the
 // rotated refresh token.
-func (k *Keeper) refresh(ctx context.Context, force bool) error {
+//
+// A refresh that is not forced states its need: a token valid for minValid
+// and not yet due. It ends without a call when the current token meets that
+// need by the time it holds the lock, so a caller who saw the old token just
+// before a shared refresh finished does not start a second one.
+func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration) error {
 	k.mu.Lock()
 	f := k.flight
 	if f == nil {
@@ -507,7 +512,7 @@ func (k *Keeper) refresh(ctx context.Context, force bool) error {
 			k.setStateLocked(StateRefreshing)
 		}
 		go func() {
-			err := k.doRefresh(force)
+			err := k.doRefresh(force, minValid)
 			k.mu.Lock()
 			f.err = err
 			k.flight = nil
@@ -524,7 +529,7 @@ func (k *Keeper) refresh(ctx context.Context, force bool) error {
 	}
 }
 
-func (k *Keeper) doRefresh(force bool) error {
+func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 	ctx := context.Background()
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
@@ -584,6 +589,14 @@ func (k *Keeper) doRefresh(force bool) error {
 		}
 	}
 	current := k.token
+	if !force && current != nil && !current.Dead && current.ValidFor(now, minValid) &&
+		now.Before(k.conn.refreshAt(current.ObtainedAt, current.Lifetime)) {
+		if k.state == StateRefreshing {
+			k.setStateLocked(StateConnected)
+		}
+		k.mu.Unlock()
+		return nil // already fresh enough: someone refreshed a moment ago
+	}
 	k.mu.Unlock()
 
 	if current != nil && current.Dead {

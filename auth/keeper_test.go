@@ -671,3 +671,33 @@ func TestWakeRefreshesAtOnceInsteadOfAtTheNextPoll(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestALateCallerDoesNotRefreshAgain is the race the concurrency test once
+// lost under load: a caller that judged the token due just before a shared
+// refresh finished must take the new token, not refresh a second time.
+func TestALateCallerDoesNotRefreshAgain(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.clock.Advance(80 * time.Minute)
+	if err := r.k.refresh(context.Background(), false, time.Minute); err != nil { // the shared refresh
+		t.Fatal(err)
+	}
+	// The late caller arrives with the need it had before: refresh if due.
+	if err := r.k.refresh(context.Background(), false, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
+	}
+	if st := r.k.Status(); st.State != StateConnected {
+		t.Fatalf("state %s", st.State)
+	}
+	// A caller that needs more than the fresh token offers still refreshes.
+	r.clock.Advance(10 * time.Second) // the fresh token has 89 m 50 s left
+	if err := r.k.refresh(context.Background(), false, 89*time.Minute+55*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.srv.refreshCount(); n != 2 {
+		t.Fatalf("%d refreshes, want 2", n)
+	}
+}

@@ -66,7 +66,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		k.token = nil
 		k.setStateLocked(StateConnected)
 		k.mu.Unlock()
-		return k.refresh(ctx, true)
+		return k.refresh(ctx, true, 0)
 	}
 	flow := &LoopbackFlow{
 		Conn: k.conn, Secret: secret, OpenBrowser: k.opt.OpenBrowser,
