@@ -50,6 +50,9 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	}
 	io := e.streams
 	asked, err := e.askTray(func(api *localapi.Client) error {
+		if _, err := api.Connections(c.Context()); err != nil {
+			return err // not running: sign in here
+		}
 		fmt.Fprintf(io.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
 		_, err := api.Login(c.Context(), name, o.timeout)
 		return err

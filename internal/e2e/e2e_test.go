@@ -132,6 +132,11 @@ func setup(t testing.TB) *harness {
 		t.Fatal("oidc-provider did not start")
 	}
 
+	// Tests share the session's keyring: start each from nothing stored.
+	for _, item := range []string{"e2e", "e2e/client-secret"} {
+		_ = exec.Command("secret-tool", "clear", "service", "tokentray", "username", item).Run()
+	}
+
 	cfgDir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray")
 	_ = os.MkdirAll(cfgDir, 0o700)
 	base := fmt.Sprintf("http://127.0.0.1:%d", h.port)
