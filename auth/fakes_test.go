@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // reply is what the fake token endpoint does with one request.
@@ -279,5 +277,3 @@ func (m *memStore) put(name string, t *TokenSet) {
 
 // memLocker is the in-process Locker.
 type memLocker = ProcessLocker
-
-var _ = oauth2.AuthStyleInParams

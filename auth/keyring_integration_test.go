@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/fakeclock"
 	"github.com/tokentray/tokentray/internal/secretstore"
 )
 
@@ -134,5 +133,3 @@ func restartKeyring(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	waitName(t, true)
 }
-
-var _ = fakeclock.New

@@ -166,25 +166,25 @@ func (k *Keeper) revoke(ctx context.Context, t *TokenSet) error {
 	if err != nil {
 		return err
 	}
+	inHeader := k.conn.Provider.AuthStyle == oauth2.AuthStyleInHeader
 	form := url.Values{"token": {token.Reveal()}, "token_type_hint": {hint}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.conn.Endpoints.RevokeURL, nil)
-	if err != nil {
-		return fmt.Errorf("revocation URL %s: %w", k.conn.Endpoints.RevokeURL, err)
-	}
-	if k.conn.Provider.AuthStyle == oauth2.AuthStyleInHeader {
-		req.SetBasicAuth(url.QueryEscape(k.conn.ClientID), url.QueryEscape(secret.Reveal()))
-	} else {
+	if !inHeader {
 		form.Set("client_id", k.conn.ClientID)
 		if secret != "" {
 			form.Set("client_secret", secret.Reveal())
 		}
 	}
-	req.Body = io.NopCloser(strings.NewReader(form.Encode()))
-	req.ContentLength = int64(len(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	ctx, cancel := context.WithTimeout(ctx, k.opt.RequestTimeout)
 	defer cancel()
-	resp, err := k.opt.HTTPClient.Do(req.WithContext(ctx))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.conn.Endpoints.RevokeURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("revocation URL %s: %w", k.conn.Endpoints.RevokeURL, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if inHeader {
+		req.SetBasicAuth(url.QueryEscape(k.conn.ClientID), url.QueryEscape(secret.Reveal()))
+	}
+	resp, err := k.opt.HTTPClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", k.conn.Endpoints.RevokeURL, err)
 	}

@@ -53,7 +53,6 @@ type Tray struct {
 	dash    *Dashboard
 	level   Level
 	menuKey string
-	started bool
 	// dashShown: the dashboard is drawn only while a person can see it.
 	dashShown bool
 	// uiMu serialises UI work. The real driver runs fyne.Do on its one UI
@@ -98,7 +97,6 @@ func (t *Tray) Dashboard() *Dashboard { return t.dash }
 // Run, and quits with a nil D-Bus connection otherwise.
 func (t *Tray) Start(ctx context.Context) {
 	t.ctx = ctx
-	t.started = true
 	w := t.app.NewWindow("tokentray")
 	w.SetIcon(AppIcon)
 	w.SetContent(t.dash.content)

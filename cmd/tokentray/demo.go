@@ -127,7 +127,7 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 		return err
 	}
 	defer srv.Close()
-	base := strings.TrimSuffix(conn.Endpoints.APIBase, "/api")
+	base := srv.URL()
 	clock := auth.SystemClock{}
 	out := io.out
 	k := auth.NewKeeper(conn, auth.KeeperOptions{

@@ -20,18 +20,16 @@ import (
 
 // streams are the command's standard streams.
 type streams struct {
-	in          io.Reader
-	out, err    io.Writer
-	inTerminal  bool
-	readSecret  func() (string, error) // reads without echo from a terminal
-	errTerminal bool
+	in         io.Reader
+	out, err   io.Writer
+	inTerminal bool
+	readSecret func() (string, error) // reads without echo from a terminal
 }
 
 func systemStreams() streams {
 	return streams{
 		in: os.Stdin, out: os.Stdout, err: os.Stderr,
-		inTerminal:  term.IsTerminal(int(os.Stdin.Fd())),
-		errTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+		inTerminal: term.IsTerminal(int(os.Stdin.Fd())),
 		readSecret: func() (string, error) {
 			b, err := term.ReadPassword(int(os.Stdin.Fd()))
 			return string(b), err

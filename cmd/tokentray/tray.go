@@ -41,7 +41,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	e, err := envFor(c)
 	if errors.Is(err, config.ErrNoFile) {
 		fmt.Fprintf(c.ErrOrStderr(), "tokentray: %v\nStarting with no connections; try `tokentray demo`.\n", err)
-		e, err = emptyEnv(c, envFor)
+		e, err = emptyEnv(c)
 	}
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 }
 
 // emptyEnv is the environment of a tray started without a config file.
-func emptyEnv(c *cobra.Command, envFor envGetter) (*env, error) {
+func emptyEnv(c *cobra.Command) (*env, error) {
 	path, err := config.DefaultPath()
 	if err != nil {
 		return nil, err
@@ -137,7 +137,6 @@ func serveAPI(ctx context.Context, keepers []*auth.Keeper, tray *ui.Tray, opt ui
 	path := localapi.DefaultPath()
 	l, err := localapi.Listen(path)
 	if err != nil {
-		opt.Log.Warn("the local API is not served", "err", err)
 		fmt.Fprintf(os.Stderr, "tokentray: the local API is not served: %v\n", err)
 		return
 	}

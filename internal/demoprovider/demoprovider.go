@@ -93,6 +93,14 @@ func (s *Server) Start() (baseURL string, err error) {
 	return "http://" + l.Addr().String(), nil
 }
 
+// URL is the server's base URL, once started.
+func (s *Server) URL() string {
+	if s.listener == nil {
+		return ""
+	}
+	return "http://" + s.listener.Addr().String()
+}
+
 // Close stops the server.
 func (s *Server) Close() error {
 	if s.srv == nil {

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -87,6 +86,19 @@ func shell(ctx context.Context, command string) *exec.Cmd {
 	return cmd
 }
 
+// runAndLog runs the hook and logs its outcome. A hook cut short because
+// tokentray is quitting was stopped, not failed, and is not logged as such.
+func (r *Runner) runAndLog(ctx context.Context, command string, p Payload) {
+	err := r.Run(ctx, command, p)
+	switch {
+	case r.Log == nil || ctx.Err() != nil:
+	case err != nil:
+		r.Log.Warn("alert hook failed", "connection", p.Connection, "err", err)
+	default:
+		r.Log.Info("alert hook ran", "connection", p.Connection, "kind", p.Kind)
+	}
+}
+
 // Watch runs the hook of each keeper's connection (commandFor returns ""
 // for none) on its alerts until ctx ends.
 func Watch(ctx context.Context, keepers []*auth.Keeper, commandFor func(name string) string, r *Runner) {
@@ -109,13 +121,7 @@ func Watch(ctx context.Context, keepers []*auth.Keeper, commandFor func(name str
 					continue
 				}
 				p := Payload{Alert: a, Provider: conn.Provider.Name, Environment: conn.Environment}
-				go func() {
-					if err := r.Run(ctx, command, p); err != nil && !errors.Is(err, context.Canceled) && r.Log != nil {
-						r.Log.Warn("alert hook failed", "connection", conn.Name, "err", err)
-					} else if r.Log != nil {
-						r.Log.Info("alert hook ran", "connection", conn.Name, "kind", p.Kind)
-					}
-				}()
+				go r.runAndLog(ctx, command, p)
 			}
 		}()
 	}

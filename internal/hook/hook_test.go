@@ -3,8 +3,10 @@
 package hook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +59,27 @@ func TestHangingHookIsKilledWithItsChildren(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("a child of the hook survived the kill")
+	}
+}
+
+// TestStoppingTokentrayIsNotAHookFailure: a hook cut short because
+// tokentray quits is not logged as failed; a hook that fails on its own is.
+func TestStoppingTokentrayIsNotAHookFailure(t *testing.T) {
+	for _, tc := range []struct {
+		command  string
+		quit     bool
+		wantWarn bool
+	}{{"sleep 30", true, false}, {"exit 4", false, true}} {
+		var logs bytes.Buffer
+		r := &Runner{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+		ctx, cancel := context.WithCancel(context.Background())
+		if tc.quit {
+			time.AfterFunc(200*time.Millisecond, cancel)
+		}
+		r.runAndLog(ctx, tc.command, payload)
+		cancel()
+		if got := strings.Contains(logs.String(), "alert hook failed"); got != tc.wantWarn {
+			t.Fatalf("%q (quit=%t): logged a failure %t, want %t:\n%s", tc.command, tc.quit, got, tc.wantWarn, logs.String())
+		}
 	}
 }
