@@ -328,6 +328,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 	}
 	defer k.waitFlight()
 	for {
+		// A kick that arrived before this look is answered by it: without
+		// the drain, every refresh this loop makes would wake it once more.
+		select {
+		case <-k.kick:
+		default:
+		}
 		now := k.opt.Clock.Now()
 		k.mu.Lock()
 		due := k.nextDueLocked()
