@@ -93,6 +93,9 @@ func (f *LoopbackFlow) runPaste(ctx context.Context, cfg *oauth2.Config, authURL
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
 		return nil, errors.New("the pasted address belongs to another sign-in (its state does not match); start again and paste the address from this sign-in")
 	}
+	if err := checkIssuer(q, f.Conn); err != nil {
+		return nil, err
+	}
 	if code := q.Get("error"); code != "" {
 		return nil, &AuthorizationError{Code: code, Description: q.Get("error_description")}
 	}
@@ -304,6 +307,17 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.used = true
 	h.mu.Unlock()
 
+	// A response from another server is refused even when it is an error:
+	// RFC 9207 mix-up defence.
+	if err := checkIssuer(q, h.conn); err != nil {
+		h.render(w, http.StatusBadRequest, page{Outcome: "wrong-issuer", Title: "Sign-in refused",
+			Message: "The answer names a different authorization server (iss) than the one tokentray sent you to, so it was refused.",
+			Detail:  err.Error(),
+			Hint:    "If this really is your provider, set issuer in the connection's config to the value it sends, then sign in again."})
+		h.results <- callbackResult{err: err}
+		return
+	}
+
 	if code := q.Get("error"); code != "" {
 		err := &AuthorizationError{Code: code, Description: q.Get("error_description")}
 		h.render(w, http.StatusOK, authorizationErrorPage(err, h.conn))
@@ -330,6 +344,35 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, page{OK: true, Outcome: "signed-in", Title: "Signed in",
 		Message: "tokentray now holds the tokens and keeps them fresh. You can close this tab."})
 	h.results <- callbackResult{token: tok}
+}
+
+// ErrWrongIssuer means the authorization response named another server.
+var ErrWrongIssuer = errors.New("the authorization response came from another issuer")
+
+// checkIssuer applies RFC 9207: an `iss` in the authorization response must
+// be the issuer the request was sent to. With an issuer configured the match
+// is exact (the RFC's simple string comparison); without one, the `iss` must
+// share the authorize URL's scheme, host and port, which still stops a
+// response from another server. A response without `iss` is accepted:
+// most providers, Procore among them, do not send it.
+func checkIssuer(q url.Values, conn *Connection) error {
+	if !q.Has("iss") {
+		return nil
+	}
+	iss := q.Get("iss")
+	if want := conn.Endpoints.Issuer; want != "" {
+		if iss != want {
+			return fmt.Errorf("%w: iss %q, but %s's issuer is %q", ErrWrongIssuer, iss, conn.Name, want)
+		}
+		return nil
+	}
+	got, err := url.Parse(iss)
+	auth, err2 := url.Parse(conn.Endpoints.AuthURL)
+	if err != nil || err2 != nil || got.Scheme != auth.Scheme || !strings.EqualFold(got.Host, auth.Host) {
+		return fmt.Errorf("%w: iss %q is not on the authorize URL's server %s; if it is your provider's real issuer, set issuer = %q for %s",
+			ErrWrongIssuer, iss, conn.Endpoints.AuthURL, iss, conn.Name)
+	}
+	return nil
 }
 
 func authorizationErrorPage(err *AuthorizationError, conn *Connection) page {

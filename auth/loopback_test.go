@@ -340,3 +340,91 @@ func TestASecondSignInJoinsTheFirstAndReopensItsPage(t *testing.T) {
 		t.Fatalf("%d code exchanges, want 1", n)
 	}
 }
+
+func TestCallbackIssuerIsChecked(t *testing.T) {
+	tests := []struct {
+		name       string
+		configured string // the connection's issuer
+		iss        func(server string) string
+		errorReply bool // the provider answers with an error instead of a code
+		wantErr    error
+	}{
+		{"no iss is accepted", "", nil, false, nil},
+		{"iss on the authorize URL's server is accepted", "", func(s string) string { return s }, false, nil},
+		{"iss of another server is refused", "", func(string) string { return "https://evil.example" }, false, ErrWrongIssuer},
+		{"the configured issuer matches exactly", "https://issuer.example/tenant", func(string) string { return "https://issuer.example/tenant" }, false, nil},
+		{"a near miss of the configured issuer is refused", "https://issuer.example/tenant", func(string) string { return "https://issuer.example/tenant/" }, false, ErrWrongIssuer},
+		{"an error response from another server is refused too", "", func(string) string { return "https://evil.example" }, true, ErrWrongIssuer},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newOAuthServer(t)
+			f, conn := flowFor(t, srv, "127.0.0.1")
+			conn.Endpoints.Issuer = tc.configured
+			srv.authorize = func(w http.ResponseWriter, r *http.Request) {
+				q := r.URL.Query()
+				srv.mu.Lock()
+				srv.seq++
+				code := "code-" + strconv.Itoa(srv.seq)
+				srv.codes[code] = q.Get("code_challenge")
+				srv.mu.Unlock()
+				back := url.Values{"state": {q.Get("state")}}
+				if tc.errorReply {
+					back.Set("error", "access_denied")
+				} else {
+					back.Set("code", code)
+				}
+				if tc.iss != nil {
+					back.Set("iss", tc.iss(srv.srv.URL))
+				}
+				http.Redirect(w, r, q.Get("redirect_uri")+"?"+back.Encode(), http.StatusFound)
+			}
+			pages := make(chan string, 1)
+			f.OpenBrowser = func(u string) error {
+				go func() {
+					_, page, _ := browse(u)
+					pages <- page
+				}()
+				return nil
+			}
+			_, err := f.Run(context.Background())
+			page := <-pages
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("sign-in failed: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if n := srv.exchangeCount(); n != 0 {
+				t.Fatalf("the code of a refused response was exchanged (%d exchanges)", n)
+			}
+			if !strings.Contains(page, "different authorization server") {
+				t.Fatalf("the page does not say why: %q", page)
+			}
+		})
+	}
+}
+
+func TestPasteFlowChecksIssuer(t *testing.T) {
+	srv := newOAuthServer(t)
+	ru, _ := ParseRedirectURI("https://example.com/oauth/done")
+	conn := &Connection{Name: "p", Provider: &generic, ClientID: "c", RedirectURI: ru,
+		Endpoints: Endpoints{AuthURL: srv.srv.URL + "/authorize", TokenURL: srv.srv.URL + "/token"}}
+	pr, pw := io.Pipe()
+	f := &LoopbackFlow{Conn: conn, Paste: pr, Clock: fakeclock.New(t0)}
+	f.ShowURL = func(u string) {
+		au, _ := url.Parse(u)
+		go func() {
+			_, _ = io.WriteString(pw, "https://example.com/oauth/done?code=x&iss=https%3A%2F%2Fevil.example&state="+au.Query().Get("state")+"\n")
+		}()
+	}
+	if _, err := f.Run(context.Background()); !errors.Is(err, ErrWrongIssuer) {
+		t.Fatalf("err = %v, want a refused issuer", err)
+	}
+	if n := srv.exchangeCount(); n != 0 {
+		t.Fatalf("%d exchanges for a refused response", n)
+	}
+}

@@ -20,6 +20,10 @@ type Endpoints struct {
 	RevokeURL string // RFC 7009 revocation; empty when the provider has none
 	APIBase   string // base of the API the tokens are for
 	CheckURL  string // a cheap "who am I" GET that proves a token works
+	// Issuer is the authorization server's issuer identifier (RFC 8414).
+	// When set, a callback's RFC 9207 `iss` must equal it exactly; when
+	// empty, an `iss` must at least come from the authorize URL's origin.
+	Issuer string
 }
 
 // Preset is a provider's fixed knowledge: its environments and how its token
@@ -112,6 +116,7 @@ func (p *Preset) Resolve(env string, overrides Endpoints) (Endpoints, error) {
 	set(&e.RevokeURL, overrides.RevokeURL)
 	set(&e.APIBase, overrides.APIBase)
 	set(&e.CheckURL, overrides.CheckURL)
+	set(&e.Issuer, overrides.Issuer)
 	return e, nil
 }
 

@@ -44,6 +44,7 @@ type Connection struct {
 	RevokeURL   string   `toml:"revoke_url"`
 	APIBase     string   `toml:"api_base"`
 	CheckURL    string   `toml:"check_url"`
+	Issuer      string   `toml:"issuer"`
 }
 
 // Config is a loaded, validated configuration.
@@ -162,7 +163,7 @@ func Parse(path string, b []byte) (*Config, error) {
 
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
-		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url"}
+		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer"}
 }
 
 // build validates one connection table.
@@ -217,9 +218,9 @@ func build(raw Connection) (*auth.Connection, []string) {
 		conn.RefreshAt = auth.DefaultRefreshAt
 	}
 
-	overrides := auth.Endpoints{AuthURL: raw.AuthURL, TokenURL: raw.TokenURL, RevokeURL: raw.RevokeURL, APIBase: raw.APIBase, CheckURL: raw.CheckURL}
+	overrides := auth.Endpoints{AuthURL: raw.AuthURL, TokenURL: raw.TokenURL, RevokeURL: raw.RevokeURL, APIBase: raw.APIBase, CheckURL: raw.CheckURL, Issuer: raw.Issuer}
 	for _, f := range []struct{ key, value string }{
-		{"auth_url", raw.AuthURL}, {"token_url", raw.TokenURL}, {"revoke_url", raw.RevokeURL}, {"api_base", raw.APIBase}, {"check_url", raw.CheckURL},
+		{"auth_url", raw.AuthURL}, {"token_url", raw.TokenURL}, {"revoke_url", raw.RevokeURL}, {"api_base", raw.APIBase}, {"check_url", raw.CheckURL}, {"issuer", raw.Issuer},
 	} {
 		if f.value == "" {
 			continue
@@ -272,7 +273,7 @@ func build(raw Connection) (*auth.Connection, []string) {
 func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) []string {
 	own := hostsOf(p.Environments[env])
 	var errs []string
-	fields := []struct{ key, value string }{{"auth_url", o.AuthURL}, {"token_url", o.TokenURL}, {"revoke_url", o.RevokeURL}, {"api_base", o.APIBase}, {"check_url", o.CheckURL}}
+	fields := []struct{ key, value string }{{"auth_url", o.AuthURL}, {"token_url", o.TokenURL}, {"revoke_url", o.RevokeURL}, {"api_base", o.APIBase}, {"check_url", o.CheckURL}, {"issuer", o.Issuer}}
 	others := p.EnvironmentNames()
 	sort.Strings(others)
 	for _, f := range fields {

@@ -150,7 +150,8 @@ scopes = ["openid", "offline_access", "api"]
 auth_url = "%s/auth"
 token_url = "%s/token"
 revoke_url = "%s/token/revocation"
-`, redirect, base, base, base)
+issuer = "%s"
+`, redirect, base, base, base, base)
 	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -425,5 +426,29 @@ func TestBadRedirectAndPortInUse(t *testing.T) {
 	r = h.run("", "status")
 	if r.code != 2 || !strings.Contains(r.stderr, "refuse LAN IPs") {
 		t.Fatalf("LAN redirect: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// oidc-provider sends RFC 9207's iss on every authorization response: with
+// the right issuer configured the sign-ins of the other tests pass; with
+// another one, the answer is refused and its code never exchanged.
+func TestAnswerFromAnotherIssuerIsRefused(t *testing.T) {
+	h := setup(t)
+	h.must(clientSecret+"\n", "secret", "e2e")
+	cfgPath := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml")
+	b, _ := os.ReadFile(cfgPath)
+	base := fmt.Sprintf("http://127.0.0.1:%d", h.port)
+	wrong := strings.Replace(string(b), fmt.Sprintf("issuer = %q", base), fmt.Sprintf("issuer = %q", base+"/tenant-b"), 1)
+	if wrong == string(b) {
+		t.Fatal("the config has no issuer line to change")
+	}
+	_ = os.WriteFile(cfgPath, []byte(wrong), 0o600)
+	r := h.run("", "login", "e2e", "--timeout", "90s")
+	if r.code == 0 || !strings.Contains(r.stderr, "another issuer") || !strings.Contains(r.stderr, base+"/tenant-b") {
+		t.Fatalf("login with the wrong issuer: exit %d\n%s", r.code, r.stderr)
+	}
+	h.waitBrowser("Sign-in refused")
+	if r := h.run("", "token", "e2e"); r.code != 3 {
+		t.Fatalf("after a refused answer a token was stored: exit %d", r.code)
 	}
 }
