@@ -37,6 +37,9 @@ const (
 	// EventAccessExpired: the access token expired while no new one could be
 	// had (degraded): scripts now fail, a person should hear of it.
 	EventAccessExpired EventKind = "access_expired"
+	// EventRestored: the keyring lost the tokens (an item deleted outside
+	// tokentray) and the keeper wrote back the ones it held (Error says so).
+	EventRestored EventKind = "restored"
 )
 
 // Event is one thing that happened to a connection. Events carry no tokens.
@@ -568,6 +571,9 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 	// Re-read: another process (a CLI without the tray, or a second
 	// keeper) may have refreshed while this one waited for the lock.
 	stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+	if errors.Is(err, ErrNotStored) {
+		stored, err = k.restoreDeleted(ctx, err)
+	}
 	switch {
 	case errors.Is(err, ErrNotStored):
 		if k.conn.Grant != GrantClientCredentials {
@@ -628,6 +634,29 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 	}
 	next := k.tokenSetFrom(tok, current, now)
 	return k.saveRefreshed(ctx, next)
+}
+
+// restoreDeleted handles a keyring that no longer has the tokens this keeper
+// holds. Sign-outs go through the keeper, so an item that vanished was
+// deleted by hand or by a keyring tool: the held refresh token is still
+// live, and writing it back is what keeps the connection. With nothing live
+// held it returns notStored unchanged.
+func (k *Keeper) restoreDeleted(ctx context.Context, notStored error) (*TokenSet, error) {
+	k.mu.Lock()
+	held := k.token
+	k.mu.Unlock()
+	if held == nil || held.Dead || held.RefreshToken == "" {
+		return nil, notStored
+	}
+	if err := k.opt.Store.SaveTokens(ctx, k.conn.Name, held); err != nil {
+		return nil, fmt.Errorf("the keyring item of %s was deleted outside tokentray and writing it back failed: %w", k.conn.Name, err)
+	}
+	msg := "the keyring item was deleted outside tokentray; the tokens held in memory were written back (to sign out, use `tokentray logout " + k.conn.Name + "`)"
+	k.log.Warn(msg)
+	k.mu.Lock()
+	k.emitLocked(Event{Kind: EventRestored, Error: msg})
+	k.mu.Unlock()
+	return held, nil
 }
 
 // changedElsewhere reports whether the store holds something other than

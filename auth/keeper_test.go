@@ -701,3 +701,19 @@ func TestALateCallerDoesNotRefreshAgain(t *testing.T) {
 		t.Fatalf("%d refreshes, want 2", n)
 	}
 }
+
+func TestTokensDeletedFromTheStoreAreWrittenBackBeforeRefreshing(t *testing.T) {
+	r := newRig(t)
+	rt := r.signedIn()
+	_ = r.store.DeleteTokens(context.Background(), r.conn.Name) // by hand, in a keyring tool
+	r.clock.Advance(80 * time.Minute)
+	if err := r.k.Refresh(context.Background()); err != nil {
+		t.Fatalf("refresh after the item vanished: %v", err)
+	}
+	r.waitFor(EventRestored, "")
+	stored := r.store.stored(r.conn.Name)
+	if stored == nil || stored.RefreshToken == Secret(rt) || r.k.Status().State != StateConnected {
+		t.Fatalf("want the rotated tokens stored and connected; stored %v", stored)
+	}
+	r.noReuse()
+}

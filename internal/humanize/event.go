@@ -24,6 +24,8 @@ func Event(e auth.Event) string {
 		return "signed in"
 	case auth.EventSignedOut:
 		return "signed out"
+	case auth.EventRestored:
+		return e.Error
 	case auth.EventAccessExpired:
 		return "the access token expired and no new one could be had"
 	case auth.EventChecked:

@@ -2,9 +2,11 @@
 // two things go-keyring leaves to its callers: a bound on how long any call
 // may take, and secrets larger than the platform accepts.
 //
-// A locked or hung Secret Service blocks go-keyring forever, so every call
-// runs on its own goroutine and is abandoned after Timeout with an error that
-// says what to do. Large values are split into chunks written under a fresh
+// A locked or hung Secret Service blocks go-keyring forever, so calls run on
+// a worker goroutine and the caller stops waiting after Timeout with an error
+// that says what to do. The worker runs calls one at a time in the order they
+// were made and skips those whose caller has given up: a write that hung can
+// still land late, but never after a write made later. Large values are split into chunks written under a fresh
 // generation before the header that points to them, so a crash mid-write
 // leaves the previous value readable. There is never a fallback to a file.
 package secretstore
@@ -18,6 +20,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -66,6 +70,16 @@ type Store struct {
 	Backend   Backend
 	Timeout   time.Duration
 	ChunkSize int
+
+	start sync.Once
+	queue chan *job
+}
+
+// job is one backend call waiting for the worker.
+type job struct {
+	run       func() error
+	done      chan error
+	abandoned atomic.Bool // the caller stopped waiting before it ran
 }
 
 // New returns a Store on the OS keyring with the platform's defaults.
@@ -167,8 +181,16 @@ func (s *Store) get(ctx context.Context, key string) (string, error) {
 }
 
 func (s *Store) set(ctx context.Context, key, value string) error {
-	return s.call(ctx, "write", key, func() (string, error) { return "", s.Backend.Set(s.Service, key, value) })
+	err := s.call(ctx, "write", key, func() (string, error) { return "", s.Backend.Set(s.Service, key, value) })
+	if err != nil && len(value) > largeValue && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w (the value is %d bytes; a D-Bus message is limited, 32 MiB by default: keep ChunkSize at its default or lower)", err, len(value))
+	}
+	return err
 }
+
+// largeValue is the size above which a failed write is likely the bus's
+// message limit rather than the keyring itself.
+const largeValue = 8 << 20
 
 // deleteChunks removes chunks 0..n-1 of a generation, best effort: a chunk
 // left behind is garbage, never a lost secret.
@@ -178,28 +200,54 @@ func (s *Store) deleteChunks(ctx context.Context, key, gen string, n int) {
 	}
 }
 
-// call runs one backend call with the timeout. The call's goroutine is
-// abandoned on timeout: go-keyring offers no way to cancel it.
+// call runs one backend call on the worker, waiting at most Timeout for
+// it, including the time spent behind earlier calls.
 func (s *Store) call(ctx context.Context, op, key string, f func() (string, error)) error {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := f()
-		done <- err
-	}()
+	s.start.Do(func() {
+		s.queue = make(chan *job, 1024)
+		go s.work()
+	})
+	j := &job{run: func() error { _, err := f(); return err }, done: make(chan error, 1)}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	giveUp := func(err error) error {
+		j.abandoned.Store(true)
+		return err
+	}
+	timedOut := func() error {
+		return giveUp(fmt.Errorf("%w: %s %q in service %q got no answer within %s: the keyring may be locked (unlock it, e.g. by signing in to the desktop session) or its daemon is hung (restart gnome-keyring-daemon or your Secret Service)",
+			ErrUnavailable, op, key, s.Service, timeout))
+	}
 	select {
-	case err := <-done:
+	case s.queue <- j:
+	case <-timer.C:
+		return timedOut()
+	case <-ctx.Done():
+		return giveUp(fmt.Errorf("keyring %s %q: %w", op, key, ctx.Err()))
+	}
+	select {
+	case err := <-j.done:
 		return s.wrap(op, key, err)
 	case <-timer.C:
-		return fmt.Errorf("%w: %s %q in service %q got no answer within %s: the keyring may be locked (unlock it, e.g. by signing in to the desktop session) or its daemon is hung (restart gnome-keyring-daemon or your Secret Service)",
-			ErrUnavailable, op, key, s.Service, timeout)
+		return timedOut()
 	case <-ctx.Done():
-		return fmt.Errorf("keyring %s %q: %w", op, key, ctx.Err())
+		return giveUp(fmt.Errorf("keyring %s %q: %w", op, key, ctx.Err()))
+	}
+}
+
+// work runs the queued calls one at a time. go-keyring offers no way to
+// cancel a call, so a hung one holds the worker until it returns; the calls
+// behind it wait, and those given up by then are skipped.
+func (s *Store) work() {
+	for j := range s.queue {
+		if j.abandoned.Load() {
+			continue
+		}
+		j.done <- j.run()
 	}
 }
 
@@ -217,10 +265,10 @@ func (s *Store) wrap(op, key string, err error) error {
 	switch {
 	case strings.Contains(msg, "org.freedesktop.secrets"), strings.Contains(msg, "ServiceUnknown"):
 		hint = ": no Secret Service is running on the session bus; install and start one (gnome-keyring or KeePassXC with Secret Service enabled)"
-	case strings.Contains(msg, "DBUS_SESSION_BUS_ADDRESS"), strings.Contains(msg, "dbus"):
+	case strings.Contains(msg, "prompt") || strings.Contains(msg, "locked") || strings.Contains(msg, "failed to unlock"):
+		hint = ": the keyring is locked and was not unlocked (no unlock prompt could be shown, or it was dismissed); unlock it, e.g. by signing in to the desktop or in Passwords and Keys, and tokentray retries"
+	case strings.Contains(msg, "DBUS_SESSION_BUS_ADDRESS"), strings.Contains(msg, "dbus") && !strings.Contains(msg, "broken pipe"):
 		hint = ": no D-Bus session bus is reachable; run tokentray inside a desktop session (or dbus-run-session)"
-	case strings.Contains(msg, "prompt") || strings.Contains(msg, "locked"):
-		hint = ": the keyring is locked; unlock it and try again"
 	}
 	return fmt.Errorf("%w: %s %q in service %q: %v%s", ErrUnavailable, op, key, s.Service, err, hint)
 }

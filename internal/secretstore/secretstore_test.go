@@ -128,3 +128,65 @@ func TestNotFound(t *testing.T) {
 		t.Fatalf("deleting nothing: %v", err)
 	}
 }
+
+// gatedBackend hangs its first Set until the gate opens, and records the
+// order in which writes reach the keyring.
+type gatedBackend struct {
+	*mapBackend
+	gate    chan struct{}
+	mu      sync.Mutex
+	first   bool
+	applied []string
+}
+
+func (g *gatedBackend) Set(service, user, value string) error {
+	g.mu.Lock()
+	hang := !g.first
+	g.first = true
+	g.mu.Unlock()
+	if hang {
+		<-g.gate
+	}
+	g.mu.Lock()
+	g.applied = append(g.applied, value)
+	g.mu.Unlock()
+	return g.mapBackend.Set(service, user, value)
+}
+
+// A write that hung and lands late must never land after a write made
+// later: the later one would be overwritten with an older token set.
+func TestAWriteThatHungNeverLandsAfterALaterOne(t *testing.T) {
+	g := &gatedBackend{mapBackend: newMap(), gate: make(chan struct{})}
+	s := &Store{Service: "t", Backend: g, Timeout: 50 * time.Millisecond, ChunkSize: 1 << 20}
+	ctx := context.Background()
+	g.items["k"] = "old"
+	if err := s.set(ctx, "k", "A"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the hung write: %v", err)
+	}
+	if err := s.set(ctx, "k", "B"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a write behind the hung one: %v, want a timeout", err)
+	}
+	close(g.gate) // the keyring wakes up: A lands late
+	if err := s.set(ctx, "k", "C"); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	applied := strings.Join(g.applied, ",")
+	g.mu.Unlock()
+	if applied != "A,C" {
+		t.Fatalf("writes reached the keyring as %q, want \"A,C\": in call order, and B (given up before it ran) never", applied)
+	}
+	if v, _ := s.Get(ctx, "k"); v != "C" {
+		t.Fatalf("stored %q, want the last write", v)
+	}
+}
+
+func TestAFailedLargeWriteNamesItsSize(t *testing.T) {
+	b := newMap()
+	b.failSetAt = 1
+	s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 64 << 20}
+	err := s.Set(context.Background(), "k", strings.Repeat("x", 9<<20))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "9437184 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+}

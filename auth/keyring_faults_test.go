@@ -1,0 +1,233 @@
+//go:build keyring
+
+// Run inside .ci/desktop-session: go test -tags keyring -run KeyringFault ./auth/
+package auth
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dbus "github.com/godbus/dbus/v5"
+
+	"github.com/tokentray/tokentray/internal/secretstore"
+)
+
+const faultTimeout = 2 * time.Second
+
+// faultRig is a signed-in keeper on the real Secret Service.
+func faultRig(t *testing.T) (*rig, *KeyringStore, string) {
+	t.Helper()
+	s := realStore(t)
+	s.Secrets.Timeout = faultTimeout
+	r := newRig(t)
+	r.k = NewKeeper(r.conn, KeeperOptions{Store: s, Locker: &memLocker{}, Clock: r.clock, Jitter: func() float64 { return 0 }})
+	events, stop := r.k.Subscribe()
+	t.Cleanup(stop)
+	r.events = events
+	ctx := context.Background()
+	if err := s.SetClientSecret(ctx, r.conn.Name, "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	rt := r.srv.issueRefreshToken()
+	if err := s.SaveTokens(ctx, r.conn.Name, &TokenSet{AccessToken: "at-1", TokenType: "bearer", RefreshToken: Secret(rt),
+		ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.k.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.DeleteTokens(context.Background(), r.conn.Name)
+		_ = s.DeleteClientSecret(context.Background(), r.conn.Name)
+	})
+	return r, s, rt
+}
+
+// secretsOwner is the pid of the process that owns org.freedesktop.secrets.
+func secretsOwner(t *testing.T) int {
+	t.Helper()
+	conn, err := dbus.SessionBus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid uint32
+	if err := conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, "org.freedesktop.secrets").Store(&pid); err != nil {
+		t.Fatalf("who owns the Secret Service: %v", err)
+	}
+	return int(pid)
+}
+
+// replaceKeyring stops the running daemon and starts an unlocked one on the
+// same keyring files: how a locked keyring is unlocked without a prompt.
+func replaceKeyring(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(secretsOwner(t), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitName(t, false)
+	restartKeyring(t)
+}
+
+// checkFault asserts what every keyring fault must look like: a clear error
+// within the timeout, scripts still served from memory before the refresh
+// point, no refresh sent (its rotated token could not be saved), and a
+// degraded connection that says what to do.
+func checkFault(t *testing.T, r *rig, s *KeyringStore, want string) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	_, err := s.LoadTokens(ctx, r.conn.Name)
+	took := time.Since(start)
+	t.Logf("keyring read failed after %s: %v", took.Round(time.Millisecond), err)
+	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("want an 'unavailable' error saying %q, got %v", want, err)
+	}
+	if took > faultTimeout+time.Second {
+		t.Fatalf("the error took %s, longer than the %s timeout", took, faultTimeout)
+	}
+	start = time.Now()
+	if tok, err := r.k.Token(ctx, 0); err != nil || tok.AccessToken != "at-1" {
+		t.Fatalf("a script asking before the refresh point: %v", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("a valid token held in memory took %s to hand out", d)
+	}
+	r.clock.Advance(80 * time.Minute)
+	start = time.Now()
+	if err := r.k.Refresh(ctx); err == nil {
+		t.Fatal("refresh succeeded without a keyring")
+	}
+	t.Logf("refresh with the keyring failing gave up after %s", time.Since(start).Round(time.Millisecond))
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("%d refreshes were sent while the keyring failed", n)
+	}
+	if st := r.k.Status(); st.State != StateDegraded || !strings.Contains(st.LastError, "keyring") || st.Hint == "" {
+		t.Fatalf("status: %s, %q, hint %q", st.State, st.LastError, st.Hint)
+	}
+}
+
+// recovered checks that once the keyring works again, the connection
+// refreshes with the refresh token it had, which was never lost.
+func recovered(t *testing.T, r *rig, s *KeyringStore, rt string) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.LoadTokens(ctx, r.conn.Name)
+	if err != nil || got.RefreshToken != Secret(rt) {
+		t.Fatalf("after the keyring came back: %v", err)
+	}
+	if err := r.k.Refresh(ctx); err != nil {
+		t.Fatalf("refresh after the keyring came back: %v", err)
+	}
+	if st := r.k.Status(); st.State != StateConnected {
+		t.Fatalf("state %s after recovery", st.State)
+	}
+	r.noReuse()
+}
+
+func TestKeyringFaultLocked(t *testing.T) {
+	r, s, rt := faultRig(t)
+	conn, err := dbus.SessionBus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locked []dbus.ObjectPath
+	var prompt dbus.ObjectPath
+	if err := conn.Object("org.freedesktop.secrets", "/org/freedesktop/secrets").Call("org.freedesktop.Secret.Service.Lock", 0,
+		[]dbus.ObjectPath{"/org/freedesktop/secrets/collection/login"}).Store(&locked, &prompt); err != nil || len(locked) != 1 {
+		t.Fatalf("lock the login collection: %v %v", locked, err)
+	}
+	checkFault(t, r, s, "locked")
+	replaceKeyring(t)
+	recovered(t, r, s, rt)
+}
+
+func TestKeyringFaultHungService(t *testing.T) {
+	r, s, rt := faultRig(t)
+	pid := secretsOwner(t)
+	// A stopped daemon still owns its name: every call waits for an answer
+	// that does not come, as with a hung Secret Service.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	checkFault(t, r, s, "no answer within")
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	recovered(t, r, s, rt)
+}
+
+func TestKeyringFaultItemDeletedBehindTokentraysBack(t *testing.T) {
+	r, _, _ := faultRig(t)
+	if out, err := exec.Command("secret-tool", "clear", "service", KeyringService, "username", r.conn.Name).CombinedOutput(); err != nil {
+		t.Fatalf("secret-tool clear: %v %s", err, out)
+	}
+	r.clock.Advance(80 * time.Minute)
+	if err := r.k.Refresh(context.Background()); err != nil {
+		t.Fatalf("refresh after the item was deleted: %v", err)
+	}
+	e := r.waitFor(EventRestored, "")
+	if !strings.Contains(e.Error, "deleted outside tokentray") {
+		t.Fatalf("the restore says %q", e.Error)
+	}
+	item := keyringTokens(t, r.conn.Name)
+	if st := r.k.Status(); st.State != StateConnected || item.RefreshToken == "" || item.AccessToken == "at-1" {
+		t.Fatalf("after the restore: state %s; the keyring must hold the new tokens", st.State)
+	}
+	r.noReuse()
+}
+
+func TestKeyringFaultItemTooLarge(t *testing.T) {
+	r, s, rt := faultRig(t)
+	ctx := context.Background()
+	s.Secrets.Timeout = 30 * time.Second // writing tens of MiB takes seconds
+	huge := &TokenSet{AccessToken: Secret(strings.Repeat("eyJhbGciOi", 34<<20/10)), RefreshToken: "rt-huge", TokenType: "bearer",
+		ObtainedAt: r.clock.Now(), Lifetime: time.Hour}
+
+	s.Secrets.ChunkSize = 64 << 20 // as one item: more than a D-Bus message may carry
+	start := time.Now()
+	err := s.SaveTokens(ctx, r.conn.Name, huge)
+	t.Logf("a 34 MiB item failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), "bytes") || !strings.Contains(err.Error(), "ChunkSize") {
+		t.Fatalf("want an error naming the size and what to do, got %v", err)
+	}
+	if got, err := s.LoadTokens(ctx, r.conn.Name); err != nil || got.RefreshToken != Secret(rt) {
+		t.Fatalf("the failed write damaged the stored tokens: %v", err)
+	}
+
+	s.Secrets.ChunkSize = secretstore.DefaultChunkSize() // the default splits it
+	start = time.Now()
+	if err := s.SaveTokens(ctx, r.conn.Name, huge); err != nil {
+		t.Fatalf("chunked: %v", err)
+	}
+	got, err := s.LoadTokens(ctx, r.conn.Name)
+	if err != nil || got.AccessToken != huge.AccessToken {
+		t.Fatalf("chunked round trip: %v", err)
+	}
+	t.Logf("the same 34 MiB in %d MiB chunks: saved and read back in %s", secretstore.DefaultChunkSize()>>20, time.Since(start).Round(time.Millisecond))
+}
+
+// keyringTokens reads a token item with secret-tool, not through tokentray.
+func keyringTokens(t *testing.T, name string) *TokenSet {
+	t.Helper()
+	out, err := exec.Command("secret-tool", "lookup", "service", KeyringService, "username", name).Output()
+	if err != nil {
+		t.Fatalf("secret-tool lookup %s: %v", name, err)
+	}
+	ts, err := UnmarshalTokenSet(out)
+	if err != nil {
+		t.Fatalf("item %s: %v", name, err)
+	}
+	return ts
+}
