@@ -73,6 +73,9 @@ type Store struct {
 
 	start sync.Once
 	queue chan *job
+
+	mu    sync.Mutex
+	heads map[string]string // the last header value read or written per key
 }
 
 // job is one backend call waiting for the worker.
@@ -97,6 +100,7 @@ func (s *Store) Get(ctx context.Context, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	s.remember(key, head)
 	gen, n, chunked := parseHeader(head)
 	if !chunked {
 		return head, nil
@@ -117,13 +121,23 @@ func (s *Store) Get(ctx context.Context, key string) (string, error) {
 
 // Set stores value under key, split into chunks when it is larger than
 // ChunkSize. The previous value stays readable until the new one is complete.
+//
+// The old header, needed to remove the old chunks, is the one this Store
+// last read or wrote when it has one: a refresh reads the tokens just before
+// it saves the new ones, and skipping a second read shortens the time in
+// which a crash loses a refresh token that the server has already rotated.
+// A header changed meanwhile by another process costs at most some orphaned
+// chunks, never a secret.
 func (s *Store) Set(ctx context.Context, key, value string) error {
-	oldGen, oldN, oldChunked := "", 0, false
-	if head, err := s.get(ctx, key); err == nil {
-		oldGen, oldN, oldChunked = parseHeader(head)
-	} else if !errors.Is(err, ErrNotFound) {
-		return err
+	head, known := s.recall(key)
+	if !known {
+		var err error
+		head, err = s.get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 	}
+	oldGen, oldN, oldChunked := parseHeader(head)
 	size := s.ChunkSize
 	if size <= 0 {
 		size = DefaultChunkSize()
@@ -132,6 +146,7 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 		if err := s.set(ctx, key, value); err != nil {
 			return err
 		}
+		s.remember(key, value)
 	} else {
 		gen := newGeneration()
 		parts := split(value, size)
@@ -141,10 +156,12 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 				return err
 			}
 		}
-		if err := s.set(ctx, key, chunkPrefix+gen+":"+strconv.Itoa(len(parts))); err != nil {
+		header := chunkPrefix + gen + ":" + strconv.Itoa(len(parts))
+		if err := s.set(ctx, key, header); err != nil {
 			s.deleteChunks(ctx, key, gen, len(parts))
 			return err
 		}
+		s.remember(key, header)
 	}
 	if oldChunked {
 		s.deleteChunks(ctx, key, oldGen, oldN)
@@ -164,10 +181,38 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, key) }); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	s.forget(key)
 	if gen, n, chunked := parseHeader(head); chunked {
 		s.deleteChunks(ctx, key, gen, n)
 	}
 	return nil
+}
+
+// remember keeps what the item holds now, or only its header when chunked:
+// secrets themselves are not cached.
+func (s *Store) remember(key, value string) {
+	if _, _, chunked := parseHeader(value); !chunked {
+		value = ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.heads == nil {
+		s.heads = map[string]string{}
+	}
+	s.heads[key] = value
+}
+
+func (s *Store) recall(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.heads[key]
+	return v, ok
+}
+
+func (s *Store) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.heads, key)
 }
 
 func (s *Store) get(ctx context.Context, key string) (string, error) {

@@ -19,6 +19,7 @@ type mapBackend struct {
 	failSetAt int // 1-based; 0 never
 	maxValue  int
 	hang      chan struct{}
+	gets      int
 }
 
 func newMap() *mapBackend { return &mapBackend{items: map[string]string{}} }
@@ -29,6 +30,7 @@ func (m *mapBackend) Get(_, user string) (string, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gets++
 	v, ok := m.items[user]
 	if !ok {
 		return "", gokeyring.ErrNotFound
@@ -188,5 +190,34 @@ func TestAFailedLargeWriteNamesItsSize(t *testing.T) {
 	err := s.Set(context.Background(), "k", strings.Repeat("x", 9<<20))
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "9437184 bytes") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A save right after a read (every refresh) goes straight to the write: the
+// fewer calls between the server's rotation and the saved successor, the
+// smaller the window in which a crash loses the refresh token.
+func TestASaveAfterAReadWritesWithoutReadingAgain(t *testing.T) {
+	b := newMap()
+	s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 10}
+	ctx := context.Background()
+	if err := s.Set(ctx, "k", strings.Repeat("a", 35)); err != nil { // 4 chunks
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.gets = 0
+	b.mu.Unlock()
+	if err := s.Set(ctx, "k", "short"); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gets != 0 {
+		t.Fatalf("the save read the keyring %d times first", b.gets)
+	}
+	if len(b.items) != 1 || b.items["k"] != "short" {
+		t.Fatalf("items after replacing a chunked value: %v; the old chunks must be gone", b.items)
 	}
 }
