@@ -20,7 +20,17 @@ var (
 	// ErrUnreachable: the provider could not be reached and no valid access
 	// token is held.
 	ErrUnreachable = errors.New("provider unreachable")
+	// ErrCredentialsRefused: a client-credentials connection (a service
+	// account) has no usable client secret; a person must fix it. It is an
+	// ErrNeedsSignIn, for the exit code, without the words "sign in".
+	ErrCredentialsRefused error = personNeeded("the client's credentials need fixing")
 )
+
+// personNeeded is an ErrNeedsSignIn with its own words.
+type personNeeded string
+
+func (e personNeeded) Error() string        { return string(e) }
+func (e personNeeded) Is(target error) bool { return target == ErrNeedsSignIn }
 
 // Class says what a failure means for the connection.
 type Class int
@@ -146,8 +156,16 @@ func redactOAuthMessage(err error) string {
 func diagnose(te *TokenError, conn *Connection) string {
 	urls := ""
 	if conn != nil {
-		urls = fmt.Sprintf(" URLs in use: authorize %s, token %s, API %s; redirect URI %s.",
-			conn.Endpoints.AuthURL, conn.Endpoints.TokenURL, conn.Endpoints.APIBase, conn.RedirectURI.Raw)
+		var in []string
+		for _, u := range []struct{ what, url string }{{"authorize", conn.Endpoints.AuthURL}, {"token", conn.Endpoints.TokenURL},
+			{"API", conn.Endpoints.APIBase}, {"redirect URI", conn.RedirectURI.Raw}} {
+			if u.url != "" {
+				in = append(in, u.what+" "+u.url)
+			}
+		}
+		if len(in) > 0 {
+			urls = " URLs in use: " + strings.Join(in, ", ") + "."
+		}
 	}
 	isProcore := conn != nil && conn.Provider != nil && conn.Provider.Name == "procore"
 	switch te.Code {
@@ -158,7 +176,7 @@ func diagnose(te *TokenError, conn *Connection) string {
 				"secret is wrong (set it with `tokentray secret " + conn.Name + "`), or the redirect URI differs from the one " +
 				"registered in the Developer Portal (port, path and trailing slash must match exactly)." + urls
 		}
-		return "The provider did not accept the client: check the client id, the client secret (`tokentray secret NAME`), " +
+		return "The provider did not accept the client: check the client id, the client secret (`tokentray secret " + connName(conn) + "`), " +
 			"and that the token URL belongs to the same environment as the client." + urls
 	case "invalid_grant":
 		switch te.Op {

@@ -56,6 +56,7 @@ type Event struct {
 // Status is a snapshot of one connection, for people and scripts.
 type Status struct {
 	Name              string    `json:"name"`
+	Grant             Grant     `json:"grant"`
 	State             State     `json:"state"`
 	Usable            bool      `json:"usable"` // a valid access token is held now
 	AccessObtained    time.Time `json:"access_obtained,omitzero"`
@@ -265,7 +266,7 @@ func (k *Keeper) Status() Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.opt.Clock.Now()
-	st := Status{Name: k.conn.Name, State: k.state}
+	st := Status{Name: k.conn.Name, Grant: k.conn.Grant, State: k.state}
 	if t := k.currentLocked(); t != nil {
 		st.Usable = t.ValidFor(now, 0)
 		st.AccessObtained = t.ObtainedAt
@@ -468,10 +469,12 @@ func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 	if t != nil && minValid >= t.Lifetime {
 		return fmt.Errorf("%s: the provider issues access tokens valid for %s, so --min-valid %s can never be met; ask for less", k.conn.Name, t.Lifetime.Round(time.Second), minValid)
 	}
-	switch k.state {
-	case StateNeedsReauth, StateDisconnected:
+	switch {
+	case k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected):
+		return fmt.Errorf("%s has no access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
+	case k.state == StateNeedsReauth || k.state == StateDisconnected:
 		return fmt.Errorf("%s needs a new sign-in (%s): run `tokentray login %s`: %w", k.conn.Name, orUnknown(k.errText), k.conn.Name, ErrNeedsSignIn)
-	case StateDegraded:
+	case k.state == StateDegraded:
 		if k.lastErr != nil {
 			return fmt.Errorf("%s: no valid access token and %s: %w", k.conn.Name, k.lastErr.Error(), ErrUnreachable)
 		}
@@ -671,7 +674,10 @@ func changedElsewhere(mine, stored *TokenSet) bool {
 func (k *Keeper) clientSecret(ctx context.Context) (Secret, error) {
 	s, err := k.opt.Store.ClientSecret(ctx, k.conn.Name)
 	if errors.Is(err, ErrNotStored) {
-		if k.conn.Provider.SecretRequired || k.conn.Grant == GrantClientCredentials {
+		switch {
+		case k.conn.Grant == GrantClientCredentials:
+			return "", fmt.Errorf("no client secret is stored for %s: run `tokentray secret %s` and paste the service account's client secret (client credentials need one)", k.conn.Name, k.conn.Name)
+		case k.conn.Provider.SecretRequired:
 			return "", fmt.Errorf("no client secret is stored for %s: run `tokentray secret %s` and paste the client secret from the provider (%s needs one)", k.conn.Name, k.conn.Name, k.conn.Provider.Name)
 		}
 		return "", nil
@@ -787,6 +793,9 @@ func (k *Keeper) refreshFailed(current *TokenSet, err error) error {
 				k.token = &dead
 				k.mu.Unlock()
 			}
+		}
+		if k.conn.Grant == GrantClientCredentials {
+			return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
 		}
 		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrNeedsSignIn)
 	}

@@ -76,10 +76,17 @@ func Summary(st auth.Status, now time.Time) string {
 	if st.Usable {
 		left = humanize.Coarse(st.AccessExpiry.Sub(now)) + " left"
 	}
+	service := st.Grant == auth.GrantClientCredentials
 	switch st.State {
 	case auth.StateDisconnected:
+		if service {
+			return "no token yet"
+		}
 		return "not signed in"
 	case auth.StateNeedsReauth:
+		if service {
+			return "credentials refused"
+		}
 		return "sign-in needed"
 	case auth.StateRefreshing:
 		return "refreshing…"

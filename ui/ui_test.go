@@ -55,6 +55,8 @@ func TestMenuLines(t *testing.T) {
 		{auth.Status{Name: "x", State: auth.StateDegraded, Usable: true, AccessExpiry: now.Add(40 * time.Minute)}, "x — retrying, 40 m left"},
 		{auth.Status{Name: "x", State: auth.StateDegraded}, "x — token expired, retrying"},
 		{auth.Status{Name: "x", State: auth.StateDisconnected}, "x — not signed in"},
+		{auth.Status{Name: "svc", Grant: auth.GrantClientCredentials, State: auth.StateNeedsReauth}, "svc — credentials refused"},
+		{auth.Status{Name: "svc", Grant: auth.GrantClientCredentials, State: auth.StateDisconnected}, "svc — no token yet"},
 	} {
 		if got := MenuLine(tc.st, now); got != tc.want {
 			t.Errorf("MenuLine = %q, want %q", got, tc.want)

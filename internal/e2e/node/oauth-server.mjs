@@ -18,6 +18,15 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
+  }, {
+    // A service account (Procore's Developer Managed Service Accounts):
+    // client credentials only, no browser, no refresh token.
+    client_id: 'tokentray-e2e-service',
+    client_secret: 'e2e-service-secret-9876543210',
+    redirect_uris: [],
+    grant_types: ['client_credentials'],
+    response_types: [],
+    token_endpoint_auth_method: 'client_secret_post',
   }],
   pkce: { required: () => true },
   rotateRefreshToken: true,
@@ -26,6 +35,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
+    clientCredentials: { enabled: true },
   },
   scopes: ['openid', 'offline_access', 'api'],
   findAccount: async (ctx, id) => ({ accountId: id, async claims() { return { sub: id }; } }),
