@@ -5,6 +5,7 @@ package localapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,7 +35,7 @@ func FuzzRequest(f *testing.F) {
 		}
 		req.RequestURI = ""
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req.WithContext(peerContext(req.Context(), -1)))
+		handler.ServeHTTP(rec, req.WithContext(context.WithValue(req.Context(), peerKey{}, peerUnknown)))
 		body := rec.Body.Bytes()
 		if rec.Code >= 500 && !bytes.Contains(body, []byte(`"error"`)) {
 			t.Fatalf("%q: HTTP %d without a JSON error: %s", raw, rec.Code, body)

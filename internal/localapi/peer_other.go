@@ -1,10 +1,9 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package localapi
 
 import "net"
 
-// peerUID cannot be learned here; the socket's 0600 mode and its 0700
-// directory are the protection. (Windows: a named pipe with an ACL is the
-// plan, see issue #5.)
-func peerUID(net.Conn) (int, bool) { return 0, false }
+// checkPeer cannot learn the peer here; the socket's 0600 mode and its 0700
+// directory are the protection.
+func checkPeer(net.Conn) peer { return peerUnknown }

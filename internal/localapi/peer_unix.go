@@ -2,22 +2,28 @@
 
 package localapi
 
-import "net"
+import (
+	"net"
+	"os"
+)
 
-// peerUID returns the uid of the process at the other end of c, as the
-// kernel reports it (peerUIDOf, per platform).
-func peerUID(c net.Conn) (int, bool) {
+// checkPeer compares the uid of the process at the other end of c, as the
+// kernel reports it (peerUIDOf, per platform), with ours.
+func checkPeer(c net.Conn) peer {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return 0, false
+		return peerUnknown
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return 0, false
+		return peerUnknown
 	}
 	uid, found := 0, false
-	if err := raw.Control(func(fd uintptr) { uid, found = peerUIDOf(int(fd)) }); err != nil {
-		return 0, false
+	if err := raw.Control(func(fd uintptr) { uid, found = peerUIDOf(int(fd)) }); err != nil || !found {
+		return peerUnknown
 	}
-	return uid, found
+	if uid != os.Getuid() {
+		return peerOtherUser
+	}
+	return peerSameUser
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -76,11 +75,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			uid, ok := peerUID(c)
-			if !ok {
-				uid = -1
-			}
-			return peerContext(ctx, uid)
+			return context.WithValue(ctx, peerKey{}, checkPeer(c))
 		},
 	}
 	go func() {
@@ -111,17 +106,19 @@ func (s *Server) handler() http.Handler {
 	return sameUser(mux)
 }
 
-// peerContext records the peer's uid (-1: unknown) for sameUser.
-func peerContext(ctx context.Context, uid int) context.Context {
-	return context.WithValue(ctx, peerKey{}, uid)
-}
+// peer is what the kernel says about the process at the other end.
+type peer int
 
-// sameUser refuses a peer whose uid differs from ours. Where the platform
-// cannot say (uid -1), the socket's mode is the protection.
+const (
+	peerUnknown peer = iota // the platform cannot say; the socket's permissions protect it
+	peerSameUser
+	peerOtherUser
+)
+
+// sameUser refuses a peer that runs as another user.
 func sameUser(next http.Handler) http.Handler {
-	me := os.Getuid()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if uid, _ := r.Context().Value(peerKey{}).(int); uid != -1 && uid != me {
+		if p, _ := r.Context().Value(peerKey{}).(peer); p == peerOtherUser {
 			writeError(w, http.StatusForbidden, Error{Code: "forbidden", Message: "this tokentray belongs to another user", ExitCode: 1})
 			return
 		}

@@ -7,17 +7,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 )
 
 // DefaultPath is $XDG_RUNTIME_DIR/tokentray/api.sock, or, where there is no
-// runtime directory, a per-user directory under the system's temp dir.
+// runtime directory, api.sock in a private per-user directory: under the
+// temp dir on Unix, %LOCALAPPDATA%\tokentray on Windows (AF_UNIX, which
+// Windows 10 and later have, so curl --unix-socket works there too).
 func DefaultPath() string {
 	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
 		return filepath.Join(dir, "tokentray", "api.sock")
 	}
-	return filepath.Join(os.TempDir(), "tokentray-"+strconv.Itoa(os.Getuid()), "api.sock")
+	return filepath.Join(defaultDir(), "api.sock")
 }
 
 // ErrNotRunning means no tokentray answers on the socket.
@@ -43,7 +44,7 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := restrictSocket(path); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("restrict %s: %w", path, err)
 	}
