@@ -232,7 +232,7 @@ func keyringItem(t testing.TB, user string) map[string]any {
 
 func TestSignInRefreshRotateRestart(t *testing.T) {
 	h := setup(t)
-	var seen []string // every token value, to look for leaks at the end
+	seen := []string{clientSecret} // every secret value, to look for leaks at the end
 	var stderrs []string
 
 	h.must(clientSecret+"\n", "secret", "e2e")
@@ -335,7 +335,7 @@ func TestSignInRefreshRotateRestart(t *testing.T) {
 		t.Fatalf("token after logout: exit %d", r.code)
 	}
 
-	// No token value in any output or any plain file under HOME (the
+	// No token or client secret in any output or any plain file under HOME (the
 	// keyring's own encrypted file is the one place they live).
 	home := os.Getenv("HOME")
 	for _, v := range seen {
