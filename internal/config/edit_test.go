@@ -1,0 +1,137 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const userFile = `# My connections. Keep this comment.
+on_alert = "notify-admin"
+
+[[connection]]
+# the production one, used by the nightly sync
+name = "procore"
+provider = "procore"
+client_id = "abc" # from the Developer Portal
+redirect_uri = "http://localhost:8765/callback"
+scopes = [
+  "read",
+]
+export_file = "~/procore_token.json"
+future_key = 42
+
+[[connection]]
+name = "other"
+provider = "generic"
+client_id = "x"
+redirect_uri = "http://localhost:9000/cb"
+auth_url = "http://127.0.0.1:9/auth"
+token_url = "http://127.0.0.1:9/token"
+`
+
+func writeTemp(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEditingAConnectionKeepsEverythingElse(t *testing.T) {
+	p := writeTemp(t, userFile)
+	c := Connection{Name: "procore", Provider: "procore", Environment: "sandbox", ClientID: "new-id",
+		RedirectURI: "http://localhost:8766/callback", Scopes: []string{"read", "write"}}
+	if err := SaveConnection(p, "procore", c); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	got := string(b)
+	for _, keep := range []string{"# My connections. Keep this comment.", "on_alert = \"notify-admin\"",
+		"# the production one, used by the nightly sync", `export_file = "~/procore_token.json"`, "future_key = 42",
+		`client_id = "new-id" # from the Developer Portal`, `environment = "sandbox"`, `scopes = ["read", "write"]`,
+		`redirect_uri = "http://localhost:8766/callback"`, "name = \"other\"", `token_url = "http://127.0.0.1:9/token"`} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("the saved file lost or lacks %q:\n%s", keep, got)
+		}
+	}
+	if strings.Contains(got, `"abc"`) || strings.Count(got, "scopes") != 1 {
+		t.Errorf("old values remain:\n%s", got)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := cfg.Lookup("procore")
+	if conn.Environment != "sandbox" || conn.ClientID != "new-id" || cfg.Raw["procore"].ExportFile != "~/procore_token.json" {
+		t.Fatalf("loaded back: %+v", conn)
+	}
+	if info, _ := os.Stat(p); info.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v, want the file's own 0640", info.Mode().Perm())
+	}
+}
+
+func TestAddingAConnectionAppendsATable(t *testing.T) {
+	p := writeTemp(t, userFile)
+	c := Connection{Name: "sandbox", Provider: "procore", Environment: "sandbox", ClientID: "sb",
+		RedirectURI: "http://localhost:8767/callback"}
+	if err := SaveConnection(p, "", c); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if !strings.HasPrefix(string(b), userFile[:len(userFile)-1]) {
+		t.Fatalf("the existing text changed:\n%s", b)
+	}
+	cfg, err := Load(p)
+	if err != nil || len(cfg.Connections) != 3 {
+		t.Fatalf("%v, %d connections", err, len(cfg.Connections))
+	}
+	if err := SaveConnection(p, "", c); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("adding the same name again: %v", err)
+	}
+}
+
+func TestASaveThatWouldBreakTheConfigWritesNothing(t *testing.T) {
+	p := writeTemp(t, userFile)
+	bad := Connection{Name: "procore", Provider: "procore", ClientID: "abc", RedirectURI: "http://192.168.8.124:9876/callback"}
+	err := SaveConnection(p, "procore", bad)
+	if err == nil || !strings.Contains(err.Error(), "redirect_uri") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != userFile {
+		t.Fatal("a refused save changed the file")
+	}
+}
+
+func TestSavingIntoAMissingFileCreatesIt(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tokentray", "config.toml")
+	c := Connection{Name: "p", Provider: "procore", ClientID: "a\"b\\c", RedirectURI: "http://localhost:8765/callback"}
+	if err := SaveConnection(p, "", c); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil || cfg.Raw["p"].ClientID != "a\"b\\c" {
+		t.Fatalf("%v %+v", err, cfg)
+	}
+	if info, _ := os.Stat(p); info.Mode().Perm() != 0o600 {
+		t.Fatalf("a new config is %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestCheckNamesTheFieldOfEachProblem(t *testing.T) {
+	_, problems := Check(Connection{Name: "p", Provider: "procore", RedirectURI: "http://192.168.8.124:9876/callback",
+		TokenURL: "https://login.procore.com/oauth/token", Environment: "sandbox"})
+	for _, key := range []string{"client_id", "redirect_uri", "token_url"} {
+		if problems[key] == "" {
+			t.Errorf("no message for %s: %v", key, problems)
+		}
+	}
+	if !strings.Contains(problems["redirect_uri"], "localhost") {
+		t.Errorf("the redirect message does not say what to use: %q", problems["redirect_uri"])
+	}
+	if conn, problems := Check(Connection{Name: "p", Provider: "procore", ClientID: "a", RedirectURI: "http://localhost:8765/callback"}); conn == nil || problems != nil {
+		t.Fatalf("a complete connection: %v", problems)
+	}
+}
