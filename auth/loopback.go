@@ -367,8 +367,8 @@ func checkIssuer(q url.Values, conn *Connection) error {
 		return nil
 	}
 	got, err := url.Parse(iss)
-	auth, err2 := url.Parse(conn.Endpoints.AuthURL)
-	if err != nil || err2 != nil || got.Scheme != auth.Scheme || !strings.EqualFold(got.Host, auth.Host) {
+	authURL, err2 := url.Parse(conn.Endpoints.AuthURL)
+	if err != nil || err2 != nil || got.Scheme != authURL.Scheme || !strings.EqualFold(got.Host, authURL.Host) {
 		return fmt.Errorf("%w: iss %q is not on the authorize URL's server %s; if it is your provider's real issuer, set issuer = %q for %s",
 			ErrWrongIssuer, iss, conn.Endpoints.AuthURL, iss, conn.Name)
 	}

@@ -6,9 +6,10 @@
 // a worker goroutine and the caller stops waiting after Timeout with an error
 // that says what to do. The worker runs calls one at a time in the order they
 // were made and skips those whose caller has given up: a write that hung can
-// still land late, but never after a write made later. Large values are split into chunks written under a fresh
-// generation before the header that points to them, so a crash mid-write
-// leaves the previous value readable. There is never a fallback to a file.
+// still land late, but never after a write made later. Large values are
+// split into chunks written under a fresh generation before the header that
+// points to them, so a crash mid-write leaves the previous value readable.
+// There is never a fallback to a file.
 package secretstore
 
 import (
@@ -80,9 +81,16 @@ type Store struct {
 
 // job is one backend call waiting for the worker.
 type job struct {
-	run       func() error
-	done      chan error
+	run       func() (string, error)
+	done      chan result
 	abandoned atomic.Bool // the caller stopped waiting before it ran
+}
+
+// result is a finished call's value; the caller reads it only from done, so
+// a call that finishes after its caller gave up writes nothing it reads.
+type result struct {
+	value string
+	err   error
 }
 
 // New returns a Store on the OS keyring with the platform's defaults.
@@ -178,7 +186,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, key) }); err != nil && !errors.Is(err, ErrNotFound) {
+	if _, err := s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, key) }); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	s.forget(key)
@@ -216,18 +224,12 @@ func (s *Store) forget(key string) {
 }
 
 func (s *Store) get(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.call(ctx, "read", key, func() (string, error) {
-		var err error
-		v, err = s.Backend.Get(s.Service, key)
-		return v, err
-	})
-	return v, err
+	return s.call(ctx, "read", key, func() (string, error) { return s.Backend.Get(s.Service, key) })
 }
 
 func (s *Store) set(ctx context.Context, key, value string) error {
-	err := s.call(ctx, "write", key, func() (string, error) { return "", s.Backend.Set(s.Service, key, value) })
-	if err != nil && len(value) > largeValue && !errors.Is(err, ErrNotFound) {
+	_, err := s.call(ctx, "write", key, func() (string, error) { return "", s.Backend.Set(s.Service, key, value) })
+	if err != nil && len(value) > largeValue {
 		return fmt.Errorf("%w (the value is %d bytes; a D-Bus message is limited, 32 MiB by default: keep ChunkSize at its default or lower)", err, len(value))
 	}
 	return err
@@ -241,13 +243,13 @@ const largeValue = 8 << 20
 // left behind is garbage, never a lost secret.
 func (s *Store) deleteChunks(ctx context.Context, key, gen string, n int) {
 	for i := range n {
-		_ = s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, chunkKey(key, gen, i)) })
+		_, _ = s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, chunkKey(key, gen, i)) })
 	}
 }
 
 // call runs one backend call on the worker, waiting at most Timeout for
 // it, including the time spent behind earlier calls.
-func (s *Store) call(ctx context.Context, op, key string, f func() (string, error)) error {
+func (s *Store) call(ctx context.Context, op, key string, f func() (string, error)) (string, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -256,29 +258,27 @@ func (s *Store) call(ctx context.Context, op, key string, f func() (string, erro
 		s.queue = make(chan *job, 1024)
 		go s.work()
 	})
-	j := &job{run: func() error { _, err := f(); return err }, done: make(chan error, 1)}
+	j := &job{run: f, done: make(chan result, 1)}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	giveUp := func(err error) error {
+	giveUp := func(err error) (string, error) {
 		j.abandoned.Store(true)
-		return err
+		return "", err
 	}
-	timedOut := func() error {
-		return giveUp(fmt.Errorf("%w: %s %q in service %q got no answer within %s: the keyring may be locked (unlock it, e.g. by signing in to the desktop session) or its daemon is hung (restart gnome-keyring-daemon or your Secret Service)",
-			ErrUnavailable, op, key, s.Service, timeout))
-	}
+	timedOut := fmt.Errorf("%w: %s %q in service %q got no answer within %s: the keyring may be locked (unlock it, e.g. by signing in to the desktop session) or its daemon is hung (restart gnome-keyring-daemon or your Secret Service)",
+		ErrUnavailable, op, key, s.Service, timeout)
 	select {
 	case s.queue <- j:
 	case <-timer.C:
-		return timedOut()
+		return giveUp(timedOut)
 	case <-ctx.Done():
 		return giveUp(fmt.Errorf("keyring %s %q: %w", op, key, ctx.Err()))
 	}
 	select {
-	case err := <-j.done:
-		return s.wrap(op, key, err)
+	case r := <-j.done:
+		return r.value, s.wrap(op, key, r.err)
 	case <-timer.C:
-		return timedOut()
+		return giveUp(timedOut)
 	case <-ctx.Done():
 		return giveUp(fmt.Errorf("keyring %s %q: %w", op, key, ctx.Err()))
 	}
@@ -292,7 +292,8 @@ func (s *Store) work() {
 		if j.abandoned.Load() {
 			continue
 		}
-		j.done <- j.run()
+		v, err := j.run()
+		j.done <- result{v, err}
 	}
 }
 
