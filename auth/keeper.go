@@ -332,14 +332,16 @@ func (k *Keeper) Run(ctx context.Context) error {
 	}
 	defer k.waitFlight()
 	for {
-		// A kick that arrived before this look is answered by it: without
-		// the drain, every refresh this loop makes would wake it once more.
+		now := k.opt.Clock.Now()
+		k.mu.Lock()
+		// A kick sent before this look is answered by it: without the drain
+		// every refresh this loop makes would wake it once more. Kicks from
+		// changes are sent under k.mu, so draining here, under it, cannot
+		// miss one that comes after the look.
 		select {
 		case <-k.kick:
 		default:
 		}
-		now := k.opt.Clock.Now()
-		k.mu.Lock()
 		due := k.nextDueLocked()
 		k.noteExpiryLocked(now)
 		k.mu.Unlock()
