@@ -45,9 +45,42 @@ type Backend interface {
 // GoKeyring is the OS keyring through go-keyring.
 type GoKeyring struct{}
 
-func (GoKeyring) Get(service, user string) (string, error) { return gokeyring.Get(service, user) }
-func (GoKeyring) Set(service, user, value string) error    { return gokeyring.Set(service, user, value) }
-func (GoKeyring) Delete(service, user string) error        { return gokeyring.Delete(service, user) }
+func (GoKeyring) Get(service, user string) (string, error) {
+	var v string
+	err := onLiveBus(func() (err error) { v, err = gokeyring.Get(service, user); return err })
+	return v, err
+}
+
+func (GoKeyring) Set(service, user, value string) error {
+	if len(value) > largeValue {
+		// Sent again it would only break the new connection too.
+		err := gokeyring.Set(service, user, value)
+		if brokenBus(err) {
+			dropBus()
+		}
+		return err
+	}
+	return onLiveBus(func() error { return gokeyring.Set(service, user, value) })
+}
+
+func (GoKeyring) Delete(service, user string) error {
+	return onLiveBus(func() error { return gokeyring.Delete(service, user) })
+}
+
+// onLiveBus runs a keyring call and, when it failed because the session bus
+// connection was dead, runs it once more on a new connection. Each call sets
+// or reads a whole item, so running it twice changes nothing.
+func onLiveBus(call func() error) error {
+	err := call()
+	if brokenBus(err) {
+		dropBus()
+		err = call()
+	}
+	return err
+}
+
+// dropBus is dropSharedBus; tests that must not dial a bus replace it.
+var dropBus = dropSharedBus
 
 // DefaultTimeout bounds one keyring call. An unlock prompt answered by a
 // person fits; a hung daemon does not hold the caller for long.

@@ -3,8 +3,11 @@ package secretstore
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,5 +222,32 @@ func TestASaveAfterAReadWritesWithoutReadingAgain(t *testing.T) {
 	}
 	if len(b.items) != 1 || b.items["k"] != "short" {
 		t.Fatalf("items after replacing a chunked value: %v; the old chunks must be gone", b.items)
+	}
+}
+
+func TestACallOnADeadBusRunsOnceMoreOnANewConnection(t *testing.T) {
+	if !brokenBus(&net.OpError{Op: "write", Net: "unix", Err: os.NewSyscallError("write", syscall.EPIPE)}) {
+		t.Skip("this platform's keyring holds no bus connection")
+	}
+	drops := 0
+	dropBus = func() { drops++ }
+	t.Cleanup(func() { dropBus = dropSharedBus })
+
+	calls := 0
+	err := onLiveBus(func() error {
+		calls++
+		if calls == 1 {
+			return &net.OpError{Op: "write", Net: "unix", Err: os.NewSyscallError("write", syscall.EPIPE)}
+		}
+		return nil
+	})
+	if err != nil || calls != 2 || drops != 1 {
+		t.Fatalf("a broken pipe: err %v after %d calls and %d drops; want one drop and one more call", err, calls, drops)
+	}
+
+	calls, drops = 0, 0
+	refused := errors.New("org.freedesktop.Secret.Error.IsLocked")
+	if err := onLiveBus(func() error { calls++; return refused }); err != refused || calls != 1 || drops != 0 {
+		t.Fatalf("a refusal by the keyring: err %v after %d calls and %d drops; it must not be retried", err, calls, drops)
 	}
 }
