@@ -47,7 +47,7 @@ type GoKeyring struct{}
 
 func (GoKeyring) Get(service, user string) (string, error) {
 	var v string
-	err := onLiveBus(func() (err error) { v, err = gokeyring.Get(service, user); return err })
+	err := onLiveBus(func() (err error) { v, err = gokeyring.Get(service, user); return err }, dropSharedBus)
 	return v, err
 }
 
@@ -56,21 +56,21 @@ func (GoKeyring) Set(service, user, value string) error {
 		// Sent again it would only break the new connection too.
 		err := gokeyring.Set(service, user, value)
 		if brokenBus(err) {
-			dropBus()
+			dropSharedBus()
 		}
 		return err
 	}
-	return onLiveBus(func() error { return gokeyring.Set(service, user, value) })
+	return onLiveBus(func() error { return gokeyring.Set(service, user, value) }, dropSharedBus)
 }
 
 func (GoKeyring) Delete(service, user string) error {
-	return onLiveBus(func() error { return gokeyring.Delete(service, user) })
+	return onLiveBus(func() error { return gokeyring.Delete(service, user) }, dropSharedBus)
 }
 
 // onLiveBus runs a keyring call and, when it failed because the session bus
-// connection was dead, runs it once more on a new connection. Each call sets
-// or reads a whole item, so running it twice changes nothing.
-func onLiveBus(call func() error) error {
+// connection was dead, drops that connection and runs the call once more.
+// Each call sets or reads a whole item, so running it twice changes nothing.
+func onLiveBus(call func() error, dropBus func()) error {
 	err := call()
 	if brokenBus(err) {
 		dropBus()
@@ -78,9 +78,6 @@ func onLiveBus(call func() error) error {
 	}
 	return err
 }
-
-// dropBus is dropSharedBus; tests that must not dial a bus replace it.
-var dropBus = dropSharedBus
 
 // DefaultTimeout bounds one keyring call. An unlock prompt answered by a
 // person fits; a hung daemon does not hold the caller for long.

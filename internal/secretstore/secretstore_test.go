@@ -230,8 +230,7 @@ func TestACallOnADeadBusRunsOnceMoreOnANewConnection(t *testing.T) {
 		t.Skip("this platform's keyring holds no bus connection")
 	}
 	drops := 0
-	dropBus = func() { drops++ }
-	t.Cleanup(func() { dropBus = dropSharedBus })
+	drop := func() { drops++ }
 
 	calls := 0
 	err := onLiveBus(func() error {
@@ -240,14 +239,14 @@ func TestACallOnADeadBusRunsOnceMoreOnANewConnection(t *testing.T) {
 			return &net.OpError{Op: "write", Net: "unix", Err: os.NewSyscallError("write", syscall.EPIPE)}
 		}
 		return nil
-	})
+	}, drop)
 	if err != nil || calls != 2 || drops != 1 {
 		t.Fatalf("a broken pipe: err %v after %d calls and %d drops; want one drop and one more call", err, calls, drops)
 	}
 
 	calls, drops = 0, 0
 	refused := errors.New("org.freedesktop.Secret.Error.IsLocked")
-	if err := onLiveBus(func() error { calls++; return refused }); err != refused || calls != 1 || drops != 0 {
+	if err := onLiveBus(func() error { calls++; return refused }, drop); err != refused || calls != 1 || drops != 0 {
 		t.Fatalf("a refusal by the keyring: err %v after %d calls and %d drops; it must not be retried", err, calls, drops)
 	}
 }
