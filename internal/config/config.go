@@ -260,6 +260,8 @@ func build(raw Connection) (*auth.Connection, []string) {
 			add("redirect_uri: missing; register http://localhost:8765/callback (or another port) with the provider and set exactly that here")
 		} else if ru, err := auth.ParseRedirectURI(raw.RedirectURI); err != nil {
 			add("redirect_uri: %v", err)
+		} else if preset != nil && preset.Name == "procore" && ru.Loopback && !strings.EqualFold(ru.Host, "localhost") {
+			add("redirect_uri: %q: Procore accepts plain http only for localhost; use http://localhost:%d%s and register exactly that", raw.RedirectURI, ru.Port, ru.Path)
 		} else {
 			conn.RedirectURI = ru
 		}

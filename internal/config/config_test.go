@@ -71,6 +71,7 @@ name = "p"
 provider = "procore"
 redirect_uri = "http://localhost:1/cb"`, []string{"client_id: missing", "developer portal"}},
 		{"LAN IP redirect", strings.Replace(base(""), "localhost", "192.168.8.124", 1), []string{"redirect_uri", "refuse LAN IPs"}},
+		{"127.0.0.1 redirect at Procore", strings.Replace(base(""), "localhost", "127.0.0.1", 1), []string{"redirect_uri", "only for localhost", "http://localhost:9876/callback"}},
 		{"refresh_at out of range", base("refresh_at = 1.2"), []string{"refresh_at", "outside (0, 1)"}},
 		{"refresh_at zero", base("refresh_at = 0.0"), []string{"refresh_at"}},
 		{"mixed environments", base(`environment = "sandbox"

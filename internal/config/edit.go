@@ -76,30 +76,86 @@ func editorValues(c Connection) map[string]string {
 // before it replaces the old one (atomically, keeping its mode), so a save
 // never leaves a config that tokentray refuses.
 func SaveConnection(path, replacing string, c Connection) error {
-	old, err := os.ReadFile(path)
-	mode := fs.FileMode(0o600)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		old = []byte("# tokentray connections: see the README's Config section.\n")
-	case err != nil:
-		return fmt.Errorf("read %s: %w", path, err)
-	default:
-		if info, err := os.Stat(path); err == nil {
-			mode = info.Mode().Perm()
-		}
-	}
-	text, err := withConnection(string(old), replacing, c)
+	e, err := PrepareSave(path, replacing, c)
 	if err != nil {
 		return err
+	}
+	return e.Write()
+}
+
+// Edit is a change to the config file, validated and not yet written: the
+// tray stops what the change replaces before the file changes under it.
+type Edit struct {
+	// Config is the file as it will be once written.
+	Config *Config
+	text   []byte
+	mode   fs.FileMode
+}
+
+// Write replaces the file atomically, keeping its mode.
+func (e *Edit) Write() error { return writeAtomic(e.Config.Path, e.text, e.mode) }
+
+// PrepareSave is SaveConnection without the write.
+func PrepareSave(path, replacing string, c Connection) (*Edit, error) {
+	old, mode, err := readForEdit(path)
+	if err != nil {
+		return nil, err
+	}
+	text, err := withConnection(old, replacing, c)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := Parse(path, []byte(text))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, ok := cfg.Raw[c.Name]; !ok {
-		return fmt.Errorf("%s: connection %q did not come out of the saved file", path, c.Name)
+		return nil, fmt.Errorf("%s: connection %q did not come out of the saved file", path, c.Name)
 	}
-	return writeAtomic(path, []byte(text), mode)
+	return &Edit{Config: cfg, text: []byte(text), mode: mode}, nil
+}
+
+// PrepareRemove returns the edit that takes the [[connection]] table named
+// name out of the file, from its header to the next table. Comments above
+// the header stay: nothing tells whether they were about it.
+func PrepareRemove(path, name string) (*Edit, error) {
+	old, mode, err := readForEdit(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(old, "\n")
+	span, ok := connectionTables(lines)[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q in %s", errNoSuchDraft, name, path)
+	}
+	from := span[0]
+	for from > 0 && strings.TrimSpace(lines[from-1]) == "" {
+		from-- // no gap of blank lines where it was
+	}
+	out := append(slices.Clone(lines[:from]), lines[span[1]:]...)
+	text := strings.Join(out, "\n")
+	cfg, err := Parse(path, []byte(text))
+	if err != nil {
+		return nil, err
+	}
+	return &Edit{Config: cfg, text: []byte(text), mode: mode}, nil
+}
+
+// readForEdit reads the file and its mode; a missing file reads as a new
+// one with a pointer to the docs.
+func readForEdit(path string) (string, fs.FileMode, error) {
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "# tokentray connections: see the README's Config section.\n", 0o600, nil
+	case err != nil:
+		return "", 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	mode := fs.FileMode(0o600)
+	if info, err := os.Stat(path); err == nil {
+		mode = info.Mode().Perm()
+	}
+	return string(old), mode, nil
 }
 
 var (

@@ -135,3 +135,38 @@ func TestCheckNamesTheFieldOfEachProblem(t *testing.T) {
 		t.Fatalf("a complete connection: %v", problems)
 	}
 }
+
+func TestRemovingAConnectionKeepsEverythingElse(t *testing.T) {
+	p := writeTemp(t, userFile)
+	e, err := PrepareRemove(p, "procore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != userFile {
+		t.Fatal("PrepareRemove wrote the file; only Write may")
+	}
+	if len(e.Config.Connections) != 1 || e.Config.Connections[0].Name != "other" {
+		t.Fatalf("the file after the removal has %d connections", len(e.Config.Connections))
+	}
+	if err := e.Write(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	got := string(b)
+	for _, gone := range []string{`name = "procore"`, "future_key", "export_file", "nightly sync"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("the removed table left %q behind:\n%s", gone, got)
+		}
+	}
+	for _, keep := range []string{"# My connections. Keep this comment.", `on_alert = "notify-admin"`, `name = "other"`, `token_url = "http://127.0.0.1:9/token"`} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("the removal lost %q:\n%s", keep, got)
+		}
+	}
+	if info, _ := os.Stat(p); info.Mode().Perm() != 0o640 {
+		t.Errorf("mode became %v", info.Mode().Perm())
+	}
+	if _, err := PrepareRemove(p, "procore"); err == nil || !strings.Contains(err.Error(), "procore") {
+		t.Errorf("removing a connection that is not there: %v", err)
+	}
+}

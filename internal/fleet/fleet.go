@@ -1,0 +1,388 @@
+// Package fleet runs one keeper per configured connection and changes that
+// set while the tray runs: a connection saved in the editor, removed, or
+// renamed takes effect at once, without a restart, and nothing writes under
+// a connection's name while its keyring items are being moved.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/config"
+)
+
+// Options are what a fleet needs from the process that runs it.
+type Options struct {
+	// Store is where tokens and client secrets live (the keyring).
+	Store auth.Store
+	// NewKeeper builds the keeper of conn, a connection of cfg.
+	NewKeeper func(cfg *config.Config, conn *auth.Connection) *auth.Keeper
+	// Started is called for each keeper once it runs, with a context that
+	// ends when the keeper is stopped (alert hooks follow it).
+	Started func(ctx context.Context, k *auth.Keeper, cfg *config.Config)
+	Log     *slog.Logger
+}
+
+// Fleet is the running set of keepers. Its methods are safe for concurrent
+// use; changes are made one at a time.
+type Fleet struct {
+	opt Options
+
+	change sync.Mutex // held for a whole change: one save or reload at a time
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	members   []*member // in the config file's order
+	ctx       context.Context
+	listeners []func()
+	all       sync.WaitGroup
+	stamp     string // the config file as last read or written
+}
+
+type member struct {
+	keeper *auth.Keeper
+	raw    config.Connection
+	hooks  string // the alert command in force when it started
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a fleet for cfg; Start runs it.
+func New(cfg *config.Config, o Options) *Fleet {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	f := &Fleet{opt: o, cfg: cfg, stamp: fileStamp(cfg.Path)}
+	for _, conn := range cfg.Connections {
+		f.members = append(f.members, f.newMember(cfg, conn))
+	}
+	return f
+}
+
+// Start runs every keeper until ctx ends or the keeper is removed.
+func (f *Fleet) Start(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ctx = ctx
+	for _, m := range f.members {
+		f.run(m)
+	}
+}
+
+// Wait returns once every keeper has stopped (after ctx ended): a refresh
+// in flight is saved first.
+func (f *Fleet) Wait() { f.all.Wait() }
+
+// Keepers returns the running keepers in the config file's order.
+func (f *Fleet) Keepers() []*auth.Keeper {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*auth.Keeper, len(f.members))
+	for i, m := range f.members {
+		out[i] = m.keeper
+	}
+	return out
+}
+
+// Config returns the configuration the fleet runs.
+func (f *Fleet) Config() *config.Config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg
+}
+
+// OnChange registers fn to run after each change of the set of keepers.
+func (f *Fleet) OnChange(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listeners = append(f.listeners, fn)
+}
+
+// Save is one connection as the editor hands it over.
+type Save struct {
+	// Replacing names the connection being edited; empty adds a new one.
+	Replacing  string
+	Connection config.Connection
+	// Secret is a new client secret; empty keeps the stored one.
+	Secret auth.Secret
+	// Tokens were got by the editor's Test sign-in with exactly this
+	// connection; nil when there was none.
+	Tokens *auth.TokenSet
+}
+
+// Save writes s into the config file and runs the result. A renamed
+// connection keeps its tokens and client secret: they move to the new
+// name. The file is validated before anything stops; the keepers that
+// change are stopped before the file and keyring change under them.
+func (f *Fleet) Save(ctx context.Context, s Save) error {
+	f.change.Lock()
+	defer f.change.Unlock()
+	edit, err := config.PrepareSave(f.Config().Path, s.Replacing, s.Connection)
+	if err != nil {
+		return err
+	}
+	name := s.Connection.Name
+	return f.apply(edit.Config, func() error {
+		if err := edit.Write(); err != nil {
+			return err
+		}
+		var problems []error
+		if s.Replacing != "" && s.Replacing != name {
+			problems = append(problems, f.move(ctx, s.Replacing, name, s.Secret != "", s.Tokens != nil))
+		}
+		if s.Secret != "" {
+			if err := f.opt.Store.SetClientSecret(ctx, name, s.Secret); err != nil {
+				problems = append(problems, fmt.Errorf("the client secret was not stored: %w; enter it again, or run `tokentray secret %s`", err, name))
+			}
+		}
+		if s.Tokens != nil {
+			if err := f.opt.Store.SaveTokens(ctx, name, s.Tokens); err != nil {
+				problems = append(problems, fmt.Errorf("the test sign-in's tokens were not stored: %w; sign in again", err))
+			}
+		}
+		if err := errors.Join(problems...); err != nil {
+			return &SavedWithProblems{Name: name, Err: err}
+		}
+		return nil
+	})
+}
+
+// SavedWithProblems means the config file was written and the connection
+// runs, but something of it could not be put in the keyring.
+type SavedWithProblems struct {
+	Name string
+	Err  error
+}
+
+func (e *SavedWithProblems) Error() string {
+	return fmt.Sprintf("%s is saved in the config file, but %v", e.Name, e.Err)
+}
+
+func (e *SavedWithProblems) Unwrap() error { return e.Err }
+
+// Remove signs name out, forgets its client secret and takes it out of the
+// config file. A sign-out the provider did not confirm stops the removal,
+// unless localOnly, which forgets the tokens here without telling it.
+func (f *Fleet) Remove(ctx context.Context, name string, localOnly bool) error {
+	f.change.Lock()
+	defer f.change.Unlock()
+	edit, err := config.PrepareRemove(f.Config().Path, name)
+	if err != nil {
+		return err
+	}
+	if k := f.keeper(name); k != nil {
+		if err := k.Logout(ctx, localOnly); err != nil {
+			return err
+		}
+	}
+	return f.apply(edit.Config, func() error {
+		if err := edit.Write(); err != nil {
+			return err
+		}
+		if err := f.opt.Store.DeleteClientSecret(ctx, name); err != nil && !errors.Is(err, auth.ErrNotStored) {
+			return &SavedWithProblems{Name: name, Err: fmt.Errorf("its client secret is still in the keyring: %w", err)}
+		}
+		return nil
+	})
+}
+
+// Reload reads the config file again and runs what it says now: for a file
+// edited by hand while the tray runs.
+func (f *Fleet) Reload() error {
+	f.change.Lock()
+	defer f.change.Unlock()
+	path := f.Config().Path
+	f.mu.Lock()
+	f.stamp = fileStamp(path) // a broken file is reported once, not at every look
+	f.mu.Unlock()
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	return f.apply(cfg, func() error { return nil })
+}
+
+// apply makes the running set match cfg: keepers whose table is unchanged
+// keep running untouched; the others stop, then between runs (the file
+// and keyring change), then the new ones start. An error from between
+// that is not SavedWithProblems means the file is unchanged: the stopped
+// keepers start again as they were.
+func (f *Fleet) apply(cfg *config.Config, between func() error) error {
+	f.mu.Lock()
+	old := f.cfg
+	keep := map[string]*member{}
+	var stop []*member
+	for _, m := range f.members {
+		raw, still := cfg.Raw[m.keeper.Connection().Name]
+		if still && reflect.DeepEqual(raw, m.raw) && hookFor(cfg, raw) == m.hooks {
+			keep[raw.Name] = m
+		} else {
+			stop = append(stop, m)
+		}
+	}
+	f.mu.Unlock()
+
+	for _, m := range stop {
+		m.cancel()
+		<-m.done
+	}
+	err := between()
+	var partly *SavedWithProblems
+	if err != nil && !errors.As(err, &partly) {
+		cfg = old // nothing was written: run what ran before
+	}
+
+	f.mu.Lock()
+	changed := len(stop) > 0 || len(keep) != len(f.members)
+	next := make([]*member, 0, len(cfg.Connections))
+	for i, conn := range cfg.Connections {
+		m, ok := keep[conn.Name]
+		if !ok {
+			m = f.newMember(cfg, conn)
+			f.run(m)
+		}
+		changed = changed || i >= len(f.members) || f.members[i] != m
+		next = append(next, m)
+	}
+	changed = changed || len(next) != len(f.members)
+	f.cfg, f.members = cfg, next
+	f.stamp = fileStamp(cfg.Path)
+	var listeners []func()
+	if changed {
+		listeners = append(listeners, f.listeners...)
+	}
+	f.mu.Unlock()
+	for _, fn := range listeners {
+		fn()
+	}
+	return err
+}
+
+// ClientSecret returns the stored client secret of name, for the editor's
+// test sign-in of a connection whose secret field was left empty.
+func (f *Fleet) ClientSecret(ctx context.Context, name string) (auth.Secret, error) {
+	return f.opt.Store.ClientSecret(ctx, name)
+}
+
+// Watch reloads the config file whenever it changes on disk, looking every
+// interval, until ctx ends. A file that does not load (a half-saved edit)
+// is reported to problem and changes nothing that runs.
+func (f *Fleet) Watch(ctx context.Context, interval time.Duration, problem func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f.mu.Lock()
+		same := fileStamp(f.cfg.Path) == f.stamp
+		f.mu.Unlock()
+		if same {
+			continue
+		}
+		if err := f.Reload(); err != nil && problem != nil {
+			problem(err)
+		}
+	}
+}
+
+// fileStamp is what changes when a file is written, in place or by an
+// editor's rename: its size or its modification time.
+func fileStamp(path string) string {
+	info, err := os.Stat(path)
+	if err != nil {
+		return "missing"
+	}
+	return fmt.Sprintf("%d %d", info.Size(), info.ModTime().UnixNano())
+}
+
+func (f *Fleet) keeper(name string) *auth.Keeper {
+	for _, k := range f.Keepers() {
+		if k.Connection().Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func (f *Fleet) newMember(cfg *config.Config, conn *auth.Connection) *member {
+	raw := cfg.Raw[conn.Name]
+	return &member{keeper: f.opt.NewKeeper(cfg, conn), raw: raw, hooks: hookFor(cfg, raw)}
+}
+
+// run starts m's keeper. Call with f.mu held, after Start.
+func (f *Fleet) run(m *member) {
+	if f.ctx == nil {
+		return // not started yet: Start runs it
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	m.cancel, m.done = cancel, make(chan struct{})
+	f.all.Add(1)
+	go func() {
+		defer f.all.Done()
+		defer close(m.done)
+		if err := m.keeper.Run(ctx); err != nil {
+			f.opt.Log.Error("keeper stopped", "connection", m.keeper.Connection().Name, "err", err)
+		}
+	}()
+	if f.opt.Started != nil {
+		f.opt.Started(ctx, m.keeper, f.cfg)
+	}
+}
+
+// move carries the tokens and the client secret of a renamed connection to
+// its new name, except what the save brings new (replaced), whose old item
+// is only deleted. Each is written under the new name before the old item
+// goes, so a failure leaves a copy, never none.
+func (f *Fleet) move(ctx context.Context, from, to string, newSecret, newTokens bool) error {
+	st := f.opt.Store
+	problems := []error{
+		moveItem("tokens", newTokens,
+			func() (*auth.TokenSet, error) { return st.LoadTokens(ctx, from) },
+			func(t *auth.TokenSet) error { return st.SaveTokens(ctx, to, t) },
+			func() error { return st.DeleteTokens(ctx, from) }),
+		moveItem("client secret", newSecret,
+			func() (auth.Secret, error) { return st.ClientSecret(ctx, from) },
+			func(s auth.Secret) error { return st.SetClientSecret(ctx, to, s) },
+			func() error { return st.DeleteClientSecret(ctx, from) }),
+	}
+	if err := errors.Join(problems...); err != nil {
+		return fmt.Errorf("renaming %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+func moveItem[T any](what string, replaced bool, load func() (T, error), save func(T) error, remove func() error) error {
+	if !replaced {
+		v, err := load()
+		switch {
+		case errors.Is(err, auth.ErrNotStored):
+			return nil
+		case err != nil:
+			return fmt.Errorf("moving the %s: %w; sign in or enter it again", what, err)
+		}
+		if err := save(v); err != nil {
+			return fmt.Errorf("moving the %s: %w; sign in or enter it again", what, err)
+		}
+	}
+	if err := remove(); err != nil && !errors.Is(err, auth.ErrNotStored) {
+		return fmt.Errorf("the old name's %s item is still in the keyring: %w", what, err)
+	}
+	return nil
+}
+
+func hookFor(cfg *config.Config, raw config.Connection) string {
+	if raw.OnAlert != "" {
+		return raw.OnAlert
+	}
+	return cfg.OnAlert
+}

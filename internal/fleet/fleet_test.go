@@ -1,0 +1,331 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/config"
+)
+
+const twoConnections = `# mine
+[[connection]]
+name = "alpha"
+provider = "generic"
+client_id = "a"
+redirect_uri = "http://localhost:9101/callback"
+auth_url = "http://127.0.0.1:9/auth"
+token_url = "http://127.0.0.1:9/token"
+
+[[connection]]
+name = "beta"
+provider = "generic"
+client_id = "b"
+redirect_uri = "http://localhost:9102/callback"
+auth_url = "http://127.0.0.1:9/auth"
+token_url = "http://127.0.0.1:9/token"
+`
+
+type rig struct {
+	f       *Fleet
+	store   *auth.MemoryStore
+	path    string
+	mu      sync.Mutex
+	changes int
+	started []string
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{store: auth.NewMemoryStore(), path: filepath.Join(t.TempDir(), "config.toml")}
+	if err := os.WriteFile(r.path, []byte(twoConnections), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.f = New(cfg, Options{
+		Store: r.store,
+		NewKeeper: func(_ *config.Config, conn *auth.Connection) *auth.Keeper {
+			return auth.NewKeeper(conn, auth.KeeperOptions{Store: r.store, Locker: &auth.ProcessLocker{}})
+		},
+		Started: func(_ context.Context, k *auth.Keeper, _ *config.Config) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.started = append(r.started, k.Connection().Name)
+		},
+	})
+	r.f.OnChange(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.changes++
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.f.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		r.f.Wait()
+	})
+	return r
+}
+
+func (r *rig) names() []string {
+	var out []string
+	for _, k := range r.f.Keepers() {
+		out = append(out, k.Connection().Name)
+	}
+	return out
+}
+
+func (r *rig) keeper(name string) *auth.Keeper {
+	for _, k := range r.f.Keepers() {
+		if k.Connection().Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func (r *rig) file(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitLoaded returns k's status once its scheduler has read the store.
+func waitLoaded(k *auth.Keeper) auth.Status {
+	for range 200 {
+		if st := k.Status(); st.State != auth.StateDisconnected {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return k.Status()
+}
+
+func gamma() config.Connection {
+	return config.Connection{Name: "gamma", Provider: "generic", ClientID: "g", RedirectURI: "http://localhost:9103/callback",
+		AuthURL: "http://127.0.0.1:9/auth", TokenURL: "http://127.0.0.1:9/token"}
+}
+
+func TestAddingAConnectionRunsItAndLeavesTheOthersAlone(t *testing.T) {
+	r := newRig(t)
+	alpha, beta := r.keeper("alpha"), r.keeper("beta")
+	if err := r.f.Save(context.Background(), Save{Connection: gamma(), Secret: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.names(), ","); got != "alpha,beta,gamma" {
+		t.Fatalf("running %s", got)
+	}
+	if r.keeper("alpha") != alpha || r.keeper("beta") != beta {
+		t.Fatal("an unchanged connection's keeper was replaced")
+	}
+	if s, err := r.store.ClientSecret(context.Background(), "gamma"); err != nil || s != "s3cret" {
+		t.Fatalf("client secret %q, %v", s, err)
+	}
+	if f := r.file(t); !strings.Contains(f, `name = "gamma"`) || !strings.HasPrefix(f, "# mine") {
+		t.Fatalf("the file:\n%s", f)
+	}
+	if strings.Contains(r.file(t), "s3cret") {
+		t.Fatal("the client secret is in the config file")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changes != 1 || strings.Join(r.started, ",") != "alpha,beta,gamma" {
+		t.Fatalf("%d change notices, started %v", r.changes, r.started)
+	}
+}
+
+func TestEditingAConnectionReplacesOnlyItsKeeper(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	alpha, beta := r.keeper("alpha"), r.keeper("beta")
+	raw := r.f.Config().Raw["alpha"]
+	raw.Scopes = []string{"read"}
+	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if r.keeper("alpha") == alpha || r.keeper("beta") != beta {
+		t.Fatal("want a new keeper for alpha only")
+	}
+	if got := r.keeper("alpha").Connection().Scopes; len(got) != 1 || got[0] != "read" {
+		t.Fatalf("the new keeper has scopes %v", got)
+	}
+	if strings.Join(r.names(), ",") != "alpha,beta" {
+		t.Fatalf("order changed: %v", r.names())
+	}
+}
+
+func TestRenamingMovesTokensAndSecret(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
+	if err := r.store.SaveTokens(ctx, "alpha", tokens); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.store.SetClientSecret(ctx, "alpha", "alpha-secret"); err != nil {
+		t.Fatal(err)
+	}
+	raw := r.f.Config().Raw["alpha"]
+	raw.Name = "alpha2"
+	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.names(), ","); got != "alpha2,beta" {
+		t.Fatalf("running %s", got)
+	}
+	if got, err := r.store.LoadTokens(ctx, "alpha2"); err != nil || got.RefreshToken != "rt" {
+		t.Fatalf("tokens under the new name: %v", err)
+	}
+	if _, err := r.store.LoadTokens(ctx, "alpha"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatalf("tokens under the old name: %v", err)
+	}
+	if s, err := r.store.ClientSecret(ctx, "alpha2"); err != nil || s != "alpha-secret" {
+		t.Fatalf("secret under the new name: %q %v", s, err)
+	}
+	if _, err := r.store.ClientSecret(ctx, "alpha"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatalf("secret under the old name: %v", err)
+	}
+	if st := waitLoaded(r.keeper("alpha2")); st.State != auth.StateConnected {
+		t.Fatalf("the renamed connection is %s; it must keep its sign-in", st.State)
+	}
+}
+
+func TestATestSignInsTokensAreKept(t *testing.T) {
+	r := newRig(t)
+	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt-from-test", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
+	if err := r.f.Save(context.Background(), Save{Connection: gamma(), Tokens: tokens}); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitLoaded(r.keeper("gamma")); st.State != auth.StateConnected {
+		t.Fatalf("a connection saved after a successful test is %s; it must not ask for another sign-in", st.State)
+	}
+}
+
+func TestAnInvalidSaveStopsNothingAndWritesNothing(t *testing.T) {
+	r := newRig(t)
+	alpha := r.keeper("alpha")
+	bad := r.f.Config().Raw["alpha"]
+	bad.RedirectURI = "http://192.168.1.10:8765/callback"
+	err := r.f.Save(context.Background(), Save{Replacing: "alpha", Connection: bad, Secret: "x"})
+	if err == nil || !strings.Contains(err.Error(), "localhost") {
+		t.Fatalf("want the redirect URI refused, got %v", err)
+	}
+	dup := gamma()
+	dup.Name = "beta"
+	if err := r.f.Save(context.Background(), Save{Connection: dup}); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("a second connection named beta: %v", err)
+	}
+	if r.keeper("alpha") != alpha || r.file(t) != twoConnections {
+		t.Fatal("a refused save changed the running set or the file")
+	}
+	if _, err := r.store.ClientSecret(context.Background(), "alpha"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatal("a refused save stored a secret")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changes != 0 {
+		t.Fatalf("%d change notices", r.changes)
+	}
+}
+
+func TestRemovingSignsOutAndForgets(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	_ = r.store.SaveTokens(ctx, "beta", &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour})
+	_ = r.store.SetClientSecret(ctx, "beta", "beta-secret")
+	if err := r.f.Remove(ctx, "beta", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.names(), ","); got != "alpha" {
+		t.Fatalf("running %s", got)
+	}
+	if _, err := r.store.LoadTokens(ctx, "beta"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatalf("tokens left: %v", err)
+	}
+	if _, err := r.store.ClientSecret(ctx, "beta"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatalf("secret left: %v", err)
+	}
+	if f := r.file(t); strings.Contains(f, "beta") || !strings.Contains(f, `name = "alpha"`) {
+		t.Fatalf("the file:\n%s", f)
+	}
+}
+
+func TestReloadPicksUpAHandEdit(t *testing.T) {
+	r := newRig(t)
+	beta := r.keeper("beta")
+	edited := strings.Replace(twoConnections, `client_id = "a"`, `client_id = "a2"`, 1) + `
+[[connection]]
+name = "delta"
+provider = "generic"
+client_id = "d"
+redirect_uri = "http://localhost:9104/callback"
+auth_url = "http://127.0.0.1:9/auth"
+token_url = "http://127.0.0.1:9/token"
+`
+	if err := os.WriteFile(r.path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.names(), ","); got != "alpha,beta,delta" {
+		t.Fatalf("running %s", got)
+	}
+	if r.keeper("alpha").Connection().ClientID != "a2" || r.keeper("beta") != beta {
+		t.Fatal("want alpha replaced with the new client id and beta untouched")
+	}
+	if err := os.WriteFile(r.path, []byte("[[connection]]\nname = 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.f.Reload(); err == nil {
+		t.Fatal("a broken file must be reported")
+	}
+	if got := strings.Join(r.names(), ","); got != "alpha,beta,delta" {
+		t.Fatalf("a broken file changed the running set: %s", got)
+	}
+}
+
+func TestWatchReloadsAFileEditedOnDisk(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	problems := make(chan error, 10)
+	go r.f.Watch(ctx, 5*time.Millisecond, func(err error) { problems <- err })
+
+	if err := os.WriteFile(r.path, []byte("[[connection]]\nname = \"half-"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-problems:
+		if !strings.Contains(err.Error(), "TOML syntax") {
+			t.Fatalf("problem %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a broken file was not reported")
+	}
+	if len(r.names()) != 2 {
+		t.Fatal("a broken file stopped connections")
+	}
+	only := twoConnections[:strings.Index(twoConnections, "\n[[connection]]\nname = \"beta\"")]
+	if err := os.WriteFile(r.path, []byte(only), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		if strings.Join(r.names(), ",") == "alpha" {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("after the edit, running %v", r.names())
+}
