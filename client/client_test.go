@@ -49,7 +49,7 @@ func tray(t *testing.T) (*client.Client, *atomic.Int32) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go func() { _ = (&localapi.Server{Keepers: []*auth.Keeper{k}}).Serve(ctx, l) }()
+	go func() { _ = (&localapi.Server{Keepers: localapi.Fixed(k)}).Serve(ctx, l) }()
 	return client.NewAt(path), &refreshes
 }
 

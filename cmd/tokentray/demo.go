@@ -16,7 +16,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
+	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/ui"
 )
@@ -111,7 +113,9 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		}})
 	breakItem := fyne.NewMenuItem("Break the refresh token (demo)", srv.BreakRefreshTokens)
 	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
-	return showTray(ctx, []*auth.Keeper{k}, ui.Options{Clock: clock, ConfigPath: "(demo)", ExtraMenu: []*fyne.MenuItem{breakItem}},
+	f := fleet.New(&config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}, Raw: map[string]config.Connection{}},
+		fleet.Options{Store: store, NewKeeper: func(*config.Config, *auth.Connection) *auth.Keeper { return k }})
+	return showTray(ctx, f, ui.Options{Clock: clock, ConfigPath: "(demo)", ExtraMenu: []*fyne.MenuItem{breakItem}},
 		func(t *ui.Tray) {
 			t.ShowDashboard()
 			t.SignIn(conn.Name)

@@ -128,8 +128,14 @@ func (e *env) askTray(f func(*localapi.Client) error) (bool, error) {
 // keeperOptions are the options of every keeper this process makes: the
 // store, the lock, the clock, the browser, and the export file if any.
 func (e *env) keeperOptions(conn *auth.Connection) auth.KeeperOptions {
+	return e.keeperOptionsIn(e.cfg, conn)
+}
+
+// keeperOptionsIn is keeperOptions for a connection of cfg, a config the
+// tray loaded after it started.
+func (e *env) keeperOptionsIn(cfg *config.Config, conn *auth.Connection) auth.KeeperOptions {
 	o := auth.KeeperOptions{Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}
-	if path := e.cfg.Raw[conn.Name].ExportFile; path != "" {
+	if path := cfg.Raw[conn.Name].ExportFile; path != "" {
 		log := e.log
 		o.OnTokens = func(t *auth.TokenSet) {
 			if err := export.Write(path, t, conn.Endpoints.APIBase); err != nil {

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
@@ -17,6 +17,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/autostart"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
@@ -46,24 +47,38 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	if err != nil {
 		return err
 	}
-	var keepers []*auth.Keeper
-	for _, conn := range e.cfg.Connections {
-		keepers = append(keepers, auth.NewKeeper(conn, e.keeperOptions(conn)))
-	}
-	hook.Watch(c.Context(), keepers, func(name string) string {
-		if cmd := e.cfg.Raw[name].OnAlert; cmd != "" {
-			return cmd
-		}
-		return e.cfg.OnAlert
-	}, &hook.Runner{Log: e.log})
-	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path}
+	runner := &hook.Runner{Log: e.log}
+	f := fleet.New(e.cfg, fleet.Options{
+		Store: e.store,
+		Log:   e.log,
+		NewKeeper: func(cfg *config.Config, conn *auth.Connection) *auth.Keeper {
+			return auth.NewKeeper(conn, e.keeperOptionsIn(cfg, conn))
+		},
+		Started: func(ctx context.Context, k *auth.Keeper, cfg *config.Config) {
+			hook.Watch(ctx, []*auth.Keeper{k}, func(name string) string {
+				if cmd := cfg.Raw[name].OnAlert; cmd != "" {
+					return cmd
+				}
+				return cfg.OnAlert
+			}, runner)
+		},
+	})
+	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path, Connections: f, OpenBrowser: e.opener}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
 		opt.Autostart = entry
 	} else {
 		e.log.Info("start at login is not offered", "err", err)
 	}
-	return showTray(c.Context(), keepers, opt, nil)
+	return showTray(c.Context(), f, opt, func(t *ui.Tray) {
+		go f.Watch(c.Context(), configLookInterval, func(err error) {
+			t.Problem(fmt.Sprintf("the config file was changed but not applied: %v", err))
+		})
+	})
 }
+
+// configLookInterval is how often the tray looks whether the config file
+// was edited by hand.
+const configLookInterval = 2 * time.Second
 
 // emptyEnv is the environment of a tray started without a config file.
 func emptyEnv(c *cobra.Command) (*env, error) {
@@ -81,7 +96,7 @@ func emptyEnv(c *cobra.Command) (*env, error) {
 // showTray runs the Fyne app with the tray until Quit or ctx ends, then
 // waits for every keeper to finish (an in-flight refresh is saved first).
 // afterStart runs on the UI goroutine once the tray is up.
-func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, afterStart func(*ui.Tray)) error {
+func showTray(ctx context.Context, f *fleet.Fleet, opt ui.Options, afterStart func(*ui.Tray)) error {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
@@ -89,24 +104,16 @@ func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, after
 	a.SetIcon(ui.AppIcon)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, k := range keepers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := k.Run(ctx); err != nil {
-				opt.Log.Error("keeper stopped", "connection", k.Connection().Name, "err", err)
-			}
-		}()
-	}
+	f.Start(ctx)
 	if opt.Notifier == nil {
 		opt.Notifier = notify.New("tokentray", opt.Log)
 		defer opt.Notifier.Close()
 	}
-	tray := ui.NewTray(a, keepers, opt)
+	tray := ui.NewTray(a, f.Keepers(), opt)
+	f.OnChange(func() { tray.SetKeepers(f.Keepers()) })
 	tray.Start(ctx)
-	serveAPI(ctx, keepers, tray, opt)
-	watchResume(ctx, keepers, opt.Log)
+	serveAPI(ctx, f.Keepers, tray, opt)
+	watchResume(ctx, f.Keepers, opt.Log)
 	if afterStart != nil {
 		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
 	}
@@ -117,7 +124,7 @@ func showTray(ctx context.Context, keepers []*auth.Keeper, opt ui.Options, after
 	}()
 	a.Run()
 	cancel()
-	wg.Wait()
+	f.Wait()
 	return nil
 }
 
@@ -133,7 +140,7 @@ func hasDisplay() bool {
 // scripts ask the tray instead of refreshing themselves. When another
 // tokentray already serves it (a demo next to the real tray), this one
 // runs without it.
-func serveAPI(ctx context.Context, keepers []*auth.Keeper, tray *ui.Tray, opt ui.Options) {
+func serveAPI(ctx context.Context, keepers func() []*auth.Keeper, tray *ui.Tray, opt ui.Options) {
 	path := localapi.DefaultPath()
 	l, err := localapi.Listen(path)
 	if err != nil {
@@ -150,12 +157,12 @@ func serveAPI(ctx context.Context, keepers []*auth.Keeper, tray *ui.Tray, opt ui
 
 // watchResume wakes every keeper when the machine resumes from suspend.
 // Where there is no logind, the keepers' 30-second poll catches up instead.
-func watchResume(ctx context.Context, keepers []*auth.Keeper, log *slog.Logger) {
+func watchResume(ctx context.Context, keepers func() []*auth.Keeper, log *slog.Logger) {
 	conn, err := dbus.ConnectSystemBus()
 	if err == nil {
 		err = wake.Watch(ctx, conn, func() {
 			log.Info("resumed from suspend: checking every connection now")
-			for _, k := range keepers {
+			for _, k := range keepers() {
 				k.Wake()
 			}
 		})

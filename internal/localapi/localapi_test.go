@@ -64,7 +64,7 @@ func serve(t testing.TB, signedIn bool) *fixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Keepers: []*auth.Keeper{k}, HeaderTimeout: 200 * time.Millisecond, Clock: auth.SystemClock{}}
+	s := &Server{Keepers: Fixed(k), HeaderTimeout: 200 * time.Millisecond, Clock: auth.SystemClock{}}
 	f.server = s
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, l); close(done) }()
@@ -200,7 +200,7 @@ func TestAnotherUserIsRefused(t *testing.T) {
 	_ = os.Chmod(openPath, 0o666)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = (&Server{}).Serve(ctx, l) }()
+	go func() { _ = (&Server{Keepers: Fixed()}).Serve(ctx, l) }()
 
 	// The test binary lives in Go's private build directory: copy it where
 	// the other user can run it.

@@ -20,7 +20,9 @@ import (
 
 // Server serves the API for a set of keepers.
 type Server struct {
-	Keepers []*auth.Keeper
+	// Keepers lists the connections served. It is asked on every request:
+	// the tray's connections change while it runs.
+	Keepers func() []*auth.Keeper
 	// ShowDashboard brings the tray's dashboard up (single instance).
 	ShowDashboard func()
 	// Clock reads the time for expires_in.
@@ -30,6 +32,11 @@ type Server struct {
 	HeaderTimeout time.Duration
 
 	srv *http.Server
+}
+
+// Fixed serves the same keepers for the server's whole life.
+func Fixed(keepers ...*auth.Keeper) func() []*auth.Keeper {
+	return func() []*auth.Keeper { return keepers }
 }
 
 // Error is the API's error body. ExitCode has the CLI's meaning.
@@ -129,7 +136,7 @@ func sameUser(next http.Handler) http.Handler {
 func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 	name := r.PathValue("name")
 	var names []string
-	for _, k := range s.Keepers {
+	for _, k := range s.Keepers() {
 		if k.Connection().Name == name {
 			return k
 		}
@@ -146,8 +153,9 @@ func describe(k *auth.Keeper) Connection {
 }
 
 func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
-	out := make([]Connection, 0, len(s.Keepers))
-	for _, k := range s.Keepers {
+	keepers := s.Keepers()
+	out := make([]Connection, 0, len(keepers))
+	for _, k := range keepers {
 		out = append(out, describe(k))
 	}
 	writeJSON(w, http.StatusOK, out)
