@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -24,13 +25,15 @@ const maxLogLines = 500
 // next and last refresh, the refresh token's age, the last API check and the
 // last error with its hint, the actions, and an event log.
 type Dashboard struct {
-	tray    *Tray
-	Window  fyne.Window
-	header  *widget.Label
-	dot     *canvas.Circle
-	cards   []*card
-	log     binding.StringList
-	content fyne.CanvasObject
+	tray     *Tray
+	Window   fyne.Window
+	header   *widget.Label
+	dot      *canvas.Circle
+	cards    []*card
+	cardsBox *fyne.Container
+	built    bool // cards exist for the keepers in cards
+	log      binding.StringList
+	content  fyne.CanvasObject
 }
 
 // card is one connection's panel. Its widgets are bound to data that update
@@ -57,29 +60,54 @@ type card struct {
 }
 
 func newDashboard(t *Tray) *Dashboard {
-	d := &Dashboard{tray: t, log: binding.NewStringList()}
+	d := &Dashboard{tray: t, log: binding.NewStringList(), cardsBox: container.NewVBox()}
 	d.header = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	d.dot = canvas.NewCircle(colourGrey)
-	var cards []fyne.CanvasObject
-	for _, k := range t.keepers {
-		c := d.newCard(k)
-		d.cards = append(d.cards, c)
-		cards = append(cards, c.object)
-	}
-	if len(cards) == 0 {
-		cards = append(cards, widget.NewCard("No connections yet", "",
-			widget.NewLabel(fmt.Sprintf("Add a [[connection]] to %s (see the README), or try `tokentray demo`.", t.opt.ConfigPath))))
-	}
 	logList := widget.NewListWithData(d.log,
 		func() fyne.CanvasObject { return widget.NewLabel("") },
 		func(item binding.DataItem, o fyne.CanvasObject) { o.(*widget.Label).Bind(item.(binding.String)) })
 	logCard := widget.NewCard("Events", "", logList)
 
 	top := container.NewBorder(nil, nil, container.NewCenter(container.NewGridWrap(fyne.NewSize(14, 14), d.dot)), nil, d.header)
-	split := container.NewVSplit(container.NewVScroll(container.NewVBox(cards...)), logCard)
+	split := container.NewVSplit(container.NewVScroll(d.cardsBox), logCard)
 	split.Offset = 0.68
 	d.content = container.NewBorder(container.NewPadded(top), nil, nil, nil, split)
 	return d
+}
+
+// sync makes the cards match the tray's keepers: a card is built the first
+// time its connection is shown (a tray that nobody opens builds none), kept
+// while its keeper runs, and dropped with it.
+func (d *Dashboard) sync(keepers []*auth.Keeper) {
+	if d.built && slices.EqualFunc(keepers, d.cards, func(k *auth.Keeper, c *card) bool { return c.keeper == k }) {
+		return
+	}
+	d.built = true
+	old := map[*auth.Keeper]*card{}
+	for _, c := range d.cards {
+		old[c.keeper] = c
+	}
+	d.cards = d.cards[:0]
+	var objects []fyne.CanvasObject
+	for _, k := range keepers {
+		c := old[k]
+		if c == nil {
+			c = d.newCard(k)
+		}
+		d.cards = append(d.cards, c)
+		objects = append(objects, c.object)
+	}
+	if len(objects) == 0 {
+		hint := fmt.Sprintf("Add a [[connection]] to %s (see the README), or try `tokentray demo`.", d.tray.opt.ConfigPath)
+		var body fyne.CanvasObject = widget.NewLabel(hint)
+		if d.tray.opt.Connections != nil {
+			body = container.NewVBox(widget.NewLabel("Add one here, or write it in "+d.tray.opt.ConfigPath+" (see the README)."),
+				container.NewHBox(widget.NewButtonWithIcon("Add connection…", theme.ContentAddIcon(), func() { d.tray.EditConnection("") })))
+		}
+		objects = append(objects, widget.NewCard("No connections yet", "", body))
+	}
+	d.cardsBox.Objects = objects
+	d.cardsBox.Refresh()
 }
 
 func (d *Dashboard) newCard(k *auth.Keeper) *card {
@@ -121,7 +149,11 @@ func (d *Dashboard) newCard(k *auth.Keeper) *card {
 	c.signOut = widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), func() { d.tray.ConfirmSignOut(name) })
 	actions := container.NewHBox(c.reauth, c.refresh,
 		widget.NewButtonWithIcon("Check API", theme.SearchIcon(), func() { d.tray.CheckNow(name) }),
-		c.copyTok, layout.NewSpacer(), c.signOut)
+		c.copyTok, layout.NewSpacer())
+	if d.tray.opt.Connections != nil {
+		actions.Add(widget.NewButtonWithIcon("Edit", theme.DocumentCreateIcon(), func() { d.tray.EditConnection(name) }))
+	}
+	actions.Add(c.signOut)
 	c.object = widget.NewCard("", "", container.NewVBox(head, facts, c.errLabel, c.hintLabel, actions))
 	return c
 }
@@ -129,6 +161,7 @@ func (d *Dashboard) newCard(k *auth.Keeper) *card {
 // update sets every card from its keeper's status at now. Call on the UI
 // goroutine (fyne.Do).
 func (d *Dashboard) update(now time.Time) {
+	d.sync(d.tray.Keepers())
 	var sts []auth.Status
 	for _, c := range d.cards {
 		st := c.keeper.Status()

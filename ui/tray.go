@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/tokentray/tokentray/assets"
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/alerts"
+	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/notify"
 )
@@ -33,6 +36,20 @@ type Options struct {
 	Notifier notify.Notifier
 	// Autostart is the start-at-login registration; nil hides the item.
 	Autostart Autostart
+	// Connections adds, edits and removes connections (the running fleet);
+	// nil hides "Add connection…" and "Edit…".
+	Connections Connections
+	// OpenBrowser opens the editor's test sign-in.
+	OpenBrowser func(url string) error
+}
+
+// Connections is the configured set of connections as the editor changes
+// it. Each change takes effect at once: SetKeepers follows.
+type Connections interface {
+	Config() *config.Config
+	ClientSecret(ctx context.Context, name string) (auth.Secret, error)
+	Save(ctx context.Context, s fleet.Save) error
+	Remove(ctx context.Context, name string, localOnly bool) error
 }
 
 // Autostart turns starting at login on and off.
@@ -46,8 +63,6 @@ type Autostart interface {
 // a set of keepers. It is a thin client: every action is a keeper call.
 type Tray struct {
 	app     fyne.App
-	keepers []*auth.Keeper
-	byName  map[string]*auth.Keeper
 	opt     Options
 	ctx     context.Context
 	dash    *Dashboard
@@ -55,9 +70,23 @@ type Tray struct {
 	menuKey string
 	// dashShown: the dashboard is drawn only while a person can see it.
 	dashShown bool
+	// editors are the open editor windows by the name they edit ("" adds).
+	editors map[string]*Editor
 	// uiMu serialises UI work. The real driver runs fyne.Do on its one UI
 	// thread anyway; Fyne's test driver runs it on the caller's goroutine.
 	uiMu sync.Mutex
+
+	// mu guards the set of keepers, which changes when the config does.
+	mu      sync.Mutex
+	keepers []*auth.Keeper
+	lives   map[*auth.Keeper]life
+	started bool
+}
+
+// life is how long the tray follows one keeper: until it is removed.
+type life struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // onUI runs f on the UI goroutine, one at a time.
@@ -80,12 +109,60 @@ func NewTray(a fyne.App, keepers []*auth.Keeper, opt Options) *Tray {
 	if opt.Tick <= 0 {
 		opt.Tick = time.Second
 	}
-	t := &Tray{app: a, keepers: keepers, byName: map[string]*auth.Keeper{}, opt: opt, ctx: context.Background(), level: -1}
-	for _, k := range keepers {
-		t.byName[k.Connection().Name] = k
-	}
+	t := &Tray{app: a, keepers: keepers, opt: opt, ctx: context.Background(), level: -1,
+		lives: map[*auth.Keeper]life{}, editors: map[string]*Editor{}}
 	t.dash = newDashboard(t)
 	return t
+}
+
+// Keepers returns the connections the tray shows.
+func (t *Tray) Keepers() []*auth.Keeper {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.keepers)
+}
+
+// keeper returns the keeper of name and the context of its life in the
+// tray, or nil once it was removed.
+func (t *Tray) keeper(name string) (*auth.Keeper, context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range t.keepers {
+		if k.Connection().Name == name {
+			if l, ok := t.lives[k]; ok {
+				return k, l.ctx
+			}
+			return k, t.ctx
+		}
+	}
+	return nil, nil
+}
+
+// SetKeepers changes the connections the tray shows, after the config
+// changed: new keepers are followed, removed ones let go (a sign-in they
+// were waiting for ends), and the menu and dashboard are rebuilt. Safe on
+// any goroutine.
+func (t *Tray) SetKeepers(keepers []*auth.Keeper) {
+	t.mu.Lock()
+	old := t.lives
+	t.keepers = slices.Clone(keepers)
+	t.lives = map[*auth.Keeper]life{}
+	for _, k := range t.keepers {
+		if l, ok := old[k]; ok {
+			t.lives[k] = l
+			delete(old, k)
+		} else if t.started {
+			t.lives[k] = t.follow(k)
+		}
+	}
+	t.mu.Unlock()
+	for _, l := range old {
+		l.cancel()
+	}
+	t.onUI(func() {
+		t.menuKey = "" // the lines changed: rebuild the menu
+		t.refresh()
+	})
 }
 
 // Dashboard returns the dashboard; its window exists once Start has run.
@@ -109,14 +186,12 @@ func (t *Tray) Start(ctx context.Context) {
 	if desk, ok := t.app.(desktop.App); ok {
 		desk.SetSystemTrayWindow(w)
 	}
+	t.mu.Lock()
+	t.started = true
 	for _, k := range t.keepers {
-		events, stop := k.Subscribe()
-		go func() {
-			<-ctx.Done()
-			stop()
-		}()
-		go t.follow(k, events)
+		t.lives[k] = t.follow(k)
 	}
+	t.mu.Unlock()
 	t.uiMu.Lock()
 	t.refresh()
 	t.uiMu.Unlock()
@@ -135,15 +210,26 @@ func (t *Tray) Start(ctx context.Context) {
 }
 
 // follow turns one keeper's events into log lines, checks, notifications
-// and a refreshed view.
-func (t *Tray) follow(k *auth.Keeper, events <-chan auth.Event) {
+// and a refreshed view, until the returned life is cancelled.
+func (t *Tray) follow(k *auth.Keeper) life {
+	ctx, cancel := context.WithCancel(t.ctx)
+	events, stop := k.Subscribe()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	go t.followEvents(ctx, k, events)
+	return life{ctx, cancel}
+}
+
+func (t *Tray) followEvents(ctx context.Context, k *auth.Keeper, events <-chan auth.Event) {
 	tracker := alerts.NewTracker()
 	for e := range events {
 		if a, ok := tracker.Observe(e); ok {
 			t.notify(a)
 		}
 		if (e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed) && k.Connection().Endpoints.CheckURL != "" {
-			go k.Check(t.ctx) // prove the new token against the API
+			go k.Check(ctx) // prove the new token against the API
 		}
 		line := humanize.Event(e)
 		t.onUI(func() {
@@ -222,8 +308,9 @@ func (t *Tray) refresh() {
 }
 
 func (t *Tray) statuses() []auth.Status {
-	sts := make([]auth.Status, 0, len(t.keepers))
-	for _, k := range t.keepers {
+	keepers := t.Keepers()
+	sts := make([]auth.Status, 0, len(keepers))
+	for _, k := range keepers {
 		sts = append(sts, k.Status())
 	}
 	return sts
@@ -242,6 +329,10 @@ func (t *Tray) Menu(sts []auth.Status, now time.Time) *fyne.Menu {
 			fyne.NewMenuItem("Copy access token", func() { t.CopyToken(name) }),
 			fyne.NewMenuItem("Sign out…", func() { t.ConfirmSignOut(name) }),
 		)
+		if t.opt.Connections != nil {
+			line.ChildMenu.Items = append(line.ChildMenu.Items, fyne.NewMenuItemSeparator(),
+				fyne.NewMenuItem("Edit…", func() { t.EditConnection(name) }))
+		}
 		items = append(items, line)
 	}
 	if len(sts) == 0 {
@@ -252,6 +343,9 @@ func (t *Tray) Menu(sts []auth.Status, now time.Time) *fyne.Menu {
 	items = append(items, fyne.NewMenuItemSeparator(),
 		fyne.NewMenuItem("Open dashboard", t.ShowDashboard),
 	)
+	if t.opt.Connections != nil {
+		items = append(items, fyne.NewMenuItem("Add connection…", func() { t.EditConnection("") }))
+	}
 	if as := t.opt.Autostart; as != nil {
 		on, err := as.Enabled()
 		item := fyne.NewMenuItem("Start at login", func() { t.toggleAutostart(!on) })
@@ -302,13 +396,13 @@ func (t *Tray) ShowDashboard() {
 
 // SignIn starts the browser sign-in of name.
 func (t *Tray) SignIn(name string) {
-	k := t.byName[name]
+	k, ctx := t.keeper(name)
 	if k == nil {
 		return
 	}
 	t.logf("%s  sign-in started: finish it in the browser", name)
 	go func() {
-		if err := k.Login(t.ctx, auth.LoginOptions{}); err != nil && !errors.Is(err, context.Canceled) {
+		if err := k.Login(ctx, auth.LoginOptions{}); err != nil && !errors.Is(err, context.Canceled) {
 			t.logf("%s  sign-in failed: %v", name, err)
 		}
 	}()
@@ -316,9 +410,9 @@ func (t *Tray) SignIn(name string) {
 
 // RefreshNow refreshes name now.
 func (t *Tray) RefreshNow(name string) {
-	if k := t.byName[name]; k != nil {
+	if k, ctx := t.keeper(name); k != nil {
 		go func() {
-			if err := k.Refresh(t.ctx); err != nil {
+			if err := k.Refresh(ctx); err != nil {
 				t.opt.Log.Warn("refresh from the tray failed", "connection", name, "err", err)
 			}
 		}()
@@ -327,19 +421,19 @@ func (t *Tray) RefreshNow(name string) {
 
 // CheckNow calls name's "who am I" URL.
 func (t *Tray) CheckNow(name string) {
-	if k := t.byName[name]; k != nil {
-		go k.Check(t.ctx)
+	if k, ctx := t.keeper(name); k != nil {
+		go k.Check(ctx)
 	}
 }
 
 // CopyToken puts a valid access token of name on the clipboard.
 func (t *Tray) CopyToken(name string) {
-	k := t.byName[name]
+	k, ctx := t.keeper(name)
 	if k == nil {
 		return
 	}
 	go func() {
-		tok, err := k.Token(t.ctx, 0)
+		tok, err := k.Token(ctx, 0)
 		if err != nil {
 			t.logf("%s  no token to copy: %v", name, err)
 			return
@@ -354,7 +448,7 @@ func (t *Tray) CopyToken(name string) {
 
 // ConfirmSignOut asks before revoking name's tokens.
 func (t *Tray) ConfirmSignOut(name string) {
-	k := t.byName[name]
+	k, ctx := t.keeper(name)
 	if k == nil || t.dash.Window == nil {
 		return
 	}
@@ -366,12 +460,16 @@ func (t *Tray) ConfirmSignOut(name string) {
 				return
 			}
 			go func() {
-				if err := k.Logout(t.ctx, false); err != nil {
+				if err := k.Logout(ctx, false); err != nil {
 					t.logf("%s  sign-out failed: %v", name, err)
 				}
 			}()
 		}, t.dash.Window)
 }
+
+// Problem puts a line about the app itself (not one connection) in the
+// event log. Safe on any goroutine.
+func (t *Tray) Problem(text string) { t.logf("%s", text) }
 
 func (t *Tray) logf(format string, a ...any) {
 	line := t.opt.Clock.Now().Local().Format("15:04:05") + "  " + fmt.Sprintf(format, a...)

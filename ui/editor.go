@@ -1,0 +1,759 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/fleet"
+)
+
+// Editor is the window that adds one connection or edits it. It checks the
+// form as it is typed, field by field, with the same rules as the config
+// file; shows the URLs the connection will use, all from one environment;
+// gives the exact redirect URI to register; signs in once as a test; and
+// saves through the fleet, which runs the result at once.
+type Editor struct {
+	tray      *Tray
+	Window    fyne.Window
+	replacing string            // the name being edited; "" adds
+	base      config.Connection // as the file has it: keys the form does not show are kept
+	hasSecret bool              // a client secret is stored under replacing
+
+	name        *widget.Entry
+	nameNote    *widget.Label
+	provider    *widget.Select
+	environment *widget.Select
+	envRow      []fyne.CanvasObject
+	grant       *widget.RadioGroup
+	clientID    *widget.Entry
+	secret      *widget.Entry
+	redirect    *widget.Entry
+	redirectRow []fyne.CanvasObject
+	scopes      *widget.Entry
+	override    *widget.Check
+	urls        map[string]*widget.Entry
+	urlRows     map[string][]fyne.CanvasObject
+	urlBox      *fyne.Container
+	urlCard     *widget.Card
+
+	preview     map[string]*widget.Label
+	previewForm *fyne.Container
+	previewNote *widget.Label
+	register    *fyne.Container
+	registerURI *widget.Label
+	registerFor *widget.Label
+
+	messages map[string]*widget.Label // by config key; "" is the form's own
+	touched  map[string]bool
+	showAll  bool // after a Save or Test: every problem shows, touched or not
+
+	testBtn, saveBtn, removeBtn *widget.Button
+	testStatus                  *widget.Label
+	testCancel                  context.CancelFunc
+	tested                      *testedSignIn
+
+	content fyne.CanvasObject
+}
+
+// testedSignIn is a successful Test: its tokens are kept if the connection
+// is saved exactly as tested.
+type testedSignIn struct {
+	raw    config.Connection
+	secret string
+	tokens *auth.TokenSet
+}
+
+// The URL fields, in the order the form lists them.
+var urlFields = []struct{ key, label, help string }{
+	{"auth_url", "Authorize URL", "where the browser signs in"},
+	{"token_url", "Token URL", "code exchange and refresh"},
+	{"revoke_url", "Revoke URL", "optional: sign-out revokes here"},
+	{"api_base", "API base", "the API the tokens are for"},
+	{"check_url", "API check URL", "optional: a “who am I” GET"},
+	{"issuer", "Issuer", "optional: the iss the server sends back"},
+}
+
+const (
+	grantBrowser = "Browser sign-in (authorization code)"
+	grantService = "Service account (client credentials)"
+)
+
+// defaultPort is the first port offered for a new connection's redirect.
+const defaultPort = 8765
+
+// EditConnection opens the editor for name, or for a new connection when
+// name is empty. A second call for the same name brings its window up.
+// Call on the UI goroutine.
+func (t *Tray) EditConnection(name string) {
+	if t.opt.Connections == nil {
+		return
+	}
+	if e := t.editors[name]; e != nil {
+		e.Window.Show()
+		e.Window.RequestFocus()
+		return
+	}
+	e, err := t.newEditor(name)
+	if err != nil {
+		t.logf("%v", err)
+		return
+	}
+	w := t.app.NewWindow(e.title())
+	w.SetIcon(AppIcon)
+	w.SetContent(e.content)
+	w.Resize(fyne.NewSize(760, 820))
+	w.SetOnClosed(func() {
+		e.stopTest()
+		delete(t.editors, name)
+	})
+	e.Window = w
+	t.editors[name] = e
+	w.Show()
+	if name != "" {
+		go e.lookUpSecret()
+	}
+}
+
+// newEditor builds the form for name ("" for a new connection).
+func (t *Tray) newEditor(name string) (*Editor, error) {
+	cfg := t.opt.Connections.Config()
+	e := &Editor{tray: t, replacing: name, messages: map[string]*widget.Label{}, touched: map[string]bool{},
+		urls: map[string]*widget.Entry{}, urlRows: map[string][]fyne.CanvasObject{}, preview: map[string]*widget.Label{}}
+	if name != "" {
+		raw, ok := cfg.Raw[name]
+		if !ok {
+			return nil, fmt.Errorf("%s is not in %s any more; it cannot be edited", name, cfg.Path)
+		}
+		e.base = raw
+	} else {
+		e.base = config.Connection{Provider: "procore", RedirectURI: fmt.Sprintf("http://localhost:%d/callback", freeRedirectPort(cfg))}
+	}
+	e.build()
+	e.load(e.base)
+	e.validate()
+	return e, nil
+}
+
+// freeRedirectPort is the first port from defaultPort that no other
+// connection's redirect URI uses, so two sign-ins never fight over one.
+func freeRedirectPort(cfg *config.Config) int {
+	used := map[int]bool{}
+	for _, c := range cfg.Connections {
+		used[c.RedirectURI.Port] = true
+	}
+	port := defaultPort
+	for used[port] {
+		port++
+	}
+	return port
+}
+
+func (e *Editor) title() string {
+	if e.replacing == "" {
+		return "Add connection — tokentray"
+	}
+	return "Edit " + e.replacing + " — tokentray"
+}
+
+// build lays the form out, top to bottom as the window reads.
+func (e *Editor) build() {
+	changed := func(key string) func(string) {
+		return func(string) {
+			e.touched[key] = true
+			e.validate()
+		}
+	}
+	e.name = widget.NewEntry()
+	e.name.SetPlaceHolder("e.g. procore-sandbox")
+	e.name.OnChanged = changed("name")
+	e.nameNote = widget.NewLabel("")
+	e.nameNote.Wrapping = fyne.TextWrapWord
+	e.nameNote.Importance = widget.LowImportance
+
+	e.provider = widget.NewSelect(auth.PresetNames(), func(string) { e.providerChanged() })
+	e.environment = widget.NewSelect(nil, func(string) { e.touched["environment"] = true; e.validate() })
+	e.grant = widget.NewRadioGroup([]string{grantBrowser, grantService}, func(string) { e.validate() })
+	e.grant.Required = true
+
+	e.clientID = widget.NewEntry()
+	e.clientID.SetPlaceHolder("the Client ID from the provider's developer portal")
+	e.clientID.OnChanged = changed("client_id")
+	e.secret = widget.NewPasswordEntry()
+	e.secret.OnChanged = changed("client_secret")
+	e.redirect = widget.NewEntry()
+	e.redirect.OnChanged = changed("redirect_uri")
+	e.scopes = widget.NewEntry()
+	e.scopes.SetPlaceHolder("none; separate several with spaces")
+	e.scopes.OnChanged = changed("scopes")
+
+	e.registerFor = widget.NewLabel("")
+	registerRule := widget.NewLabel("It must match character for character: scheme, host, port, path and any trailing slash.")
+	registerRule.Importance = widget.LowImportance
+	registerRule.Wrapping = fyne.TextWrapWord
+	e.registerURI = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	e.registerURI.Selectable = true
+	copyURI := widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() {
+		e.tray.app.Clipboard().SetContent(e.registerURI.Text)
+	})
+	e.register = container.NewVBox(e.registerFor, container.NewBorder(nil, nil, nil, copyURI, e.registerURI), registerRule)
+
+	e.override = widget.NewCheck("Use other URLs than the preset's", func(bool) { e.validate() })
+	urlForm := container.New(layout.NewFormLayout())
+	for _, f := range urlFields {
+		entry := widget.NewEntry()
+		entry.OnChanged = changed(f.key)
+		e.urls[f.key] = entry
+		e.urlRows[f.key] = []fyne.CanvasObject{fieldLabel(f.label), container.NewVBox(entry, e.message(f.key))}
+		urlForm.Add(e.urlRows[f.key][0])
+		urlForm.Add(e.urlRows[f.key][1])
+	}
+	e.urlBox = container.NewVBox(urlForm)
+
+	e.previewForm = container.New(layout.NewFormLayout())
+	previewForm := e.previewForm
+	for _, p := range []struct{ key, label string }{{"auth_url", "Authorize"}, {"token_url", "Token"}, {"api_base", "API base"}, {"check_url", "API check"}} {
+		l := widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+		l.Selectable = true
+		l.Truncation = fyne.TextTruncateEllipsis
+		e.preview[p.key] = l
+		previewForm.Add(fieldLabel(p.label))
+		previewForm.Add(l)
+	}
+	e.previewNote = widget.NewLabel("")
+	e.previewNote.Wrapping = fyne.TextWrapWord
+	e.previewNote.Importance = widget.LowImportance
+
+	e.envRow = []fyne.CanvasObject{fieldLabel("Environment"), container.NewVBox(e.environment, e.message("environment"))}
+	e.redirectRow = []fyne.CanvasObject{fieldLabel("Redirect URI"), container.NewVBox(e.redirect, e.message("redirect_uri"), e.register)}
+	connForm := container.New(layout.NewFormLayout(),
+		fieldLabel("Name"), container.NewVBox(e.name, e.message("name"), e.nameNote),
+		fieldLabel("Provider"), container.NewVBox(e.provider, e.message("provider")),
+		e.envRow[0], e.envRow[1],
+		fieldLabel("Sign-in"), container.NewVBox(e.grant, e.message("grant")),
+	)
+	credForm := container.New(layout.NewFormLayout(),
+		fieldLabel("Client ID"), container.NewVBox(e.clientID, e.message("client_id")),
+		fieldLabel("Client secret"), container.NewVBox(e.secret, e.message("client_secret")),
+		e.redirectRow[0], e.redirectRow[1],
+		fieldLabel("Scopes"), container.NewVBox(e.scopes, e.message("scopes")),
+	)
+
+	e.urlCard = widget.NewCard("", "URLs in use", container.NewVBox(previewForm, e.previewNote, e.override, e.urlBox))
+
+	e.testStatus = widget.NewLabel("")
+	e.testStatus.Wrapping = fyne.TextWrapWord
+	e.testBtn = widget.NewButtonWithIcon("Test sign-in", theme.LoginIcon(), e.test)
+	e.saveBtn = widget.NewButtonWithIcon("Save", theme.DocumentSaveIcon(), e.save)
+	e.saveBtn.Importance = widget.HighImportance
+	cancel := widget.NewButton("Cancel", func() { e.Window.Close() })
+	buttons := container.NewHBox()
+	if e.replacing != "" {
+		e.removeBtn = widget.NewButtonWithIcon("Remove…", theme.DeleteIcon(), e.confirmRemove)
+		e.removeBtn.Importance = widget.DangerImportance
+		buttons.Add(e.removeBtn)
+	}
+	buttons.Add(layout.NewSpacer())
+	buttons.Add(e.testBtn)
+	buttons.Add(cancel)
+	buttons.Add(e.saveBtn)
+
+	form := container.NewVBox(
+		widget.NewCard("", "Connection", connForm),
+		e.urlCard,
+		widget.NewCard("", "Credentials", credForm),
+		e.message(""),
+		e.testStatus,
+	)
+	e.content = container.NewBorder(nil, container.NewPadded(buttons), nil, nil, container.NewVScroll(form))
+}
+
+func fieldLabel(text string) fyne.CanvasObject {
+	return widget.NewLabelWithStyle(text, fyne.TextAlignTrailing, fyne.TextStyle{})
+}
+
+// message returns the label that shows key's problem, hidden while it has none.
+func (e *Editor) message(key string) *widget.Label {
+	if l := e.messages[key]; l != nil {
+		return l
+	}
+	l := widget.NewLabel("")
+	l.Wrapping = fyne.TextWrapWord
+	l.Importance = widget.DangerImportance
+	l.Hide()
+	e.messages[key] = l
+	return l
+}
+
+// load puts c into the form.
+func (e *Editor) load(c config.Connection) {
+	e.name.SetText(c.Name)
+	e.provider.SetSelected(c.Provider)
+	if c.Environment != "" {
+		e.environment.SetSelected(c.Environment)
+	}
+	if auth.Grant(c.Grant) == auth.GrantClientCredentials {
+		e.grant.SetSelected(grantService)
+	} else {
+		e.grant.SetSelected(grantBrowser)
+	}
+	e.clientID.SetText(c.ClientID)
+	e.redirect.SetText(c.RedirectURI)
+	e.scopes.SetText(strings.Join(c.Scopes, " "))
+	values := map[string]string{"auth_url": c.AuthURL, "token_url": c.TokenURL, "revoke_url": c.RevokeURL,
+		"api_base": c.APIBase, "check_url": c.CheckURL, "issuer": c.Issuer}
+	overridden := false
+	for key, v := range values {
+		e.urls[key].SetText(v)
+		overridden = overridden || v != ""
+	}
+	e.override.SetChecked(overridden)
+	e.touched = map[string]bool{} // loading is not typing
+	e.secret.SetPlaceHolder("from the provider's developer portal; kept in the keyring")
+}
+
+// lookUpSecret learns whether a client secret is stored, off the UI
+// goroutine: a locked keyring can take seconds to answer.
+func (e *Editor) lookUpSecret() {
+	ctx, cancel := context.WithTimeout(e.tray.ctx, 15*time.Second)
+	defer cancel()
+	_, err := e.tray.opt.Connections.ClientSecret(ctx, e.replacing)
+	e.tray.onUI(func() {
+		e.hasSecret = err == nil
+		switch {
+		case err == nil:
+			e.secret.SetPlaceHolder("stored in the keyring; type a new one to replace it")
+		case errors.Is(err, auth.ErrNotStored):
+			e.secret.SetPlaceHolder("none stored yet; from the provider's developer portal")
+		default:
+			e.secret.SetPlaceHolder("the keyring did not answer; type it to store it again")
+		}
+		e.validate()
+	})
+}
+
+// providerChanged offers the provider's environments, its default first.
+func (e *Editor) providerChanged() {
+	e.touched["provider"] = true
+	p, ok := auth.LookupPreset(e.provider.Selected)
+	var envs []string
+	if ok && p.DefaultEnvironment != "" {
+		envs = append(envs, p.DefaultEnvironment)
+		for _, name := range p.EnvironmentNames() {
+			if name != p.DefaultEnvironment {
+				envs = append(envs, name)
+			}
+		}
+	}
+	e.environment.Options = envs
+	if !slices.Contains(envs, e.environment.Selected) {
+		e.environment.Selected = ""
+		if len(envs) > 0 {
+			e.environment.Selected = envs[0]
+		}
+	}
+	e.environment.Refresh()
+	e.validate()
+}
+
+// raw is the connection as the form has it, on top of the file's table.
+func (e *Editor) raw() config.Connection {
+	c := e.base
+	c.Name = strings.TrimSpace(e.name.Text)
+	c.Provider = e.provider.Selected
+	c.Environment = e.environment.Selected
+	c.ClientID = strings.TrimSpace(e.clientID.Text)
+	c.RedirectURI = strings.TrimSpace(e.redirect.Text)
+	c.Scopes = strings.FieldsFunc(e.scopes.Text, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	if len(c.Scopes) == 0 {
+		c.Scopes = nil
+	}
+	if e.grant.Selected == grantService {
+		c.Grant = string(auth.GrantClientCredentials)
+		c.RedirectURI = ""
+	} else if auth.Grant(c.Grant) == auth.GrantClientCredentials {
+		c.Grant = ""
+	}
+	own := e.usesOwnURLs()
+	for key, dst := range map[string]*string{"auth_url": &c.AuthURL, "token_url": &c.TokenURL, "revoke_url": &c.RevokeURL,
+		"api_base": &c.APIBase, "check_url": &c.CheckURL, "issuer": &c.Issuer} {
+		*dst = ""
+		if own {
+			*dst = strings.TrimSpace(e.urls[key].Text)
+		}
+	}
+	return c
+}
+
+func (e *Editor) usesOwnURLs() bool { return e.provider.Selected == "generic" || e.override.Checked }
+
+// check is config.Check plus what only the form knows: the other
+// connections' names and whether a needed secret exists.
+func (e *Editor) check(raw config.Connection) (*auth.Connection, map[string]string) {
+	conn, problems := config.Check(raw)
+	if problems == nil {
+		problems = map[string]string{}
+	}
+	if raw.Name != "" && raw.Name != e.replacing {
+		if _, taken := e.tray.opt.Connections.Config().Raw[raw.Name]; taken {
+			problems["name"] = fmt.Sprintf("a connection named %q exists already; choose another name", raw.Name)
+		}
+	}
+	p, _ := auth.LookupPreset(raw.Provider)
+	needSecret := auth.Grant(raw.Grant) == auth.GrantClientCredentials || (p != nil && p.SecretRequired)
+	if needSecret && e.secret.Text == "" && !e.hasSecret {
+		who := "this provider"
+		if p != nil && p.Name != "generic" {
+			who = strings.ToUpper(p.Name[:1]) + p.Name[1:]
+		}
+		if auth.Grant(raw.Grant) == auth.GrantClientCredentials {
+			who = "a service account"
+		}
+		problems["client_secret"] = "missing; " + who + " needs the client secret: copy it from the developer portal (it is kept in the keyring, never in the config file)"
+	}
+	if len(problems) > 0 {
+		conn = nil
+	}
+	return conn, problems
+}
+
+// validate shows the problems of the form as it is now, the URLs it will
+// use and the redirect URI to register. It returns the problems.
+func (e *Editor) validate() map[string]string {
+	raw := e.raw()
+	_, problems := e.check(raw)
+	for key, l := range e.messages {
+		msg := problems[key]
+		if !e.showAll && !e.touched[key] {
+			msg = ""
+		}
+		l.SetText(msg)
+		showIf(l, msg != "")
+	}
+	if general := e.messages[""]; e.showAll && len(problems) > 0 && problems[""] == "" {
+		general.SetText(fmt.Sprintf("%d %s above %s attention.", len(problems), plural(len(problems), "field", "fields"), plural(len(problems), "needs", "need")))
+		general.Show()
+	}
+
+	browser := e.grant.Selected != grantService
+	for _, o := range e.redirectRow {
+		showIf(o, browser)
+	}
+	p, _ := auth.LookupPreset(raw.Provider)
+	preset := p != nil && p.Name != "generic"
+	for _, o := range e.envRow {
+		showIf(o, preset)
+	}
+	showIf(e.override, preset)
+	showIf(e.previewForm, preset)
+	showIf(e.urlBox, e.usesOwnURLs())
+	for _, o := range e.urlRows["auth_url"] {
+		showIf(o, browser)
+	}
+	if preset {
+		e.urlCard.SetSubTitle("URLs in use")
+	} else {
+		e.urlCard.SetSubTitle("Provider URLs")
+	}
+	for _, f := range urlFields {
+		if p != nil {
+			if ep, err := p.Resolve(raw.Environment, auth.Endpoints{}); err == nil && preset {
+				e.urls[f.key].SetPlaceHolder(endpointField(ep, f.key))
+				continue
+			}
+		}
+		e.urls[f.key].SetPlaceHolder(f.help)
+	}
+
+	e.updatePreview(p, raw)
+
+	if uri, err := auth.ParseRedirectURI(raw.RedirectURI); browser && err == nil && problems["redirect_uri"] == "" {
+		portal := "with your provider"
+		if preset && p.Name == "procore" {
+			portal = "in the Procore Developer Portal"
+		}
+		e.registerFor.SetText("Register exactly this redirect URI " + portal + ":")
+		e.registerURI.SetText(uri.Raw)
+		e.register.Show()
+	} else {
+		e.register.Hide()
+	}
+
+	e.nameNote.SetText("")
+	if e.replacing != "" && raw.Name != "" && raw.Name != e.replacing {
+		e.nameNote.SetText(fmt.Sprintf("Renaming moves the tokens and client secret of %s; scripts that name %s must use %s.", e.replacing, e.replacing, raw.Name))
+	}
+	showIf(e.nameNote, e.nameNote.Text != "")
+	if e.content != nil {
+		// Messages came and went: lay the form out again around them.
+		e.content.Refresh()
+	}
+	return problems
+}
+
+// updatePreview shows the URLs a connection like raw uses, resolved the way
+// the keeper will: the environment's, with the overrides on top.
+func (e *Editor) updatePreview(p *auth.Preset, raw config.Connection) {
+	var ep auth.Endpoints
+	note := ""
+	if p != nil {
+		overrides := auth.Endpoints{AuthURL: raw.AuthURL, TokenURL: raw.TokenURL, RevokeURL: raw.RevokeURL, APIBase: raw.APIBase, CheckURL: raw.CheckURL, Issuer: raw.Issuer}
+		env := raw.Environment
+		if p.Name == "generic" {
+			env = ""
+		}
+		if resolved, err := p.Resolve(env, overrides); err == nil {
+			ep = resolved
+		}
+		if p.Name != "generic" {
+			note = "All from the " + orDefault(raw.Environment, p.DefaultEnvironment) + " environment: " + strings.ToUpper(p.Name[:1]) + p.Name[1:] + " refuses a mix, with misleading errors."
+			if n := p.Notes[raw.Environment]; n != "" {
+				note += " " + n
+			}
+		}
+	}
+	for key, l := range e.preview {
+		v := endpointField(ep, key)
+		if v == "" {
+			v = "—"
+		}
+		l.SetText(v)
+	}
+	e.previewNote.SetText(note)
+	showIf(e.previewNote, note != "")
+}
+
+func endpointField(ep auth.Endpoints, key string) string {
+	switch key {
+	case "auth_url":
+		return ep.AuthURL
+	case "token_url":
+		return ep.TokenURL
+	case "revoke_url":
+		return ep.RevokeURL
+	case "api_base":
+		return ep.APIBase
+	case "check_url":
+		return ep.CheckURL
+	case "issuer":
+		return ep.Issuer
+	}
+	return ""
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// test signs in with the form as it is, on a keeper of its own whose tokens
+// stay in memory, then calls the API check URL. Nothing is saved: Save
+// keeps the tokens if the form is unchanged by then.
+func (e *Editor) test() {
+	if e.testCancel != nil {
+		e.stopTest()
+		e.setTestStatus("Test stopped.", widget.MediumImportance)
+		return
+	}
+	raw := e.raw()
+	conn, problems := e.check(raw)
+	if len(problems) > 0 {
+		e.showAll = true
+		e.validate()
+		e.setTestStatus("Fix the fields marked above, then test.", widget.DangerImportance)
+		return
+	}
+	typed := e.secret.Text
+	ctx, cancel := context.WithTimeout(e.tray.ctx, auth.DefaultLoginTimeout)
+	e.testCancel = cancel
+	e.tested = nil
+	e.testBtn.SetText("Stop test")
+	e.testBtn.SetIcon(theme.CancelIcon())
+	if conn.Grant == auth.GrantClientCredentials {
+		e.setTestStatus("Asking the token endpoint for a token…", widget.MediumImportance)
+	} else {
+		e.setTestStatus("Waiting for you to sign in in the browser…", widget.MediumImportance)
+	}
+	replacing := e.replacing
+	go func() {
+		defer cancel()
+		store := auth.NewMemoryStore()
+		secret := auth.Secret(typed)
+		if secret == "" && replacing != "" {
+			secret, _ = e.tray.opt.Connections.ClientSecret(ctx, replacing)
+		}
+		if secret != "" {
+			_ = store.SetClientSecret(ctx, conn.Name, secret)
+		}
+		k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: e.tray.opt.Clock,
+			Logger: e.tray.opt.Log, OpenBrowser: e.tray.opt.OpenBrowser})
+		err := k.Login(ctx, auth.LoginOptions{})
+		var check auth.CheckResult
+		var tokens *auth.TokenSet
+		if err == nil {
+			tokens, err = store.LoadTokens(ctx, conn.Name)
+		}
+		if err == nil && conn.Endpoints.CheckURL != "" {
+			check = k.Check(ctx)
+		}
+		st := k.Status()
+		e.tray.onUI(func() {
+			if e.testCancel == nil {
+				return // stopped meanwhile
+			}
+			e.stopTest()
+			switch {
+			case errors.Is(err, context.Canceled):
+				return
+			case err != nil:
+				msg := "Test failed: " + err.Error()
+				if st.Hint != "" {
+					msg += "\nWhat to do: " + st.Hint
+				}
+				e.setTestStatus(msg, widget.DangerImportance)
+			case conn.Endpoints.CheckURL == "":
+				e.tested = &testedSignIn{raw: raw, secret: typed, tokens: tokens}
+				e.setTestStatus("Signed in: the provider issued tokens. (No API check URL is set, so the API was not called.) Save keeps this sign-in.", widget.SuccessImportance)
+			case !check.OK():
+				msg := fmt.Sprintf("Signed in, but the API check failed: %s", check.Error)
+				if check.Hint != "" {
+					msg += "\nWhat to do: " + check.Hint
+				}
+				e.setTestStatus(msg, widget.DangerImportance)
+			default:
+				e.tested = &testedSignIn{raw: raw, secret: typed, tokens: tokens}
+				who := ""
+				if check.Who != "" {
+					who = " as " + check.Who
+				}
+				e.setTestStatus(fmt.Sprintf("Signed in%s; the API answered HTTP %d at %s. Save keeps this sign-in.", who, check.Status, conn.Endpoints.CheckURL), widget.SuccessImportance)
+			}
+		})
+	}()
+}
+
+func (e *Editor) stopTest() {
+	if e.testCancel != nil {
+		e.testCancel()
+		e.testCancel = nil
+	}
+	e.testBtn.SetText("Test sign-in")
+	e.testBtn.SetIcon(theme.LoginIcon())
+}
+
+func (e *Editor) setTestStatus(text string, importance widget.Importance) {
+	e.testStatus.Importance = importance
+	e.testStatus.SetText(text)
+}
+
+// save hands the form to the fleet, which writes the config file and the
+// keyring and runs the connection. The window closes when it is saved.
+func (e *Editor) save() {
+	raw := e.raw()
+	if problems := e.validate(); len(problems) > 0 {
+		e.showAll = true
+		e.validate()
+		return
+	}
+	s := fleet.Save{Replacing: e.replacing, Connection: raw, Secret: auth.Secret(e.secret.Text)}
+	if e.tested != nil && reflect.DeepEqual(e.tested.raw, raw) && e.tested.secret == e.secret.Text {
+		s.Tokens = e.tested.tokens
+	}
+	e.stopTest()
+	e.setBusy(true)
+	e.setTestStatus("Saving…", widget.MediumImportance)
+	path := e.tray.opt.Connections.Config().Path
+	go func() {
+		ctx, cancel := context.WithTimeout(e.tray.ctx, time.Minute)
+		defer cancel()
+		err := e.tray.opt.Connections.Save(ctx, s)
+		e.tray.onUI(func() {
+			e.setBusy(false)
+			var partly *fleet.SavedWithProblems
+			switch {
+			case err == nil:
+				e.tray.logf("%s  saved to %s", raw.Name, path)
+				e.Window.Close()
+			case errors.As(err, &partly):
+				e.tray.logf("%s  saved to %s, with a problem: %v", raw.Name, path, partly.Err)
+				e.setTestStatus(err.Error(), widget.DangerImportance)
+				e.replacing = raw.Name // what follows edits the saved connection
+				e.base = e.tray.opt.Connections.Config().Raw[raw.Name]
+				e.Window.SetTitle(e.title())
+			default:
+				e.setTestStatus("Not saved: "+err.Error(), widget.DangerImportance)
+			}
+		})
+	}()
+}
+
+func (e *Editor) setBusy(busy bool) {
+	for _, b := range []*widget.Button{e.saveBtn, e.testBtn, e.removeBtn} {
+		if b != nil {
+			enableIf(b, !busy)
+		}
+	}
+}
+
+// confirmRemove asks, then signs the connection out and takes it out of
+// the config file. When the provider cannot confirm the sign-out, it asks
+// again whether to forget the tokens here anyway.
+func (e *Editor) confirmRemove() {
+	name := e.replacing
+	dialog.ShowConfirm("Remove "+name+"?",
+		"tokentray revokes its refresh token at the provider, forgets its tokens and client secret,\nand takes it out of the config file. Scripts using "+name+" stop working.",
+		func(ok bool) {
+			if ok {
+				e.remove(name, false)
+			}
+		}, e.Window)
+}
+
+func (e *Editor) remove(name string, localOnly bool) {
+	e.setBusy(true)
+	go func() {
+		ctx, cancel := context.WithTimeout(e.tray.ctx, time.Minute)
+		defer cancel()
+		err := e.tray.opt.Connections.Remove(ctx, name, localOnly)
+		e.tray.onUI(func() {
+			e.setBusy(false)
+			switch {
+			case err == nil:
+				e.tray.logf("%s  removed", name)
+				e.Window.Close()
+			case errors.Is(err, auth.ErrRevokeFailed) && !localOnly:
+				dialog.ShowConfirm("The provider did not confirm the sign-out",
+					err.Error()+"\n\nRemove "+name+" anyway? Its refresh token stays valid at the provider until it expires.",
+					func(ok bool) {
+						if ok {
+							e.remove(name, true)
+						}
+					}, e.Window)
+			default:
+				e.setTestStatus("Not removed: "+err.Error(), widget.DangerImportance)
+			}
+		})
+	}()
+}
