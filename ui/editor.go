@@ -115,7 +115,7 @@ func (t *Tray) EditConnection(name string) {
 	w := t.app.NewWindow(e.title())
 	w.SetIcon(AppIcon)
 	w.SetContent(e.content)
-	w.Resize(fyne.NewSize(760, 820))
+	w.Resize(fyne.NewSize(760, 720)) // fits a 768-pixel-high screen with a panel
 	w.SetOnClosed(func() {
 		e.stopTest()
 		delete(t.editors, name)
@@ -182,7 +182,7 @@ func (e *Editor) build() {
 	e.name.OnChanged = changed("name")
 	e.nameNote = widget.NewLabel("")
 	e.nameNote.Wrapping = fyne.TextWrapWord
-	e.nameNote.Importance = widget.LowImportance
+	e.nameNote.TextStyle.Italic = true
 
 	e.provider = widget.NewSelect(auth.PresetNames(), func(string) { e.providerChanged() })
 	e.environment = widget.NewSelect(nil, func(string) { e.touched["environment"] = true; e.validate() })
@@ -202,7 +202,7 @@ func (e *Editor) build() {
 
 	e.registerFor = widget.NewLabel("")
 	registerRule := widget.NewLabel("It must match character for character: scheme, host, port, path and any trailing slash.")
-	registerRule.Importance = widget.LowImportance
+	registerRule.TextStyle.Italic = true
 	registerRule.Wrapping = fyne.TextWrapWord
 	e.registerURI = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	e.registerURI.Selectable = true
@@ -235,7 +235,7 @@ func (e *Editor) build() {
 	}
 	e.previewNote = widget.NewLabel("")
 	e.previewNote.Wrapping = fyne.TextWrapWord
-	e.previewNote.Importance = widget.LowImportance
+	e.previewNote.TextStyle.Italic = true // notes read in both themes; low importance is too faint in the dark one
 
 	e.envRow = []fyne.CanvasObject{fieldLabel("Environment"), container.NewVBox(e.environment, e.message("environment"))}
 	e.redirectRow = []fyne.CanvasObject{fieldLabel("Redirect URI"), container.NewVBox(e.redirect, e.message("redirect_uri"), e.register)}

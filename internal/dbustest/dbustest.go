@@ -7,6 +7,7 @@ package dbustest
 import (
 	"errors"
 	"fmt"
+	"image"
 	"sync"
 	"time"
 
@@ -211,39 +212,18 @@ func own(conn *dbus.Conn, name string) error {
 // TrayIcon reads a tray item's icon (the largest pixmap) and returns its
 // mean colour over opaque pixels, as red, green, blue in 0..255.
 func TrayIcon(it Item) (r, g, b float64, err error) {
-	conn, err := dbus.ConnectSessionBus()
+	img, err := TrayIconImage(it)
 	if err != nil {
 		return 0, 0, 0, err
-	}
-	defer conn.Close()
-	v, err := conn.Object(it.Service, it.Path).GetProperty("org.kde.StatusNotifierItem.IconPixmap")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	var pixmaps []struct {
-		W, H int32
-		Data []byte
-	}
-	if err := v.Store(&pixmaps); err != nil {
-		return 0, 0, 0, err
-	}
-	if len(pixmaps) == 0 {
-		return 0, 0, 0, errors.New("the item has no icon pixmap")
-	}
-	best := pixmaps[0]
-	for _, p := range pixmaps {
-		if p.W > best.W {
-			best = p
-		}
 	}
 	var n float64
-	for i := 0; i+3 < len(best.Data); i += 4 { // ARGB32, network byte order
-		if best.Data[i] < 200 {
+	for i := 0; i+3 < len(img.Pix); i += 4 {
+		if img.Pix[i+3] < 200 {
 			continue
 		}
-		r += float64(best.Data[i+1])
-		g += float64(best.Data[i+2])
-		b += float64(best.Data[i+3])
+		r += float64(img.Pix[i])
+		g += float64(img.Pix[i+1])
+		b += float64(img.Pix[i+2])
 		n++
 	}
 	if n == 0 {
@@ -252,11 +232,53 @@ func TrayIcon(it Item) (r, g, b float64, err error) {
 	return r / n, g / n, b / n, nil
 }
 
+// TrayIconImage reads a tray item's largest icon pixmap, as a tray host
+// draws it.
+func TrayIconImage(it Item) (*image.NRGBA, error) {
+	conn, err := dbus.ConnectSessionBus()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	v, err := conn.Object(it.Service, it.Path).GetProperty("org.kde.StatusNotifierItem.IconPixmap")
+	if err != nil {
+		return nil, err
+	}
+	var pixmaps []struct {
+		W, H int32
+		Data []byte
+	}
+	if err := v.Store(&pixmaps); err != nil {
+		return nil, err
+	}
+	if len(pixmaps) == 0 {
+		return nil, errors.New("the item has no icon pixmap")
+	}
+	best := pixmaps[0]
+	for _, p := range pixmaps {
+		if p.W > best.W {
+			best = p
+		}
+	}
+	if len(best.Data) < int(best.W*best.H*4) {
+		return nil, fmt.Errorf("a %dx%d pixmap with %d bytes", best.W, best.H, len(best.Data))
+	}
+	img := image.NewNRGBA(image.Rect(0, 0, int(best.W), int(best.H)))
+	for i := 0; i < int(best.W*best.H); i++ { // ARGB32, network byte order
+		a, r, g, b := best.Data[4*i], best.Data[4*i+1], best.Data[4*i+2], best.Data[4*i+3]
+		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = r, g, b, a
+	}
+	return img, nil
+}
+
 // MenuItem is one entry of a tray item's dbusmenu.
 type MenuItem struct {
-	ID       int32
-	Label    string
-	Children []MenuItem
+	ID        int32
+	Label     string
+	Separator bool
+	Checked   bool
+	Disabled  bool
+	Children  []MenuItem
 }
 
 type layout struct {
@@ -292,7 +314,11 @@ func children(l layout) []MenuItem {
 			continue
 		}
 		label, _ := sub.Props["label"].Value().(string)
-		out = append(out, MenuItem{ID: sub.ID, Label: label, Children: children(sub)})
+		kind, _ := sub.Props["type"].Value().(string)
+		toggle, _ := sub.Props["toggle-state"].Value().(int32)
+		enabled, set := sub.Props["enabled"].Value().(bool)
+		out = append(out, MenuItem{ID: sub.ID, Label: label, Separator: kind == "separator", Checked: toggle == 1,
+			Disabled: set && !enabled, Children: children(sub)})
 	}
 	return out
 }
