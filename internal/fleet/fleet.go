@@ -129,7 +129,14 @@ func (f *Fleet) Save(ctx context.Context, s Save) error {
 		return err
 	}
 	name := s.Connection.Name
-	return f.apply(edit.Config, func() error {
+	// A new secret or a test's tokens restart the keeper even when its table
+	// is unchanged: it reads both only when it starts or refreshes, and a
+	// connection that needed a sign-in must show the new one at once.
+	restart := ""
+	if s.Secret != "" || s.Tokens != nil {
+		restart = name
+	}
+	return f.apply(edit.Config, restart, func() error {
 		if err := edit.Write(); err != nil {
 			return err
 		}
@@ -182,7 +189,7 @@ func (f *Fleet) Remove(ctx context.Context, name string, localOnly bool) error {
 			return err
 		}
 	}
-	return f.apply(edit.Config, func() error {
+	return f.apply(edit.Config, "", func() error {
 		if err := edit.Write(); err != nil {
 			return err
 		}
@@ -206,22 +213,22 @@ func (f *Fleet) Reload() error {
 	if err != nil {
 		return err
 	}
-	return f.apply(cfg, func() error { return nil })
+	return f.apply(cfg, "", func() error { return nil })
 }
 
 // apply makes the running set match cfg: keepers whose table is unchanged
-// keep running untouched; the others stop, then between runs (the file
-// and keyring change), then the new ones start. An error from between
+// keep running untouched, except restart's; the others stop, then between
+// runs (the file and keyring change), then the new ones start. An error from between
 // that is not SavedWithProblems means the file is unchanged: the stopped
 // keepers start again as they were.
-func (f *Fleet) apply(cfg *config.Config, between func() error) error {
+func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) error {
 	f.mu.Lock()
 	old := f.cfg
 	keep := map[string]*member{}
 	var stop []*member
 	for _, m := range f.members {
 		raw, still := cfg.Raw[m.keeper.Connection().Name]
-		if still && reflect.DeepEqual(raw, m.raw) && hookFor(cfg, raw) == m.hooks {
+		if still && raw.Name != restart && reflect.DeepEqual(raw, m.raw) && hookFor(cfg, raw) == m.hooks {
 			keep[raw.Name] = m
 		} else {
 			stop = append(stop, m)

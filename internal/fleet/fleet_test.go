@@ -329,3 +329,27 @@ func TestWatchReloadsAFileEditedOnDisk(t *testing.T) {
 	}
 	t.Fatalf("after the edit, running %v", r.names())
 }
+
+func TestANewSecretOrTestedTokensRestartAnUnchangedConnection(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	alpha, beta := r.keeper("alpha"), r.keeper("beta")
+	raw := r.f.Config().Raw["alpha"]
+	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
+	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw, Tokens: tokens}); err != nil {
+		t.Fatal(err)
+	}
+	if r.keeper("alpha") == alpha || r.keeper("beta") != beta {
+		t.Fatal("want alpha restarted, with the tested sign-in, and beta untouched")
+	}
+	if st := waitLoaded(r.keeper("alpha")); st.State != auth.StateConnected {
+		t.Fatalf("alpha is %s after a save with a tested sign-in", st.State)
+	}
+	alpha = r.keeper("alpha")
+	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if r.keeper("alpha") != alpha {
+		t.Fatal("a save that changes nothing restarted the keeper")
+	}
+}
