@@ -24,6 +24,9 @@ func (c CheckResult) OK() bool { return c.Status >= 200 && c.Status < 300 }
 // EventChecked: an API check finished; Status.LastCheck has the result.
 const EventChecked EventKind = "checked"
 
+// checkMinValid is how long the token used for a check must still be valid.
+const checkMinValid = 5 * time.Second
+
 // Check calls the connection's check URL with a valid access token and
 // records the result. It proves more than the token endpoint can: that the
 // token works against the API base, the second of the three URL traps.
@@ -42,7 +45,10 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 	if url == "" {
 		return CheckResult{Time: now, Error: "no check_url is configured", Hint: "Set check_url to a cheap GET that needs the token, e.g. a /me endpoint."}
 	}
-	tok, err := k.Token(ctx, 30*time.Second)
+	// The token only has to outlive one GET. Asking for more would refresh
+	// a token the provider made short on purpose, or fail outright where
+	// its whole lifetime is shorter than what is asked.
+	tok, err := k.Token(ctx, checkMinValid)
 	if err != nil {
 		return CheckResult{Time: now, Error: err.Error()}
 	}

@@ -717,3 +717,24 @@ func TestTokensDeletedFromTheStoreAreWrittenBackBeforeRefreshing(t *testing.T) {
 	}
 	r.noReuse()
 }
+
+func TestCheckWorksWithTokensShorterThanHalfAMinute(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"login": "ada@example.com"}`))
+	}))
+	defer api.Close()
+	r.conn.Endpoints.CheckURL = api.URL + "/me"
+	short := r.store.stored(r.conn.Name)
+	short.ObtainedAt, short.Lifetime = r.clock.Now(), 20*time.Second
+	r.store.put(r.conn.Name, short)
+	r.k = NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
+	calls := len(r.srv.forms)
+	if res := r.k.Check(context.Background()); !res.OK() {
+		t.Fatalf("a check with a fresh 20-second token: %+v", res)
+	}
+	if len(r.srv.forms) != calls {
+		t.Fatal("the check refreshed a token that had 20 s left")
+	}
+}
