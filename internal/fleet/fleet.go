@@ -218,9 +218,9 @@ func (f *Fleet) Reload() error {
 
 // apply makes the running set match cfg: keepers whose table is unchanged
 // keep running untouched, except restart's; the others stop, then between
-// runs (the file and keyring change), then the new ones start. An error from between
-// that is not SavedWithProblems means the file is unchanged: the stopped
-// keepers start again as they were.
+// runs (the file and keyring change), then the new ones start. An error
+// from between that is not SavedWithProblems means the file is unchanged:
+// the stopped keepers start again as they were.
 func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) error {
 	f.mu.Lock()
 	old := f.cfg
@@ -237,8 +237,10 @@ func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) 
 	f.mu.Unlock()
 
 	for _, m := range stop {
-		m.cancel()
-		<-m.done
+		if m.cancel != nil { // nil: the fleet has not started yet
+			m.cancel()
+			<-m.done
+		}
 	}
 	err := between()
 	var partly *SavedWithProblems
@@ -291,9 +293,9 @@ func (f *Fleet) Watch(ctx context.Context, interval time.Duration, problem func(
 		case <-t.C:
 		}
 		f.mu.Lock()
-		same := fileStamp(f.cfg.Path) == f.stamp
+		path, seen := f.cfg.Path, f.stamp
 		f.mu.Unlock()
-		if same {
+		if fileStamp(path) == seen {
 			continue
 		}
 		if err := f.Reload(); err != nil && problem != nil {
