@@ -44,8 +44,9 @@ keeps the connection fresh: in the tray (green icon, live countdown in the dashb
 or in this terminal with --terminal or without a display. Demo tokens stay in memory.
 
 "Break the refresh token" in the tray menu (or --break-after) revokes the grant at the
-demo server, as an admin revoking the app would: watch the next refresh fail and the
-icon turn red, then re-authenticate (tray menu, or Enter in the terminal).`,
+demo server, as an admin revoking the app would. The tray refreshes at once: watch it fail
+and the icon turn red, then re-authenticate (the notification, or the tray menu). In the
+terminal the next scheduled refresh fails; press Enter to sign in again.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.lifetime < time.Second {
@@ -111,7 +112,13 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		ShowURL: func(url string) {
 			fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
 		}})
-	breakItem := fyne.NewMenuItem("Break the refresh token (demo)", srv.BreakRefreshTokens)
+	// Breaking refreshes at once, as a person testing it wants to see the
+	// outcome now, not at the next scheduled refresh up to minutes later.
+	breakNow := func() {
+		srv.BreakRefreshTokens()
+		go func() { _ = k.Refresh(ctx) }() // fails with invalid_grant: the icon turns red
+	}
+	breakItem := fyne.NewMenuItem("Break the refresh token (demo)", breakNow)
 	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
 	f := fleet.New(&config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}, Raw: map[string]config.Connection{}},
 		fleet.Options{Store: store, NewKeeper: func(*config.Config, *auth.Connection) *auth.Keeper { return k }})
@@ -120,7 +127,7 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 			t.ShowDashboard()
 			t.SignIn(conn.Name)
 			if o.breakAfter > 0 {
-				time.AfterFunc(o.breakAfter, srv.BreakRefreshTokens)
+				time.AfterFunc(o.breakAfter, breakNow)
 			}
 		})
 }
