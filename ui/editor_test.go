@@ -323,27 +323,33 @@ func (s *studio) testStatus(e *Editor) (string, widget.Importance, bool) {
 	return e.testStatus.Text, e.testStatus.Importance, e.testCancel == nil
 }
 
-func TestEditorTestSignsInAndSaveKeepsTheSignIn(t *testing.T) {
+// testedEditor is a new-connection editor filled in for a demo provider
+// of its own, with the given client secret, after its Test has finished.
+func testedEditor(t *testing.T, secret string) (*studio, *Editor, *demoprovider.Server, string, widget.Importance) {
+	t.Helper()
 	srv := &demoprovider.Server{AccessTTL: time.Hour}
 	base, err := srv.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	_, c := demoConnection(t, srv, base)
 	s := newStudio(t, sandboxConfig, approve(t))
 	e, _ := s.editor(t, "")
-	fill(e, c, demoprovider.ClientSecret)
-	if p := e.validate(); len(p) > 0 {
-		t.Fatalf("problems: %v", p)
-	}
+	fill(e, c, secret)
 	e.test()
 	var status string
+	var importance widget.Importance
 	waitFor(t, "the test to finish", func() bool {
 		var done bool
-		status, _, done = s.testStatus(e)
+		status, importance, done = s.testStatus(e)
 		return done
 	})
+	return s, e, srv, status, importance
+}
+
+func TestEditorTestSignsInAndSaveKeepsTheSignIn(t *testing.T) {
+	s, e, srv, status, _ := testedEditor(t, demoprovider.ClientSecret)
 	if !strings.Contains(status, "Signed in as demo-user") || !strings.Contains(status, "HTTP 200") {
 		t.Fatalf("test status %q", status)
 	}
@@ -372,24 +378,7 @@ func TestEditorTestSignsInAndSaveKeepsTheSignIn(t *testing.T) {
 }
 
 func TestEditorTestWithAWrongSecretSaysWhy(t *testing.T) {
-	srv := &demoprovider.Server{AccessTTL: time.Hour}
-	base, err := srv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	_, c := demoConnection(t, srv, base)
-	s := newStudio(t, sandboxConfig, approve(t))
-	e, _ := s.editor(t, "")
-	fill(e, c, "wrong-secret")
-	e.test()
-	var status string
-	var importance widget.Importance
-	waitFor(t, "the test to finish", func() bool {
-		var done bool
-		status, importance, done = s.testStatus(e)
-		return done
-	})
+	s, e, _, status, importance := testedEditor(t, "wrong-secret")
 	if !strings.Contains(status, "Test failed") || !strings.Contains(status, "invalid_client") || importance != widget.DangerImportance {
 		t.Fatalf("test status %q", status)
 	}

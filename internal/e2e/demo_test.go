@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,32 +26,7 @@ func TestDemoAsANewUser(t *testing.T) {
 	}
 	defer notifier.Close()
 	display := startXvfb(t)
-	watcher, err := dbustest.StartWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
-
-	demo := exec.Command(h.bin, "demo", "--lifetime", "30s")
-	demo.Env = append(append([]string{}, h.env...), "DISPLAY="+display, "LANG=C.UTF-8", "LIBGL_ALWAYS_SOFTWARE=1")
-	logPath := filepath.Join(h.dir, "demo.log")
-	logFile, _ := os.Create(logPath)
-	demo.Stdout, demo.Stderr = logFile, logFile
-	if err := demo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = demo.Process.Signal(syscall.SIGTERM)
-		_ = demo.Wait()
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("demo output:\n%s", out)
-		}
-	})
-	item, err := watcher.WaitItem(60 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, item := h.startTray(t, display, "demo", "--lifetime", "30s")
 	waitColour(t, item, "green") // the demo opened the browser, and Chromium signed in
 	signedIn := demoStatus(t)
 	time.Sleep(1500 * time.Millisecond)

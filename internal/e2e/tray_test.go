@@ -282,16 +282,17 @@ func waitAlerts(t *testing.T, path, want string) {
 	}
 }
 
-// startTray runs the tokentray tray on display until the test ends (then
-// SIGTERM, which must end it within 15 s) and returns it with its tray item.
-func (h *harness) startTray(t testing.TB, display string) (*exec.Cmd, dbustest.Item) {
+// startTray runs the tokentray tray (`tokentray ARGS`) on display until the
+// test ends (then SIGTERM, which must end it within 15 s) and returns it
+// with its tray item.
+func (h *harness) startTray(t testing.TB, display string, args ...string) (*exec.Cmd, dbustest.Item) {
 	t.Helper()
 	watcher, err := dbustest.StartWatcher()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { watcher.Close() })
-	tray := exec.Command(h.bin)
+	tray := exec.Command(h.bin, args...)
 	tray.Env = append(append([]string{}, h.env...), "DISPLAY="+display, "LANG=C.UTF-8", "LIBGL_ALWAYS_SOFTWARE=1")
 	logPath := filepath.Join(h.dir, "tray.log")
 	logFile, _ := os.Create(logPath)
