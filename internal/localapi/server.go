@@ -34,6 +34,14 @@ type Server struct {
 	srv *http.Server
 }
 
+// keepers is Keepers(), or none when it is not set.
+func (s *Server) keepers() []*auth.Keeper {
+	if s.Keepers == nil {
+		return nil
+	}
+	return s.Keepers()
+}
+
 // Fixed serves the same keepers for the server's whole life.
 func Fixed(keepers ...*auth.Keeper) func() []*auth.Keeper {
 	return func() []*auth.Keeper { return keepers }
@@ -136,7 +144,7 @@ func sameUser(next http.Handler) http.Handler {
 func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 	name := r.PathValue("name")
 	var names []string
-	for _, k := range s.Keepers() {
+	for _, k := range s.keepers() {
 		if k.Connection().Name == name {
 			return k
 		}
@@ -153,7 +161,7 @@ func describe(k *auth.Keeper) Connection {
 }
 
 func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
-	keepers := s.Keepers()
+	keepers := s.keepers()
 	out := make([]Connection, 0, len(keepers))
 	for _, k := range keepers {
 		out = append(out, describe(k))
