@@ -313,14 +313,11 @@ func (e *Editor) load(c config.Connection) {
 	e.clientID.SetText(c.ClientID)
 	e.redirect.SetText(c.RedirectURI)
 	e.scopes.SetText(strings.Join(c.Scopes, " "))
-	values := map[string]string{"auth_url": c.AuthURL, "token_url": c.TokenURL, "revoke_url": c.RevokeURL,
-		"api_base": c.APIBase, "check_url": c.CheckURL, "issuer": c.Issuer}
-	overridden := false
-	for key, v := range values {
-		e.urls[key].SetText(v)
-		overridden = overridden || v != ""
+	overrides := c.Overrides()
+	for _, f := range urlFields {
+		e.urls[f.key].SetText(*endpointField(&overrides, f.key))
 	}
-	e.override.SetChecked(overridden)
+	e.override.SetChecked(overrides != auth.Endpoints{})
 	e.touched = map[string]bool{} // loading is not typing
 	e.secret.SetPlaceHolder("from the provider's developer portal; kept in the keyring")
 }
@@ -387,14 +384,13 @@ func (e *Editor) raw() config.Connection {
 	} else if auth.Grant(c.Grant) == auth.GrantClientCredentials {
 		c.Grant = ""
 	}
-	own := e.usesOwnURLs()
-	for key, dst := range map[string]*string{"auth_url": &c.AuthURL, "token_url": &c.TokenURL, "revoke_url": &c.RevokeURL,
-		"api_base": &c.APIBase, "check_url": &c.CheckURL, "issuer": &c.Issuer} {
-		*dst = ""
-		if own {
-			*dst = strings.TrimSpace(e.urls[key].Text)
+	var overrides auth.Endpoints
+	if e.usesOwnURLs() {
+		for _, f := range urlFields {
+			*endpointField(&overrides, f.key) = strings.TrimSpace(e.urls[f.key].Text)
 		}
 	}
+	c.SetOverrides(overrides)
 	return c
 }
 
@@ -417,7 +413,7 @@ func (e *Editor) check(raw config.Connection) (*auth.Connection, map[string]stri
 	if needSecret && e.secret.Text == "" && !e.hasSecret {
 		who := "this provider"
 		if p != nil && p.Name != "generic" {
-			who = strings.ToUpper(p.Name[:1]) + p.Name[1:]
+			who = providerTitle(p)
 		}
 		if auth.Grant(raw.Grant) == auth.GrantClientCredentials {
 			who = "a service account"
@@ -468,14 +464,16 @@ func (e *Editor) validate() map[string]string {
 	} else {
 		e.urlCard.SetSubTitle("Provider URLs")
 	}
+	var presetURLs auth.Endpoints // what an empty override field leaves in use
+	if preset {
+		presetURLs, _ = p.Resolve(raw.Environment, auth.Endpoints{}) // none for an unknown environment
+	}
 	for _, f := range urlFields {
-		if p != nil {
-			if ep, err := p.Resolve(raw.Environment, auth.Endpoints{}); err == nil && preset {
-				e.urls[f.key].SetPlaceHolder(endpointField(ep, f.key))
-				continue
-			}
+		if hint := *endpointField(&presetURLs, f.key); hint != "" {
+			e.urls[f.key].SetPlaceHolder(hint)
+		} else {
+			e.urls[f.key].SetPlaceHolder(f.help)
 		}
-		e.urls[f.key].SetPlaceHolder(f.help)
 	}
 
 	e.updatePreview(p, raw)
@@ -510,23 +508,22 @@ func (e *Editor) updatePreview(p *auth.Preset, raw config.Connection) {
 	var ep auth.Endpoints
 	note := ""
 	if p != nil {
-		overrides := auth.Endpoints{AuthURL: raw.AuthURL, TokenURL: raw.TokenURL, RevokeURL: raw.RevokeURL, APIBase: raw.APIBase, CheckURL: raw.CheckURL, Issuer: raw.Issuer}
 		env := raw.Environment
 		if p.Name == "generic" {
 			env = ""
 		}
-		if resolved, err := p.Resolve(env, overrides); err == nil {
+		if resolved, err := p.Resolve(env, raw.Overrides()); err == nil {
 			ep = resolved
 		}
 		if p.Name != "generic" {
-			note = "All from the " + orDefault(raw.Environment, p.DefaultEnvironment) + " environment: " + strings.ToUpper(p.Name[:1]) + p.Name[1:] + " refuses a mix, with misleading errors."
+			note = "All from the " + orDefault(raw.Environment, p.DefaultEnvironment) + " environment: " + providerTitle(p) + " refuses a mix, with misleading errors."
 			if n := p.Notes[raw.Environment]; n != "" {
 				note += " " + n
 			}
 		}
 	}
 	for key, l := range e.preview {
-		v := endpointField(ep, key)
+		v := *endpointField(&ep, key)
 		if v == "" {
 			v = "—"
 		}
@@ -536,22 +533,28 @@ func (e *Editor) updatePreview(p *auth.Preset, raw config.Connection) {
 	showIf(e.previewNote, note != "")
 }
 
-func endpointField(ep auth.Endpoints, key string) string {
+// endpointField is the field of ep that the config key names.
+func endpointField(ep *auth.Endpoints, key string) *string {
 	switch key {
 	case "auth_url":
-		return ep.AuthURL
+		return &ep.AuthURL
 	case "token_url":
-		return ep.TokenURL
+		return &ep.TokenURL
 	case "revoke_url":
-		return ep.RevokeURL
+		return &ep.RevokeURL
 	case "api_base":
-		return ep.APIBase
+		return &ep.APIBase
 	case "check_url":
-		return ep.CheckURL
+		return &ep.CheckURL
 	case "issuer":
-		return ep.Issuer
+		return &ep.Issuer
 	}
-	return ""
+	panic("no endpoint field " + key)
+}
+
+// providerTitle is the preset's name as a person writes it: "Procore".
+func providerTitle(p *auth.Preset) string {
+	return strings.ToUpper(p.Name[:1]) + p.Name[1:]
 }
 
 func orDefault(v, def string) string {
@@ -586,7 +589,8 @@ func (e *Editor) test() {
 		return
 	}
 	typed := e.secret.Text
-	ctx, cancel := context.WithTimeout(e.tray.ctx, auth.DefaultLoginTimeout)
+	// Login bounds the wait for the browser itself, on the tray's clock.
+	ctx, cancel := context.WithCancel(e.tray.ctx)
 	e.testCancel = cancel
 	e.tested = nil
 	e.testBtn.SetText("Stop test")

@@ -119,6 +119,9 @@ func TestEditorForANewConnection(t *testing.T) {
 			t.Errorf("an untouched form shows %s: %q", key, l.Text)
 		}
 	}
+	if got := e.urls["api_base"].PlaceHolder; got != "https://api.procore.com" {
+		t.Fatalf("an empty override shows %q; want the preset's URL it leaves in use", got)
+	}
 	e.environment.SetSelected("sandbox")
 	for key, want := range map[string]string{"auth_url": "https://login-sandbox.procore.com/oauth/authorize",
 		"token_url": "https://login-sandbox.procore.com/oauth/token", "api_base": "https://sandbox.procore.com"} {

@@ -47,6 +47,17 @@ type Connection struct {
 	Issuer      string   `toml:"issuer"`
 }
 
+// Overrides are the connection's own URLs, each empty where the preset's
+// is used.
+func (c Connection) Overrides() auth.Endpoints {
+	return auth.Endpoints{AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL, APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer}
+}
+
+// SetOverrides sets the connection's own URLs.
+func (c *Connection) SetOverrides(e auth.Endpoints) {
+	c.AuthURL, c.TokenURL, c.RevokeURL, c.APIBase, c.CheckURL, c.Issuer = e.AuthURL, e.TokenURL, e.RevokeURL, e.APIBase, e.CheckURL, e.Issuer
+}
+
 // Config is a loaded, validated configuration.
 type Config struct {
 	Path        string
@@ -218,7 +229,7 @@ func build(raw Connection) (*auth.Connection, []string) {
 		conn.RefreshAt = auth.DefaultRefreshAt
 	}
 
-	overrides := auth.Endpoints{AuthURL: raw.AuthURL, TokenURL: raw.TokenURL, RevokeURL: raw.RevokeURL, APIBase: raw.APIBase, CheckURL: raw.CheckURL, Issuer: raw.Issuer}
+	overrides := raw.Overrides()
 	for _, f := range []struct{ key, value string }{
 		{"auth_url", raw.AuthURL}, {"token_url", raw.TokenURL}, {"revoke_url", raw.RevokeURL}, {"api_base", raw.APIBase}, {"check_url", raw.CheckURL}, {"issuer", raw.Issuer},
 	} {
