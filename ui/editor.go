@@ -747,6 +747,9 @@ func (e *Editor) remove(name string, localOnly bool) {
 			case err == nil:
 				e.tray.logf("%s  removed", name)
 				e.Window.Close()
+			case errors.As(err, new(*fleet.SavedWithProblems)):
+				e.tray.logf("%s  removed, with a problem: %v", name, err)
+				e.Window.Close() // it is gone: nothing is left to edit
 			case errors.Is(err, auth.ErrRevokeFailed) && !localOnly:
 				dialog.ShowConfirm("The provider did not confirm the sign-out",
 					err.Error()+"\n\nRemove "+name+" anyway? Its refresh token stays valid at the provider until it expires.",

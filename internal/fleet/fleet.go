@@ -155,21 +155,22 @@ func (f *Fleet) Save(ctx context.Context, s Save) error {
 			}
 		}
 		if err := errors.Join(problems...); err != nil {
-			return &SavedWithProblems{Name: name, Err: err}
+			return &SavedWithProblems{Name: name, Done: "is saved in the config file", Err: err}
 		}
 		return nil
 	})
 }
 
-// SavedWithProblems means the config file was written and the connection
-// runs, but something of it could not be put in the keyring.
+// SavedWithProblems means the config file was written and runs, but the
+// keyring could not be brought in line with it.
 type SavedWithProblems struct {
 	Name string
+	Done string // what happened to the file: "is saved in the config file"
 	Err  error
 }
 
 func (e *SavedWithProblems) Error() string {
-	return fmt.Sprintf("%s is saved in the config file, but %v", e.Name, e.Err)
+	return fmt.Sprintf("%s %s, but %v", e.Name, e.Done, e.Err)
 }
 
 func (e *SavedWithProblems) Unwrap() error { return e.Err }
@@ -194,7 +195,7 @@ func (f *Fleet) Remove(ctx context.Context, name string, localOnly bool) error {
 			return err
 		}
 		if err := f.opt.Store.DeleteClientSecret(ctx, name); err != nil && !errors.Is(err, auth.ErrNotStored) {
-			return &SavedWithProblems{Name: name, Err: fmt.Errorf("its client secret is still in the keyring: %w", err)}
+			return &SavedWithProblems{Name: name, Done: "is removed from the config file", Err: fmt.Errorf("its client secret is still in the keyring: %w", err)}
 		}
 		return nil
 	})

@@ -353,3 +353,17 @@ func TestANewSecretOrTestedTokensRestartAnUnchangedConnection(t *testing.T) {
 		t.Fatal("a save that changes nothing restarted the keeper")
 	}
 }
+
+func TestAProblemAfterTheWriteSaysWhatHappenedToTheFile(t *testing.T) {
+	for _, tc := range []struct {
+		err  *SavedWithProblems
+		want string
+	}{
+		{&SavedWithProblems{Name: "a", Done: "is saved in the config file", Err: errors.New("the client secret was not stored")}, "a is saved in the config file, but the client secret was not stored"},
+		{&SavedWithProblems{Name: "b", Done: "is removed from the config file", Err: errors.New("its client secret is still in the keyring")}, "b is removed from the config file, but its client secret is still in the keyring"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("%q, want %q", got, tc.want)
+		}
+	}
+}
