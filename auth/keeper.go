@@ -334,16 +334,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 	for {
 		now := k.opt.Clock.Now()
 		k.mu.Lock()
-		// A kick sent before this look is answered by it: without the drain
-		// every refresh this loop makes would wake it once more. Kicks from
-		// changes are sent under k.mu, so draining here, under it, cannot
-		// miss one that comes after the look.
-		select {
-		case <-k.kick:
-		default:
-		}
-		due := k.nextDueLocked()
-		k.noteExpiryLocked(now)
+		due := k.lookLocked(now)
 		k.mu.Unlock()
 		if !due.IsZero() && !now.Before(due) {
 			if err := k.refresh(ctx, false, 0); err != nil && ctx.Err() == nil {
@@ -365,6 +356,26 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case <-k.opt.Clock.After(wait):
 		}
 	}
+}
+
+// lookLocked is the scheduler's look at the connection: it announces an
+// access token that expired while degraded and returns when to act next.
+//
+// A kick sent before or during this look is answered by it, so it is drained
+// last: without the drain every refresh this loop makes would wake it once
+// more, and drained before noteExpiryLocked the loop's own access_expired
+// event would wake it once more. Such a spurious wake-up re-reads the clock
+// and re-parks; a test (or anything) that moves the clock in between sees a
+// park with no refresh at a due point. Kicks from changes are sent under
+// k.mu, so draining here, under it, cannot miss one that comes after the look.
+func (k *Keeper) lookLocked(now time.Time) time.Time {
+	due := k.nextDueLocked()
+	k.noteExpiryLocked(now)
+	select {
+	case <-k.kick:
+	default:
+	}
+	return due
 }
 
 // Wake tells the scheduler that the machine has just resumed from suspend:

@@ -738,3 +738,31 @@ func TestCheckWorksWithTokensShorterThanHalfAMinute(t *testing.T) {
 		t.Fatal("the check refreshed a token that had 20 s left")
 	}
 }
+
+// The scheduler's own access_expired announcement must not wake it again. A
+// spurious wake-up re-reads the clock and parks once more without refreshing;
+// on a busy machine the soak moved the clock between the two looks and saw a
+// due point with no refresh ("0 token calls at one due point").
+func TestTheSchedulersOwnExpiryNoticeDoesNotWakeIt(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.srv.then(replyUnavailable)
+	r.clock.Advance(89 * time.Minute)
+	if err := r.k.Refresh(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("refresh: %v", err)
+	}
+	r.clock.Advance(2 * time.Minute) // the access token has expired
+	select {
+	case <-r.k.kick: // the failed refresh's own kick, answered by the look below
+	default:
+	}
+	r.k.mu.Lock()
+	r.k.lookLocked(r.clock.Now())
+	r.k.mu.Unlock()
+	r.waitFor(EventAccessExpired, "")
+	select {
+	case <-r.k.kick:
+		t.Fatal("the look's own access_expired event left a kick that wakes the scheduler again")
+	default:
+	}
+}
