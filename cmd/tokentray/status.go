@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,6 +43,7 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var unread unreadStores
 			for _, conn := range e.cfg.Connections {
 				if asked {
 					break
@@ -48,6 +51,7 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 				st := auth.Status{Name: conn.Name, State: "unknown"}
 				if k, err := e.keeper(cmd.Context(), conn.Name); err != nil {
 					st.LastError = err.Error()
+					unread.add(conn.Name, err)
 				} else {
 					st = k.Status()
 				}
@@ -59,18 +63,74 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 				}
 				enc := json.NewEncoder(e.streams.out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(all)
+				if err := enc.Encode(all); err != nil {
+					return err
+				}
+				return unread.err()
 			}
 			if len(all) == 0 {
 				fmt.Fprintf(e.streams.out, "No connections in %s yet (see the README's Config section).\n", e.cfg.Path)
 				return nil
 			}
 			printStatus(e, all)
-			return nil
+			return unread.err()
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// unreadStores are the connections whose stored state status could not
+// read. status prints every connection first, then fails with exit 1 (the
+// README's contract for an unavailable keyring), naming a cause they share,
+// such as no session bus, once rather than per connection.
+type unreadStores struct {
+	names []string
+	errs  []error
+}
+
+func (u *unreadStores) add(name string, err error) {
+	u.names = append(u.names, name)
+	u.errs = append(u.errs, err)
+}
+
+func (u *unreadStores) err() error {
+	switch len(u.errs) {
+	case 0:
+		return nil
+	case 1:
+		return u.errs[0] // it names its connection
+	}
+	if cause := commonCause(u.errs); cause != nil {
+		return fmt.Errorf("could not read the stored state of %s: %w", strings.Join(u.names, ", "), cause)
+	}
+	return errors.Join(u.errs...)
+}
+
+// commonCause is the outermost error in errs[0]'s chain that every other
+// error's chain holds too (by its text): the part without the connection's
+// name. A bare sentinel at the chain's end ("keyring unavailable") is a
+// category, not a cause, and does not count.
+func commonCause(errs []error) error {
+	for c := errs[0]; errors.Unwrap(c) != nil; c = errors.Unwrap(c) {
+		shared := true
+		for _, other := range errs[1:] {
+			shared = shared && hasText(other, c.Error())
+		}
+		if shared {
+			return c
+		}
+	}
+	return nil
+}
+
+func hasText(err error, text string) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == text {
+			return true
+		}
+	}
+	return false
 }
 
 func printStatus(e *env, all []statusJSON) {

@@ -9,7 +9,9 @@
 // still land late, but never after a write made later. Large values are
 // split into chunks written under a fresh generation before the header that
 // points to them, so a crash mid-write leaves the previous value readable.
-// There is never a fallback to a file.
+// There is never a fallback to a file. On the Secret Service, a call with no
+// session bus, or no Secret Service on it, fails at once: go-keyring would
+// start daemons (dbus-launch, D-Bus activation) that outlive the process.
 package secretstore
 
 import (
@@ -42,29 +44,50 @@ type Backend interface {
 	Delete(service, user string) error
 }
 
-// GoKeyring is the OS keyring through go-keyring.
+// GoKeyring is the OS keyring through go-keyring. Where that is the Secret
+// Service, every call first checks that one is there to answer
+// (checkSecretService): go-keyring, finding none, would start daemons.
 type GoKeyring struct{}
 
 func (GoKeyring) Get(service, user string) (string, error) {
 	var v string
-	err := onLiveBus(func() (err error) { v, err = gokeyring.Get(service, user); return err }, dropSharedBus)
+	err := onLiveBus(func() (err error) {
+		if err := checkSecretService(); err != nil {
+			return err
+		}
+		v, err = gokeyring.Get(service, user)
+		return err
+	}, dropSharedBus)
 	return v, err
 }
 
 func (GoKeyring) Set(service, user, value string) error {
 	if len(value) > largeValue {
 		// Sent again it would only break the new connection too.
-		err := gokeyring.Set(service, user, value)
+		err := checkSecretService()
+		if err == nil {
+			err = gokeyring.Set(service, user, value)
+		}
 		if brokenBus(err) {
 			dropSharedBus()
 		}
 		return err
 	}
-	return onLiveBus(func() error { return gokeyring.Set(service, user, value) }, dropSharedBus)
+	return onLiveBus(func() error {
+		if err := checkSecretService(); err != nil {
+			return err
+		}
+		return gokeyring.Set(service, user, value)
+	}, dropSharedBus)
 }
 
 func (GoKeyring) Delete(service, user string) error {
-	return onLiveBus(func() error { return gokeyring.Delete(service, user) }, dropSharedBus)
+	return onLiveBus(func() error {
+		if err := checkSecretService(); err != nil {
+			return err
+		}
+		return gokeyring.Delete(service, user)
+	}, dropSharedBus)
 }
 
 // onLiveBus runs a keyring call and, when it failed because the session bus
@@ -335,6 +358,11 @@ func (s *Store) wrap(op, key string, err error) error {
 		return fmt.Errorf("keyring item %q in service %q: %w", key, s.Service, ErrNotFound)
 	case errors.Is(err, gokeyring.ErrSetDataTooBig):
 		return fmt.Errorf("%w: %s %q: the value is too large for this platform's keyring (lower the chunk size)", ErrUnavailable, op, key)
+	case errors.Is(err, ErrUnavailable):
+		// The backend's own diagnosis of the session (no bus, no Secret
+		// Service) says what to do. It is the same for every item and names
+		// none, so that a caller failing on several says it once.
+		return err
 	}
 	msg := err.Error()
 	hint := ""
