@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -34,7 +36,7 @@ type Connection struct {
 	Grant       string   `toml:"grant"`
 	ClientID    string   `toml:"client_id"`
 	RedirectURI string   `toml:"redirect_uri"`
-	Scopes      []string `toml:"scopes"`
+	Scopes      Scopes   `toml:"scopes"`
 	RefreshAt   *float64 `toml:"refresh_at"`
 	ExportFile  string   `toml:"export_file"`
 	TokenEnv    string   `toml:"token_env"`
@@ -45,6 +47,74 @@ type Connection struct {
 	APIBase     string   `toml:"api_base"`
 	CheckURL    string   `toml:"check_url"`
 	Issuer      string   `toml:"issuer"`
+	// AuthMethod is token_endpoint_auth_method (RFC 7591's values).
+	AuthMethod  string `toml:"token_endpoint_auth_method"`
+	AuthParams  Params `toml:"auth_params"`
+	TokenParams Params `toml:"token_params"`
+}
+
+// Params are extra request parameters: a TOML table of strings.
+type Params map[string]string
+
+// UnmarshalTOML accepts a table whose values are strings.
+func (p *Params) UnmarshalTOML(v any) error {
+	table, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("a %s is not valid here; write a table of strings, e.g. { audience = \"https://api.example.com\" }", tomlType(v))
+	}
+	out := Params{}
+	for k, e := range table {
+		str, ok := e.(string)
+		if !ok {
+			return fmt.Errorf("%s is a %s; every value must be a string in quotes, e.g. %s = \"…\"", k, tomlType(e), k)
+		}
+		out[k] = str
+	}
+	*p = out
+	return nil
+}
+
+// tomlType names the type of a decoded TOML value as a person would.
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case int64, float64:
+		return "number"
+	case bool:
+		return "true/false value"
+	case []any, []map[string]any:
+		return "list"
+	case map[string]any:
+		return "table"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// Scopes are the scopes to ask for: a TOML array of strings, or one string
+// of scopes separated by spaces, as OAuth itself writes them ("openid
+// offline_access").
+type Scopes []string
+
+// UnmarshalTOML accepts both spellings.
+func (s *Scopes) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*s = strings.Fields(v)
+		return nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			str, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("%v is a %s, not a scope; write scopes = [\"openid\", \"offline_access\"] or scopes = \"openid offline_access\"", e, tomlType(e))
+			}
+			out = append(out, strings.Fields(str)...)
+		}
+		*s = out
+		return nil
+	}
+	return fmt.Errorf("a %s is not a list of scopes; write scopes = [\"openid\", \"offline_access\"] or scopes = \"openid offline_access\"", tomlType(v))
 }
 
 // Overrides are the connection's own URLs, each empty where the preset's
@@ -136,9 +206,13 @@ func Parse(path string, b []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s: line %d: %s (TOML syntax)", path, pe.Position.Line, pe.Message)
+			if key := pe.LastKey[strings.LastIndex(pe.LastKey, ".")+1:]; slices.Contains([]string{"scopes", "auth_params", "token_params"}, key) && !strings.Contains(pe.Message, "expected") {
+				// A value that the field's own UnmarshalTOML refused.
+				return nil, &ValidationError{Path: path, Problems: []string{where(b, pe.Position.Line) + ": " + key + ": " + pe.Message}}
+			}
+			return nil, &ValidationError{Path: path, Problems: []string{fmt.Sprintf("line %d: %s (TOML syntax)", pe.Position.Line, pe.Message)}}
 		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, &ValidationError{Path: path, Problems: []string{decodeProblem(b, err)}}
 	}
 	cfg := &Config{Path: path, OnAlert: f.OnAlert, Raw: map[string]Connection{}}
 	for _, key := range md.Undecoded() {
@@ -174,7 +248,79 @@ func Parse(path string, b []byte) (*Config, error) {
 
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
-		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer"}
+		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer",
+		"token_endpoint_auth_method", "auth_params", "token_params"}
+}
+
+// typeErrorRE matches the TOML decoder's message for a value of the wrong type.
+var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (?:incompatible types: TOML value has type (\w+); destination has type \w+|(.*))$`)
+
+// keyExamples show each key's type by example, for a value of the wrong type.
+var keyExamples = map[string]string{
+	"refresh_at":   "a number between 0 and 1, e.g. refresh_at = 0.8",
+	"scopes":       `a list or one string, e.g. scopes = ["openid", "offline_access"] or scopes = "openid offline_access"`,
+	"auth_params":  `a table of strings, e.g. auth_params = { audience = "https://api.example.com", prompt = "consent" }`,
+	"token_params": `a table of strings, e.g. token_params = { resource = "https://api.example.com" }`,
+	"connection":   "[[connection]] tables, one per connection (see the README's Config section)",
+}
+
+// decodeProblem turns a decoder error into a problem that names the
+// connection, the key and the fix.
+func decodeProblem(b []byte, err error) string {
+	m := typeErrorRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err.Error()
+	}
+	line, _ := strconv.Atoi(m[1])
+	key := m[2][strings.LastIndex(m[2], ".")+1:]
+	if m[4] != "" { // a type's own UnmarshalTOML said what is wrong
+		return where(b, line) + ": " + key + ": " + m[4]
+	}
+	want, ok := keyExamples[key]
+	if !ok {
+		want = fmt.Sprintf(`a string in quotes, e.g. %s = "…"`, key)
+	}
+	got := map[string]string{"int64": "number", "float64": "number", "bool": "true/false value", "slice": "list", "map": "table"}[m[3]]
+	if got == "" {
+		got = m[3]
+	}
+	return fmt.Sprintf("%s: %s: a %s is not valid here; write %s", where(b, line), key, got, want)
+}
+
+// where names line n of the config text b and the connection it is in.
+func where(b []byte, n int) string {
+	w := fmt.Sprintf("line %d", n)
+	if name := connectionAt(string(b), n); name != "" {
+		w += fmt.Sprintf(": connection %q", name)
+	}
+	return w
+}
+
+// connectionAt is the name of the [[connection]] table that holds line n
+// (1-based) of text, if it has one.
+func connectionAt(text string, n int) string {
+	lines := strings.Split(text, "\n")
+	name := ""
+	for i := 0; i < n && i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		switch {
+		case strings.HasPrefix(l, "[[connection]]"):
+			name = ""
+			for _, next := range lines[i+1:] {
+				next = strings.TrimSpace(next)
+				if strings.HasPrefix(next, "[") {
+					break
+				}
+				if k, v, ok := strings.Cut(next, "="); ok && strings.TrimSpace(k) == "name" {
+					name = strings.Trim(strings.TrimSpace(stripComment(v)), `"'`)
+					break
+				}
+			}
+		case strings.HasPrefix(l, "[") && !strings.HasPrefix(l, "[connection."):
+			name = ""
+		}
+	}
+	return name
 }
 
 // build validates one connection table.
@@ -188,7 +334,14 @@ func build(raw Connection) (*auth.Connection, []string) {
 		add("name: %q may contain only letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", raw.Name)
 	}
 
-	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment}
+	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment,
+		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams}
+
+	if raw.AuthMethod != "" && !slices.Contains(auth.AuthMethods, raw.AuthMethod) {
+		add("token_endpoint_auth_method: %q is not one tokentray speaks; use %s (the method the client is registered with at the provider)", raw.AuthMethod, strings.Join(auth.AuthMethods, ", "))
+	}
+	errs = append(errs, checkParams("auth_params", raw.AuthParams, reservedAuthParams)...)
+	errs = append(errs, checkParams("token_params", raw.TokenParams, reservedTokenParams)...)
 
 	preset, ok := auth.LookupPreset(raw.Provider)
 	switch {
@@ -257,11 +410,13 @@ func build(raw Connection) (*auth.Connection, []string) {
 			}
 		}
 		if preset.Name == "generic" {
-			if conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" {
-				add("auth_url: missing; the generic provider needs the authorization endpoint's URL")
+			// With an issuer, its metadata supplies what is not set here.
+			conn.Discover = raw.Issuer != ""
+			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" {
+				add("auth_url: missing; set issuer (the server's URL, to discover its endpoints) or auth_url (the authorization endpoint)")
 			}
-			if raw.TokenURL == "" {
-				add("token_url: missing; the generic provider needs the token endpoint's URL")
+			if !conn.Discover && raw.TokenURL == "" {
+				add("token_url: missing; set issuer (the server's URL, to discover its endpoints) or token_url (the token endpoint)")
 			}
 		}
 	}
@@ -278,6 +433,38 @@ func build(raw Connection) (*auth.Connection, []string) {
 		}
 	}
 	return conn, errs
+}
+
+// Parameters that OAuth itself sets: an extra parameter must not replace
+// them (the state, PKCE, the grant), or tokentray could not keep its word.
+var (
+	reservedAuthParams  = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+	reservedTokenParams = []string{"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "client_id", "client_secret", "scope"}
+)
+
+func checkParams(key string, params map[string]string, reserved []string) []string {
+	var errs []string
+	names := make([]string, 0, len(params))
+	for name := range params {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		switch {
+		case name == "":
+			errs = append(errs, key+": a parameter has an empty name")
+		case slices.Contains(reserved, name):
+			errs = append(errs, fmt.Sprintf("%s: %q is set by tokentray itself (OAuth defines it); remove it%s", key, name, scopeNote(name)))
+		}
+	}
+	return errs
+}
+
+func scopeNote(name string) string {
+	if name == "scope" {
+		return ", and list the scopes in scopes = [...]"
+	}
+	return ""
 }
 
 // crossEnvironment refuses an override that points at another environment's

@@ -87,6 +87,13 @@ redirect_uri = "http://localhost:1/cb"`, []string{"auth_url: missing", "token_ur
 		{"relative export file", base(`export_file = "token.json"`), []string{"export_file", "absolute path"}},
 		{"bad token_env", base(`token_env = "MY-TOKEN"`), []string{"token_env", "environment variable name"}},
 		{"syntax", "[[connection]\nname=", []string{"line", "TOML syntax"}},
+		{"a number where a string belongs", base("") + "[[connection]]\nname = \"n\"\nprovider = 3\n", []string{"line 8", `connection "n"`, "provider", "a number is not valid", `provider = "`}},
+		{"a string where a number belongs", base(`refresh_at = "0.8"`), []string{"line 6", `connection "p"`, "refresh_at", "refresh_at = 0.8"}},
+		{"scopes of numbers", base("scopes = [1, 2]"), []string{`connection "p"`, "scopes", "is a number, not a scope", `scopes = "openid offline_access"`}},
+		{"unknown auth method", base(`token_endpoint_auth_method = "private_key_jwt"`), []string{"token_endpoint_auth_method", "client_secret_basic, client_secret_post, none"}},
+		{"auth_params that replace OAuth's own", base(`auth_params = { state = "x", prompt = "consent" }`), []string{"auth_params", `"state" is set by tokentray itself`}},
+		{"token_params that replace OAuth's own", base(`token_params = { grant_type = "password" }`), []string{"token_params", `"grant_type"`}},
+		{"auth_params not a table", base(`auth_params = "audience=x"`), []string{"auth_params", "a table of strings"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,5 +160,50 @@ func TestREADMEAlertExamplesParse(t *testing.T) {
 	}
 	if n < 2 {
 		t.Fatalf("found %d on_alert examples in the README, want 2", n)
+	}
+}
+
+func TestTypeErrorsAreConfigErrors(t *testing.T) {
+	_, err := Parse("c.toml", []byte("[[connection]]\nname = \"a\"\nrefresh_at = \"soon\"\n"))
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("a value of the wrong type must be a ValidationError (exit 2), got %T %v", err, err)
+	}
+}
+
+func TestScopesAsOneStringAsOAuthWritesThem(t *testing.T) {
+	for _, scopes := range []string{`"openid offline_access  profile"`, `["openid", "offline_access", "profile"]`, `["openid offline_access", "profile"]`} {
+		cfg, err := Parse("c.toml", []byte(good+"scopes = "+scopes+"\n"))
+		if err != nil {
+			t.Fatalf("scopes = %s: %v", scopes, err)
+		}
+		c, _ := cfg.Lookup("local")
+		if strings.Join(c.Scopes, "|") != "openid|offline_access|profile" {
+			t.Fatalf("scopes = %s gave %q", scopes, c.Scopes)
+		}
+	}
+}
+
+func TestGenericWithAnIssuerAloneDiscovers(t *testing.T) {
+	cfg, err := Parse("c.toml", []byte(`[[connection]]
+name = "hydra"
+provider = "generic"
+issuer = "https://auth.example.com/"
+client_id = "x"
+redirect_uri = "http://localhost:8765/callback"
+token_endpoint_auth_method = "client_secret_post"
+auth_params = { audience = "https://api.example.com", prompt = "consent" }
+token_params = { resource = "https://api.example.com" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) > 0 {
+		t.Fatalf("warnings: %v", cfg.Warnings)
+	}
+	c, _ := cfg.Lookup("hydra")
+	if !c.Discover || c.Endpoints.Issuer != "https://auth.example.com/" || c.AuthMethod != "client_secret_post" ||
+		c.AuthParams["audience"] != "https://api.example.com" || c.TokenParams["resource"] != "https://api.example.com" {
+		t.Fatalf("connection: %+v", c)
 	}
 }
