@@ -22,6 +22,21 @@ const (
 // it is refreshed.
 const DefaultRefreshAt = 0.8
 
+// Client authentication methods at the token endpoint, as RFC 7591 names
+// them (token_endpoint_auth_method).
+const (
+	// AuthMethodBasic sends the client id and secret in an HTTP Basic
+	// Authorization header. RFC 6749 §2.3.1 makes every server support it.
+	AuthMethodBasic = "client_secret_basic"
+	// AuthMethodPost sends them in the form body.
+	AuthMethodPost = "client_secret_post"
+	// AuthMethodNone sends only the client id: a public client.
+	AuthMethodNone = "none"
+)
+
+// AuthMethods lists the methods tokentray speaks.
+var AuthMethods = []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone}
+
 // Connection is one configured OAuth connection, validated.
 type Connection struct {
 	Name        string
@@ -33,20 +48,69 @@ type Connection struct {
 	Scopes      []string
 	RefreshAt   float64
 	Endpoints   Endpoints
+	// AuthMethod is how the client authenticates at the token and
+	// revocation endpoints: set in the config or by the preset, else taken
+	// from the issuer's metadata; empty means client_secret_basic with a
+	// client secret and none without.
+	AuthMethod string
+	// AuthMethodsSupported are the methods the server lists in its
+	// metadata, when discovered: named in the hint of an invalid_client.
+	AuthMethodsSupported []string
+	// Discover fills the endpoints the connection does not set from the
+	// metadata of Endpoints.Issuer (RFC 8414 / OpenID Connect Discovery).
+	Discover bool
+	// AuthParams are extra parameters of the authorization request
+	// (audience, prompt, access_type, resource, …).
+	AuthParams map[string]string
+	// TokenParams are extra parameters of every token request: the code
+	// exchange, each refresh and client credentials.
+	TokenParams map[string]string
 }
 
-// oauthConfig builds the x/oauth2 configuration with the explicit client
-// authentication style of the provider.
-func (c *Connection) oauthConfig(secret string) *oauth2.Config {
+// authMethod is the method used with secret: the connection's own, the
+// preset's, or client_secret_basic when a secret is stored and none when not.
+func (c *Connection) authMethod(secret Secret) string {
+	switch {
+	case c.AuthMethod != "":
+		return c.AuthMethod
+	case c.Provider != nil && c.Provider.AuthMethod != "":
+		return c.Provider.AuthMethod
+	case secret == "":
+		return AuthMethodNone
+	}
+	return AuthMethodBasic
+}
+
+// SecretRequired reports whether the client cannot authenticate without a
+// stored client secret: a preset that says so, a service account, or a
+// confidential method set explicitly.
+func (c *Connection) SecretRequired() bool {
+	return (c.Provider != nil && c.Provider.SecretRequired) || c.Grant == GrantClientCredentials ||
+		c.AuthMethod == AuthMethodBasic || c.AuthMethod == AuthMethodPost
+}
+
+// oauthConfig builds the x/oauth2 configuration with an explicit client
+// authentication style: never auto-detection, which retries a refused
+// refresh with the other style and so presents a single-use refresh token
+// twice.
+func (c *Connection) oauthConfig(secret Secret) *oauth2.Config {
+	style := oauth2.AuthStyleInParams
+	method := c.authMethod(secret)
+	switch method {
+	case AuthMethodBasic:
+		style = oauth2.AuthStyleInHeader
+	case AuthMethodNone:
+		secret = "" // a public client sends only its id
+	}
 	return &oauth2.Config{
 		ClientID:     c.ClientID,
-		ClientSecret: secret,
+		ClientSecret: secret.Reveal(),
 		RedirectURL:  c.RedirectURI.Raw,
 		Scopes:       c.Scopes,
 		Endpoint: oauth2.Endpoint{
 			AuthURL:   c.Endpoints.AuthURL,
 			TokenURL:  c.Endpoints.TokenURL,
-			AuthStyle: c.Provider.AuthStyle,
+			AuthStyle: style,
 		},
 	}
 }

@@ -177,7 +177,7 @@ func diagnose(te *TokenError, conn *Connection) string {
 				"registered in the Developer Portal (port, path and trailing slash must match exactly)." + urls
 		}
 		return "The provider did not accept the client: check the client id, the client secret (`tokentray secret " + connName(conn) + "`), " +
-			"and that the token URL belongs to the same environment as the client." + urls
+			"and that the token URL belongs to the same environment as the client." + methodHint(te, conn) + urls
 	case "invalid_grant":
 		switch te.Op {
 		case "code exchange":
@@ -199,6 +199,41 @@ func diagnose(te *TokenError, conn *Connection) string {
 		return "The token endpoint could not be reached: check the network, a proxy, or the token URL (" + tokenURL(conn) + ")."
 	}
 	return ""
+}
+
+// methodHint says which client authentication method was used, and which
+// one the server asked for when its error text names one: servers register
+// confidential clients with one method and refuse the other.
+func methodHint(te *TokenError, conn *Connection) string {
+	if conn == nil || (conn.Provider != nil && conn.Provider.AuthMethod != "") {
+		return "" // the preset's method is the provider's documented one
+	}
+	used := conn.AuthMethod
+	if used == "" {
+		used = AuthMethodBasic + " (the default with a client secret)"
+	}
+	desc := strings.ToLower(te.Description)
+	var named []string
+	for _, m := range AuthMethods {
+		if m != conn.AuthMethod && strings.Contains(desc, m) {
+			named = append(named, m)
+		}
+	}
+	switch {
+	case len(named) == 1:
+		return " The server's answer names " + named[0] + ": this connection sent " + used + "; set token_endpoint_auth_method = \"" + named[0] + "\" in its config table."
+	case strings.Contains(desc, "auth") && (strings.Contains(desc, "method") || strings.Contains(desc, "mechanism")):
+		return " The server's answer points at the client authentication method: this connection sent " + used + "; set token_endpoint_auth_method to the method the client is registered with" +
+			supported(conn) + "."
+	}
+	return " This connection authenticates with " + used + supported(conn) + "; if the client is registered with another method, set token_endpoint_auth_method."
+}
+
+func supported(conn *Connection) string {
+	if len(conn.AuthMethodsSupported) == 0 {
+		return ""
+	}
+	return " (the server supports " + strings.Join(conn.AuthMethodsSupported, ", ") + ")"
 }
 
 func connName(c *Connection) string {

@@ -48,6 +48,18 @@ type oauthServer struct {
 	lifetime  int
 	forms     []map[string]string
 	authorize func(w http.ResponseWriter, r *http.Request) // optional override
+	method    string                                       // the client authentication method it accepts; any when empty
+}
+
+// clientAuthMethod names how the request authenticates its client.
+func clientAuthMethod(r *http.Request) string {
+	if _, _, ok := r.BasicAuth(); ok {
+		return AuthMethodBasic
+	}
+	if r.PostForm.Get("client_secret") != "" {
+		return AuthMethodPost
+	}
+	return AuthMethodNone
 }
 
 func newOAuthServer(t *testing.T) *oauthServer {
@@ -136,12 +148,24 @@ func (s *oauthServer) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost { // a sign-in's check that the endpoint answers
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	if _, _, basic := r.BasicAuth(); basic {
-		s.t.Errorf("client authenticated with Basic auth; the provider's style is in the form body")
+	s.mu.Lock()
+	method := s.method
+	s.mu.Unlock()
+	if used := clientAuthMethod(r); method != "" && used != method {
+		// As fosite (Ory Hydra) words it.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": fmt.Sprintf(
+			"Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method). The OAuth 2.0 Client supports client authentication method '%s', but method '%s' was requested.", method, used)})
+		return
 	}
 	s.mu.Lock()
 	form := map[string]string{}

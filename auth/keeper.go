@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +25,11 @@ const (
 	StateDegraded     State = "degraded"
 	StateNeedsReauth  State = "needs_reauth"
 	StateDisconnected State = "disconnected"
+	// StateClientRefused: the provider refused the client (invalid_client,
+	// unauthorized_client, …): its id, secret or authentication method is
+	// wrong. The refresh token is kept: it is still good once the client
+	// settings are fixed, so no sign-in is needed then.
+	StateClientRefused State = "client_refused"
 )
 
 // EventKind names what happened.
@@ -71,6 +78,9 @@ type Status struct {
 	Hint              string    `json:"hint,omitempty"`
 	// LastCheck is the last "who am I" call against the API, if any.
 	LastCheck *CheckResult `json:"last_check,omitempty"`
+	// Endpoints are the URLs in use, including those discovered from the
+	// issuer once its metadata was read.
+	Endpoints Endpoints `json:"endpoints"`
 }
 
 // KeeperOptions are a Keeper's dependencies. Store and Locker are required.
@@ -133,6 +143,10 @@ type Keeper struct {
 	// kick wakes the scheduler when the tokens or the state change (a
 	// sign-in, a refresh by a caller), so it recomputes its next deadline.
 	kick chan struct{}
+	// metadata is the issuer's, for a connection that discovers its
+	// endpoints, and when it was fetched.
+	metadata   *Metadata
+	metadataAt time.Time
 }
 
 type flight struct {
@@ -173,6 +187,17 @@ func (k *Keeper) Load(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ErrNotStored) {
 		return err
 	}
+	if t != nil && t.RefusedClient != "" {
+		// Refused earlier: if the client settings changed since (a new
+		// secret, client id or method), the kept refresh token gets its try.
+		if secret, err := k.opt.Store.ClientSecret(ctx, k.conn.Name); err == nil || errors.Is(err, ErrNotStored) {
+			if k.clientFingerprint(secret) != t.RefusedClient {
+				fixed := *t
+				fixed.RefusedClient = ""
+				t = &fixed
+			}
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.loaded = true
@@ -180,23 +205,37 @@ func (k *Keeper) Load(ctx context.Context) error {
 	return nil
 }
 
-// adoptLocked takes t (possibly nil) as the saved token set and derives the state.
+// adoptLocked takes t (possibly nil) as the saved token set and derives the
+// state, including the outcome of the last refresh as recorded in the store
+// by whichever process made it.
 func (k *Keeper) adoptLocked(t *TokenSet) {
 	k.token = t
+	now := k.opt.Clock.Now()
 	switch {
 	case t == nil:
 		k.setStateLocked(StateDisconnected)
 	case t.Dead:
-		k.errText, k.hint = t.LastError, "Sign in again with `tokentray login "+k.conn.Name+"`."
+		k.errText, k.hint = t.LastError, signInHint(k.conn)
 		k.setStateLocked(StateNeedsReauth)
-	case t.RefreshToken == "" && k.conn.Grant != GrantClientCredentials && !t.ValidFor(k.opt.Clock.Now(), 0):
-		k.errText, k.hint = "the access token expired and there is no refresh token", "Sign in again with `tokentray login "+k.conn.Name+"`."
+	case t.RefusedClient != "":
+		k.errText, k.hint = t.LastError, t.LastHint
+		k.setStateLocked(StateClientRefused)
+	case t.RefreshToken == "" && k.conn.Grant != GrantClientCredentials && !t.ValidFor(now, 0):
+		k.errText, k.hint = "the access token expired and there is no refresh token", signInHint(k.conn)
 		k.setStateLocked(StateNeedsReauth)
+	case t.failedLast():
+		k.errText, k.hint = t.LastError, t.LastHint
+		k.retryAt = t.RetryAt
+		k.setStateLocked(StateDegraded)
 	default:
 		if k.state != StateDegraded {
 			k.setStateLocked(StateConnected)
 		}
 	}
+}
+
+func signInHint(c *Connection) string {
+	return "Sign in again with `tokentray login " + c.Name + "`."
 }
 
 // Subscribe returns a channel of the keeper's events and a function that ends
@@ -247,15 +286,20 @@ func (k *Keeper) setStateLocked(s State) {
 	k.emitLocked(Event{Kind: EventState, From: from, To: s, Error: k.errTextIfBad(s), Hint: k.hintIfBad(s)})
 }
 
+// bad reports whether s carries an error and advice for a person.
+func bad(s State) bool {
+	return s == StateDegraded || s == StateNeedsReauth || s == StateClientRefused
+}
+
 func (k *Keeper) errTextIfBad(s State) string {
-	if s == StateDegraded || s == StateNeedsReauth {
+	if bad(s) {
 		return k.errText
 	}
 	return ""
 }
 
 func (k *Keeper) hintIfBad(s State) string {
-	if s == StateDegraded || s == StateNeedsReauth {
+	if bad(s) {
 		return k.hint
 	}
 	return ""
@@ -282,13 +326,23 @@ func (k *Keeper) Status() Status {
 		c := k.lastCheck
 		st.LastCheck = &c
 	}
-	if k.state == StateDegraded || k.state == StateNeedsReauth {
+	t := k.currentLocked()
+	switch {
+	case bad(k.state):
 		st.LastError, st.Hint = k.errText, k.hint
-	} else if t := k.currentLocked(); t != nil && !t.LastRefreshOK && t.LastError != "" {
+	case t != nil && !t.LastRefreshOK && t.LastError != "":
 		st.LastError = t.LastError
+	case t != nil && t.RefreshToken == "" && k.conn.Grant == GrantAuthorizationCode:
+		st.Hint = NoRefreshTokenHint
 	}
+	st.Endpoints = k.endpointsLocked()
 	return st
 }
+
+// NoRefreshTokenHint explains a sign-in that brought no refresh token.
+const NoRefreshTokenHint = "The server issued no refresh token, so a new sign-in will be needed when the access token expires. " +
+	"Usually fixed by asking for offline access: add \"offline_access\" to scopes (OpenID Connect servers; some want \"offline\"), " +
+	"or the provider's own parameter in auth_params (Google: access_type = \"offline\"; Dropbox: token_access_type = \"offline\"); then sign in again."
 
 // currentLocked is the newest token set, saved or not.
 func (k *Keeper) currentLocked() *TokenSet {
@@ -409,11 +463,68 @@ func (k *Keeper) waitFlight() {
 	}
 }
 
-// Token returns an access token valid for at least minValid. It refreshes
-// first when the token is past its refresh point or would not last minValid;
-// when that refresh fails transiently but the current token still lasts
-// minValid, the current token is returned.
-func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*TokenSet, error) {
+// DefaultMinValid asks Token for the default margin instead of a duration
+// the caller chose: the smaller of 2 minutes and the part of the token's
+// lifetime after its refresh point. Unlike a fixed 2 minutes it fits every
+// lifetime, so a plain `tokentray token NAME` works with 30 s tokens too.
+const DefaultMinValid time.Duration = -1
+
+// defaultMargin is the most DefaultMinValid asks for.
+const defaultMargin = 2 * time.Minute
+
+// ErrMinValidUnmeetable means the caller asked for a token that stays valid
+// longer than the provider's tokens live: a mistake in the request, not a
+// failure of the connection.
+var ErrMinValidUnmeetable = errors.New("min-valid longer than the token lifetime")
+
+// Handout is an access token handed to a caller.
+type Handout struct {
+	TokenSet
+	// Warning is set when the token is handed out although the refresh it
+	// called for did not happen (a failed refresh, a refused client, a
+	// sign-in needed): it is still valid, but for less than was asked.
+	Warning string
+}
+
+// margin is the validity a request for minValid asks of t.
+func (k *Keeper) margin(t *TokenSet, minValid time.Duration) time.Duration {
+	if minValid != DefaultMinValid {
+		return minValid
+	}
+	if t == nil || t.Lifetime <= 0 {
+		return defaultMargin
+	}
+	f := k.conn.RefreshAt
+	if f <= 0 || f >= 1 {
+		f = DefaultRefreshAt
+	}
+	return min(defaultMargin, time.Duration(float64(t.Lifetime)*(1-f)))
+}
+
+// meets reports whether t can be handed to a caller who needs it for d: it
+// is valid that long, and the scheduled refresh does not fall inside that
+// window. Some servers revoke the previous access token at every refresh, so
+// a token handed out just before tokentray's own refresh would die early.
+func (k *Keeper) meets(t *TokenSet, now time.Time, d time.Duration) bool {
+	return t != nil && t.ValidFor(now, d) && now.Add(d).Before(k.conn.refreshAt(t.ObtainedAt, t.Lifetime))
+}
+
+// Token returns an access token that stays valid for at least minValid, or
+// for the default margin with DefaultMinValid. It refreshes first when the
+// token would not last that long, or when the scheduled refresh falls
+// within that time (the new token is handed out instead).
+//
+// When no such token can be had (an outage, a refused client, a sign-in
+// needed):
+//   - with DefaultMinValid, the held token is handed out while it is valid
+//     at all, with a Warning that says why it was not refreshed;
+//   - with an explicit minValid, the held token is handed out only if it
+//     lasts minValid; otherwise the error says why (ErrUnreachable,
+//     ErrNeedsSignIn, ErrCredentialsRefused).
+//
+// A minValid no token of this provider can meet is ErrMinValidUnmeetable,
+// unless a sign-in is needed anyway, which is said first.
+func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, error) {
 	for attempt := 0; ; attempt++ {
 		k.mu.Lock()
 		if !k.loaded {
@@ -425,73 +536,76 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*TokenSet, 
 		}
 		now := k.opt.Clock.Now()
 		t, state := k.token, k.state
-		dueAt := k.nextDueLocked()
+		waiting := state == StateDegraded && now.Before(k.retryAt)
 		k.mu.Unlock()
+		need := k.margin(t, minValid)
 
-		if t != nil && minValid >= t.Lifetime {
+		if state == StateDisconnected && k.conn.Grant != GrantClientCredentials {
+			return nil, fmt.Errorf("%s is not signed in: run `tokentray login %s`: %w", k.conn.Name, k.conn.Name, ErrNeedsSignIn)
+		}
+		if t != nil && minValid != DefaultMinValid && minValid >= t.Lifetime {
+			if state == StateNeedsReauth {
+				return nil, k.unavailableError(t, 0)
+			}
 			// No refresh can help; do not spend a refresh token finding out.
-			return nil, k.unavailableError(t, minValid)
+			return nil, fmt.Errorf("%s: the provider issues access tokens valid for %s, so --min-valid %s can never be met; ask for less, or leave --min-valid out for a margin that fits: %w",
+				k.conn.Name, t.Lifetime.Round(time.Second), minValid, ErrMinValidUnmeetable)
 		}
-		validEnough := t.ValidFor(now, minValid)
-		due := !dueAt.IsZero() && !now.Before(dueAt)
-		if validEnough && (!due || attempt > 0) {
-			c := *t
-			return &c, nil
+		if k.meets(t, now, need) {
+			return &Handout{TokenSet: *t}, nil
 		}
-		if attempt > 0 {
-			return nil, k.unavailableError(t, minValid)
-		}
-		switch state {
-		case StateDegraded:
-			// Respect the backoff: a burst of callers must not hammer a
-			// provider that is failing.
-			if k.retryPending(now) {
-				if validEnough {
-					c := *t
-					return &c, nil
-				}
-				return nil, k.unavailableError(t, minValid)
+		// One refresh try, unless the connection cannot refresh now: the
+		// grant is dead, or a failing provider asked for time (a burst of
+		// callers must not hammer it).
+		if attempt == 0 && state != StateNeedsReauth && !waiting {
+			if err := k.refresh(ctx, false, need); err != nil && ctx.Err() != nil {
+				return nil, err
 			}
-		case StateDisconnected:
-			if k.conn.Grant != GrantClientCredentials {
-				return nil, fmt.Errorf("%s is not signed in: run `tokentray login %s`: %w", k.conn.Name, k.conn.Name, ErrNeedsSignIn)
-			}
-		case StateNeedsReauth:
-			if validEnough {
-				c := *t
-				return &c, nil
-			}
-			return nil, k.unavailableError(t, minValid)
+			continue
 		}
-		if err := k.refresh(ctx, false, minValid); err != nil && ctx.Err() != nil {
-			return nil, err
+		switch {
+		case t.ValidFor(now, need):
+			// Valid long enough; only the scheduled refresh inside the window
+			// could not be avoided (it failed, or the caller asks for more than
+			// the time between two refreshes).
+			return &Handout{TokenSet: *t, Warning: k.warning()}, nil
+		case minValid == DefaultMinValid && t.ValidFor(now, 0):
+			return &Handout{TokenSet: *t, Warning: k.warning()}, nil
 		}
+		return nil, k.unavailableError(t, need)
 	}
 }
 
-func (k *Keeper) retryPending(now time.Time) bool {
+// warning says why the token handed out was not refreshed; empty when the
+// connection is fine.
+func (k *Keeper) warning() string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return now.Before(k.retryAt)
+	switch k.state {
+	case StateDegraded, StateNeedsReauth, StateClientRefused:
+		return orUnknown(k.errText)
+	}
+	return ""
 }
 
 // unavailableError explains why no token lasting minValid can be had.
 func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if t != nil && minValid >= t.Lifetime {
-		return fmt.Errorf("%s: the provider issues access tokens valid for %s, so --min-valid %s can never be met; ask for less", k.conn.Name, t.Lifetime.Round(time.Second), minValid)
-	}
 	switch {
-	case k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected):
-		return fmt.Errorf("%s has no access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
+	case k.state == StateClientRefused || (k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected)):
+		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
 	case k.state == StateNeedsReauth || k.state == StateDisconnected:
 		return fmt.Errorf("%s needs a new sign-in (%s): run `tokentray login %s`: %w", k.conn.Name, orUnknown(k.errText), k.conn.Name, ErrNeedsSignIn)
 	case k.state == StateDegraded:
-		if k.lastErr != nil {
-			return fmt.Errorf("%s: no valid access token and %s: %w", k.conn.Name, k.lastErr.Error(), ErrUnreachable)
+		valid := "no valid access token"
+		if t.ValidFor(k.opt.Clock.Now(), 0) {
+			valid = fmt.Sprintf("the access token held expires at %s, sooner than the %s asked for,", t.Expiry().Format(time.RFC3339), minValid)
 		}
-		return fmt.Errorf("%s: no valid access token: %s", k.conn.Name, orUnknown(k.errText))
+		if k.lastErr != nil {
+			return fmt.Errorf("%s: %s and %s: %w", k.conn.Name, valid, k.lastErr.Error(), ErrUnreachable)
+		}
+		return fmt.Errorf("%s: %s: %s", k.conn.Name, valid, orUnknown(k.errText))
 	}
 	return fmt.Errorf("%s: no access token valid for %s could be obtained", k.conn.Name, minValid)
 }
@@ -617,8 +731,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 		}
 	}
 	current := k.token
-	if !force && current != nil && !current.Dead && current.ValidFor(now, minValid) &&
-		now.Before(k.conn.refreshAt(current.ObtainedAt, current.Lifetime)) {
+	if !force && current != nil && !current.Dead && k.meets(current, now, minValid) {
 		if k.state == StateRefreshing {
 			k.setStateLocked(StateConnected)
 		}
@@ -632,7 +745,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 	}
 	if k.conn.Grant != GrantClientCredentials && (current == nil || current.RefreshToken == "") {
 		k.mu.Lock()
-		k.errText, k.hint = "there is no refresh token", "Sign in again with `tokentray login "+k.conn.Name+"`."
+		k.errText, k.hint = "there is no refresh token", signInHint(k.conn)
 		if current != nil {
 			k.setStateLocked(StateNeedsReauth)
 		}
@@ -641,15 +754,96 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 	}
 
 	secret, err := k.clientSecret(ctx)
+	if errors.Is(err, ErrCredentialsRefused) {
+		return k.clientRefused(err.Error(), "")
+	}
 	if err != nil {
 		return k.localFailure(err, "")
 	}
-	tok, err := k.callTokenEndpoint(ctx, current, secret)
+	fingerprint := k.clientFingerprint(secret)
+	if current != nil && current.RefusedClient == fingerprint {
+		// The provider refused exactly these client settings: sending them
+		// again cannot help, and some providers count every refresh call
+		// against the refresh token.
+		k.mu.Lock()
+		k.errText, k.hint = current.LastError, current.LastHint
+		k.setStateLocked(StateClientRefused)
+		k.mu.Unlock()
+		return fmt.Errorf("%s: %s: %w", k.conn.Name, orUnknown(current.LastError), ErrCredentialsRefused)
+	}
+	conn, err := k.resolved(ctx)
 	if err != nil {
-		return k.refreshFailed(current, err)
+		return k.discoveryFailed(current, err)
+	}
+	tok, err := k.callTokenEndpoint(ctx, conn, current, secret)
+	if err != nil {
+		return k.refreshFailed(ctx, conn, current, fingerprint, err)
 	}
 	next := k.tokenSetFrom(tok, current, now)
 	return k.saveRefreshed(ctx, next)
+}
+
+// clientFingerprint names the client settings a request is made with,
+// without revealing the secret: a refused client is not tried again with the
+// same ones, and is tried as soon as any of them changes.
+func (k *Keeper) clientFingerprint(secret Secret) string {
+	sum := sha256.Sum256([]byte(k.conn.ClientID + "\x00" + k.conn.AuthMethod + "\x00" + secret.Reveal()))
+	return hex.EncodeToString(sum[:12])
+}
+
+// resolved is the connection with the endpoints and authentication method
+// that its issuer's metadata adds, when it discovers them. Metadata is
+// fetched once a day; when the issuer cannot be reached, the last metadata
+// fetched is used.
+func (k *Keeper) resolved(ctx context.Context) (*Connection, error) {
+	if !k.conn.Discover {
+		return k.conn, nil
+	}
+	k.mu.Lock()
+	md, at := k.metadata, k.metadataAt
+	k.mu.Unlock()
+	if md == nil || k.opt.Clock.Now().Sub(at) > discoveryMaxAge {
+		fresh, err := Discover(ctx, k.opt.HTTPClient, k.conn.Endpoints.Issuer)
+		switch {
+		case err == nil:
+			md = fresh
+			k.mu.Lock()
+			k.metadata, k.metadataAt = fresh, k.opt.Clock.Now()
+			k.mu.Unlock()
+		case md == nil:
+			return nil, err
+		default:
+			k.log.Warn("issuer metadata not refreshed; using the last", "err", err)
+		}
+	}
+	c := *k.conn
+	md.apply(&c)
+	return &c, nil
+}
+
+// Endpoints are the URLs the connection uses: its own, and those its
+// issuer's metadata added once they were fetched.
+func (k *Keeper) Endpoints() Endpoints {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.endpointsLocked()
+}
+
+func (k *Keeper) endpointsLocked() Endpoints {
+	if k.metadata == nil || !k.conn.Discover {
+		return k.conn.Endpoints
+	}
+	c := *k.conn
+	k.metadata.apply(&c)
+	return c.Endpoints
+}
+
+// discoveryFailed records a failure to read the issuer's metadata: the
+// provider is unreachable, as for a failed refresh.
+func (k *Keeper) discoveryFailed(current *TokenSet, err error) error {
+	te := &TokenError{Op: k.opName(), Class: Transient, Err: err,
+		Hint: "tokentray retries. Check the issuer URL (" + k.conn.Endpoints.Issuer + ") and the network, or set auth_url and token_url in the config."}
+	return k.recordFailure(current, te)
 }
 
 // restoreDeleted handles a keyring that no longer has the tokens this keeper
@@ -684,32 +878,40 @@ func changedElsewhere(mine, stored *TokenSet) bool {
 	return mine.RefreshToken != stored.RefreshToken || mine.AccessToken != stored.AccessToken || mine.Dead != stored.Dead
 }
 
+// clientSecret reads the stored client secret. A connection that cannot
+// authenticate without one gets ErrCredentialsRefused when none is stored,
+// before any request is sent (and before a browser opens for a sign-in).
 func (k *Keeper) clientSecret(ctx context.Context) (Secret, error) {
 	s, err := k.opt.Store.ClientSecret(ctx, k.conn.Name)
 	if errors.Is(err, ErrNotStored) {
+		if !k.conn.SecretRequired() {
+			return "", nil // a public client
+		}
+		why := "its token_endpoint_auth_method is " + k.conn.AuthMethod
 		switch {
 		case k.conn.Grant == GrantClientCredentials:
-			return "", fmt.Errorf("no client secret is stored for %s: run `tokentray secret %s` and paste the service account's client secret (client credentials need one)", k.conn.Name, k.conn.Name)
-		case k.conn.Provider.SecretRequired:
-			return "", fmt.Errorf("no client secret is stored for %s: run `tokentray secret %s` and paste the client secret from the provider (%s needs one)", k.conn.Name, k.conn.Name, k.conn.Provider.Name)
+			why = "client credentials need one"
+		case k.conn.Provider != nil && k.conn.Provider.SecretRequired:
+			why = k.conn.Provider.Name + " needs one"
 		}
-		return "", nil
+		return "", fmt.Errorf("no client secret is stored for %s (%s): run `tokentray secret %s` and paste the client secret from the provider: %w",
+			k.conn.Name, why, k.conn.Name, ErrCredentialsRefused)
 	}
 	return s, err
 }
 
-func (k *Keeper) callTokenEndpoint(ctx context.Context, current *TokenSet, secret Secret) (*oauth2.Token, error) {
+func (k *Keeper) callTokenEndpoint(ctx context.Context, conn *Connection, current *TokenSet, secret Secret) (*oauth2.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.opt.RequestTimeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, k.opt.HTTPClient)
-	if k.conn.Grant == GrantClientCredentials {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, tokenClient(k.opt.HTTPClient, conn))
+	cfg := conn.oauthConfig(secret)
+	if conn.Grant == GrantClientCredentials {
 		cc := clientcredentials.Config{
-			ClientID: k.conn.ClientID, ClientSecret: secret.Reveal(), TokenURL: k.conn.Endpoints.TokenURL,
-			Scopes: k.conn.Scopes, AuthStyle: k.conn.Provider.AuthStyle,
+			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.Endpoint.TokenURL,
+			Scopes: conn.Scopes, AuthStyle: cfg.Endpoint.AuthStyle,
 		}
 		return cc.Token(ctx)
 	}
-	cfg := k.conn.oauthConfig(secret.Reveal())
 	return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: current.RefreshToken.Reveal()}).Token()
 }
 
@@ -778,48 +980,109 @@ func (k *Keeper) tokensSaved(t *TokenSet) {
 	}
 }
 
-// refreshFailed records a failed token call: permanent failures need a
-// person, transient ones are retried with backoff and jitter.
-func (k *Keeper) refreshFailed(current *TokenSet, err error) error {
-	te := classify(k.opName(), err, k.conn)
-	now := k.opt.Clock.Now()
+// refreshFailed records a failed token call. invalid_grant kills the
+// refresh token; the client's own problems (invalid_client and the other
+// permanent errors) keep it for when the client settings are fixed;
+// transient failures are retried with backoff and jitter.
+func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *TokenSet, fingerprint string, err error) error {
+	te := classify(k.opName(), err, conn)
 	k.mu.Lock()
 	prevMaybeProcessed := k.lastErr != nil && k.lastErr.MaybeProcessed
+	k.mu.Unlock()
+	switch {
+	case te.Class == Permanent && te.Code == "invalid_grant":
+		return k.grantRejected(current, te, prevMaybeProcessed)
+	case te.Class == Permanent:
+		k.mu.Lock()
+		k.lastErr = te
+		k.mu.Unlock()
+		_ = k.clientRefused(te.Error(), te.Hint)
+		if current != nil {
+			refused := *current
+			refused.RefusedClient, refused.LastHint = fingerprint, te.Hint
+			k.record(ctx, &refused, te.Error())
+		}
+		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
+	}
+	return k.recordFailure(current, te)
+}
+
+// grantRejected: the refresh token is dead. It is recorded as such, so that
+// every process and a restart know a sign-in is needed.
+func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProcessed bool) error {
+	k.mu.Lock()
 	k.lastErr = te
 	k.errText, k.hint = te.Error(), te.Hint
-	if te.Class == Permanent && te.Code == "invalid_grant" && prevMaybeProcessed {
+	if prevMaybeProcessed {
 		k.hint = "The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use). " + k.hint
 	}
-	if te.Class == Permanent {
-		k.failures = 0
-		k.setStateLocked(StateNeedsReauth)
-		k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
-		k.mu.Unlock()
-		k.log.Warn("refresh rejected", "err", te)
-		if current != nil && k.conn.Grant != GrantClientCredentials {
-			dead := *current
-			dead.Dead, dead.LastError, dead.LastRefresh, dead.LastRefreshOK = true, te.Error(), now, false
-			if err := k.opt.Store.SaveTokens(context.Background(), k.conn.Name, &dead); err != nil {
-				k.log.Warn("could not record the rejected refresh token", "err", err)
-			} else {
-				k.mu.Lock()
-				k.token = &dead
-				k.mu.Unlock()
-			}
-		}
-		if k.conn.Grant == GrantClientCredentials {
-			return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
-		}
-		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrNeedsSignIn)
+	k.failures = 0
+	k.setStateLocked(StateNeedsReauth)
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	k.mu.Unlock()
+	k.log.Warn("refresh rejected", "err", te)
+	if current != nil && k.conn.Grant != GrantClientCredentials {
+		dead := *current
+		dead.Dead = true
+		k.record(context.Background(), &dead, te.Error())
 	}
+	if k.conn.Grant == GrantClientCredentials {
+		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
+	}
+	return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrNeedsSignIn)
+}
+
+// clientRefused puts the connection in StateClientRefused: a person must fix
+// the client settings or secret; the refresh token is kept.
+func (k *Keeper) clientRefused(errText, hint string) error {
+	if hint == "" {
+		hint = "Set the client secret with `tokentray secret " + k.conn.Name + "`, or fix client_id and token_endpoint_auth_method in the config. The refresh token is kept: no new sign-in is needed once the client is accepted."
+	}
+	k.mu.Lock()
+	k.failures = 0
+	k.errText, k.hint = errText, hint
+	k.setStateLocked(StateClientRefused)
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: errText, Hint: hint})
+	k.mu.Unlock()
+	k.log.Warn("client refused", "err", errText)
+	return fmt.Errorf("%s: %s: %w", k.conn.Name, errText, ErrCredentialsRefused)
+}
+
+// recordFailure records a transient failure: degraded, retried with backoff
+// and jitter, never sooner than the provider's Retry-After.
+func (k *Keeper) recordFailure(current *TokenSet, te *TokenError) error {
+	now := k.opt.Clock.Now()
+	k.mu.Lock()
+	k.lastErr = te
+	k.errText, k.hint = te.Error(), te.Hint
 	k.failures++
 	delay := k.backoffLocked(te.RetryAfter)
 	k.retryAt = now.Add(delay)
+	retryAt := k.retryAt
 	k.setStateLocked(StateDegraded)
 	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
 	k.mu.Unlock()
 	k.log.Warn("refresh failed; retrying", "err", te, "retry_in", delay)
+	if current != nil {
+		failed := *current
+		failed.LastHint, failed.RetryAt = te.Hint, retryAt
+		k.record(context.Background(), &failed, te.Error())
+	}
 	return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrUnreachable)
+}
+
+// record saves the outcome of a failed refresh with the tokens it leaves
+// unchanged, so that `tokentray status` in any process tells the truth. It
+// runs under the refresh lock, on the token set just read from the store.
+func (k *Keeper) record(ctx context.Context, t *TokenSet, errText string) {
+	t.LastError, t.LastRefresh, t.LastRefreshOK = errText, k.opt.Clock.Now(), false
+	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, t); err != nil {
+		k.log.Warn("could not record the failed refresh", "err", err)
+		return
+	}
+	k.mu.Lock()
+	k.token = t
+	k.mu.Unlock()
 }
 
 func (k *Keeper) opName() string {

@@ -29,6 +29,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	srv := newOAuthServer(t)
+	srv.method = AuthMethodPost // Procore's
 	ru, err := ParseRedirectURI("http://127.0.0.1:1/callback")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func (r *rig) noReuse() {
 func TestTokenWithinLifetimeDoesNotRefresh(t *testing.T) {
 	r := newRig(t)
 	r.signedIn()
-	r.clock.Advance(71 * time.Minute) // 79% of 90 minutes
+	r.clock.Advance(69 * time.Minute) // the 2 minutes asked for end before the refresh at 72
 	tok, err := r.k.Token(context.Background(), 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestRefreshFailures(t *testing.T) {
 		retryAfter time.Duration // minimum delay before the next attempt
 	}{
 		{"invalid_grant needs a new sign-in", replyInvalidGrant, StateNeedsReauth, ErrNeedsSignIn, "invalid_grant", "tokentray login procore-sandbox", 0},
-		{"invalid_client names the likely causes and the URLs", replyInvalidClient, StateNeedsReauth, ErrNeedsSignIn, "invalid_client", "registered in another environment", 0},
+		{"invalid_client names the likely causes and the URLs", replyInvalidClient, StateClientRefused, ErrCredentialsRefused, "invalid_client", "registered in another environment", 0},
 		{"429 is retried after Retry-After", replyTooMany, StateDegraded, ErrUnreachable, "HTTP 429", "rate limiting", 120 * time.Second},
 		{"503 is retried with backoff", replyUnavailable, StateDegraded, ErrUnreachable, "HTTP 503", "server error", 2500 * time.Millisecond},
 		{"garbage JSON is transient", replyGarbage, StateDegraded, ErrUnreachable, "not a usable token", "", 2500 * time.Millisecond},
@@ -205,7 +206,13 @@ func TestRefreshFailures(t *testing.T) {
 				if saved := r.store.stored(r.conn.Name); !saved.Dead {
 					t.Fatal("a rejected refresh token must be recorded as dead so that a restart knows")
 				}
-				if tc.reply == replyInvalidClient && !strings.Contains(st.Hint, r.conn.Endpoints.TokenURL) {
+				return
+			}
+			if tc.state == StateClientRefused {
+				if saved := r.store.stored(r.conn.Name); saved.Dead || saved.RefreshToken == "" || saved.RefusedClient == "" {
+					t.Fatalf("a refused client must keep the refresh token and record the refusal: dead %t, refused %q", saved.Dead, saved.RefusedClient)
+				}
+				if !strings.Contains(st.Hint, r.conn.Endpoints.TokenURL) {
 					t.Fatalf("invalid_client hint must show the URLs in use: %q", st.Hint)
 				}
 				return
@@ -460,7 +467,7 @@ func TestStateTransitionsAreEvents(t *testing.T) {
 	if e.Error == "" || e.Hint == "" {
 		t.Fatalf("needs_reauth event without error and hint: %+v", e)
 	}
-	if err := r.k.Logout(context.Background(), true); err != nil {
+	if _, err := r.k.Logout(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	r.waitFor(EventState, StateDisconnected)
@@ -498,7 +505,7 @@ func TestAccessExpiredWhileDegradedIsAnnouncedOnce(t *testing.T) {
 func TestLogoutRevokesThenForgets(t *testing.T) {
 	r := newRig(t)
 	rt := r.signedIn()
-	if err := r.k.Logout(context.Background(), false); err != nil {
+	if _, err := r.k.Logout(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	r.srv.mu.Lock()
@@ -516,7 +523,7 @@ func TestLogoutKeepsTokensWhenRevocationFails(t *testing.T) {
 	r := newRig(t)
 	r.signedIn()
 	r.conn.Endpoints.RevokeURL = "http://127.0.0.1:1/revoke" // nothing listens
-	err := r.k.Logout(context.Background(), false)
+	_, err := r.k.Logout(context.Background(), false)
 	if !errors.Is(err, ErrRevokeFailed) || !strings.Contains(err.Error(), "--local-only") {
 		t.Fatalf("err = %v", err)
 	}

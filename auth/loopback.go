@@ -137,8 +137,12 @@ func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
 
 	state := randomString(32)
 	verifier := oauth2.GenerateVerifier()
-	cfg := f.Conn.oauthConfig(f.Secret.Reveal())
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+	cfg := f.Conn.oauthConfig(f.Secret)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	for k, v := range f.Conn.AuthParams {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	authURL := cfg.AuthCodeURL(state, opts...)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -7,23 +7,22 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"golang.org/x/oauth2"
 )
 
 // Endpoints are the URLs one connection talks to. A preset fills all of them
 // from one environment so that an authorize URL from the sandbox can never be
 // paired with a production token URL: the seeds' "three URL traps".
 type Endpoints struct {
-	AuthURL   string // where the browser signs in
-	TokenURL  string // code exchange and refresh
-	RevokeURL string // RFC 7009 revocation; empty when the provider has none
-	APIBase   string // base of the API the tokens are for
-	CheckURL  string // a cheap "who am I" GET that proves a token works
+	AuthURL   string `json:"auth_url,omitempty"`   // where the browser signs in
+	TokenURL  string `json:"token_url,omitempty"`  // code exchange and refresh
+	RevokeURL string `json:"revoke_url,omitempty"` // RFC 7009 revocation; empty when the provider has none
+	APIBase   string `json:"api_base,omitempty"`   // base of the API the tokens are for
+	CheckURL  string `json:"check_url,omitempty"`  // a cheap "who am I" GET that proves a token works
 	// Issuer is the authorization server's issuer identifier (RFC 8414).
 	// When set, a callback's RFC 9207 `iss` must equal it exactly; when
 	// empty, an `iss` must at least come from the authorize URL's origin.
-	Issuer string
+	// A generic connection with an issuer discovers the URLs it lacks.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // Preset is a provider's fixed knowledge: its environments and how its token
@@ -33,10 +32,10 @@ type Preset struct {
 	Environments map[string]Endpoints
 	// DefaultEnvironment is used when a connection names none.
 	DefaultEnvironment string
-	// AuthStyle is explicit, never auto-detected: auto-detection retries a
-	// failed refresh with the other style, which presents a single-use refresh
-	// token twice and kills it.
-	AuthStyle oauth2.AuthStyle
+	// AuthMethod is how the provider's token endpoint wants the client to
+	// authenticate (RFC 7591 names); empty leaves it to the connection, the
+	// issuer's metadata or the default. A connection's own setting wins.
+	AuthMethod string
 	// SecretRequired means the token endpoint refuses a client without a secret.
 	SecretRequired bool
 	// Notes explain choices a user should know about, shown by the editor and docs.
@@ -50,8 +49,9 @@ type Preset struct {
 var procore = Preset{
 	Name:               "procore",
 	DefaultEnvironment: "production",
-	AuthStyle:          oauth2.AuthStyleInParams,
-	SecretRequired:     true,
+	// Procore's docs: the client secret goes in the form body.
+	AuthMethod:     AuthMethodPost,
+	SecretRequired: true,
 	Environments: map[string]Endpoints{
 		"production":      procoreEndpoints("login.procore.com", "api.procore.com"),
 		"sandbox":         procoreEndpoints("login-sandbox.procore.com", "sandbox.procore.com"),
@@ -78,7 +78,6 @@ func procoreEndpoints(loginHost, apiHost string) Endpoints {
 var generic = Preset{
 	Name:               "generic",
 	DefaultEnvironment: "",
-	AuthStyle:          oauth2.AuthStyleInParams,
 	Environments:       map[string]Endpoints{"": {}},
 }
 

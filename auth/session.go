@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // LoginOptions tune one sign-in.
@@ -56,6 +54,9 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
 }
 
 func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
+	// Everything that can be known before the browser opens is checked
+	// first: a sign-in that fails only after the person finished it wastes
+	// their time, and an authorization code.
 	secret, err := k.clientSecret(ctx)
 	if err != nil {
 		return err
@@ -68,8 +69,15 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		k.mu.Unlock()
 		return k.refresh(ctx, true, 0)
 	}
+	conn, err := k.resolved(ctx)
+	if err != nil {
+		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrUnreachable)
+	}
+	if err := k.preflight(ctx, conn); err != nil {
+		return err
+	}
 	flow := &LoopbackFlow{
-		Conn: k.conn, Secret: secret, OpenBrowser: k.opt.OpenBrowser,
+		Conn: conn, Secret: secret, OpenBrowser: k.opt.OpenBrowser,
 		ShowURL: func(url string) {
 			k.mu.Lock()
 			k.signInURL = url
@@ -78,7 +86,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 				k.opt.ShowURL(url)
 			}
 		},
-		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: k.opt.HTTPClient, Paste: o.Paste,
+		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: tokenClient(k.opt.HTTPClient, conn), Paste: o.Paste,
 	}
 	tok, err := flow.Run(ctx)
 	if err != nil {
@@ -113,48 +121,74 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 // they were kept so that the sign-out can be retried.
 var ErrRevokeFailed = errors.New("revocation at the provider failed")
 
+// SignOut says what a sign-out did at the provider.
+type SignOut struct {
+	// Revoked: the provider was told to revoke the refresh token.
+	Revoked bool `json:"revoked"`
+	// NotRevoked says why nothing was revoked, when nothing was: the
+	// refresh token then stays valid at the provider until it expires.
+	NotRevoked string `json:"not_revoked,omitempty"`
+}
+
 // Logout revokes the refresh token at the provider (RFC 7009), then deletes
 // the tokens from the store. If revocation fails the tokens are kept, unless
 // localOnly is set, which skips the provider and only forgets them here.
-func (k *Keeper) Logout(ctx context.Context, localOnly bool) error {
+func (k *Keeper) Logout(ctx context.Context, localOnly bool) (SignOut, error) {
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	defer cancel()
 	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
 	if err != nil {
-		return fmt.Errorf("sign out %s: %w", k.conn.Name, err)
+		return SignOut{}, fmt.Errorf("sign out %s: %w", k.conn.Name, err)
 	}
 	defer unlock()
 	stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
 	if err != nil && !errors.Is(err, ErrNotStored) {
-		return fmt.Errorf("sign out %s: %w", k.conn.Name, err)
+		return SignOut{}, fmt.Errorf("sign out %s: %w", k.conn.Name, err)
 	}
 	k.mu.Lock()
 	if k.unsaved != nil {
 		stored = k.unsaved
 	}
 	k.mu.Unlock()
-	if stored != nil && !localOnly && k.conn.Endpoints.RevokeURL != "" {
-		if err := k.revoke(ctx, stored); err != nil {
-			return fmt.Errorf("sign out %s: %w: %w; the tokens are kept: run it again when the provider is reachable, or use --local-only to forget them here anyway", k.conn.Name, ErrRevokeFailed, err)
+	var out SignOut
+	switch {
+	case stored == nil:
+		out.NotRevoked = "no tokens were stored"
+	case localOnly:
+		out.NotRevoked = "--local-only: the provider was not contacted, so the refresh token stays valid there until it expires"
+	default:
+		conn, err := k.resolved(ctx)
+		if err != nil {
+			return SignOut{}, fmt.Errorf("sign out %s: %w: %w; the tokens are kept: run it again when the provider is reachable, or use --local-only to forget them here anyway", k.conn.Name, ErrRevokeFailed, err)
 		}
+		if conn.Endpoints.RevokeURL == "" {
+			out.NotRevoked = "the provider has no revocation endpoint configured (revoke_url), so the refresh token stays valid there until it expires; " +
+				"to end it now, remove the app's access in your account at the provider, or set revoke_url if it has an RFC 7009 endpoint"
+			break
+		}
+		if err := k.revoke(ctx, conn, stored); err != nil {
+			return SignOut{}, fmt.Errorf("sign out %s: %w: %w; the tokens are kept: run it again when the provider is reachable, or use --local-only to forget them here anyway", k.conn.Name, ErrRevokeFailed, err)
+		}
+		out.Revoked = true
 	}
 	if err := k.opt.Store.DeleteTokens(ctx, k.conn.Name); err != nil {
-		return fmt.Errorf("sign out %s: %w", k.conn.Name, err)
+		return SignOut{}, fmt.Errorf("sign out %s: %w", k.conn.Name, err)
 	}
 	k.mu.Lock()
 	k.loaded = true
 	k.token, k.unsaved = nil, nil
 	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
 	k.setStateLocked(StateDisconnected)
-	k.emitLocked(Event{Kind: EventSignedOut})
+	k.emitLocked(Event{Kind: EventSignedOut, Error: out.NotRevoked})
 	k.mu.Unlock()
 	k.tokensSaved(nil)
-	return nil
+	return out, nil
 }
 
 // revoke sends the refresh token (or the access token when there is none)
-// to the revocation endpoint, with the provider's client authentication.
-func (k *Keeper) revoke(ctx context.Context, t *TokenSet) error {
+// to the revocation endpoint, with the client authentication of the token
+// endpoint.
+func (k *Keeper) revoke(ctx context.Context, conn *Connection, t *TokenSet) error {
 	token, hint := t.RefreshToken, "refresh_token"
 	if token == "" || t.Dead {
 		token, hint = t.AccessToken, "access_token"
@@ -166,33 +200,73 @@ func (k *Keeper) revoke(ctx context.Context, t *TokenSet) error {
 	if err != nil {
 		return err
 	}
-	inHeader := k.conn.Provider.AuthStyle == oauth2.AuthStyleInHeader
+	method := conn.authMethod(secret)
 	form := url.Values{"token": {token.Reveal()}, "token_type_hint": {hint}}
-	if !inHeader {
-		form.Set("client_id", k.conn.ClientID)
-		if secret != "" {
+	if method != AuthMethodBasic {
+		form.Set("client_id", conn.ClientID)
+		if method == AuthMethodPost {
 			form.Set("client_secret", secret.Reveal())
 		}
 	}
+	revokeURL := conn.Endpoints.RevokeURL
 	ctx, cancel := context.WithTimeout(ctx, k.opt.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.conn.Endpoints.RevokeURL, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, revokeURL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return fmt.Errorf("revocation URL %s: %w", k.conn.Endpoints.RevokeURL, err)
+		return fmt.Errorf("revocation URL %s: %w", revokeURL, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if inHeader {
-		req.SetBasicAuth(url.QueryEscape(k.conn.ClientID), url.QueryEscape(secret.Reveal()))
+	if method == AuthMethodBasic {
+		req.SetBasicAuth(url.QueryEscape(conn.ClientID), url.QueryEscape(secret.Reveal()))
 	}
 	resp, err := k.opt.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", k.conn.Endpoints.RevokeURL, err)
+		return fmt.Errorf("POST %s: %w", revokeURL, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	// RFC 7009 §2.2: 200 also for tokens that were already invalid.
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: HTTP %d", k.conn.Endpoints.RevokeURL, resp.StatusCode)
+		return fmt.Errorf("POST %s: HTTP %d", revokeURL, resp.StatusCode)
 	}
 	return nil
+}
+
+// preflight checks, before the browser opens, that the authorization and
+// token endpoints answer at all: with a server that is down the browser
+// would show "connection refused" and the sign-in would wait out its whole
+// timeout. Any HTTP answer will do; only no answer fails.
+func (k *Keeper) preflight(ctx context.Context, conn *Connection) error {
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	client := *k.opt.HTTPClient
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, ep := range []struct{ what, url string }{{"authorization", conn.Endpoints.AuthURL}, {"token", conn.Endpoints.TokenURL}} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.url, nil)
+		if err != nil {
+			return fmt.Errorf("sign in %s: the %s URL %q: %w", k.conn.Name, ep.what, ep.url, err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			te := &TokenError{Op: "sign-in", Class: Transient, Err: fmt.Errorf("the %s endpoint %s does not answer: %w", ep.what, ep.url, unwrapURLError(err)),
+				Hint: "Nothing was opened in the browser. Check that the provider is up and the network or proxy lets this machine reach it, and that " + ep.url + " is right; then run the sign-in again."}
+			return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrUnreachable)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		_ = resp.Body.Close()
+	}
+	return nil
+}
+
+// preflightTimeout bounds the whole pre-sign-in check.
+const preflightTimeout = 10 * time.Second
+
+// unwrapURLError drops net/http's "Get \"URL\":" prefix, which the message
+// around it already says.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -104,6 +104,10 @@ func (s *soakServer) authorize(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *soakServer) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost { // a sign-in's check that the endpoint answers
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return

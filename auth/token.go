@@ -60,6 +60,22 @@ type TokenSet struct {
 	// LastRefresh is the time of the last refresh attempt and its outcome.
 	LastRefresh   time.Time
 	LastRefreshOK bool
+	// LastHint is the advice that went with LastError.
+	LastHint string
+	// RetryAt is when a failed refresh may be tried again (the backoff or
+	// the provider's Retry-After), so that every process respects it.
+	RetryAt time.Time
+	// RefusedClient is set when the provider refused the client (its id,
+	// secret or authentication method): a fingerprint of the client settings
+	// it refused, never the secret. Those settings are not tried again; new
+	// ones are, with the kept refresh token.
+	RefusedClient string
+}
+
+// failedLast reports whether the last refresh attempt, made after these
+// tokens were received, failed.
+func (t *TokenSet) failedLast() bool {
+	return !t.LastRefreshOK && t.LastError != "" && !t.LastRefresh.Before(t.ObtainedAt)
 }
 
 // Expiry is when the access token stops working.
@@ -98,6 +114,9 @@ type storedTokenSet struct {
 	LastError         string    `json:"last_error,omitempty"`
 	LastRefresh       time.Time `json:"last_refresh,omitzero"`
 	LastRefreshOK     bool      `json:"last_refresh_ok,omitempty"`
+	LastHint          string    `json:"last_hint,omitempty"`
+	RetryAt           time.Time `json:"retry_at,omitzero"`
+	RefusedClient     string    `json:"refused_client,omitempty"`
 }
 
 // MarshalTokenSet encodes t for the keyring.
@@ -116,6 +135,9 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		LastError:         t.LastError,
 		LastRefresh:       t.LastRefresh.UTC(),
 		LastRefreshOK:     t.LastRefreshOK,
+		LastHint:          t.LastHint,
+		RetryAt:           t.RetryAt.UTC(),
+		RefusedClient:     t.RefusedClient,
 	})
 }
 
@@ -142,5 +164,8 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		LastError:         s.LastError,
 		LastRefresh:       s.LastRefresh,
 		LastRefreshOK:     s.LastRefreshOK,
+		LastHint:          s.LastHint,
+		RetryAt:           s.RetryAt,
+		RefusedClient:     s.RefusedClient,
 	}, nil
 }

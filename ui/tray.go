@@ -433,7 +433,7 @@ func (t *Tray) CopyToken(name string) {
 		return
 	}
 	go func() {
-		tok, err := k.Token(ctx, 0)
+		tok, err := k.Token(ctx, auth.DefaultMinValid)
 		if err != nil {
 			t.logf("%s  no token to copy: %v", name, err)
 			return
@@ -460,8 +460,12 @@ func (t *Tray) ConfirmSignOut(name string) {
 				return
 			}
 			go func() {
-				if err := k.Logout(ctx, false); err != nil {
+				out, err := k.Logout(ctx, false)
+				switch {
+				case err != nil:
 					t.logf("%s  sign-out failed: %v", name, err)
+				case !out.Revoked:
+					t.logf("%s  signed out here; nothing was revoked at the provider: %s", name, out.NotRevoked)
 				}
 			}()
 		}, t.dash.Window)

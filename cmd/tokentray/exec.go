@@ -21,11 +21,11 @@ type exitCodeError struct{ code int }
 func (e exitCodeError) Error() string { return fmt.Sprintf("the command exited with %d", e.code) }
 
 func newExecCmd(envFor envGetter) *cobra.Command {
-	var minValid time.Duration
+	var minValid func() (time.Duration, error)
 	c := &cobra.Command{
 		Use:   "exec NAME -- COMMAND [ARGS...]",
 		Short: "Run a command with a valid access token in its environment",
-		Long: `Runs COMMAND with an access token of NAME that stays valid for at least --min-valid in
+		Long: `Runs COMMAND with an access token of NAME (valid as for "tokentray token") in
 an environment variable (token_env in the config; by default PROCORE_ACCESS_TOKEN for
 Procore connections and ACCESS_TOKEN otherwise) and the API base next to it
 (PROCORE_API_BASE, API_BASE). The command never refreshes on its own and never sees the
@@ -39,6 +39,10 @@ refresh token. tokentray exits with the command's exit code.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			minValid, err := minValid()
+			if err != nil {
+				return err
+			}
 			e, err := envFor(c)
 			if err != nil {
 				return err
@@ -59,7 +63,7 @@ refresh token. tokentray exits with the command's exit code.`,
 			}, e.streams)
 		},
 	}
-	c.Flags().DurationVar(&minValid, "min-valid", 2*time.Minute, "the token must stay valid at least this long")
+	minValid = minValidFlag(c)
 	return c
 }
 

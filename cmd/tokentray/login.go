@@ -54,13 +54,13 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 			return err // not running: sign in here
 		}
 		fmt.Fprintf(io.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
-		_, err := api.Login(c.Context(), name, o.timeout)
+		conn, err := api.Login(c.Context(), name, o.timeout)
+		if err == nil {
+			printSignedIn(io, name, conn.Status, e.clock.Now())
+		}
 		return err
 	})
 	if asked {
-		if err == nil {
-			fmt.Fprintf(io.err, "Signed in to %s.\n", name)
-		}
 		return err
 	}
 	opener := e.opener
@@ -90,8 +90,18 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if err := k.Login(c.Context(), auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
 		return err
 	}
-	st := k.Status()
-	fmt.Fprintf(io.err, "Signed in to %s. The access token is valid for %s; tokentray refreshes it before then.\n",
-		name, humanize.Duration(st.AccessExpiry.Sub(e.clock.Now())))
+	printSignedIn(io, name, k.Status(), e.clock.Now())
 	return nil
+}
+
+// printSignedIn tells how long the sign-in lasts, and says so plainly when
+// the server issued no refresh token.
+func printSignedIn(io streams, name string, st auth.Status, now time.Time) {
+	left := humanize.Duration(st.AccessExpiry.Sub(now))
+	if st.Grant == auth.GrantAuthorizationCode && !st.HasRefreshToken {
+		fmt.Fprintf(io.err, "Signed in to %s, but the server issued no refresh token: the access token is valid for %s, and then a new sign-in is needed.\nhint: %s\n",
+			name, left, auth.NoRefreshTokenHint)
+		return
+	}
+	fmt.Fprintf(io.err, "Signed in to %s. The access token is valid for %s; tokentray refreshes it before then.\n", name, left)
 }

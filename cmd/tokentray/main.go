@@ -77,7 +77,7 @@ func exitCode(err error) int {
 		return ae.ExitCode() // the tray's answer, same meaning
 	}
 	switch {
-	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
+	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile), errors.Is(err, auth.ErrMinValidUnmeetable):
 		return exitUsage
 	case errors.Is(err, auth.ErrNeedsSignIn):
 		return exitNeedsSignIn

@@ -60,17 +60,26 @@ forgets them here without telling the provider. The client secret stays.`,
 			if err != nil {
 				return err
 			}
-			asked, err := e.askTray(func(api *localapi.Client) error { return api.Logout(c.Context(), args[0], localOnly) })
+			var out auth.SignOut
+			asked, err := e.askTray(func(api *localapi.Client) error {
+				res, err := api.Logout(c.Context(), args[0], localOnly)
+				out = res.SignOut
+				return err
+			})
 			if !asked {
 				var k *auth.Keeper
 				if k, err = e.keeper(c.Context(), args[0]); err == nil {
-					err = k.Logout(c.Context(), localOnly)
+					out, err = k.Logout(c.Context(), localOnly)
 				}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.streams.err, "Signed out of %s.\n", args[0])
+			if out.Revoked {
+				fmt.Fprintf(e.streams.err, "Signed out of %s: the provider revoked the refresh token, and the tokens are deleted here.\n", args[0])
+			} else {
+				fmt.Fprintf(e.streams.err, "Signed out of %s here; nothing was revoked at the provider: %s.\n", args[0], out.NotRevoked)
+			}
 			return nil
 		},
 	}
@@ -103,9 +112,45 @@ keeps it in the OS keyring. It never goes into the config file.`,
 				return err
 			}
 			fmt.Fprintf(e.streams.err, "Saved the client secret of %s in the keyring (service %q).\n", args[0], auth.KeyringService)
-			return nil
+			return retryRefusedClient(c, e, args[0])
 		},
 	}
+}
+
+// retryRefusedClient tries a connection whose client was refused again,
+// now that its secret changed: the refresh token was kept for this, so the
+// connection recovers without a sign-in. Other connections are left alone.
+func retryRefusedClient(c *cobra.Command, e *env, name string) error {
+	var st auth.Status
+	asked, err := e.askTray(func(api *localapi.Client) error {
+		conn, err := api.Connection(c.Context(), name)
+		if err != nil || conn.State != auth.StateClientRefused {
+			st = conn.Status
+			return err
+		}
+		conn, err = api.Refresh(c.Context(), name)
+		st = conn.Status
+		return err
+	})
+	if !asked {
+		var k *auth.Keeper
+		if k, err = e.keeper(c.Context(), name); err != nil {
+			return err
+		}
+		// Load already saw the new secret: a refusal of the old one shows
+		// as a failed last refresh.
+		if st = k.Status(); st.LastError != "" && st.State != auth.StateDisconnected && st.State != auth.StateNeedsReauth {
+			err = k.Refresh(c.Context())
+			st = k.Status()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the provider still refuses the client of %s: %w", name, err)
+	}
+	if st.State == auth.StateConnected && st.LastRefreshOK {
+		fmt.Fprintf(e.streams.err, "The provider accepted the client: %s is connected again with the kept refresh token (no sign-in needed).\n", name)
+	}
+	return nil
 }
 
 func readSecret(io streams, name string) (string, error) {

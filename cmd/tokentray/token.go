@@ -8,17 +8,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 type tokenOptions struct {
-	minValid time.Duration
+	minValid func() (time.Duration, error)
 	json     bool
 }
 
 // tokenFrom asks the running tray for a token (the tray is the one
 // refresher), or, when none runs, gets it here under the file lock.
 // The result is also `tokentray token --json`; it never holds the refresh token.
+// A token handed out although its refresh failed comes with one line on
+// stderr that says so and when it expires.
 func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration) (*localapi.Token, error) {
 	var tok *localapi.Token
 	asked, err := e.askTray(func(c *localapi.Client) error {
@@ -26,19 +30,41 @@ func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration)
 		tok, err = c.Token(ctx, name, minValid)
 		return err
 	})
-	if asked {
-		return tok, err
+	if !asked {
+		var k *auth.Keeper
+		if k, err = e.keeper(ctx, name); err == nil {
+			var t *auth.Handout
+			if t, err = k.Token(ctx, minValid); err == nil {
+				out := localapi.NewToken(t, k, e.clock.Now())
+				tok = &out
+			}
+		}
 	}
-	k, err := e.keeper(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	t, err := k.Token(ctx, minValid)
-	if err != nil {
-		return nil, err
+	if tok.Warning != "" {
+		fmt.Fprintf(e.streams.err, "tokentray: warning: %s was not refreshed (%s); this token expires at %s (in %s)\n",
+			name, tok.Warning, tok.ExpiresAt.Local().Format("15:04:05"), humanize.Duration(time.Duration(tok.ExpiresIn)*time.Second))
 	}
-	return &localapi.Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
-		ExpiresIn: int64(t.Expiry().Sub(e.clock.Now()) / time.Second), APIBase: k.Connection().Endpoints.APIBase}, nil
+	return tok, nil
+}
+
+// minValidFlag adds --min-valid to c. Left out, it asks for the default
+// margin, which fits every token lifetime; given, it is a promise that the
+// token lasts that long, or the command fails.
+func minValidFlag(c *cobra.Command) func() (time.Duration, error) {
+	var d time.Duration
+	c.Flags().DurationVar(&d, "min-valid", 0, "the token must stay valid at least this long (default: 2m, or less where the provider's tokens live shorter)")
+	return func() (time.Duration, error) {
+		if !c.Flags().Changed("min-valid") {
+			return auth.DefaultMinValid, nil
+		}
+		if d < 0 {
+			return 0, usageError{fmt.Errorf("--min-valid must not be negative, got %s", d)}
+		}
+		return d, nil
+	}
 }
 
 func newTokenCmd(envFor envGetter) *cobra.Command {
@@ -46,21 +72,29 @@ func newTokenCmd(envFor envGetter) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "token NAME",
 		Short: "Print a valid access token (refreshing first if needed)",
-		Long: `Prints an access token of NAME that stays valid for at least --min-valid, and
-nothing else, to stdout. Refreshes first when the token is near its end; the refresh
-is locked against every other tokentray process, so scripts never race the rotation.`,
+		Long: `Prints an access token of NAME, and nothing else, to stdout. Refreshes first when the
+token would not last the margin, or when tokentray's own scheduled refresh falls inside it
+(some providers revoke the old access token at each refresh). The refresh is locked
+against every other tokentray process, so scripts never race the rotation.
+
+Without --min-valid the margin is 2 minutes, or less where the provider's tokens live
+shorter, and during an outage the token held is printed while it is valid, with a warning
+on stderr. With --min-valid the token lasts at least that long, or the command fails
+(exit 4 when the provider cannot be reached, 2 when no token of this provider lives that
+long).`,
 		Example: `  curl -H "Authorization: Bearer $(tokentray token procore)" https://api.procore.com/rest/v1.0/me
   tokentray token procore --min-valid 10m --json | jq -r .expires_at`,
 		Args: oneName,
 		RunE: func(c *cobra.Command, args []string) error {
-			if o.minValid < 0 {
-				return usageError{fmt.Errorf("--min-valid must not be negative, got %s", o.minValid)}
+			minValid, err := o.minValid()
+			if err != nil {
+				return err
 			}
 			e, err := envFor(c)
 			if err != nil {
 				return err
 			}
-			tok, err := tokenFrom(c.Context(), e, args[0], o.minValid)
+			tok, err := tokenFrom(c.Context(), e, args[0], minValid)
 			if err != nil {
 				return err
 			}
@@ -74,7 +108,7 @@ is locked against every other tokentray process, so scripts never race the rotat
 			return enc.Encode(tok)
 		},
 	}
-	c.Flags().DurationVar(&o.minValid, "min-valid", 2*time.Minute, "the token must stay valid at least this long")
+	o.minValid = minValidFlag(c)
 	c.Flags().BoolVar(&o.json, "json", false, "print JSON with the token, its type, expiry and the API base")
 	return c
 }

@@ -203,8 +203,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	if subtle.ConstantTimeCompare([]byte(f.Get("client_id")), []byte(ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(ClientSecret)) != 1 {
+	// Both methods of RFC 6749 §2.3.1: HTTP Basic (which every server must
+	// support) and the form body; one request uses one of them.
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	} else {
+		id, secret = f.Get("client_id"), f.Get("client_secret")
+	}
+	if (basic && f.Get("client_secret") != "") ||
+		subtle.ConstantTimeCompare([]byte(id), []byte(ClientID)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(secret), []byte(ClientSecret)) != 1 {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.")
 		return
 	}

@@ -186,7 +186,7 @@ func (f *Fleet) Remove(ctx context.Context, name string, localOnly bool) error {
 		return err
 	}
 	if k := f.keeper(name); k != nil {
-		if err := k.Logout(ctx, localOnly); err != nil {
+		if _, err := k.Logout(ctx, localOnly); err != nil {
 			return err
 		}
 	}

@@ -34,6 +34,10 @@ func (e *APIError) Error() string { return e.Body.Message }
 // Unwrap gives errors.Is its meaning.
 func (e *APIError) Unwrap() error {
 	switch e.Body.Code {
+	case "min_valid_unmeetable":
+		return auth.ErrMinValidUnmeetable
+	case "client_refused":
+		return auth.ErrCredentialsRefused
 	case "needs_sign_in":
 		return auth.ErrNeedsSignIn
 	case "provider_unreachable":
@@ -96,10 +100,21 @@ func (c *Client) Connections(ctx context.Context) ([]Connection, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/connections", nil, &out)
 }
 
-// Token returns an access token of name valid for at least minValid.
+// Connection returns one connection's status.
+func (c *Client) Connection(ctx context.Context, name string) (*Connection, error) {
+	var out Connection
+	return &out, c.do(ctx, http.MethodGet, "/v1/connections/"+url.PathEscape(name), nil, &out)
+}
+
+// Token returns an access token of name valid for at least minValid, or
+// for the server's default margin with auth.DefaultMinValid.
 func (c *Client) Token(ctx context.Context, name string, minValid time.Duration) (*Token, error) {
 	var out Token
-	return &out, c.do(ctx, http.MethodGet, "/v1/connections/"+url.PathEscape(name)+"/token", url.Values{"min_valid": {minValid.String()}}, &out)
+	q := url.Values{}
+	if minValid != auth.DefaultMinValid {
+		q.Set("min_valid", minValid.String())
+	}
+	return &out, c.do(ctx, http.MethodGet, "/v1/connections/"+url.PathEscape(name)+"/token", q, &out)
 }
 
 // Refresh refreshes name now.
@@ -121,12 +136,13 @@ func (c *Client) Login(ctx context.Context, name string, timeout time.Duration) 
 }
 
 // Logout signs name out through the tray.
-func (c *Client) Logout(ctx context.Context, name string, localOnly bool) error {
+func (c *Client) Logout(ctx context.Context, name string, localOnly bool) (*SignedOut, error) {
 	q := url.Values{}
 	if localOnly {
 		q.Set("local_only", "true")
 	}
-	return c.do(ctx, http.MethodPost, "/v1/connections/"+url.PathEscape(name)+"/logout", q, nil)
+	var out SignedOut
+	return &out, c.do(ctx, http.MethodPost, "/v1/connections/"+url.PathEscape(name)+"/logout", q, &out)
 }
 
 // ShowDashboard asks the tray to bring its dashboard up.

@@ -62,6 +62,15 @@ type Token struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 	ExpiresIn   int64     `json:"expires_in"`
 	APIBase     string    `json:"api_base,omitempty"`
+	// Warning is set when the token is handed out although the refresh it
+	// called for failed: it is still valid, until ExpiresAt.
+	Warning string `json:"warning,omitempty"`
+}
+
+// SignedOut is the body of POST /v1/connections/NAME/logout.
+type SignedOut struct {
+	Connection
+	auth.SignOut
 }
 
 // Connection is one entry of GET /v1/connections.
@@ -155,6 +164,12 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 	return nil
 }
 
+// NewToken is the API's answer for a token handed out at now.
+func NewToken(t *auth.Handout, k *auth.Keeper, now time.Time) Token {
+	return Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
+		ExpiresIn: int64(t.Expiry().Sub(now) / time.Second), APIBase: k.Connection().Endpoints.APIBase, Warning: t.Warning}
+}
+
 func describe(k *auth.Keeper) Connection {
 	c := k.Connection()
 	return Connection{Status: k.Status(), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase}
@@ -180,7 +195,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
-	minValid := 2 * time.Minute
+	minValid := auth.DefaultMinValid
 	if v := r.URL.Query().Get("min_valid"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -194,8 +209,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
-		ExpiresIn: int64(t.Expiry().Sub(s.Clock.Now()) / time.Second), APIBase: k.Connection().Endpoints.APIBase})
+	writeJSON(w, http.StatusOK, NewToken(t, k, s.Clock.Now()))
 }
 
 // refresh refreshes now. With ?stale=HASH (TokenHash of the access token a
@@ -254,11 +268,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
-	if err := k.Logout(r.Context(), r.URL.Query().Get("local_only") == "true"); err != nil {
+	out, err := k.Logout(r.Context(), r.URL.Query().Get("local_only") == "true")
+	if err != nil {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, describe(k))
+	writeJSON(w, http.StatusOK, SignedOut{Connection: describe(k), SignOut: out})
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
@@ -277,6 +292,10 @@ func writeKeeperError(w http.ResponseWriter, err error) {
 		e.Hint = te.Hint
 	}
 	switch {
+	case errors.Is(err, auth.ErrMinValidUnmeetable):
+		e.Code, e.ExitCode, status = "min_valid_unmeetable", 2, http.StatusBadRequest
+	case errors.Is(err, auth.ErrCredentialsRefused):
+		e.Code, e.ExitCode, status = "client_refused", 3, http.StatusConflict
 	case errors.Is(err, auth.ErrNeedsSignIn):
 		e.Code, e.ExitCode, status = "needs_sign_in", 3, http.StatusConflict
 	case errors.Is(err, auth.ErrUnreachable), errors.Is(err, auth.ErrRevokeFailed):
