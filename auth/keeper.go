@@ -385,6 +385,15 @@ func (k *Keeper) Run(ctx context.Context) error {
 		}
 	}
 	defer k.waitFlight()
+	if k.conn.Discover {
+		// Off the loop: an issuer that does not answer must not hold up a
+		// refresh that is due.
+		go func() {
+			if err := k.Resolve(ctx); err != nil && ctx.Err() == nil {
+				k.log.Warn("issuer metadata not read; the next refresh tries again", "err", err)
+			}
+		}()
+	}
 	for {
 		now := k.opt.Clock.Now()
 		k.mu.Lock()
@@ -819,6 +828,14 @@ func (k *Keeper) resolved(ctx context.Context) (*Connection, error) {
 	c := *k.conn
 	md.apply(&c)
 	return &c, nil
+}
+
+// Resolve reads the issuer's metadata now, for a connection that discovers
+// its endpoints, so that Status shows the URLs in use before the first
+// refresh needs them. Connections that set their URLs return at once.
+func (k *Keeper) Resolve(ctx context.Context) error {
+	_, err := k.resolved(ctx)
+	return err
 }
 
 // Endpoints are the URLs the connection uses: its own, and those its

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,13 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 					st.LastError = err.Error()
 					unread.add(conn.Name, err)
 				} else {
+					if conn.Discover {
+						// The URLs in use come from the issuer; a server that
+						// does not answer costs a few seconds, not the status.
+						ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+						_ = k.Resolve(ctx)
+						cancel()
+					}
 					st = k.Status()
 				}
 				all = append(all, statusJSON{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})
