@@ -184,8 +184,9 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 		rt := r.PostForm.Get("refresh_token")
 		wasLive := s.live[rt]
 		// Single use once processed, successful or not (as Procore). A 429
-		// or 503 here models a front end that refused before processing.
-		if next != replyTooMany && next != replyUnavailable {
+		// or 503 here models a front end that refused before processing; a
+		// client that fails authentication never gets as far as its token.
+		if next != replyTooMany && next != replyUnavailable && next != replyInvalidClient {
 			s.presented[rt]++
 			delete(s.live, rt)
 		}

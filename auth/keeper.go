@@ -611,10 +611,7 @@ func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 		if t.ValidFor(k.opt.Clock.Now(), 0) {
 			valid = fmt.Sprintf("the access token held expires at %s, sooner than the %s asked for,", t.Expiry().Format(time.RFC3339), minValid)
 		}
-		if k.lastErr != nil {
-			return fmt.Errorf("%s: %s and %s: %w", k.conn.Name, valid, k.lastErr.Error(), ErrUnreachable)
-		}
-		return fmt.Errorf("%s: %s: %s", k.conn.Name, valid, orUnknown(k.errText))
+		return fmt.Errorf("%s: %s and the last refresh failed: %s: %w", k.conn.Name, valid, orUnknown(k.errText), ErrUnreachable)
 	}
 	return fmt.Errorf("%s: no access token valid for %s could be obtained", k.conn.Name, minValid)
 }
