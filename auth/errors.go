@@ -26,6 +26,38 @@ var (
 	ErrCredentialsRefused error = personNeeded("the client's credentials need fixing")
 )
 
+// hintedError carries advice for a person along with an error.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+
+// withHint attaches hint to err; an empty hint leaves err as it is.
+func withHint(err error, hint string) error {
+	if hint == "" {
+		return err
+	}
+	return &hintedError{err: err, hint: hint}
+}
+
+// HintOf returns the advice err carries for a person: what to do next.
+// Every client shows it in its own place (the CLI's "hint:" line, the API's
+// "hint" field, the dashboard's "What to do").
+func HintOf(err error) string {
+	var h *hintedError
+	if errors.As(err, &h) {
+		return h.hint
+	}
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te.Hint
+	}
+	return ""
+}
+
 // personNeeded is an ErrNeedsSignIn with its own words.
 type personNeeded string
 

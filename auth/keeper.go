@@ -601,6 +601,10 @@ func (k *Keeper) warning() string {
 func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return withHint(k.unavailableLocked(t, minValid), k.hint)
+}
+
+func (k *Keeper) unavailableLocked(t *TokenSet, minValid time.Duration) error {
 	switch {
 	case k.state == StateClientRefused || (k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected)):
 		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
@@ -775,7 +779,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 		k.errText, k.hint = current.LastError, current.LastHint
 		k.setStateLocked(StateClientRefused)
 		k.mu.Unlock()
-		return fmt.Errorf("%s: %s: %w", k.conn.Name, orUnknown(current.LastError), ErrCredentialsRefused)
+		return withHint(fmt.Errorf("%s: %s: %w", k.conn.Name, orUnknown(current.LastError), ErrCredentialsRefused), current.LastHint)
 	}
 	conn, err := k.resolved(ctx)
 	if err != nil {
@@ -1059,7 +1063,7 @@ func (k *Keeper) clientRefused(errText, hint string) error {
 	k.emitLocked(Event{Kind: EventRefreshFailed, Error: errText, Hint: hint})
 	k.mu.Unlock()
 	k.log.Warn("client refused", "err", errText)
-	return fmt.Errorf("%s: %s: %w", k.conn.Name, errText, ErrCredentialsRefused)
+	return withHint(fmt.Errorf("%s: %s: %w", k.conn.Name, errText, ErrCredentialsRefused), hint)
 }
 
 // recordFailure records a transient failure: degraded, retried with backoff

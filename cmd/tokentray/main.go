@@ -46,11 +46,10 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 		return child.code // exec: the command's own exit code, no message of ours
 	}
 	fmt.Fprintln(io.err, "tokentray: "+err.Error())
-	var te *auth.TokenError
 	var ae *localapi.APIError
 	switch {
-	case errors.As(err, &te) && te.Hint != "":
-		fmt.Fprintln(io.err, "hint: "+te.Hint)
+	case auth.HintOf(err) != "":
+		fmt.Fprintln(io.err, "hint: "+auth.HintOf(err))
 	case errors.As(err, &ae) && ae.Hint() != "":
 		fmt.Fprintln(io.err, "hint: "+ae.Hint())
 	}

@@ -285,12 +285,8 @@ func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
 
 // writeKeeperError maps the keeper's errors to the CLI's exit codes.
 func writeKeeperError(w http.ResponseWriter, err error) {
-	e := Error{Code: "internal", Message: err.Error(), ExitCode: 1}
+	e := Error{Code: "internal", Message: err.Error(), Hint: auth.HintOf(err), ExitCode: 1}
 	status := http.StatusInternalServerError
-	var te *auth.TokenError
-	if errors.As(err, &te) {
-		e.Hint = te.Hint
-	}
 	switch {
 	case errors.Is(err, auth.ErrMinValidUnmeetable):
 		e.Code, e.ExitCode, status = "min_valid_unmeetable", 2, http.StatusBadRequest
