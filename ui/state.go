@@ -63,7 +63,7 @@ func ConnectionLevel(st auth.Status) Level {
 	switch {
 	case st.State == auth.StateDisconnected:
 		return Grey
-	case st.State == auth.StateNeedsReauth || !st.Usable:
+	case st.State == auth.StateNeedsReauth || st.State == auth.StateClientRefused || !st.Usable:
 		return Red
 	}
 	return Green
@@ -88,6 +88,8 @@ func Summary(st auth.Status, now time.Time) string {
 			return "credentials refused"
 		}
 		return "sign-in needed"
+	case auth.StateClientRefused:
+		return "client refused: fix the secret"
 	case auth.StateRefreshing:
 		return "refreshing…"
 	case auth.StateDegraded:

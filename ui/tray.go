@@ -253,6 +253,9 @@ func (t *Tray) notify(a alerts.Alert) {
 	case alerts.NeedsReauth:
 		m.Title = name + ": sign-in needed"
 		m.Body = "The provider refused the refresh token, so tokentray cannot renew access. Scripts using " + name + " fail once the access token expires."
+	case alerts.ClientRefused:
+		m.Title = name + ": client credentials refused"
+		m.Body = "The provider refused the client secret, id or authentication method. The refresh token is kept: once the client settings are fixed (Edit… in the tokentray menu, or `tokentray secret " + name + "`), no sign-in is needed."
 	case alerts.Expired:
 		m.Title = name + ": no valid access token"
 		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
@@ -266,9 +269,13 @@ func (t *Tray) notify(a alerts.Alert) {
 			m.Body += "\n" + a.Error
 		}
 		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
+		m.OnAction = func() { t.SignIn(name) } // safe off the UI goroutine
+	}
+	if a.Kind == alerts.ClientRefused {
+		// A sign-in cannot fix a refused client; the editor can.
+		m.Action, m.OnAction = "Edit…", func() { t.onUI(func() { t.EditConnection(name) }) }
 	}
 	if m.Action != "" {
-		m.OnAction = func() { t.SignIn(name) } // safe off the UI goroutine
 		if !n.Actionable() {
 			m.Body += "\nChoose Re-authenticate in the tokentray menu."
 		}

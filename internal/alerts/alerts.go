@@ -18,6 +18,9 @@ const (
 	NeedsReauth Kind = "needs_reauth"
 	// Expired: the access token expired while refreshing keeps failing.
 	Expired Kind = "expired"
+	// ClientRefused: the provider refused the client (its secret, id or
+	// authentication method); the refresh token is kept for when it is fixed.
+	ClientRefused Kind = "client_refused"
 	// Recovered: a connection that was alerted about works again.
 	Recovered Kind = "recovered"
 )
@@ -53,6 +56,13 @@ func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 		}
 		t.raised[e.Connection] = NeedsReauth
 		a.Kind = NeedsReauth
+		return a, true
+	case e.Kind == auth.EventState && e.To == auth.StateClientRefused:
+		if in == ClientRefused {
+			return Alert{}, false
+		}
+		t.raised[e.Connection] = ClientRefused
+		a.Kind = ClientRefused
 		return a, true
 	case e.Kind == auth.EventAccessExpired:
 		if in != "" {

@@ -30,6 +30,10 @@ func TestOneAlertPerTransitionNotPerRetry(t *testing.T) {
 		{state(auth.StateRefreshing, auth.StateNeedsReauth), NeedsReauth},
 		{state(auth.StateNeedsReauth, auth.StateDisconnected), ""},
 		{state(auth.StateDisconnected, auth.StateConnected), ""},
+		{state(auth.StateRefreshing, auth.StateClientRefused), ClientRefused},
+		{state(auth.StateClientRefused, auth.StateClientRefused), ""},
+		{auth.Event{Connection: "p", Kind: auth.EventAccessExpired}, ""},
+		{state(auth.StateClientRefused, auth.StateConnected), Recovered},
 	}
 	for i, s := range steps {
 		a, ok := tr.Observe(s.e)
