@@ -142,7 +142,7 @@ func TestTokenJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"access_token": "at-old", "token_type": "bearer", "expires_at": "2026-11-23T03:30:00Z",
-		"expires_in": float64(5400), "api_base": "https://sandbox.procore.com"}
+		"expires_in": float64(5400), "api_base": "https://sandbox.procore.com", "provider": "procore"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

@@ -20,6 +20,7 @@ import (
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/ui"
 )
 
@@ -157,6 +158,11 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	})
 	fmt.Fprintf(out, "tokentray demo: a demo OAuth server runs at %s; access tokens live %s.\n", base, o.lifetime)
 	fmt.Fprintln(out, "Nothing is saved: demo tokens stay in memory. Press Ctrl-C to quit.")
+	// Scripts are what the demo is for: they get fresh tokens from it as
+	// from the tray.
+	if serveAPI(ctx, localapi.Fixed(k), clock, nil, nil) {
+		fmt.Fprintf(out, "Scripts get its tokens as from the tray: tokentray token demo (or curl --unix-socket %s http://tokentray/v1/connections/demo/token).\n", localapi.DefaultPath())
+	}
 
 	events, unsubscribe := k.Subscribe()
 	defer unsubscribe()

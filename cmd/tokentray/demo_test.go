@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestDemoSignsInAndRefreshesWithRotation(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir()) // its local API
 	var out syncBuffer
 	io := streams{in: strings.NewReader(""), out: &out, err: &out}
 	code := run(context.Background(), []string{"demo", "--terminal", "--lifetime", "2s", "--until-refreshes", "2"}, io,
@@ -84,6 +86,7 @@ func TestDemoSignsInAndRefreshesWithRotation(t *testing.T) {
 }
 
 func TestDemoDeniedSignInSaysSo(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir()) // the demo's local API
 	var out syncBuffer
 	io := streams{in: strings.NewReader(""), out: &out, err: &out}
 	code := run(context.Background(), []string{"demo", "--terminal"}, io, deps{env: noEnv(t), openBrowser: consentBrowser(t, "deny")})
@@ -93,6 +96,7 @@ func TestDemoDeniedSignInSaysSo(t *testing.T) {
 }
 
 func TestDemoBrokenGrantNeedsSignInAndEnterSignsInAgain(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir()) // the demo's local API
 	var out syncBuffer
 	pr, pw := io.Pipe()
 	defer pw.Close()
@@ -139,4 +143,52 @@ func noEnv(t *testing.T) envFactory {
 		t.Fatal("the demo must not read the config or the keyring")
 		return nil, nil
 	}
+}
+
+// The terminal demo exists to show that scripts get fresh tokens: a second
+// terminal's plain `tokentray token demo` asks it, although there is no
+// config file at all.
+func TestTheTerminalDemoServesScripts(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", home) // no config.toml there
+	t.Setenv("HOME", home)
+	var out syncBuffer
+	io := streams{in: strings.NewReader(""), out: &out, err: &out}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--terminal", "--lifetime", "30s"}, io, deps{env: noEnv(t), openBrowser: consentBrowser(t, "allow")})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "signed in") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not sign in:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var tokOut, tokErr bytes.Buffer
+	code := run(context.Background(), []string{"token", "demo"}, streams{in: strings.NewReader(""), out: &tokOut, err: &tokErr}, deps{env: newEnv})
+	if code != 0 || len(strings.TrimSpace(tokOut.String())) < 10 {
+		t.Fatalf("token demo: exit %d, stdout %q, stderr %q", code, tokOut.String(), tokErr.String())
+	}
+	if tokErr.String() != "" {
+		t.Fatalf("stderr %q: a missing config file is normal next to the demo", tokErr.String())
+	}
+	// A half-edited file does not break it either, but is pointed out.
+	if err := os.MkdirAll(home+"/tokentray", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(home+"/tokentray/config.toml", []byte("[[connection]]\nname = \"half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokOut.Reset()
+	tokErr.Reset()
+	code = run(context.Background(), []string{"token", "demo"}, streams{in: strings.NewReader(""), out: &tokOut, err: &tokErr}, deps{env: newEnv})
+	if code != 0 || !strings.Contains(tokErr.String(), "TOML syntax") || !strings.Contains(tokErr.String(), "answered from the config it loaded last") {
+		t.Fatalf("with a broken file: exit %d, stderr %q", code, tokErr.String())
+	}
+	cancel()
+	<-done
 }

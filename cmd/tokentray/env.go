@@ -48,6 +48,17 @@ type env struct {
 	opener  func(string) error
 	// api reaches the running tray; nil where there is none to ask (tests).
 	api *localapi.Client
+	// cfgErr is why the config file could not be loaded while a running
+	// tokentray could be asked instead; cfg is then empty. Work that needs
+	// the file here, rather than the running tokentray, reports it.
+	cfgErr    error
+	cfgWarned bool
+}
+
+// runningAPI reports whether a tokentray answers on the local API.
+func runningAPI(ctx context.Context) bool {
+	_, err := localapi.NewClient(localapi.DefaultPath()).Connections(ctx)
+	return err == nil
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.
@@ -58,7 +69,7 @@ type globalOptions struct {
 	verbose    bool
 }
 
-func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
+func newEnv(ctx context.Context, o globalOptions, io streams) (*env, error) {
 	path := o.configPath
 	if path == "" {
 		p, err := config.DefaultPath()
@@ -67,9 +78,14 @@ func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
 		}
 		path = p
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
+	cfg, cfgErr := config.Load(path)
+	if cfgErr != nil {
+		// A running tokentray answers from its last good config: a missing
+		// or half-edited file must not break the scripts it serves.
+		if !runningAPI(ctx) {
+			return nil, cfgErr
+		}
+		cfg = &config.Config{Path: path, Raw: map[string]config.Connection{}}
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(io.err, "tokentray: warning: "+w)
@@ -78,6 +94,7 @@ func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.cfgErr = cfgErr
 	if o.verbose {
 		e.log = slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -101,15 +118,27 @@ func newEnvWithConfig(cfg *config.Config, logTo io.Writer) (*env, error) {
 
 // keeper returns a loaded keeper for the named connection.
 func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
-	conn, err := e.cfg.Lookup(name)
+	conn, err := e.lookup(name)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, err
 	}
 	k := auth.NewKeeper(conn, e.keeperOptions(conn))
 	if err := k.Load(ctx); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// lookup finds a connection in the config file.
+func (e *env) lookup(name string) (*auth.Connection, error) {
+	if e.cfgErr != nil {
+		return nil, e.cfgErr
+	}
+	conn, err := e.cfg.Lookup(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return conn, nil
 }
 
 // askTray runs f against the running tray. It reports false when no tray
@@ -121,6 +150,12 @@ func (e *env) askTray(f func(*localapi.Client) error) (bool, error) {
 	err := f(e.api)
 	if errors.Is(err, localapi.ErrNotRunning) {
 		return false, nil
+	}
+	// A missing file is normal next to the demo; a broken one needs fixing
+	// before the running tokentray restarts, so say so.
+	if e.cfgErr != nil && !e.cfgWarned && !errors.Is(e.cfgErr, config.ErrNoFile) {
+		e.cfgWarned = true
+		fmt.Fprintf(e.streams.err, "tokentray: warning: %v\n(the running tokentray answered from the config it loaded last)\n", e.cfgErr)
 	}
 	return true, err
 }

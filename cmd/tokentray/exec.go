@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tokentray/tokentray/auth"
 )
 
 // exitCodeError carries a child's exit code through cobra.
@@ -47,19 +45,21 @@ refresh token. tokentray exits with the command's exit code.`,
 			if err != nil {
 				return err
 			}
-			conn, err := e.cfg.Lookup(args[0])
-			if err != nil {
-				return usageError{err}
+			name := args[0]
+			if e.cfgErr == nil {
+				if _, err := e.lookup(name); err != nil {
+					return err
+				}
 			}
-			tok, err := tokenFrom(c.Context(), e, args[0], minValid)
+			tok, err := tokenFrom(c.Context(), e, name, minValid)
 			if err != nil {
 				return err
 			}
-			tokenVar, baseVar := envNames(conn, e.cfg.Raw[conn.Name].TokenEnv)
+			tokenVar, baseVar := envNames(tok.Provider, e.cfg.Raw[name].TokenEnv)
 			return runWithToken(args[1:], []string{
 				tokenVar + "=" + tok.AccessToken,
 				baseVar + "=" + tok.APIBase,
-				"TOKENTRAY_CONNECTION=" + conn.Name,
+				"TOKENTRAY_CONNECTION=" + name,
 			}, e.streams)
 		},
 	}
@@ -69,11 +69,11 @@ refresh token. tokentray exits with the command's exit code.`,
 
 // envNames are the variables for the token and the API base: token_env and
 // its _API_BASE sibling, or names that follow the provider.
-func envNames(conn *auth.Connection, tokenEnv string) (string, string) {
+func envNames(provider, tokenEnv string) (string, string) {
 	if tokenEnv != "" {
 		return tokenEnv, strings.TrimSuffix(strings.TrimSuffix(tokenEnv, "_TOKEN"), "_ACCESS") + "_API_BASE"
 	}
-	if conn.Provider.Name == "procore" {
+	if provider == "procore" {
 		return "PROCORE_ACCESS_TOKEN", "PROCORE_API_BASE"
 	}
 	return "ACCESS_TOKEN", "API_BASE"

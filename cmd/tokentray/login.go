@@ -44,10 +44,6 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if o.timeout <= 0 {
 		return usageError{fmt.Errorf("--timeout must be positive, got %s", o.timeout)}
 	}
-	conn, err := e.cfg.Lookup(name)
-	if err != nil {
-		return usageError{err}
-	}
 	io := e.streams
 	asked, err := e.askTray(func(api *localapi.Client) error {
 		if _, err := api.Connections(c.Context()); err != nil {
@@ -61,6 +57,10 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 		return err
 	})
 	if asked {
+		return err
+	}
+	conn, err := e.lookup(name)
+	if err != nil {
 		return err
 	}
 	opener := e.opener

@@ -101,8 +101,8 @@ keeps it in the OS keyring. It never goes into the config file.`,
 			if err != nil {
 				return err
 			}
-			if _, err := e.cfg.Lookup(args[0]); err != nil {
-				return usageError{err}
+			if _, err := e.lookup(args[0]); err != nil {
+				return err
 			}
 			secret, err := readSecret(e.streams, args[0])
 			if err != nil {

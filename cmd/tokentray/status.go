@@ -44,6 +44,9 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !asked && e.cfgErr != nil {
+				return e.cfgErr
+			}
 			var unread unreadStores
 			for _, conn := range e.cfg.Connections {
 				if asked {

@@ -112,7 +112,7 @@ func showTray(ctx context.Context, f *fleet.Fleet, opt ui.Options, afterStart fu
 	tray := ui.NewTray(a, f.Keepers(), opt)
 	f.OnChange(func() { tray.SetKeepers(f.Keepers()) })
 	tray.Start(ctx)
-	serveAPI(ctx, f.Keepers, tray, opt)
+	serveAPI(ctx, f.Keepers, opt.Clock, func() { fyne.Do(tray.ShowDashboard) }, opt.Log)
 	watchResume(ctx, f.Keepers, opt.Log)
 	if afterStart != nil {
 		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
@@ -140,19 +140,22 @@ func hasDisplay() bool {
 // scripts ask the tray instead of refreshing themselves. When another
 // tokentray already serves it (a demo next to the real tray), this one
 // runs without it.
-func serveAPI(ctx context.Context, keepers func() []*auth.Keeper, tray *ui.Tray, opt ui.Options) {
+// showDashboard is nil where there is none (the terminal demo). It
+// reports whether the API is served.
+func serveAPI(ctx context.Context, keepers func() []*auth.Keeper, clock auth.Clock, showDashboard func(), log *slog.Logger) bool {
 	path := localapi.DefaultPath()
 	l, err := localapi.Listen(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tokentray: the local API is not served: %v\n", err)
-		return
+		return false
 	}
-	s := &localapi.Server{Keepers: keepers, Clock: opt.Clock, ShowDashboard: func() { fyne.Do(tray.ShowDashboard) }}
+	s := &localapi.Server{Keepers: keepers, Clock: clock, ShowDashboard: showDashboard}
 	go func() {
-		if err := s.Serve(ctx, l); err != nil {
-			opt.Log.Error("local API stopped", "err", err)
+		if err := s.Serve(ctx, l); err != nil && log != nil {
+			log.Error("local API stopped", "err", err)
 		}
 	}()
+	return true
 }
 
 // watchResume wakes every keeper when the machine resumes from suspend.

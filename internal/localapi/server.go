@@ -62,6 +62,8 @@ type Token struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 	ExpiresIn   int64     `json:"expires_in"`
 	APIBase     string    `json:"api_base,omitempty"`
+	// Provider is the connection's provider preset ("procore", "generic").
+	Provider string `json:"provider,omitempty"`
 	// Warning is set when the token is handed out although the refresh it
 	// called for failed: it is still valid, until ExpiresAt.
 	Warning string `json:"warning,omitempty"`
@@ -167,7 +169,8 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 // NewToken is the API's answer for a token handed out at now.
 func NewToken(t *auth.Handout, k *auth.Keeper, now time.Time) Token {
 	return Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
-		ExpiresIn: int64(t.Expiry().Sub(now) / time.Second), APIBase: k.Connection().Endpoints.APIBase, Warning: t.Warning}
+		ExpiresIn: int64(t.Expiry().Sub(now) / time.Second), APIBase: k.Connection().Endpoints.APIBase,
+		Provider: k.Connection().Provider.Name, Warning: t.Warning}
 }
 
 func describe(k *auth.Keeper) Connection {
