@@ -147,6 +147,8 @@ provider = "generic"
 client_id = "tokentray-e2e"
 redirect_uri = %q
 scopes = ["openid", "offline_access", "api"]
+# oidc-provider registers this client with the secret in the form body.
+token_endpoint_auth_method = "client_secret_post"
 auth_url = "%s/auth"
 token_url = "%s/token"
 revoke_url = "%s/token/revocation"

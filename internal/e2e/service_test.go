@@ -26,6 +26,7 @@ name = "e2e-service"
 provider = "generic"
 grant = "client_credentials"
 client_id = "tokentray-e2e-service"
+token_endpoint_auth_method = "client_secret_post"
 token_url = "` + base + `/token"
 `
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
