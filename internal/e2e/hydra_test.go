@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,6 +68,7 @@ type hydraServer struct {
 	Logins, Consents atomic.Int32
 
 	http *http.Client
+	stop func()
 }
 
 // hydraBinary is Hydra's path from E2E_HYDRA.
@@ -156,10 +158,14 @@ func startHydra(t testing.TB, opt hydraOptions) *hydraServer {
 			t.Logf("hydra log (%s):\n%s", h.LogPath, out)
 		}
 	})
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	var stopOnce sync.Once
+	h.stop = func() {
+		stopOnce.Do(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+	}
+	t.Cleanup(h.stop)
 
 	deadline := time.Now().Add(60 * time.Second)
 	for !h.ready() {
@@ -191,6 +197,11 @@ func startHydra(t testing.TB, opt hydraOptions) *hydraServer {
 	})
 	return h
 }
+
+// Stop kills Hydra and waits until it has exited: its ports refuse
+// connections from then on, as a server that is down does. Its in-memory
+// database is gone with it.
+func (h *hydraServer) Stop() { h.stop() }
 
 func (h *hydraServer) ready() bool {
 	for _, base := range []string{h.Admin, h.Public} {
