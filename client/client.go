@@ -34,7 +34,10 @@ var (
 // Client reaches the running tray.
 type Client struct {
 	api *localapi.Client
-	// MinValid is how long a token handed out must stay valid (default 2 min).
+	// MinValid is how long a token handed out must stay valid. The default,
+	// auth.DefaultMinValid, is a margin that fits every token lifetime
+	// (2 minutes, or less where the provider's tokens live shorter), and
+	// during an outage still hands out a token that is valid.
 	MinValid time.Duration
 }
 
@@ -43,7 +46,7 @@ func New() *Client { return NewAt(localapi.DefaultPath()) }
 
 // NewAt returns a client for the socket at path.
 func NewAt(path string) *Client {
-	return &Client{api: localapi.NewClient(path), MinValid: 2 * time.Minute}
+	return &Client{api: localapi.NewClient(path), MinValid: auth.DefaultMinValid}
 }
 
 // TokenSource is an oauth2.TokenSource for the named connection. Each Token
