@@ -432,3 +432,15 @@ func TestNoRefreshTokenIssuedIsSaidPlainly(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestAKeeperNotYetLoadedStillRefreshesForItsFirstCaller(t *testing.T) {
+	r := newRig(t)
+	rt := r.srv.issueRefreshToken()
+	r.store.put(r.conn.Name, &TokenSet{AccessToken: "at-initial", TokenType: "bearer", RefreshToken: Secret(rt),
+		ObtainedAt: r.clock.Now().Add(-80 * time.Minute), Lifetime: 90 * time.Minute})
+	// No Load: the first Token call loads, and that must not use up its refresh.
+	tok, err := r.k.Token(context.Background(), DefaultMinValid)
+	if err != nil || tok.AccessToken == "at-initial" || tok.Warning != "" {
+		t.Fatalf("got %+v, %v; want a refreshed token", tok, err)
+	}
+}

@@ -534,15 +534,16 @@ func (k *Keeper) meets(t *TokenSet, now time.Time, d time.Duration) bool {
 // A minValid no token of this provider can meet is ErrMinValidUnmeetable,
 // unless a sign-in is needed anyway, which is said first.
 func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, error) {
+	k.mu.Lock()
+	loaded := k.loaded
+	k.mu.Unlock()
+	if !loaded {
+		if err := k.Load(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		k.mu.Lock()
-		if !k.loaded {
-			k.mu.Unlock()
-			if err := k.Load(ctx); err != nil {
-				return nil, err
-			}
-			continue
-		}
 		now := k.opt.Clock.Now()
 		t, state := k.token, k.state
 		waiting := state == StateDegraded && now.Before(k.retryAt)
