@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -105,10 +106,29 @@ func checkSecretService() error {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if desktopActivation(conn) {
+				return nil
+			}
 			return errNoSecretService
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// desktopActivation reports whether the bus may start the Secret Service:
+// in a desktop session (a display to show its unlock prompt on), where the
+// bus can activate it, as window managers without a session manager (i3,
+// sway) rely on. Without a display the daemon it starts could never be
+// unlocked, and would only stay behind.
+func desktopActivation(conn *dbus.Conn) bool {
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return false
+	}
+	var names []string
+	if err := conn.BusObject().Call("org.freedesktop.DBus.ListActivatableNames", 0).Store(&names); err != nil {
+		return false
+	}
+	return slices.Contains(names, secretServiceName)
 }
 
 // sessionBusAddress returns the session bus address godbus is to dial, or a

@@ -203,6 +203,9 @@ func TestNoSecretServiceOnTheBusStartsNone(t *testing.T) {
 		}
 	})
 
+	// Without a display (SSH, cron, a server) nothing is started.
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
 	s := New("tokentray-test")
 	s.Timeout = 5 * time.Second
 	start := time.Now()
@@ -214,5 +217,21 @@ func TestNoSecretServiceOnTheBusStartsNone(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // an activation would have run the Exec by now
 	if _, err := os.Stat(activated); err == nil {
 		t.Fatal("the keyring call had the bus start the Secret Service (D-Bus activation)")
+	}
+
+	// In a desktop session the bus may start it, as i3 or sway users rely on:
+	// there is a display for its unlock prompt.
+	t.Setenv("DISPLAY", ":99")
+	s.Timeout = time.Second
+	_, _ = s.Get(context.Background(), "k") // the fake never owns the name: this call fails
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(activated); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("in a desktop session the bus was not allowed to start the Secret Service")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
