@@ -240,23 +240,22 @@ func methodHint(te *TokenError, conn *Connection) string {
 	if conn == nil || (conn.Provider != nil && conn.Provider.AuthMethod != "") {
 		return "" // the preset's method is the provider's documented one
 	}
-	used := conn.AuthMethod
-	if used == "" {
-		used = AuthMethodBasic + " (the default with a client secret)"
+	method, used := conn.AuthMethod, conn.AuthMethod
+	if method == "" {
+		method, used = AuthMethodBasic, AuthMethodBasic+" (the default with a client secret)"
 	}
 	desc := strings.ToLower(te.Description)
 	var named []string
 	for _, m := range AuthMethods {
-		if m != conn.AuthMethod && strings.Contains(desc, m) {
+		if m != method && strings.Contains(desc, m) {
 			named = append(named, m)
 		}
 	}
-	switch {
-	case len(named) == 1:
+	// Only a method named outright counts: many servers' standard text
+	// mentions "unsupported authentication method" for every failure,
+	// a wrong secret included.
+	if len(named) == 1 {
 		return " The server's answer names " + named[0] + ": this connection sent " + used + "; set token_endpoint_auth_method = \"" + named[0] + "\" in its config table."
-	case strings.Contains(desc, "auth") && (strings.Contains(desc, "method") || strings.Contains(desc, "mechanism")):
-		return " The server's answer points at the client authentication method: this connection sent " + used + "; set token_endpoint_auth_method to the method the client is registered with" +
-			supported(conn) + "."
 	}
 	return " This connection authenticates with " + used + supported(conn) + "; if the client is registered with another method, set token_endpoint_auth_method."
 }

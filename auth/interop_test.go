@@ -38,11 +38,69 @@ func TestThePlainTokenCallFitsShortLifetimes(t *testing.T) {
 		t.Fatalf("at 30 s: %v, %v; want the held token, no refresh", tok, err)
 	}
 	r.clock.Advance(8 * time.Second) // 38 s + 12 s reaches past the refresh at 48 s
-	tok, err = r.k.Token(context.Background(), DefaultMinValid)
-	if err != nil || tok.AccessToken == "at-initial" || r.srv.refreshCount() != 1 {
-		t.Fatalf("at 38 s: %v, %v after %d refreshes; want a new token", tok, err, r.srv.refreshCount())
+	tok = r.tokenAfterTheEarlierPromises(DefaultMinValid, 10*time.Second)
+	if tok.AccessToken == "at-initial" || r.srv.refreshCount() != 1 {
+		t.Fatalf("at 38 s: %v after %d refreshes; want a new token", tok, r.srv.refreshCount())
 	}
 	r.noReuse()
+}
+
+// tokenAfterTheEarlierPromises calls Token, which must wait (on the clock)
+// for the tokens handed out before to run their course without refreshing,
+// and after the clock moves by wait, hand out a new token.
+func (r *rig) tokenAfterTheEarlierPromises(minValid, wait time.Duration) *Handout {
+	r.t.Helper()
+	type result struct {
+		tok *Handout
+		err error
+	}
+	done := make(chan result, 1)
+	before := r.srv.refreshCount()
+	go func() {
+		tok, err := r.k.Token(context.Background(), minValid)
+		done <- result{tok, err}
+	}()
+	if !r.clock.BlockUntil(1, 5*time.Second) {
+		r.t.Fatal("Token did not wait for the earlier promises")
+	}
+	select {
+	case res := <-done:
+		r.t.Fatalf("Token answered without waiting: %+v, %v", res.tok, res.err)
+	default:
+	}
+	if n := r.srv.refreshCount(); n != before {
+		r.t.Fatalf("refreshed while tokens handed out before were still promised (%d calls)", n-before)
+	}
+	r.clock.Advance(wait)
+	res := <-done
+	if res.err != nil {
+		r.t.Fatal(res.err)
+	}
+	return res.tok
+}
+
+// A refresh that a caller asks for must not revoke a token handed out a
+// moment before (Hydra revokes the previous access token at each refresh):
+// the keeper that hands out every token waits just as long as it promised.
+func TestATokenHandedOutSurvivesTheNextCallersRefresh(t *testing.T) {
+	r := newRig(t)
+	r.k.opt.OnlyHolder = true
+	r.shortLived(60 * time.Second) // margin 12 s, refresh at 48 s
+	r.clock.Advance(30 * time.Second)
+	first, err := r.k.Token(context.Background(), DefaultMinValid) // promised until 42 s
+	if err != nil || first.AccessToken != "at-initial" {
+		t.Fatal(first, err)
+	}
+	r.clock.Advance(8 * time.Second) // 38 s: the next caller's 12 s cross 48 s
+	next := r.tokenAfterTheEarlierPromises(DefaultMinValid, 4*time.Second)
+	if next.AccessToken == first.AccessToken {
+		t.Fatal("the second caller got the old token")
+	}
+	// Without an earlier caller, a caller refreshes at once.
+	r.clock.Advance(38 * time.Second) // 80 s: 12 s cross the new token's refresh at 90 s
+	if tok, err := r.k.Token(context.Background(), DefaultMinValid); err != nil || tok.AccessToken == next.AccessToken {
+		t.Fatalf("no promise outstanding: %v, %v; want an immediate refresh", tok, err)
+	}
 }
 
 func TestAMinValidLongerThanTheLifetimeIsAUsageError(t *testing.T) {
@@ -96,10 +154,11 @@ func TestACallerWhoseWindowHoldsTheScheduledRefreshGetsTheNewToken(t *testing.T)
 	r.shortLived(60 * time.Second) // refresh at 48 s
 	r.clock.Advance(45 * time.Second)
 	// 6 s from 45 s crosses 48 s: the server would revoke a token handed out
-	// now when tokentray refreshes three seconds later.
-	tok, err := r.k.Token(context.Background(), 6*time.Second)
-	if err != nil || tok.AccessToken == "at-initial" {
-		t.Fatalf("got %v, %v; want the refreshed token", tok, err)
+	// now when tokentray refreshes three seconds later. Another process may
+	// have handed the current one out until 48 s: wait for that, then refresh.
+	tok := r.tokenAfterTheEarlierPromises(6*time.Second, 3*time.Second)
+	if tok.AccessToken == "at-initial" {
+		t.Fatalf("got %v; want the refreshed token", tok)
 	}
 	if due := r.k.Status().NextRefresh; !due.After(r.clock.Now().Add(6 * time.Second)) {
 		t.Fatalf("the next scheduled refresh %v falls inside the 6 s just promised", due)
@@ -442,5 +501,23 @@ func TestAKeeperNotYetLoadedStillRefreshesForItsFirstCaller(t *testing.T) {
 	tok, err := r.k.Token(context.Background(), DefaultMinValid)
 	if err != nil || tok.AccessToken == "at-initial" || tok.Warning != "" {
 		t.Fatalf("got %+v, %v; want a refreshed token", tok, err)
+	}
+}
+
+func TestTheMethodHintNamesOnlyWhatTheServerAskedFor(t *testing.T) {
+	conn := genericConn("m")
+	for _, tc := range []struct{ configured, desc, want, not string }{
+		// fosite (Ory Hydra), the client registered with basic, post sent.
+		{AuthMethodPost, "The OAuth 2.0 Client supports client authentication method 'client_secret_basic', but method 'client_secret_post' was requested. You must configure the OAuth 2.0 client's 'token_endpoint_auth_method' value to accept 'client_secret_post'.", `token_endpoint_auth_method = "client_secret_basic"`, ""},
+		// The same with the default method sent.
+		{"", "The OAuth 2.0 Client supports client authentication method 'client_secret_post', but method 'client_secret_basic' was requested.", `token_endpoint_auth_method = "client_secret_post"`, ""},
+		// A wrong secret: the standard text mentions "unsupported authentication method" too.
+		{"", "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method). The provided client secret did not match.", "if the client is registered with another method", "The server's answer names"},
+	} {
+		conn.AuthMethod = tc.configured
+		hint := diagnose(&TokenError{Op: "refresh", Code: "invalid_client", Description: tc.desc}, conn)
+		if !strings.Contains(hint, tc.want) || (tc.not != "" && strings.Contains(hint, tc.not)) {
+			t.Errorf("configured %q, server said %q:\nhint %q", tc.configured, tc.desc, hint)
+		}
 	}
 }

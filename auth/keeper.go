@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,6 +104,11 @@ type KeeperOptions struct {
 	// OnTokens is called after new tokens were saved (refresh, sign-in) and
 	// with nil after a sign-out, outside the keeper's lock: the export file.
 	OnTokens func(t *TokenSet)
+	// OnlyHolder says that this keeper hands out every access token of its
+	// connection (the tray, the demo: everyone else asks it), so it knows
+	// what it promised. Without it (a CLI process), any other process may
+	// have handed out the current token until its scheduled refresh.
+	OnlyHolder bool
 }
 
 // Backoff bounds for transient failures.
@@ -147,6 +153,10 @@ type Keeper struct {
 	// endpoints, and when it was fetched.
 	metadata   *Metadata
 	metadataAt time.Time
+	// promisedUntil is how long the access token promisedFor was promised
+	// to callers (OnlyHolder): no caller's refresh may revoke it before.
+	promisedFor   Secret
+	promisedUntil time.Time
 }
 
 type flight struct {
@@ -521,7 +531,9 @@ func (k *Keeper) meets(t *TokenSet, now time.Time, d time.Duration) bool {
 // Token returns an access token that stays valid for at least minValid, or
 // for the default margin with DefaultMinValid. It refreshes first when the
 // token would not last that long, or when the scheduled refresh falls
-// within that time (the new token is handed out instead).
+// within that time (the new token is handed out instead). Such a refresh
+// waits until the tokens handed out before have had the time they were
+// promised: some servers revoke the previous access token at every refresh.
 //
 // When no such token can be had (an outage, a refused client, a sign-in
 // needed):
@@ -542,6 +554,7 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, e
 			return nil, err
 		}
 	}
+	held := false // waited for earlier promises once already
 	for attempt := 0; ; attempt++ {
 		k.mu.Lock()
 		now := k.opt.Clock.Now()
@@ -562,12 +575,25 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, e
 				k.conn.Name, t.Lifetime.Round(time.Second), minValid, ErrMinValidUnmeetable)
 		}
 		if k.meets(t, now, need) {
+			k.promise(t, now.Add(need))
 			return &Handout{TokenSet: *t}, nil
 		}
 		// One refresh try, unless the connection cannot refresh now: the
 		// grant is dead, or a failing provider asked for time (a burst of
 		// callers must not hammer it).
 		if attempt == 0 && state != StateNeedsReauth && !waiting {
+			// A refresh revokes the current access token at some servers:
+			// first let the tokens handed out before run their course.
+			if end := k.promisesEnd(t, now); !held && end.After(now) {
+				held = true
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-k.opt.Clock.After(end.Sub(now)):
+				}
+				attempt-- // waiting was not the try
+				continue
+			}
 			if err := k.refresh(ctx, false, need); err != nil && ctx.Err() != nil {
 				return nil, err
 			}
@@ -578,12 +604,48 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, e
 			// Valid long enough; only the scheduled refresh inside the window
 			// could not be avoided (it failed, or the caller asks for more than
 			// the time between two refreshes).
+			k.promise(t, now.Add(need))
 			return &Handout{TokenSet: *t, Warning: k.warning()}, nil
 		case minValid == DefaultMinValid && t.ValidFor(now, 0):
+			k.promise(t, t.Expiry())
 			return &Handout{TokenSet: *t, Warning: k.warning()}, nil
 		}
 		return nil, k.unavailableError(t, need)
 	}
+}
+
+// promise records that t was handed out to be valid until end.
+func (k *Keeper) promise(t *TokenSet, end time.Time) {
+	if !k.opt.OnlyHolder {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.promisedFor != t.AccessToken {
+		k.promisedFor, k.promisedUntil = t.AccessToken, time.Time{}
+	}
+	if end.After(k.promisedUntil) {
+		k.promisedUntil = end
+	}
+}
+
+// promisesEnd is when every promise made for the access token of t ends:
+// what this keeper promised, when it hands out every token; otherwise its
+// scheduled refresh, up to which any process may have handed it out. Zero
+// when t is not valid (nothing to keep).
+func (k *Keeper) promisesEnd(t *TokenSet, now time.Time) time.Time {
+	if !t.ValidFor(now, 0) {
+		return time.Time{}
+	}
+	if !k.opt.OnlyHolder {
+		return k.conn.refreshAt(t.ObtainedAt, t.Lifetime)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.promisedFor != t.AccessToken {
+		return time.Time{}
+	}
+	return k.promisedUntil
 }
 
 // warning says why the token handed out was not refreshed; empty when the
@@ -608,7 +670,7 @@ func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 func (k *Keeper) unavailableLocked(t *TokenSet, minValid time.Duration) error {
 	switch {
 	case k.state == StateClientRefused || (k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected)):
-		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
+		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, strings.TrimSuffix(orUnknown(k.errText), ": "+ErrCredentialsRefused.Error()), ErrCredentialsRefused)
 	case k.state == StateNeedsReauth || k.state == StateDisconnected:
 		return fmt.Errorf("%s needs a new sign-in (%s): run `tokentray login %s`: %w", k.conn.Name, orUnknown(k.errText), k.conn.Name, ErrNeedsSignIn)
 	case k.state == StateDegraded:
@@ -766,7 +828,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 
 	secret, err := k.clientSecret(ctx)
 	if errors.Is(err, ErrCredentialsRefused) {
-		return k.clientRefused(err.Error(), "")
+		return k.clientRefused(strings.TrimSuffix(err.Error(), ": "+ErrCredentialsRefused.Error()), "")
 	}
 	if err != nil {
 		return k.localFailure(err, "")
@@ -1055,7 +1117,10 @@ func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProce
 // the client settings or secret; the refresh token is kept.
 func (k *Keeper) clientRefused(errText, hint string) error {
 	if hint == "" {
-		hint = "Set the client secret with `tokentray secret " + k.conn.Name + "`, or fix client_id and token_endpoint_auth_method in the config. The refresh token is kept: no new sign-in is needed once the client is accepted."
+		hint = "Set the client secret with `tokentray secret " + k.conn.Name + "`, or fix client_id and token_endpoint_auth_method in the config."
+		if k.conn.Grant != GrantClientCredentials {
+			hint += " The refresh token is kept: no new sign-in is needed once the client is accepted."
+		}
 	}
 	k.mu.Lock()
 	k.failures = 0

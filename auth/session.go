@@ -89,6 +89,10 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: tokenClient(k.opt.HTTPClient, conn), Paste: o.Paste,
 	}
 	tok, err := flow.Run(ctx)
+	if te := (*TokenError)(nil); errors.As(err, &te) && te.Class == Permanent && te.Code != "invalid_grant" {
+		// The client was refused: a person must fix its settings (exit 3).
+		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrCredentialsRefused)
+	}
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
 	}

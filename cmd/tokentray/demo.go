@@ -109,7 +109,7 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 	}
 	defer srv.Close()
 	clock := auth.SystemClock{}
-	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OpenBrowser: opener,
+	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OpenBrowser: opener, OnlyHolder: true,
 		ShowURL: func(url string) {
 			fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
 		}})
@@ -143,7 +143,7 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	clock := auth.SystemClock{}
 	out := io.out
 	k := auth.NewKeeper(conn, auth.KeeperOptions{
-		Store: store, Locker: &auth.ProcessLocker{}, Clock: clock,
+		Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OnlyHolder: true,
 		OpenBrowser: func(url string) error {
 			if opener != nil {
 				if err := opener(url); err != nil {

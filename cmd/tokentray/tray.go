@@ -52,7 +52,9 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		Store: e.store,
 		Log:   e.log,
 		NewKeeper: func(cfg *config.Config, conn *auth.Connection) *auth.Keeper {
-			return auth.NewKeeper(conn, e.keeperOptionsIn(cfg, conn))
+			o := e.keeperOptionsIn(cfg, conn)
+			o.OnlyHolder = true // while the tray runs, every token comes from it
+			return auth.NewKeeper(conn, o)
 		},
 		Started: func(ctx context.Context, k *auth.Keeper, cfg *config.Config) {
 			hook.Watch(ctx, []*auth.Keeper{k}, func(name string) string {
