@@ -521,3 +521,47 @@ func TestTheMethodHintNamesOnlyWhatTheServerAskedFor(t *testing.T) {
 		}
 	}
 }
+
+// A need as long as a whole refresh cycle cannot avoid the scheduled
+// refresh even with a new token: one refresh, then the new token for all,
+// and nobody waits (the e2e's 200 agents asked for 285 s of 300 s tokens).
+func TestCallersWhoNeedMoreThanARefreshCycleShareOneRefresh(t *testing.T) {
+	for _, onlyHolder := range []bool{true, false} {
+		r := newRig(t)
+		r.k.opt.OnlyHolder = onlyHolder
+		r.shortLived(300 * time.Second)
+		r.clock.Advance(20 * time.Second)
+		var first string
+		for i := range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // real time: a wait on the fake clock would hit it
+			tok, err := r.k.Token(ctx, 285*time.Second)
+			cancel()
+			if err != nil {
+				t.Fatalf("only holder %t, caller %d: %v", onlyHolder, i, err)
+			}
+			if first == "" {
+				first = tok.AccessToken.Reveal()
+			}
+			if tok.AccessToken.Reveal() != first || first == "at-initial" {
+				t.Fatalf("only holder %t, caller %d got %s; want the one new token", onlyHolder, i, tok.AccessToken.Reveal())
+			}
+		}
+		if n := r.srv.refreshCount(); n != 1 {
+			t.Fatalf("only holder %t: %d refreshes, want 1", onlyHolder, n)
+		}
+	}
+}
+
+// A caller that needs more than the token has left is served at once: the
+// token could not serve it anyway.
+func TestACallerWhoNeedsMoreThanTheTokenHasLeftDoesNotWait(t *testing.T) {
+	r := newRig(t)
+	r.shortLived(60 * time.Second)
+	r.clock.Advance(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tok, err := r.k.Token(ctx, 40*time.Second) // 30 s left
+	if err != nil || tok.AccessToken == "at-initial" {
+		t.Fatalf("got %v, %v; want a new token at once", tok, err)
+	}
+}

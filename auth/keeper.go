@@ -524,8 +524,15 @@ func (k *Keeper) margin(t *TokenSet, minValid time.Duration) time.Duration {
 // is valid that long, and the scheduled refresh does not fall inside that
 // window. Some servers revoke the previous access token at every refresh, so
 // a token handed out just before tokentray's own refresh would die early.
+// A need as long as the time from a refresh to the next (refresh_at of the
+// lifetime) has the scheduled refresh inside its window even with a new
+// token: refreshing cannot help it, validity is all it can have.
 func (k *Keeper) meets(t *TokenSet, now time.Time, d time.Duration) bool {
-	return t != nil && t.ValidFor(now, d) && now.Add(d).Before(k.conn.refreshAt(t.ObtainedAt, t.Lifetime))
+	if t == nil || !t.ValidFor(now, d) {
+		return false
+	}
+	refreshAt := k.conn.refreshAt(t.ObtainedAt, t.Lifetime)
+	return now.Add(d).Before(refreshAt) || d >= refreshAt.Sub(t.ObtainedAt)
 }
 
 // Token returns an access token that stays valid for at least minValid, or
@@ -583,8 +590,11 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, e
 		// callers must not hammer it).
 		if attempt == 0 && state != StateNeedsReauth && !waiting {
 			// A refresh revokes the current access token at some servers:
-			// first let the tokens handed out before run their course.
-			if end := k.promisesEnd(t, now); !held && end.After(now) {
+			// when the current token would do but for the scheduled refresh
+			// inside the window, first let the tokens handed out before run
+			// their course. A caller that needs more than the token has left
+			// is served at once.
+			if end := k.promisesEnd(t, now); !held && t.ValidFor(now, need) && end.After(now) {
 				held = true
 				select {
 				case <-ctx.Done():
@@ -623,6 +633,11 @@ func (k *Keeper) promise(t *TokenSet, end time.Time) {
 	defer k.mu.Unlock()
 	if k.promisedFor != t.AccessToken {
 		k.promisedFor, k.promisedUntil = t.AccessToken, time.Time{}
+	}
+	// The scheduled refresh comes at its time whatever was promised; only a
+	// refresh a caller asks for earlier waits for the promises.
+	if r := k.conn.refreshAt(t.ObtainedAt, t.Lifetime); end.After(r) {
+		end = r
 	}
 	if end.After(k.promisedUntil) {
 		k.promisedUntil = end
