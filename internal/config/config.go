@@ -410,8 +410,10 @@ func build(raw Connection) (*auth.Connection, []string) {
 			}
 		}
 		if preset.Name == "generic" {
-			// With an issuer, its metadata supplies what is not set here.
-			conn.Discover = raw.Issuer != ""
+			// With an issuer, its metadata supplies the endpoints not set
+			// here. With both set, the issuer only checks RFC 9207's iss,
+			// and nothing depends on its metadata being served.
+			conn.Discover = raw.Issuer != "" && (raw.TokenURL == "" || (raw.AuthURL == "" && conn.Grant == auth.GrantAuthorizationCode))
 			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" {
 				add("auth_url: missing; set issuer (the server's URL, to discover its endpoints) or auth_url (the authorization endpoint)")
 			}

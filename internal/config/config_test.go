@@ -207,3 +207,13 @@ token_params = { resource = "https://api.example.com" }
 		t.Fatalf("connection: %+v", c)
 	}
 }
+
+func TestAnIssuerWithTheURLsSetOnlyChecksIss(t *testing.T) {
+	cfg, err := Parse("c.toml", []byte(good+"issuer = \"http://127.0.0.1:3000\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := cfg.Lookup("local"); c.Discover || c.Endpoints.Issuer != "http://127.0.0.1:3000" {
+		t.Fatalf("discover %t, issuer %q: with auth_url and token_url set nothing depends on the metadata", c.Discover, c.Endpoints.Issuer)
+	}
+}
