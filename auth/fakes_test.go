@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -28,7 +29,24 @@ const (
 	replyUnavailable
 	replyGarbage
 	replyHang
+	// replyTimeout: the answer never comes in time. The test's transport
+	// (timeoutTransport) turns it into the timeout error the keeper's
+	// request timeout gives, without a real timer that a busy machine
+	// could also trip on a merely slow answer.
+	replyTimeout
 )
+
+// timeoutTransport answers a replyTimeout with a timeout error.
+type timeoutTransport struct{ base http.RoundTripper }
+
+func (t timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && resp.Header.Get("X-Test-Timeout") != "" {
+		_ = resp.Body.Close()
+		return nil, os.ErrDeadlineExceeded // as a read deadline reports it
+	}
+	return resp, err
+}
 
 // oauthServer is an in-process OAuth 2.0 server with single-use refresh
 // tokens: presenting a refresh token a second time is recorded as reuse.
@@ -250,6 +268,9 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 		case <-release:
 		case <-r.Context().Done():
 		}
+	case replyTimeout:
+		w.Header().Set("X-Test-Timeout", "1")
+		w.WriteHeader(http.StatusOK)
 	}
 }
 

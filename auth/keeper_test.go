@@ -45,7 +45,10 @@ func newRig(t *testing.T) *rig {
 	clock := fakeclock.New(t0)
 	r := &rig{t: t, srv: srv, store: store, clock: clock, conn: conn}
 	r.k = NewKeeper(conn, KeeperOptions{Store: store, Locker: &memLocker{}, Clock: clock,
-		Jitter: func() float64 { return 0 }, RequestTimeout: 500 * time.Millisecond})
+		// No request may time out for real: a busy machine is slow, not
+		// down. replyTimeout is a timeout from the transport instead.
+		HTTPClient: &http.Client{Transport: timeoutTransport{http.DefaultTransport}},
+		Jitter:     func() float64 { return 0 }, RequestTimeout: time.Minute})
 	events, stop := r.k.Subscribe()
 	t.Cleanup(stop)
 	r.events = events
@@ -178,7 +181,7 @@ func TestRefreshFailures(t *testing.T) {
 		{"429 is retried after Retry-After", replyTooMany, StateDegraded, ErrUnreachable, "HTTP 429", "rate limiting", 120 * time.Second},
 		{"503 is retried with backoff", replyUnavailable, StateDegraded, ErrUnreachable, "HTTP 503", "server error", 2500 * time.Millisecond},
 		{"garbage JSON is transient", replyGarbage, StateDegraded, ErrUnreachable, "not a usable token", "", 2500 * time.Millisecond},
-		{"a hang times out and is transient", replyHang, StateDegraded, ErrUnreachable, "no answer", "", 2500 * time.Millisecond},
+		{"a hang times out and is transient", replyTimeout, StateDegraded, ErrUnreachable, "no answer", "", 2500 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

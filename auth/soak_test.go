@@ -262,7 +262,7 @@ func (d *deliveries) RoundTrip(req *http.Request) (*http.Response, error) {
 		// machine was merely slow to deliver, so that a due point saw no
 		// call at all.
 		_ = resp.Body.Close()
-		return nil, fmt.Errorf("read the answer: %w", os.ErrDeadlineExceeded)
+		return nil, os.ErrDeadlineExceeded // as a read deadline reports it
 	}
 	body, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
