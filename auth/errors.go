@@ -58,6 +58,15 @@ func HintOf(err error) string {
 	return ""
 }
 
+// credentialsRefused is an ErrCredentialsRefused in its own words, without
+// the sentinel's text appended.
+type credentialsRefused string
+
+func (e credentialsRefused) Error() string { return string(e) }
+func (e credentialsRefused) Is(target error) bool {
+	return target == ErrCredentialsRefused || target == ErrNeedsSignIn
+}
+
 // personNeeded is an ErrNeedsSignIn with its own words.
 type personNeeded string
 
@@ -215,7 +224,7 @@ func diagnose(te *TokenError, conn *Connection) string {
 		case "code exchange":
 			return "The authorization code was refused: it expired, was already used, or the redirect URI differs from the one used to sign in." + urls
 		default:
-			return "The refresh token is no longer valid (revoked, expired, or already used). Sign in again with `tokentray login " + connName(conn) + "`."
+			return "The refresh token is no longer valid (revoked, expired, or already used). " + signInHint(connName(conn))
 		}
 	case "unauthorized_client":
 		return "The client is not allowed this grant type: enable it for the app at the provider."

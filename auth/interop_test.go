@@ -419,8 +419,6 @@ func TestExtraParametersReachTheAuthorizeAndEveryTokenRequest(t *testing.T) {
 		t.Fatalf("refresh form %q lacks the token parameter", form)
 	}
 	f := &LoopbackFlow{Conn: conn}
-	cfg := conn.oauthConfig("s1")
-	_ = cfg
 	var opened string
 	f.OpenBrowser = func(u string) error { opened = u; return errors.New("no browser in this test") }
 	ru, _ := ParseRedirectURI(fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t)))
@@ -563,5 +561,21 @@ func TestACallerWhoNeedsMoreThanTheTokenHasLeftDoesNotWait(t *testing.T) {
 	tok, err := r.k.Token(ctx, 40*time.Second) // 30 s left
 	if err != nil || tok.AccessToken == "at-initial" {
 		t.Fatalf("got %v, %v; want a new token at once", tok, err)
+	}
+}
+
+func TestAServiceAccountWithoutASecretIsToldOnceWhatToDo(t *testing.T) {
+	m := newMethodServer(t, AuthMethodBasic)
+	conn := genericConn("svc")
+	conn.Grant = GrantClientCredentials
+	conn.Endpoints = Endpoints{TokenURL: m.srv.URL + "/token"}
+	k := NewKeeper(conn, KeeperOptions{Store: newMemStore(), Locker: &memLocker{}})
+	_, err := k.Token(context.Background(), DefaultMinValid)
+	if !errors.Is(err, ErrCredentialsRefused) || strings.Count(err.Error(), "no client secret is stored") != 1 ||
+		strings.Count(err.Error(), ErrCredentialsRefused.Error()) > 1 {
+		t.Fatalf("err = %q", err)
+	}
+	if hint := HintOf(err); !strings.Contains(hint, "tokentray secret svc") || strings.Contains(hint, "refresh token") {
+		t.Fatalf("hint %q: a service account has no refresh token to keep", hint)
 	}
 }

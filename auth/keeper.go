@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -225,13 +224,13 @@ func (k *Keeper) adoptLocked(t *TokenSet) {
 	case t == nil:
 		k.setStateLocked(StateDisconnected)
 	case t.Dead:
-		k.errText, k.hint = t.LastError, signInHint(k.conn)
+		k.errText, k.hint = t.LastError, signInHint(k.conn.Name)
 		k.setStateLocked(StateNeedsReauth)
 	case t.RefusedClient != "":
 		k.errText, k.hint = t.LastError, t.LastHint
 		k.setStateLocked(StateClientRefused)
 	case t.RefreshToken == "" && k.conn.Grant != GrantClientCredentials && !t.ValidFor(now, 0):
-		k.errText, k.hint = "the access token expired and there is no refresh token", signInHint(k.conn)
+		k.errText, k.hint = "the access token expired and there is no refresh token", signInHint(k.conn.Name)
 		k.setStateLocked(StateNeedsReauth)
 	case t.failedLast():
 		k.errText, k.hint = t.LastError, t.LastHint
@@ -244,8 +243,9 @@ func (k *Keeper) adoptLocked(t *TokenSet) {
 	}
 }
 
-func signInHint(c *Connection) string {
-	return "Sign in again with `tokentray login " + c.Name + "`."
+// signInHint is the advice when a connection needs a new sign-in.
+func signInHint(name string) string {
+	return "Sign in again with `tokentray login " + name + "`."
 }
 
 // Subscribe returns a channel of the keeper's events and a function that ends
@@ -685,7 +685,7 @@ func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 func (k *Keeper) unavailableLocked(t *TokenSet, minValid time.Duration) error {
 	switch {
 	case k.state == StateClientRefused || (k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected)):
-		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, strings.TrimSuffix(orUnknown(k.errText), ": "+ErrCredentialsRefused.Error()), ErrCredentialsRefused)
+		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
 	case k.state == StateNeedsReauth || k.state == StateDisconnected:
 		return fmt.Errorf("%s needs a new sign-in (%s): run `tokentray login %s`: %w", k.conn.Name, orUnknown(k.errText), k.conn.Name, ErrNeedsSignIn)
 	case k.state == StateDegraded:
@@ -833,7 +833,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 	}
 	if k.conn.Grant != GrantClientCredentials && (current == nil || current.RefreshToken == "") {
 		k.mu.Lock()
-		k.errText, k.hint = "there is no refresh token", signInHint(k.conn)
+		k.errText, k.hint = "there is no refresh token", signInHint(k.conn.Name)
 		if current != nil {
 			k.setStateLocked(StateNeedsReauth)
 		}
@@ -843,7 +843,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 
 	secret, err := k.clientSecret(ctx)
 	if errors.Is(err, ErrCredentialsRefused) {
-		return k.clientRefused(strings.TrimSuffix(err.Error(), ": "+ErrCredentialsRefused.Error()), "")
+		return k.clientRefused(err.Error(), "")
 	}
 	if err != nil {
 		return k.localFailure(err, "")
@@ -990,8 +990,8 @@ func (k *Keeper) clientSecret(ctx context.Context) (Secret, error) {
 		case k.conn.Provider != nil && k.conn.Provider.SecretRequired:
 			why = k.conn.Provider.Name + " needs one"
 		}
-		return "", fmt.Errorf("no client secret is stored for %s (%s): run `tokentray secret %s` and paste the client secret from the provider: %w",
-			k.conn.Name, why, k.conn.Name, ErrCredentialsRefused)
+		return "", credentialsRefused(fmt.Sprintf("no client secret is stored for %s (%s): run `tokentray secret %s` and paste the client secret from the provider",
+			k.conn.Name, why, k.conn.Name))
 	}
 	return s, err
 }
