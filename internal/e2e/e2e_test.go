@@ -18,8 +18,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,14 +91,8 @@ func setup(t testing.TB) *harness {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 
-	// xdg-open on PATH is the person at the browser.
-	binDir := filepath.Join(dir, "bin")
-	_ = os.MkdirAll(binDir, 0o755)
+	binDir := installBrowser(t, root, dir, "")
 	nodeDir := filepath.Join(root, "internal", "e2e", "node")
-	script := fmt.Sprintf("#!/bin/sh\nexec node %q \"$1\"\n", filepath.Join(nodeDir, "browser.mjs"))
-	if err := os.WriteFile(filepath.Join(binDir, "xdg-open"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	h.browser = filepath.Join(dir, "browser.log")
 	shots := os.Getenv("E2E_SCREENSHOTS")
 	h.env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "E2E_BROWSER_LOG="+h.browser, "E2E_SCREENSHOTS="+shots)
@@ -200,6 +196,68 @@ func (h *harness) must(stdin string, args ...string) result {
 		h.t.Fatalf("tokentray %v: exit %d\n%s", args, r.code, r.stderr)
 	}
 	return r
+}
+
+// installBrowser puts the person at the browser on PATH as xdg-open, in
+// dir/bin: headless Chromium driven by browser.mjs. before is shell run
+// first. Every browser started is waited for when the test ends: a sign-in
+// returns as soon as tokentray has served its callback page, while the
+// browser still writes its log and closes, and a browser that outlives the
+// test writes into a directory being removed.
+func installBrowser(t testing.TB, root, dir, before string) (binDir string) {
+	binDir = filepath.Join(dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pids := filepath.Join(dir, "browsers.pid")
+	script := fmt.Sprintf("#!/bin/sh\n%secho $$ >> %q\nexec node %q \"$1\"\n",
+		before, pids, filepath.Join(root, "internal", "e2e", "node", "browser.mjs"))
+	if err := os.WriteFile(filepath.Join(binDir, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pids)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				waitGone(t, pid)
+			}
+		}
+	})
+	return binDir
+}
+
+// waitGone waits for process pid to exit: a generous while for a browser to
+// finish on its own, then SIGTERM (Playwright closes Chromium on it), then
+// SIGKILL.
+func waitGone(t testing.TB, pid int) {
+	for _, step := range []struct {
+		sig  syscall.Signal
+		wait time.Duration
+	}{{0, 60 * time.Second}, {syscall.SIGTERM, 10 * time.Second}, {syscall.SIGKILL, 5 * time.Second}} {
+		if step.sig != 0 {
+			t.Logf("browser %d still runs at the end of the test: sending %v", pid, step.sig)
+			_ = syscall.Kill(pid, step.sig)
+		}
+		for deadline := time.Now().Add(step.wait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if !running(pid) {
+				return
+			}
+		}
+	}
+}
+
+// running reports whether pid is a live process (a zombie has exited).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
 }
 
 // waitBrowser waits for the browser script to log line: tokentray returns as

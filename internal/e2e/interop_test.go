@@ -59,15 +59,9 @@ func setupInterop(t *testing.T, name string, opt hydraOptions) *interop {
 
 	ix := &interop{harness: h, t: t, name: name, opens: filepath.Join(dir, "opens.log"),
 		cfgPath: filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml")}
-	binDir := filepath.Join(dir, "bin")
-	_ = os.MkdirAll(binDir, 0o755)
 	// The shim notes each opening before Chromium starts, so that a browser
 	// that should not have opened is seen even if it fails to start.
-	script := fmt.Sprintf("#!/bin/sh\necho opened >> %q\nexec node %q \"$1\"\n",
-		ix.opens, filepath.Join(root, "internal", "e2e", "node", "browser.mjs"))
-	if err := os.WriteFile(filepath.Join(binDir, "xdg-open"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	binDir := installBrowser(t, root, dir, fmt.Sprintf("echo opened >> %q\n", ix.opens))
 	h.browser = filepath.Join(dir, "browser.log")
 	// Scripts run with whatever locale the machine has; C.UTF-8 is the
 	// common one on servers.
