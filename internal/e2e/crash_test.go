@@ -47,7 +47,7 @@ func TestSIGKILLDuringRefreshes(t *testing.T) {
 		time.Sleep(time.Duration(rand.Int64N(int64(span))))
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
-		time.Sleep(300 * time.Millisecond) // let the server finish a request the kill cut off
+		h.sync() // the server has finished a request the kill cut off
 
 		rt1 := keyringItem(t, "e2e")["refresh_token"]
 		processed := consumed() > c0

@@ -28,6 +28,16 @@ import (
 
 const clientSecret = "e2e-client-secret-0123456789"
 
+// lifetime is the access-token lifetime oidc-provider issues in this suite:
+// short, as scripts meet them. With the default refresh_at of 0.8, a plain
+// `tokentray token` hands the stored token out until 18 s into it (the
+// refresh point at 24 s less the default margin of 6 s), and refreshes it
+// after that.
+const (
+	lifetime  = 30 * time.Second
+	plainKeep = 18 * time.Second
+)
+
 type harness struct {
 	t       testing.TB
 	bin     string
@@ -42,6 +52,7 @@ type harness struct {
 type eventLog struct {
 	mu    sync.Mutex
 	lines []map[string]any
+	syncs int
 }
 
 func (l *eventLog) count(event, grantType string) int {
@@ -66,6 +77,58 @@ func (l *eventLog) errors() []map[string]any {
 		}
 	}
 	return out
+}
+
+// sync returns once the event log holds the events of every request the
+// server received before this call: the server answers its /__sync only when
+// no other request is being handled, after writing the sync line.
+func (h *harness) sync() {
+	h.t.Helper()
+	h.events.mu.Lock()
+	h.events.syncs++
+	id := fmt.Sprint(h.events.syncs)
+	h.events.mu.Unlock()
+	c := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/__sync?id=%s", h.port, id))
+	if err != nil {
+		h.t.Fatalf("sync with the OAuth server: %v", err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(time.Minute); h.events.count("sync", "") < h.events.syncs; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.t.Fatal("the OAuth server's sync line did not arrive")
+		}
+	}
+}
+
+// obtained is when tokentray received the access token stored for user.
+func obtained(t testing.TB, user string) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(keyringItem(t, user)["obtained_at"]))
+	if err != nil {
+		t.Fatalf("obtained_at of %s: %v", user, err)
+	}
+	return at
+}
+
+// kept reports whether a plain `tokentray token` must still hand out a token
+// obtained at at without refreshing it: true until the refresh point less
+// the default margin, with two seconds to spare for the call that is checked.
+// On a machine so busy that a check falls after that, the test says so and
+// checks the rest.
+func kept(t testing.TB, at time.Time) bool {
+	t.Helper()
+	if time.Since(at) < plainKeep-2*time.Second {
+		return true
+	}
+	t.Logf("%s after the token was obtained, a plain token call may refresh it: the no-refresh check is skipped", time.Since(at).Round(time.Millisecond))
+	return false
+}
+
+// waitDue sleeps until a plain `tokentray token` must refresh the token
+// obtained at at.
+func waitDue(at time.Time) {
+	time.Sleep(time.Until(at.Add(plainKeep + 500*time.Millisecond)))
 }
 
 func freePort(t testing.TB) int {
@@ -99,7 +162,7 @@ func setup(t testing.TB) *harness {
 
 	cbPort := freePort(t)
 	redirect := fmt.Sprintf("http://localhost:%d/callback", cbPort)
-	srv := exec.Command("node", filepath.Join(nodeDir, "oauth-server.mjs"), fmt.Sprint(h.port), redirect, "300")
+	srv := exec.Command("node", filepath.Join(nodeDir, "oauth-server.mjs"), fmt.Sprint(h.port), redirect, fmt.Sprint(lifetime.Seconds()))
 	stdout, _ := srv.StdoutPipe()
 	srv.Stderr = nil
 	if err := srv.Start(); err != nil {
@@ -314,21 +377,26 @@ func TestSignInRefreshRotateRestart(t *testing.T) {
 	rt0 := item["refresh_token"].(string)
 	seen = append(seen, rt0, item["access_token"].(string))
 
+	// A script's plain calls get the stored token while it is fresh.
+	signedIn := obtained(t, "e2e")
 	tok := h.must("", "token", "e2e")
 	at := strings.TrimSpace(tok.stdout)
-	if at == "" || strings.Count(tok.stdout, "\n") != 1 || at != item["access_token"] {
-		t.Fatalf("token printed %q; want exactly the stored access token and a newline", tok.stdout)
-	}
 	var js struct {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
 	}
-	if err := json.Unmarshal([]byte(h.must("", "token", "e2e", "--json").stdout), &js); err != nil || js.AccessToken != at || js.ExpiresIn < 250 {
-		t.Fatalf("token --json: %+v %v", js, err)
+	if err := json.Unmarshal([]byte(h.must("", "token", "e2e", "--json").stdout), &js); err != nil || js.ExpiresIn <= 0 || js.ExpiresIn > int64(lifetime.Seconds()) {
+		t.Fatalf("token --json: expires_in %d, %v", js.ExpiresIn, err)
 	}
-	if h.events.count("grant.success", "refresh_token") != 0 {
-		t.Fatal("a fresh token was refreshed")
+	if h.sync(); kept(t, signedIn) {
+		if at == "" || strings.Count(tok.stdout, "\n") != 1 || at != item["access_token"] || js.AccessToken != at {
+			t.Fatalf("token printed %q; want exactly the stored access token and a newline, twice", tok.stdout)
+		}
+		if h.events.count("grant.success", "refresh_token") != 0 {
+			t.Fatal("a fresh token was refreshed")
+		}
 	}
+	base := h.events.count("grant.success", "refresh_token")
 
 	rts := []string{rt0}
 	for i := 1; i <= 2; i++ {
@@ -343,20 +411,24 @@ func TestSignInRefreshRotateRestart(t *testing.T) {
 		rts = append(rts, rt)
 		seen = append(seen, rt, item["access_token"].(string))
 	}
-	if n := h.events.count("grant.success", "refresh_token"); n != 2 {
-		t.Fatalf("server saw %d refreshes, want 2", n)
+	if h.sync(); h.events.count("grant.success", "refresh_token") != base+2 {
+		t.Fatalf("server saw %d refreshes, want 2", h.events.count("grant.success", "refresh_token")-base)
 	}
 	if errs := h.events.errors(); len(errs) > 0 {
 		t.Fatalf("server errors: %v", errs)
 	}
 
 	// A new process (a restart) finds the tokens and does not refresh.
+	refreshed := obtained(t, "e2e")
+	stored := keyringItem(t, "e2e")["access_token"]
 	after := h.must("", "token", "e2e")
-	if strings.TrimSpace(after.stdout) != keyringItem(t, "e2e")["access_token"] {
-		t.Fatal("after a restart, token did not print the stored access token")
-	}
-	if n := h.events.count("grant.success", "refresh_token"); n != 2 {
-		t.Fatalf("a restart refreshed: %d refreshes", n)
+	if h.sync(); kept(t, refreshed) {
+		if strings.TrimSpace(after.stdout) != stored {
+			t.Fatal("after a restart, token did not print the stored access token")
+		}
+		if n := h.events.count("grant.success", "refresh_token"); n != base+2 {
+			t.Fatalf("a restart refreshed: %d refreshes", n-base)
+		}
 	}
 	st := h.must("", "status", "--json")
 	var all []map[string]any
@@ -428,7 +500,9 @@ func TestConcurrentProcessesRefreshOnce(t *testing.T) {
 	h := setup(t)
 	h.must(clientSecret+"\n", "secret", "e2e")
 	h.must("", "login", "e2e", "--timeout", "90s")
-	time.Sleep(2 * time.Second) // the 300 s token now has under 299 s left
+	// The plain call scripts make, at once, once the token is due: the
+	// refreshed token then stays good for 18 s, far longer than the burst.
+	waitDue(obtained(t, "e2e"))
 	const n = 20
 	var wg sync.WaitGroup
 	results := make([]result, n)
@@ -436,10 +510,11 @@ func TestConcurrentProcessesRefreshOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.run("", "token", "e2e", "--min-valid", "299s")
+			results[i] = h.run("", "token", "e2e")
 		}()
 	}
 	wg.Wait()
+	h.sync()
 	first := ""
 	for i, r := range results {
 		if r.code != 0 {

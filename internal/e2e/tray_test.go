@@ -171,16 +171,20 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	if err != nil || !strings.Contains(string(curl), `"state": "connected"`) {
 		t.Fatalf("curl --unix-socket: %v\n%s", err, curl)
 	}
-	refreshesBefore := h.events.count("grant.success", "refresh_token")
-	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) != keyringItem(t, "e2e")["access_token"] {
+	// A script's plain call through the tray: the stored token while it is
+	// fresh, a new one, refreshed once, when it is due.
+	got, stored := obtained(t, "e2e"), keyringItem(t, "e2e")["access_token"]
+	tok := h.must("", "token", "e2e")
+	if h.sync(); kept(t, got) && strings.TrimSpace(tok.stdout) != stored {
 		t.Fatal("token through the tray is not the stored access token")
 	}
-	time.Sleep(2 * time.Second) // the 300 s token now has under 299 s left
-	if again := h.must("", "token", "e2e", "--min-valid", "299s"); strings.TrimSpace(again.stdout) == "" {
-		t.Fatal("no token")
+	waitDue(obtained(t, "e2e"))
+	due, refreshesBefore := time.Now(), h.events.count("grant.success", "refresh_token")
+	again := h.must("", "token", "e2e")
+	if h.sync(); strings.TrimSpace(again.stdout) == "" || strings.TrimSpace(again.stdout) == stored {
+		t.Fatal("a due token was handed out again")
 	}
-	time.Sleep(300 * time.Millisecond) // the server's event line may trail its answer
-	if got := h.events.count("grant.success", "refresh_token"); got != refreshesBefore+1 {
+	if got := h.events.count("grant.success", "refresh_token"); kept(t, due) && got != refreshesBefore+1 {
 		t.Fatalf("a token the tray had to refresh first: %d refreshes at the server, want exactly 1", got-refreshesBefore)
 	}
 	second := exec.Command(h.bin)

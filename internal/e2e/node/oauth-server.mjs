@@ -4,10 +4,16 @@
 // access tokens. Its dev login and consent pages are clicked through by
 // browser.mjs. Events go to stdout as JSON lines for the test to count.
 //
+// GET /__sync?id=N answers once no other request is being handled, after
+// writing {"event":"sync","id":"N"}: a test that sees that line has seen
+// the events of every request made before it, including one whose client was
+// killed halfway (its bytes were already in this server's socket).
+//
 // usage: node oauth-server.mjs PORT REDIRECT_URI [ACCESS_TTL_SECONDS]
+import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
-const [port, redirectUri, ttl = '120'] = process.argv.slice(2);
+const [port, redirectUri, ttl = '30'] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 
 const provider = new Provider(issuer, {
@@ -31,7 +37,7 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   rotateRefreshToken: true,
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
-  ttl: { AccessToken: Number(ttl), RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600, AuthorizationCode: 60 },
+  ttl: { AccessToken: Number(ttl), ClientCredentials: Number(ttl), RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600, AuthorizationCode: 60 },
   features: {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
@@ -49,4 +55,22 @@ provider.on('grant.revoked', () => emit('grant.revoked'));
 provider.on('refresh_token.consumed', () => emit('refresh_token.consumed'));
 provider.on('server_error', (ctx, err) => emit('server_error', { message: String(err) }));
 
-provider.listen(Number(port), '127.0.0.1', () => emit('listening', { issuer }));
+// Requests being handled, counted from the moment their headers are parsed
+// until the provider has finished with them (also when the client is gone).
+let inFlight = 0;
+const handle = provider.callback();
+const server = createServer(async (req, res) => {
+  inFlight++;
+  try {
+    if (req.url.startsWith('/__sync')) {
+      while (inFlight > 1) await new Promise((r) => setTimeout(r, 10));
+      emit('sync', { id: new URL(req.url, issuer).searchParams.get('id') });
+      res.end('ok\n');
+      return;
+    }
+    await handle(req, res);
+  } finally {
+    inFlight--;
+  }
+});
+server.listen(Number(port), '127.0.0.1', () => emit('listening', { issuer }));
