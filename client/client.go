@@ -6,7 +6,7 @@
 //	api := c.HTTPClient("procore") // adds the token; one refresh and retry on a 401
 //	resp, err := api.Get("https://api.procore.com/rest/v1.0/me")
 //
-// It talks to the tray over its local socket ($XDG_RUNTIME_DIR/tokentray/api.sock).
+// It talks to the running tokentray over its local socket ($XDG_RUNTIME_DIR/tokentray/api.sock).
 package client
 
 import (
@@ -17,36 +17,41 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/apiclient"
 )
 
 // Errors callers can test with errors.Is.
 var (
-	// ErrNotRunning: no tokentray tray runs for this user.
-	ErrNotRunning = localapi.ErrNotRunning
+	// ErrNotRunning: no tokentray is running for this user.
+	ErrNotRunning = apiclient.ErrNotRunning
 	// ErrNeedsSignIn: a person must sign the connection in again.
-	ErrNeedsSignIn = auth.ErrNeedsSignIn
+	ErrNeedsSignIn = apiclient.ErrNeedsSignIn
+	// ErrClientRefused: the provider refused the client id, secret or
+	// authentication method; a person must fix the client settings.
+	ErrClientRefused = apiclient.ErrClientRefused
 	// ErrUnreachable: the provider cannot be reached and no valid token is held.
-	ErrUnreachable = auth.ErrUnreachable
+	ErrUnreachable = apiclient.ErrUnreachable
 )
 
-// Client reaches the running tray.
+// DefaultMinValid asks for tokentray's default margin: 2 minutes, or less
+// where the provider's tokens live shorter.
+const DefaultMinValid = apiclient.DefaultMinValid
+
+// Client reaches the running tokentray.
 type Client struct {
-	api *localapi.Client
+	api *apiclient.Client
 	// MinValid is how long a token handed out must stay valid. The default,
-	// auth.DefaultMinValid, is a margin that fits every token lifetime
-	// (2 minutes, or less where the provider's tokens live shorter), and
-	// during an outage still hands out a token that is valid.
+	// DefaultMinValid, is a margin that fits every token lifetime, and during
+	// an outage still hands out a token that is valid.
 	MinValid time.Duration
 }
 
 // New returns a client for the default socket.
-func New() *Client { return NewAt(localapi.DefaultPath()) }
+func New() *Client { return NewAt(apiclient.DefaultPath()) }
 
 // NewAt returns a client for the socket at path.
 func NewAt(path string) *Client {
-	return &Client{api: localapi.NewClient(path), MinValid: auth.DefaultMinValid}
+	return &Client{api: apiclient.New(path), MinValid: DefaultMinValid}
 }
 
 // TokenSource is an oauth2.TokenSource for the named connection. Each Token

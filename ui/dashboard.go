@@ -14,7 +14,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // maxLogLines bounds the dashboard's event log.
@@ -162,29 +164,29 @@ func (d *Dashboard) newCard(k *auth.Keeper) *card {
 // goroutine (fyne.Do).
 func (d *Dashboard) update(now time.Time) {
 	d.sync(d.tray.Keepers())
-	var sts []auth.Status
+	var sts []apitype.Status
 	for _, c := range d.cards {
-		st := c.keeper.Status()
+		st := localapi.WireStatus(c.keeper.Status())
 		sts = append(sts, st)
 		c.update(st, now)
 	}
-	level := Overall(sts)
+	level := humanize.Overall(sts)
 	d.dot.FillColor = levelColour(level)
 	d.dot.Refresh()
 	d.header.SetText(headline(sts, level))
 }
 
-func headline(sts []auth.Status, level Level) string {
+func headline(sts []apitype.Status, level humanize.Level) string {
 	switch level {
-	case Green:
+	case humanize.Green:
 		if len(sts) == 1 {
 			return "Connected: the access token is valid and kept fresh"
 		}
 		return fmt.Sprintf("All %d connections are working", len(sts))
-	case Red:
+	case humanize.Red:
 		var names []string
 		for _, st := range sts {
-			if ConnectionLevel(st) == Red {
+			if humanize.ConnectionLevel(st) == humanize.Red {
 				names = append(names, st.Name)
 			}
 		}
@@ -199,10 +201,10 @@ func headline(sts []auth.Status, level Level) string {
 	return "Nothing is signed in yet"
 }
 
-func (c *card) update(st auth.Status, now time.Time) {
-	c.dot.FillColor = levelColour(ConnectionLevel(st))
+func (c *card) update(st apitype.Status, now time.Time) {
+	c.dot.FillColor = levelColour(humanize.ConnectionLevel(st))
 	c.dot.Refresh()
-	_ = c.state.Set(string(st.State))
+	_ = c.state.Set(st.State)
 	switch {
 	case st.AccessExpiry.IsZero():
 		_ = c.countdown.Set("none")
@@ -215,7 +217,7 @@ func (c *card) update(st auth.Status, now time.Time) {
 	if life := st.AccessExpiry.Sub(st.AccessObtained); life > 0 {
 		used = float64(now.Sub(st.AccessObtained)) / float64(life)
 	}
-	c.bar.Set(used, levelColour(ConnectionLevel(st)))
+	c.bar.Set(used, levelColour(humanize.ConnectionLevel(st)))
 	switch {
 	case st.NextRefresh.IsZero():
 		_ = c.next.Set("—")
@@ -225,7 +227,7 @@ func (c *card) update(st auth.Status, now time.Time) {
 		_ = c.next.Set(fmt.Sprintf("in %s (at %s)", humanize.Duration(st.NextRefresh.Sub(now)), st.NextRefresh.Local().Format("15:04:05")))
 	}
 	switch {
-	case st.State == auth.StateDisconnected:
+	case st.State == apitype.StateDisconnected:
 		_ = c.last.Set("—")
 	case st.LastRefresh.IsZero():
 		_ = c.last.Set("none since sign-in")
@@ -259,7 +261,7 @@ func (c *card) update(st auth.Status, now time.Time) {
 		hint = st.LastCheck.Hint
 	}
 	// Point at what helps: sign-in when it is needed; no action that cannot work.
-	needsSignIn := st.State == auth.StateNeedsReauth || st.State == auth.StateDisconnected
+	needsSignIn := st.State == apitype.StateNeedsReauth || st.State == apitype.StateDisconnected
 	if needsSignIn {
 		c.reauth.Importance = widget.HighImportance
 		c.reauth.SetText("Sign in")
@@ -270,7 +272,7 @@ func (c *card) update(st auth.Status, now time.Time) {
 	c.reauth.Refresh()
 	enableIf(c.refresh, st.HasRefreshToken)
 	enableIf(c.copyTok, st.Usable)
-	enableIf(c.signOut, st.State != auth.StateDisconnected)
+	enableIf(c.signOut, st.State != apitype.StateDisconnected)
 	_ = c.errText.Set(errText)
 	if hint != "" {
 		hint = "What to do: " + hint

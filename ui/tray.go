@@ -16,10 +16,12 @@ import (
 
 	"github.com/tokentray/tokentray/assets"
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
 )
 
@@ -66,7 +68,7 @@ type Tray struct {
 	opt     Options
 	ctx     context.Context
 	dash    *Dashboard
-	level   Level
+	level   humanize.Level
 	menuKey string
 	// dashShown: the dashboard is drawn only while a person can see it.
 	dashShown bool
@@ -293,7 +295,7 @@ func (t *Tray) notify(a alerts.Alert) {
 func (t *Tray) refresh() {
 	now := t.opt.Clock.Now()
 	sts := t.statuses()
-	level := Overall(sts)
+	level := humanize.Overall(sts)
 	desk, isDesktop := t.app.(desktop.App)
 	if level != t.level {
 		t.level = level
@@ -301,7 +303,7 @@ func (t *Tray) refresh() {
 			desk.SetSystemTrayIcon(TrayIcon(level))
 		}
 	}
-	key := Tooltip(sts, now)
+	key := humanize.Tooltip(sts, now)
 	if key != t.menuKey {
 		t.menuKey = key
 		if isDesktop {
@@ -314,22 +316,22 @@ func (t *Tray) refresh() {
 	}
 }
 
-func (t *Tray) statuses() []auth.Status {
+func (t *Tray) statuses() []apitype.Status {
 	keepers := t.Keepers()
-	sts := make([]auth.Status, 0, len(keepers))
+	sts := make([]apitype.Status, 0, len(keepers))
 	for _, k := range keepers {
-		sts = append(sts, k.Status())
+		sts = append(sts, localapi.WireStatus(k.Status()))
 	}
 	return sts
 }
 
 // Menu builds the tray menu: one line per connection with its actions,
 // then the app's items.
-func (t *Tray) Menu(sts []auth.Status, now time.Time) *fyne.Menu {
+func (t *Tray) Menu(sts []apitype.Status, now time.Time) *fyne.Menu {
 	var items []*fyne.MenuItem
 	for _, st := range sts {
 		name := st.Name
-		line := fyne.NewMenuItem(MenuLine(st, now), nil)
+		line := fyne.NewMenuItem(humanize.MenuLine(st, now), nil)
 		line.ChildMenu = fyne.NewMenu("",
 			fyne.NewMenuItem("Re-authenticate", func() { t.SignIn(name) }),
 			fyne.NewMenuItem("Refresh now", func() { t.RefreshNow(name) }),

@@ -19,51 +19,6 @@ import (
 
 var now = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 
-func status(name string, state auth.State, usable bool) auth.Status {
-	return auth.Status{Name: name, State: state, Usable: usable}
-}
-
-func TestOverallColour(t *testing.T) {
-	tests := []struct {
-		name string
-		sts  []auth.Status
-		want Level
-	}{
-		{"no connections is grey", nil, Grey},
-		{"nothing signed in is grey", []auth.Status{status("a", auth.StateDisconnected, false)}, Grey},
-		{"all usable is green", []auth.Status{status("a", auth.StateConnected, true), status("b", auth.StateRefreshing, true)}, Green},
-		{"degraded with a valid token is still green", []auth.Status{status("a", auth.StateDegraded, true)}, Green},
-		{"degraded with an expired token is red", []auth.Status{status("a", auth.StateConnected, true), status("b", auth.StateDegraded, false)}, Red},
-		{"needs_reauth is red even while the token lasts", []auth.Status{status("a", auth.StateNeedsReauth, true)}, Red},
-		{"one signed in and one never signed in is red", []auth.Status{status("a", auth.StateConnected, true), status("b", auth.StateDisconnected, false)}, Red},
-	}
-	for _, tc := range tests {
-		if got := Overall(tc.sts); got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestMenuLines(t *testing.T) {
-	st := auth.Status{Name: "procore-sandbox", State: auth.StateConnected, Usable: true, AccessExpiry: now.Add(72*time.Minute + 30*time.Second)}
-	for _, tc := range []struct {
-		st   auth.Status
-		want string
-	}{
-		{st, "procore-sandbox — 1 h 12 m left"},
-		{auth.Status{Name: "procore", State: auth.StateNeedsReauth}, "procore — sign-in needed"},
-		{auth.Status{Name: "x", State: auth.StateDegraded, Usable: true, AccessExpiry: now.Add(40 * time.Minute)}, "x — retrying, 40 m left"},
-		{auth.Status{Name: "x", State: auth.StateDegraded}, "x — token expired, retrying"},
-		{auth.Status{Name: "x", State: auth.StateDisconnected}, "x — not signed in"},
-		{auth.Status{Name: "svc", Grant: auth.GrantClientCredentials, State: auth.StateNeedsReauth}, "svc — credentials refused"},
-		{auth.Status{Name: "svc", Grant: auth.GrantClientCredentials, State: auth.StateDisconnected}, "svc — no token yet"},
-	} {
-		if got := MenuLine(tc.st, now); got != tc.want {
-			t.Errorf("MenuLine = %q, want %q", got, tc.want)
-		}
-	}
-}
-
 // scene is a set of keepers in chosen states on a fake clock, without a
 // network: tokens are put straight into a memory store.
 type scene struct {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/fleet"
@@ -160,8 +161,11 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	fmt.Fprintln(out, "Nothing is saved: demo tokens stay in memory. Press Ctrl-C to quit.")
 	// Scripts are what the demo is for: they get fresh tokens from it as
 	// from the tray.
-	if serveAPI(ctx, localapi.Fixed(k), clock, nil, nil) {
-		fmt.Fprintf(out, "Scripts get its tokens as from the tray: tokentray token demo (or curl --unix-socket %s http://tokentray/v1/connections/demo/token).\n", localapi.DefaultPath())
+	hub := localapi.NewHub(clock)
+	defer hub.Close()
+	hub.SetKeepers([]*auth.Keeper{k})
+	if serveAPI(ctx, hub, clock, nil, nil) {
+		fmt.Fprintf(out, "Scripts get its tokens as from the tray: tokentray token demo (or curl --unix-socket %s http://tokentray/v1/connections/demo/token).\n", apiclient.DefaultPath())
 	}
 
 	events, unsubscribe := k.Subscribe()

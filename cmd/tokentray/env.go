@@ -11,11 +11,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/filelock"
-	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // streams are the command's standard streams.
@@ -47,7 +47,7 @@ type env struct {
 	streams streams
 	opener  func(string) error
 	// api reaches the running tray; nil where there is none to ask (tests).
-	api *localapi.Client
+	api *apiclient.Client
 	// cfgErr is why the config file could not be loaded while a running
 	// tokentray could be asked instead; cfg is then empty. Work that needs
 	// the file here, rather than the running tokentray, reports it.
@@ -57,7 +57,7 @@ type env struct {
 
 // runningAPI reports whether a tokentray answers on the local API.
 func runningAPI(ctx context.Context) bool {
-	_, err := localapi.NewClient(localapi.DefaultPath()).Connections(ctx)
+	_, err := apiclient.New(apiclient.DefaultPath()).Connections(ctx)
 	return err == nil
 }
 
@@ -112,7 +112,7 @@ func newEnvWithConfig(cfg *config.Config, logTo io.Writer) (*env, error) {
 		cfg: cfg, store: auth.NewKeyringStore(), locker: locks, clock: auth.SystemClock{},
 		log:    slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelError})),
 		opener: browser.Open,
-		api:    localapi.NewClient(localapi.DefaultPath()),
+		api:    apiclient.New(apiclient.DefaultPath()),
 	}, nil
 }
 
@@ -143,12 +143,12 @@ func (e *env) lookup(name string) (*auth.Connection, error) {
 
 // askTray runs f against the running tray. It reports false when no tray
 // runs, and the command should do the work itself (under the file lock).
-func (e *env) askTray(f func(*localapi.Client) error) (bool, error) {
+func (e *env) askTray(f func(*apiclient.Client) error) (bool, error) {
 	if e.api == nil {
 		return false, nil
 	}
 	err := f(e.api)
-	if errors.Is(err, localapi.ErrNotRunning) {
+	if errors.Is(err, apiclient.ErrNotRunning) {
 		return false, nil
 	}
 	// A missing file is normal next to the demo; a broken one needs fixing

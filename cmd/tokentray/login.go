@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
@@ -45,7 +47,7 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 		return usageError{fmt.Errorf("--timeout must be positive, got %s", o.timeout)}
 	}
 	io := e.streams
-	asked, err := e.askTray(func(api *localapi.Client) error {
+	asked, err := e.askTray(func(api *apiclient.Client) error {
 		if _, err := api.Connections(c.Context()); err != nil {
 			return err // not running: sign in here
 		}
@@ -90,15 +92,15 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if err := k.Login(c.Context(), auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
 		return err
 	}
-	printSignedIn(io, name, k.Status(), e.clock.Now())
+	printSignedIn(io, name, localapi.WireStatus(k.Status()), e.clock.Now())
 	return nil
 }
 
 // printSignedIn tells how long the sign-in lasts, and says so plainly when
 // the server issued no refresh token.
-func printSignedIn(io streams, name string, st auth.Status, now time.Time) {
+func printSignedIn(io streams, name string, st apitype.Status, now time.Time) {
 	left := humanize.Duration(st.AccessExpiry.Sub(now))
-	if st.Grant == auth.GrantAuthorizationCode && !st.HasRefreshToken {
+	if st.Grant == string(auth.GrantAuthorizationCode) && !st.HasRefreshToken {
 		fmt.Fprintf(io.err, "Signed in to %s, but the server issued no refresh token: the access token is valid for %s, and then a new sign-in is needed.\nhint: %s\n",
 			name, left, auth.NoRefreshTokenHint)
 		return

@@ -11,18 +11,11 @@ import (
 	"syscall"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/localapi"
-)
-
-// Exit codes are a contract with users' scripts (DESIGN.md).
-const (
-	exitOK          = 0
-	exitFailure     = 1 // anything else: keyring unavailable, I/O
-	exitUsage       = 2 // usage or config error
-	exitNeedsSignIn = 3
-	exitUnreachable = 4 // provider unreachable and no valid token
 )
 
 func main() {
@@ -39,14 +32,14 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return exitOK
+		return apitype.ExitOK
 	}
 	var child exitCodeError
 	if errors.As(err, &child) {
 		return child.code // exec: the command's own exit code, no message of ours
 	}
 	fmt.Fprintln(io.err, "tokentray: "+err.Error())
-	var ae *localapi.APIError
+	var ae *apiclient.APIError
 	switch {
 	case auth.HintOf(err) != "":
 		fmt.Fprintln(io.err, "hint: "+auth.HintOf(err))
@@ -68,20 +61,18 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// exitCode is the exit code for err (apitype's contract): the running
+// tokentray's own choice when it answered, else the one the API would give.
 func exitCode(err error) int {
 	var ue usageError
 	var ve *config.ValidationError
-	var ae *localapi.APIError
-	if errors.As(err, &ae) && ae.ExitCode() != 0 {
-		return ae.ExitCode() // the tray's answer, same meaning
-	}
+	var ae *apiclient.APIError
 	switch {
-	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile), errors.Is(err, auth.ErrMinValidUnmeetable):
-		return exitUsage
-	case errors.Is(err, auth.ErrNeedsSignIn):
-		return exitNeedsSignIn
-	case errors.Is(err, auth.ErrUnreachable), errors.Is(err, auth.ErrRevokeFailed):
-		return exitUnreachable
+	case errors.As(err, &ae) && ae.ExitCode() != 0:
+		return ae.ExitCode()
+	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
+		return apitype.ExitUsage
 	}
-	return exitFailure
+	_, e := localapi.ErrorOf(err)
+	return e.ExitCode
 }

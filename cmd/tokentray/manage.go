@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
@@ -23,8 +25,8 @@ func newRefreshCmd(envFor envGetter) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var st auth.Status
-			asked, err := e.askTray(func(api *localapi.Client) error {
+			var st apitype.Status
+			asked, err := e.askTray(func(api *apiclient.Client) error {
 				conn, err := api.Refresh(c.Context(), args[0])
 				st = conn.Status
 				return err
@@ -33,7 +35,7 @@ func newRefreshCmd(envFor envGetter) *cobra.Command {
 				var k *auth.Keeper
 				if k, err = e.keeper(c.Context(), args[0]); err == nil {
 					if err = k.Refresh(c.Context()); err == nil {
-						st = k.Status()
+						st = localapi.WireStatus(k.Status())
 					}
 				}
 			}
@@ -61,9 +63,9 @@ forgets them here without telling the provider. The client secret stays.`,
 				return err
 			}
 			var out auth.SignOut
-			asked, err := e.askTray(func(api *localapi.Client) error {
+			asked, err := e.askTray(func(api *apiclient.Client) error {
 				res, err := api.Logout(c.Context(), args[0], localOnly)
-				out = res.SignOut
+				out = auth.SignOut{Revoked: res.Revoked, NotRevoked: res.NotRevoked}
 				return err
 			})
 			if !asked {
@@ -121,10 +123,10 @@ keeps it in the OS keyring. It never goes into the config file.`,
 // now that its secret changed: the refresh token was kept for this, so the
 // connection recovers without a sign-in. Other connections are left alone.
 func retryRefusedClient(c *cobra.Command, e *env, name string) error {
-	var st auth.Status
-	asked, err := e.askTray(func(api *localapi.Client) error {
+	var st apitype.Status
+	asked, err := e.askTray(func(api *apiclient.Client) error {
 		conn, err := api.Connection(c.Context(), name)
-		if err != nil || conn.State != auth.StateClientRefused {
+		if err != nil || conn.State != apitype.StateClientRefused {
 			st = conn.Status
 			return err
 		}
@@ -139,15 +141,15 @@ func retryRefusedClient(c *cobra.Command, e *env, name string) error {
 		}
 		// Load already saw the new secret: a refusal of the old one shows
 		// as a failed last refresh.
-		if st = k.Status(); st.LastError != "" && st.State != auth.StateDisconnected && st.State != auth.StateNeedsReauth {
+		if st = localapi.WireStatus(k.Status()); st.LastError != "" && st.State != apitype.StateDisconnected && st.State != apitype.StateNeedsReauth {
 			err = k.Refresh(c.Context())
-			st = k.Status()
+			st = localapi.WireStatus(k.Status())
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("the provider still refuses the client of %s: %w", name, err)
 	}
-	if st.State == auth.StateConnected && st.LastRefreshOK {
+	if st.State == apitype.StateConnected && st.LastRefreshOK {
 		fmt.Fprintf(e.streams.err, "The provider accepted the client: %s is connected again with the kept refresh token (no sign-in needed).\n", name)
 	}
 	return nil

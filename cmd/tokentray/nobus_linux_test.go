@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/client/apitype"
 )
 
 // With no session bus (SSH, cron, a server) the real binary fails at once
@@ -90,8 +92,8 @@ redirect_uri = "http://localhost:8765/callback"
 		took := time.Since(began)
 		cancel()
 		t.Logf("tokentray %s: %v after %s", strings.Join(args, " "), err, took.Round(time.Millisecond))
-		if code := cmd.ProcessState.ExitCode(); code != exitFailure {
-			t.Errorf("tokentray %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, exitFailure, stdout.String(), stderr.String())
+		if code := cmd.ProcessState.ExitCode(); code != apitype.ExitFailure {
+			t.Errorf("tokentray %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, apitype.ExitFailure, stdout.String(), stderr.String())
 		}
 		if took > 2*time.Second {
 			t.Errorf("tokentray %s took %s, want under 2 s", strings.Join(args, " "), took)

@@ -11,13 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // statusJSON is one connection in `status --json`, the same as the API's.
-type statusJSON = localapi.Connection
+type statusJSON = apitype.Connection
 
 func newStatusCmd(envFor envGetter) *cobra.Command {
 	var asJSON bool
@@ -36,7 +37,7 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 				return err
 			}
 			var all []statusJSON
-			asked, err := e.askTray(func(c *localapi.Client) error {
+			asked, err := e.askTray(func(c *apiclient.Client) error {
 				var err error
 				all, err = c.Connections(cmd.Context())
 				return err
@@ -52,7 +53,7 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 				if asked {
 					break
 				}
-				st := auth.Status{Name: conn.Name, State: "unknown"}
+				st := apitype.Status{Name: conn.Name, State: "unknown"}
 				if k, err := e.keeper(cmd.Context(), conn.Name); err != nil {
 					st.LastError = err.Error()
 					unread.add(conn.Name, err)
@@ -64,7 +65,7 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 						_ = k.Resolve(ctx)
 						cancel()
 					}
-					st = k.Status()
+					st = localapi.WireStatus(k.Status())
 				}
 				all = append(all, statusJSON{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})
 			}
@@ -149,7 +150,7 @@ func printStatus(e *env, all []statusJSON) {
 	w := tabwriter.NewWriter(e.streams.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tPROVIDER\tSTATE\tACCESS TOKEN\tNEXT REFRESH")
 	for _, s := range all {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, providerLabel(s), s.State, expiryLabel(s.Status, now), nextLabel(s.Status, now))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, providerLabel(s), s.State, humanize.Expiry(s.Status, now), humanize.NextRefresh(s.Status, now))
 	}
 	_ = w.Flush()
 	for _, s := range all {
@@ -168,32 +169,4 @@ func providerLabel(s statusJSON) string {
 		return s.Provider
 	}
 	return s.Provider + "/" + s.Environment
-}
-
-func expiryLabel(s auth.Status, now time.Time) string {
-	switch {
-	case s.AccessExpiry.IsZero():
-		return "none"
-	case s.Usable:
-		label := humanize.Duration(s.AccessExpiry.Sub(now)) + " left"
-		if s.LifetimeGuessed {
-			label += " (estimated)"
-		}
-		return label
-	default:
-		return "expired " + humanize.Duration(s.AccessExpiry.Sub(now))
-	}
-}
-
-func nextLabel(s auth.Status, now time.Time) string {
-	switch {
-	case s.State == auth.StateNeedsReauth || s.State == auth.StateDisconnected:
-		return "sign-in needed"
-	case s.NextRefresh.IsZero():
-		return "-"
-	case !s.NextRefresh.After(now):
-		return "due now"
-	default:
-		return "in " + humanize.Duration(s.NextRefresh.Sub(now))
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fakeclock"
 	"github.com/tokentray/tokentray/internal/secretstore"
@@ -62,8 +63,8 @@ func TestStatusExitsOneWhenAStoreCannotBeRead(t *testing.T) {
 	shared := unreadableStore{auth.NewMemoryStore(), func(string) error { return noBus }}
 	for _, args := range [][]string{{"status"}, {"status", "--json"}} {
 		code, out, errs := runStatusOn(t, shared, args...)
-		if code != exitFailure {
-			t.Fatalf("%v: exit %d, want %d; stderr: %s", args, code, exitFailure, errs)
+		if code != apitype.ExitFailure {
+			t.Fatalf("%v: exit %d, want %d; stderr: %s", args, code, apitype.ExitFailure, errs)
 		}
 		if n := strings.Count(errs, "no D-Bus session bus"); n != 1 || !strings.Contains(errs, "a, b") {
 			t.Fatalf("%v: stderr says the shared cause %d times, want once naming both connections:\n%s", args, n, errs)
@@ -83,7 +84,7 @@ func TestStatusExitsOneWhenAStoreCannotBeRead(t *testing.T) {
 		return fmt.Errorf("%w: read %q: the keyring is locked", secretstore.ErrUnavailable, name)
 	}}
 	code, _, errs := runStatusOn(t, own, "status")
-	if code != exitFailure || !strings.Contains(errs, `read "a"`) || !strings.Contains(errs, `read "b"`) {
+	if code != apitype.ExitFailure || !strings.Contains(errs, `read "a"`) || !strings.Contains(errs, `read "b"`) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
@@ -23,9 +25,9 @@ type tokenOptions struct {
 // The result is also `tokentray token --json`; it never holds the refresh token.
 // A token handed out although its refresh failed comes with one line on
 // stderr that says so and when it expires.
-func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration) (*localapi.Token, error) {
-	var tok *localapi.Token
-	asked, err := e.askTray(func(c *localapi.Client) error {
+func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration) (*apitype.Token, error) {
+	var tok *apitype.Token
+	asked, err := e.askTray(func(c *apiclient.Client) error {
 		var err error
 		tok, err = c.Token(ctx, name, minValid)
 		return err

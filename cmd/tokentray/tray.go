@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/autostart"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
@@ -32,11 +33,11 @@ const appID = "io.tokentray.tokentray"
 // starts an empty tray that says how to add one; an invalid one is an error.
 func trayRun(c *cobra.Command, envFor envGetter) error {
 	// Single instance: a running tray shows its dashboard instead.
-	api := localapi.NewClient(localapi.DefaultPath())
+	api := apiclient.New(apiclient.DefaultPath())
 	if err := api.ShowDashboard(c.Context()); err == nil {
 		fmt.Fprintln(c.ErrOrStderr(), "tokentray is already running: its dashboard is up.")
 		return nil
-	} else if !errors.Is(err, localapi.ErrNotRunning) {
+	} else if !errors.Is(err, apiclient.ErrNotRunning) {
 		return err
 	}
 	e, err := envFor(c)
@@ -112,9 +113,15 @@ func showTray(ctx context.Context, f *fleet.Fleet, opt ui.Options, afterStart fu
 		defer opt.Notifier.Close()
 	}
 	tray := ui.NewTray(a, f.Keepers(), opt)
-	f.OnChange(func() { tray.SetKeepers(f.Keepers()) })
+	hub := localapi.NewHub(opt.Clock)
+	defer hub.Close()
+	hub.SetKeepers(f.Keepers())
+	f.OnChange(func() {
+		tray.SetKeepers(f.Keepers())
+		hub.SetKeepers(f.Keepers())
+	})
 	tray.Start(ctx)
-	serveAPI(ctx, f.Keepers, opt.Clock, func() { fyne.Do(tray.ShowDashboard) }, opt.Log)
+	serveAPI(ctx, hub, opt.Clock, func() { fyne.Do(tray.ShowDashboard) }, opt.Log)
 	watchResume(ctx, f.Keepers, opt.Log)
 	if afterStart != nil {
 		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
@@ -138,20 +145,20 @@ func hasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-// serveAPI serves the local API for the tray's keepers, so that the CLI and
-// scripts ask the tray instead of refreshing themselves. When another
+// serveAPI serves the local API for the hub's keepers, so that the CLI and
+// scripts ask this process instead of refreshing themselves. When another
 // tokentray already serves it (a demo next to the real tray), this one
 // runs without it.
 // showDashboard is nil where there is none (the terminal demo). It
 // reports whether the API is served.
-func serveAPI(ctx context.Context, keepers func() []*auth.Keeper, clock auth.Clock, showDashboard func(), log *slog.Logger) bool {
-	path := localapi.DefaultPath()
+func serveAPI(ctx context.Context, hub *localapi.Hub, clock auth.Clock, showDashboard func(), log *slog.Logger) bool {
+	path := apiclient.DefaultPath()
 	l, err := localapi.Listen(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tokentray: the local API is not served: %v\n", err)
 		return false
 	}
-	s := &localapi.Server{Keepers: keepers, Clock: clock, ShowDashboard: showDashboard}
+	s := &localapi.Server{Hub: hub, Clock: clock, ShowDashboard: showDashboard}
 	go func() {
 		if err := s.Serve(ctx, l); err != nil && log != nil {
 			log.Error("local API stopped", "err", err)

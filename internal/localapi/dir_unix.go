@@ -5,16 +5,8 @@ package localapi
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"syscall"
 )
-
-// defaultDir is where the socket lives without XDG_RUNTIME_DIR: a directory
-// of this user's in the temporary directory (made 0700 by Listen).
-func defaultDir() string {
-	return filepath.Join(os.TempDir(), "tokentray-"+strconv.Itoa(os.Getuid()))
-}
 
 // restrictSocket makes the socket 0600.
 func restrictSocket(path string) error { return os.Chmod(path, 0o600) }

@@ -2,20 +2,9 @@ package localapi
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/windows"
 )
-
-// defaultDir is %LOCALAPPDATA%\tokentray: under the user's profile, on the
-// local disk, never roamed.
-func defaultDir() string {
-	if dir, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(dir, "tokentray")
-	}
-	return filepath.Join(os.TempDir(), "tokentray")
-}
 
 // restrictSocket: the socket inherits the directory's private ACL.
 func restrictSocket(string) error { return nil }

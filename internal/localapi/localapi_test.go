@@ -21,15 +21,19 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/apiclient"
 )
 
 // fixture is a served API over a keeper whose provider counts refreshes.
 type fixture struct {
 	server    *Server
 	path      string
-	client    *Client
+	client    *apiclient.Client
 	refreshes atomic.Int32
 	store     *auth.MemoryStore
+	keeper    *auth.Keeper
+	hub       *Hub
+	stop      func() // stops the server and waits for it
 }
 
 func serve(t testing.TB, signedIn bool) *fixture {
@@ -64,12 +68,16 @@ func serve(t testing.TB, signedIn bool) *fixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Keepers: Fixed(k), HeaderTimeout: 200 * time.Millisecond, Clock: auth.SystemClock{}}
+	f.keeper, f.hub = k, NewHub(nil)
+	f.hub.SetKeepers([]*auth.Keeper{k})
+	s := &Server{Hub: f.hub, HeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, Clock: auth.SystemClock{}}
 	f.server = s
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, l); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	f.client = NewClient(f.path)
+	f.stop = func() { cancel(); <-done }
+	t.Cleanup(f.stop)
+	t.Cleanup(f.hub.Close)
+	f.client = apiclient.New(f.path)
 	return f
 }
 
@@ -113,7 +121,7 @@ func TestTokenAndErrorsCarryExitCodes(t *testing.T) {
 	if tok.AccessToken != "at-1" || tok.APIBase != "https://api.example.com" || tok.ExpiresIn < 5390 {
 		t.Fatalf("token %+v: past its refresh point, the tray must refresh first", tok)
 	}
-	var ae *APIError
+	var ae *apiclient.APIError
 	if _, err := f.client.Token(ctx, "nope", 0); !errors.As(err, &ae) || ae.ExitCode() != 2 || !strings.Contains(ae.Hint(), "Configured: p") {
 		t.Fatalf("unknown connection: %v", err)
 	}
@@ -121,10 +129,10 @@ func TestTokenAndErrorsCarryExitCodes(t *testing.T) {
 		t.Fatal("an impossible min_valid was accepted")
 	}
 	g := serve(t, false)
-	if _, err := g.client.Token(ctx, "p", 0); !errors.Is(err, auth.ErrNeedsSignIn) || !errors.As(err, &ae) || ae.ExitCode() != 3 {
+	if _, err := g.client.Token(ctx, "p", 0); !errors.Is(err, apiclient.ErrNeedsSignIn) || !errors.As(err, &ae) || ae.ExitCode() != 3 {
 		t.Fatalf("not signed in: %v", err)
 	}
-	if _, err := NewClient(filepath.Join(t.TempDir(), "none.sock")).Connections(ctx); !errors.Is(err, ErrNotRunning) {
+	if _, err := apiclient.New(filepath.Join(t.TempDir(), "none.sock")).Connections(ctx); !errors.Is(err, apiclient.ErrNotRunning) {
 		t.Fatalf("no tray: %v", err)
 	}
 }
@@ -232,8 +240,8 @@ func TestPeerChild(t *testing.T) {
 	if path == "" {
 		t.Skip("helper for TestAnotherUserIsRefused")
 	}
-	_, err := NewClient(path).Connections(context.Background())
-	var ae *APIError
+	_, err := apiclient.New(path).Connections(context.Background())
+	var ae *apiclient.APIError
 	switch {
 	case errors.As(err, &ae):
 		fmt.Println("answer:", ae.Body.Code)

@@ -1,13 +1,13 @@
-// Package localapi is tokentray's local API: HTTP over a unix socket that
-// only the same user can reach, served by the running tray and used by the
-// CLI, the Go client package and any script (curl --unix-socket). The tray's
-// keepers are the only refreshers; everyone else asks them.
+// Package localapi serves tokentray's local API: HTTP over a unix socket
+// that only the same user can reach, served by the running process (the
+// resident process, `serve`, a demo) and used by the CLI, the window
+// process, the Go client package and any script (curl --unix-socket). Its
+// keepers are the only refreshers; everyone else asks them. The wire types
+// are in client/apitype; this package turns the core's values into them.
 package localapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net"
@@ -16,13 +16,17 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 )
 
 // Server serves the API for a set of keepers.
 type Server struct {
 	// Keepers lists the connections served. It is asked on every request:
-	// the tray's connections change while it runs.
+	// the tray's connections change while it runs. Without it, the Hub's
+	// keepers are served.
 	Keepers func() []*auth.Keeper
+	// Hub is the event stream; nil serves none.
+	Hub *Hub
 	// ShowDashboard brings the tray's dashboard up (single instance).
 	ShowDashboard func()
 	// Clock reads the time for expires_in.
@@ -30,57 +34,27 @@ type Server struct {
 	// HeaderTimeout drops a client that connects and sends no request
 	// (default 5 s).
 	HeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request (default 10 s).
+	ReadTimeout time.Duration
 
-	srv *http.Server
+	srv      *http.Server
+	stopping chan struct{}
 }
 
 // keepers is Keepers(), or none when it is not set.
 func (s *Server) keepers() []*auth.Keeper {
-	if s.Keepers == nil {
-		return nil
+	switch {
+	case s.Keepers != nil:
+		return s.Keepers()
+	case s.Hub != nil:
+		return s.Hub.Keepers()
 	}
-	return s.Keepers()
+	return nil
 }
 
 // Fixed serves the same keepers for the server's whole life.
 func Fixed(keepers ...*auth.Keeper) func() []*auth.Keeper {
 	return func() []*auth.Keeper { return keepers }
-}
-
-// Error is the API's error body. ExitCode has the CLI's meaning.
-type Error struct {
-	Code     string `json:"error"`
-	Message  string `json:"message"`
-	Hint     string `json:"hint,omitempty"`
-	ExitCode int    `json:"exit_code"`
-}
-
-// Token is the body of GET /v1/connections/NAME/token.
-type Token struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	ExpiresIn   int64     `json:"expires_in"`
-	APIBase     string    `json:"api_base,omitempty"`
-	// Provider is the connection's provider preset ("procore", "generic").
-	Provider string `json:"provider,omitempty"`
-	// Warning is set when the token is handed out although the refresh it
-	// called for failed: it is still valid, until ExpiresAt.
-	Warning string `json:"warning,omitempty"`
-}
-
-// SignedOut is the body of POST /v1/connections/NAME/logout.
-type SignedOut struct {
-	Connection
-	auth.SignOut
-}
-
-// Connection is one entry of GET /v1/connections.
-type Connection struct {
-	auth.Status
-	Provider    string `json:"provider"`
-	Environment string `json:"environment,omitempty"`
-	APIBase     string `json:"api_base,omitempty"`
 }
 
 type peerKey struct{}
@@ -94,18 +68,23 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if s.HeaderTimeout <= 0 {
 		s.HeaderTimeout = 5 * time.Second
 	}
+	if s.ReadTimeout <= 0 {
+		s.ReadTimeout = 10 * time.Second
+	}
 	s.srv = &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: s.HeaderTimeout,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       s.ReadTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, peerKey{}, checkPeer(c))
 		},
 	}
+	s.stopping = make(chan struct{})
 	go func() {
 		<-ctx.Done()
+		close(s.stopping) // streams end, so that Shutdown need not wait for them
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.srv.Shutdown(shutdown)
@@ -126,8 +105,9 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
 	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
 	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
+	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, Error{Code: "not_found", Message: r.Method + " " + r.URL.Path + " is not part of the API", Hint: "See the README's Local API section.", ExitCode: 2})
+		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeNotFound, Message: r.Method + " " + r.URL.Path + " is not part of the API", Hint: "See the README's Local API section."})
 	})
 	return sameUser(mux)
 }
@@ -145,7 +125,7 @@ const (
 func sameUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p, _ := r.Context().Value(peerKey{}).(peer); p == peerOtherUser {
-			writeError(w, http.StatusForbidden, Error{Code: "forbidden", Message: "this tokentray belongs to another user", ExitCode: 1})
+			writeError(w, http.StatusForbidden, apitype.Error{Code: apitype.CodeForbidden, Message: "this tokentray belongs to another user"})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -161,35 +141,52 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 		}
 		names = append(names, k.Connection().Name)
 	}
-	writeError(w, http.StatusNotFound, Error{Code: "unknown_connection", Message: "no connection named " + quote(name),
-		Hint: "Configured: " + strings.Join(names, ", "), ExitCode: 2})
+	writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeUnknownConnection, Message: "no connection named " + quote(name),
+		Hint: "Configured: " + strings.Join(names, ", ")})
 	return nil
 }
 
 // NewToken is the API's answer for a token handed out at now.
-func NewToken(t *auth.Handout, k *auth.Keeper, now time.Time) Token {
-	return Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
+func NewToken(t *auth.Handout, k *auth.Keeper, now time.Time) apitype.Token {
+	return apitype.Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
 		ExpiresIn: int64(t.Expiry().Sub(now) / time.Second), APIBase: k.Connection().Endpoints.APIBase,
 		Provider: k.Connection().Provider.Name, Warning: t.Warning}
 }
 
-func describe(k *auth.Keeper) Connection {
+// Describe is the API's entry for a connection, now.
+func Describe(k *auth.Keeper) apitype.Connection {
 	c := k.Connection()
-	return Connection{Status: k.Status(), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase}
+	return apitype.Connection{Status: WireStatus(k.Status()), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase}
+}
+
+// WireStatus is a status as the API and `status --json` show it.
+func WireStatus(st auth.Status) apitype.Status {
+	out := apitype.Status{
+		Name: st.Name, Grant: string(st.Grant), State: string(st.State), Usable: st.Usable,
+		AccessObtained: st.AccessObtained, AccessExpiry: st.AccessExpiry, LifetimeGuessed: st.LifetimeGuessed,
+		NextRefresh: st.NextRefresh, LastRefresh: st.LastRefresh, LastRefreshOK: st.LastRefreshOK,
+		HasRefreshToken: st.HasRefreshToken, RefreshTokenSince: st.RefreshTokenSince,
+		LastError: st.LastError, Hint: st.Hint,
+		Endpoints: apitype.Endpoints(st.Endpoints),
+	}
+	if c := st.LastCheck; c != nil {
+		out.LastCheck = &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
+	}
+	return out
 }
 
 func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	keepers := s.keepers()
-	out := make([]Connection, 0, len(keepers))
+	out := make([]apitype.Connection, 0, len(keepers))
 	for _, k := range keepers {
-		out = append(out, describe(k))
+		out = append(out, Describe(k))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 	if k := s.keeper(w, r); k != nil {
-		writeJSON(w, http.StatusOK, describe(k))
+		writeJSON(w, http.StatusOK, Describe(k))
 	}
 }
 
@@ -202,7 +199,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("min_valid"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, Error{Code: "bad_request", Message: "min_valid " + quote(v) + " is not a duration such as 2m or 90s", ExitCode: 2})
+			writeError(w, http.StatusBadRequest, apitype.Error{Code: apitype.CodeBadRequest, Message: "min_valid " + quote(v) + " is not a duration such as 2m or 90s"})
 			return
 		}
 		minValid = d
@@ -224,8 +221,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if stale := r.URL.Query().Get("stale"); stale != "" {
-		if cur, err := k.Token(r.Context(), 0); err == nil && TokenHash(cur.AccessToken.Reveal()) != stale {
-			writeJSON(w, http.StatusOK, describe(k))
+		if cur, err := k.Token(r.Context(), 0); err == nil && apitype.TokenHash(cur.AccessToken.Reveal()) != stale {
+			writeJSON(w, http.StatusOK, Describe(k))
 			return
 		}
 	}
@@ -233,7 +230,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, describe(k))
+	writeJSON(w, http.StatusOK, Describe(k))
 }
 
 // login starts the browser sign-in in the tray. With ?wait=true it answers
@@ -261,7 +258,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			writeKeeperError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, describe(k))
+		writeJSON(w, http.StatusOK, Describe(k))
 	case <-r.Context().Done():
 	}
 }
@@ -276,7 +273,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, SignedOut{Connection: describe(k), SignOut: out})
+	writeJSON(w, http.StatusOK, apitype.SignedOut{Connection: Describe(k), Revoked: out.Revoked, NotRevoked: out.NotRevoked})
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
@@ -286,26 +283,37 @@ func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "shown"})
 }
 
-// writeKeeperError maps the keeper's errors to the CLI's exit codes.
-func writeKeeperError(w http.ResponseWriter, err error) {
-	e := Error{Code: "internal", Message: err.Error(), Hint: auth.HintOf(err), ExitCode: 1}
-	status := http.StatusInternalServerError
+// ErrorOf is the wire error for an error of the core, with the HTTP status
+// that goes with it. The CLI maps its own errors to exit codes with it too,
+// so that a command means the same with and without a running tokentray.
+func ErrorOf(err error) (int, apitype.Error) {
+	code, status := apitype.CodeInternal, http.StatusInternalServerError
 	switch {
 	case errors.Is(err, auth.ErrMinValidUnmeetable):
-		e.Code, e.ExitCode, status = "min_valid_unmeetable", 2, http.StatusBadRequest
+		code, status = apitype.CodeMinValidUnmeetable, http.StatusBadRequest
 	case errors.Is(err, auth.ErrCredentialsRefused):
-		e.Code, e.ExitCode, status = "client_refused", 3, http.StatusConflict
+		code, status = apitype.CodeClientRefused, http.StatusConflict
 	case errors.Is(err, auth.ErrNeedsSignIn):
-		e.Code, e.ExitCode, status = "needs_sign_in", 3, http.StatusConflict
+		code, status = apitype.CodeNeedsSignIn, http.StatusConflict
 	case errors.Is(err, auth.ErrUnreachable), errors.Is(err, auth.ErrRevokeFailed):
-		e.Code, e.ExitCode, status = "provider_unreachable", 4, http.StatusBadGateway
+		code, status = apitype.CodeProviderUnreachable, http.StatusBadGateway
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, auth.ErrLoginTimeout):
-		e.Code, status = "timeout", http.StatusGatewayTimeout
+		code, status = apitype.CodeTimeout, http.StatusGatewayTimeout
 	}
+	return status, apitype.Error{Code: code, Message: err.Error(), Hint: auth.HintOf(err), ExitCode: apitype.ExitCodeOf(code)}
+}
+
+// writeKeeperError answers with the keeper's error.
+func writeKeeperError(w http.ResponseWriter, err error) {
+	status, e := ErrorOf(err)
 	writeError(w, status, e)
 }
 
-func writeError(w http.ResponseWriter, status int, e Error) { writeJSON(w, status, e) }
+// writeError answers with e; its exit code follows from its code.
+func writeError(w http.ResponseWriter, status int, e apitype.Error) {
+	e.ExitCode = apitype.ExitCodeOf(e.Code)
+	writeJSON(w, status, e)
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -317,10 +325,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
-
-// TokenHash names an access token without revealing it: the first 16 hex
-// digits of its SHA-256.
-func TokenHash(accessToken string) string {
-	sum := sha256.Sum256([]byte(accessToken))
-	return hex.EncodeToString(sum[:8])
-}

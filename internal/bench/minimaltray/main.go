@@ -7,6 +7,7 @@ import (
 	"fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/driver/desktop"
 
+	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/ui"
 )
 
@@ -14,7 +15,7 @@ func main() {
 	a := app.NewWithID("io.tokentray.minimaltray")
 	if d, ok := a.(desktop.App); ok {
 		d.SetSystemTrayMenu(fyne.NewMenu("minimal", fyne.NewMenuItem("Quit", a.Quit)))
-		d.SetSystemTrayIcon(ui.TrayIcon(ui.Green))
+		d.SetSystemTrayIcon(ui.TrayIcon(humanize.Green))
 	}
 	a.Run()
 }

@@ -1,0 +1,186 @@
+// Package apitype holds the wire types of tokentray's local API: the JSON
+// bodies, the error codes and the exit codes they carry. The server, the
+// CLI, the window process and the Go client all use these types, and this
+// package imports nothing of tokentray, so a change in the core can never
+// change the contract by accident, and a program using the client links
+// only this and the standard library.
+package apitype
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Exit codes of the CLI, also carried in every API error (DESIGN.md): they
+// are a contract with users' scripts.
+const (
+	ExitOK = 0
+	// ExitFailure is anything else: the keyring unavailable, I/O.
+	ExitFailure = 1
+	// ExitUsage is a usage or config error.
+	ExitUsage = 2
+	// ExitPersonMustAct: a person must sign in again or fix the client.
+	ExitPersonMustAct = 3
+	// ExitUnreachable: the provider cannot be reached and no valid token is held.
+	ExitUnreachable = 4
+)
+
+// Error codes of the API, in Error.Code.
+const (
+	CodeNotFound            = "not_found"            // no such endpoint
+	CodeUnknownConnection   = "unknown_connection"   // no connection of that name
+	CodeBadRequest          = "bad_request"          // a parameter is malformed
+	CodeForbidden           = "forbidden"            // the caller is another user
+	CodeMinValidUnmeetable  = "min_valid_unmeetable" // no token of this provider lives that long
+	CodeClientRefused       = "client_refused"       // the provider refused the client id, secret or method
+	CodeNeedsSignIn         = "needs_sign_in"        // a person must sign in
+	CodeProviderUnreachable = "provider_unreachable" // and no token valid long enough is held
+	CodeTimeout             = "timeout"              // a sign-in or request ran out of time
+	CodeInvalidConfig       = "invalid_config"       // a connection's settings are not valid
+	CodeInternal            = "internal"             // anything else
+)
+
+// ExitCodeOf is the exit code that goes with an error code.
+func ExitCodeOf(code string) int {
+	switch code {
+	case CodeNotFound, CodeUnknownConnection, CodeBadRequest, CodeMinValidUnmeetable, CodeInvalidConfig:
+		return ExitUsage
+	case CodeClientRefused, CodeNeedsSignIn:
+		return ExitPersonMustAct
+	case CodeProviderUnreachable:
+		return ExitUnreachable
+	}
+	return ExitFailure
+}
+
+// Error is the body of every error answer. ExitCode has the CLI's meaning.
+type Error struct {
+	Code     string `json:"error"`
+	Message  string `json:"message"`
+	Hint     string `json:"hint,omitempty"`
+	ExitCode int    `json:"exit_code"`
+	// Fields are the settings at fault in an invalid_config answer, by
+	// config key, each with what to change.
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// Endpoints are the URLs a connection uses.
+type Endpoints struct {
+	AuthURL   string `json:"auth_url,omitempty"`
+	TokenURL  string `json:"token_url,omitempty"`
+	RevokeURL string `json:"revoke_url,omitempty"`
+	APIBase   string `json:"api_base,omitempty"`
+	CheckURL  string `json:"check_url,omitempty"`
+	Issuer    string `json:"issuer,omitempty"`
+}
+
+// CheckResult is the last "who am I" call against a connection's API.
+type CheckResult struct {
+	Time   time.Time `json:"time"`
+	Status int       `json:"status,omitempty"` // HTTP status; 0 when no answer came
+	Who    string    `json:"who,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	Hint   string    `json:"hint,omitempty"`
+}
+
+// OK reports whether the API accepted the token.
+func (c CheckResult) OK() bool { return c.Status >= 200 && c.Status < 300 }
+
+// States of a connection, in Status.State.
+const (
+	StateDisconnected  = "disconnected"
+	StateConnected     = "connected"
+	StateRefreshing    = "refreshing"
+	StateDegraded      = "degraded"
+	StateNeedsReauth   = "needs_reauth"
+	StateClientRefused = "client_refused"
+)
+
+// Status is one connection's state, as `tokentray status --json` prints it.
+type Status struct {
+	Name              string       `json:"name"`
+	Grant             string       `json:"grant"`
+	State             string       `json:"state"`
+	Usable            bool         `json:"usable"` // a valid access token is held now
+	AccessObtained    time.Time    `json:"access_obtained,omitzero"`
+	AccessExpiry      time.Time    `json:"access_expiry,omitzero"`
+	LifetimeGuessed   bool         `json:"lifetime_guessed,omitempty"`
+	NextRefresh       time.Time    `json:"next_refresh,omitzero"`
+	LastRefresh       time.Time    `json:"last_refresh,omitzero"`
+	LastRefreshOK     bool         `json:"last_refresh_ok"`
+	HasRefreshToken   bool         `json:"has_refresh_token"`
+	RefreshTokenSince time.Time    `json:"refresh_token_since,omitzero"`
+	LastError         string       `json:"last_error,omitempty"`
+	Hint              string       `json:"hint,omitempty"`
+	LastCheck         *CheckResult `json:"last_check,omitempty"`
+	Endpoints         Endpoints    `json:"endpoints"`
+}
+
+// Connection is one entry of GET /v1/connections.
+type Connection struct {
+	Status
+	Provider    string `json:"provider"`
+	Environment string `json:"environment,omitempty"`
+	APIBase     string `json:"api_base,omitempty"`
+}
+
+// Token is the body of GET /v1/connections/NAME/token.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresIn   int64     `json:"expires_in"`
+	APIBase     string    `json:"api_base,omitempty"`
+	// Provider is the connection's provider preset ("procore", "generic").
+	Provider string `json:"provider,omitempty"`
+	// Warning is set when the token is handed out although the refresh it
+	// called for failed: it is still valid, until ExpiresAt.
+	Warning string `json:"warning,omitempty"`
+}
+
+// SignedOut is the body of POST /v1/connections/NAME/logout.
+type SignedOut struct {
+	Connection
+	// Revoked: the provider was told to revoke the refresh token.
+	Revoked bool `json:"revoked"`
+	// NotRevoked says why nothing was revoked, when nothing was.
+	NotRevoked string `json:"not_revoked,omitempty"`
+}
+
+// Event types, in Event.Type.
+const (
+	// EventStatus: a connection's state or times changed; Status is set.
+	// The stream starts with one for every connection.
+	EventStatus = "status"
+	// EventRemoved: a connection was removed from the config.
+	EventRemoved = "removed"
+	// EventLog: a line of the event log, about a connection or the app.
+	EventLog = "log"
+	// EventReady ends the stream's opening snapshot: every connection's
+	// status and the recent log lines were sent.
+	EventReady = "ready"
+)
+
+// Event is one line of GET /v1/events, a stream of JSON lines.
+type Event struct {
+	Time time.Time `json:"time"`
+	Type string    `json:"type"`
+	// Connection is the connection's name; empty for the app's own lines.
+	Connection string `json:"connection,omitempty"`
+	// Kind is what happened to the connection (a status event): "refreshed",
+	// "refresh_failed", "signed_in", …, or empty for a change of the set.
+	Kind string `json:"kind,omitempty"`
+	// Text is the line for people (log events, and status events with
+	// something to say).
+	Text   string      `json:"text,omitempty"`
+	Status *Connection `json:"status,omitempty"`
+}
+
+// TokenHash names an access token without revealing it: the first 16 hex
+// digits of its SHA-256. POST …/refresh?stale=HASH refreshes only while the
+// token of that hash is still the current one.
+func TokenHash(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return hex.EncodeToString(sum[:8])
+}

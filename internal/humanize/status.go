@@ -1,0 +1,148 @@
+package humanize
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tokentray/tokentray/client/apitype"
+)
+
+// Level is a colour of the tray icon and of a connection's dot.
+type Level int
+
+const (
+	// Grey: nothing is signed in.
+	Grey Level = iota
+	// Green: every connection holds a valid access token.
+	Green
+	// Red: some connection needs a person or has no valid token.
+	Red
+)
+
+func (l Level) String() string {
+	switch l {
+	case Green:
+		return "green"
+	case Red:
+		return "red"
+	}
+	return "grey"
+}
+
+// Overall is the colour of a set of connections: grey when none is signed
+// in, green when every one is usable, red otherwise.
+func Overall(sts []apitype.Status) Level {
+	signedIn := 0
+	for _, st := range sts {
+		if st.State != apitype.StateDisconnected {
+			signedIn++
+		}
+	}
+	if signedIn == 0 {
+		return Grey
+	}
+	for _, st := range sts {
+		if ConnectionLevel(st) != Green {
+			return Red
+		}
+	}
+	return Green
+}
+
+// ConnectionLevel is one connection's colour.
+func ConnectionLevel(st apitype.Status) Level {
+	switch {
+	case st.State == apitype.StateDisconnected:
+		return Grey
+	case st.State == apitype.StateNeedsReauth || st.State == apitype.StateClientRefused || !st.Usable:
+		return Red
+	}
+	return Green
+}
+
+// service reports whether st is a client-credentials connection (a service
+// account: no person signs it in).
+func service(st apitype.Status) bool { return st.Grant == "client_credentials" }
+
+// Summary is a connection's state in a few words, as the tray menu shows it:
+// "1 h 12 m left", "sign-in needed", "retrying, 40 m left". It changes at
+// most once a minute while nothing happens.
+func Summary(st apitype.Status, now time.Time) string {
+	left := ""
+	if st.Usable {
+		left = Coarse(st.AccessExpiry.Sub(now)) + " left"
+	}
+	switch st.State {
+	case apitype.StateDisconnected:
+		if service(st) {
+			return "no token yet"
+		}
+		return "not signed in"
+	case apitype.StateNeedsReauth:
+		if service(st) {
+			return "credentials refused"
+		}
+		return "sign-in needed"
+	case apitype.StateClientRefused:
+		return "client refused: fix the secret"
+	case apitype.StateRefreshing:
+		return "refreshing…"
+	case apitype.StateDegraded:
+		if left == "" {
+			return "token expired, retrying"
+		}
+		return "retrying, " + left
+	}
+	if left == "" {
+		return "token expired"
+	}
+	return left
+}
+
+// MenuLine is a connection's line in the tray menu.
+func MenuLine(st apitype.Status, now time.Time) string {
+	return fmt.Sprintf("%s — %s", st.Name, Summary(st, now))
+}
+
+// Tooltip is the tray's hover text: one line per connection.
+func Tooltip(sts []apitype.Status, now time.Time) string {
+	if len(sts) == 0 {
+		return "tokentray: no connections"
+	}
+	s := "tokentray"
+	for _, st := range sts {
+		s += "\n" + MenuLine(st, now)
+	}
+	return s
+}
+
+// Expiry is the access token's time left for `status`: "4 m 05 s left",
+// "expired 2 m ago", "none".
+func Expiry(st apitype.Status, now time.Time) string {
+	switch {
+	case st.AccessExpiry.IsZero():
+		return "none"
+	case st.Usable:
+		label := Duration(st.AccessExpiry.Sub(now)) + " left"
+		if st.LifetimeGuessed {
+			label += " (estimated)"
+		}
+		return label
+	default:
+		return "expired " + Duration(st.AccessExpiry.Sub(now))
+	}
+}
+
+// NextRefresh is when the next refresh comes, for `status`.
+func NextRefresh(st apitype.Status, now time.Time) string {
+	switch {
+	case st.State == apitype.StateNeedsReauth || st.State == apitype.StateDisconnected:
+		return "sign-in needed"
+	case st.NextRefresh.IsZero():
+		return "-"
+	case !st.NextRefresh.After(now):
+		return "due now"
+	default:
+		return "in " + Duration(st.NextRefresh.Sub(now))
+	}
+}

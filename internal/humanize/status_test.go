@@ -1,0 +1,55 @@
+package humanize
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/client/apitype"
+)
+
+var now = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func status(name string, state string, usable bool) apitype.Status {
+	return apitype.Status{Name: name, State: state, Usable: usable}
+}
+
+func TestOverallColour(t *testing.T) {
+	tests := []struct {
+		name string
+		sts  []apitype.Status
+		want Level
+	}{
+		{"no connections is grey", nil, Grey},
+		{"nothing signed in is grey", []apitype.Status{status("a", apitype.StateDisconnected, false)}, Grey},
+		{"all usable is green", []apitype.Status{status("a", apitype.StateConnected, true), status("b", apitype.StateRefreshing, true)}, Green},
+		{"degraded with a valid token is still green", []apitype.Status{status("a", apitype.StateDegraded, true)}, Green},
+		{"degraded with an expired token is red", []apitype.Status{status("a", apitype.StateConnected, true), status("b", apitype.StateDegraded, false)}, Red},
+		{"needs_reauth is red even while the token lasts", []apitype.Status{status("a", apitype.StateNeedsReauth, true)}, Red},
+		{"one signed in and one never signed in is red", []apitype.Status{status("a", apitype.StateConnected, true), status("b", apitype.StateDisconnected, false)}, Red},
+	}
+	for _, tc := range tests {
+		if got := Overall(tc.sts); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestMenuLines(t *testing.T) {
+	st := apitype.Status{Name: "procore-sandbox", State: apitype.StateConnected, Usable: true, AccessExpiry: now.Add(72*time.Minute + 30*time.Second)}
+	for _, tc := range []struct {
+		st   apitype.Status
+		want string
+	}{
+		{st, "procore-sandbox — 1 h 12 m left"},
+		{apitype.Status{Name: "procore", State: apitype.StateNeedsReauth}, "procore — sign-in needed"},
+		{apitype.Status{Name: "x", State: apitype.StateDegraded, Usable: true, AccessExpiry: now.Add(40 * time.Minute)}, "x — retrying, 40 m left"},
+		{apitype.Status{Name: "x", State: apitype.StateDegraded}, "x — token expired, retrying"},
+		{apitype.Status{Name: "x", State: apitype.StateDisconnected}, "x — not signed in"},
+		{apitype.Status{Name: "svc", Grant: "client_credentials", State: apitype.StateNeedsReauth}, "svc — credentials refused"},
+		{apitype.Status{Name: "svc", Grant: "client_credentials", State: apitype.StateDisconnected}, "svc — no token yet"},
+	} {
+		if got := MenuLine(tc.st, now); got != tc.want {
+			t.Errorf("MenuLine = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/humanize"
+)
+
+// recentLines is how many log lines a stream that opens later is sent.
+const recentLines = 500
+
+// subscriberBuffer is how many events a slow reader of the stream may fall
+// behind before it is dropped (it connects again and gets a new snapshot);
+// a stuck window must never hold up the keepers.
+const subscriberBuffer = 256
+
+// Hub turns the keepers' events and the app's own log lines into the API's
+// event stream (GET /v1/events), and keeps the recent lines for windows
+// that open later. Its owner (the resident process, a demo) tells it which
+// keepers there are with SetKeepers, and writes its own lines with Log.
+type Hub struct {
+	clock auth.Clock
+
+	mu      sync.Mutex
+	keepers []*auth.Keeper
+	follows map[*auth.Keeper]context.CancelFunc
+	subs    map[chan apitype.Event]struct{}
+	recent  []apitype.Event
+	closed  bool
+}
+
+// NewHub returns a hub that follows no keeper yet.
+func NewHub(clock auth.Clock) *Hub {
+	if clock == nil {
+		clock = auth.SystemClock{}
+	}
+	return &Hub{clock: clock, follows: map[*auth.Keeper]context.CancelFunc{}, subs: map[chan apitype.Event]struct{}{}}
+}
+
+// Keepers are the keepers followed now, in the order given.
+func (h *Hub) Keepers() []*auth.Keeper {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.keepers)
+}
+
+// SetKeepers follows keepers from now on: new ones are followed, and each
+// one no longer in the set is let go with a "removed" event.
+func (h *Hub) SetKeepers(keepers []*auth.Keeper) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.keepers = slices.Clone(keepers)
+	keep := map[*auth.Keeper]bool{}
+	for _, k := range keepers {
+		keep[k] = true
+		if _, ok := h.follows[k]; !ok {
+			h.follows[k] = h.follow(k)
+			h.publishLocked(apitype.Event{Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(Describe(k))})
+		}
+	}
+	for k, stop := range h.follows {
+		if !keep[k] {
+			stop()
+			delete(h.follows, k)
+			h.publishLocked(apitype.Event{Type: apitype.EventRemoved, Connection: k.Connection().Name})
+		}
+	}
+}
+
+// follow forwards k's events until the returned function is called.
+func (h *Hub) follow(k *auth.Keeper) context.CancelFunc {
+	events, stop := k.Subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	go func() {
+		for e := range events {
+			h.mu.Lock()
+			if h.follows[k] != nil {
+				h.publishLocked(apitype.Event{Time: e.Time, Type: apitype.EventStatus, Connection: e.Connection,
+					Kind: string(e.Kind), Text: humanize.Event(e), Status: ptr(Describe(k))})
+			}
+			h.mu.Unlock()
+		}
+	}()
+	return cancel
+}
+
+// Log adds a line about connection (or, with "", about the app) to the
+// event log: a notification shown, a sign-in started, a config not applied.
+func (h *Hub) Log(connection, text string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.publishLocked(apitype.Event{Type: apitype.EventLog, Connection: connection, Text: text})
+}
+
+// publishLocked sends e to every stream; a stream that cannot keep up is
+// closed. Lines for people are kept for later streams.
+func (h *Hub) publishLocked(e apitype.Event) {
+	if e.Time.IsZero() {
+		e.Time = h.clock.Now()
+	}
+	if e.Text != "" {
+		line := apitype.Event{Time: e.Time, Type: apitype.EventLog, Connection: e.Connection, Text: e.Text}
+		h.recent = append(h.recent, line)
+		if len(h.recent) > recentLines {
+			h.recent = slices.Delete(h.recent, 0, len(h.recent)-recentLines)
+		}
+	}
+	for ch := range h.subs {
+		select {
+		case ch <- e:
+		default:
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// subscribe returns the opening snapshot (every connection's status, the
+// recent lines, then "ready") and the live events after it. Nothing falls
+// between the two: both are taken under the hub's lock.
+func (h *Hub) subscribe() (snapshot []apitype.Event, live chan apitype.Event, cancel func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.clock.Now()
+	for _, k := range h.keepers {
+		snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(Describe(k))})
+	}
+	snapshot = append(snapshot, h.recent...)
+	snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventReady})
+	live = make(chan apitype.Event, subscriberBuffer)
+	if h.closed {
+		close(live)
+		return snapshot, live, func() {}
+	}
+	h.subs[live] = struct{}{}
+	return snapshot, live, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := h.subs[live]; ok {
+			delete(h.subs, live)
+			close(live)
+		}
+	}
+}
+
+// Close lets go of every keeper and ends every stream.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for k, stop := range h.follows {
+		stop()
+		delete(h.follows, k)
+	}
+	for ch := range h.subs {
+		delete(h.subs, ch)
+		close(ch)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// events streams the hub's events as JSON lines until the client goes, the
+// server stops, or the client falls too far behind.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if s.Hub == nil {
+		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeNotFound, Message: "this tokentray does not serve an event stream"})
+		return
+	}
+	snapshot, live, cancel := s.Hub.subscribe()
+	defer cancel()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	for _, e := range snapshot {
+		if enc.Encode(e) != nil {
+			return
+		}
+	}
+	if rc.Flush() != nil {
+		return
+	}
+	for {
+		select {
+		case e, ok := <-live:
+			if !ok || enc.Encode(e) != nil || rc.Flush() != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-s.stopping:
+			return
+		}
+	}
+}
