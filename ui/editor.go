@@ -69,12 +69,12 @@ type Editor struct {
 	content fyne.CanvasObject
 }
 
-// testedSignIn is a successful Test: its tokens are kept if the connection
-// is saved exactly as tested.
+// testedSignIn is a successful Test: its tokens are kept (by the running
+// tokentray, under id) if the connection is saved exactly as tested.
 type testedSignIn struct {
 	raw    config.Connection
 	secret string
-	tokens *auth.TokenSet
+	id     string
 }
 
 // The URL fields, in the order the form lists them.
@@ -571,9 +571,9 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// test signs in with the form as it is, on a keeper of its own whose tokens
-// stay in memory, then calls the API check URL. Nothing is saved: Save
-// keeps the tokens if the form is unchanged by then.
+// test signs in with the form as it is, through the fleet (a keeper of its
+// own whose tokens stay in memory), then calls the API check URL. Nothing
+// is saved: Save keeps the tokens if the form is unchanged by then.
 func (e *Editor) test() {
 	if e.testCancel != nil {
 		e.stopTest()
@@ -603,56 +603,38 @@ func (e *Editor) test() {
 	replacing := e.replacing
 	go func() {
 		defer cancel()
-		store := auth.NewMemoryStore()
-		secret := auth.Secret(typed)
-		if secret == "" && replacing != "" {
-			secret, _ = e.tray.opt.Connections.ClientSecret(ctx, replacing)
-		}
-		if secret != "" {
-			_ = store.SetClientSecret(ctx, conn.Name, secret)
-		}
-		k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: e.tray.opt.Clock,
-			Logger: e.tray.opt.Log, OpenBrowser: e.tray.opt.OpenBrowser})
-		err := k.Login(ctx, auth.LoginOptions{})
-		var check auth.CheckResult
-		var tokens *auth.TokenSet
-		if err == nil {
-			tokens, err = store.LoadTokens(ctx, conn.Name)
-		}
-		if err == nil && conn.Endpoints.CheckURL != "" {
-			check = k.Check(ctx)
-		}
-		st := k.Status()
+		res, err := e.tray.opt.Connections.TestSignIn(ctx, fleet.Test{Replacing: replacing, Connection: raw, Secret: auth.Secret(typed)})
 		e.tray.onUI(func() {
 			if e.testCancel == nil {
 				return // stopped meanwhile
 			}
 			e.stopTest()
+			var failed *fleet.CheckFailed
 			switch {
 			case errors.Is(err, context.Canceled):
 				return
+			case errors.As(err, &failed):
+				msg := "Signed in, but the API check failed: " + failed.Result.Error
+				if failed.Result.Hint != "" {
+					msg += "\nWhat to do: " + failed.Result.Hint
+				}
+				e.setTestStatus(msg, widget.DangerImportance)
 			case err != nil:
 				msg := "Test failed: " + err.Error()
-				if st.Hint != "" {
-					msg += "\nWhat to do: " + st.Hint
+				if hint := auth.HintOf(err); hint != "" {
+					msg += "\nWhat to do: " + hint
 				}
 				e.setTestStatus(msg, widget.DangerImportance)
-			case conn.Endpoints.CheckURL == "":
-				e.tested = &testedSignIn{raw: raw, secret: typed, tokens: tokens}
+			case res.Check == nil:
+				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.ID}
 				e.setTestStatus("Signed in: the provider issued tokens. (No API check URL is set, so the API was not called.) Save keeps this sign-in.", widget.SuccessImportance)
-			case !check.OK():
-				msg := fmt.Sprintf("Signed in, but the API check failed: %s", check.Error)
-				if check.Hint != "" {
-					msg += "\nWhat to do: " + check.Hint
-				}
-				e.setTestStatus(msg, widget.DangerImportance)
 			default:
-				e.tested = &testedSignIn{raw: raw, secret: typed, tokens: tokens}
+				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.ID}
 				who := ""
-				if check.Who != "" {
-					who = " as " + check.Who
+				if res.Check.Who != "" {
+					who = " as " + res.Check.Who
 				}
-				e.setTestStatus(fmt.Sprintf("Signed in%s; the API answered HTTP %d at %s. Save keeps this sign-in.", who, check.Status, conn.Endpoints.CheckURL), widget.SuccessImportance)
+				e.setTestStatus(fmt.Sprintf("Signed in%s; the API answered HTTP %d at %s. Save keeps this sign-in.", who, res.Check.Status, conn.Endpoints.CheckURL), widget.SuccessImportance)
 			}
 		})
 	}()
@@ -683,7 +665,7 @@ func (e *Editor) save() {
 	}
 	s := fleet.Save{Replacing: e.replacing, Connection: raw, Secret: auth.Secret(e.secret.Text)}
 	if e.tested != nil && reflect.DeepEqual(e.tested.raw, raw) && e.tested.secret == e.secret.Text {
-		s.Tokens = e.tested.tokens
+		s.TestID = e.tested.id
 	}
 	e.stopTest()
 	e.setBusy(true)

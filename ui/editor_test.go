@@ -51,6 +51,8 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	}
 	s.fleet = fleet.New(cfg, fleet.Options{Store: s.store, NewKeeper: func(_ *config.Config, conn *auth.Connection) *auth.Keeper {
 		return auth.NewKeeper(conn, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}})
+	}, NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
+		return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: opener})
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
@@ -60,7 +62,7 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	s.fleet.Start(ctx)
 	a := test.NewTempApp(t)
 	a.Settings().SetTheme(test.Theme())
-	s.tray = NewTray(a, s.fleet.Keepers(), Options{ConfigPath: s.path, Connections: s.fleet, OpenBrowser: opener})
+	s.tray = NewTray(a, s.fleet.Keepers(), Options{ConfigPath: s.path, Connections: s.fleet})
 	s.fleet.OnChange(func() { s.tray.SetKeepers(s.fleet.Keepers()) })
 	s.tray.Start(ctx)
 	return s

@@ -41,8 +41,6 @@ type Options struct {
 	// Connections adds, edits and removes connections (the running fleet);
 	// nil hides "Add connection…" and "Edit…".
 	Connections Connections
-	// OpenBrowser opens the editor's test sign-in.
-	OpenBrowser func(url string) error
 }
 
 // Connections is the configured set of connections as the editor changes
@@ -52,6 +50,7 @@ type Connections interface {
 	ClientSecret(ctx context.Context, name string) (auth.Secret, error)
 	Save(ctx context.Context, s fleet.Save) error
 	Remove(ctx context.Context, name string, localOnly bool) error
+	TestSignIn(ctx context.Context, t fleet.Test) (fleet.Tested, error)
 }
 
 // Autostart turns starting at login on and off.
@@ -229,9 +228,6 @@ func (t *Tray) followEvents(ctx context.Context, k *auth.Keeper, events <-chan a
 	for e := range events {
 		if a, ok := tracker.Observe(e); ok {
 			t.notify(a)
-		}
-		if (e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed) && k.Connection().Endpoints.CheckURL != "" {
-			go k.Check(ctx) // prove the new token against the API
 		}
 		line := humanize.Event(e)
 		t.onUI(func() {

@@ -38,6 +38,7 @@ const (
 	CodeProviderUnreachable = "provider_unreachable" // and no token valid long enough is held
 	CodeTimeout             = "timeout"              // a sign-in or request ran out of time
 	CodeInvalidConfig       = "invalid_config"       // a connection's settings are not valid
+	CodeCheckFailed         = "check_failed"         // a test sign-in got tokens the API refused
 	CodeInternal            = "internal"             // anything else
 )
 
@@ -183,4 +184,82 @@ type Event struct {
 func TokenHash(accessToken string) string {
 	sum := sha256.Sum256([]byte(accessToken))
 	return hex.EncodeToString(sum[:8])
+}
+
+// ConnectionConfig is one [[connection]] table of the config file, with
+// the config file's key names (README, Config reference). No secret is in
+// it: the client secret travels only in SaveConnection and TestSignIn.
+type ConnectionConfig struct {
+	Name        string            `json:"name"`
+	Provider    string            `json:"provider"`
+	Environment string            `json:"environment,omitempty"`
+	Grant       string            `json:"grant,omitempty"`
+	ClientID    string            `json:"client_id,omitempty"`
+	RedirectURI string            `json:"redirect_uri,omitempty"`
+	Scopes      []string          `json:"scopes,omitempty"`
+	RefreshAt   *float64          `json:"refresh_at,omitempty"`
+	ExportFile  string            `json:"export_file,omitempty"`
+	TokenEnv    string            `json:"token_env,omitempty"`
+	OnAlert     string            `json:"on_alert,omitempty"`
+	AuthURL     string            `json:"auth_url,omitempty"`
+	TokenURL    string            `json:"token_url,omitempty"`
+	RevokeURL   string            `json:"revoke_url,omitempty"`
+	APIBase     string            `json:"api_base,omitempty"`
+	CheckURL    string            `json:"check_url,omitempty"`
+	Issuer      string            `json:"issuer,omitempty"`
+	AuthMethod  string            `json:"token_endpoint_auth_method,omitempty"`
+	AuthParams  map[string]string `json:"auth_params,omitempty"`
+	TokenParams map[string]string `json:"token_params,omitempty"`
+}
+
+// Config is the body of GET /v1/config: the config file the running
+// tokentray runs, and whether each connection has a client secret stored.
+type Config struct {
+	Path        string             `json:"path"`
+	Connections []ConnectionConfig `json:"connections"`
+}
+
+// ConfiguredConnection is the body of GET /v1/config/connections/NAME.
+type ConfiguredConnection struct {
+	Connection ConnectionConfig `json:"connection"`
+	// SecretStored says whether a client secret is stored; its value never
+	// leaves the running tokentray. False with SecretError set when the
+	// store did not answer.
+	SecretStored bool   `json:"client_secret_stored"`
+	SecretError  string `json:"client_secret_error,omitempty"`
+}
+
+// SaveConnection is the body of PUT /v1/config/connections/NAME (edit NAME,
+// which Connection may rename) and POST /v1/config/connections (add).
+type SaveConnection struct {
+	Connection ConnectionConfig `json:"connection"`
+	// Secret is a new client secret; empty keeps the stored one.
+	Secret string `json:"client_secret,omitempty"`
+	// TestID is a test sign-in of exactly this connection and secret: its
+	// tokens are kept, so that no second sign-in is needed.
+	TestID string `json:"test_id,omitempty"`
+}
+
+// Saved is the answer to a save or a removal. Problem is set when the
+// config file was written but the keyring could not be brought in line.
+type Saved struct {
+	Path    string `json:"path"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// TestSignIn is the body of POST /v1/config/test: sign in once with a
+// connection as the editor has it, without saving anything.
+type TestSignIn struct {
+	// Replacing is the connection being edited, whose stored client secret
+	// is used when Secret is empty.
+	Replacing  string           `json:"replacing,omitempty"`
+	Connection ConnectionConfig `json:"connection"`
+	Secret     string           `json:"client_secret,omitempty"`
+}
+
+// Tested is the answer to a test sign-in that got tokens. Check is the API
+// check's result when the connection has a check URL.
+type Tested struct {
+	TestID string       `json:"test_id"`
+	Check  *CheckResult `json:"check,omitempty"`
 }

@@ -57,6 +57,9 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			o.OnlyHolder = true // while the tray runs, every token comes from it
 			return auth.NewKeeper(conn, o)
 		},
+		NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
+			return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener})
+		},
 		Started: func(ctx context.Context, k *auth.Keeper, cfg *config.Config) {
 			hook.Watch(ctx, []*auth.Keeper{k}, func(name string) string {
 				if cmd := cfg.Raw[name].OnAlert; cmd != "" {
@@ -66,7 +69,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			}, runner)
 		},
 	})
-	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path, Connections: f, OpenBrowser: e.opener}
+	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path, Connections: f}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
 		opt.Autostart = entry
 	} else {
@@ -121,7 +124,11 @@ func showTray(ctx context.Context, f *fleet.Fleet, opt ui.Options, afterStart fu
 		hub.SetKeepers(f.Keepers())
 	})
 	tray.Start(ctx)
-	serveAPI(ctx, hub, opt.Clock, func() { fyne.Do(tray.ShowDashboard) }, opt.Log)
+	var editable localapi.Editable
+	if opt.Connections != nil {
+		editable = f
+	}
+	serveAPI(ctx, hub, editable, opt.Clock, func() { fyne.Do(tray.ShowDashboard) }, opt.Log)
 	watchResume(ctx, f.Keepers, opt.Log)
 	if afterStart != nil {
 		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
@@ -151,14 +158,15 @@ func hasDisplay() bool {
 // runs without it.
 // showDashboard is nil where there is none (the terminal demo). It
 // reports whether the API is served.
-func serveAPI(ctx context.Context, hub *localapi.Hub, clock auth.Clock, showDashboard func(), log *slog.Logger) bool {
+// editable is nil where no config file runs (a demo).
+func serveAPI(ctx context.Context, hub *localapi.Hub, editable localapi.Editable, clock auth.Clock, showDashboard func(), log *slog.Logger) bool {
 	path := apiclient.DefaultPath()
 	l, err := localapi.Listen(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tokentray: the local API is not served: %v\n", err)
 		return false
 	}
-	s := &localapi.Server{Hub: hub, Clock: clock, ShowDashboard: showDashboard}
+	s := &localapi.Server{Hub: hub, Connections: editable, Clock: clock, ShowDashboard: showDashboard}
 	go func() {
 		if err := s.Serve(ctx, l); err != nil && log != nil {
 			log.Error("local API stopped", "err", err)

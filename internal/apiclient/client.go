@@ -194,6 +194,13 @@ func (c *Client) Login(ctx context.Context, name string, timeout time.Duration) 
 	return &out, c.do(ctx, http.MethodPost, connPath(name, "/login"), url.Values{"wait": {"true"}, "timeout": {timeout.String()}}, nil, &out)
 }
 
+// Check calls name's API check URL now; the connection's LastCheck has
+// the outcome.
+func (c *Client) Check(ctx context.Context, name string) (*apitype.Connection, error) {
+	var out apitype.Connection
+	return &out, c.do(ctx, http.MethodPost, connPath(name, "/check"), nil, nil, &out)
+}
+
 // StartLogin starts the browser sign-in of name and does not wait for it.
 func (c *Client) StartLogin(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodPost, connPath(name, "/login"), nil, nil, nil)
@@ -241,4 +248,45 @@ func (c *Client) Events(ctx context.Context, f func(apitype.Event) error) error 
 		return ctx.Err()
 	}
 	return io.EOF
+}
+
+// Config returns the config file the running tokentray runs.
+func (c *Client) Config(ctx context.Context) (*apitype.Config, error) {
+	var out apitype.Config
+	return &out, c.do(ctx, http.MethodGet, "/v1/config", nil, nil, &out)
+}
+
+// ConfigConnection returns name's config table and whether a client secret
+// is stored for it.
+func (c *Client) ConfigConnection(ctx context.Context, name string) (*apitype.ConfiguredConnection, error) {
+	var out apitype.ConfiguredConnection
+	return &out, c.do(ctx, http.MethodGet, "/v1/config/connections/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// SaveConnection writes a connection into the config file and runs it:
+// replacing names the connection edited, "" adds one.
+func (c *Client) SaveConnection(ctx context.Context, replacing string, s apitype.SaveConnection) (*apitype.Saved, error) {
+	var out apitype.Saved
+	if replacing == "" {
+		return &out, c.do(ctx, http.MethodPost, "/v1/config/connections", nil, s, &out)
+	}
+	return &out, c.do(ctx, http.MethodPut, "/v1/config/connections/"+url.PathEscape(replacing), nil, s, &out)
+}
+
+// RemoveConnection signs name out, forgets its client secret and takes it
+// out of the config file; localOnly does not ask the provider to revoke.
+func (c *Client) RemoveConnection(ctx context.Context, name string, localOnly bool) (*apitype.Saved, error) {
+	q := url.Values{}
+	if localOnly {
+		q.Set("local_only", "true")
+	}
+	var out apitype.Saved
+	return &out, c.do(ctx, http.MethodDelete, "/v1/config/connections/"+url.PathEscape(name), q, nil, &out)
+}
+
+// TestSignIn signs in once with a connection as the editor has it and
+// waits for the outcome; nothing is saved.
+func (c *Client) TestSignIn(ctx context.Context, t apitype.TestSignIn) (*apitype.Tested, error) {
+	var out apitype.Tested
+	return &out, c.do(ctx, http.MethodPost, "/v1/config/test", nil, t, &out)
 }

@@ -126,7 +126,7 @@ func PrepareRemove(path, name string) (*Edit, error) {
 	lines := strings.Split(old, "\n")
 	span, ok := connectionTables(lines)[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q in %s", errNoSuchDraft, name, path)
+		return nil, fmt.Errorf("%w: %q in %s", ErrNoSuchConnection, name, path)
 	}
 	from := span[0]
 	for from > 0 && strings.TrimSpace(lines[from-1]) == "" {
@@ -159,11 +159,11 @@ func readForEdit(path string) (string, fs.FileMode, error) {
 }
 
 var (
-	tableStart      = regexp.MustCompile(`^\s*\[\[\s*connection\s*\]\]\s*(#.*)?$`)
-	anyTable        = regexp.MustCompile(`^\s*\[`)
-	keyLine         = regexp.MustCompile(`^(\s*)([A-Za-z0-9_-]+)\s*=`)
-	errNoSuchDraft  = errors.New("no [[connection]] table has that name")
-	errNameConflict = errors.New("a connection of that name exists already")
+	tableStart          = regexp.MustCompile(`^\s*\[\[\s*connection\s*\]\]\s*(#.*)?$`)
+	anyTable            = regexp.MustCompile(`^\s*\[`)
+	keyLine             = regexp.MustCompile(`^(\s*)([A-Za-z0-9_-]+)\s*=`)
+	ErrNoSuchConnection = errors.New("no [[connection]] table has that name")
+	ErrNameTaken        = errors.New("a connection of that name exists already")
 )
 
 // withConnection returns text with c written into it.
@@ -172,7 +172,7 @@ func withConnection(text, replacing string, c Connection) (string, error) {
 	tables := connectionTables(lines)
 	for name := range tables {
 		if name == c.Name && name != replacing {
-			return "", fmt.Errorf("%w: %q; choose another name", errNameConflict, c.Name)
+			return "", fmt.Errorf("%w: %q; choose another name", ErrNameTaken, c.Name)
 		}
 	}
 	values := editorValues(c)
@@ -189,7 +189,7 @@ func withConnection(text, replacing string, c Connection) (string, error) {
 	}
 	span, ok := tables[replacing]
 	if !ok {
-		return "", fmt.Errorf("%w: %q", errNoSuchDraft, replacing)
+		return "", fmt.Errorf("%w: %q", ErrNoSuchConnection, replacing)
 	}
 	var out []string
 	out = append(out, lines[:span[0]+1]...) // up to and including the [[connection]] line

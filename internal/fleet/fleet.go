@@ -27,7 +27,10 @@ type Options struct {
 	// Started is called for each keeper once it runs, with a context that
 	// ends when the keeper is stopped (alert hooks follow it).
 	Started func(ctx context.Context, k *auth.Keeper, cfg *config.Config)
-	Log     *slog.Logger
+	// NewTestKeeper builds the keeper of an editor's test sign-in, whose
+	// tokens go to store (in memory) and which opens the browser.
+	NewTestKeeper func(conn *auth.Connection, store auth.Store) *auth.Keeper
+	Log           *slog.Logger
 }
 
 // Fleet is the running set of keepers. Its methods are safe for concurrent
@@ -43,7 +46,8 @@ type Fleet struct {
 	ctx       context.Context
 	listeners []func()
 	all       sync.WaitGroup
-	stamp     string // the config file as last read or written
+	stamp     string            // the config file as last read or written
+	tests     map[string]tested // test sign-ins waiting for a Save
 }
 
 type member struct {
@@ -59,7 +63,7 @@ func New(cfg *config.Config, o Options) *Fleet {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	f := &Fleet{opt: o, cfg: cfg, stamp: fileStamp(cfg.Path)}
+	f := &Fleet{opt: o, cfg: cfg, stamp: fileStamp(cfg.Path), tests: map[string]tested{}}
 	for _, conn := range cfg.Connections {
 		f.members = append(f.members, f.newMember(cfg, conn))
 	}
@@ -112,9 +116,9 @@ type Save struct {
 	Connection config.Connection
 	// Secret is a new client secret; empty keeps the stored one.
 	Secret auth.Secret
-	// Tokens were got by the editor's Test sign-in with exactly this
-	// connection; nil when there was none.
-	Tokens *auth.TokenSet
+	// TestID names a test sign-in (TestSignIn): its tokens are kept when it
+	// was made with exactly this connection and secret.
+	TestID string
 }
 
 // Save writes s into the config file and runs the result. A renamed
@@ -128,12 +132,18 @@ func (f *Fleet) Save(ctx context.Context, s Save) error {
 	if err != nil {
 		return err
 	}
+	var tokens *auth.TokenSet
+	if s.TestID != "" {
+		if tokens, err = f.testTokens(s.TestID, s.Connection, s.Secret); err != nil {
+			return err
+		}
+	}
 	name := s.Connection.Name
 	// A new secret or a test's tokens restart the keeper even when its table
 	// is unchanged: it reads both only when it starts or refreshes, and a
 	// connection that needed a sign-in must show the new one at once.
 	restart := ""
-	if s.Secret != "" || s.Tokens != nil {
+	if s.Secret != "" || tokens != nil {
 		restart = name
 	}
 	return f.apply(edit.Config, restart, func() error {
@@ -142,15 +152,15 @@ func (f *Fleet) Save(ctx context.Context, s Save) error {
 		}
 		var problems []error
 		if s.Replacing != "" && s.Replacing != name {
-			problems = append(problems, f.move(ctx, s.Replacing, name, s.Secret != "", s.Tokens != nil))
+			problems = append(problems, f.move(ctx, s.Replacing, name, s.Secret != "", tokens != nil))
 		}
 		if s.Secret != "" {
 			if err := f.opt.Store.SetClientSecret(ctx, name, s.Secret); err != nil {
 				problems = append(problems, fmt.Errorf("the client secret was not stored: %w; enter it again, or run `tokentray secret %s`", err, name))
 			}
 		}
-		if s.Tokens != nil {
-			if err := f.opt.Store.SaveTokens(ctx, name, s.Tokens); err != nil {
+		if tokens != nil {
+			if err := f.opt.Store.SaveTokens(ctx, name, tokens); err != nil {
 				problems = append(problems, fmt.Errorf("the test sign-in's tokens were not stored: %w; sign in again", err))
 			}
 		}
@@ -344,8 +354,27 @@ func (f *Fleet) run(m *member) {
 			f.opt.Log.Error("keeper stopped", "connection", m.keeper.Connection().Name, "err", err)
 		}
 	}()
+	if m.keeper.Connection().Endpoints.CheckURL != "" {
+		go proveTokens(ctx, m.keeper)
+	}
 	if f.opt.Started != nil {
 		f.opt.Started(ctx, m.keeper, f.cfg)
+	}
+}
+
+// proveTokens calls k's API check URL after every sign-in and refresh,
+// until ctx ends: a token the provider issued but its API refuses (a wrong
+// environment, a missing scope) shows at once, not when a script fails.
+func proveTokens(ctx context.Context, k *auth.Keeper) {
+	events, stop := k.Subscribe()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	for e := range events {
+		if e.Kind == auth.EventSignedIn || e.Kind == auth.EventRefreshed {
+			k.Check(ctx)
+		}
 	}
 }
 

@@ -3,10 +3,14 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,14 +205,67 @@ func TestRenamingMovesTokensAndSecret(t *testing.T) {
 	}
 }
 
-func TestATestSignInsTokensAreKept(t *testing.T) {
+// serviceAccount is a client-credentials connection to a token endpoint
+// that answers every request with a new token.
+func serviceAccount(t *testing.T) config.Connection {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"at-%d","token_type":"bearer","expires_in":3600}`, n.Add(1))
+	}))
+	t.Cleanup(srv.Close)
+	return config.Connection{Name: "gamma", Provider: "generic", Grant: "client_credentials", ClientID: "g", TokenURL: srv.URL + "/token"}
+}
+
+func TestATestSignInsTokensAreKeptWhenTheSameConnectionIsSaved(t *testing.T) {
 	r := newRig(t)
-	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt-from-test", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
-	if err := r.f.Save(context.Background(), Save{Connection: gamma(), Tokens: tokens}); err != nil {
+	ctx := context.Background()
+	conn := serviceAccount(t)
+	tested, err := r.f.TestSignIn(ctx, Test{Connection: conn, Secret: "s3cret"})
+	if err != nil || tested.ID == "" || tested.Check != nil {
+		t.Fatalf("test sign-in: %+v %v", tested, err)
+	}
+	if _, err := r.store.LoadTokens(ctx, "gamma"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatal("a test sign-in stored tokens before any save")
+	}
+	if err := r.f.Save(ctx, Save{Connection: conn, Secret: "s3cret", TestID: tested.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if st := waitLoaded(r.keeper("gamma")); st.State != auth.StateConnected {
-		t.Fatalf("a connection saved after a successful test is %s; it must not ask for another sign-in", st.State)
+	if got, err := r.store.LoadTokens(ctx, "gamma"); err != nil || got.AccessToken != "at-1" {
+		t.Fatalf("the tested tokens were not kept: %v %v", got, err)
+	}
+	// A test is kept once.
+	if err := r.f.Save(ctx, Save{Replacing: "gamma", Connection: conn, TestID: tested.ID}); err == nil || !strings.Contains(err.Error(), "test again") {
+		t.Fatalf("a second save with the same test: %v", err)
+	}
+}
+
+func TestATestSignInsTokensAreNotKeptForAChangedForm(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	conn := serviceAccount(t)
+	tested, err := r.f.TestSignIn(ctx, Test{Connection: conn, Secret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := conn
+	changed.Scopes = config.Scopes{"more"}
+	if err := r.f.Save(ctx, Save{Connection: changed, Secret: "s3cret", TestID: tested.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.LoadTokens(ctx, "gamma"); !errors.Is(err, auth.ErrNotStored) {
+		t.Fatal("tokens of a test with other settings were kept")
+	}
+}
+
+func TestATestSignInOfAnInvalidFormSaysWhichFields(t *testing.T) {
+	r := newRig(t)
+	bad := gamma()
+	bad.RedirectURI = "http://192.168.1.10:8765/callback"
+	_, err := r.f.TestSignIn(context.Background(), Test{Connection: bad})
+	var inv *InvalidConnection
+	if !errors.As(err, &inv) || !strings.Contains(inv.Problems["redirect_uri"], "localhost") {
+		t.Fatalf("want the redirect URI named, got %v", err)
 	}
 }
 
@@ -336,7 +393,8 @@ func TestANewSecretOrTestedTokensRestartAnUnchangedConnection(t *testing.T) {
 	alpha, beta := r.keeper("alpha"), r.keeper("beta")
 	raw := r.f.Config().Raw["alpha"]
 	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
-	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw, Tokens: tokens}); err != nil {
+	r.f.tests["t1"] = tested{test: Test{Connection: raw}, tokens: tokens, at: time.Now()} // as TestSignIn keeps them
+	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw, TestID: "t1"}); err != nil {
 		t.Fatal(err)
 	}
 	if r.keeper("alpha") == alpha || r.keeper("beta") != beta {
@@ -365,5 +423,48 @@ func TestAProblemAfterTheWriteSaysWhatHappenedToTheFile(t *testing.T) {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("%q, want %q", got, tc.want)
 		}
+	}
+}
+
+// After a refresh the fleet proves the new token against the API's check
+// URL, once, without anyone asking.
+func TestAfterARefreshTheAPIIsChecked(t *testing.T) {
+	var checks atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		checks.Add(1)
+		fmt.Fprint(w, `{"login":"someone"}`)
+	}))
+	t.Cleanup(api.Close)
+	conn := serviceAccount(t)
+	conn.CheckURL = api.URL + "/me"
+	path := filepath.Join(t.TempDir(), "config.toml")
+	store := auth.NewMemoryStore()
+	_ = store.SetClientSecret(context.Background(), "gamma", "s")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := config.Load(path)
+	f := New(cfg, Options{Store: store, NewKeeper: func(_ *config.Config, c *auth.Connection) *auth.Keeper {
+		return auth.NewKeeper(c, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); f.Wait() }()
+	f.Start(ctx)
+	if err := f.Save(ctx, Save{Connection: conn}); err != nil {
+		t.Fatal(err)
+	}
+	k := f.Keepers()[0]
+	events, stop := k.Subscribe()
+	defer stop()
+	if err := k.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for e := range events {
+		if e.Kind == auth.EventChecked {
+			break
+		}
+	}
+	if st := k.Status(); st.LastCheck == nil || !st.LastCheck.OK() || st.LastCheck.Who != "someone" || checks.Load() < 1 {
+		t.Fatalf("after the refresh: check %+v, %d calls", st.LastCheck, checks.Load())
 	}
 }

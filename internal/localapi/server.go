@@ -27,6 +27,9 @@ type Server struct {
 	Keepers func() []*auth.Keeper
 	// Hub is the event stream; nil serves none.
 	Hub *Hub
+	// Connections is the config the editor changes; nil serves no config
+	// endpoints (a demo).
+	Connections Editable
 	// ShowDashboard brings the tray's dashboard up (single instance).
 	ShowDashboard func()
 	// Clock reads the time for expires_in.
@@ -104,8 +107,15 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST /v1/connections/{name}/refresh", s.refresh)
 	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
 	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
+	mux.HandleFunc("POST /v1/connections/{name}/check", s.check)
 	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
 	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("GET /v1/config", s.getConfig)
+	mux.HandleFunc("GET /v1/config/connections/{name}", s.getConfigConnection)
+	mux.HandleFunc("POST /v1/config/connections", s.saveConnection)
+	mux.HandleFunc("PUT /v1/config/connections/{name}", s.saveConnection)
+	mux.HandleFunc("DELETE /v1/config/connections/{name}", s.removeConnection)
+	mux.HandleFunc("POST /v1/config/test", s.testSignIn)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeNotFound, Message: r.Method + " " + r.URL.Path + " is not part of the API", Hint: "See the README's Local API section."})
 	})
@@ -274,6 +284,21 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, apitype.SignedOut{Connection: Describe(k), Revoked: out.Revoked, NotRevoked: out.NotRevoked})
+}
+
+// check calls the connection's API check URL with its token now.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	if k.Connection().Endpoints.CheckURL == "" {
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeBadRequest, Message: k.Connection().Name + " has no check_url to call",
+			Hint: "Set check_url in its [[connection]] table: a cheap GET that answers 200 to a valid token."})
+		return
+	}
+	k.Check(r.Context())
+	writeJSON(w, http.StatusOK, Describe(k))
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
