@@ -13,10 +13,8 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // maxLogLines bounds the dashboard's event log.
@@ -27,13 +25,13 @@ const maxLogLines = 500
 // next and last refresh, the refresh token's age, the last API check and the
 // last error with its hint, the actions, and an event log.
 type Dashboard struct {
-	tray     *Tray
+	w        *Windows
 	Window   fyne.Window
 	header   *widget.Label
 	dot      *canvas.Circle
 	cards    []*card
 	cardsBox *fyne.Container
-	built    bool // cards exist for the keepers in cards
+	built    bool // cards exist for the connections in cards
 	log      binding.StringList
 	content  fyne.CanvasObject
 }
@@ -41,7 +39,8 @@ type Dashboard struct {
 // card is one connection's panel. Its widgets are bound to data that update
 // sets; the layout reads top to bottom like the window looks.
 type card struct {
-	keeper    *auth.Keeper
+	name      string
+	where     string // provider · environment
 	dot       *canvas.Circle
 	state     binding.String
 	countdown binding.String
@@ -61,8 +60,8 @@ type card struct {
 	object    fyne.CanvasObject
 }
 
-func newDashboard(t *Tray) *Dashboard {
-	d := &Dashboard{tray: t, log: binding.NewStringList(), cardsBox: container.NewVBox()}
+func newDashboard(w *Windows) *Dashboard {
+	d := &Dashboard{w: w, log: binding.NewStringList(), cardsBox: container.NewVBox()}
 	d.header = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	d.dot = canvas.NewCircle(colourGrey)
 	logList := widget.NewListWithData(d.log,
@@ -77,34 +76,33 @@ func newDashboard(t *Tray) *Dashboard {
 	return d
 }
 
-// sync makes the cards match the tray's keepers: a card is built the first
-// time its connection is shown (a tray that nobody opens builds none), kept
-// while its keeper runs, and dropped with it.
-func (d *Dashboard) sync(keepers []*auth.Keeper) {
-	if d.built && slices.EqualFunc(keepers, d.cards, func(k *auth.Keeper, c *card) bool { return c.keeper == k }) {
+// sync makes the cards match the connections: a card is built the first
+// time its connection is shown, kept while it is configured, and dropped
+// with it.
+func (d *Dashboard) sync(conns []apitype.Connection) {
+	if d.built && slices.EqualFunc(conns, d.cards, func(c apitype.Connection, k *card) bool { return k.name == c.Name && k.where == where(c) }) {
 		return
 	}
 	d.built = true
-	old := map[*auth.Keeper]*card{}
+	old := map[string]*card{}
 	for _, c := range d.cards {
-		old[c.keeper] = c
+		old[c.name+"\x00"+c.where] = c
 	}
 	d.cards = d.cards[:0]
 	var objects []fyne.CanvasObject
-	for _, k := range keepers {
-		c := old[k]
+	for _, conn := range conns {
+		c := old[conn.Name+"\x00"+where(conn)]
 		if c == nil {
-			c = d.newCard(k)
+			c = d.newCard(conn)
 		}
 		d.cards = append(d.cards, c)
 		objects = append(objects, c.object)
 	}
 	if len(objects) == 0 {
-		hint := fmt.Sprintf("Add a [[connection]] to %s (see the README), or try `tokentray demo`.", d.tray.opt.ConfigPath)
-		var body fyne.CanvasObject = widget.NewLabel(hint)
-		if d.tray.opt.Connections != nil {
-			body = container.NewVBox(widget.NewLabel("Add one here, or write it in "+d.tray.opt.ConfigPath+" (see the README)."),
-				container.NewHBox(widget.NewButtonWithIcon("Add connection…", theme.ContentAddIcon(), func() { d.tray.EditConnection("") })))
+		var body fyne.CanvasObject = widget.NewLabel("Add a [[connection]] to the config file (see the README), or try `tokentray demo`.")
+		if d.w.opt.Editable {
+			body = container.NewVBox(widget.NewLabel("Add one here, or write it in the config file (see the README)."),
+				container.NewHBox(widget.NewButtonWithIcon("Add connection…", theme.ContentAddIcon(), func() { d.w.EditConnection("") })))
 		}
 		objects = append(objects, widget.NewCard("No connections yet", "", body))
 	}
@@ -112,20 +110,23 @@ func (d *Dashboard) sync(keepers []*auth.Keeper) {
 	d.cardsBox.Refresh()
 }
 
-func (d *Dashboard) newCard(k *auth.Keeper) *card {
-	c := &card{keeper: k, state: binding.NewString(), countdown: binding.NewString(), bar: newLifetimeBar(),
+// where is a connection's provider and environment, as its card says.
+func where(c apitype.Connection) string {
+	if c.Environment != "" {
+		return c.Provider + " · " + c.Environment
+	}
+	return c.Provider
+}
+
+func (d *Dashboard) newCard(conn apitype.Connection) *card {
+	c := &card{name: conn.Name, where: where(conn), state: binding.NewString(), countdown: binding.NewString(), bar: newLifetimeBar(),
 		next: binding.NewString(), last: binding.NewString(), rtAge: binding.NewString(), check: binding.NewString(),
 		errText: binding.NewString(), hint: binding.NewString()}
-	conn := k.Connection()
 	c.dot = canvas.NewCircle(colourGrey)
 	title := widget.NewLabelWithStyle(conn.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	where := conn.Provider.Name
-	if conn.Environment != "" {
-		where += " · " + conn.Environment
-	}
 	state := widget.NewLabelWithData(c.state)
 	head := container.NewHBox(container.NewCenter(container.NewGridWrap(fyne.NewSize(12, 12), c.dot)), title, state, layout.NewSpacer(),
-		widget.NewLabelWithStyle(where, fyne.TextAlignTrailing, fyne.TextStyle{Italic: true}))
+		widget.NewLabelWithStyle(c.where, fyne.TextAlignTrailing, fyne.TextStyle{Italic: true}))
 
 	c.errLabel = widget.NewLabelWithData(c.errText)
 	c.errLabel.Wrapping = fyne.TextWrapWord
@@ -145,28 +146,28 @@ func (d *Dashboard) newCard(k *auth.Keeper) *card {
 		key("API check"), value(c.check),
 	)
 	name := conn.Name
-	c.reauth = widget.NewButtonWithIcon("Re-authenticate", theme.LoginIcon(), func() { d.tray.SignIn(name) })
-	c.refresh = widget.NewButtonWithIcon("Refresh now", theme.ViewRefreshIcon(), func() { d.tray.RefreshNow(name) })
-	c.copyTok = widget.NewButtonWithIcon("Copy access token", theme.ContentCopyIcon(), func() { d.tray.CopyToken(name) })
-	c.signOut = widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), func() { d.tray.ConfirmSignOut(name) })
+	c.reauth = widget.NewButtonWithIcon("Re-authenticate", theme.LoginIcon(), func() { d.w.SignIn(name) })
+	c.refresh = widget.NewButtonWithIcon("Refresh now", theme.ViewRefreshIcon(), func() { d.w.RefreshNow(name) })
+	c.copyTok = widget.NewButtonWithIcon("Copy access token", theme.ContentCopyIcon(), func() { d.w.CopyToken(name) })
+	c.signOut = widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), func() { d.w.ConfirmSignOut(name) })
 	actions := container.NewHBox(c.reauth, c.refresh,
-		widget.NewButtonWithIcon("Check API", theme.SearchIcon(), func() { d.tray.CheckNow(name) }),
+		widget.NewButtonWithIcon("Check API", theme.SearchIcon(), func() { d.w.CheckNow(name) }),
 		c.copyTok, layout.NewSpacer())
-	if d.tray.opt.Connections != nil {
-		actions.Add(widget.NewButtonWithIcon("Edit", theme.DocumentCreateIcon(), func() { d.tray.EditConnection(name) }))
+	if d.w.opt.Editable {
+		actions.Add(widget.NewButtonWithIcon("Edit", theme.DocumentCreateIcon(), func() { d.w.EditConnection(name) }))
 	}
 	actions.Add(c.signOut)
 	c.object = widget.NewCard("", "", container.NewVBox(head, facts, c.errLabel, c.hintLabel, actions))
 	return c
 }
 
-// update sets every card from its keeper's status at now. Call on the UI
-// goroutine (fyne.Do).
-func (d *Dashboard) update(now time.Time) {
-	d.sync(d.tray.Keepers())
+// update sets every card from its connection's status at now. Call on the
+// UI goroutine (fyne.Do).
+func (d *Dashboard) update(conns []apitype.Connection, now time.Time) {
+	d.sync(conns)
 	var sts []apitype.Status
-	for _, c := range d.cards {
-		st := localapi.WireStatus(c.keeper.Status())
+	for i, c := range d.cards {
+		st := conns[i].Status
 		sts = append(sts, st)
 		c.update(st, now)
 	}

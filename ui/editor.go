@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +19,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fleet"
 )
 
 // Editor is the window that adds one connection or edits it. It checks the
@@ -27,11 +30,13 @@ import (
 // gives the exact redirect URI to register; signs in once as a test; and
 // saves through the fleet, which runs the result at once.
 type Editor struct {
-	tray      *Tray
+	w         *Windows
 	Window    fyne.Window
 	replacing string            // the name being edited; "" adds
 	base      config.Connection // as the file has it: keys the form does not show are kept
-	hasSecret bool              // a client secret is stored under replacing
+	others    []config.Connection
+	path      string // the config file
+	hasSecret bool   // a client secret is stored under replacing
 
 	name        *widget.Entry
 	nameNote    *widget.Label
@@ -98,65 +103,82 @@ const defaultPort = 8765
 // EditConnection opens the editor for name, or for a new connection when
 // name is empty. A second call for the same name brings its window up.
 // Call on the UI goroutine.
-func (t *Tray) EditConnection(name string) {
-	if t.opt.Connections == nil {
+func (w *Windows) EditConnection(name string) {
+	if !w.opt.Editable {
 		return
 	}
-	if e := t.editors[name]; e != nil {
+	if e := w.editors[name]; e != nil {
 		e.Window.Show()
 		e.Window.RequestFocus()
 		return
 	}
-	e, err := t.newEditor(name)
-	if err != nil {
-		t.logf("%v", err)
-		return
-	}
-	w := t.app.NewWindow(e.title())
-	w.SetIcon(AppIcon)
-	w.SetContent(e.content)
-	w.Resize(fyne.NewSize(760, 720)) // fits a 768-pixel-high screen with a panel
-	w.SetOnClosed(func() {
-		e.stopTest()
-		delete(t.editors, name)
-	})
-	e.Window = w
-	t.editors[name] = e
-	w.Show()
-	if name != "" {
-		go e.lookUpSecret()
-	}
+	go func() {
+		// The config as the running tokentray has it, and whether a secret
+		// is stored: asked off the UI goroutine, a locked keyring can take
+		// seconds to answer.
+		ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+		defer cancel()
+		cfg, err := w.api.Config(ctx)
+		var one *apitype.ConfiguredConnection
+		if err == nil && name != "" {
+			one, err = w.api.ConfigConnection(ctx, name)
+		}
+		w.onUI(func() {
+			if err != nil {
+				w.logf(name, "the editor did not open: %v", err)
+				return
+			}
+			if w.editors[name] != nil {
+				return // opened meanwhile
+			}
+			w.openEditor(name, cfg, one)
+		})
+	}()
 }
 
-// newEditor builds the form for name ("" for a new connection).
-func (t *Tray) newEditor(name string) (*Editor, error) {
-	cfg := t.opt.Connections.Config()
-	e := &Editor{tray: t, replacing: name, messages: map[string]*widget.Label{}, touched: map[string]bool{},
+// openEditor shows the editor for name with cfg as the running tokentray
+// has it. Call on the UI goroutine.
+func (w *Windows) openEditor(name string, cfg *apitype.Config, one *apitype.ConfiguredConnection) {
+	e := &Editor{w: w, replacing: name, path: cfg.Path, messages: map[string]*widget.Label{}, touched: map[string]bool{},
 		urls: map[string]*widget.Entry{}, urlRows: map[string][]fyne.CanvasObject{}, preview: map[string]*widget.Label{}}
-	if name != "" {
-		raw, ok := cfg.Raw[name]
-		if !ok {
-			return nil, fmt.Errorf("%s is not in %s any more; it cannot be edited", name, cfg.Path)
-		}
-		e.base = raw
+	for _, c := range cfg.Connections {
+		e.others = append(e.others, config.FromWire(c))
+	}
+	if one != nil {
+		e.base = config.FromWire(one.Connection)
 	} else {
-		e.base = config.Connection{Provider: "procore", RedirectURI: fmt.Sprintf("http://localhost:%d/callback", freeRedirectPort(cfg))}
+		e.base = config.Connection{Provider: "procore", RedirectURI: fmt.Sprintf("http://localhost:%d/callback", freeRedirectPort(e.others))}
 	}
 	e.build()
 	e.load(e.base)
+	if one != nil {
+		e.secretKnown(one)
+	}
 	e.validate()
-	return e, nil
+	win := w.app.NewWindow(e.title())
+	win.SetIcon(AppIcon)
+	win.SetContent(e.content)
+	win.Resize(fyne.NewSize(760, 720)) // fits a 768-pixel-high screen with a panel
+	win.SetOnClosed(func() {
+		e.stopTest()
+		delete(w.editors, name)
+	})
+	e.Window = win
+	w.editors[name] = e
+	win.Show()
 }
 
 // freeRedirectPort is the first port from defaultPort that no other
 // connection's redirect URI uses, so two sign-ins never fight over one.
-func freeRedirectPort(cfg *config.Config) int {
-	used := map[int]bool{}
-	for _, c := range cfg.Connections {
-		used[c.RedirectURI.Port] = true
+func freeRedirectPort(conns []config.Connection) int {
+	used := map[string]bool{}
+	for _, c := range conns {
+		if u, err := url.Parse(c.RedirectURI); err == nil {
+			used[u.Port()] = true
+		}
 	}
 	port := defaultPort
-	for used[port] {
+	for used[strconv.Itoa(port)] {
 		port++
 	}
 	return port
@@ -207,7 +229,7 @@ func (e *Editor) build() {
 	e.registerURI = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	e.registerURI.Selectable = true
 	copyURI := widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() {
-		e.tray.app.Clipboard().SetContent(e.registerURI.Text)
+		e.w.app.Clipboard().SetContent(e.registerURI.Text)
 	})
 	e.register = container.NewVBox(e.registerFor, container.NewBorder(nil, nil, nil, copyURI, e.registerURI), registerRule)
 
@@ -322,24 +344,18 @@ func (e *Editor) load(c config.Connection) {
 	e.secret.SetPlaceHolder("from the provider's developer portal; kept in the keyring")
 }
 
-// lookUpSecret learns whether a client secret is stored, off the UI
-// goroutine: a locked keyring can take seconds to answer.
-func (e *Editor) lookUpSecret() {
-	ctx, cancel := context.WithTimeout(e.tray.ctx, 15*time.Second)
-	defer cancel()
-	_, err := e.tray.opt.Connections.ClientSecret(ctx, e.replacing)
-	e.tray.onUI(func() {
-		e.hasSecret = err == nil
-		switch {
-		case err == nil:
-			e.secret.SetPlaceHolder("stored in the keyring; type a new one to replace it")
-		case errors.Is(err, auth.ErrNotStored):
-			e.secret.SetPlaceHolder("none stored yet; from the provider's developer portal")
-		default:
-			e.secret.SetPlaceHolder("the keyring did not answer; type it to store it again")
-		}
-		e.validate()
-	})
+// secretKnown takes in whether a client secret is stored for the
+// connection edited.
+func (e *Editor) secretKnown(one *apitype.ConfiguredConnection) {
+	e.hasSecret = one.SecretStored
+	switch {
+	case one.SecretStored:
+		e.secret.SetPlaceHolder("stored in the keyring; type a new one to replace it")
+	case one.SecretError == "":
+		e.secret.SetPlaceHolder("none stored yet; from the provider's developer portal")
+	default:
+		e.secret.SetPlaceHolder("the keyring did not answer; type it to store it again")
+	}
 }
 
 // providerChanged offers the provider's environments, its default first.
@@ -404,8 +420,10 @@ func (e *Editor) check(raw config.Connection) (*auth.Connection, map[string]stri
 		problems = map[string]string{}
 	}
 	if raw.Name != "" && raw.Name != e.replacing {
-		if _, taken := e.tray.opt.Connections.Config().Raw[raw.Name]; taken {
-			problems["name"] = fmt.Sprintf("a connection named %q exists already; choose another name", raw.Name)
+		for _, c := range e.others {
+			if c.Name == raw.Name {
+				problems["name"] = fmt.Sprintf("a connection named %q exists already; choose another name", raw.Name)
+			}
 		}
 	}
 	p, _ := auth.LookupPreset(raw.Provider)
@@ -589,8 +607,8 @@ func (e *Editor) test() {
 		return
 	}
 	typed := e.secret.Text
-	// Login bounds the wait for the browser itself, on the tray's clock.
-	ctx, cancel := context.WithCancel(e.tray.ctx)
+	// The sign-in's own timeout bounds the wait for the browser.
+	ctx, cancel := context.WithCancel(e.w.ctx)
 	e.testCancel = cancel
 	e.tested = nil
 	e.testBtn.SetText("Stop test")
@@ -600,36 +618,33 @@ func (e *Editor) test() {
 	} else {
 		e.setTestStatus("Waiting for you to sign in in the browser…", widget.MediumImportance)
 	}
-	replacing := e.replacing
+	req := apitype.TestSignIn{Replacing: e.replacing, Connection: raw.Wire(), Secret: typed}
 	go func() {
 		defer cancel()
-		res, err := e.tray.opt.Connections.TestSignIn(ctx, fleet.Test{Replacing: replacing, Connection: raw, Secret: auth.Secret(typed)})
-		e.tray.onUI(func() {
+		res, err := e.w.api.TestSignIn(ctx, req)
+		e.w.onUI(func() {
 			if e.testCancel == nil {
 				return // stopped meanwhile
 			}
 			e.stopTest()
-			var failed *fleet.CheckFailed
 			switch {
 			case errors.Is(err, context.Canceled):
 				return
-			case errors.As(err, &failed):
-				msg := "Signed in, but the API check failed: " + failed.Result.Error
-				if failed.Result.Hint != "" {
-					msg += "\nWhat to do: " + failed.Result.Hint
-				}
-				e.setTestStatus(msg, widget.DangerImportance)
 			case err != nil:
 				msg := "Test failed: " + err.Error()
-				if hint := auth.HintOf(err); hint != "" {
+				var ae *apiclient.APIError
+				if errors.As(err, &ae) && ae.Body.Code == apitype.CodeCheckFailed {
+					msg = strings.ToUpper(err.Error()[:1]) + err.Error()[1:]
+				}
+				if hint := errorHint(err); hint != "" {
 					msg += "\nWhat to do: " + hint
 				}
 				e.setTestStatus(msg, widget.DangerImportance)
 			case res.Check == nil:
-				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.ID}
+				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.TestID}
 				e.setTestStatus("Signed in: the provider issued tokens. (No API check URL is set, so the API was not called.) Save keeps this sign-in.", widget.SuccessImportance)
 			default:
-				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.ID}
+				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.TestID}
 				who := ""
 				if res.Check.Who != "" {
 					who = " as " + res.Check.Who
@@ -663,33 +678,32 @@ func (e *Editor) save() {
 		e.validate()
 		return
 	}
-	s := fleet.Save{Replacing: e.replacing, Connection: raw, Secret: auth.Secret(e.secret.Text)}
+	s := apitype.SaveConnection{Connection: raw.Wire(), Secret: e.secret.Text}
 	if e.tested != nil && reflect.DeepEqual(e.tested.raw, raw) && e.tested.secret == e.secret.Text {
 		s.TestID = e.tested.id
 	}
 	e.stopTest()
 	e.setBusy(true)
 	e.setTestStatus("Saving…", widget.MediumImportance)
-	path := e.tray.opt.Connections.Config().Path
+	replacing := e.replacing
 	go func() {
-		ctx, cancel := context.WithTimeout(e.tray.ctx, time.Minute)
+		ctx, cancel := context.WithTimeout(e.w.ctx, time.Minute)
 		defer cancel()
-		err := e.tray.opt.Connections.Save(ctx, s)
-		e.tray.onUI(func() {
+		saved, err := e.w.api.SaveConnection(ctx, replacing, s)
+		e.w.onUI(func() {
 			e.setBusy(false)
-			var partly *fleet.SavedWithProblems
 			switch {
-			case err == nil:
-				e.tray.logf("%s  saved to %s", raw.Name, path)
-				e.Window.Close()
-			case errors.As(err, &partly):
-				e.tray.logf("%s  saved to %s, with a problem: %v", raw.Name, path, partly.Err)
-				e.setTestStatus(err.Error(), widget.DangerImportance)
+			case err != nil:
+				e.setTestStatus("Not saved: "+err.Error(), widget.DangerImportance)
+			case saved.Problem != "":
+				e.w.logf(raw.Name, "saved to %s, with a problem: %s", saved.Path, saved.Problem)
+				e.setTestStatus(saved.Problem, widget.DangerImportance)
 				e.replacing = raw.Name // what follows edits the saved connection
-				e.base = e.tray.opt.Connections.Config().Raw[raw.Name]
+				e.base = raw
 				e.Window.SetTitle(e.title())
 			default:
-				e.setTestStatus("Not saved: "+err.Error(), widget.DangerImportance)
+				e.w.logf(raw.Name, "saved to %s", saved.Path)
+				e.Window.Close()
 			}
 		})
 	}()
@@ -720,19 +734,19 @@ func (e *Editor) confirmRemove() {
 func (e *Editor) remove(name string, localOnly bool) {
 	e.setBusy(true)
 	go func() {
-		ctx, cancel := context.WithTimeout(e.tray.ctx, time.Minute)
+		ctx, cancel := context.WithTimeout(e.w.ctx, time.Minute)
 		defer cancel()
-		err := e.tray.opt.Connections.Remove(ctx, name, localOnly)
-		e.tray.onUI(func() {
+		saved, err := e.w.api.RemoveConnection(ctx, name, localOnly)
+		e.w.onUI(func() {
 			e.setBusy(false)
 			switch {
-			case err == nil:
-				e.tray.logf("%s  removed", name)
-				e.Window.Close()
-			case errors.As(err, new(*fleet.SavedWithProblems)):
-				e.tray.logf("%s  removed, with a problem: %v", name, err)
+			case err == nil && saved.Problem != "":
+				e.w.logf(name, "removed, with a problem: %s", saved.Problem)
 				e.Window.Close() // it is gone: nothing is left to edit
-			case errors.Is(err, auth.ErrRevokeFailed) && !localOnly:
+			case err == nil:
+				e.w.logf(name, "removed")
+				e.Window.Close()
+			case errors.Is(err, apiclient.ErrUnreachable) && !localOnly:
 				dialog.ShowConfirm("The provider did not confirm the sign-out",
 					err.Error()+"\n\nRemove "+name+" anyway? Its refresh token stays valid at the provider until it expires.",
 					func(ok bool) {

@@ -15,9 +15,14 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/fleet"
+	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/resident"
+	"github.com/tokentray/tokentray/ui/tray"
 )
 
 const sandboxConfig = `# my connections
@@ -30,18 +35,26 @@ redirect_uri = "http://localhost:8765/callback"
 export_file = "~/procore_token.json"
 `
 
-// studio is a tray with a real fleet on a config file and a memory keyring,
-// the editor's whole world without a display or a network.
+// studio is the windows of a running resident process: a real fleet on a
+// config file and a memory keyring, its local API on a socket, and the
+// windows following that API, without a display.
 type studio struct {
-	tray  *Tray
+	w     *Windows
+	api   *apiclient.Client
 	fleet *fleet.Fleet
+	res   *resident.Resident
 	store *auth.MemoryStore
 	path  string
 }
 
 func newStudio(t *testing.T, configText string, opener func(string) error) *studio {
 	t.Helper()
-	s := &studio{store: auth.NewMemoryStore(), path: filepath.Join(t.TempDir(), "config.toml")}
+	dir, err := os.MkdirTemp("", "tt-ui-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &studio{store: auth.NewMemoryStore(), path: filepath.Join(dir, "config.toml")}
 	if err := os.WriteFile(s.path, []byte(configText), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -54,32 +67,53 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	}, NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
 		return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: opener})
 	}})
+	s.res = resident.New(s.fleet, resident.Options{Editable: true})
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		s.fleet.Wait()
-	})
-	s.fleet.Start(ctx)
-	a := test.NewTempApp(t)
-	a.Settings().SetTheme(test.Theme())
-	s.tray = NewTray(a, s.fleet.Keepers(), Options{ConfigPath: s.path, Connections: s.fleet})
-	s.fleet.OnChange(func() { s.tray.SetKeepers(s.fleet.Keepers()) })
-	s.tray.Start(ctx)
-	return s
-}
-
-// editor opens the editor for name and returns it with a window the size
-// of the real one.
-func (s *studio) editor(t *testing.T, name string) (*Editor, fyne.Window) {
-	t.Helper()
-	e, err := s.tray.newEditor(name)
+	s.res.Start(ctx)
+	sock := filepath.Join(dir, "api.sock")
+	l, err := localapi.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := test.NewTempWindow(t, e.content)
-	e.Window = w
-	w.Resize(fyne.NewSize(760, 1000))
-	return e, w
+	served := make(chan struct{})
+	go func() { _ = (&localapi.Server{Hub: s.res.Hub(), Connections: s.fleet}).Serve(ctx, l); close(served) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		s.res.Wait()
+	})
+	a := test.NewTempApp(t)
+	a.Settings().SetTheme(test.Theme())
+	s.api = apiclient.New(sock)
+	s.w = NewWindows(a, s.api, Options{Editable: true})
+	go func() { _ = s.w.Follow(ctx) }()
+	<-s.w.Ready()
+	return s
+}
+
+// editor opens the editor for name, as the menu does, and returns it with
+// its window at the size of the real one.
+func (s *studio) editor(t *testing.T, name string) (*Editor, fyne.Window) {
+	t.Helper()
+	s.w.EditConnection(name)
+	waitFor(t, "the editor to open", func() bool {
+		s.w.uiMu.Lock()
+		defer s.w.uiMu.Unlock()
+		return s.w.editors[name] != nil
+	})
+	e := s.w.editors[name]
+	e.Window.Resize(fyne.NewSize(760, 1000))
+	return e, e.Window
+}
+
+// running is the keeper of name that the fleet runs, or nil.
+func (s *studio) running(name string) *auth.Keeper {
+	for _, k := range s.fleet.Keepers() {
+		if k.Connection().Name == name {
+			return k
+		}
+	}
+	return nil
 }
 
 // capture compares the window with its golden image, with no field
@@ -200,7 +234,7 @@ func TestEditorRedirectIsCheckedAsTyped(t *testing.T) {
 	}
 	copyButton := e.register.Objects[1].(*fyne.Container).Objects[1].(*widget.Button)
 	test.Tap(copyButton)
-	if got := s.tray.app.Clipboard().Content(); got != "http://localhost:9000/cb" {
+	if got := s.w.app.Clipboard().Content(); got != "http://localhost:9000/cb" {
 		t.Fatalf("copied %q", got)
 	}
 }
@@ -229,7 +263,6 @@ func TestEditorEditingLoadsTheConnectionAndKeepsWhatItDoesNotShow(t *testing.T) 
 	s := newStudio(t, sandboxConfig, nil)
 	_ = s.store.SetClientSecret(context.Background(), "procore-sandbox", "stored-secret")
 	e, w := s.editor(t, "procore-sandbox")
-	e.lookUpSecret()
 	capture(t, w, "editor_edit.png")
 	if e.name.Text != "procore-sandbox" || e.environment.Selected != "sandbox" || e.clientID.Text != "abc123" || e.secret.Text != "" {
 		t.Fatal("the form does not show the connection")
@@ -246,7 +279,7 @@ func TestEditorEditingLoadsTheConnectionAndKeepsWhatItDoesNotShow(t *testing.T) 
 		t.Fatalf("an edit with a stored secret has problems: %v", p)
 	}
 	e.save()
-	waitFor(t, "the renamed connection to run", func() bool { k, _ := s.tray.keeper("sandbox"); return k != nil })
+	waitFor(t, "the renamed connection to run", func() bool { return s.running("sandbox") != nil })
 	b, _ := os.ReadFile(s.path)
 	for _, want := range []string{"# my connections", `name = "sandbox"`, `client_id = "new-id"`, `export_file = "~/procore_token.json"`} {
 		if !strings.Contains(string(b), want) {
@@ -323,8 +356,8 @@ func fill(e *Editor, c config.Connection, secret string) {
 }
 
 func (s *studio) testStatus(e *Editor) (string, widget.Importance, bool) {
-	s.tray.uiMu.Lock()
-	defer s.tray.uiMu.Unlock()
+	s.w.uiMu.Lock()
+	defer s.w.uiMu.Unlock()
 	return e.testStatus.Text, e.testStatus.Importance, e.testCancel == nil
 }
 
@@ -363,7 +396,7 @@ func TestEditorTestSignsInAndSaveKeepsTheSignIn(t *testing.T) {
 	}
 	e.save()
 	waitFor(t, "the new connection to run, signed in", func() bool {
-		k, _ := s.tray.keeper("demo-api")
+		k := s.running("demo-api")
 		return k != nil && k.Status().State == auth.StateConnected
 	})
 	if got := srv.Stats().Exchanges; got != 1 {
@@ -376,7 +409,7 @@ func TestEditorTestSignsInAndSaveKeepsTheSignIn(t *testing.T) {
 	if strings.Contains(string(b), demoprovider.ClientSecret) || !strings.Contains(string(b), `name = "demo-api"`) {
 		t.Fatalf("the config file:\n%s", b)
 	}
-	lines := strings.Join(menuLabels(s.tray), "|")
+	lines := strings.Join(menuLabels(s), "|")
 	if !strings.Contains(lines, "demo-api — ") || !strings.Contains(lines, "procore-sandbox — ") {
 		t.Fatalf("the menu does not show the new connection: %s", lines)
 	}
@@ -388,48 +421,43 @@ func TestEditorTestWithAWrongSecretSaysWhy(t *testing.T) {
 		t.Fatalf("test status %q", status)
 	}
 	e.save()
-	waitFor(t, "the save", func() bool { k, _ := s.tray.keeper("demo-api"); return k != nil })
+	waitFor(t, "the save", func() bool { return s.running("demo-api") != nil })
 	if _, err := s.store.LoadTokens(context.Background(), "demo-api"); err == nil {
 		t.Fatal("a failed test's tokens were kept")
 	}
 }
 
-func menuLabels(t *Tray) []string {
+// menuLabels is the tray menu's top level for the resident's connections.
+func menuLabels(s *studio) []string {
 	var out []string
-	for _, it := range t.Menu(t.statuses(), time.Now()).Items {
+	for _, it := range tray.Menu(s.res.Connections(), time.Now(), tray.Actions{}, tray.MenuOptions{Editable: true}) {
 		out = append(out, it.Label)
 	}
 	return out
 }
 
-func TestMenuOffersAddAndEditAndFollowsTheConfig(t *testing.T) {
+func TestTheMenuAndTheDashboardFollowTheConfig(t *testing.T) {
 	s := newStudio(t, sandboxConfig, nil)
-	m := s.tray.Menu(s.tray.statuses(), time.Now())
-	if got := strings.Join(menuLabels(s.tray), "|"); !strings.Contains(got, "|Open dashboard|Add connection…|") {
-		t.Fatalf("menu %s", got)
-	}
-	sub := m.Items[0].ChildMenu.Items
-	if last := sub[len(sub)-1]; last.Label != "Edit…" {
-		t.Fatalf("the connection's last item is %q", last.Label)
-	}
-	raw := config.Connection{Name: "second", Provider: "procore", ClientID: "x", RedirectURI: "http://localhost:8770/callback"}
-	if err := s.fleet.Save(context.Background(), fleet.Save{Connection: raw, Secret: "s"}); err != nil {
+	raw := apitype.ConnectionConfig{Name: "second", Provider: "procore", ClientID: "x", RedirectURI: "http://localhost:8770/callback"}
+	if _, err := s.api.SaveConnection(context.Background(), "", apitype.SaveConnection{Connection: raw, Secret: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(menuLabels(s.tray), "|"); !strings.HasPrefix(got, "procore-sandbox — not signed in|second — not signed in|") {
+	if got := strings.Join(menuLabels(s), "|"); !strings.HasPrefix(got, "procore-sandbox — not signed in|second — not signed in|") {
 		t.Fatalf("after adding, the menu is %s", got)
 	}
-	s.tray.dash.update(time.Now())
-	if len(s.tray.dash.cards) != 2 {
-		t.Fatalf("the dashboard has %d cards", len(s.tray.dash.cards))
+	waitFor(t, "the windows to know the new connection", func() bool { return len(s.w.Connections()) == 2 })
+	s.w.dash.update(s.w.Connections(), time.Now())
+	if len(s.w.dash.cards) != 2 {
+		t.Fatalf("the dashboard has %d cards", len(s.w.dash.cards))
 	}
-	first := s.tray.dash.cards[0]
-	if err := s.fleet.Remove(context.Background(), "second", false); err != nil {
+	first := s.w.dash.cards[0]
+	if _, err := s.api.RemoveConnection(context.Background(), "second", false); err != nil {
 		t.Fatal(err)
 	}
-	s.tray.dash.update(time.Now())
-	if got := strings.Join(menuLabels(s.tray), "|"); strings.Contains(got, "second") || len(s.tray.dash.cards) != 1 || s.tray.dash.cards[0] != first {
-		t.Fatalf("after removing: menu %s, %d cards", got, len(s.tray.dash.cards))
+	waitFor(t, "the windows to let the connection go", func() bool { return len(s.w.Connections()) == 1 })
+	s.w.dash.update(s.w.Connections(), time.Now())
+	if got := strings.Join(menuLabels(s), "|"); strings.Contains(got, "second") || len(s.w.dash.cards) != 1 || s.w.dash.cards[0] != first {
+		t.Fatalf("after removing: menu %s, %d cards", got, len(s.w.dash.cards))
 	}
 }
 

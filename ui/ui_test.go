@@ -13,8 +13,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/alerts"
+	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 var now = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
@@ -59,14 +60,20 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-func (s *scene) dashboard(t *testing.T) (*Tray, fyne.Window) {
+// dashboard is the windows fed with the scene's connections as the event
+// stream carries them, and the dashboard drawn in a window.
+func (s *scene) dashboard(t *testing.T) (*Windows, fyne.Window) {
 	a := test.NewTempApp(t)
 	a.Settings().SetTheme(test.Theme())
-	tr := NewTray(a, s.keepers, Options{Clock: s.clock, ConfigPath: "/home/ada/.config/tokentray/config.toml"})
-	tr.dash.update(s.clock.Now())
-	w := test.NewTempWindow(t, tr.dash.content)
+	ws := NewWindows(a, nil, Options{Clock: s.clock})
+	for _, k := range s.keepers {
+		c := localapi.Describe(k)
+		ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
+	}
+	ws.dash.update(ws.Connections(), s.clock.Now())
+	w := test.NewTempWindow(t, ws.dash.content)
 	w.Resize(fyne.NewSize(820, 420+380*float32(len(s.keepers))))
-	return tr, w
+	return ws, w
 }
 
 func TestDashboardConnected(t *testing.T) {
@@ -102,9 +109,6 @@ func TestDashboardNeedsReauthShowsErrorAndHint(t *testing.T) {
 	if c.reauth.Text != "Sign in" || c.reauth.Importance != widget.HighImportance || !c.refresh.Disabled() || !c.copyTok.Disabled() {
 		t.Fatal("a connection that needs a sign-in must offer Sign in first and disable what cannot work")
 	}
-	if menu := tr.Menu(tr.statuses(), now); menu.Items[1].Label != "procore — sign-in needed" || menu.Items[1].ChildMenu.Items[0].Label != "Re-authenticate" {
-		t.Fatalf("menu line %q", menu.Items[1].Label)
-	}
 }
 
 func TestDashboardNothingSignedIn(t *testing.T) {
@@ -123,35 +127,13 @@ func TestDashboardCountdownTicks(t *testing.T) {
 	tr, _ := s.dashboard(t)
 	first, _ := tr.dash.cards[0].countdown.Get()
 	s.clock.Advance(time.Second)
-	tr.dash.update(s.clock.Now())
+	tr.dash.update(tr.Connections(), s.clock.Now())
 	second, _ := tr.dash.cards[0].countdown.Get()
 	if !strings.HasPrefix(first, "1:12:00 left") || !strings.HasPrefix(second, "1:11:59 left") {
 		t.Fatalf("countdown %q then %q", first, second)
 	}
 	if tr.dash.cards[0].bar.used < 0.19 || tr.dash.cards[0].bar.used > 0.21 {
 		t.Fatalf("lifetime used %.2f, want 0.20", tr.dash.cards[0].bar.used)
-	}
-}
-
-func TestMenuHasTheActionsAndTheAppItems(t *testing.T) {
-	s := newScene(t)
-	s.add(t, "procore-sandbox", "sandbox", tokens(now))
-	tr, _ := s.dashboard(t)
-	m := tr.Menu(tr.statuses(), now)
-	var labels []string
-	for _, it := range m.Items {
-		labels = append(labels, it.Label)
-	}
-	want := "procore-sandbox — 1 h 30 m left||Open dashboard||Quit"
-	if got := strings.Join(labels, "|"); got != want {
-		t.Fatalf("menu %q, want %q", got, want)
-	}
-	var actions []string
-	for _, it := range m.Items[0].ChildMenu.Items {
-		actions = append(actions, it.Label)
-	}
-	if got := strings.Join(actions, ", "); got != "Re-authenticate, Refresh now, Copy access token, Sign out…" {
-		t.Fatalf("actions %q", got)
 	}
 }
 
@@ -164,40 +146,17 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-func alertNeedsReauth(name string) alerts.Alert {
-	return alerts.Alert{Connection: name, Kind: alerts.NeedsReauth, Error: "refresh failed: invalid_grant"}
-}
-
-type fakeAutostart struct{ on bool }
-
-func (f *fakeAutostart) Enabled() (bool, error) { return f.on, nil }
-func (f *fakeAutostart) Enable() error          { f.on = true; return nil }
-func (f *fakeAutostart) Disable() error         { f.on = false; return nil }
-
-func TestStartAtLoginIsACheckItem(t *testing.T) {
+// The event log shows the lines of the stream: a change with something to
+// say as well as the app's own lines.
+func TestTheEventLogShowsWhatTheStreamSays(t *testing.T) {
 	s := newScene(t)
-	s.add(t, "p", "sandbox", tokens(now))
-	as := &fakeAutostart{}
-	a := test.NewTempApp(t)
-	tr := NewTray(a, s.keepers, Options{Clock: s.clock, Autostart: as})
-	item := func() *fyne.MenuItem {
-		for _, it := range tr.Menu(tr.statuses(), now).Items {
-			if it.Label == "Start at login" {
-				return it
-			}
-		}
-		t.Fatal("no Start at login item")
-		return nil
-	}
-	if item().Checked {
-		t.Fatal("checked before enabling")
-	}
-	item().Action()
-	if !as.on || !item().Checked {
-		t.Fatal("the item did not enable start at login")
-	}
-	item().Action()
-	if as.on || item().Checked {
-		t.Fatal("the item did not disable start at login")
+	k := s.add(t, "p", "sandbox", tokens(now))
+	ws, _ := s.dashboard(t)
+	c := localapi.Describe(k)
+	ws.apply(apitype.Event{Time: now, Type: apitype.EventStatus, Connection: "p", Kind: "refresh_failed", Text: "refresh failed: invalid_grant", Status: &c})
+	ws.apply(apitype.Event{Time: now, Type: apitype.EventLog, Text: "tokentray will start at login"})
+	lines, _ := ws.dash.log.Get()
+	if got := strings.Join(lines, "\n"); got != "14:00:00  tokentray will start at login\n14:00:00  p  refresh failed: invalid_grant" {
+		t.Fatalf("the event log:\n%s", got)
 	}
 }

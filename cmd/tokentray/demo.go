@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"fyne.io/fyne/v2"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -22,7 +21,8 @@ import (
 	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
-	"github.com/tokentray/tokentray/ui"
+	"github.com/tokentray/tokentray/internal/resident"
+	"github.com/tokentray/tokentray/ui/tray"
 )
 
 type demoOptions struct {
@@ -120,18 +120,17 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		srv.BreakRefreshTokens()
 		go func() { _ = k.Refresh(ctx) }() // fails with invalid_grant: the icon turns red
 	}
-	breakItem := fyne.NewMenuItem("Break the refresh token (demo)", breakNow)
 	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
 	f := fleet.New(&config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}, Raw: map[string]config.Connection{}},
 		fleet.Options{Store: store, NewKeeper: func(*config.Config, *auth.Connection) *auth.Keeper { return k }})
-	return showTray(ctx, f, ui.Options{Clock: clock, ConfigPath: "(demo)", ExtraMenu: []*fyne.MenuItem{breakItem}},
-		func(t *ui.Tray) {
-			t.ShowDashboard()
-			t.SignIn(conn.Name)
-			if o.breakAfter > 0 {
-				time.AfterFunc(o.breakAfter, breakNow)
-			}
-		})
+	extra := []tray.Item{{Label: "Break the refresh token (demo)", Action: breakNow}}
+	return runResident(ctx, f, resident.Options{Clock: clock, Extra: extra}, func(r *resident.Resident) {
+		r.ShowDashboard()
+		r.SignIn(conn.Name)
+		if o.breakAfter > 0 {
+			time.AfterFunc(o.breakAfter, breakNow)
+		}
+	})
 }
 
 func demoRun(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {

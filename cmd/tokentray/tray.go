@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
 	"time"
 
-	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/app"
 	"github.com/godbus/dbus/v5"
 	"github.com/spf13/cobra"
 
@@ -22,8 +21,9 @@ import (
 	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/resident"
 	"github.com/tokentray/tokentray/internal/wake"
-	"github.com/tokentray/tokentray/ui"
+	"github.com/tokentray/tokentray/internal/windowreq"
 )
 
 // appID identifies tokentray to the desktop (preferences, notifications).
@@ -54,7 +54,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		Log:   e.log,
 		NewKeeper: func(cfg *config.Config, conn *auth.Connection) *auth.Keeper {
 			o := e.keeperOptionsIn(cfg, conn)
-			o.OnlyHolder = true // while the tray runs, every token comes from it
+			o.OnlyHolder = true // while the resident process runs, every token comes from it
 			return auth.NewKeeper(conn, o)
 		},
 		NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
@@ -69,15 +69,15 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			}, runner)
 		},
 	})
-	opt := ui.Options{Clock: e.clock, Log: e.log, ConfigPath: e.cfg.Path, Connections: f}
+	opt := resident.Options{Clock: e.clock, Log: e.log, Editable: true}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
 		opt.Autostart = entry
 	} else {
 		e.log.Info("start at login is not offered", "err", err)
 	}
-	return showTray(c.Context(), f, opt, func(t *ui.Tray) {
+	return runResident(c.Context(), f, opt, func(r *resident.Resident) {
 		go f.Watch(c.Context(), configLookInterval, func(err error) {
-			t.Problem(fmt.Sprintf("the config file was changed but not applied: %v", err))
+			r.Hub().Log("", fmt.Sprintf("the config file was changed but not applied: %v", err))
 		})
 	})
 }
@@ -99,49 +99,48 @@ func emptyEnv(c *cobra.Command) (*env, error) {
 	return e, nil
 }
 
-// showTray runs the Fyne app with the tray until Quit or ctx ends, then
-// waits for every keeper to finish (an in-flight refresh is saved first).
-// afterStart runs on the UI goroutine once the tray is up.
-func showTray(ctx context.Context, f *fleet.Fleet, opt ui.Options, afterStart func(*ui.Tray)) error {
+// runResident runs the resident process for f until ctx ends or Quit is
+// chosen: the keepers, the local API, alerts, and the tray drawn with
+// fyne.io/systray alone. Windows are the window process (`tokentray
+// window`), started when a person asks for one. It returns once every
+// keeper has finished (an in-flight refresh is saved first). afterStart
+// runs once the keepers and the API run, before the tray is drawn.
+func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afterStart func(*resident.Resident)) error {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	a := app.NewWithID(appID)
-	a.SetIcon(ui.AppIcon)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	f.Start(ctx)
+	windows := &resident.Windows{Log: opt.Log, Command: windowCommand}
+	defer windows.Close()
+	opt.Windows = windows
 	if opt.Notifier == nil {
 		opt.Notifier = notify.New("tokentray", opt.Log)
 		defer opt.Notifier.Close()
 	}
-	tray := ui.NewTray(a, f.Keepers(), opt)
-	hub := localapi.NewHub(opt.Clock)
-	defer hub.Close()
-	hub.SetKeepers(f.Keepers())
-	f.OnChange(func() {
-		tray.SetKeepers(f.Keepers())
-		hub.SetKeepers(f.Keepers())
-	})
-	tray.Start(ctx)
+	r := resident.New(f, opt)
+	r.Start(ctx)
 	var editable localapi.Editable
-	if opt.Connections != nil {
+	if opt.Editable {
 		editable = f
 	}
-	serveAPI(ctx, hub, editable, opt.Clock, func() { fyne.Do(tray.ShowDashboard) }, opt.Log)
+	serveAPI(ctx, r.Hub(), editable, opt.Clock, r.ShowDashboard, opt.Log)
 	watchResume(ctx, f.Keepers, opt.Log)
 	if afterStart != nil {
-		a.Lifecycle().SetOnStarted(func() { afterStart(tray) })
+		afterStart(r)
 	}
-	a.Lifecycle().SetOnStopped(cancel)
-	go func() {
-		<-ctx.Done()
-		fyne.Do(a.Quit)
-	}()
-	a.Run()
-	cancel()
-	f.Wait()
+	r.Run()
 	return nil
+}
+
+// windowCommand is the window process for its first request: this same
+// executable, `tokentray window SHOW [NAME]`.
+func windowCommand(r windowreq.Request) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	cmd := exec.Command(exe, append([]string{"window"}, r.Args()...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd
 }
 
 // hasDisplay reports whether a window can be shown.

@@ -29,8 +29,7 @@ func TestDemoAsANewUser(t *testing.T) {
 	_, item := h.startTray(t, display, "demo", "--lifetime", "30s")
 	waitColour(t, item, "green") // the demo opened the browser, and Chromium signed in
 	signedIn := demoStatus(t)
-	time.Sleep(1500 * time.Millisecond)
-	screenshot(t, display, "demo-dashboard-green.png")
+	screenshotWindow(t, display, "tokentray", "demo-dashboard-green.png")
 
 	// It refreshes on its own at 80 % of the 30-second lifetime.
 	deadline := time.Now().Add(40 * time.Second)
@@ -69,8 +68,7 @@ func TestDemoAsANewUser(t *testing.T) {
 	if n.Summary != "demo: sign-in needed" || n.Actions["act"] != "Re-authenticate" {
 		t.Fatalf("notification %+v", n)
 	}
-	time.Sleep(1 * time.Second)
-	screenshot(t, display, "demo-dashboard-red.png")
+	screenshotWindow(t, display, "tokentray", "demo-dashboard-red.png")
 	if err := notifier.Invoke(n.ID, "act"); err != nil {
 		t.Fatal(err)
 	}

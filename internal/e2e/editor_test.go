@@ -101,17 +101,25 @@ func screenshotWindow(t *testing.T, display, title, name string) {
 	if dir == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	env := append(os.Environ(), "DISPLAY="+display)
-	find := exec.CommandContext(ctx, "xwininfo", "-name", title)
-	find.Env = env
-	out, err := find.CombinedOutput()
-	id := regexp.MustCompile(`Window id: (0x[0-9a-f]+)`).FindSubmatch(out)
-	if err != nil || id == nil {
-		t.Errorf("no window %q on the display: %v %s", title, err, out)
-		return
+	// The window process starts on demand: wait for its window.
+	var id [][]byte
+	for {
+		find := exec.CommandContext(ctx, "xwininfo", "-name", title)
+		find.Env = env
+		out, err := find.CombinedOutput()
+		if id = regexp.MustCompile(`Window id: (0x[0-9a-f]+)`).FindSubmatch(out); err == nil && id != nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Errorf("no window %q on the display: %v %s", title, err, out)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
+	time.Sleep(time.Second) // its first frame
 	shot := exec.CommandContext(ctx, "import", "-window", string(id[1]), filepath.Join(dir, name))
 	shot.Env = env
 	if out, err := shot.CombinedOutput(); err != nil {

@@ -52,19 +52,6 @@ func startXvfb(t testing.TB) string {
 	return ""
 }
 
-func screenshot(t *testing.T, display, name string) {
-	dir := os.Getenv("E2E_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	_ = os.MkdirAll(dir, 0o755)
-	cmd := exec.Command("import", "-window", "root", filepath.Join(dir, name))
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Logf("screenshot %s: %v %s", name, err, out)
-	}
-}
-
 type colour string
 
 func iconColour(t *testing.T, it dbustest.Item) colour {
@@ -199,8 +186,7 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	}
 	open := findMenu(t, item, "Open dashboard")
 	_ = dbustest.Click(item, open.ID)
-	time.Sleep(1500 * time.Millisecond)
-	screenshot(t, display, "tray-dashboard-green.png")
+	screenshotWindow(t, display, "tokentray", "tray-dashboard-green.png")
 
 	// The provider revokes the grant: reusing a rotated refresh token makes
 	// oidc-provider revoke the whole grant (RFC 9700 reuse detection).
@@ -224,8 +210,7 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	if line := findMenu(t, item, "e2e — "); line.Label != "e2e — sign-in needed" {
 		t.Fatalf("menu line %q", line.Label)
 	}
-	time.Sleep(1 * time.Second)
-	screenshot(t, display, "tray-dashboard-red.png")
+	screenshotWindow(t, display, "tokentray", "tray-dashboard-red.png")
 
 	// One click on the notification's action signs in through the browser.
 	before := h.browserCount("callback page: signed-in")
@@ -252,7 +237,7 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	if sent := notifier.Sent(); len(sent) != 2 {
 		t.Fatalf("%d notifications, want 2 (one per transition): %+v", len(sent), sent)
 	}
-	screenshot(t, display, "tray-dashboard-green-again.png")
+	screenshotWindow(t, display, "tokentray", "tray-dashboard-green-again.png")
 
 	// `tokentray login` while the tray runs signs in through the tray.
 	before = h.browserCount("callback page: signed-in")
@@ -324,4 +309,83 @@ func (h *harness) startTray(t testing.TB, display string, args ...string) (*exec
 		t.Fatal(err)
 	}
 	return tray, item
+}
+
+// windowCount is how many top-level windows titled title the display has.
+func windowCount(t *testing.T, display, title string) int {
+	cmd := exec.Command("xwininfo", "-root", "-tree")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("xwininfo: %v", err)
+	}
+	return strings.Count(string(out), `"`+title+`": (`) // a line: id "name": ("instance" "class")
+}
+
+// windowProcesses are the pids of the window processes of the binary bin.
+func windowProcesses(t *testing.T, bin string) []int {
+	out, _ := exec.Command("pgrep", "-f", "^"+bin+" window").Output()
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestTheWindowProcessComesAndGoesWithoutTouchingTheTokens opens the
+// dashboard twice (one window), kills its process with SIGKILL (the tray
+// stays green and keeps serving tokens), and opens it again.
+func TestTheWindowProcessComesAndGoesWithoutTouchingTheTokens(t *testing.T) {
+	h := setup(t)
+	display := startXvfb(t)
+	h.must(clientSecret+"\n", "secret", "e2e")
+	h.must("", "login", "e2e", "--timeout", "90s")
+	_, item := h.startTray(t, display)
+	waitColour(t, item, "green")
+	if n := len(windowProcesses(t, h.bin)); n != 0 {
+		t.Fatalf("%d window processes before any window was asked for", n)
+	}
+
+	open := findMenu(t, item, "Open dashboard")
+	for range 2 {
+		if err := dbustest.Click(item, open.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	screenshotWindow(t, display, "tokentray", "dashboard-opened-twice.png")
+	waitFor(t, "the dashboard", func() bool { return windowCount(t, display, "tokentray") >= 1 })
+	h.must("", "token", "e2e") // a moment for a second window to appear, if one would
+	if n, procs := windowCount(t, display, "tokentray"), windowProcesses(t, h.bin); n != 1 || len(procs) != 1 {
+		t.Fatalf("asked twice: %d dashboard windows in %d window processes, want 1 in 1", n, len(procs))
+	}
+
+	pid := windowProcesses(t, h.bin)[0]
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dashboard to go with its process", func() bool { return windowCount(t, display, "tokentray") == 0 })
+	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) == "" {
+		t.Fatal("no token after the window process was killed")
+	}
+	if c := iconColour(t, item); c != "green" {
+		t.Fatalf("the tray is %s after the window process was killed", c)
+	}
+
+	if err := dbustest.Click(item, open.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dashboard to open again", func() bool { return windowCount(t, display, "tokentray") == 1 })
+}
+
+// waitFor waits up to a minute for ok.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !ok(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }

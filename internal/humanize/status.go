@@ -99,6 +99,18 @@ func Summary(st apitype.Status, now time.Time) string {
 	return left
 }
 
+// NextSummary is the first time after now at which Summary of st may
+// read differently while nothing happens (the turn of a minute left, the
+// expiry), or the zero time when it stays as it is.
+func NextSummary(st apitype.Status, now time.Time) time.Time {
+	if !st.Usable || !st.AccessExpiry.After(now) {
+		return time.Time{}
+	}
+	// The minutes left are rounded down: they turn just after the time left
+	// is a whole number of minutes.
+	return now.Add(st.AccessExpiry.Sub(now)%time.Minute + time.Millisecond)
+}
+
 // MenuLine is a connection's line in the tray menu.
 func MenuLine(st apitype.Status, now time.Time) string {
 	return fmt.Sprintf("%s — %s", st.Name, Summary(st, now))

@@ -53,3 +53,17 @@ func TestMenuLines(t *testing.T) {
 		}
 	}
 }
+
+func TestTheSummaryChangesAtTheNextTurnOfAMinuteLeft(t *testing.T) {
+	st := apitype.Status{Name: "a", State: apitype.StateConnected, Usable: true, AccessExpiry: now.Add(90*time.Minute + 30*time.Second)}
+	next := NextSummary(st, now)
+	if next != now.Add(30*time.Second+time.Millisecond) {
+		t.Fatalf("next change in %s, want just after 30 s", next.Sub(now))
+	}
+	if Summary(st, now.Add(30*time.Second)) != Summary(st, now) || Summary(st, next) == Summary(st, now) {
+		t.Fatalf("the summary reads %q, then %q at the change", Summary(st, now), Summary(st, next))
+	}
+	if !NextSummary(apitype.Status{State: apitype.StateNeedsReauth}, now).IsZero() {
+		t.Fatal("a summary without a countdown has no next change")
+	}
+}

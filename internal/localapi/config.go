@@ -25,28 +25,6 @@ type Editable interface {
 	TestSignIn(ctx context.Context, t fleet.Test) (fleet.Tested, error)
 }
 
-// WireConnectionConfig is a config table as the API carries it.
-func WireConnectionConfig(c config.Connection) apitype.ConnectionConfig {
-	return apitype.ConnectionConfig{
-		Name: c.Name, Provider: c.Provider, Environment: c.Environment, Grant: c.Grant, ClientID: c.ClientID,
-		RedirectURI: c.RedirectURI, Scopes: c.Scopes, RefreshAt: c.RefreshAt, ExportFile: c.ExportFile,
-		TokenEnv: c.TokenEnv, OnAlert: c.OnAlert, AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL,
-		APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer, AuthMethod: c.AuthMethod,
-		AuthParams: c.AuthParams, TokenParams: c.TokenParams,
-	}
-}
-
-// ConfigConnection is a config table from the API.
-func ConfigConnection(c apitype.ConnectionConfig) config.Connection {
-	return config.Connection{
-		Name: c.Name, Provider: c.Provider, Environment: c.Environment, Grant: c.Grant, ClientID: c.ClientID,
-		RedirectURI: c.RedirectURI, Scopes: c.Scopes, RefreshAt: c.RefreshAt, ExportFile: c.ExportFile,
-		TokenEnv: c.TokenEnv, OnAlert: c.OnAlert, AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL,
-		APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer, AuthMethod: c.AuthMethod,
-		AuthParams: c.AuthParams, TokenParams: c.TokenParams,
-	}
-}
-
 // editable answers 404 when this process edits no config (a demo).
 func (s *Server) editable(w http.ResponseWriter) Editable {
 	if s.Connections == nil {
@@ -63,7 +41,7 @@ func (s *Server) getConfig(w http.ResponseWriter, _ *http.Request) {
 	cfg := ed.Config()
 	out := apitype.Config{Path: cfg.Path, Connections: []apitype.ConnectionConfig{}}
 	for _, c := range cfg.Connections {
-		out.Connections = append(out.Connections, WireConnectionConfig(cfg.Raw[c.Name]))
+		out.Connections = append(out.Connections, cfg.Raw[c.Name].Wire())
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -79,7 +57,7 @@ func (s *Server) getConfigConnection(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeUnknownConnection, Message: "no connection named " + quote(name) + " in " + ed.Config().Path})
 		return
 	}
-	out := apitype.ConfiguredConnection{Connection: WireConnectionConfig(raw)}
+	out := apitype.ConfiguredConnection{Connection: raw.Wire()}
 	switch _, err := ed.ClientSecret(r.Context(), name); {
 	case err == nil:
 		out.SecretStored = true
@@ -99,7 +77,7 @@ func (s *Server) saveConnection(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &in) {
 		return
 	}
-	err := ed.Save(r.Context(), fleet.Save{Replacing: r.PathValue("name"), Connection: ConfigConnection(in.Connection),
+	err := ed.Save(r.Context(), fleet.Save{Replacing: r.PathValue("name"), Connection: config.FromWire(in.Connection),
 		Secret: auth.Secret(in.Secret), TestID: in.TestID})
 	writeSaved(w, ed.Config().Path, err)
 }
@@ -124,7 +102,7 @@ func (s *Server) testSignIn(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &in) {
 		return
 	}
-	out, err := ed.TestSignIn(r.Context(), fleet.Test{Replacing: in.Replacing, Connection: ConfigConnection(in.Connection), Secret: auth.Secret(in.Secret)})
+	out, err := ed.TestSignIn(r.Context(), fleet.Test{Replacing: in.Replacing, Connection: config.FromWire(in.Connection), Secret: auth.Secret(in.Secret)})
 	if err != nil {
 		writeConfigError(w, err)
 		return

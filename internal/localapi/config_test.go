@@ -28,7 +28,7 @@ func TestAConfigTableCrossesTheWireUnchanged(t *testing.T) {
 	fill(reflect.ValueOf(&c).Elem(), new(int))
 	c.Scopes = config.Scopes{"a", "b"}
 	c.AuthParams, c.TokenParams = config.Params{"audience": "x"}, config.Params{"resource": "y"}
-	if back := ConfigConnection(WireConnectionConfig(c)); !reflect.DeepEqual(back, c) {
+	if back := config.FromWire(c.Wire()); !reflect.DeepEqual(back, c) {
 		t.Fatalf("the table changed on the wire:\n%+v\n%+v", c, back)
 	}
 }

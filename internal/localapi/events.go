@@ -156,6 +156,14 @@ func (h *Hub) subscribe() (snapshot []apitype.Event, live chan apitype.Event, ca
 	}
 }
 
+// Subscribe follows the hub's events from now on, for a reader in this
+// process; like a stream, it is closed when the reader falls too far
+// behind (or at Close), and the reader subscribes again.
+func (h *Hub) Subscribe() (<-chan apitype.Event, func()) {
+	_, live, cancel := h.subscribe()
+	return live, cancel
+}
+
 // Close lets go of every keeper and ends every stream.
 func (h *Hub) Close() {
 	h.mu.Lock()

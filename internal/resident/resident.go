@@ -1,0 +1,328 @@
+// Package resident is the process that stays: the fleet of keepers, the
+// local API's event hub, alerts and notifications, and the tray icon and
+// menu drawn with fyne.io/systray alone. Windows are another process
+// (Windows), started on demand; the resident process links no GUI toolkit
+// and runs no event loop, so it costs nothing while nothing happens.
+package resident
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tokentray/tokentray/assets"
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/alerts"
+	"github.com/tokentray/tokentray/internal/fleet"
+	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/windowreq"
+	"github.com/tokentray/tokentray/ui/tray"
+)
+
+// Autostart turns starting at login on and off.
+type Autostart interface {
+	Enabled() (bool, error)
+	Enable() error
+	Disable() error
+}
+
+// Options configure the resident process.
+type Options struct {
+	Clock auth.Clock
+	Log   *slog.Logger
+	// Notifier shows the alerts; nil for none.
+	Notifier notify.Notifier
+	// Autostart is the start-at-login registration; nil hides the item.
+	Autostart Autostart
+	// Editable: a config file runs, so connections can be added and edited.
+	Editable bool
+	// Extra menu items go above Quit (the demo's).
+	Extra []tray.Item
+	// Windows shows the windows; nil shows none (tests).
+	Windows interface{ Show(windowreq.Request) }
+}
+
+// Resident runs a fleet with its hub, alerts and tray.
+type Resident struct {
+	fleet  *fleet.Fleet
+	hub    *localapi.Hub
+	opt    Options
+	ctx    context.Context
+	quit   context.CancelFunc
+	redraw chan struct{} // a change to draw
+}
+
+// New returns the resident process for f.
+func New(f *fleet.Fleet, opt Options) *Resident {
+	if opt.Clock == nil {
+		opt.Clock = auth.SystemClock{}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Resident{fleet: f, hub: localapi.NewHub(opt.Clock), opt: opt, ctx: context.Background(), quit: func() {},
+		redraw: make(chan struct{}, 1)}
+}
+
+// Hub is the event stream the local API serves.
+func (r *Resident) Hub() *localapi.Hub { return r.hub }
+
+// Start runs the fleet and follows it until ctx ends or Quit: every
+// keeper's alerts become notifications and log lines, and every change is
+// drawn once Run shows the tray. It does not block; serve the API after it.
+func (r *Resident) Start(ctx context.Context) {
+	ctx, r.quit = context.WithCancel(ctx)
+	r.ctx = ctx
+	r.fleet.Start(ctx)
+	follows := map[*auth.Keeper]context.CancelFunc{}
+	follow := func() {
+		keepers := r.fleet.Keepers()
+		r.hub.SetKeepers(keepers)
+		keep := map[*auth.Keeper]bool{}
+		for _, k := range keepers {
+			keep[k] = true
+			if follows[k] == nil {
+				kctx, cancel := context.WithCancel(ctx)
+				follows[k] = cancel
+				go r.alerts(kctx, k)
+			}
+		}
+		for k, cancel := range follows {
+			if !keep[k] {
+				cancel()
+				delete(follows, k)
+			}
+		}
+	}
+	follow()
+	r.fleet.OnChange(follow) // changes come one at a time (the fleet's lock)
+	go func() {
+		for ctx.Err() == nil {
+			events, stop := r.hub.Subscribe()
+			go func() {
+				<-ctx.Done()
+				stop()
+			}()
+			for range events {
+				select {
+				case r.redraw <- struct{}{}:
+				default: // a redraw is pending anyway
+				}
+			}
+		}
+	}()
+}
+
+// Quit ends the resident process (the menu's Quit).
+func (r *Resident) Quit() { r.quit() }
+
+// Wait returns once every keeper has stopped: an in-flight refresh is
+// saved first.
+func (r *Resident) Wait() {
+	r.fleet.Wait()
+	r.hub.Close()
+}
+
+// Connections are the statuses of every connection now, as the API has them.
+func (r *Resident) Connections() []apitype.Connection {
+	keepers := r.fleet.Keepers()
+	out := make([]apitype.Connection, 0, len(keepers))
+	for _, k := range keepers {
+		out = append(out, localapi.Describe(k))
+	}
+	return out
+}
+
+// alerts turns k's events into notifications, once per transition.
+func (r *Resident) alerts(ctx context.Context, k *auth.Keeper) {
+	events, stop := k.Subscribe()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	tracker := alerts.NewTracker()
+	for e := range events {
+		if a, ok := tracker.Observe(e); ok {
+			r.notify(a)
+		}
+	}
+}
+
+// notify tells a person about an alert, with a one-click Re-authenticate.
+func (r *Resident) notify(a alerts.Alert) {
+	n := r.opt.Notifier
+	if n == nil {
+		return
+	}
+	name := a.Connection
+	m := notify.Message{Key: name}
+	switch a.Kind {
+	case alerts.NeedsReauth:
+		m.Title = name + ": sign-in needed"
+		m.Body = "The provider refused the refresh token, so tokentray cannot renew access. Scripts using " + name + " fail once the access token expires."
+	case alerts.ClientRefused:
+		m.Title = name + ": client credentials refused"
+		m.Body = "The provider refused the client secret, id or authentication method. The refresh token is kept: once the client settings are fixed (Edit… in the tokentray menu, or `tokentray secret " + name + "`), no sign-in is needed."
+	case alerts.Expired:
+		m.Title = name + ": no valid access token"
+		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
+	case alerts.Recovered:
+		m.Title = name + " is connected again"
+		m.Body = "A valid access token is held and kept fresh."
+		m.Icon = assets.TrayGreen
+	}
+	if a.Kind != alerts.Recovered {
+		if a.Error != "" {
+			m.Body += "\n" + a.Error
+		}
+		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
+		m.OnAction = func() { r.SignIn(name) }
+	}
+	if a.Kind == alerts.ClientRefused && r.opt.Editable {
+		// A sign-in cannot fix a refused client; the editor can.
+		m.Action, m.OnAction = "Edit…", func() { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) }
+	}
+	if m.Action != "" && !n.Actionable() {
+		m.Body += "\nChoose " + m.Action + " in the tokentray menu."
+	}
+	if _, err := n.Send(m); err != nil {
+		r.opt.Log.Warn("notification failed", "connection", name, "err", err)
+		r.hub.Log(name, fmt.Sprintf("could not show a notification: %v", err))
+		return
+	}
+	r.hub.Log(name, "notified: "+m.Title)
+}
+
+func (r *Resident) keeper(name string) *auth.Keeper {
+	for _, k := range r.fleet.Keepers() {
+		if k.Connection().Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// SignIn starts the browser sign-in of name (the menu, a notification).
+func (r *Resident) SignIn(name string) {
+	k := r.keeper(name)
+	if k == nil {
+		return
+	}
+	r.hub.Log(name, "sign-in started: finish it in the browser")
+	go func() {
+		if err := k.Login(r.ctx, auth.LoginOptions{}); err != nil && !errors.Is(err, context.Canceled) {
+			r.hub.Log(name, "sign-in failed: "+err.Error())
+		}
+	}()
+}
+
+// Refresh refreshes name now.
+func (r *Resident) Refresh(name string) {
+	if k := r.keeper(name); k != nil {
+		if err := k.Refresh(r.ctx); err != nil {
+			r.opt.Log.Warn("refresh from the menu failed", "connection", name, "err", err)
+		}
+	}
+}
+
+// ShowDashboard brings the dashboard up (the menu, a second start).
+func (r *Resident) ShowDashboard() { r.show(windowreq.Request{Show: windowreq.Dashboard}) }
+
+func (r *Resident) show(req windowreq.Request) {
+	if r.opt.Windows != nil {
+		r.opt.Windows.Show(req)
+	}
+}
+
+// Run shows the tray until the context given to Start ends or Quit is
+// chosen, then waits for the fleet. Call it after Start, from the main
+// goroutine.
+func (r *Resident) Run() {
+	tray.Run(func(t *tray.Tray) {
+		go r.drawLoop(t, r.redraw)
+		go func() {
+			<-r.ctx.Done()
+			tray.Quit()
+		}()
+	}, nil)
+	r.quit()
+	r.Wait()
+}
+
+// drawLoop redraws the tray at every change and when a minute left turns
+// in the menu, and at no other time.
+func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
+	actions := tray.Actions{
+		SignIn:       r.SignIn,
+		Refresh:      r.Refresh,
+		Copy:         func(name string) { r.show(windowreq.Request{Show: windowreq.Copy, Name: name}) },
+		SignOut:      func(name string) { r.show(windowreq.Request{Show: windowreq.SignOut, Name: name}) },
+		Edit:         func(name string) { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) },
+		Dashboard:    r.ShowDashboard,
+		Add:          func() { r.show(windowreq.Request{Show: windowreq.Add}) },
+		Quit:         r.Quit,
+		SetAutostart: r.setAutostart, // its log line redraws the menu
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-redraw:
+		case <-timer.C:
+		}
+		next := r.draw(t, actions)
+		if next.IsZero() {
+			next = r.opt.Clock.Now().Add(time.Hour) // nothing counts down: look again in an hour
+		}
+		timer.Reset(next.Sub(r.opt.Clock.Now()))
+	}
+}
+
+// draw puts the icon, the hover text and the menu for now on the bus, and
+// returns when they next read differently if nothing happens (zero: never).
+func (r *Resident) draw(t *tray.Tray, a tray.Actions) time.Time {
+	now := r.opt.Clock.Now()
+	conns := r.Connections()
+	sts := make([]apitype.Status, len(conns))
+	for i, c := range conns {
+		sts[i] = c.Status
+	}
+	o := tray.MenuOptions{Editable: r.opt.Editable, Extra: r.opt.Extra}
+	if as := r.opt.Autostart; as != nil {
+		on, err := as.Enabled()
+		on = on && err == nil
+		o.Autostart = &on
+	}
+	t.Show(humanize.Overall(sts), humanize.Tooltip(sts, now), tray.Menu(conns, now, a, o))
+	var next time.Time
+	for _, st := range sts {
+		if n := humanize.NextSummary(st, now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next
+}
+
+// setAutostart turns starting at login on or off.
+func (r *Resident) setAutostart(on bool) {
+	as := r.opt.Autostart
+	err := as.Disable()
+	if on {
+		err = as.Enable()
+	}
+	switch {
+	case err != nil:
+		r.hub.Log("", fmt.Sprintf("start at login could not be changed: %v", err))
+	case on:
+		r.hub.Log("", "tokentray will start at login")
+	default:
+		r.hub.Log("", "tokentray will no longer start at login")
+	}
+}

@@ -1,0 +1,205 @@
+// Package tray draws tokentray's system-tray icon and menu with
+// fyne.io/systray alone: a StatusNotifierItem and a dbusmenu on the session
+// bus, with no GUI toolkit and no event loop of its own, so the resident
+// process costs nothing while nothing happens. The menu is a pure function
+// of the connections' statuses (Menu); Tray puts it on the bus when its text
+// changes.
+package tray
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"fyne.io/systray"
+
+	"github.com/tokentray/tokentray/assets"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/humanize"
+)
+
+// Item is one menu item. A zero Label with Separator set is a separator.
+type Item struct {
+	Label     string
+	Separator bool
+	// Checkbox makes it a check item; Checked is its state.
+	Checkbox, Checked bool
+	Disabled          bool
+	Action            func()
+	Children          []Item
+}
+
+// Actions are what the menu's items do. Each runs on a goroutine of its
+// own: none may hold up the menu.
+type Actions struct {
+	SignIn, Refresh, Copy, SignOut, Edit func(name string)
+	Dashboard, Add, Quit                 func()
+	// SetAutostart turns starting at login on or off.
+	SetAutostart func(on bool)
+}
+
+// MenuOptions say which of the app's items the menu has.
+type MenuOptions struct {
+	// Editable offers Add connection… and Edit… (a config file runs).
+	Editable bool
+	// Autostart is whether tokentray starts at login; nil hides the item.
+	Autostart *bool
+	// Extra items go above Quit (the demo's "Break the refresh token").
+	Extra []Item
+}
+
+// Menu is the tray menu for conns at now: one line per connection with its
+// actions, then the app's items. Its text changes at most once a minute
+// while nothing happens (humanize.Summary).
+func Menu(conns []apitype.Connection, now time.Time, a Actions, o MenuOptions) []Item {
+	var items []Item
+	for _, c := range conns {
+		name := c.Name
+		line := Item{Label: humanize.MenuLine(c.Status, now), Children: []Item{
+			{Label: "Re-authenticate", Action: func() { a.SignIn(name) }},
+			{Label: "Refresh now", Action: func() { a.Refresh(name) }},
+			{Label: "Copy access token", Action: func() { a.Copy(name) }},
+			{Label: "Sign out…", Action: func() { a.SignOut(name) }},
+		}}
+		if o.Editable {
+			line.Children = append(line.Children, Item{Separator: true}, Item{Label: "Edit…", Action: func() { a.Edit(name) }})
+		}
+		items = append(items, line)
+	}
+	if len(conns) == 0 {
+		items = append(items, Item{Label: "No connections configured", Disabled: true})
+	}
+	items = append(items, Item{Separator: true}, Item{Label: "Open dashboard", Action: a.Dashboard})
+	if o.Editable {
+		items = append(items, Item{Label: "Add connection…", Action: a.Add})
+	}
+	if o.Autostart != nil {
+		on := *o.Autostart
+		items = append(items, Item{Label: "Start at login", Checkbox: true, Checked: on, Action: func() { a.SetAutostart(!on) }})
+	}
+	if len(o.Extra) > 0 {
+		items = append(items, Item{Separator: true})
+		items = append(items, o.Extra...)
+	}
+	return append(items, Item{Separator: true}, Item{Label: "Quit", Action: a.Quit})
+}
+
+// Icon is the tray icon's PNG for a level.
+func Icon(l humanize.Level) []byte {
+	switch l {
+	case humanize.Green:
+		return assets.TrayGreen
+	case humanize.Red:
+		return assets.TrayRed
+	}
+	return assets.TrayGrey
+}
+
+// Tray is the icon and menu on the session bus.
+type Tray struct {
+	mu      sync.Mutex
+	level   humanize.Level
+	tooltip string
+	menuKey string
+}
+
+// Run puts the tray on the session bus, calls onReady with it (on a
+// goroutine of its own), and returns once Quit was called and onExit has
+// run. Call it from the main goroutine: macOS and Windows draw trays there.
+func Run(onReady func(*Tray), onExit func()) {
+	t := &Tray{level: -1}
+	systray.Run(func() {
+		// Some StatusNotifierHosts fail on an item without a title.
+		systray.SetTitle("tokentray")
+		onReady(t)
+	}, onExit)
+}
+
+// Quit takes the tray off the bus; Run returns.
+func Quit() { systray.Quit() }
+
+// Show shows level's icon, the hover text and items, changing on the bus
+// only what changed: a menu is sent again only when its text did.
+func (t *Tray) Show(level humanize.Level, tooltip string, items []Item) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if level != t.level {
+		t.level = level
+		systray.SetIcon(Icon(level))
+	}
+	if tooltip != t.tooltip {
+		t.tooltip = tooltip
+		systray.SetTooltip(tooltip)
+	}
+	if key := menuKey(items); key != t.menuKey {
+		t.menuKey = key
+		systray.ResetMenu()
+		add(items, nil)
+	}
+}
+
+// menuKey is the menu's text and state: the menu is rebuilt when it changes.
+func menuKey(items []Item) string {
+	var b strings.Builder
+	var walk func([]Item, int)
+	walk = func(items []Item, depth int) {
+		for _, it := range items {
+			b.WriteString(strings.Repeat(">", depth))
+			switch {
+			case it.Separator:
+				b.WriteString("---")
+			default:
+				b.WriteString(it.Label)
+				if it.Checked {
+					b.WriteString(" [x]")
+				}
+				if it.Disabled {
+					b.WriteString(" (off)")
+				}
+			}
+			b.WriteByte('\n')
+			walk(it.Children, depth+1)
+		}
+	}
+	walk(items, 0)
+	return b.String()
+}
+
+// add puts items on the bus under parent (nil: the top level). Each
+// item's clicks are read by a goroutine of its own, which ends when the
+// item is removed: systray drops a click that nobody is waiting for.
+func add(items []Item, parent *systray.MenuItem) {
+	for _, it := range items {
+		if it.Separator {
+			if parent != nil {
+				parent.AddSeparator()
+			} else {
+				systray.AddSeparator()
+			}
+			continue
+		}
+		var m *systray.MenuItem
+		switch {
+		case parent != nil && it.Checkbox:
+			m = parent.AddSubMenuItemCheckbox(it.Label, "", it.Checked)
+		case parent != nil:
+			m = parent.AddSubMenuItem(it.Label, "")
+		case it.Checkbox:
+			m = systray.AddMenuItemCheckbox(it.Label, "", it.Checked)
+		default:
+			m = systray.AddMenuItem(it.Label, "")
+		}
+		if it.Disabled {
+			m.Disable()
+		}
+		add(it.Children, m)
+		action := it.Action
+		go func() {
+			for range m.ClickedCh {
+				if action != nil {
+					go action()
+				}
+			}
+		}()
+	}
+}

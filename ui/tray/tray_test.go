@@ -1,0 +1,106 @@
+package tray
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/client/apitype"
+)
+
+var now = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
+
+func connected(name string) apitype.Connection {
+	return apitype.Connection{Status: apitype.Status{Name: name, State: apitype.StateConnected, Usable: true, AccessExpiry: now.Add(90 * time.Minute)}}
+}
+
+func labels(items []Item) string {
+	var out []string
+	for _, it := range items {
+		out = append(out, it.Label)
+	}
+	return strings.Join(out, "|")
+}
+
+func TestTheMenuHasEachConnectionsActionsThenTheAppsItems(t *testing.T) {
+	var did []string
+	a := Actions{
+		SignIn: func(n string) { did = append(did, "sign in "+n) }, Refresh: func(n string) { did = append(did, "refresh "+n) },
+		Copy: func(n string) { did = append(did, "copy "+n) }, SignOut: func(n string) { did = append(did, "sign out "+n) },
+		Dashboard: func() { did = append(did, "dashboard") }, Quit: func() { did = append(did, "quit") },
+	}
+	m := Menu([]apitype.Connection{connected("procore-sandbox")}, now, a, MenuOptions{})
+	if got, want := labels(m), "procore-sandbox — 1 h 30 m left||Open dashboard||Quit"; got != want {
+		t.Fatalf("menu %q, want %q", got, want)
+	}
+	if got := labels(m[0].Children); got != "Re-authenticate|Refresh now|Copy access token|Sign out…" {
+		t.Fatalf("actions %q", got)
+	}
+	for _, it := range m[0].Children {
+		it.Action()
+	}
+	m[2].Action()
+	m[4].Action()
+	if got := strings.Join(did, ", "); got != "sign in procore-sandbox, refresh procore-sandbox, copy procore-sandbox, sign out procore-sandbox, dashboard, quit" {
+		t.Fatalf("the items did: %s", got)
+	}
+}
+
+func TestAnEditableConfigOffersAddAndEdit(t *testing.T) {
+	var edited string
+	m := Menu([]apitype.Connection{connected("a")}, now, Actions{Edit: func(n string) { edited = n }}, MenuOptions{Editable: true})
+	if got := labels(m); !strings.Contains(got, "|Open dashboard|Add connection…|") {
+		t.Fatalf("menu %s", got)
+	}
+	last := m[0].Children[len(m[0].Children)-1]
+	if last.Label != "Edit…" {
+		t.Fatalf("the connection's last item is %q", last.Label)
+	}
+	last.Action()
+	if edited != "a" {
+		t.Fatalf("Edit… edits %q", edited)
+	}
+}
+
+func TestStartAtLoginIsACheckItemThatToggles(t *testing.T) {
+	var set []bool
+	a := Actions{SetAutostart: func(on bool) { set = append(set, on) }}
+	for _, on := range []bool{false, true} {
+		m := Menu(nil, now, a, MenuOptions{Autostart: &on})
+		var item *Item
+		for i := range m {
+			if m[i].Label == "Start at login" {
+				item = &m[i]
+			}
+		}
+		if item == nil || !item.Checkbox || item.Checked != on {
+			t.Fatalf("with autostart %t: %+v", on, item)
+		}
+		item.Action()
+	}
+	if len(set) != 2 || !set[0] || set[1] {
+		t.Fatalf("the item asked for %v, want [true false]", set)
+	}
+}
+
+func TestNoConnectionsSaysSo(t *testing.T) {
+	m := Menu(nil, now, Actions{}, MenuOptions{})
+	if !m[0].Disabled || m[0].Label != "No connections configured" {
+		t.Fatalf("%+v", m[0])
+	}
+}
+
+// The menu is sent again only when its text changes: the minutes left,
+// a state, an item.
+func TestTheMenusKeyChangesWithItsTextOnly(t *testing.T) {
+	a := Actions{}
+	c := connected("a")
+	c.AccessExpiry = now.Add(90*time.Minute + 30*time.Second)
+	one := menuKey(Menu([]apitype.Connection{c}, now, a, MenuOptions{}))
+	if one != menuKey(Menu([]apitype.Connection{c}, now.Add(20*time.Second), a, MenuOptions{})) {
+		t.Fatal("twenty seconds changed the menu")
+	}
+	if one == menuKey(Menu([]apitype.Connection{c}, now.Add(31*time.Second), a, MenuOptions{})) {
+		t.Fatal("the turn of a minute left did not change the menu")
+	}
+}

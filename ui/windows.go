@@ -1,0 +1,291 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/windowreq"
+)
+
+// Backend is the running tokentray as the windows use it: its local API
+// (*apiclient.Client). The windows hold no token and no config of their
+// own; everything they show comes from it, and everything they do goes
+// through it.
+type Backend interface {
+	Events(ctx context.Context, f func(apitype.Event) error) error
+	StartLogin(ctx context.Context, name string) error
+	Refresh(ctx context.Context, name string) (*apitype.Connection, error)
+	Check(ctx context.Context, name string) (*apitype.Connection, error)
+	Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error)
+	Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error)
+	Config(ctx context.Context) (*apitype.Config, error)
+	ConfigConnection(ctx context.Context, name string) (*apitype.ConfiguredConnection, error)
+	SaveConnection(ctx context.Context, replacing string, s apitype.SaveConnection) (*apitype.Saved, error)
+	RemoveConnection(ctx context.Context, name string, localOnly bool) (*apitype.Saved, error)
+	TestSignIn(ctx context.Context, t apitype.TestSignIn) (*apitype.Tested, error)
+}
+
+// Options configure the windows.
+type Options struct {
+	Clock auth.Clock
+	// Tick is how often the dashboard's countdowns update while it is open
+	// (default 1 s).
+	Tick time.Duration
+	// Editable offers the connection editor (a config file runs).
+	Editable bool
+}
+
+// Windows are the dashboard and the connection editors of the window
+// process: a client of the local API and of nothing else.
+type Windows struct {
+	app fyne.App
+	api Backend
+	opt Options
+	ctx context.Context
+
+	// UI state, on the UI goroutine (onUI).
+	dash      *Dashboard
+	dashShown bool
+	editors   map[string]*Editor // by the name they edit ("" adds)
+	uiMu      sync.Mutex
+
+	mu    sync.Mutex
+	conns []apitype.Connection // as the event stream last said
+	ready chan struct{}        // closed once the stream's snapshot is in
+	once  sync.Once
+}
+
+// NewWindows returns the windows for api; Follow feeds them.
+func NewWindows(a fyne.App, api Backend, opt Options) *Windows {
+	if opt.Clock == nil {
+		opt.Clock = auth.SystemClock{}
+	}
+	if opt.Tick <= 0 {
+		opt.Tick = time.Second
+	}
+	w := &Windows{app: a, api: api, opt: opt, ctx: context.Background(), editors: map[string]*Editor{}, ready: make(chan struct{})}
+	w.dash = newDashboard(w)
+	return w
+}
+
+// onUI runs f on the UI goroutine, one at a time.
+func (w *Windows) onUI(f func()) {
+	fyne.Do(func() {
+		w.uiMu.Lock()
+		defer w.uiMu.Unlock()
+		f()
+	})
+}
+
+// Ready is closed once the windows know every connection.
+func (w *Windows) Ready() <-chan struct{} { return w.ready }
+
+// Follow applies the running tokentray's event stream until ctx ends or
+// the stream does (the resident process stopped): then it returns why.
+func (w *Windows) Follow(ctx context.Context) error {
+	w.ctx = ctx
+	err := w.api.Events(ctx, func(e apitype.Event) error {
+		w.apply(e)
+		return nil
+	})
+	w.once.Do(func() { close(w.ready) })
+	return err
+}
+
+// apply takes one event of the stream into the view.
+func (w *Windows) apply(e apitype.Event) {
+	w.mu.Lock()
+	switch e.Type {
+	case apitype.EventStatus:
+		found := false
+		for i := range w.conns {
+			if w.conns[i].Name == e.Connection {
+				w.conns[i], found = *e.Status, true
+			}
+		}
+		if !found {
+			w.conns = append(w.conns, *e.Status)
+		}
+	case apitype.EventRemoved:
+		for i := range w.conns {
+			if w.conns[i].Name == e.Connection {
+				w.conns = append(w.conns[:i], w.conns[i+1:]...)
+				break
+			}
+		}
+	case apitype.EventReady:
+		w.once.Do(func() { close(w.ready) })
+	}
+	w.mu.Unlock()
+	if e.Text != "" { // a log line, or a change with something to say
+		line := logLine(e.Time, e.Connection, e.Text)
+		w.onUI(func() {
+			w.dash.addLog(line)
+			w.refresh()
+		})
+		return
+	}
+	w.onUI(w.refresh)
+}
+
+func logLine(t time.Time, connection, text string) string {
+	if connection == "" {
+		return fmt.Sprintf("%s  %s", t.Local().Format("15:04:05"), text)
+	}
+	return fmt.Sprintf("%s  %s  %s", t.Local().Format("15:04:05"), connection, text)
+}
+
+// logf puts a line of this window process in the dashboard's event log.
+func (w *Windows) logf(connection, format string, a ...any) {
+	line := logLine(w.opt.Clock.Now(), connection, fmt.Sprintf(format, a...))
+	w.onUI(func() { w.dash.addLog(line) })
+}
+
+// Connections are the connections as last known.
+func (w *Windows) Connections() []apitype.Connection {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]apitype.Connection(nil), w.conns...)
+}
+
+// refresh redraws the dashboard, if it is shown. Call on the UI goroutine.
+func (w *Windows) refresh() {
+	if w.dashShown {
+		w.dash.update(w.Connections(), w.opt.Clock.Now())
+	}
+}
+
+// Show shows what r asks for. Call on the UI goroutine.
+func (w *Windows) Show(r windowreq.Request) {
+	switch r.Show {
+	case windowreq.Dashboard:
+		w.ShowDashboard()
+	case windowreq.Add:
+		w.EditConnection("")
+	case windowreq.Edit:
+		w.EditConnection(r.Name)
+	case windowreq.Copy:
+		w.ShowDashboard()
+		w.CopyToken(r.Name)
+	case windowreq.SignOut:
+		w.ConfirmSignOut(r.Name)
+	}
+}
+
+// ShowDashboard brings the dashboard window up; its countdowns tick every
+// second while it is open. Call on the UI goroutine.
+func (w *Windows) ShowDashboard() {
+	if w.dash.Window == nil {
+		win := w.app.NewWindow("tokentray")
+		win.SetIcon(AppIcon)
+		win.SetContent(w.dash.content)
+		win.Resize(fyne.NewSize(820, 640))
+		stop := make(chan struct{})
+		win.SetOnClosed(func() {
+			close(stop)
+			w.dashShown = false
+			w.dash.Window = nil
+		})
+		w.dash.Window = win
+		go func() {
+			ticker := time.NewTicker(w.opt.Tick)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-ticker.C:
+					w.onUI(w.refresh)
+				}
+			}
+		}()
+	}
+	w.dashShown = true
+	w.dash.update(w.Connections(), w.opt.Clock.Now())
+	w.dash.Window.Show()
+	w.dash.Window.RequestFocus()
+}
+
+// SignIn starts the browser sign-in of name, in the running tokentray.
+func (w *Windows) SignIn(name string) {
+	go func() {
+		if err := w.api.StartLogin(w.ctx, name); err != nil {
+			w.logf(name, "sign-in did not start: %v", err)
+		}
+	}()
+}
+
+// RefreshNow refreshes name now.
+func (w *Windows) RefreshNow(name string) {
+	go func() {
+		if _, err := w.api.Refresh(w.ctx, name); err != nil {
+			w.logf(name, "refresh failed: %v", err)
+		}
+	}()
+}
+
+// CheckNow calls name's "who am I" URL.
+func (w *Windows) CheckNow(name string) {
+	go func() {
+		if _, err := w.api.Check(w.ctx, name); err != nil {
+			w.logf(name, "API check: %v", err)
+		}
+	}()
+}
+
+// CopyToken puts a valid access token of name on the clipboard.
+func (w *Windows) CopyToken(name string) {
+	go func() {
+		tok, err := w.api.Token(w.ctx, name, apiclient.DefaultMinValid)
+		if err != nil {
+			w.logf(name, "no token to copy: %v", err)
+			return
+		}
+		left := humanize.Duration(tok.ExpiresAt.Sub(w.opt.Clock.Now()))
+		w.onUI(func() {
+			w.app.Clipboard().SetContent(tok.AccessToken)
+			w.dash.addLog(logLine(w.opt.Clock.Now(), name, "access token copied to the clipboard (valid "+left+")"))
+		})
+	}()
+}
+
+// ConfirmSignOut asks, on the dashboard, before revoking name's tokens.
+// Call on the UI goroutine.
+func (w *Windows) ConfirmSignOut(name string) {
+	w.ShowDashboard()
+	dialog.ShowConfirm("Sign out of "+name+"?",
+		"tokentray revokes the refresh token at the provider and forgets the tokens.\nScripts using this connection will stop working until you sign in again.",
+		func(ok bool) {
+			if !ok {
+				return
+			}
+			go func() {
+				out, err := w.api.Logout(w.ctx, name, false)
+				switch {
+				case err != nil:
+					w.logf(name, "sign-out failed: %v", err)
+				case !out.Revoked:
+					w.logf(name, "signed out here; nothing was revoked at the provider: %s", out.NotRevoked)
+				}
+			}()
+		}, w.dash.Window)
+}
+
+// errorHint is the advice that came with an API error, if any.
+func errorHint(err error) string {
+	var ae *apiclient.APIError
+	if errors.As(err, &ae) {
+		return ae.Hint()
+	}
+	return ""
+}
