@@ -103,6 +103,12 @@ type KeeperOptions struct {
 	// OnTokens is called after new tokens were saved (refresh, sign-in) and
 	// with nil after a sign-out, outside the keeper's lock: the export file.
 	OnTokens func(t *TokenSet)
+	// MaxSleep is the longest the scheduler sleeps before it looks at the
+	// wall clock again (default 30 s): Go's timers stop while the machine
+	// is suspended. A process that calls Wake after every suspend itself,
+	// with one watch for all its keepers, sets it long, so that an idle
+	// keeper wakes only when something is due.
+	MaxSleep time.Duration
 	// OnlyHolder says that this keeper hands out every access token of its
 	// connection (the tray, the demo: everyone else asks it), so it knows
 	// what it promised. Without it (a CLI process), any other process may
@@ -115,8 +121,9 @@ const (
 	backoffBase = 5 * time.Second
 	backoffMax  = 5 * time.Minute
 	// pollInterval is the longest the scheduler sleeps before it looks at
-	// the wall clock again: after a suspend, a refresh that fell due while
-	// asleep starts within this interval of waking.
+	// the wall clock again, unless KeeperOptions.MaxSleep says otherwise:
+	// after a suspend, a refresh that fell due while asleep starts within
+	// this interval of waking.
 	pollInterval = 30 * time.Second
 )
 
@@ -173,6 +180,9 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	}
 	if opt.RequestTimeout <= 0 {
 		opt.RequestTimeout = 30 * time.Second
+	}
+	if opt.MaxSleep <= 0 {
+		opt.MaxSleep = pollInterval
 	}
 	if opt.LockTimeout <= 0 {
 		opt.LockTimeout = 2 * time.Minute
@@ -382,8 +392,8 @@ func (k *Keeper) nextDueLocked() time.Time {
 
 // Run keeps the connection fresh until ctx ends: it refreshes at refresh_at
 // of each token's lifetime, retries transient failures with backoff and
-// jitter, and looks at the wall clock at least every 30 s so that a refresh
-// that fell due during a suspend happens right after wake. On return, an
+// jitter, and looks at the wall clock at least every MaxSleep (30 s) so that
+// a refresh that fell due during a suspend happens right after wake. On return, an
 // in-flight refresh has finished and been saved.
 func (k *Keeper) Run(ctx context.Context) error {
 	k.mu.Lock()
@@ -408,6 +418,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		now := k.opt.Clock.Now()
 		k.mu.Lock()
 		due := k.lookLocked(now)
+		expires := k.expiryNewsLocked()
 		k.mu.Unlock()
 		if !due.IsZero() && !now.Before(due) {
 			if err := k.refresh(ctx, false, 0); err != nil && ctx.Err() == nil {
@@ -418,9 +429,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		wait := pollInterval
+		wait := k.opt.MaxSleep
 		if !due.IsZero() && due.Sub(now) < wait {
 			wait = due.Sub(now)
+		}
+		if !expires.IsZero() && expires.Sub(now) < wait {
+			wait = expires.Sub(now)
 		}
 		select {
 		case <-ctx.Done():
@@ -463,6 +477,16 @@ func (k *Keeper) Wake() {
 
 // noteExpiryLocked sends EventAccessExpired once when the access token dies
 // while the connection cannot get a new one.
+// expiryNewsLocked is when the access token expires while degraded and its
+// expiry was not yet announced: news of its own (EventAccessExpired), which
+// may come before the next retry. Zero otherwise.
+func (k *Keeper) expiryNewsLocked() time.Time {
+	if t := k.currentLocked(); k.state == StateDegraded && !k.expired && t != nil {
+		return t.Expiry()
+	}
+	return time.Time{}
+}
+
 func (k *Keeper) noteExpiryLocked(now time.Time) {
 	if k.state != StateDegraded || k.expired {
 		return

@@ -28,6 +28,12 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, nil)
+}
+
+// newRigWith is newRig with the keeper's options changed by opt.
+func newRigWith(t *testing.T, opt func(*KeeperOptions)) *rig {
+	t.Helper()
 	srv := newOAuthServer(t)
 	srv.method = AuthMethodPost // Procore's
 	ru, err := ParseRedirectURI("http://127.0.0.1:1/callback")
@@ -44,11 +50,15 @@ func newRig(t *testing.T) *rig {
 	_ = store.SetClientSecret(context.Background(), conn.Name, "s3cret")
 	clock := fakeclock.New(t0)
 	r := &rig{t: t, srv: srv, store: store, clock: clock, conn: conn}
-	r.k = NewKeeper(conn, KeeperOptions{Store: store, Locker: &memLocker{}, Clock: clock,
+	o := KeeperOptions{Store: store, Locker: &memLocker{}, Clock: clock,
 		// No request may time out for real: a busy machine is slow, not
 		// down. replyTimeout is a timeout from the transport instead.
 		HTTPClient: &http.Client{Transport: timeoutTransport{http.DefaultTransport}},
-		Jitter:     func() float64 { return 0 }, RequestTimeout: time.Minute})
+		Jitter:     func() float64 { return 0 }, RequestTimeout: time.Minute}
+	if opt != nil {
+		opt(&o)
+	}
+	r.k = NewKeeper(conn, o)
 	events, stop := r.k.Subscribe()
 	t.Cleanup(stop)
 	r.events = events
@@ -775,4 +785,50 @@ func TestTheSchedulersOwnExpiryNoticeDoesNotWakeIt(t *testing.T) {
 		t.Fatal("the look's own access_expired event left a kick that wakes the scheduler again")
 	default:
 	}
+}
+
+// A process that wakes its keepers after a suspend itself (the resident
+// process) gives them a long MaxSleep: an idle keeper then parks until its
+// refresh is due, and wakes no sooner.
+func TestWithALongMaxSleepAnIdleKeeperParksUntilItsRefreshIsDue(t *testing.T) {
+	r := newRigWith(t, func(o *KeeperOptions) { o.MaxSleep = 24 * time.Hour })
+	r.signedIn()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.k.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if !r.clock.BlockUntil(1, time.Minute) {
+		t.Fatal("the scheduler did not park")
+	}
+	refreshAt := r.k.Status().NextRefresh
+	if d := r.clock.Deadlines(); len(d) != 1 || !d[0].Equal(refreshAt) {
+		t.Fatalf("parked until %v, want only until the refresh at %v", d, refreshAt)
+	}
+}
+
+// Degraded, with the next retry after the access token's expiry: the
+// scheduler wakes at the expiry to announce it, not at the retry.
+func TestWithALongMaxSleepTheExpiryIsAnnouncedOnTime(t *testing.T) {
+	r := newRigWith(t, func(o *KeeperOptions) { o.MaxSleep = 24 * time.Hour })
+	r.signedIn()
+	r.srv.then(replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable, replyUnavailable)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	r.clock.Advance(89*time.Minute + 58*time.Second) // 2 s before expiry; retries back off 5 s and more
+	go func() { done <- r.k.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	r.waitFor(EventState, StateDegraded)
+	expiry := r.k.Status().AccessExpiry
+	for r.clock.Now().Before(expiry) {
+		if !r.clock.BlockUntil(1, time.Minute) {
+			t.Fatal("the scheduler did not park")
+		}
+		if d := r.clock.Deadlines(); d[0].After(expiry) {
+			t.Fatalf("parked until %v, after the expiry at %v", d[0], expiry)
+		}
+		r.clock.Set(r.clock.Deadlines()[0])
+	}
+	r.waitFor(EventAccessExpired, "")
 }

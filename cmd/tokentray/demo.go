@@ -110,7 +110,7 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 	}
 	defer srv.Close()
 	clock := auth.SystemClock{}
-	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OpenBrowser: opener, OnlyHolder: true,
+	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OpenBrowser: opener, OnlyHolder: true, MaxSleep: residentMaxSleep,
 		ShowURL: func(url string) {
 			fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
 		}})

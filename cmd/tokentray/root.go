@@ -43,7 +43,6 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 
 	envFor := func(c *cobra.Command) (*env, error) { return d.env(c.Context(), g, io) }
 	root.RunE = func(c *cobra.Command, _ []string) error { return trayRun(c, envFor) }
-	root.AddCommand(newWindowCmd())
 	root.AddCommand(
 		newLoginCmd(envFor),
 		newTokenCmd(envFor),

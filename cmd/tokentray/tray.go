@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -55,6 +57,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		NewKeeper: func(cfg *config.Config, conn *auth.Connection) *auth.Keeper {
 			o := e.keeperOptionsIn(cfg, conn)
 			o.OnlyHolder = true // while the resident process runs, every token comes from it
+			o.MaxSleep = residentMaxSleep
 			return auth.NewKeeper(conn, o)
 		},
 		NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
@@ -76,15 +79,15 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		e.log.Info("start at login is not offered", "err", err)
 	}
 	return runResident(c.Context(), f, opt, func(r *resident.Resident) {
-		go f.Watch(c.Context(), configLookInterval, func(err error) {
-			r.Hub().Log("", fmt.Sprintf("the config file was changed but not applied: %v", err))
+		f.Watch(c.Context(), configLookInterval, func(err error) {
+			r.Problem(fmt.Sprintf("the config file was changed but not applied: %v", err))
 		})
 	})
 }
 
-// configLookInterval is how often the tray looks whether the config file
-// was edited by hand.
-const configLookInterval = 2 * time.Second
+// configLookInterval is how often the config file is looked at where its
+// directory cannot be watched (it does not exist yet).
+const configLookInterval = 10 * time.Second
 
 // emptyEnv is the environment of a tray started without a config file.
 func emptyEnv(c *cobra.Command) (*env, error) {
@@ -110,6 +113,9 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	windows := &resident.Windows{Log: opt.Log, Command: windowCommand}
+	if _, err := windowBinary(); err != nil {
+		fmt.Fprintf(os.Stderr, "tokentray: %v\n", err)
+	}
 	defer windows.Close()
 	opt.Windows = windows
 	if opt.Notifier == nil {
@@ -117,6 +123,7 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 		defer opt.Notifier.Close()
 	}
 	r := resident.New(f, opt)
+	windows.Problem = r.Problem
 	r.Start(ctx)
 	var editable localapi.Editable
 	if opt.Editable {
@@ -131,16 +138,65 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 	return nil
 }
 
-// windowCommand is the window process for its first request: this same
-// executable, `tokentray window SHOW [NAME]`.
-func windowCommand(r windowreq.Request) *exec.Cmd {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
+// windowBinary is the window process's executable: tokentray-window beside
+// this executable (as \`go install ./cmd/...\` and the packages put it),
+// else on PATH.
+func windowBinary() (string, error) {
+	name := "tokentray-window"
+	if runtime.GOOS == "windows" {
+		name += ".exe"
 	}
-	cmd := exec.Command(exe, append([]string{"window"}, r.Args()...)...)
+	if exe, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(exe), name); fileExists(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the windows are the program %s, which is neither beside this tokentray nor on PATH: install it (go install ./cmd/tokentray-window, or bash .ci/app, builds both)", name)
+}
+
+func fileExists(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && !info.IsDir()
+}
+
+// windowCommand is the window process for its first request.
+func windowCommand(r windowreq.Request) (*exec.Cmd, error) {
+	bin, err := windowBinary()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, r.Args()...)
+	cmd.Env = windowEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd
+	return cmd, nil
+}
+
+// windowEnv is the window process's environment: this one, told that the
+// untranslated "C.UTF-8" locale of cron, systemd and SSH sessions is
+// English, which is what it means. The toolkit cannot parse "C.UTF-8" and
+// says so on stderr at every start; LANGUAGE is what it reads first then.
+func windowEnv(env []string) []string {
+	get := func(key string) string {
+		for i := len(env) - 1; i >= 0; i-- {
+			if k, v, _ := strings.Cut(env[i], "="); k == key {
+				return v
+			}
+		}
+		return ""
+	}
+	locale := ""
+	for _, key := range []string{"LC_ALL", "LC_MESSAGES", "LANG"} {
+		if locale = get(key); locale != "" {
+			break
+		}
+	}
+	if strings.HasPrefix(locale, "C.") && get("LANGUAGE") == "" {
+		return append(env, "LANGUAGE=en")
+	}
+	return env
 }
 
 // hasDisplay reports whether a window can be shown.
@@ -174,23 +230,28 @@ func serveAPI(ctx context.Context, hub *localapi.Hub, editable localapi.Editable
 	return true
 }
 
-// watchResume wakes every keeper when the machine resumes from suspend.
-// Where there is no logind, the keepers' 30-second poll catches up instead.
+// watchResume wakes every keeper when the machine resumes from suspend:
+// on logind's signal, or, without logind, when the wall clock has run ahead
+// of the monotonic one (looked at every 30 s, once for the whole process).
+// The resident process's keepers sleep until their next due time
+// (residentMaxSleep), so this is what catches up after a suspend.
 func watchResume(ctx context.Context, keepers func() []*auth.Keeper, log *slog.Logger) {
+	wakeAll := func() {
+		log.Info("resumed from suspend: checking every connection now")
+		for _, k := range keepers() {
+			k.Wake()
+		}
+	}
 	conn, err := dbus.ConnectSystemBus()
 	if err == nil {
-		err = wake.Watch(ctx, conn, func() {
-			log.Info("resumed from suspend: checking every connection now")
-			for _, k := range keepers() {
-				k.Wake()
-			}
-		})
+		err = wake.Watch(ctx, conn, wakeAll)
 	}
 	if err != nil {
-		log.Info("resume from suspend is noticed by polling (within 30 s)", "err", err)
+		log.Info("resume from suspend is noticed by the wall clock (within 30 s)", "err", err)
 		if conn != nil {
 			conn.Close()
 		}
+		go wake.Jumps(ctx, 30*time.Second, 5*time.Second, wakeAll)
 		return
 	}
 	go func() {
@@ -198,3 +259,8 @@ func watchResume(ctx context.Context, keepers func() []*auth.Keeper, log *slog.L
 		conn.Close()
 	}()
 }
+
+// residentMaxSleep is how long a keeper of the resident process sleeps at
+// most between looks at the wall clock: watchResume wakes them after a
+// suspend, so an idle keeper wakes only when something is due.
+const residentMaxSleep = 24 * time.Hour

@@ -148,11 +148,7 @@ func setup(t testing.TB) *harness {
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, bin: filepath.Join(dir, "tokentray"), port: freePort(t), events: &eventLog{}}
 
-	build := exec.Command("go", "build", "-o", h.bin, "./cmd/tokentray")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	buildTokentray(t, root, dir)
 
 	binDir := installBrowser(t, root, dir, "")
 	nodeDir := filepath.Join(root, "internal", "e2e", "node")
@@ -259,6 +255,22 @@ func (h *harness) must(stdin string, args ...string) result {
 		h.t.Fatalf("tokentray %v: exit %d\n%s", args, r.code, r.stderr)
 	}
 	return r
+}
+
+// buildTokentray builds tokentray into dir as it is installed: the
+// resident process and CLI without cgo (it links no GUI toolkit), and the
+// window process beside it.
+func buildTokentray(t testing.TB, root, dir string) {
+	t.Helper()
+	cli := exec.Command("go", "build", "-o", filepath.Join(dir, "tokentray"), "./cmd/tokentray")
+	cli.Env = append(os.Environ(), "CGO_ENABLED=0")
+	win := exec.Command("go", "build", "-o", filepath.Join(dir, "tokentray-window"), "./cmd/tokentray-window")
+	for _, build := range []*exec.Cmd{cli, win} {
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", build.Args, err, out)
+		}
+	}
 }
 
 // installBrowser puts the person at the browser on PATH as xdg-open, in
@@ -585,5 +597,31 @@ func TestAnswerFromAnotherIssuerIsRefused(t *testing.T) {
 	h.waitBrowser("Sign-in refused")
 	if r := h.run("", "token", "e2e"); r.code != 3 {
 		t.Fatalf("after a refused answer a token was stored: exit %d", r.code)
+	}
+}
+
+// The binary scripts run links no GUI toolkit library and, in the locale
+// of cron, systemd and SSH sessions, prints nothing of one.
+func TestTheCommandLineLinksNoToolkitAndSaysNothingOfOne(t *testing.T) {
+	h := setup(t)
+	out, _ := exec.Command("ldd", h.bin).CombinedOutput() // "not a dynamic executable" exits 1
+	for _, lib := range []string{"libGL", "libX11", "libglfw", "libxcb"} {
+		if strings.Contains(string(out), lib) {
+			t.Fatalf("tokentray links %s:\n%s", lib, out)
+		}
+	}
+	if win, _ := exec.Command("ldd", h.bin+"-window").CombinedOutput(); !strings.Contains(string(win), "libGL") {
+		t.Fatalf("the window process should be the one that links the toolkit:\n%s", win)
+	}
+	env := append(h.env, "LANG=C.UTF-8", "LC_ALL=C.UTF-8")
+	for _, args := range [][]string{{"status"}, {"token", "e2e"}, {"--help"}} {
+		cmd := exec.Command(h.bin, args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		_ = cmd.Run()
+		if strings.Contains(stderr.String(), "Fyne") || strings.Contains(strings.ToLower(stderr.String()), "locale") {
+			t.Fatalf("tokentray %v printed toolkit text:\n%s", args, stderr.String())
+		}
 	}
 }

@@ -322,9 +322,10 @@ func windowCount(t *testing.T, display, title string) int {
 	return strings.Count(string(out), `"`+title+`": (`) // a line: id "name": ("instance" "class")
 }
 
-// windowProcesses are the pids of the window processes of the binary bin.
+// windowProcesses are the pids of the window processes beside the binary
+// bin (tokentray-window).
 func windowProcesses(t *testing.T, bin string) []int {
-	out, _ := exec.Command("pgrep", "-f", "^"+bin+" window").Output()
+	out, _ := exec.Command("pgrep", "-f", "^"+bin+"-window").Output()
 	var pids []int
 	for _, f := range strings.Fields(string(out)) {
 		var pid int

@@ -85,6 +85,19 @@ func (c *Clock) Jump(d time.Duration) {
 }
 
 // Waiters reports how many After channels are still pending.
+// Deadlines are the times the pending After channels fire at, earliest
+// first: where the code under test has parked.
+func (c *Clock) Deadlines() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]time.Time, 0, len(c.waiters))
+	for _, w := range c.waiters {
+		out = append(out, w.deadline)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	return out
+}
+
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/config"
@@ -291,29 +294,84 @@ func (f *Fleet) ClientSecret(ctx context.Context, name string) (auth.Secret, err
 	return f.opt.Store.ClientSecret(ctx, name)
 }
 
-// Watch reloads the config file whenever it changes on disk, looking every
-// interval, until ctx ends. A file that does not load (a half-saved edit)
-// is reported to problem and changes nothing that runs.
-func (f *Fleet) Watch(ctx context.Context, interval time.Duration, problem func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// Watch reloads the config file whenever it changes on disk, from its
+// return until ctx ends (it does not block). The file's directory is watched with inotify (or the platform's
+// equivalent), so nothing polls: an editor's save by rename is seen too,
+// and a burst of writes is read once, settleDelay after the last. Where
+// the directory cannot be watched (it does not exist yet), the file is
+// looked at every fallback interval instead. A file that does not load (a
+// half-saved edit) is reported to problem and changes nothing that runs.
+func (f *Fleet) Watch(ctx context.Context, fallback time.Duration, problem func(error)) {
+	f.mu.Lock()
+	path := f.cfg.Path
+	f.mu.Unlock()
+	look := func() {
 		f.mu.Lock()
-		path, seen := f.cfg.Path, f.stamp
+		seen := f.stamp
 		f.mu.Unlock()
 		if fileStamp(path) == seen {
-			continue
+			return
 		}
 		if err := f.Reload(); err != nil && problem != nil {
 			problem(err)
 		}
 	}
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(filepath.Dir(path)); err != nil {
+			w.Close()
+		}
+	}
+	if err != nil {
+		f.opt.Log.Info("the config file is looked at every "+fallback.String(), "path", path, "why", err)
+		go func() {
+			t := time.NewTicker(fallback)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					look()
+				}
+			}
+		}()
+		return
+	}
+	go f.follow(ctx, w, path, look)
 }
+
+// follow reads the watcher's events for path until ctx ends.
+func (f *Fleet) follow(ctx context.Context, w *fsnotify.Watcher, path string, look func()) {
+	defer w.Close()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(e.Name) == filepath.Clean(path) {
+				settle.Reset(settleDelay)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			f.opt.Log.Warn("watching the config file", "err", err)
+			settle.Reset(settleDelay) // events may have been lost: look
+		case <-settle.C:
+			look()
+		}
+	}
+}
+
+// settleDelay is how long the config file must be quiet before it is read:
+// an editor saves in several writes.
+const settleDelay = 200 * time.Millisecond
 
 // fileStamp is what changes when a file is written, in place or by an
 // editor's rename: its size or its modification time.

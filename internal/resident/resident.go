@@ -198,6 +198,18 @@ func (r *Resident) notify(a alerts.Alert) {
 	r.hub.Log(name, "notified: "+m.Title)
 }
 
+// Problem tells a person about a problem of the app itself (not of one
+// connection): in the event log, and as a notification, since it usually
+// answers a click that showed nothing.
+func (r *Resident) Problem(text string) {
+	r.hub.Log("", text)
+	if n := r.opt.Notifier; n != nil {
+		if _, err := n.Send(notify.Message{Key: "tokentray", Title: "tokentray", Body: text}); err != nil {
+			r.opt.Log.Warn("notification failed", "err", err)
+		}
+	}
+}
+
 func (r *Resident) keeper(name string) *auth.Keeper {
 	for _, k := range r.fleet.Keepers() {
 		if k.Connection().Name == name {
@@ -254,8 +266,11 @@ func (r *Resident) Run() {
 	r.Wait()
 }
 
+// minRedraw is the least time between two redraws that no change asked for.
+const minRedraw = 30 * time.Second
+
 // drawLoop redraws the tray at every change and when a minute left turns
-// in the menu, and at no other time.
+// in the menu (at most every minRedraw), and at no other time.
 func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
 	actions := tray.Actions{
 		SignIn:       r.SignIn,
@@ -277,11 +292,18 @@ func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
 		case <-redraw:
 		case <-timer.C:
 		}
+		now := r.opt.Clock.Now()
 		next := r.draw(t, actions)
 		if next.IsZero() {
-			next = r.opt.Clock.Now().Add(time.Hour) // nothing counts down: look again in an hour
+			next = now.Add(time.Hour) // nothing counts down: look again in an hour
 		}
-		timer.Reset(next.Sub(r.opt.Clock.Now()))
+		// At most twice a minute, however many connections turn their
+		// minutes at other seconds: a menu line may then show a minute more
+		// for up to 30 s.
+		if earliest := now.Add(minRedraw); next.Before(earliest) {
+			next = earliest
+		}
+		timer.Reset(next.Sub(now))
 	}
 }
 

@@ -16,8 +16,10 @@ import (
 // resident process lives in it.
 type Windows struct {
 	// Command builds the window process for its first request.
-	Command func(r windowreq.Request) *exec.Cmd
+	Command func(r windowreq.Request) (*exec.Cmd, error)
 	Log     *slog.Logger
+	// Problem tells a person that no window could be shown, and why.
+	Problem func(text string)
 
 	mu    sync.Mutex
 	stdin io.WriteCloser // of the running window process; nil when none runs
@@ -34,13 +36,19 @@ func (w *Windows) Show(r windowreq.Request) {
 		w.stdin.Close() // it is exiting: start a new one
 		w.stdin = nil
 	}
-	cmd := w.Command(r)
-	stdin, err := cmd.StdinPipe()
+	cmd, err := w.Command(r)
+	var stdin io.WriteCloser
+	if err == nil {
+		stdin, err = cmd.StdinPipe()
+	}
 	if err == nil {
 		err = cmd.Start()
 	}
 	if err != nil {
 		w.Log.Error("the window process did not start", "err", err)
+		if w.Problem != nil {
+			w.Problem("no window can be shown: " + err.Error())
+		}
 		return
 	}
 	w.stdin = stdin

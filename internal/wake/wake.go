@@ -1,7 +1,7 @@
 // Package wake notices that the machine resumed from suspend, from
 // systemd-logind's PrepareForSleep(false) signal on the system bus, so that
-// refreshes that fell due while it slept start at once. Without logind the
-// keepers' 30-second wall-clock poll still catches up.
+// refreshes that fell due while it slept start at once. Without logind,
+// Jumps sees the wall clock run ahead of the monotonic one instead.
 package wake
 
 import (

@@ -1,3 +1,14 @@
+// Command tokentray-window is tokentray's window process: the dashboard and
+// the connection editor, a client of the running tokentray's local API and
+// of nothing else. The resident process (tokentray) starts it, from beside
+// its own executable, when a person asks for a window, and passes later
+// requests on its standard input:
+//
+//	tokentray-window [dashboard | add | edit NAME | copy NAME | sign-out NAME]
+//
+// It is a binary of its own so that tokentray links no GUI toolkit: the
+// resident process and every command a script runs start without libGL and
+// X11, and print nothing of a toolkit.
 package main
 
 import (
@@ -6,35 +17,35 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
-	"github.com/spf13/cobra"
 
+	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/windowreq"
 	"github.com/tokentray/tokentray/ui"
 )
 
-// newWindowCmd is the window process: the dashboard and the editors, a
-// client of the running tokentray's local API. The resident process starts
-// it when a person asks for a window, and passes later requests on its
-// standard input; it ends when its last window closes or the resident
-// process stops.
-func newWindowCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "window [dashboard | add | edit NAME | copy NAME | sign-out NAME]",
-		Short:  "Show a window of the running tokentray (started by it)",
-		Hidden: true,
-		RunE: func(c *cobra.Command, args []string) error {
-			req, err := windowreq.Parse(args)
-			if err != nil {
-				return usageError{err}
-			}
-			return runWindows(c.Context(), req)
-		},
+// appID identifies tokentray to the desktop (Fyne's preferences); the
+// resident process registers the same one.
+const appID = "io.tokentray.tokentray"
+
+func main() {
+	req, err := windowreq.Parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tokentray-window: %v\n", err)
+		os.Exit(apitype.ExitUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runWindows(ctx, req); err != nil {
+		fmt.Fprintf(os.Stderr, "tokentray-window: %v\n", err)
+		os.Exit(apitype.ExitFailure)
 	}
 }
 

@@ -1,0 +1,48 @@
+// Package auth is tokentray's core: it keeps OAuth 2.0 connections alive.
+// It knows no UI and no CLI wording, and works through the interfaces it
+// defines (Store, Locker, Clock); a program can use it as a library.
+// (KeyringStore, the Store on the OS keyring, still lives here with its
+// fault tests; it is to move out to an adapter package.)
+//
+// A Keeper keeps one connection. Its states, and what moves it between them:
+//
+//	                 sign-in (Login)                 refresh due (refresh_at of the lifetime)
+//	disconnected ─────────────────────▶ connected ◀────────────────────────▶ refreshing
+//	     ▲                               ▲   │  ▲     saved: new access and refresh token
+//	     │ Logout                        │   │  │
+//	     │                       retry ok│   │  │ new client secret or settings, then a
+//	     │                               │   │  │ refresh with the kept refresh token
+//	     │              network, 5xx,    │   ▼  │
+//	     │              timeout, 429 ──▶ degraded   client_refused ◀── invalid_client,
+//	     │                 (backoff + jitter;         (refresh token      unauthorized_client
+//	     │                  valid token still         kept)
+//	     │                  handed out)
+//	     │                               │
+//	     └──────── needs_reauth ◀────────┘ invalid_grant, an expired or missing
+//	                  (sign-in needed)     refresh token (from any state)
+//
+// A refresh, whoever asks for it (the schedule, Token, Refresh):
+//
+//  1. joins the refresh in flight in this process, if there is one (single
+//     flight);
+//  2. takes the connection's Locker (a file lock across processes);
+//  3. re-reads the Store: another process may have refreshed meanwhile, and
+//     its tokens are used if they will do;
+//  4. calls the token endpoint, detached from the caller, so that a caller
+//     who gives up never cancels a request the server may have processed;
+//  5. saves the new tokens, refresh token first, before anyone is handed
+//     the new access token (a refresh token is single-use: one not saved
+//     is a connection lost);
+//  6. unlocks and tells the subscribers (Subscribe) what happened.
+//
+// Failures are classified once (errors.go): invalid_grant kills the
+// refresh token; invalid_client and unauthorized_client need a person but
+// keep it; network errors, timeouts, 429 and 5xx are transient. A refresh is
+// never retried another way (another client authentication method, another
+// endpoint).
+//
+// Every wait takes the injected Clock, and deadlines are wall-clock times:
+// a laptop that slept through a refresh refreshes when it wakes (Wake, or
+// within MaxSleep). Token values have a type (Secret) whose every printed
+// form is redacted.
+package auth
