@@ -176,7 +176,9 @@ func TestTheTerminalDemoServesScripts(t *testing.T) {
 	if tokErr.String() != "" {
 		t.Fatalf("stderr %q: a missing config file is normal next to the demo", tokErr.String())
 	}
-	// A half-edited file does not break it either, but is pointed out.
+	// A half-edited file does not break it either: the command asks the
+	// running tokentray and never reads the file (the resident process
+	// reports a file it cannot apply, when it changes).
 	if err := os.MkdirAll(home+"/tokentray", 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func TestTheTerminalDemoServesScripts(t *testing.T) {
 	tokOut.Reset()
 	tokErr.Reset()
 	code = run(context.Background(), []string{"token", "demo"}, streams{in: strings.NewReader(""), out: &tokOut, err: &tokErr}, deps{env: newEnv})
-	if code != 0 || !strings.Contains(tokErr.String(), "TOML syntax") || !strings.Contains(tokErr.String(), "answered from the config it loaded last") {
+	if code != 0 || tokErr.String() != "" {
 		t.Fatalf("with a broken file: exit %d, stderr %q", code, tokErr.String())
 	}
 	cancel()

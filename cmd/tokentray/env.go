@@ -37,28 +37,42 @@ func systemStreams() streams {
 	}
 }
 
-// env is what commands work with: the config and one keeper per connection.
+// env is what commands work with: the running tokentray to ask, and, for
+// the work done here when none runs, the config, the store and the lock.
 type env struct {
-	cfg     *config.Config
 	store   auth.Store
 	locker  auth.Locker
 	clock   auth.Clock
 	log     *slog.Logger
 	streams streams
 	opener  func(string) error
-	// api reaches the running tray; nil where there is none to ask (tests).
+	// api reaches the running tokentray; nil where there is none to ask
+	// (tests).
 	api *apiclient.Client
-	// cfgErr is why the config file could not be loaded while a running
-	// tokentray could be asked instead; cfg is then empty. Work that needs
-	// the file here, rather than the running tokentray, reports it.
-	cfgErr    error
-	cfgWarned bool
+
+	// cfg is the config file, read on first use by config(): only work done
+	// in this process reads it. A running tokentray answers from the config
+	// it loaded, so a missing or half-edited file does not break the
+	// scripts it serves.
+	cfg     *config.Config
+	cfgErr  error
+	loadCfg func() (*config.Config, error)
 }
 
-// runningAPI reports whether a tokentray answers on the local API.
-func runningAPI(ctx context.Context) bool {
-	_, err := apiclient.New(apiclient.DefaultPath()).Connections(ctx)
-	return err == nil
+// config is the config file, read once, its warnings printed once.
+func (e *env) config() (*config.Config, error) {
+	if e.cfg == nil && e.cfgErr == nil {
+		if e.loadCfg == nil {
+			return nil, errors.New("no config file to read")
+		}
+		e.cfg, e.cfgErr = e.loadCfg()
+		if e.cfg != nil {
+			for _, w := range e.cfg.Warnings {
+				fmt.Fprintln(e.streams.err, "tokentray: warning: "+w)
+			}
+		}
+	}
+	return e.cfg, e.cfgErr
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.
@@ -69,7 +83,7 @@ type globalOptions struct {
 	verbose    bool
 }
 
-func newEnv(ctx context.Context, o globalOptions, io streams) (*env, error) {
+func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
 	path := o.configPath
 	if path == "" {
 		p, err := config.DefaultPath()
@@ -78,23 +92,11 @@ func newEnv(ctx context.Context, o globalOptions, io streams) (*env, error) {
 		}
 		path = p
 	}
-	cfg, cfgErr := config.Load(path)
-	if cfgErr != nil {
-		// A running tokentray answers from its last good config: a missing
-		// or half-edited file must not break the scripts it serves.
-		if !runningAPI(ctx) {
-			return nil, cfgErr
-		}
-		cfg = &config.Config{Path: path, Raw: map[string]config.Connection{}}
-	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintln(io.err, "tokentray: warning: "+w)
-	}
-	e, err := newEnvWithConfig(cfg, io.err)
+	e, err := newEnvWithConfig(nil, io.err)
 	if err != nil {
 		return nil, err
 	}
-	e.cfgErr = cfgErr
+	e.loadCfg = func() (*config.Config, error) { return config.Load(path) }
 	if o.verbose {
 		e.log = slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -131,17 +133,18 @@ func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 
 // lookup finds a connection in the config file.
 func (e *env) lookup(name string) (*auth.Connection, error) {
-	if e.cfgErr != nil {
-		return nil, e.cfgErr
+	cfg, err := e.config()
+	if err != nil {
+		return nil, err
 	}
-	conn, err := e.cfg.Lookup(name)
+	conn, err := cfg.Lookup(name)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return conn, nil
 }
 
-// askTray runs f against the running tray. It reports false when no tray
+// askTray runs f against the running tokentray. It reports false when none
 // runs, and the command should do the work itself (under the file lock).
 func (e *env) askTray(f func(*apiclient.Client) error) (bool, error) {
 	if e.api == nil {
@@ -151,17 +154,12 @@ func (e *env) askTray(f func(*apiclient.Client) error) (bool, error) {
 	if errors.Is(err, apiclient.ErrNotRunning) {
 		return false, nil
 	}
-	// A missing file is normal next to the demo; a broken one needs fixing
-	// before the running tokentray restarts, so say so.
-	if e.cfgErr != nil && !e.cfgWarned && !errors.Is(e.cfgErr, config.ErrNoFile) {
-		e.cfgWarned = true
-		fmt.Fprintf(e.streams.err, "tokentray: warning: %v\n(the running tokentray answered from the config it loaded last)\n", e.cfgErr)
-	}
 	return true, err
 }
 
 // keeperOptions are the options of every keeper this process makes: the
-// store, the lock, the clock, the browser, and the export file if any.
+// store, the lock, the clock, the browser, and the export file if any. Call
+// it after lookup (the config is read).
 func (e *env) keeperOptions(conn *auth.Connection) auth.KeeperOptions {
 	return e.keeperOptionsIn(e.cfg, conn)
 }

@@ -46,16 +46,17 @@ refresh token. tokentray exits with the command's exit code.`,
 				return err
 			}
 			name := args[0]
-			if e.cfgErr == nil {
-				if _, err := e.lookup(name); err != nil {
-					return err
-				}
-			}
 			tok, err := tokenFrom(c.Context(), e, name, minValid)
 			if err != nil {
 				return err
 			}
-			tokenVar, baseVar := envNames(tok.Provider, e.cfg.Raw[name].TokenEnv)
+			// token_env is the config file's; without a readable file, the
+			// provider's names.
+			tokenEnv := ""
+			if cfg, err := e.config(); err == nil {
+				tokenEnv = cfg.Raw[name].TokenEnv
+			}
+			tokenVar, baseVar := envNames(tok.Provider, tokenEnv)
 			return runWithToken(args[1:], []string{
 				tokenVar + "=" + tok.AccessToken,
 				baseVar + "=" + tok.APIBase,

@@ -26,19 +26,13 @@ func newRefreshCmd(envFor envGetter) *cobra.Command {
 				return err
 			}
 			var st apitype.Status
-			asked, err := e.askTray(func(api *apiclient.Client) error {
-				conn, err := api.Refresh(c.Context(), args[0])
-				st = conn.Status
+			err = e.with(func(b backend) error {
+				conn, err := b.Refresh(c.Context(), args[0])
+				if err == nil {
+					st = conn.Status
+				}
 				return err
 			})
-			if !asked {
-				var k *auth.Keeper
-				if k, err = e.keeper(c.Context(), args[0]); err == nil {
-					if err = k.Refresh(c.Context()); err == nil {
-						st = localapi.WireStatus(k.Status())
-					}
-				}
-			}
 			if err != nil {
 				return err
 			}
@@ -62,18 +56,12 @@ forgets them here without telling the provider. The client secret stays.`,
 			if err != nil {
 				return err
 			}
-			var out auth.SignOut
-			asked, err := e.askTray(func(api *apiclient.Client) error {
-				res, err := api.Logout(c.Context(), args[0], localOnly)
-				out = auth.SignOut{Revoked: res.Revoked, NotRevoked: res.NotRevoked}
+			var out *apitype.SignedOut
+			err = e.with(func(b backend) error {
+				var err error
+				out, err = b.Logout(c.Context(), args[0], localOnly)
 				return err
 			})
-			if !asked {
-				var k *auth.Keeper
-				if k, err = e.keeper(c.Context(), args[0]); err == nil {
-					out, err = k.Logout(c.Context(), localOnly)
-				}
-			}
 			if err != nil {
 				return err
 			}

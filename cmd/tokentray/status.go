@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // statusJSON is one connection in `status --json`, the same as the API's.
@@ -37,38 +33,17 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 				return err
 			}
 			var all []statusJSON
-			asked, err := e.askTray(func(c *apiclient.Client) error {
+			err = e.with(func(b backend) error {
 				var err error
-				all, err = c.Connections(cmd.Context())
+				all, err = b.Connections(cmd.Context())
 				return err
 			})
-			if err != nil {
+			// A store that could not be read leaves its connections in the
+			// list: print it, then fail (exit 1, as the README says).
+			if all == nil && err != nil {
 				return err
 			}
-			if !asked && e.cfgErr != nil {
-				return e.cfgErr
-			}
-			var unread unreadStores
-			for _, conn := range e.cfg.Connections {
-				if asked {
-					break
-				}
-				st := apitype.Status{Name: conn.Name, State: "unknown"}
-				if k, err := e.keeper(cmd.Context(), conn.Name); err != nil {
-					st.LastError = err.Error()
-					unread.add(conn.Name, err)
-				} else {
-					if conn.Discover {
-						// The URLs in use come from the issuer; a server that
-						// does not answer costs a few seconds, not the status.
-						ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-						_ = k.Resolve(ctx)
-						cancel()
-					}
-					st = localapi.WireStatus(k.Status())
-				}
-				all = append(all, statusJSON{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})
-			}
+			unread := err
 			if asJSON {
 				if all == nil {
 					all = []statusJSON{}
@@ -78,14 +53,18 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 				if err := enc.Encode(all); err != nil {
 					return err
 				}
-				return unread.err()
+				return unread
 			}
 			if len(all) == 0 {
-				fmt.Fprintf(e.streams.out, "No connections in %s yet (see the README's Config section).\n", e.cfg.Path)
+				where := "the config file"
+				if cfg, err := e.config(); err == nil {
+					where = cfg.Path
+				}
+				fmt.Fprintf(e.streams.out, "No connections in %s yet (see the README's Config section).\n", where)
 				return nil
 			}
 			printStatus(e, all)
-			return unread.err()
+			return unread
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -10,9 +10,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 type tokenOptions struct {
@@ -20,28 +18,18 @@ type tokenOptions struct {
 	json     bool
 }
 
-// tokenFrom asks the running tray for a token (the tray is the one
+// tokenFrom asks the running tokentray for a token (it is the one
 // refresher), or, when none runs, gets it here under the file lock.
 // The result is also `tokentray token --json`; it never holds the refresh token.
 // A token handed out although its refresh failed comes with one line on
 // stderr that says so and when it expires.
 func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration) (*apitype.Token, error) {
 	var tok *apitype.Token
-	asked, err := e.askTray(func(c *apiclient.Client) error {
+	err := e.with(func(b backend) error {
 		var err error
-		tok, err = c.Token(ctx, name, minValid)
+		tok, err = b.Token(ctx, name, minValid)
 		return err
 	})
-	if !asked {
-		var k *auth.Keeper
-		if k, err = e.keeper(ctx, name); err == nil {
-			var t *auth.Handout
-			if t, err = k.Token(ctx, minValid); err == nil {
-				out := localapi.NewToken(t, k, e.clock.Now())
-				tok = &out
-			}
-		}
-	}
 	if err != nil {
 		return nil, err
 	}

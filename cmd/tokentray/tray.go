@@ -43,6 +43,9 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		return err
 	}
 	e, err := envFor(c)
+	if err == nil {
+		_, err = e.config()
+	}
 	if errors.Is(err, config.ErrNoFile) {
 		fmt.Fprintf(c.ErrOrStderr(), "tokentray: %v\nStarting with no connections; try `tokentray demo`.\n", err)
 		e, err = emptyEnv(c)

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/localapi"
+)
+
+// backend is where a command's work is done, answering in the API's wire
+// types either way: the running tokentray over its socket
+// (*apiclient.Client), or, when none runs, this process (local).
+type backend interface {
+	Connections(ctx context.Context) ([]apitype.Connection, error)
+	Connection(ctx context.Context, name string) (*apitype.Connection, error)
+	Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error)
+	Refresh(ctx context.Context, name string) (*apitype.Connection, error)
+	Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error)
+}
+
+// with runs f against the running tokentray, or, when none answers, against
+// this process: the running one is the only refresher while it runs.
+func (e *env) with(f func(b backend) error) error {
+	if e.api != nil {
+		if err := f(e.api); !errors.Is(err, apiclient.ErrNotRunning) {
+			return err
+		}
+	}
+	return f(local{e})
+}
+
+// local does a command's work in this process: a keeper per call, loaded
+// from the store, refreshing under the connection's file lock. It is the
+// only path that reads the config file.
+type local struct{ e *env }
+
+func (l local) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
+	return l.e.keeper(ctx, name)
+}
+
+// Connections is every configured connection's status. A store that cannot
+// be read leaves its connection "unknown" with the error, and the error of
+// all of them is returned after the list (status prints the list first).
+func (l local) Connections(ctx context.Context) ([]apitype.Connection, error) {
+	cfg, err := l.e.config()
+	if err != nil {
+		return nil, err
+	}
+	var unread unreadStores
+	all := []apitype.Connection{}
+	for _, conn := range cfg.Connections {
+		st := apitype.Status{Name: conn.Name, State: "unknown"}
+		if k, err := l.e.keeper(ctx, conn.Name); err != nil {
+			st.LastError = err.Error()
+			unread.add(conn.Name, err)
+		} else {
+			if conn.Discover {
+				// The URLs in use come from the issuer; a server that does
+				// not answer costs a few seconds, not the status.
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_ = k.Resolve(rctx)
+				cancel()
+			}
+			st = localapi.WireStatus(k.Status())
+		}
+		all = append(all, apitype.Connection{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})
+	}
+	return all, unread.err()
+}
+
+func (l local) Connection(ctx context.Context, name string) (*apitype.Connection, error) {
+	k, err := l.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	c := localapi.Describe(k)
+	return &c, nil
+}
+
+func (l local) Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error) {
+	k, err := l.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := k.Token(ctx, minValid)
+	if err != nil {
+		return nil, err
+	}
+	out := localapi.NewToken(t, k, l.e.clock.Now())
+	return &out, nil
+}
+
+func (l local) Refresh(ctx context.Context, name string) (*apitype.Connection, error) {
+	k, err := l.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	c := localapi.Describe(k)
+	return &c, nil
+}
+
+func (l local) Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error) {
+	k, err := l.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out, err := k.Logout(ctx, localOnly)
+	if err != nil {
+		return nil, err
+	}
+	return &apitype.SignedOut{Connection: localapi.Describe(k), Revoked: out.Revoked, NotRevoked: out.NotRevoked}, nil
+}
