@@ -7,6 +7,7 @@
 package tray
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +63,9 @@ func Menu(conns []apitype.Connection, now time.Time, a Actions, o MenuOptions) [
 			{Label: "Sign out…", Action: func() { a.SignOut(name) }},
 		}}
 		if o.Editable {
-			line.Children = append(line.Children, Item{Separator: true}, Item{Label: "Edit…", Action: func() { a.Edit(name) }})
+			// No separator above it: each one costs a layout update on the
+			// bus at every redraw, a hundred of them with a hundred lines.
+			line.Children = append(line.Children, Item{Label: "Edit…", Action: func() { a.Edit(name) }})
 		}
 		items = append(items, line)
 	}
@@ -133,8 +136,14 @@ func (t *Tray) Show(level humanize.Level, tooltip string, items []Item) {
 	}
 	if key := menuKey(items); key != t.menuKey {
 		t.menuKey = key
-		systray.ResetMenu()
-		add(items, nil)
+		systray.ResetMenu() // closes the old items' click channels: their reader ends
+		var clicks []click
+		if last, label := add(items, nil, &clicks); last != nil {
+			// systray announces a new item's layout only with the next
+			// change of an existing one: announce the whole menu once.
+			last.SetTitle(label)
+		}
+		go readClicks(clicks)
 	}
 }
 
@@ -165,10 +174,38 @@ func menuKey(items []Item) string {
 	return b.String()
 }
 
-// add puts items on the bus under parent (nil: the top level). Each
-// item's clicks are read by a goroutine of its own, which ends when the
-// item is removed: systray drops a click that nobody is waiting for.
-func add(items []Item, parent *systray.MenuItem) {
+// click is an item's click channel and what a click does.
+type click struct {
+	ch     chan struct{}
+	action func()
+}
+
+// readClicks runs the action of every click until every channel is closed
+// (the menu was rebuilt). One goroutine waits on all of them at once:
+// systray drops a click that nobody is waiting for, and a goroutine per
+// item would be hundreds made and ended at every redraw.
+func readClicks(clicks []click) {
+	cases := make([]reflect.SelectCase, len(clicks))
+	for i, c := range clicks {
+		cases[i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.ch)}
+	}
+	for open := len(cases); open > 0; {
+		i, _, ok := reflect.Select(cases)
+		if !ok {
+			cases[i].Chan = reflect.Value{} // closed: ignored from now on
+			open--
+			continue
+		}
+		if a := clicks[i].action; a != nil {
+			go a()
+		}
+	}
+}
+
+// add puts items on the bus under parent (nil: the top level), adds their
+// click channels to clicks, and returns the last item it made, with its
+// label.
+func add(items []Item, parent *systray.MenuItem, clicks *[]click) (last *systray.MenuItem, label string) {
 	for _, it := range items {
 		if it.Separator {
 			if parent != nil {
@@ -192,14 +229,11 @@ func add(items []Item, parent *systray.MenuItem) {
 		if it.Disabled {
 			m.Disable()
 		}
-		add(it.Children, m)
-		action := it.Action
-		go func() {
-			for range m.ClickedCh {
-				if action != nil {
-					go action()
-				}
-			}
-		}()
+		last, label = m, it.Label
+		if l, lb := add(it.Children, m, clicks); l != nil {
+			last, label = l, lb
+		}
+		*clicks = append(*clicks, click{m.ClickedCh, it.Action})
 	}
+	return last, label
 }

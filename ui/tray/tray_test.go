@@ -104,3 +104,35 @@ func TestTheMenusKeyChangesWithItsTextOnly(t *testing.T) {
 		t.Fatal("the turn of a minute left did not change the menu")
 	}
 }
+
+// One reader takes the clicks of every item of a menu, and ends when the
+// menu is replaced (its channels closed).
+func TestOneReaderRunsEveryItemsClicksUntilTheMenuGoes(t *testing.T) {
+	ran := make(chan string, 3)
+	a, b, c := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		readClicks([]click{{a, func() { ran <- "a" }}, {b, func() { ran <- "b" }}, {c, nil}})
+		close(done)
+	}()
+	b <- struct{}{}
+	a <- struct{}{}
+	got := map[string]bool{<-ran: true, <-ran: true}
+	if !got["a"] || !got["b"] {
+		t.Fatalf("ran %v", got)
+	}
+	close(a)
+	close(b)
+	c <- struct{}{} // an item without an action: nothing runs, the reader goes on
+	select {
+	case <-done:
+		t.Fatal("the reader ended with a channel still open")
+	default:
+	}
+	close(c)
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the reader outlived its menu")
+	}
+}
