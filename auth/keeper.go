@@ -47,6 +47,10 @@ const (
 	// EventRestored: the keyring lost the tokens (an item deleted outside
 	// tokentray) and the keeper wrote back the ones it held (Error says so).
 	EventRestored EventKind = "restored"
+	// EventRecorded: a failed refresh's outcome was saved with the tokens
+	// (the last refresh, a dead refresh token): the status changed, with
+	// nothing new to tell a person.
+	EventRecorded EventKind = "recorded"
 )
 
 // Event is one thing that happened to a connection. Events carry no tokens.
@@ -1205,6 +1209,7 @@ func (k *Keeper) record(ctx context.Context, t *TokenSet, errText string) {
 	}
 	k.mu.Lock()
 	k.token = t
+	k.emitLocked(Event{Kind: EventRecorded, From: k.state, To: k.state})
 	k.mu.Unlock()
 }
 

@@ -832,3 +832,18 @@ func TestWithALongMaxSleepTheExpiryIsAnnouncedOnTime(t *testing.T) {
 	}
 	r.waitFor(EventAccessExpired, "")
 }
+
+// Subscribers learn the recorded outcome of a failed refresh (the last
+// refresh failed, the refresh token is dead), not only the state change
+// before it was saved: a window drawn from the events must tell the truth.
+func TestTheRecordedOutcomeOfARefusedRefreshIsAnEvent(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	r.srv.then(replyInvalidGrant)
+	_ = r.k.Refresh(context.Background())
+	r.waitFor(EventRecorded, StateNeedsReauth)
+	st := r.k.Status()
+	if st.LastRefreshOK || st.LastRefresh.IsZero() || st.HasRefreshToken {
+		t.Fatalf("after the recorded refusal: last refresh %v ok=%t, refresh token held=%t", st.LastRefresh, st.LastRefreshOK, st.HasRefreshToken)
+	}
+}

@@ -5,8 +5,11 @@ package localapi
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/client/apitype"
 )
 
 // BenchmarkTokenOverSocket is one GET /v1/connections/NAME/token over the
@@ -44,4 +47,37 @@ func servedAndRefreshed(b *testing.B) *fixture {
 		b.Fatal(err)
 	}
 	return f
+}
+
+// BenchmarkEventStreamDelivery is the time from a line published on the
+// hub to its arrival at a client of GET /v1/events over the socket: how
+// late a window or a script learns of a change. Reports the median and the
+// 99th percentile.
+func BenchmarkEventStreamDelivery(b *testing.B) {
+	f := serve(b, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	arrived := make(chan time.Time, 1)
+	ready := make(chan struct{})
+	go func() {
+		_ = f.client.Events(ctx, func(e apitype.Event) error {
+			switch {
+			case e.Type == apitype.EventReady:
+				close(ready)
+			case e.Type == apitype.EventLog && e.Text == "ping":
+				arrived <- time.Now()
+			}
+			return nil
+		})
+	}()
+	<-ready
+	var took []time.Duration
+	for b.Loop() {
+		sent := time.Now()
+		f.hub.Log("", "ping")
+		took = append(took, (<-arrived).Sub(sent))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "median-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
 }
