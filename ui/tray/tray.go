@@ -104,6 +104,16 @@ type Tray struct {
 	level   humanize.Level
 	tooltip string
 	menuKey string
+	shape   string // the menu's structure, without its text
+	made    []made // the items on the bus, in the order add made them
+}
+
+// made is an item on the bus, as it is now.
+type made struct {
+	m       *systray.MenuItem
+	item    Item
+	actions *[]func() // the menu's actions, by click index; read under Tray.mu
+	index   int
 }
 
 // Run puts the tray on the session bus, calls onReady with it (on a
@@ -122,7 +132,11 @@ func Run(onReady func(*Tray), onExit func()) {
 func Quit() { systray.Quit() }
 
 // Show shows level's icon, the hover text and items, changing on the bus
-// only what changed: a menu is sent again only when its text did.
+// only what changed. A menu of the same structure is changed in place, item
+// by item (the minutes left turn); another is built anew. Each change of an
+// item is a layout update on the bus, and so is each item that a rebuild
+// removes: in place, a redraw with a hundred connections sends a hundred,
+// where a rebuild would send six hundred.
 func (t *Tray) Show(level humanize.Level, tooltip string, items []Item) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -134,21 +148,77 @@ func (t *Tray) Show(level humanize.Level, tooltip string, items []Item) {
 		t.tooltip = tooltip
 		systray.SetTooltip(tooltip)
 	}
-	if key := menuKey(items); key != t.menuKey {
-		t.menuKey = key
-		systray.ResetMenu() // closes the old items' click channels: their reader ends
-		var clicks []click
-		if last, label := add(items, nil, &clicks); last != nil {
-			// systray announces a new item's layout only with the next
-			// change of an existing one: announce the whole menu once.
-			last.SetTitle(label)
-		}
-		go readClicks(clicks)
+	key := menuKey(items)
+	if key == t.menuKey {
+		return
 	}
+	t.menuKey = key
+	flat := flatten(items)
+	if shape := menuShape(items); shape == t.shape && len(flat) == len(t.made) {
+		actions := *t.made[0].actions
+		for i, it := range flat {
+			old := &t.made[i]
+			if it.Label != old.item.Label {
+				old.m.SetTitle(it.Label)
+			}
+			if it.Checked != old.item.Checked {
+				if it.Checked {
+					old.m.Check()
+				} else {
+					old.m.Uncheck()
+				}
+			}
+			if it.Disabled != old.item.Disabled {
+				if it.Disabled {
+					old.m.Disable()
+				} else {
+					old.m.Enable()
+				}
+			}
+			old.item = it
+			actions[old.index] = it.Action
+		}
+		return
+	}
+	t.shape = menuShape(items)
+	systray.ResetMenu() // closes the old items' click channels: their reader ends
+	var clicks []chan struct{}
+	actions := &[]func(){}
+	t.made = t.made[:0]
+	if last, label := t.add(items, nil, &clicks, actions); last != nil {
+		// systray announces a new item's layout only with the next change
+		// of an existing one: announce the whole menu once.
+		last.SetTitle(label)
+	}
+	go readClicks(clicks, func(i int) func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return (*actions)[i]
+	})
 }
 
-// menuKey is the menu's text and state: the menu is rebuilt when it changes.
-func menuKey(items []Item) string {
+// flatten lists the items that are not separators, in the order add makes
+// them.
+func flatten(items []Item) []Item {
+	var out []Item
+	for _, it := range items {
+		if it.Separator {
+			continue
+		}
+		out = append(out, it)
+		out = append(out, flatten(it.Children)...)
+	}
+	return out
+}
+
+// menuKey is the menu's text and state: the menu changes when it does.
+func menuKey(items []Item) string { return describe(items, true) }
+
+// menuShape is the menu's structure: which items, separators, submenus and
+// check items there are, without their text or state.
+func menuShape(items []Item) string { return describe(items, false) }
+
+func describe(items []Item, text bool) string {
 	var b strings.Builder
 	var walk func([]Item, int)
 	walk = func(items []Item, depth int) {
@@ -157,6 +227,8 @@ func menuKey(items []Item) string {
 			switch {
 			case it.Separator:
 				b.WriteString("---")
+			case !text:
+				b.WriteString(map[bool]string{true: "[ ]", false: "*"}[it.Checkbox])
 			default:
 				b.WriteString(it.Label)
 				if it.Checked {
@@ -174,20 +246,15 @@ func menuKey(items []Item) string {
 	return b.String()
 }
 
-// click is an item's click channel and what a click does.
-type click struct {
-	ch     chan struct{}
-	action func()
-}
-
 // readClicks runs the action of every click until every channel is closed
-// (the menu was rebuilt). One goroutine waits on all of them at once:
-// systray drops a click that nobody is waiting for, and a goroutine per
-// item would be hundreds made and ended at every redraw.
-func readClicks(clicks []click) {
+// (the menu was rebuilt); action(i) is the current action of channel i.
+// One goroutine waits on all of them at once: systray drops a click that
+// nobody is waiting for, and a goroutine per item would be hundreds made
+// and ended at every rebuild.
+func readClicks(clicks []chan struct{}, action func(i int) func()) {
 	cases := make([]reflect.SelectCase, len(clicks))
-	for i, c := range clicks {
-		cases[i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.ch)}
+	for i, ch := range clicks {
+		cases[i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)}
 	}
 	for open := len(cases); open > 0; {
 		i, _, ok := reflect.Select(cases)
@@ -196,16 +263,16 @@ func readClicks(clicks []click) {
 			open--
 			continue
 		}
-		if a := clicks[i].action; a != nil {
+		if a := action(i); a != nil {
 			go a()
 		}
 	}
 }
 
-// add puts items on the bus under parent (nil: the top level), adds their
-// click channels to clicks, and returns the last item it made, with its
-// label.
-func add(items []Item, parent *systray.MenuItem, clicks *[]click) (last *systray.MenuItem, label string) {
+// add puts items on the bus under parent (nil: the top level), notes each
+// in t.made with its click channel and action, and returns the last item
+// it made, with its label.
+func (t *Tray) add(items []Item, parent *systray.MenuItem, clicks *[]chan struct{}, actions *[]func()) (last *systray.MenuItem, label string) {
 	for _, it := range items {
 		if it.Separator {
 			if parent != nil {
@@ -229,11 +296,13 @@ func add(items []Item, parent *systray.MenuItem, clicks *[]click) (last *systray
 		if it.Disabled {
 			m.Disable()
 		}
+		t.made = append(t.made, made{m: m, item: it, actions: actions, index: len(*clicks)})
+		*clicks = append(*clicks, m.ClickedCh)
+		*actions = append(*actions, it.Action)
 		last, label = m, it.Label
-		if l, lb := add(it.Children, m, clicks); l != nil {
+		if l, lb := t.add(it.Children, m, clicks, actions); l != nil {
 			last, label = l, lb
 		}
-		*clicks = append(*clicks, click{m.ClickedCh, it.Action})
 	}
 	return last, label
 }

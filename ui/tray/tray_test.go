@@ -105,14 +105,15 @@ func TestTheMenusKeyChangesWithItsTextOnly(t *testing.T) {
 	}
 }
 
-// One reader takes the clicks of every item of a menu, and ends when the
-// menu is replaced (its channels closed).
+// One reader takes the clicks of every item of a menu, runs the action each
+// has now, and ends when the menu is replaced (its channels closed).
 func TestOneReaderRunsEveryItemsClicksUntilTheMenuGoes(t *testing.T) {
 	ran := make(chan string, 3)
 	a, b, c := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	actions := []func(){func() { ran <- "a" }, func() { ran <- "b" }, nil}
 	done := make(chan struct{})
 	go func() {
-		readClicks([]click{{a, func() { ran <- "a" }}, {b, func() { ran <- "b" }}, {c, nil}})
+		readClicks([]chan struct{}{a, b, c}, func(i int) func() { return actions[i] })
 		close(done)
 	}()
 	b <- struct{}{}
@@ -134,5 +135,22 @@ func TestOneReaderRunsEveryItemsClicksUntilTheMenuGoes(t *testing.T) {
 	case <-done:
 	case <-time.After(time.Minute):
 		t.Fatal("the reader outlived its menu")
+	}
+}
+
+// The minutes left turning keep the menu's structure: it is changed in
+// place, not built anew; a connection added changes the structure.
+func TestTheMenusShapeIgnoresItsText(t *testing.T) {
+	c := connected("a")
+	one := Menu([]apitype.Connection{c}, now, Actions{}, MenuOptions{})
+	later := Menu([]apitype.Connection{c}, now.Add(10*time.Minute), Actions{}, MenuOptions{})
+	if menuKey(one) == menuKey(later) || menuShape(one) != menuShape(later) {
+		t.Fatal("ten minutes should change the text and keep the shape")
+	}
+	if menuShape(one) == menuShape(Menu([]apitype.Connection{c, connected("b")}, now, Actions{}, MenuOptions{})) {
+		t.Fatal("a second connection kept the shape")
+	}
+	if n := len(flatten(one)); n != 1+4+2 {
+		t.Fatalf("%d items on the bus, want the line, its 4 actions, Open dashboard and Quit", n)
 	}
 }
