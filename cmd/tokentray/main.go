@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tokentray/tokentray/auth"
@@ -19,10 +20,34 @@ import (
 )
 
 func main() {
+	if code, done := tokenNow(os.Args[1:], systemStreams()); done {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], systemStreams(), deps{env: newEnv, openBrowser: browser.Open})
 	stop()
 	os.Exit(code)
+}
+
+// tokenNow answers the plain `tokentray token NAME` that scripts run in
+// loops from the running tokentray, before anything else is set up: one
+// request on the socket, the token printed. With nothing running, or any
+// other command line, it is not done, and run does the work.
+func tokenNow(args []string, io streams) (code int, done bool) {
+	if len(args) != 2 || args[0] != "token" || strings.HasPrefix(args[1], "-") {
+		return 0, false
+	}
+	tok, err := apiclient.New(apiclient.DefaultPath()).TokenNow(args[1], apiclient.DefaultMinValid)
+	var ae *apiclient.APIError
+	switch {
+	case err == nil:
+		printWarning(io, args[1], tok)
+		fmt.Fprintln(io.out, tok.AccessToken)
+		return apitype.ExitOK, true
+	case errors.As(err, &ae):
+		return report(io, err), true
+	}
+	return 0, false // not running, or not answering as expected: the long way says why
 }
 
 // run executes one command line and returns the exit code. Errors go to
@@ -38,6 +63,12 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 	if errors.As(err, &child) {
 		return child.code // exec: the command's own exit code, no message of ours
 	}
+	return report(io, err)
+}
+
+// report tells what went wrong, with the hint that came with it, and
+// returns the exit code.
+func report(io streams, err error) int {
 	fmt.Fprintln(io.err, "tokentray: "+err.Error())
 	var ae *apiclient.APIError
 	switch {

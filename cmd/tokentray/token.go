@@ -33,11 +33,17 @@ func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration)
 	if err != nil {
 		return nil, err
 	}
+	printWarning(e.streams, name, tok)
+	return tok, nil
+}
+
+// printWarning says, on stderr, that tok was handed out although the
+// refresh it called for failed, and when it expires.
+func printWarning(io streams, name string, tok *apitype.Token) {
 	if tok.Warning != "" {
-		fmt.Fprintf(e.streams.err, "tokentray: warning: %s was not refreshed (%s); this token expires at %s (in %s)\n",
+		fmt.Fprintf(io.err, "tokentray: warning: %s was not refreshed (%s); this token expires at %s (in %s)\n",
 			name, tok.Warning, tok.ExpiresAt.Local().Format("15:04:05"), humanize.Duration(time.Duration(tok.ExpiresIn)*time.Second))
 	}
-	return tok, nil
 }
 
 // minValidFlag adds --min-valid to c. Left out, it asks for the default

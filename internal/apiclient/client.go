@@ -290,3 +290,49 @@ func (c *Client) TestSignIn(ctx context.Context, t apitype.TestSignIn) (*apitype
 	var out apitype.Tested
 	return &out, c.do(ctx, http.MethodPost, "/v1/config/test", nil, t, &out)
 }
+
+// TokenNow is Token for a process that makes this one request and exits
+// (`tokentray token NAME`): one HTTP/1.0 exchange on a fresh connection,
+// read to its end, without net/http's client and its connection pool,
+// whose set-up is most of such a process's time.
+func (c *Client) TokenNow(name string, minValid time.Duration) (*apitype.Token, error) {
+	conn, err := net.DialTimeout("unix", c.Path, 5*time.Second)
+	if err != nil {
+		if isNotRunning(err) {
+			return nil, ErrNotRunning
+		}
+		return nil, fmt.Errorf("ask the running tokentray (%s): %w", c.Path, err)
+	}
+	defer conn.Close()
+	path := connPath(name, "/token")
+	if minValid != DefaultMinValid {
+		path += "?" + url.Values{"min_valid": {minValid.String()}}.Encode()
+	}
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.0\r\nHost: tokentray\r\n\r\n"); err != nil {
+		return nil, fmt.Errorf("ask the running tokentray (%s): %w", c.Path, err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(conn, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer of the running tokentray: %w", err)
+	}
+	head, body, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+	var status int
+	if ok {
+		_, err = fmt.Sscanf(string(head), "HTTP/1.%d %d", new(int), &status)
+	}
+	if !ok || err != nil {
+		return nil, errors.New("the running tokentray's answer is not HTTP")
+	}
+	if status >= 400 {
+		var e apitype.Error
+		if json.Unmarshal(body, &e) != nil || e.Code == "" {
+			return nil, fmt.Errorf("the running tokentray answered HTTP %d", status)
+		}
+		return nil, &APIError{Body: e}
+	}
+	var out apitype.Token
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("the running tokentray's answer is not what this version expects: %w", err)
+	}
+	return &out, nil
+}

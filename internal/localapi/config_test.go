@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
@@ -148,5 +149,26 @@ func TestACheckWithoutACheckURLSaysWhatToSet(t *testing.T) {
 	var ae *apiclient.APIError
 	if _, err := f.client.Check(context.Background(), "p"); !errors.As(err, &ae) || !strings.Contains(ae.Hint(), "check_url") || ae.ExitCode() != 2 {
 		t.Fatalf("check without a check URL: %v", err)
+	}
+}
+
+// TokenNow, the one-request path of `tokentray token NAME`, gets what Token
+// gets, errors included.
+func TestTokenNowAnswersAsTokenDoes(t *testing.T) {
+	f := serve(t, true)
+	now, err := f.client.TokenNow("p", apiclient.DefaultMinValid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.client.Token(context.Background(), "p", apiclient.DefaultMinValid)
+	if err != nil || tok.AccessToken != now.AccessToken || tok.APIBase != now.APIBase || now.ExpiresIn <= 0 {
+		t.Fatalf("Token %+v (%v), TokenNow %+v", tok, err, now)
+	}
+	var ae *apiclient.APIError
+	if _, err := f.client.TokenNow("nope", time.Minute); !errors.As(err, &ae) || ae.ExitCode() != 2 || !strings.Contains(ae.Hint(), "Configured: p") {
+		t.Fatalf("an unknown name: %v", err)
+	}
+	if _, err := apiclient.New(filepath.Join(t.TempDir(), "none.sock")).TokenNow("p", 0); !errors.Is(err, apiclient.ErrNotRunning) {
+		t.Fatalf("nothing running: %v", err)
 	}
 }
