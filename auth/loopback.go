@@ -26,7 +26,11 @@ import (
 //go:embed pages/page.html
 var pageFS embed.FS
 
-var pageTemplate = template.Must(template.ParseFS(pageFS, "pages/page.html"))
+// pageTemplate is parsed when first needed: every process links it, few
+// sign in.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(pageFS, "pages/page.html"))
+})
 
 // DefaultLoginTimeout is how long a sign-in waits for the browser.
 const DefaultLoginTimeout = 5 * time.Minute
@@ -277,7 +281,7 @@ func (h *callbackHandler) render(w http.ResponseWriter, status int, p page) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	w.WriteHeader(status)
-	_ = pageTemplate.Execute(w, p)
+	_ = pageTemplate().Execute(w, p)
 }
 
 func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 
@@ -195,8 +196,8 @@ func (e *ValidationError) Error() string {
 }
 
 var (
-	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE    = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // Parse validates the TOML text b, read from path.
@@ -253,7 +254,7 @@ func knownKeys() []string {
 }
 
 // typeErrorRE matches the TOML decoder's message for a value of the wrong type.
-var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (?:incompatible types: TOML value has type (\w+); destination has type \w+|(.*))$`)
+var typeErrorRE = lazyRegexp(`^toml: line (\d+) \(last key "([^"]+)"\): (?:incompatible types: TOML value has type (\w+); destination has type \w+|(.*))$`)
 
 // keyExamples show each key's type by example, for a value of the wrong type.
 var keyExamples = map[string]string{
@@ -267,7 +268,7 @@ var keyExamples = map[string]string{
 // decodeProblem turns a decoder error into a problem that names the
 // connection, the key and the fix.
 func decodeProblem(b []byte, err error) string {
-	m := typeErrorRE.FindStringSubmatch(err.Error())
+	m := typeErrorRE().FindStringSubmatch(err.Error())
 	if m == nil {
 		return err.Error()
 	}
@@ -330,7 +331,7 @@ func build(raw Connection) (*auth.Connection, []string) {
 
 	if raw.Name == "" {
 		add("name: missing; add name = \"my-connection\" (letters, digits, '.', '_' or '-')")
-	} else if !nameRE.MatchString(raw.Name) {
+	} else if !nameRE().MatchString(raw.Name) {
 		add("name: %q may contain only letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", raw.Name)
 	}
 
@@ -361,7 +362,7 @@ func build(raw Connection) (*auth.Connection, []string) {
 		add("grant: unknown grant %q; use \"authorization_code\" (sign in through the browser, the default) or \"client_credentials\" (a service account)", raw.Grant)
 	}
 
-	if raw.TokenEnv != "" && !envNameRE.MatchString(raw.TokenEnv) {
+	if raw.TokenEnv != "" && !envNameRE().MatchString(raw.TokenEnv) {
 		add("token_env: %q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
 	}
 
@@ -508,4 +509,11 @@ func hostOf(raw string) string {
 		return ""
 	}
 	return strings.ToLower(u.Hostname())
+}
+
+// lazyRegexp compiles expr when first used: every process links the config
+// package, and the one a script runs most (`tokentray token NAME` with the
+// resident process running) never reads a config file.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

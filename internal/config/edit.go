@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -159,9 +158,9 @@ func readForEdit(path string) (string, fs.FileMode, error) {
 }
 
 var (
-	tableStart          = regexp.MustCompile(`^\s*\[\[\s*connection\s*\]\]\s*(#.*)?$`)
-	anyTable            = regexp.MustCompile(`^\s*\[`)
-	keyLine             = regexp.MustCompile(`^(\s*)([A-Za-z0-9_-]+)\s*=`)
+	tableStart          = lazyRegexp(`^\s*\[\[\s*connection\s*\]\]\s*(#.*)?$`)
+	anyTable            = lazyRegexp(`^\s*\[`)
+	keyLine             = lazyRegexp(`^(\s*)([A-Za-z0-9_-]+)\s*=`)
 	ErrNoSuchConnection = errors.New("no [[connection]] table has that name")
 	ErrNameTaken        = errors.New("a connection of that name exists already")
 )
@@ -197,7 +196,7 @@ func withConnection(text, replacing string, c Connection) (string, error) {
 	lastKey := len(out) - 1
 	for i := span[0] + 1; i < span[1]; i++ {
 		line := lines[i]
-		m := keyLine.FindStringSubmatch(line)
+		m := keyLine().FindStringSubmatch(line)
 		if m == nil || !slices.Contains(editorKeys, m[2]) {
 			out = append(out, line)
 			if m != nil {
@@ -241,11 +240,11 @@ func withConnection(text, replacing string, c Connection) (string, error) {
 func connectionTables(lines []string) map[string][2]int {
 	out := map[string][2]int{}
 	for i := 0; i < len(lines); i++ {
-		if !tableStart.MatchString(lines[i]) {
+		if !tableStart().MatchString(lines[i]) {
 			continue
 		}
 		end := i + 1
-		for end < len(lines) && !anyTable.MatchString(lines[end]) {
+		for end < len(lines) && !anyTable().MatchString(lines[end]) {
 			end++
 		}
 		var one struct {

@@ -126,7 +126,8 @@ func (s *Server) BreakRefreshTokens() {
 	}
 }
 
-var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+var consentPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("consent").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo provider · sign in</title>
 <style>
@@ -151,6 +152,7 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
   </div>
  </form>
 </main></body></html>`))
+})
 
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
@@ -183,7 +185,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			fields[k] = p.Get(k)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = consentPage.Execute(w, fields)
+		_ = consentPage().Execute(w, fields)
 		return
 	}
 	if p.Get("decision") != "allow" {
