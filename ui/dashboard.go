@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"image/color"
 	"slices"
 	"time"
 
@@ -172,9 +173,10 @@ func (d *Dashboard) update(conns []apitype.Connection, now time.Time) {
 		c.update(st, now)
 	}
 	level := humanize.Overall(sts)
-	d.dot.FillColor = levelColour(level)
-	d.dot.Refresh()
-	d.header.SetText(headline(sts, level))
+	setFill(d.dot, levelColour(level))
+	if h := headline(sts, level); h != d.header.Text {
+		d.header.SetText(h)
+	}
 }
 
 func headline(sts []apitype.Status, level humanize.Level) string {
@@ -203,8 +205,7 @@ func headline(sts []apitype.Status, level humanize.Level) string {
 }
 
 func (c *card) update(st apitype.Status, now time.Time) {
-	c.dot.FillColor = levelColour(humanize.ConnectionLevel(st))
-	c.dot.Refresh()
+	setFill(c.dot, levelColour(humanize.ConnectionLevel(st)))
 	_ = c.state.Set(st.State)
 	switch {
 	case st.AccessExpiry.IsZero():
@@ -263,14 +264,14 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	}
 	// Point at what helps: sign-in when it is needed; no action that cannot work.
 	needsSignIn := st.State == apitype.StateNeedsReauth || st.State == apitype.StateDisconnected
+	text, importance := "Re-authenticate", widget.MediumImportance
 	if needsSignIn {
-		c.reauth.Importance = widget.HighImportance
-		c.reauth.SetText("Sign in")
-	} else {
-		c.reauth.Importance = widget.MediumImportance
-		c.reauth.SetText("Re-authenticate")
+		text, importance = "Sign in", widget.HighImportance
 	}
-	c.reauth.Refresh()
+	if c.reauth.Text != text || c.reauth.Importance != importance {
+		c.reauth.Importance = importance
+		c.reauth.SetText(text) // and redraws
+	}
 	enableIf(c.refresh, st.HasRefreshToken)
 	enableIf(c.copyTok, st.Usable)
 	enableIf(c.signOut, st.State != apitype.StateDisconnected)
@@ -281,6 +282,15 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	_ = c.hint.Set(hint)
 	showIf(c.errLabel, errText != "")
 	showIf(c.hintLabel, hint != "")
+}
+
+// setFill colours a status dot, redrawing it only when the colour changes:
+// the dashboard updates every second.
+func setFill(c *canvas.Circle, col color.Color) {
+	if c.FillColor != col {
+		c.FillColor = col
+		c.Refresh()
+	}
 }
 
 func enableIf(b *widget.Button, enabled bool) {

@@ -24,9 +24,15 @@ func newLifetimeBar() *lifetimeBar {
 	return b
 }
 
-// Set updates the fraction used (0..1) and the colour. Call on the UI goroutine.
+// Set updates the fraction used (0..1) and the colour, redrawing only when
+// the bar would look different (a thousandth of its width): the dashboard
+// sets it every second. Call on the UI goroutine.
 func (b *lifetimeBar) Set(used float64, c color.Color) {
-	b.used, b.colour = min(max(used, 0), 1), c
+	used = min(max(used, 0), 1)
+	if int(used*1000) == int(b.used*1000) && c == b.colour {
+		return
+	}
+	b.used, b.colour = used, c
 	b.Refresh()
 }
 
