@@ -85,7 +85,7 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	a := test.NewTempApp(t)
 	a.Settings().SetTheme(test.Theme())
 	s.api = apiclient.New(sock)
-	s.w = NewWindows(a, s.api, Options{Editable: true})
+	s.w = NewWindows(a, s.api, Options{Editable: true, Context: ctx})
 	go func() { _ = s.w.Follow(ctx) }()
 	<-s.w.Ready()
 	return s

@@ -43,6 +43,8 @@ type Options struct {
 	Tick time.Duration
 	// Editable offers the connection editor (a config file runs).
 	Editable bool
+	// Context bounds what the windows ask of the API (default: none).
+	Context context.Context
 }
 
 // Windows are the dashboard and the connection editors of the window
@@ -73,7 +75,10 @@ func NewWindows(a fyne.App, api Backend, opt Options) *Windows {
 	if opt.Tick <= 0 {
 		opt.Tick = time.Second
 	}
-	w := &Windows{app: a, api: api, opt: opt, ctx: context.Background(), editors: map[string]*Editor{}, ready: make(chan struct{})}
+	if opt.Context == nil {
+		opt.Context = context.Background()
+	}
+	w := &Windows{app: a, api: api, opt: opt, ctx: opt.Context, editors: map[string]*Editor{}, ready: make(chan struct{})}
 	w.dash = newDashboard(w)
 	return w
 }
@@ -93,7 +98,6 @@ func (w *Windows) Ready() <-chan struct{} { return w.ready }
 // Follow applies the running tokentray's event stream until ctx ends or
 // the stream does (the resident process stopped): then it returns why.
 func (w *Windows) Follow(ctx context.Context) error {
-	w.ctx = ctx
 	err := w.api.Events(ctx, func(e apitype.Event) error {
 		w.apply(e)
 		return nil
@@ -107,6 +111,9 @@ func (w *Windows) apply(e apitype.Event) {
 	w.mu.Lock()
 	switch e.Type {
 	case apitype.EventStatus:
+		if e.Status == nil {
+			break // not what this version expects: nothing to show
+		}
 		found := false
 		for i := range w.conns {
 			if w.conns[i].Name == e.Connection {

@@ -58,9 +58,9 @@ func runWindows(ctx context.Context, first windowreq.Request) error {
 	}
 	a := app.NewWithID(appID)
 	a.SetIcon(ui.AppIcon)
-	w := ui.NewWindows(a, api, ui.Options{Editable: err == nil})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	w := ui.NewWindows(a, api, ui.Options{Editable: err == nil, Context: ctx})
 	go func() {
 		err := w.Follow(ctx)
 		if ctx.Err() == nil {
