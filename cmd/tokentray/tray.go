@@ -67,12 +67,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener})
 		},
 		Started: func(ctx context.Context, k *auth.Keeper, cfg *config.Config) {
-			hook.Watch(ctx, []*auth.Keeper{k}, func(name string) string {
-				if cmd := cfg.Raw[name].OnAlert; cmd != "" {
-					return cmd
-				}
-				return cfg.OnAlert
-			}, runner)
+			hook.Watch(ctx, []*auth.Keeper{k}, cfg.AlertCommand, runner)
 		},
 	})
 	opt := resident.Options{Clock: e.clock, Log: e.log, Editable: true}

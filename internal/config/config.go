@@ -517,3 +517,12 @@ func hostOf(raw string) string {
 func lazyRegexp(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
+
+// AlertCommand is the on_alert command of connection name: its own, else
+// the file's top-level one, else "" (none).
+func (c *Config) AlertCommand(name string) string {
+	if cmd := c.Raw[name].OnAlert; cmd != "" {
+		return cmd
+	}
+	return c.OnAlert
+}

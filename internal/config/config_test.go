@@ -217,3 +217,29 @@ func TestAnIssuerWithTheURLsSetOnlyChecksIss(t *testing.T) {
 		t.Fatalf("discover %t, issuer %q: with auth_url and token_url set nothing depends on the metadata", c.Discover, c.Endpoints.Issuer)
 	}
 }
+
+func TestAConnectionsAlertCommandIsItsOwnElseTheFiles(t *testing.T) {
+	cfg, err := Parse("config.toml", []byte(`on_alert = "notify-all"
+[[connection]]
+name = "own"
+provider = "procore"
+client_id = "a"
+redirect_uri = "http://localhost:8765/callback"
+on_alert = "page-me"
+
+[[connection]]
+name = "shared"
+provider = "procore"
+client_id = "b"
+redirect_uri = "http://localhost:8766/callback"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.AlertCommand("own"); got != "page-me" {
+		t.Errorf("own: %q", got)
+	}
+	if got := cfg.AlertCommand("shared"); got != "notify-all" {
+		t.Errorf("shared: %q", got)
+	}
+}

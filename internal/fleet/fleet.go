@@ -242,7 +242,7 @@ func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) 
 	var stop []*member
 	for _, m := range f.members {
 		raw, still := cfg.Raw[m.keeper.Connection().Name]
-		if still && raw.Name != restart && reflect.DeepEqual(raw, m.raw) && hookFor(cfg, raw) == m.hooks {
+		if still && raw.Name != restart && reflect.DeepEqual(raw, m.raw) && cfg.AlertCommand(raw.Name) == m.hooks {
 			keep[raw.Name] = m
 		} else {
 			stop = append(stop, m)
@@ -394,7 +394,7 @@ func (f *Fleet) keeper(name string) *auth.Keeper {
 
 func (f *Fleet) newMember(cfg *config.Config, conn *auth.Connection) *member {
 	raw := cfg.Raw[conn.Name]
-	return &member{keeper: f.opt.NewKeeper(cfg, conn), raw: raw, hooks: hookFor(cfg, raw)}
+	return &member{keeper: f.opt.NewKeeper(cfg, conn), raw: raw, hooks: cfg.AlertCommand(conn.Name)}
 }
 
 // run starts m's keeper. Call with f.mu held, after Start.
@@ -475,11 +475,4 @@ func moveItem[T any](what string, replaced bool, load func() (T, error), save fu
 		return fmt.Errorf("the old name's %s item is still in the keyring: %w", what, err)
 	}
 	return nil
-}
-
-func hookFor(cfg *config.Config, raw config.Connection) string {
-	if raw.OnAlert != "" {
-		return raw.OnAlert
-	}
-	return cfg.OnAlert
 }
