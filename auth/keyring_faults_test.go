@@ -87,15 +87,22 @@ func checkFault(t *testing.T, r *rig, s *KeyringStore, want string) {
 	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want an 'unavailable' error saying %q, got %v", want, err)
 	}
-	if took > faultTimeout+time.Second {
-		t.Fatalf("the error took %s, longer than the %s timeout", took, faultTimeout)
+	// Bounded by the timeout, not by the daemon: a busy machine may add
+	// seconds, a call without a bound would never end.
+	if took > faultTimeout+30*time.Second {
+		t.Fatalf("the error took %s; the %s timeout did not bound it", took, faultTimeout)
 	}
-	start = time.Now()
-	if tok, err := r.k.Token(ctx, 0); err != nil || tok.AccessToken != "at-1" {
-		t.Fatalf("a script asking before the refresh point: %v", err)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Fatalf("a valid token held in memory took %s to hand out", d)
+	// A valid token held in memory is handed out without asking the keyring:
+	// with the keyring's timeout raised to ten minutes, an answer within the
+	// test's minute means it was not asked.
+	s.Secrets.Timeout = 10 * time.Minute
+	held, cancel := context.WithTimeout(ctx, time.Minute)
+	tok, err := r.k.Token(held, 0)
+	waited := held.Err() != nil
+	cancel()
+	s.Secrets.Timeout = faultTimeout
+	if err != nil || tok.AccessToken != "at-1" || waited {
+		t.Fatalf("a script asking before the refresh point: %v (waited for the keyring: %t)", err, waited)
 	}
 	r.clock.Advance(80 * time.Minute)
 	start = time.Now()

@@ -95,8 +95,11 @@ redirect_uri = "http://localhost:8765/callback"
 		if code := cmd.ProcessState.ExitCode(); code != apitype.ExitFailure {
 			t.Errorf("tokentray %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, apitype.ExitFailure, stdout.String(), stderr.String())
 		}
-		if took > 2*time.Second {
-			t.Errorf("tokentray %s took %s, want under 2 s", strings.Join(args, " "), took)
+		// What this guards against took 10 s per connection (a D-Bus call
+		// to a bus that is not there, timing out); a busy machine may add
+		// seconds to a process, never that many.
+		if took > 8*time.Second {
+			t.Errorf("tokentray %s took %s: it waited for a bus that is not there", strings.Join(args, " "), took)
 		}
 		for _, want := range []string{"no Secret Service in this session", "no D-Bus session bus", "desktop session",
 			"dbus-run-session", "gnome-keyring-daemon --unlock", `store = "file"`} {

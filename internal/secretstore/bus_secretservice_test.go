@@ -128,7 +128,9 @@ func TestNoSessionBusFailsAtOnceWithoutLaunchingOne(t *testing.T) {
 			_, err := s.Get(context.Background(), "k")
 			took := time.Since(start)
 			noBusErr(t, err, "")
-			if took > time.Second {
+			// An autolaunched bus, or a call waiting for one, takes the
+			// D-Bus timeout (25 s); a busy machine adds far less.
+			if took > 10*time.Second {
 				t.Fatalf("failed after %s, want at once", took)
 			}
 			if err := s.Set(context.Background(), "k", "v"); !errors.Is(err, ErrUnavailable) {
