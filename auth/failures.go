@@ -1,0 +1,157 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// What a failed refresh means for the connection: the state it leaves the
+// keeper in, what is recorded in the store so that every process tells the
+// truth, and when to try again. The classification of the provider's
+// answers is errors.go's.
+
+// refreshFailed records a failed token call. invalid_grant kills the
+// refresh token; the client's own problems (invalid_client and the other
+// permanent errors) keep it for when the client settings are fixed;
+// transient failures are retried with backoff and jitter.
+func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *TokenSet, fingerprint string, err error) error {
+	te := classify(k.opName(), err, conn)
+	k.mu.Lock()
+	prevMaybeProcessed := k.lastErr != nil && k.lastErr.MaybeProcessed
+	k.mu.Unlock()
+	switch {
+	case te.Class == Permanent && te.Code == "invalid_grant":
+		return k.grantRejected(current, te, prevMaybeProcessed)
+	case te.Class == Permanent:
+		k.mu.Lock()
+		k.lastErr = te
+		k.mu.Unlock()
+		_ = k.clientRefused(te.Error(), te.Hint)
+		if current != nil {
+			refused := *current
+			refused.RefusedClient, refused.LastHint = fingerprint, te.Hint
+			k.record(ctx, &refused, te.Error())
+		}
+		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
+	}
+	return k.recordFailure(current, te)
+}
+
+// grantRejected: the refresh token is dead. It is recorded as such, so that
+// every process and a restart know a sign-in is needed.
+func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProcessed bool) error {
+	k.mu.Lock()
+	k.lastErr = te
+	k.errText, k.hint = te.Error(), te.Hint
+	if prevMaybeProcessed {
+		k.hint = "The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use). " + k.hint
+	}
+	k.failures = 0
+	k.setStateLocked(StateNeedsReauth)
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	k.mu.Unlock()
+	k.log.Warn("refresh rejected", "err", te)
+	if current != nil && k.conn.Grant != GrantClientCredentials {
+		dead := *current
+		dead.Dead = true
+		k.record(context.Background(), &dead, te.Error())
+	}
+	if k.conn.Grant == GrantClientCredentials {
+		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
+	}
+	return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrNeedsSignIn)
+}
+
+// clientRefused puts the connection in StateClientRefused: a person must fix
+// the client settings or secret; the refresh token is kept.
+func (k *Keeper) clientRefused(errText, hint string) error {
+	if hint == "" {
+		hint = "Set the client secret with `tokentray secret " + k.conn.Name + "`, or fix client_id and token_endpoint_auth_method in the config."
+		if k.conn.Grant != GrantClientCredentials {
+			hint += " The refresh token is kept: no new sign-in is needed once the client is accepted."
+		}
+	}
+	k.mu.Lock()
+	k.failures = 0
+	k.errText, k.hint = errText, hint
+	k.setStateLocked(StateClientRefused)
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: errText, Hint: hint})
+	k.mu.Unlock()
+	k.log.Warn("client refused", "err", errText)
+	return withHint(fmt.Errorf("%s: %s: %w", k.conn.Name, errText, ErrCredentialsRefused), hint)
+}
+
+// recordFailure records a transient failure: degraded, retried with backoff
+// and jitter, never sooner than the provider's Retry-After.
+func (k *Keeper) recordFailure(current *TokenSet, te *TokenError) error {
+	now := k.opt.Clock.Now()
+	k.mu.Lock()
+	k.lastErr = te
+	k.errText, k.hint = te.Error(), te.Hint
+	k.failures++
+	delay := k.backoffLocked(te.RetryAfter)
+	k.retryAt = now.Add(delay)
+	retryAt := k.retryAt
+	k.setStateLocked(StateDegraded)
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	k.mu.Unlock()
+	k.log.Warn("refresh failed; retrying", "err", te, "retry_in", delay)
+	if current != nil {
+		failed := *current
+		failed.LastHint, failed.RetryAt = te.Hint, retryAt
+		k.record(context.Background(), &failed, te.Error())
+	}
+	return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrUnreachable)
+}
+
+// record saves the outcome of a failed refresh with the tokens it leaves
+// unchanged, so that `tokentray status` in any process tells the truth. It
+// runs under the refresh lock, on the token set just read from the store.
+func (k *Keeper) record(ctx context.Context, t *TokenSet, errText string) {
+	t.LastError, t.LastRefresh, t.LastRefreshOK = errText, k.opt.Clock.Now(), false
+	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, t); err != nil {
+		k.log.Warn("could not record the failed refresh", "err", err)
+		return
+	}
+	k.mu.Lock()
+	k.token = t
+	k.emitLocked(Event{Kind: EventRecorded, From: k.state, To: k.state})
+	k.mu.Unlock()
+}
+
+func (k *Keeper) opName() string {
+	if k.conn.Grant == GrantClientCredentials {
+		return "client credentials"
+	}
+	return "refresh"
+}
+
+// localFailure records a failure on this machine (keyring, lock, missing
+// secret): the connection is degraded and retried, the grant is untouched.
+func (k *Keeper) localFailure(err error, hint string) error {
+	now := k.opt.Clock.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.failures++
+	k.retryAt = now.Add(k.backoffLocked(0))
+	k.lastErr = nil
+	k.errText, k.hint = err.Error(), hint
+	if k.state != StateNeedsReauth && k.state != StateDisconnected {
+		k.setStateLocked(StateDegraded)
+	}
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	return err
+}
+
+// backoffLocked is exponential from 5 s to 5 min with jitter in [d/2, d),
+// and never shorter than a server's Retry-After.
+func (k *Keeper) backoffLocked(retryAfter time.Duration) time.Duration {
+	d := backoffBase
+	for i := 1; i < k.failures && d < backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, backoffMax)
+	d = d/2 + time.Duration(k.opt.Jitter()*float64(d/2))
+	return max(d, min(retryAfter, time.Hour))
+}
