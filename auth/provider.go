@@ -56,9 +56,13 @@ var procore = Preset{
 		"production":      procoreEndpoints("login.procore.com", "api.procore.com"),
 		"sandbox":         procoreEndpoints("login-sandbox.procore.com", "sandbox.procore.com"),
 		"monthly-sandbox": procoreEndpoints("login-sandbox-monthly.procore.com", "api-monthly.procore.com"),
+		// Procore for US government (Procore's docs: "Procore for
+		// Government"): hosts of its own, and credentials of its own.
+		"federal": procoreEndpoints("login.procoregov.com", "api.procoregov.com"),
 	},
 	Notes: map[string]string{
 		"monthly-sandbox": "API base follows Procore's docs (api-monthly.procore.com); some accounts use monthly-sandbox.procore.com: set api_base to override.",
+		"federal":         "Procore for Government has its own client id and secret: create the app in its developer portal.",
 	},
 }
 

@@ -64,7 +64,7 @@ name = "p"
 provider = "procorre"
 client_id = "a"
 redirect_uri = "http://localhost:1/cb"`, []string{`connection "p"`, "provider", "procorre", "generic, procore"}},
-		{"unknown environment", base(`environment = "staging"`), []string{"environment", "monthly-sandbox, production, sandbox"}},
+		{"unknown environment", base(`environment = "staging"`), []string{"environment", "federal, monthly-sandbox, production, sandbox"}},
 		{"duplicate names", base("") + "\n" + base(""), []string{"used by connection #1"}},
 		{"missing client id", `[[connection]]
 name = "p"
