@@ -102,8 +102,8 @@ func emptyEnv(c *cobra.Command) (*env, error) {
 
 // runResident runs the resident process for f until ctx ends or Quit is
 // chosen: the keepers, the local API, alerts, and the tray drawn with
-// fyne.io/systray alone. Windows are the window process (`tokentray
-// window`), started when a person asks for one. It returns once every
+// fyne.io/systray alone. Windows are the window process
+// (tokentray-window), started when a person asks for one. It returns once every
 // keeper has finished (an in-flight refresh is saved first). afterStart
 // runs once the keepers and the API run, before the tray is drawn.
 func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afterStart func(*resident.Resident)) error {

@@ -1,6 +1,6 @@
 // Package windowreq is what the resident process asks of the window
 // process: which window to show. The first request is the window process's
-// command line (`tokentray window SHOW [NAME]`); later ones are lines on its
+// command line (`tokentray-window SHOW [NAME]`); later ones are lines on its
 // standard input, in the same words.
 package windowreq
 
