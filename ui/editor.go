@@ -112,7 +112,7 @@ func (w *Windows) EditConnection(name string) {
 		e.Window.RequestFocus()
 		return
 	}
-	go func() {
+	w.bg.Go(func() {
 		// The config as the running tokentray has it, and whether a secret
 		// is stored: asked off the UI goroutine, a locked keyring can take
 		// seconds to answer.
@@ -125,7 +125,7 @@ func (w *Windows) EditConnection(name string) {
 		}
 		w.onUI(func() {
 			if err != nil {
-				w.logf(name, "the editor did not open: %v", err)
+				w.logNow(name, "the editor did not open: %v", err)
 				return
 			}
 			if w.editors[name] != nil {
@@ -133,7 +133,7 @@ func (w *Windows) EditConnection(name string) {
 			}
 			w.openEditor(name, cfg, one)
 		})
-	}()
+	})
 }
 
 // openEditor shows the editor for name with cfg as the running tokentray
@@ -619,7 +619,7 @@ func (e *Editor) test() {
 		e.setTestStatus("Waiting for you to sign in in the browser…", widget.MediumImportance)
 	}
 	req := apitype.TestSignIn{Replacing: e.replacing, Connection: raw.Wire(), Secret: typed}
-	go func() {
+	e.w.bg.Go(func() {
 		defer cancel()
 		res, err := e.w.api.TestSignIn(ctx, req)
 		e.w.onUI(func() {
@@ -652,7 +652,7 @@ func (e *Editor) test() {
 				e.setTestStatus(fmt.Sprintf("Signed in%s; the API answered HTTP %d at %s. Save keeps this sign-in.", who, res.Check.Status, conn.Endpoints.CheckURL), widget.SuccessImportance)
 			}
 		})
-	}()
+	})
 }
 
 func (e *Editor) stopTest() {
@@ -686,7 +686,7 @@ func (e *Editor) save() {
 	e.setBusy(true)
 	e.setTestStatus("Saving…", widget.MediumImportance)
 	replacing := e.replacing
-	go func() {
+	e.w.bg.Go(func() {
 		ctx, cancel := context.WithTimeout(e.w.ctx, time.Minute)
 		defer cancel()
 		saved, err := e.w.api.SaveConnection(ctx, replacing, s)
@@ -696,17 +696,17 @@ func (e *Editor) save() {
 			case err != nil:
 				e.setTestStatus("Not saved: "+err.Error(), widget.DangerImportance)
 			case saved.Problem != "":
-				e.w.logf(raw.Name, "saved to %s, with a problem: %s", saved.Path, saved.Problem)
+				e.w.logNow(raw.Name, "saved to %s, with a problem: %s", saved.Path, saved.Problem)
 				e.setTestStatus(saved.Problem, widget.DangerImportance)
 				e.replacing = raw.Name // what follows edits the saved connection
 				e.base = raw
 				e.Window.SetTitle(e.title())
 			default:
-				e.w.logf(raw.Name, "saved to %s", saved.Path)
+				e.w.logNow(raw.Name, "saved to %s", saved.Path)
 				e.Window.Close()
 			}
 		})
-	}()
+	})
 }
 
 func (e *Editor) setBusy(busy bool) {
@@ -733,7 +733,7 @@ func (e *Editor) confirmRemove() {
 
 func (e *Editor) remove(name string, localOnly bool) {
 	e.setBusy(true)
-	go func() {
+	e.w.bg.Go(func() {
 		ctx, cancel := context.WithTimeout(e.w.ctx, time.Minute)
 		defer cancel()
 		saved, err := e.w.api.RemoveConnection(ctx, name, localOnly)
@@ -741,10 +741,10 @@ func (e *Editor) remove(name string, localOnly bool) {
 			e.setBusy(false)
 			switch {
 			case err == nil && saved.Problem != "":
-				e.w.logf(name, "removed, with a problem: %s", saved.Problem)
+				e.w.logNow(name, "removed, with a problem: %s", saved.Problem)
 				e.Window.Close() // it is gone: nothing is left to edit
 			case err == nil:
-				e.w.logf(name, "removed")
+				e.w.logNow(name, "removed")
 				e.Window.Close()
 			case errors.Is(err, apiclient.ErrUnreachable) && !localOnly:
 				dialog.ShowConfirm("The provider did not confirm the sign-out",
@@ -758,5 +758,5 @@ func (e *Editor) remove(name string, localOnly bool) {
 				e.setTestStatus("Not removed: "+err.Error(), widget.DangerImportance)
 			}
 		})
-	}()
+	})
 }

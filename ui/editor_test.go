@@ -77,8 +77,14 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	}
 	served := make(chan struct{})
 	go func() { _ = (&localapi.Server{Hub: s.res.Hub(), Connections: s.fleet}).Serve(ctx, l); close(served) }()
+	followed := make(chan struct{}) // closed when the windows stop following the API
 	t.Cleanup(func() {
 		cancel()
+		// What the editor started must end within this test: the test
+		// driver draws on the caller's goroutine, and the next test's
+		// windows must not be drawn beside it.
+		s.w.Wait()
+		<-followed
 		<-served
 		s.res.Wait()
 	})
@@ -86,7 +92,7 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	a.Settings().SetTheme(test.Theme())
 	s.api = apiclient.New(sock)
 	s.w = NewWindows(a, s.api, Options{Editable: true, Context: ctx})
-	go func() { _ = s.w.Follow(ctx) }()
+	go func() { _ = s.w.Follow(ctx); close(followed) }()
 	<-s.w.Ready()
 	return s
 }

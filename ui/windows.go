@@ -61,6 +61,9 @@ type Windows struct {
 	editors   map[string]*Editor // by the name they edit ("" adds)
 	uiMu      sync.Mutex
 
+	// bg is the work on the API each action starts; Wait waits for it.
+	bg sync.WaitGroup
+
 	mu    sync.Mutex
 	conns []apitype.Connection // as the event stream last said
 	ready chan struct{}        // closed once the stream's snapshot is in
@@ -83,7 +86,9 @@ func NewWindows(a fyne.App, api Backend, opt Options) *Windows {
 	return w
 }
 
-// onUI runs f on the UI goroutine, one at a time.
+// onUI runs f on the UI goroutine, one at a time. f must not call onUI
+// (Fyne's test driver runs f at once, on the caller's goroutine, and the
+// lock does not nest): inside it, use logNow rather than logf.
 func (w *Windows) onUI(f func()) {
 	fyne.Do(func() {
 		w.uiMu.Lock()
@@ -91,6 +96,10 @@ func (w *Windows) onUI(f func()) {
 		f()
 	})
 }
+
+// Wait returns once the work the windows' actions started is done (their
+// answers drawn): what an end of the windows, or of a test, waits for.
+func (w *Windows) Wait() { w.bg.Wait() }
 
 // Ready is closed once the windows know every connection.
 func (w *Windows) Ready() <-chan struct{} { return w.ready }
@@ -152,10 +161,16 @@ func logLine(t time.Time, connection, text string) string {
 	return fmt.Sprintf("%s  %s  %s", t.Local().Format("15:04:05"), connection, text)
 }
 
-// logf puts a line of this window process in the dashboard's event log.
+// logf puts a line of this window process in the dashboard's event log,
+// from any goroutine.
 func (w *Windows) logf(connection, format string, a ...any) {
 	line := logLine(w.opt.Clock.Now(), connection, fmt.Sprintf(format, a...))
 	w.onUI(func() { w.dash.addLog(line) })
+}
+
+// logNow is logf on the UI goroutine, inside onUI: onUI does not nest.
+func (w *Windows) logNow(connection, format string, a ...any) {
+	w.dash.addLog(logLine(w.opt.Clock.Now(), connection, fmt.Sprintf(format, a...)))
 }
 
 // Connections are the connections as last known.
@@ -225,34 +240,34 @@ func (w *Windows) ShowDashboard() {
 
 // SignIn starts the browser sign-in of name, in the running tokentray.
 func (w *Windows) SignIn(name string) {
-	go func() {
+	w.bg.Go(func() {
 		if err := w.api.StartLogin(w.ctx, name); err != nil {
 			w.logf(name, "sign-in did not start: %v", err)
 		}
-	}()
+	})
 }
 
 // RefreshNow refreshes name now.
 func (w *Windows) RefreshNow(name string) {
-	go func() {
+	w.bg.Go(func() {
 		if _, err := w.api.Refresh(w.ctx, name); err != nil {
 			w.logf(name, "refresh failed: %v", err)
 		}
-	}()
+	})
 }
 
 // CheckNow calls name's "who am I" URL.
 func (w *Windows) CheckNow(name string) {
-	go func() {
+	w.bg.Go(func() {
 		if _, err := w.api.Check(w.ctx, name); err != nil {
 			w.logf(name, "API check: %v", err)
 		}
-	}()
+	})
 }
 
 // CopyToken puts a valid access token of name on the clipboard.
 func (w *Windows) CopyToken(name string) {
-	go func() {
+	w.bg.Go(func() {
 		tok, err := w.api.Token(w.ctx, name, apiclient.DefaultMinValid)
 		if err != nil {
 			w.logf(name, "no token to copy: %v", err)
@@ -263,7 +278,7 @@ func (w *Windows) CopyToken(name string) {
 			w.app.Clipboard().SetContent(tok.AccessToken)
 			w.dash.addLog(logLine(w.opt.Clock.Now(), name, "access token copied to the clipboard (valid "+left+")"))
 		})
-	}()
+	})
 }
 
 // ConfirmSignOut asks, on the dashboard, before revoking name's tokens.
@@ -276,7 +291,7 @@ func (w *Windows) ConfirmSignOut(name string) {
 			if !ok {
 				return
 			}
-			go func() {
+			w.bg.Go(func() {
 				out, err := w.api.Logout(w.ctx, name, false)
 				switch {
 				case err != nil:
@@ -284,7 +299,7 @@ func (w *Windows) ConfirmSignOut(name string) {
 				case !out.Revoked:
 					w.logf(name, "signed out here; nothing was revoked at the provider: %s", out.NotRevoked)
 				}
-			}()
+			})
 		}, w.dash.Window)
 }
 
