@@ -115,13 +115,18 @@ func (c *Client) request(ctx context.Context, method, path string, q url.Values,
 		if err != nil {
 			return nil, fmt.Errorf("read the answer of the running tokentray: %w", err)
 		}
-		var e apitype.Error
-		if json.Unmarshal(b, &e) != nil || e.Code == "" {
-			return nil, fmt.Errorf("the running tokentray answered HTTP %d", resp.StatusCode)
-		}
-		return nil, &APIError{Body: e}
+		return nil, errorAnswer(resp.StatusCode, b)
 	}
 	return resp, nil
+}
+
+// errorAnswer is the error of an answer with HTTP status >= 400.
+func errorAnswer(status int, body []byte) error {
+	var e apitype.Error
+	if json.Unmarshal(body, &e) != nil || e.Code == "" {
+		return fmt.Errorf("the running tokentray answered HTTP %d", status)
+	}
+	return &APIError{Body: e}
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
@@ -324,11 +329,7 @@ func (c *Client) TokenNow(name string, minValid time.Duration) (*apitype.Token, 
 		return nil, errors.New("the running tokentray's answer is not HTTP")
 	}
 	if status >= 400 {
-		var e apitype.Error
-		if json.Unmarshal(body, &e) != nil || e.Code == "" {
-			return nil, fmt.Errorf("the running tokentray answered HTTP %d", status)
-		}
-		return nil, &APIError{Body: e}
+		return nil, errorAnswer(status, body)
 	}
 	var out apitype.Token
 	if err := json.Unmarshal(body, &out); err != nil {

@@ -33,11 +33,7 @@ import (
 // leaves, the tray menu and the local API without a restart.
 func TestConnectionsChangeWhileTheTrayRuns(t *testing.T) {
 	h := setup(t)
-	display := startXvfb(t)
-	h.must(clientSecret+"\n", "secret", "e2e")
-	h.must("", "login", "e2e", "--timeout", "90s")
-	_, item := h.startTray(t, display)
-	waitColour(t, item, "green")
+	display, item := h.signedInTray(t)
 	drawTrayHost(t, item, "tray-menu.png")
 
 	add := findMenu(t, item, "Add connection…")

@@ -271,6 +271,18 @@ func waitAlerts(t *testing.T, path, want string) {
 	}
 }
 
+// signedInTray signs e2e in and runs the tray on a display of its own until
+// the test ends; it returns once the icon is green.
+func (h *harness) signedInTray(t *testing.T) (string, dbustest.Item) {
+	t.Helper()
+	display := startXvfb(t)
+	h.must(clientSecret+"\n", "secret", "e2e")
+	h.must("", "login", "e2e", "--timeout", "90s")
+	_, item := h.startTray(t, display)
+	waitColour(t, item, "green")
+	return display, item
+}
+
 // startTray runs the tokentray tray (`tokentray ARGS`) on display until the
 // test ends (then SIGTERM, which must end it within 15 s) and returns it
 // with its tray item.
@@ -341,11 +353,7 @@ func windowProcesses(t *testing.T, bin string) []int {
 // stays green and keeps serving tokens), and opens it again.
 func TestTheWindowProcessComesAndGoesWithoutTouchingTheTokens(t *testing.T) {
 	h := setup(t)
-	display := startXvfb(t)
-	h.must(clientSecret+"\n", "secret", "e2e")
-	h.must("", "login", "e2e", "--timeout", "90s")
-	_, item := h.startTray(t, display)
-	waitColour(t, item, "green")
+	display, item := h.signedInTray(t)
 	if n := len(windowProcesses(t, h.bin)); n != 0 {
 		t.Fatalf("%d window processes before any window was asked for", n)
 	}

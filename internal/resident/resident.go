@@ -283,14 +283,13 @@ func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
 		Quit:         r.Quit,
 		SetAutostart: r.setAutostart, // its log line redraws the menu
 	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	due := r.opt.Clock.After(0)
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-redraw:
-		case <-timer.C:
+		case <-due:
 		}
 		now := r.opt.Clock.Now()
 		next := r.draw(t, actions)
@@ -303,7 +302,7 @@ func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
 		if earliest := now.Add(minRedraw); next.Before(earliest) {
 			next = earliest
 		}
-		timer.Reset(next.Sub(now))
+		due = r.opt.Clock.After(next.Sub(now))
 	}
 }
 
