@@ -15,10 +15,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"syscall"
 	"time"
 
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient/socket"
 )
 
 // Errors callers test with errors.Is. An *APIError unwraps to the one of
@@ -45,6 +45,9 @@ type Client struct {
 	Path string
 	http *http.Client
 }
+
+// DefaultPath is where the running tokentray listens (socket.Path).
+func DefaultPath() string { return socket.Path() }
 
 // New returns a client for the socket at path.
 func New(path string) *Client {
@@ -104,7 +107,7 @@ func (c *Client) request(ctx context.Context, method, path string, q url.Values,
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if isNotRunning(err) {
+		if socket.IsNotRunning(err) {
 			return nil, ErrNotRunning
 		}
 		return nil, fmt.Errorf("ask the running tokentray (%s): %w", c.Path, err)
@@ -145,12 +148,6 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		}
 	}
 	return nil
-}
-
-// isNotRunning: no socket, or nobody listening on it. Anything else, such
-// as "permission denied", is a real error and must be seen.
-func isNotRunning(err error) bool {
-	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 func connPath(name string, rest string) string {
@@ -294,46 +291,4 @@ func (c *Client) RemoveConnection(ctx context.Context, name string, localOnly bo
 func (c *Client) TestSignIn(ctx context.Context, t apitype.TestSignIn) (*apitype.Tested, error) {
 	var out apitype.Tested
 	return &out, c.do(ctx, http.MethodPost, "/v1/config/test", nil, t, &out)
-}
-
-// TokenNow is Token for a process that makes this one request and exits
-// (`tokentray token NAME`): one HTTP/1.0 exchange on a fresh connection,
-// read to its end, without net/http's client and its connection pool,
-// whose set-up is most of such a process's time.
-func (c *Client) TokenNow(name string, minValid time.Duration) (*apitype.Token, error) {
-	conn, err := net.DialTimeout("unix", c.Path, 5*time.Second)
-	if err != nil {
-		if isNotRunning(err) {
-			return nil, ErrNotRunning
-		}
-		return nil, fmt.Errorf("ask the running tokentray (%s): %w", c.Path, err)
-	}
-	defer conn.Close()
-	path := connPath(name, "/token")
-	if minValid != DefaultMinValid {
-		path += "?" + url.Values{"min_valid": {minValid.String()}}.Encode()
-	}
-	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.0\r\nHost: tokentray\r\n\r\n"); err != nil {
-		return nil, fmt.Errorf("ask the running tokentray (%s): %w", c.Path, err)
-	}
-	raw, err := io.ReadAll(io.LimitReader(conn, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of the running tokentray: %w", err)
-	}
-	head, body, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
-	var status int
-	if ok {
-		_, err = fmt.Sscanf(string(head), "HTTP/1.%d %d", new(int), &status)
-	}
-	if !ok || err != nil {
-		return nil, errors.New("the running tokentray's answer is not HTTP")
-	}
-	if status >= 400 {
-		return nil, errorAnswer(status, body)
-	}
-	var out apitype.Token
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("the running tokentray's answer is not what this version expects: %w", err)
-	}
-	return &out, nil
 }

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 window=${1:-120}
 bin=$(mktemp -d)
-CGO_ENABLED=0 go build -o "$bin/tokentray" ./cmd/tokentray
+CGO_ENABLED=0 go build -o "$bin/" ./cmd/tokentray ./cmd/tokentray-core
 go build -o "$bin/tokentray-window" ./cmd/tokentray-window
 go build -o "$bin/minimalwindow" ./internal/bench/minimalwindow
 go build -o "$bin/watcher" ./internal/bench/watcher

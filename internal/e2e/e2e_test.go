@@ -257,12 +257,12 @@ func (h *harness) must(stdin string, args ...string) result {
 	return r
 }
 
-// buildTokentray builds tokentray into dir as it is installed: the
-// resident process and CLI without cgo (it links no GUI toolkit), and the
-// window process beside it.
+// buildTokentray builds tokentray into dir as it is installed: tokentray
+// and tokentray-core (the CLI and the resident process) without cgo, as
+// they link no GUI toolkit, and the window process beside them.
 func buildTokentray(t testing.TB, root, dir string) {
 	t.Helper()
-	cli := exec.Command("go", "build", "-o", filepath.Join(dir, "tokentray"), "./cmd/tokentray")
+	cli := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tokentray", "./cmd/tokentray-core")
 	cli.Env = append(os.Environ(), "CGO_ENABLED=0")
 	win := exec.Command("go", "build", "-o", filepath.Join(dir, "tokentray-window"), "./cmd/tokentray-window")
 	for _, build := range []*exec.Cmd{cli, win} {

@@ -14,13 +14,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/apiclient/socket"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
+	"github.com/tokentray/tokentray/internal/tokennow"
 )
 
 // A config table crosses the API and comes back the same, every key.
@@ -152,23 +153,22 @@ func TestACheckWithoutACheckURLSaysWhatToSet(t *testing.T) {
 	}
 }
 
-// TokenNow, the one-request path of `tokentray token NAME`, gets what Token
-// gets, errors included.
-func TestTokenNowAnswersAsTokenDoes(t *testing.T) {
+// tokennow.Fetch, the one-request path of `tokentray token NAME`, gets what
+// Token gets, errors included.
+func TestTheOneRequestPathAnswersAsTokenDoes(t *testing.T) {
 	f := serve(t, true)
-	now, err := f.client.TokenNow("p", apiclient.DefaultMinValid)
-	if err != nil {
-		t.Fatal(err)
+	now, refused, err := tokennow.Fetch(f.client.Path, "p")
+	if err != nil || refused != nil {
+		t.Fatal(err, refused)
 	}
 	tok, err := f.client.Token(context.Background(), "p", apiclient.DefaultMinValid)
 	if err != nil || tok.AccessToken != now.AccessToken || tok.APIBase != now.APIBase || now.ExpiresIn <= 0 {
-		t.Fatalf("Token %+v (%v), TokenNow %+v", tok, err, now)
+		t.Fatalf("Token %+v (%v), Fetch %+v", tok, err, now)
 	}
-	var ae *apiclient.APIError
-	if _, err := f.client.TokenNow("nope", time.Minute); !errors.As(err, &ae) || ae.ExitCode() != 2 || !strings.Contains(ae.Hint(), "Configured: p") {
-		t.Fatalf("an unknown name: %v", err)
+	if _, refused, err := tokennow.Fetch(f.client.Path, "nope"); err != nil || refused == nil || refused.ExitCode != 2 || !strings.Contains(refused.Hint, "Configured: p") {
+		t.Fatalf("an unknown name: %v %+v", err, refused)
 	}
-	if _, err := apiclient.New(filepath.Join(t.TempDir(), "none.sock")).TokenNow("p", 0); !errors.Is(err, apiclient.ErrNotRunning) {
+	if _, _, err := tokennow.Fetch(filepath.Join(t.TempDir(), "none.sock"), "p"); !socket.IsNotRunning(err) {
 		t.Fatalf("nothing running: %v", err)
 	}
 }

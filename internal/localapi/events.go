@@ -9,7 +9,6 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 // recentLines is how many log lines a stream that opens later is sent.
@@ -89,7 +88,7 @@ func (h *Hub) follow(k *auth.Keeper) context.CancelFunc {
 			h.mu.Lock()
 			if h.follows[k] != nil {
 				h.publishLocked(apitype.Event{Time: e.Time, Type: apitype.EventStatus, Connection: e.Connection,
-					Kind: string(e.Kind), Text: humanize.Event(e), Status: ptr(Describe(k))})
+					Kind: string(e.Kind), Text: EventText(e), Status: ptr(Describe(k))})
 			}
 			h.mu.Unlock()
 		}

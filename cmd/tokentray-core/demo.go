@@ -215,7 +215,7 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 			}
 		case e := <-events:
 			clearLine(out, live)
-			if msg := humanize.Event(e); msg != "" {
+			if msg := localapi.EventText(e); msg != "" {
 				fmt.Fprintf(out, "%s  %s\n", stamp(e.Time), msg)
 				if e.Hint != "" && e.Kind == auth.EventRefreshFailed {
 					fmt.Fprintf(out, "           hint: %s\n", e.Hint)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/tokennow"
 )
 
 type tokenOptions struct {
@@ -40,9 +40,8 @@ func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration)
 // printWarning says, on stderr, that tok was handed out although the
 // refresh it called for failed, and when it expires.
 func printWarning(io streams, name string, tok *apitype.Token) {
-	if tok.Warning != "" {
-		fmt.Fprintf(io.err, "tokentray: warning: %s was not refreshed (%s); this token expires at %s (in %s)\n",
-			name, tok.Warning, tok.ExpiresAt.Local().Format("15:04:05"), humanize.Duration(time.Duration(tok.ExpiresIn)*time.Second))
+	if w := tokennow.Warning(name, tok); w != "" {
+		fmt.Fprintln(io.err, w)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
 	"github.com/tokentray/tokentray/internal/resident"
+	"github.com/tokentray/tokentray/internal/sibling"
 	"github.com/tokentray/tokentray/internal/wake"
 	"github.com/tokentray/tokentray/internal/windowreq"
 )
@@ -111,7 +111,7 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	windows := &resident.Windows{Log: opt.Log, Command: windowCommand}
-	if _, err := windowBinary(); err != nil {
+	if _, err := sibling.Find(windowProgram, windowRole); err != nil {
 		fmt.Fprintf(os.Stderr, "tokentray: %v\n", err)
 	}
 	defer windows.Close()
@@ -136,33 +136,12 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 	return nil
 }
 
-// windowBinary is the window process's executable: tokentray-window beside
-// this executable (as \`go install ./cmd/...\` and the packages put it),
-// else on PATH.
-func windowBinary() (string, error) {
-	name := "tokentray-window"
-	if runtime.GOOS == "windows" {
-		name += ".exe"
-	}
-	if exe, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(exe), name); fileExists(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("the windows are the program %s, which is neither beside this tokentray nor on PATH: install it (go install ./cmd/tokentray-window, or bash .ci/app, builds both)", name)
-}
-
-func fileExists(p string) bool {
-	info, err := os.Stat(p)
-	return err == nil && !info.IsDir()
-}
+// The window process's program, and what it is for (in errors).
+const windowProgram, windowRole = "tokentray-window", "the dashboard and the editor"
 
 // windowCommand is the window process for its first request.
 func windowCommand(r windowreq.Request) (*exec.Cmd, error) {
-	bin, err := windowBinary()
+	bin, err := sibling.Find(windowProgram, windowRole)
 	if err != nil {
 		return nil, err
 	}

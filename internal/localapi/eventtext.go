@@ -1,4 +1,4 @@
-package humanize
+package localapi
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"github.com/tokentray/tokentray/auth"
 )
 
-// Event says what happened in one line for a person, or "" for events not
+// EventText says what happened in one line for a person, or "" for events not
 // worth a line of their own (entering "refreshing", leaving it successfully).
-func Event(e auth.Event) string {
+func EventText(e auth.Event) string {
 	switch e.Kind {
 	case auth.EventState:
 		if e.To == auth.StateRefreshing || (e.From == auth.StateRefreshing && e.To == auth.StateConnected) {

@@ -1,0 +1,82 @@
+// Command tokentray keeps OAuth 2.0 connections alive and hands fresh access
+// tokens to people, scripts and agents. See the README for the contracts.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/browser"
+	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/tokennow"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], systemStreams(), deps{env: newEnv, openBrowser: browser.Open})
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code. Errors go to
+// stderr; only requested data goes to stdout.
+func run(ctx context.Context, args []string, io streams, d deps) int {
+	root := newRootCmd(io, d)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return apitype.ExitOK
+	}
+	var child exitCodeError
+	if errors.As(err, &child) {
+		return child.code // exec: the command's own exit code, no message of ours
+	}
+	return report(io, err)
+}
+
+// report tells what went wrong, with the hint that came with it, and
+// returns the exit code.
+func report(io streams, err error) int {
+	hint := auth.HintOf(err)
+	var ae *apiclient.APIError
+	if hint == "" && errors.As(err, &ae) {
+		hint = ae.Hint()
+	}
+	tokennow.PrintError(io.err, err.Error(), hint)
+	return exitCode(err)
+}
+
+// deps are the outside things commands use; tests replace them.
+type deps struct {
+	env         envFactory
+	openBrowser func(url string) error
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCode is the exit code for err (apitype's contract): the running
+// tokentray's own choice when it answered, else the one the API would give.
+func exitCode(err error) int {
+	var ue usageError
+	var ve *config.ValidationError
+	var ae *apiclient.APIError
+	switch {
+	case errors.As(err, &ae) && ae.ExitCode() != 0:
+		return ae.ExitCode()
+	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
+		return apitype.ExitUsage
+	}
+	_, e := localapi.ErrorOf(err)
+	return e.ExitCode
+}
