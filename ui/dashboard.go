@@ -126,8 +126,11 @@ func (d *Dashboard) newCard(conn apitype.Connection) *card {
 	c.dot = canvas.NewCircle(colourGrey)
 	title := widget.NewLabelWithStyle(conn.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	state := widget.NewLabelWithData(c.state)
-	head := container.NewHBox(container.NewCenter(container.NewGridWrap(fyne.NewSize(12, 12), c.dot)), title, state, layout.NewSpacer(),
-		widget.NewLabelWithStyle(c.where, fyne.TextAlignTrailing, fyne.TextStyle{Italic: true}))
+	// The provider in a quieter colour, not in italics: each text style
+	// the window uses costs it a parse of the toolkit's fonts (≈ 9 MiB).
+	where := widget.NewLabelWithStyle(c.where, fyne.TextAlignTrailing, fyne.TextStyle{})
+	where.Importance = widget.LowImportance
+	head := container.NewHBox(container.NewCenter(container.NewGridWrap(fyne.NewSize(12, 12), c.dot)), title, state, layout.NewSpacer(), where)
 
 	c.errLabel = widget.NewLabelWithData(c.errText)
 	c.errLabel.Wrapping = fyne.TextWrapWord
@@ -234,9 +237,9 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	case st.LastRefresh.IsZero():
 		_ = c.last.Set("none since sign-in")
 	case st.LastRefreshOK:
-		_ = c.last.Set(fmt.Sprintf("%s · ok", humanize.Since(st.LastRefresh, now)))
+		_ = c.last.Set(fmt.Sprintf("%s · ok", humanize.Ago(st.LastRefresh, now)))
 	default:
-		_ = c.last.Set(fmt.Sprintf("%s · failed", humanize.Since(st.LastRefresh, now)))
+		_ = c.last.Set(fmt.Sprintf("%s · failed", humanize.Ago(st.LastRefresh, now)))
 	}
 	switch {
 	case !st.HasRefreshToken:
@@ -244,7 +247,7 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	case st.RefreshTokenSince.IsZero():
 		_ = c.rtAge.Set("held")
 	default:
-		_ = c.rtAge.Set("received " + humanize.Since(st.RefreshTokenSince, now))
+		_ = c.rtAge.Set("received " + humanize.Ago(st.RefreshTokenSince, now))
 	}
 	switch ch := st.LastCheck; {
 	case ch == nil:
@@ -254,9 +257,9 @@ func (c *card) update(st apitype.Status, now time.Time) {
 		if ch.Who != "" {
 			who = " · " + ch.Who
 		}
-		_ = c.check.Set(fmt.Sprintf("HTTP %d%s · %s", ch.Status, who, humanize.Since(ch.Time, now)))
+		_ = c.check.Set(fmt.Sprintf("HTTP %d%s · %s", ch.Status, who, humanize.Ago(ch.Time, now)))
 	default:
-		_ = c.check.Set(fmt.Sprintf("failed %s: %s", humanize.Since(ch.Time, now), ch.Error))
+		_ = c.check.Set(fmt.Sprintf("failed (%s): %s", humanize.Ago(ch.Time, now), ch.Error))
 	}
 	errText, hint := st.LastError, st.Hint
 	if errText == "" && st.LastCheck != nil && !st.LastCheck.OK() {

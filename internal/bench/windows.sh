@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cost of the open dashboard, side by side in one run: tokentray's window
 # process showing the dashboard of one signed-in connection (its countdown
-# ticks every second), next to a minimal Fyne app with one window, for
-# SECONDS (default 120). CPU and resident memory from /proc. Not part of CI.
+# ticks every second), next to a minimal Fyne app with one window, and to
+# the same app with its one label changing every second, for SECONDS
+# (default 120). CPU and resident memory from /proc. Not part of CI.
 #
 # usage: .ci/desktop-session internal/bench/windows.sh [SECONDS]
 set -euo pipefail
@@ -28,15 +29,16 @@ export XDG_CONFIG_HOME=$home/config XDG_RUNTIME_DIR=$home/run
 sleep 3
 "$bin/tokentray" >/dev/null 2>&1 # a second start: the resident process opens the dashboard
 "$bin/minimalwindow" >/dev/null 2>&1 & minimal=$!
+"$bin/minimalwindow" -tick >/dev/null 2>&1 & ticking=$!
 sleep 10
 dashboard=$(pgrep -f "^$bin/tokentray-window")
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 declare -A t0 rss
-for p in $minimal $dashboard; do t0[$p]=$(cpu_ticks "$p"); rss[$p]=""; done
+for p in $minimal $ticking $dashboard; do t0[$p]=$(cpu_ticks "$p"); rss[$p]=""; done
 for ((s = 0; s < window; s += 10)); do
   sleep 10
-  for p in $minimal $dashboard; do rss[$p]+="$(awk '/VmRSS/{print $2}' "/proc/$p/status") "; done
+  for p in $minimal $ticking $dashboard; do rss[$p]+="$(awk '/VmRSS/{print $2}' "/proc/$p/status") "; done
 done
 hz=$(getconf CLK_TCK)
 report() { # NAME PID
@@ -48,6 +50,7 @@ report() { # NAME PID
 }
 echo "one window open, ${window} s, side by side:"
 report "minimal Fyne app, one window" "$minimal"
+report "the same, its label ticking" "$ticking"
 report "tokentray dashboard" "$dashboard"
-kill "$minimal" "$dashboard" "$resident" "$watcher" "$xvfb" 2>/dev/null || true
+kill "$minimal" "$ticking" "$dashboard" "$resident" "$watcher" "$xvfb" 2>/dev/null || true
 wait 2>/dev/null || true

@@ -45,12 +45,22 @@ func Clock(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", m, s)
 }
 
-// Since prints how long ago t was, relative to now, or "never".
-func Since(t, now time.Time) string {
+// Ago prints when t was, for a display that must not change every second:
+// its clock time (with the date when it was not today) and how long ago to
+// the minute: "08:15:43, just now", "08:15:43, 4 m ago",
+// "Nov 28 08:15, 2 d 3 h ago"; "never" for zero t.
+func Ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return Duration(t.Sub(now))
+	at := t.Local().Format("15:04:05")
+	if y, m, d := t.Local().Date(); y != now.Local().Year() || m != now.Local().Month() || d != now.Local().Day() {
+		at = t.Local().Format("Jan 2 15:04")
+	}
+	if ago := now.Sub(t); ago >= time.Minute {
+		return at + ", " + Coarse(ago) + " ago"
+	}
+	return at + ", just now"
 }
 
 // Coarse prints a duration to the minute, for text that must not change
