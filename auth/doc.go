@@ -1,8 +1,7 @@
 // Package auth is tokentray's core: it keeps OAuth 2.0 connections alive.
 // It knows no UI and no CLI wording, and works through the interfaces it
-// defines (Store, Locker, Clock); a program can use it as a library.
-// (KeyringStore, the Store on the OS keyring, still lives here with its
-// fault tests; it is to move out to an adapter package.)
+// defines (Store, Locker, Clock); a program can use it as a library. The
+// Store on the OS keyring is internal/keyringstore; MemoryStore is here.
 //
 // A Keeper keeps one connection. Its states, and what moves it between them:
 //

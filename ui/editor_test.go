@@ -2,8 +2,6 @@ package ui
 
 import (
 	"context"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,19 +322,9 @@ func TestEditorForAServiceAccountOnAGenericProvider(t *testing.T) {
 func approve(t *testing.T) func(string) error {
 	return func(u string) error {
 		go func() {
-			parsed, err := url.Parse(u)
-			if err != nil {
-				t.Errorf("authorize URL %q: %v", u, err)
-				return
-			}
-			form := parsed.Query()
-			form.Set("decision", "allow")
-			resp, err := http.PostForm(parsed.Scheme+"://"+parsed.Host+parsed.Path, form)
-			if err != nil {
+			if err := demoprovider.Consent(u, "allow"); err != nil {
 				t.Errorf("approve: %v", err)
-				return
 			}
-			resp.Body.Close()
 		}()
 		return nil
 	}

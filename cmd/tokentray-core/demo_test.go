@@ -5,46 +5,25 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/demoprovider"
 )
 
 // consentBrowser plays a person who clicks "Sign in as demo-user" (or Deny).
 func consentBrowser(t *testing.T, decision string) func(string) error {
-	hidden := regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 	return func(authURL string) error {
 		go func() {
-			resp, err := http.Get(authURL)
-			if err != nil {
+			if err := demoprovider.Consent(authURL, decision); err != nil {
 				t.Error(err)
-				return
 			}
-			page, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			form := url.Values{"decision": {decision}}
-			for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
-				form.Set(m[1], htmlUnescape(m[2]))
-			}
-			u, _ := url.Parse(authURL)
-			resp, err = http.PostForm(u.Scheme+"://"+u.Host+"/authorize", form)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
 		}()
 		return nil
 	}
-}
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.

@@ -16,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/filelock"
+	"github.com/tokentray/tokentray/internal/keyringstore"
 )
 
 // streams are the command's standard streams.
@@ -111,7 +112,7 @@ func newEnvWithConfig(cfg *config.Config, logTo io.Writer) (*env, error) {
 		return nil, err
 	}
 	return &env{
-		cfg: cfg, store: auth.NewKeyringStore(), locker: locks, clock: auth.SystemClock{},
+		cfg: cfg, store: keyringstore.New(), locker: locks, clock: auth.SystemClock{},
 		log:    slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelError})),
 		opener: browser.Open,
 		api:    apiclient.New(apiclient.DefaultPath()),

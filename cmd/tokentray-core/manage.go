@@ -12,6 +12,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/keyringstore"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
 
@@ -101,7 +102,7 @@ keeps it in the OS keyring. It never goes into the config file.`,
 			if err := e.store.SetClientSecret(c.Context(), args[0], auth.Secret(secret)); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.streams.err, "Saved the client secret of %s in the keyring (service %q).\n", args[0], auth.KeyringService)
+			fmt.Fprintf(e.streams.err, "Saved the client secret of %s in the keyring (service %q).\n", args[0], keyringstore.Service)
 			return retryRefusedClient(c, e, args[0])
 		},
 	}

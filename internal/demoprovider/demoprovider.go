@@ -15,10 +15,14 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
 	"html/template"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -326,3 +330,40 @@ func random() string {
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// Consent plays the person at the consent page of authURL (the address a
+// sign-in opens in the browser) without a browser: it loads the page and
+// submits its form with decision ("allow" or "deny"), and follows the
+// server on to the redirect URI, as a browser would. For tests, and
+// programs that sign in to the demo unattended.
+func Consent(authURL, decision string) error {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return err
+	}
+	resp, err := http.Get(authURL)
+	if err != nil {
+		return err
+	}
+	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the consent page answered HTTP %d: %.200s", resp.StatusCode, page)
+	}
+	form := url.Values{"decision": {decision}}
+	for _, m := range hiddenInput().FindAllStringSubmatch(string(page), -1) {
+		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	resp, err = http.PostForm(u.Scheme+"://"+u.Host+"/authorize", form)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+var hiddenInput = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+})

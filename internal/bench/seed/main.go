@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/keyringstore"
 )
 
 func main() {
@@ -23,7 +24,7 @@ func main() {
 		log.Fatal("usage: seed N CONFIG_PATH")
 	}
 	var cfg strings.Builder
-	store := auth.NewKeyringStore()
+	store := keyringstore.New()
 	now := time.Now().Round(0)
 	for i := range n {
 		name := fmt.Sprintf("conn-%03d", i)

@@ -1,7 +1,7 @@
 //go:build keyring
 
-// Run inside .ci/desktop-session: go test -tags keyring -run KeyringFault ./auth/
-package auth
+// Run inside .ci/desktop-session: go test -tags keyring -run KeyringFault ./internal/keyringstore/
+package keyringstore_test
 
 import (
 	"context"
@@ -14,38 +14,21 @@ import (
 
 	dbus "github.com/godbus/dbus/v5"
 
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/keyringstore"
 	"github.com/tokentray/tokentray/internal/secretstore"
 )
 
 const faultTimeout = 2 * time.Second
 
-// faultRig is a signed-in keeper on the real Secret Service.
-func faultRig(t *testing.T) (*rig, *KeyringStore, string) {
+// faultRig is a signed-in keeper on the real Secret Service, whose keyring
+// calls give up after faultTimeout.
+func faultRig(t *testing.T) *rig {
 	t.Helper()
 	s := realStore(t)
+	r := signedIn(t, s)
 	s.Secrets.Timeout = faultTimeout
-	r := newRig(t)
-	r.k = NewKeeper(r.conn, KeeperOptions{Store: s, Locker: &memLocker{}, Clock: r.clock, Jitter: func() float64 { return 0 }})
-	events, stop := r.k.Subscribe()
-	t.Cleanup(stop)
-	r.events = events
-	ctx := context.Background()
-	if err := s.SetClientSecret(ctx, r.conn.Name, "s3cret"); err != nil {
-		t.Fatal(err)
-	}
-	rt := r.srv.issueRefreshToken()
-	if err := s.SaveTokens(ctx, r.conn.Name, &TokenSet{AccessToken: "at-1", TokenType: "bearer", RefreshToken: Secret(rt),
-		ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.k.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.DeleteTokens(context.Background(), r.conn.Name)
-		_ = s.DeleteClientSecret(context.Background(), r.conn.Name)
-	})
-	return r, s, rt
+	return r
 }
 
 // secretsOwner is the pid of the process that owns org.freedesktop.secrets.
@@ -77,8 +60,9 @@ func replaceKeyring(t *testing.T) {
 // within the timeout, scripts still served from memory before the refresh
 // point, no refresh sent (its rotated token could not be saved), and a
 // degraded connection that says what to do.
-func checkFault(t *testing.T, r *rig, s *KeyringStore, want string) {
+func checkFault(t *testing.T, r *rig, want string) {
 	t.Helper()
+	s := r.store
 	ctx := context.Background()
 	start := time.Now()
 	_, err := s.LoadTokens(ctx, r.conn.Name)
@@ -101,7 +85,7 @@ func checkFault(t *testing.T, r *rig, s *KeyringStore, want string) {
 	waited := held.Err() != nil
 	cancel()
 	s.Secrets.Timeout = faultTimeout
-	if err != nil || tok.AccessToken != "at-1" || waited {
+	if err != nil || tok.AccessToken != r.at || waited {
 		t.Fatalf("a script asking before the refresh point: %v (waited for the keyring: %t)", err, waited)
 	}
 	r.clock.Advance(80 * time.Minute)
@@ -110,34 +94,34 @@ func checkFault(t *testing.T, r *rig, s *KeyringStore, want string) {
 		t.Fatal("refresh succeeded without a keyring")
 	}
 	t.Logf("refresh with the keyring failing gave up after %s", time.Since(start).Round(time.Millisecond))
-	if n := r.srv.refreshCount(); n != 0 {
+	if n := r.refreshes(); n != 0 {
 		t.Fatalf("%d refreshes were sent while the keyring failed", n)
 	}
-	if st := r.k.Status(); st.State != StateDegraded || !strings.Contains(st.LastError, "keyring") || st.Hint == "" {
+	if st := r.k.Status(); st.State != auth.StateDegraded || !strings.Contains(st.LastError, "keyring") || st.Hint == "" {
 		t.Fatalf("status: %s, %q, hint %q", st.State, st.LastError, st.Hint)
 	}
 }
 
 // recovered checks that once the keyring works again, the connection
 // refreshes with the refresh token it had, which was never lost.
-func recovered(t *testing.T, r *rig, s *KeyringStore, rt string) {
+func recovered(t *testing.T, r *rig) {
 	t.Helper()
 	ctx := context.Background()
-	got, err := s.LoadTokens(ctx, r.conn.Name)
-	if err != nil || got.RefreshToken != Secret(rt) {
+	got, err := r.store.LoadTokens(ctx, r.conn.Name)
+	if err != nil || got.RefreshToken != r.rt {
 		t.Fatalf("after the keyring came back: %v", err)
 	}
 	if err := r.k.Refresh(ctx); err != nil {
 		t.Fatalf("refresh after the keyring came back: %v", err)
 	}
-	if st := r.k.Status(); st.State != StateConnected {
-		t.Fatalf("state %s after recovery", st.State)
+	if st := r.k.Status(); st.State != auth.StateConnected || r.refreshes() != 1 {
+		t.Fatalf("state %s and %d refreshes after recovery, want connected and 1", st.State, r.refreshes())
 	}
 	r.noReuse()
 }
 
 func TestKeyringFaultLocked(t *testing.T) {
-	r, s, rt := faultRig(t)
+	r := faultRig(t)
 	conn, err := dbus.SessionBus()
 	if err != nil {
 		t.Fatal(err)
@@ -148,13 +132,13 @@ func TestKeyringFaultLocked(t *testing.T) {
 		[]dbus.ObjectPath{"/org/freedesktop/secrets/collection/login"}).Store(&locked, &prompt); err != nil || len(locked) != 1 {
 		t.Fatalf("lock the login collection: %v %v", locked, err)
 	}
-	checkFault(t, r, s, "locked")
+	checkFault(t, r, "locked")
 	replaceKeyring(t)
-	recovered(t, r, s, rt)
+	recovered(t, r)
 }
 
 func TestKeyringFaultHungService(t *testing.T) {
-	r, s, rt := faultRig(t)
+	r := faultRig(t)
 	pid := secretsOwner(t)
 	// A stopped daemon still owns its name: every call waits for an answer
 	// that does not come, as with a hung Secret Service.
@@ -167,39 +151,40 @@ func TestKeyringFaultHungService(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGCONT)
 		}
 	})
-	checkFault(t, r, s, "no answer within")
+	checkFault(t, r, "no answer within")
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	resumed = true
-	recovered(t, r, s, rt)
+	recovered(t, r)
 }
 
 func TestKeyringFaultItemDeletedBehindTokentraysBack(t *testing.T) {
-	r, _, _ := faultRig(t)
-	if out, err := exec.Command("secret-tool", "clear", "service", KeyringService, "username", r.conn.Name).CombinedOutput(); err != nil {
+	r := faultRig(t)
+	if out, err := exec.Command("secret-tool", "clear", "service", keyringstore.Service, "username", r.conn.Name).CombinedOutput(); err != nil {
 		t.Fatalf("secret-tool clear: %v %s", err, out)
 	}
 	r.clock.Advance(80 * time.Minute)
 	if err := r.k.Refresh(context.Background()); err != nil {
 		t.Fatalf("refresh after the item was deleted: %v", err)
 	}
-	e := r.waitFor(EventRestored, "")
+	e := r.waitFor(auth.EventRestored)
 	if !strings.Contains(e.Error, "deleted outside tokentray") {
 		t.Fatalf("the restore says %q", e.Error)
 	}
 	item := keyringTokens(t, r.conn.Name)
-	if st := r.k.Status(); st.State != StateConnected || item.RefreshToken == "" || item.AccessToken == "at-1" {
+	if st := r.k.Status(); st.State != auth.StateConnected || item.RefreshToken == "" || item.AccessToken == r.at {
 		t.Fatalf("after the restore: state %s; the keyring must hold the new tokens", st.State)
 	}
 	r.noReuse()
 }
 
 func TestKeyringFaultItemTooLarge(t *testing.T) {
-	r, s, rt := faultRig(t)
+	r := faultRig(t)
 	ctx := context.Background()
+	s := r.store
 	s.Secrets.Timeout = 30 * time.Second // writing tens of MiB takes seconds
-	huge := &TokenSet{AccessToken: Secret(strings.Repeat("eyJhbGciOi", 34<<20/10)), RefreshToken: "rt-huge", TokenType: "bearer",
+	huge := &auth.TokenSet{AccessToken: auth.Secret(strings.Repeat("eyJhbGciOi", 34<<20/10)), RefreshToken: "rt-huge", TokenType: "bearer",
 		ObtainedAt: r.clock.Now(), Lifetime: time.Hour}
 
 	s.Secrets.ChunkSize = 64 << 20 // as one item: more than a D-Bus message may carry
@@ -209,7 +194,7 @@ func TestKeyringFaultItemTooLarge(t *testing.T) {
 	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), "bytes") || !strings.Contains(err.Error(), "ChunkSize") {
 		t.Fatalf("want an error naming the size and what to do, got %v", err)
 	}
-	if got, err := s.LoadTokens(ctx, r.conn.Name); err != nil || got.RefreshToken != Secret(rt) {
+	if got, err := s.LoadTokens(ctx, r.conn.Name); err != nil || got.RefreshToken != r.rt {
 		t.Fatalf("the failed write damaged the stored tokens: %v", err)
 	}
 
@@ -226,13 +211,13 @@ func TestKeyringFaultItemTooLarge(t *testing.T) {
 }
 
 // keyringTokens reads a token item with secret-tool, not through tokentray.
-func keyringTokens(t *testing.T, name string) *TokenSet {
+func keyringTokens(t *testing.T, name string) *auth.TokenSet {
 	t.Helper()
-	out, err := exec.Command("secret-tool", "lookup", "service", KeyringService, "username", name).Output()
+	out, err := exec.Command("secret-tool", "lookup", "service", keyringstore.Service, "username", name).Output()
 	if err != nil {
 		t.Fatalf("secret-tool lookup %s: %v", name, err)
 	}
-	ts, err := UnmarshalTokenSet(out)
+	ts, err := auth.UnmarshalTokenSet(out)
 	if err != nil {
 		t.Fatalf("item %s: %v", name, err)
 	}

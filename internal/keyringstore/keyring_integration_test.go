@@ -1,36 +1,28 @@
 //go:build keyring
 
-// Run inside .ci/desktop-session: go test -tags keyring ./auth/
-package auth
+// Run inside .ci/desktop-session: go test -tags keyring ./internal/keyringstore/
+package keyringstore_test
 
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/keyringstore"
 	"github.com/tokentray/tokentray/internal/secretstore"
 )
-
-func realStore(t *testing.T) *KeyringStore {
-	if os.Getenv("TOKENTRAY_IN_SESSION") == "" {
-		t.Fatal("run inside .ci/desktop-session: this test needs the real Secret Service")
-	}
-	s := NewKeyringStore()
-	s.Secrets.Timeout = 3 * time.Second
-	return s
-}
 
 func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
 	s := realStore(t)
 	s.Secrets.ChunkSize = 1000 // as on Windows and macOS, smaller
 	ctx := context.Background()
-	big := &TokenSet{AccessToken: Secret(strings.Repeat("eyJhbGciOi", 600)), RefreshToken: "rt-big", TokenType: "bearer",
-		ObtainedAt: t0, Lifetime: 90 * time.Minute}
+	big := &auth.TokenSet{AccessToken: auth.Secret(strings.Repeat("eyJhbGciOi", 600)), RefreshToken: "rt-big", TokenType: "bearer",
+		ObtainedAt: time.Now(), Lifetime: 90 * time.Minute}
 	if err := s.SaveTokens(ctx, "chunky", big); err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +30,14 @@ func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
 	if err != nil || got.AccessToken != big.AccessToken || got.RefreshToken != "rt-big" {
 		t.Fatalf("round trip through the Secret Service: %v", err)
 	}
-	head, err := exec.Command("secret-tool", "lookup", "service", KeyringService, "username", "chunky").Output()
+	head, err := exec.Command("secret-tool", "lookup", "service", keyringstore.Service, "username", "chunky").Output()
 	if err != nil || !strings.HasPrefix(string(head), "tokentray-chunked:v1:") {
 		t.Fatalf("the main item should be a chunk header, got %.40q (%v)", head, err)
 	}
 	if err := s.DeleteTokens(ctx, "chunky"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LoadTokens(ctx, "chunky"); !errors.Is(err, ErrNotStored) {
+	if _, err := s.LoadTokens(ctx, "chunky"); !errors.Is(err, auth.ErrNotStored) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
@@ -56,21 +48,9 @@ func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
 // finds the tokens intact.
 func TestKeyringStoppedMidRunLosesNothing(t *testing.T) {
 	s := realStore(t)
+	r := signedIn(t, s)
 	pid := secretsOwner(t)
 	ctx := context.Background()
-	r := newRig(t)
-	r.k = NewKeeper(r.conn, KeeperOptions{Store: s, Locker: &memLocker{}, Clock: r.clock, Jitter: func() float64 { return 0 }})
-	if err := s.SetClientSecret(ctx, r.conn.Name, "s3cret"); err != nil {
-		t.Fatal(err)
-	}
-	rt := r.srv.issueRefreshToken()
-	want := &TokenSet{AccessToken: "at-1", TokenType: "bearer", RefreshToken: Secret(rt), ObtainedAt: r.clock.Now(), Lifetime: 90 * time.Minute}
-	if err := s.SaveTokens(ctx, r.conn.Name, want); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.k.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
 
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatalf("stop the keyring daemon: %v", err)
@@ -87,24 +67,25 @@ func TestKeyringStoppedMidRunLosesNothing(t *testing.T) {
 	if err := r.k.Refresh(ctx); err == nil {
 		t.Fatal("refresh succeeded without a keyring to save to")
 	}
-	if n := r.srv.refreshCount(); n != 0 {
+	if n := r.refreshes(); n != 0 {
 		t.Fatalf("%d refreshes were sent while the keyring was down: the rotated token could not have been saved", n)
 	}
-	if st := r.k.Status(); st.State != StateDegraded || st.Hint == "" {
+	if st := r.k.Status(); st.State != auth.StateDegraded || st.Hint == "" {
 		t.Fatalf("status while the keyring is down: %+v", st)
 	}
 
 	restartKeyring(t)
 	got, err := s.LoadTokens(ctx, r.conn.Name)
-	if err != nil || got.RefreshToken != Secret(rt) {
+	if err != nil || got.RefreshToken != r.rt {
 		t.Fatalf("after restarting the keyring: %v", err)
 	}
 	if err := r.k.Refresh(ctx); err != nil {
 		t.Fatalf("refresh after the keyring came back: %v", err)
 	}
+	if n := r.refreshes(); n != 1 {
+		t.Fatalf("%d refreshes after the keyring came back, want 1", n)
+	}
 	r.noReuse()
-	_ = s.DeleteTokens(ctx, r.conn.Name)
-	_ = s.DeleteClientSecret(ctx, r.conn.Name)
 }
 
 func waitName(t *testing.T, owned bool) {
