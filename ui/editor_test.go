@@ -60,8 +60,8 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.fleet = fleet.New(cfg, fleet.Options{Store: s.store, NewKeeper: func(_ *config.Config, conn *auth.Connection) *auth.Keeper {
-		return auth.NewKeeper(conn, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}})
+	s.fleet = fleet.New(cfg, fleet.Options{Store: s.store, NewKeeper: func(conn *config.Resolved) *auth.Keeper {
+		return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}})
 	}, NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
 		return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: opener})
 	}})

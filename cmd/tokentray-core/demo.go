@@ -121,8 +121,8 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		go func() { _ = k.Refresh(ctx) }() // fails with invalid_grant: the icon turns red
 	}
 	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
-	f := fleet.New(&config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}, Raw: map[string]config.Connection{}},
-		fleet.Options{Store: store, NewKeeper: func(*config.Config, *auth.Connection) *auth.Keeper { return k }})
+	f := fleet.New(&config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}},
+		fleet.Options{Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
 	extra := []tray.Item{{Label: "Break the refresh token (demo)", Action: breakNow}}
 	return runResident(ctx, f, resident.Options{Clock: clock, Extra: extra}, func(r *resident.Resident) {
 		r.ShowDashboard()

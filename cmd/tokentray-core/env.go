@@ -125,7 +125,7 @@ func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := auth.NewKeeper(conn, e.keeperOptions(conn))
+	k := auth.NewKeeper(conn.Auth, e.keeperOptions(conn))
 	if err := k.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -133,12 +133,12 @@ func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 }
 
 // lookup finds a connection in the config file.
-func (e *env) lookup(name string) (*auth.Connection, error) {
+func (e *env) lookup(name string) (*config.Resolved, error) {
 	cfg, err := e.config()
 	if err != nil {
 		return nil, err
 	}
-	conn, err := cfg.Lookup(name)
+	conn, err := cfg.Resolve(name)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -159,21 +159,14 @@ func (e *env) askTray(f func(*apiclient.Client) error) (bool, error) {
 }
 
 // keeperOptions are the options of every keeper this process makes: the
-// store, the lock, the clock, the browser, and the export file if any. Call
-// it after lookup (the config is read).
-func (e *env) keeperOptions(conn *auth.Connection) auth.KeeperOptions {
-	return e.keeperOptionsIn(e.cfg, conn)
-}
-
-// keeperOptionsIn is keeperOptions for a connection of cfg, a config the
-// tray loaded after it started.
-func (e *env) keeperOptionsIn(cfg *config.Config, conn *auth.Connection) auth.KeeperOptions {
+// store, the lock, the clock, the browser, and the export file if any.
+func (e *env) keeperOptions(conn *config.Resolved) auth.KeeperOptions {
 	o := auth.KeeperOptions{Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}
-	if path := cfg.Raw[conn.Name].ExportFile; path != "" {
-		log := e.log
+	if path := conn.ExportFile; path != "" {
+		log, name, apiBase := e.log, conn.Auth.Name, conn.Auth.Endpoints.APIBase
 		o.OnTokens = func(t *auth.TokenSet) {
-			if err := export.Write(path, t, conn.Endpoints.APIBase); err != nil {
-				log.Error("export file not written", "connection", conn.Name, "err", err)
+			if err := export.Write(path, t, apiBase); err != nil {
+				log.Error("export file not written", "connection", name, "err", err)
 			}
 		}
 	}

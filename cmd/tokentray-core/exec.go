@@ -54,7 +54,9 @@ refresh token. tokentray exits with the command's exit code.`,
 			// provider's names.
 			tokenEnv := ""
 			if cfg, err := e.config(); err == nil {
-				tokenEnv = cfg.Raw[name].TokenEnv
+				if r, err := cfg.Resolve(name); err == nil {
+					tokenEnv = r.TokenEnv
+				}
 			}
 			tokenVar, baseVar := envNames(tok.Provider, tokenEnv)
 			return runWithToken(args[1:], []string{

@@ -61,15 +61,16 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if asked {
 		return err
 	}
-	conn, err := e.lookup(name)
+	resolved, err := e.lookup(name)
 	if err != nil {
 		return err
 	}
+	conn := resolved.Auth
 	opener := e.opener
 	if o.noBrowser {
 		opener = nil
 	}
-	opts := e.keeperOptions(conn)
+	opts := e.keeperOptions(resolved)
 	opts.OpenBrowser = func(url string) error {
 		if opener == nil {
 			return nil

@@ -57,17 +57,17 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	f := fleet.New(e.cfg, fleet.Options{
 		Store: e.store,
 		Log:   e.log,
-		NewKeeper: func(cfg *config.Config, conn *auth.Connection) *auth.Keeper {
-			o := e.keeperOptionsIn(cfg, conn)
+		NewKeeper: func(conn *config.Resolved) *auth.Keeper {
+			o := e.keeperOptions(conn)
 			o.OnlyHolder = true // while the resident process runs, every token comes from it
 			o.MaxSleep = residentMaxSleep
-			return auth.NewKeeper(conn, o)
+			return auth.NewKeeper(conn.Auth, o)
 		},
 		NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
 			return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener})
 		},
-		Started: func(ctx context.Context, k *auth.Keeper, cfg *config.Config) {
-			hook.Watch(ctx, []*auth.Keeper{k}, cfg.AlertCommand, runner)
+		Started: func(ctx context.Context, k *auth.Keeper, conn *config.Resolved) {
+			hook.Watch(ctx, k, conn.AlertCommand, runner)
 		},
 	})
 	opt := resident.Options{Clock: e.clock, Log: e.log, Editable: true}

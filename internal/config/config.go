@@ -134,11 +134,57 @@ type Config struct {
 	Path        string
 	OnAlert     string
 	Connections []*auth.Connection
-	// Raw keeps the file's connection tables for fields the auth core does
-	// not use (export_file, token_env, on_alert).
-	Raw map[string]Connection
 	// Warnings are problems that do not stop tokentray (unknown keys).
 	Warnings []string
+	// tables are the file's connection tables, by name (Resolve).
+	tables map[string]Connection
+}
+
+// Resolved is one connection as tokentray runs it: what the auth core
+// keeps, and what the file says the programs around it do, with the
+// file's defaults applied. Everything but the core asks for this, never
+// for a table of the file.
+type Resolved struct {
+	Auth *auth.Connection
+	// Table is the connection's table as in the file: the editor's form,
+	// and what a change of the file is compared on. Zero for a connection
+	// that is not from a file (the demo's).
+	Table Connection
+	// ExportFile, if set, is written with every new access token.
+	ExportFile string
+	// TokenEnv names `tokentray exec`'s variable for the access token; ""
+	// means the provider's name for it.
+	TokenEnv string
+	// AlertCommand is the on_alert command: the connection's own, else the
+	// file's top-level one, else "" (none).
+	AlertCommand string
+}
+
+// Resolve returns connection name as tokentray runs it, or Lookup's error.
+func (c *Config) Resolve(name string) (*Resolved, error) {
+	conn, err := c.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.resolve(conn), nil
+}
+
+// All is every connection as tokentray runs it, in the file's order.
+func (c *Config) All() []*Resolved {
+	out := make([]*Resolved, 0, len(c.Connections))
+	for _, conn := range c.Connections {
+		out = append(out, c.resolve(conn))
+	}
+	return out
+}
+
+func (c *Config) resolve(conn *auth.Connection) *Resolved {
+	t := c.tables[conn.Name]
+	r := &Resolved{Auth: conn, Table: t, ExportFile: t.ExportFile, TokenEnv: t.TokenEnv, AlertCommand: t.OnAlert}
+	if r.AlertCommand == "" {
+		r.AlertCommand = c.OnAlert
+	}
+	return r
 }
 
 // Lookup returns the named connection or an error that lists the names.
@@ -215,7 +261,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		}
 		return nil, &ValidationError{Path: path, Problems: []string{decodeProblem(b, err)}}
 	}
-	cfg := &Config{Path: path, OnAlert: f.OnAlert, Raw: map[string]Connection{}}
+	cfg := &Config{Path: path, OnAlert: f.OnAlert, tables: map[string]Connection{}}
 	for _, key := range md.Undecoded() {
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q is ignored (known connection keys: %s)", path, key.String(), strings.Join(knownKeys(), ", ")))
 	}
@@ -238,7 +284,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		}
 		if len(errs) == 0 {
 			cfg.Connections = append(cfg.Connections, conn)
-			cfg.Raw[conn.Name] = raw
+			cfg.tables[conn.Name] = raw
 		}
 	}
 	if len(problems) > 0 {
@@ -516,13 +562,4 @@ func hostOf(raw string) string {
 // resident process running) never reads a config file.
 func lazyRegexp(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
-}
-
-// AlertCommand is the on_alert command of connection name: its own, else
-// the file's top-level one, else "" (none).
-func (c *Config) AlertCommand(name string) string {
-	if cmd := c.Raw[name].OnAlert; cmd != "" {
-		return cmd
-	}
-	return c.OnAlert
 }

@@ -236,10 +236,9 @@ redirect_uri = "http://localhost:8766/callback"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.AlertCommand("own"); got != "page-me" {
-		t.Errorf("own: %q", got)
-	}
-	if got := cfg.AlertCommand("shared"); got != "notify-all" {
-		t.Errorf("shared: %q", got)
+	for name, want := range map[string]string{"own": "page-me", "shared": "notify-all"} {
+		if r, err := cfg.Resolve(name); err != nil || r.AlertCommand != want {
+			t.Errorf("%s: %v %+v, want the alert command %q", name, err, r, want)
+		}
 	}
 }

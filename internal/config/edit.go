@@ -108,7 +108,7 @@ func PrepareSave(path, replacing string, c Connection) (*Edit, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := cfg.Raw[c.Name]; !ok {
+	if _, ok := cfg.tables[c.Name]; !ok {
 		return nil, fmt.Errorf("%s: connection %q did not come out of the saved file", path, c.Name)
 	}
 	return &Edit{Config: cfg, text: []byte(text), mode: mode}, nil

@@ -65,7 +65,7 @@ func TestEditingAConnectionKeepsEverythingElse(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn, _ := cfg.Lookup("procore")
-	if conn.Environment != "sandbox" || conn.ClientID != "new-id" || cfg.Raw["procore"].ExportFile != "~/procore_token.json" {
+	if conn.Environment != "sandbox" || conn.ClientID != "new-id" || mustResolve(t, cfg, "procore").ExportFile != "~/procore_token.json" {
 		t.Fatalf("loaded back: %+v", conn)
 	}
 	if info, _ := os.Stat(p); info.Mode().Perm() != 0o640 {
@@ -112,7 +112,7 @@ func TestSavingIntoAMissingFileCreatesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := Load(p)
-	if err != nil || cfg.Raw["p"].ClientID != "a\"b\\c" {
+	if err != nil || mustResolve(t, cfg, "p").Table.ClientID != "a\"b\\c" {
 		t.Fatalf("%v %+v", err, cfg)
 	}
 	if info, _ := os.Stat(p); info.Mode().Perm() != 0o600 {
@@ -169,4 +169,13 @@ func TestRemovingAConnectionKeepsEverythingElse(t *testing.T) {
 	if _, err := PrepareRemove(p, "procore"); err == nil || !strings.Contains(err.Error(), "procore") {
 		t.Errorf("removing a connection that is not there: %v", err)
 	}
+}
+
+func mustResolve(t *testing.T, cfg *Config, name string) *Resolved {
+	t.Helper()
+	r, err := cfg.Resolve(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -25,11 +25,11 @@ import (
 type Options struct {
 	// Store is where tokens and client secrets live (the keyring).
 	Store auth.Store
-	// NewKeeper builds the keeper of conn, a connection of cfg.
-	NewKeeper func(cfg *config.Config, conn *auth.Connection) *auth.Keeper
-	// Started is called for each keeper once it runs, with a context that
-	// ends when the keeper is stopped (alert hooks follow it).
-	Started func(ctx context.Context, k *auth.Keeper, cfg *config.Config)
+	// NewKeeper builds the keeper of conn.
+	NewKeeper func(conn *config.Resolved) *auth.Keeper
+	// Started is called for each keeper of conn once it runs, with a
+	// context that ends when the keeper is stopped (alert hooks follow it).
+	Started func(ctx context.Context, k *auth.Keeper, conn *config.Resolved)
 	// NewTestKeeper builds the keeper of an editor's test sign-in, whose
 	// tokens go to store (in memory) and which opens the browser.
 	NewTestKeeper func(conn *auth.Connection, store auth.Store) *auth.Keeper
@@ -55,8 +55,7 @@ type Fleet struct {
 
 type member struct {
 	keeper *auth.Keeper
-	raw    config.Connection
-	hooks  string // the alert command in force when it started
+	conn   *config.Resolved // as it was when the keeper was made
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -67,8 +66,8 @@ func New(cfg *config.Config, o Options) *Fleet {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	f := &Fleet{opt: o, cfg: cfg, stamp: fileStamp(cfg.Path), tests: map[string]tested{}}
-	for _, conn := range cfg.Connections {
-		f.members = append(f.members, f.newMember(cfg, conn))
+	for _, conn := range cfg.All() {
+		f.members = append(f.members, f.newMember(conn))
 	}
 	return f
 }
@@ -241,9 +240,10 @@ func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) 
 	keep := map[string]*member{}
 	var stop []*member
 	for _, m := range f.members {
-		raw, still := cfg.Raw[m.keeper.Connection().Name]
-		if still && raw.Name != restart && reflect.DeepEqual(raw, m.raw) && cfg.AlertCommand(raw.Name) == m.hooks {
-			keep[raw.Name] = m
+		name := m.keeper.Connection().Name
+		now, err := cfg.Resolve(name)
+		if err == nil && name != restart && reflect.DeepEqual(now.Table, m.conn.Table) && now.AlertCommand == m.conn.AlertCommand {
+			keep[name] = m
 		} else {
 			stop = append(stop, m)
 		}
@@ -265,10 +265,10 @@ func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) 
 	f.mu.Lock()
 	changed := len(stop) > 0 || len(keep) != len(f.members)
 	next := make([]*member, 0, len(cfg.Connections))
-	for i, conn := range cfg.Connections {
-		m, ok := keep[conn.Name]
+	for i, conn := range cfg.All() {
+		m, ok := keep[conn.Auth.Name]
 		if !ok {
-			m = f.newMember(cfg, conn)
+			m = f.newMember(conn)
 			f.run(m)
 		}
 		changed = changed || i >= len(f.members) || f.members[i] != m
@@ -392,9 +392,8 @@ func (f *Fleet) keeper(name string) *auth.Keeper {
 	return nil
 }
 
-func (f *Fleet) newMember(cfg *config.Config, conn *auth.Connection) *member {
-	raw := cfg.Raw[conn.Name]
-	return &member{keeper: f.opt.NewKeeper(cfg, conn), raw: raw, hooks: cfg.AlertCommand(conn.Name)}
+func (f *Fleet) newMember(conn *config.Resolved) *member {
+	return &member{keeper: f.opt.NewKeeper(conn), conn: conn}
 }
 
 // run starts m's keeper. Call with f.mu held, after Start.
@@ -416,7 +415,7 @@ func (f *Fleet) run(m *member) {
 		go proveTokens(ctx, m.keeper)
 	}
 	if f.opt.Started != nil {
-		f.opt.Started(ctx, m.keeper, f.cfg)
+		f.opt.Started(ctx, m.keeper, m.conn)
 	}
 }
 

@@ -57,10 +57,10 @@ func newRig(t *testing.T) *rig {
 	}
 	r.f = New(cfg, Options{
 		Store: r.store,
-		NewKeeper: func(_ *config.Config, conn *auth.Connection) *auth.Keeper {
-			return auth.NewKeeper(conn, auth.KeeperOptions{Store: r.store, Locker: &auth.ProcessLocker{}})
+		NewKeeper: func(conn *config.Resolved) *auth.Keeper {
+			return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: r.store, Locker: &auth.ProcessLocker{}})
 		},
-		Started: func(_ context.Context, k *auth.Keeper, _ *config.Config) {
+		Started: func(_ context.Context, k *auth.Keeper, _ *config.Resolved) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.started = append(r.started, k.Connection().Name)
@@ -154,7 +154,7 @@ func TestEditingAConnectionReplacesOnlyItsKeeper(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 	alpha, beta := r.keeper("alpha"), r.keeper("beta")
-	raw := r.f.Config().Raw["alpha"]
+	raw := table(t, r.f.Config(), "alpha")
 	raw.Scopes = []string{"read"}
 	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw}); err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestRenamingMovesTokensAndSecret(t *testing.T) {
 	if err := r.store.SetClientSecret(ctx, "alpha", "alpha-secret"); err != nil {
 		t.Fatal(err)
 	}
-	raw := r.f.Config().Raw["alpha"]
+	raw := table(t, r.f.Config(), "alpha")
 	raw.Name = "alpha2"
 	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw}); err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestATestSignInOfAnInvalidFormSaysWhichFields(t *testing.T) {
 func TestAnInvalidSaveStopsNothingAndWritesNothing(t *testing.T) {
 	r := newRig(t)
 	alpha := r.keeper("alpha")
-	bad := r.f.Config().Raw["alpha"]
+	bad := table(t, r.f.Config(), "alpha")
 	bad.RedirectURI = "http://192.168.1.10:8765/callback"
 	err := r.f.Save(context.Background(), Save{Replacing: "alpha", Connection: bad, Secret: "x"})
 	if err == nil || !strings.Contains(err.Error(), "localhost") {
@@ -405,7 +405,7 @@ func TestANewSecretOrTestedTokensRestartAnUnchangedConnection(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 	alpha, beta := r.keeper("alpha"), r.keeper("beta")
-	raw := r.f.Config().Raw["alpha"]
+	raw := table(t, r.f.Config(), "alpha")
 	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
 	r.f.tests["t1"] = tested{test: Test{Connection: raw}, tokens: tokens, at: time.Now()} // as TestSignIn keeps them
 	if err := r.f.Save(ctx, Save{Replacing: "alpha", Connection: raw, TestID: "t1"}); err != nil {
@@ -458,8 +458,8 @@ func TestAfterARefreshTheAPIIsChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := config.Load(path)
-	f := New(cfg, Options{Store: store, NewKeeper: func(_ *config.Config, c *auth.Connection) *auth.Keeper {
-		return auth.NewKeeper(c, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	f := New(cfg, Options{Store: store, NewKeeper: func(c *config.Resolved) *auth.Keeper {
+		return auth.NewKeeper(c.Auth, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); f.Wait() }()
@@ -481,4 +481,14 @@ func TestAfterARefreshTheAPIIsChecked(t *testing.T) {
 	if st := k.Status(); st.LastCheck == nil || !st.LastCheck.OK() || st.LastCheck.Who != "someone" || checks.Load() < 1 {
 		t.Fatalf("after the refresh: check %+v, %d calls", st.LastCheck, checks.Load())
 	}
+}
+
+// table is connection name's table as the config file has it.
+func table(t *testing.T, cfg *config.Config, name string) config.Connection {
+	t.Helper()
+	r, err := cfg.Resolve(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Table
 }

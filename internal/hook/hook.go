@@ -99,30 +99,27 @@ func (r *Runner) runAndLog(ctx context.Context, command string, p Payload) {
 	}
 }
 
-// Watch runs the hook of each keeper's connection (commandFor returns ""
-// for none) on its alerts until ctx ends.
-func Watch(ctx context.Context, keepers []*auth.Keeper, commandFor func(name string) string, r *Runner) {
-	for _, k := range keepers {
-		command := commandFor(k.Connection().Name)
-		if command == "" {
-			continue
-		}
-		events, stop := k.Subscribe()
-		go func() {
-			<-ctx.Done()
-			stop()
-		}()
-		conn := k.Connection()
-		go func() {
-			tracker := alerts.NewTracker()
-			for e := range events {
-				a, ok := tracker.Observe(e)
-				if !ok {
-					continue
-				}
-				p := Payload{Alert: a, Provider: conn.Provider.Name, Environment: conn.Environment}
-				go r.runAndLog(ctx, command, p)
-			}
-		}()
+// Watch runs command (none if "") on the alerts of k's connection until
+// ctx ends.
+func Watch(ctx context.Context, k *auth.Keeper, command string, r *Runner) {
+	if command == "" {
+		return
 	}
+	events, stop := k.Subscribe()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	conn := k.Connection()
+	go func() {
+		tracker := alerts.NewTracker()
+		for e := range events {
+			a, ok := tracker.Observe(e)
+			if !ok {
+				continue
+			}
+			p := Payload{Alert: a, Provider: conn.Provider.Name, Environment: conn.Environment}
+			go r.runAndLog(ctx, command, p)
+		}
+	}()
 }

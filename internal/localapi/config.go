@@ -41,7 +41,9 @@ func (s *Server) getConfig(w http.ResponseWriter, _ *http.Request) {
 	cfg := ed.Config()
 	out := apitype.Config{Path: cfg.Path, Connections: []apitype.ConnectionConfig{}}
 	for _, c := range cfg.Connections {
-		out.Connections = append(out.Connections, cfg.Raw[c.Name].Wire())
+		if r, err := cfg.Resolve(c.Name); err == nil {
+			out.Connections = append(out.Connections, r.Table.Wire())
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -52,12 +54,12 @@ func (s *Server) getConfigConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	raw, ok := ed.Config().Raw[name]
-	if !ok {
+	conn, err := ed.Config().Resolve(name)
+	if err != nil {
 		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeUnknownConnection, Message: "no connection named " + quote(name) + " in " + ed.Config().Path})
 		return
 	}
-	out := apitype.ConfiguredConnection{Connection: raw.Wire()}
+	out := apitype.ConfiguredConnection{Connection: conn.Table.Wire()}
 	switch _, err := ed.ClientSecret(r.Context(), name); {
 	case err == nil:
 		out.SecretStored = true

@@ -62,8 +62,8 @@ func editing(t *testing.T) (*apiclient.Client, *fleet.Fleet, *auth.MemoryStore, 
 		t.Fatal(err)
 	}
 	store := auth.NewMemoryStore()
-	f := fleet.New(cfg, fleet.Options{Store: store, NewKeeper: func(_ *config.Config, conn *auth.Connection) *auth.Keeper {
-		return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	f := fleet.New(cfg, fleet.Options{Store: store, NewKeeper: func(conn *config.Resolved) *auth.Keeper {
+		return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Start(ctx)

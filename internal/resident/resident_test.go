@@ -108,8 +108,8 @@ func running(t *testing.T, opt Options) (*Resident, *auth.Keeper) {
 	conn := &auth.Connection{Name: "procore", Provider: procore, Environment: "sandbox", ClientID: "id", RedirectURI: ru, RefreshAt: 0.8,
 		Endpoints: auth.Endpoints{AuthURL: provider.URL + "/authorize", TokenURL: provider.URL + "/token"}}
 	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: browser(t)})
-	f := fleet.New(&config.Config{Path: "(test)", Connections: []*auth.Connection{conn}, Raw: map[string]config.Connection{}},
-		fleet.Options{Store: store, NewKeeper: func(*config.Config, *auth.Connection) *auth.Keeper { return k }})
+	f := fleet.New(&config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
+		fleet.Options{Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
 	r := New(f, opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
