@@ -414,15 +414,12 @@ func (e *Editor) usesOwnURLs() bool { return e.provider.Selected == "generic" ||
 
 // check is config.Check plus what only the form knows: the other
 // connections' names and whether a needed secret exists.
-func (e *Editor) check(raw config.Connection) (*auth.Connection, map[string]string) {
+func (e *Editor) check(raw config.Connection) (*auth.Connection, config.FieldErrors) {
 	conn, problems := config.Check(raw)
-	if problems == nil {
-		problems = map[string]string{}
-	}
 	if raw.Name != "" && raw.Name != e.replacing {
 		for _, c := range e.others {
 			if c.Name == raw.Name {
-				problems["name"] = fmt.Sprintf("a connection named %q exists already; choose another name", raw.Name)
+				problems = append(problems, config.FieldError{Key: "name", Message: fmt.Sprintf("a connection named %q exists already; choose another name", raw.Name)})
 			}
 		}
 	}
@@ -436,7 +433,7 @@ func (e *Editor) check(raw config.Connection) (*auth.Connection, map[string]stri
 		if auth.Grant(raw.Grant) == auth.GrantClientCredentials {
 			who = "a service account"
 		}
-		problems["client_secret"] = "missing; " + who + " needs the client secret: copy it from the developer portal (it is kept in the keyring, never in the config file)"
+		problems = append(problems, config.FieldError{Key: "client_secret", Message: "missing; " + who + " needs the client secret: copy it from the developer portal (it is kept in the keyring, never in the config file)"})
 	}
 	if len(problems) > 0 {
 		conn = nil
@@ -448,7 +445,8 @@ func (e *Editor) check(raw config.Connection) (*auth.Connection, map[string]stri
 // use and the redirect URI to register. It returns the problems.
 func (e *Editor) validate() map[string]string {
 	raw := e.raw()
-	_, problems := e.check(raw)
+	_, errs := e.check(raw)
+	problems := errs.ByKey()
 	for key, l := range e.messages {
 		msg := problems[key]
 		if !e.showAll && !e.touched[key] {

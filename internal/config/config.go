@@ -228,6 +228,45 @@ func Load(path string) (*Config, error) {
 	return Parse(path, b)
 }
 
+// FieldError is one problem of a connection's settings: the config key at
+// fault ("" for the connection as a whole) and what to change. The CLI
+// shows it as "key: message" in a ValidationError, the editor next to its
+// field (ByKey); the wording is the same.
+type FieldError struct {
+	Key, Message string
+}
+
+func (e FieldError) String() string {
+	if e.Key == "" {
+		return e.Message
+	}
+	return e.Key + ": " + e.Message
+}
+
+// FieldErrors are every problem of one connection's settings. As an error
+// it is a connection that cannot be used as it is.
+type FieldErrors []FieldError
+
+func (p FieldErrors) Error() string {
+	if len(p) == 1 {
+		return p[0].String()
+	}
+	return fmt.Sprintf("%d settings are not valid", len(p))
+}
+
+// ByKey is one message per key, problems of the same key joined with "; ".
+func (p FieldErrors) ByKey() map[string]string {
+	out := map[string]string{}
+	for _, e := range p {
+		if out[e.Key] != "" {
+			out[e.Key] += "; " + e.Message
+		} else {
+			out[e.Key] = e.Message
+		}
+	}
+	return out
+}
+
 // ValidationError lists every problem found in a config file.
 type ValidationError struct {
 	Path     string
@@ -274,7 +313,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		}
 		conn, errs := build(raw)
 		for _, e := range errs {
-			problems = append(problems, label+": "+e)
+			problems = append(problems, label+": "+e.String())
 		}
 		if raw.Name != "" {
 			if first, dup := seen[raw.Name]; dup {
@@ -371,21 +410,21 @@ func connectionAt(text string, n int) string {
 }
 
 // build validates one connection table.
-func build(raw Connection) (*auth.Connection, []string) {
-	var errs []string
-	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+func build(raw Connection) (*auth.Connection, FieldErrors) {
+	var errs FieldErrors
+	add := func(key, format string, a ...any) { errs = append(errs, FieldError{key, fmt.Sprintf(format, a...)}) }
 
 	if raw.Name == "" {
-		add("name: missing; add name = \"my-connection\" (letters, digits, '.', '_' or '-')")
+		add("name", "missing; add name = \"my-connection\" (letters, digits, '.', '_' or '-')")
 	} else if !nameRE().MatchString(raw.Name) {
-		add("name: %q may contain only letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", raw.Name)
+		add("name", "%q may contain only letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", raw.Name)
 	}
 
 	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment,
 		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams}
 
 	if raw.AuthMethod != "" && !slices.Contains(auth.AuthMethods, raw.AuthMethod) {
-		add("token_endpoint_auth_method: %q is not one tokentray speaks; use %s (the method the client is registered with at the provider)", raw.AuthMethod, strings.Join(auth.AuthMethods, ", "))
+		add("token_endpoint_auth_method", "%q is not one tokentray speaks; use %s (the method the client is registered with at the provider)", raw.AuthMethod, strings.Join(auth.AuthMethods, ", "))
 	}
 	errs = append(errs, checkParams("auth_params", raw.AuthParams, reservedAuthParams)...)
 	errs = append(errs, checkParams("token_params", raw.TokenParams, reservedTokenParams)...)
@@ -393,9 +432,9 @@ func build(raw Connection) (*auth.Connection, []string) {
 	preset, ok := auth.LookupPreset(raw.Provider)
 	switch {
 	case raw.Provider == "":
-		add("provider: missing; set provider = \"procore\" or \"generic\"")
+		add("provider", "missing; set provider = \"procore\" or \"generic\"")
 	case !ok:
-		add("provider: unknown provider %q; choose one of: %s", raw.Provider, strings.Join(auth.PresetNames(), ", "))
+		add("provider", "unknown provider %q; choose one of: %s", raw.Provider, strings.Join(auth.PresetNames(), ", "))
 	}
 	conn.Provider = preset
 
@@ -405,24 +444,24 @@ func build(raw Connection) (*auth.Connection, []string) {
 	case auth.GrantClientCredentials:
 		conn.Grant = auth.GrantClientCredentials
 	default:
-		add("grant: unknown grant %q; use \"authorization_code\" (sign in through the browser, the default) or \"client_credentials\" (a service account)", raw.Grant)
+		add("grant", "unknown grant %q; use \"authorization_code\" (sign in through the browser, the default) or \"client_credentials\" (a service account)", raw.Grant)
 	}
 
 	if raw.TokenEnv != "" && !envNameRE().MatchString(raw.TokenEnv) {
-		add("token_env: %q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
+		add("token_env", "%q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
 	}
 
 	if raw.ExportFile != "" && !filepath.IsAbs(raw.ExportFile) && !strings.HasPrefix(raw.ExportFile, "~/") {
-		add("export_file: %q must be an absolute path or start with ~/ (it is written by the tray, whose working directory is not yours)", raw.ExportFile)
+		add("export_file", "%q must be an absolute path or start with ~/ (it is written by the tray, whose working directory is not yours)", raw.ExportFile)
 	}
 
 	if strings.TrimSpace(raw.ClientID) == "" {
-		add("client_id: missing; copy the Client ID of your app from the provider's developer portal")
+		add("client_id", "missing; copy the Client ID of your app from the provider's developer portal")
 	}
 
 	if raw.RefreshAt != nil {
 		if r := *raw.RefreshAt; !(r > 0 && r < 1) {
-			add("refresh_at: %v is outside (0, 1); it is the fraction of the token's lifetime after which tokentray refreshes, e.g. 0.8", r)
+			add("refresh_at", "%v is outside (0, 1); it is the fraction of the token's lifetime after which tokentray refreshes, e.g. 0.8", r)
 		}
 		conn.RefreshAt = *raw.RefreshAt
 	} else {
@@ -437,17 +476,17 @@ func build(raw Connection) (*auth.Connection, []string) {
 			continue
 		}
 		if err := auth.ValidateEndpointURL(f.value); err != nil {
-			add("%s: %v", f.key, err)
+			add(f.key, "%v", err)
 		}
 	}
 
 	if preset != nil {
 		if preset.Name == "generic" && raw.Environment != "" {
-			add("environment: the generic provider has no environments; remove environment = %q", raw.Environment)
+			add("environment", "the generic provider has no environments; remove environment = %q", raw.Environment)
 		} else {
 			ep, err := preset.Resolve(raw.Environment, overrides)
 			if err != nil {
-				add("environment: %v", err)
+				add("environment", "%v", err)
 			} else {
 				conn.Endpoints = ep
 				if conn.Environment == "" {
@@ -462,21 +501,21 @@ func build(raw Connection) (*auth.Connection, []string) {
 			// and nothing depends on its metadata being served.
 			conn.Discover = raw.Issuer != "" && (raw.TokenURL == "" || (raw.AuthURL == "" && conn.Grant == auth.GrantAuthorizationCode))
 			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" {
-				add("auth_url: missing; set issuer (the server's URL, to discover its endpoints) or auth_url (the authorization endpoint)")
+				add("auth_url", "missing; set issuer (the server's URL, to discover its endpoints) or auth_url (the authorization endpoint)")
 			}
 			if !conn.Discover && raw.TokenURL == "" {
-				add("token_url: missing; set issuer (the server's URL, to discover its endpoints) or token_url (the token endpoint)")
+				add("token_url", "missing; set issuer (the server's URL, to discover its endpoints) or token_url (the token endpoint)")
 			}
 		}
 	}
 
 	if conn.Grant == auth.GrantAuthorizationCode {
 		if raw.RedirectURI == "" {
-			add("redirect_uri: missing; register http://localhost:8765/callback (or another port) with the provider and set exactly that here")
+			add("redirect_uri", "missing; register http://localhost:8765/callback (or another port) with the provider and set exactly that here")
 		} else if ru, err := auth.ParseRedirectURI(raw.RedirectURI); err != nil {
-			add("redirect_uri: %v", err)
+			add("redirect_uri", "%v", err)
 		} else if preset != nil && preset.Name == "procore" && ru.Loopback && !strings.EqualFold(ru.Host, "localhost") {
-			add("redirect_uri: %q: Procore accepts plain http only for localhost; use http://localhost:%d%s and register exactly that", raw.RedirectURI, ru.Port, ru.Path)
+			add("redirect_uri", "%q: Procore accepts plain http only for localhost; use http://localhost:%d%s and register exactly that", raw.RedirectURI, ru.Port, ru.Path)
 		} else {
 			conn.RedirectURI = ru
 		}
@@ -491,8 +530,8 @@ var (
 	reservedTokenParams = []string{"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "client_id", "client_secret", "scope"}
 )
 
-func checkParams(key string, params map[string]string, reserved []string) []string {
-	var errs []string
+func checkParams(key string, params map[string]string, reserved []string) FieldErrors {
+	var errs FieldErrors
 	names := make([]string, 0, len(params))
 	for name := range params {
 		names = append(names, name)
@@ -501,9 +540,9 @@ func checkParams(key string, params map[string]string, reserved []string) []stri
 	for _, name := range names {
 		switch {
 		case name == "":
-			errs = append(errs, key+": a parameter has an empty name")
+			errs = append(errs, FieldError{key, "a parameter has an empty name"})
 		case slices.Contains(reserved, name):
-			errs = append(errs, fmt.Sprintf("%s: %q is set by tokentray itself (OAuth defines it); remove it%s", key, name, scopeNote(name)))
+			errs = append(errs, FieldError{key, fmt.Sprintf("%q is set by tokentray itself (OAuth defines it); remove it%s", name, scopeNote(name))})
 		}
 	}
 	return errs
@@ -519,9 +558,9 @@ func scopeNote(name string) string {
 // crossEnvironment refuses an override that points at another environment's
 // host of the same provider: mixing environments fails at the provider with
 // misleading errors ("unknown client", 401 on /me).
-func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) []string {
+func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) FieldErrors {
 	own := hostsOf(p.Environments[env])
-	var errs []string
+	var errs FieldErrors
 	fields := []struct{ key, value string }{{"auth_url", o.AuthURL}, {"token_url", o.TokenURL}, {"revoke_url", o.RevokeURL}, {"api_base", o.APIBase}, {"check_url", o.CheckURL}, {"issuer", o.Issuer}}
 	others := p.EnvironmentNames()
 	sort.Strings(others)
@@ -532,7 +571,7 @@ func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) []string {
 		}
 		for _, other := range others {
 			if other != env && hostsOf(p.Environments[other])[h] {
-				errs = append(errs, fmt.Sprintf("%s: %s belongs to the %s environment but this connection uses environment %q; all URLs must come from one environment: remove the override or change environment", f.key, f.value, other, env))
+				errs = append(errs, FieldError{f.key, fmt.Sprintf("%s belongs to the %s environment but this connection uses environment %q; all URLs must come from one environment: remove the override or change environment", f.value, other, env)})
 			}
 		}
 	}

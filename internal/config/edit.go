@@ -19,25 +19,15 @@ import (
 // losing what the user wrote there.
 
 // Check validates one connection on its own. It returns the connection when
-// it is complete, and otherwise a message per config key ("redirect_uri",
-// "client_id", …) so that a form can show each next to its field.
-func Check(raw Connection) (*auth.Connection, map[string]string) {
+// it is complete, and otherwise its problems, each with its config key
+// ("redirect_uri", "client_id", …) so that a form can show each next to
+// its field.
+func Check(raw Connection) (*auth.Connection, FieldErrors) {
 	conn, errs := build(raw)
-	if len(errs) == 0 {
-		return conn, nil
+	if len(errs) > 0 {
+		return nil, errs
 	}
-	problems := map[string]string{}
-	for _, e := range errs {
-		key, msg, found := strings.Cut(e, ": ")
-		if !found || !slices.Contains(knownKeys(), key) {
-			key, msg = "", e
-		}
-		if problems[key] != "" {
-			msg = problems[key] + "; " + msg
-		}
-		problems[key] = msg
-	}
-	return nil, problems
+	return conn, nil
 }
 
 // editorKeys are the keys the editor sets, in the order a new table lists

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,8 +122,9 @@ func TestSavingIntoAMissingFileCreatesIt(t *testing.T) {
 }
 
 func TestCheckNamesTheFieldOfEachProblem(t *testing.T) {
-	_, problems := Check(Connection{Name: "p", Provider: "procore", RedirectURI: "http://192.168.8.124:9876/callback",
+	_, errs := Check(Connection{Name: "p", Provider: "procore", RedirectURI: "http://192.168.8.124:9876/callback",
 		TokenURL: "https://login.procore.com/oauth/token", Environment: "sandbox"})
+	problems := errs.ByKey()
 	for _, key := range []string{"client_id", "redirect_uri", "token_url"} {
 		if problems[key] == "" {
 			t.Errorf("no message for %s: %v", key, problems)
@@ -178,4 +180,20 @@ func mustResolve(t *testing.T, cfg *Config, name string) *Resolved {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// A problem reads the same in the CLI (a file's ValidationError) and in the
+// editor (Check, by key): one FieldError, two presentations.
+func TestTheFileAndTheFormWordAProblemAlike(t *testing.T) {
+	raw := Connection{Name: "p", Provider: "procore", ClientID: "a", RedirectURI: "http://192.168.8.124:9876/callback"}
+	_, errs := Check(raw)
+	msg := errs.ByKey()["redirect_uri"]
+	if msg == "" || len(errs) != 1 || errs.Error() != "redirect_uri: "+msg {
+		t.Fatalf("Check: %v", errs)
+	}
+	_, err := Parse("config.toml", []byte("[[connection]]\nname = \"p\"\nprovider = \"procore\"\nclient_id = \"a\"\nredirect_uri = \"http://192.168.8.124:9876/callback\"\n"))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0] != `connection "p": redirect_uri: `+msg {
+		t.Fatalf("Parse: %v", err)
+	}
 }

@@ -263,8 +263,8 @@ func TestATestSignInOfAnInvalidFormSaysWhichFields(t *testing.T) {
 	bad := gamma()
 	bad.RedirectURI = "http://192.168.1.10:8765/callback"
 	_, err := r.f.TestSignIn(context.Background(), Test{Connection: bad})
-	var inv *InvalidConnection
-	if !errors.As(err, &inv) || !strings.Contains(inv.Problems["redirect_uri"], "localhost") {
+	var inv config.FieldErrors
+	if !errors.As(err, &inv) || !strings.Contains(inv.ByKey()["redirect_uri"], "localhost") {
 		t.Fatalf("want the redirect URI named, got %v", err)
 	}
 }

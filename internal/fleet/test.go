@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"reflect"
 	"time"
 
@@ -41,22 +40,6 @@ type tested struct {
 	at     time.Time
 }
 
-// InvalidConnection is a connection whose settings are not valid, by
-// config key ("" for the connection as a whole).
-type InvalidConnection struct{ Problems map[string]string }
-
-func (e *InvalidConnection) Error() string {
-	if len(e.Problems) == 1 {
-		for key, msg := range e.Problems {
-			if key == "" {
-				return msg
-			}
-			return key + ": " + msg
-		}
-	}
-	return fmt.Sprintf("%d settings are not valid", len(e.Problems))
-}
-
 // TestSignIn signs in once with t's connection, on a keeper of its own
 // whose tokens stay in memory, then calls the API check URL. Nothing is
 // saved. A failed API check is an error too (its result in Tested.Check):
@@ -64,7 +47,7 @@ func (e *InvalidConnection) Error() string {
 func (f *Fleet) TestSignIn(ctx context.Context, t Test) (Tested, error) {
 	conn, problems := config.Check(t.Connection)
 	if len(problems) > 0 {
-		return Tested{}, &InvalidConnection{Problems: problems}
+		return Tested{}, problems
 	}
 	store := auth.NewMemoryStore()
 	secret := t.Secret

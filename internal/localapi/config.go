@@ -133,12 +133,12 @@ func writeSaved(w http.ResponseWriter, path string, err error) {
 // writeConfigError answers with a config problem, naming the fields at
 // fault where they are known, or with the keeper's error.
 func writeConfigError(w http.ResponseWriter, err error) {
-	var inv *fleet.InvalidConnection
+	var inv config.FieldErrors
 	var ve *config.ValidationError
 	var cf *fleet.CheckFailed
 	switch {
 	case errors.As(err, &inv):
-		writeError(w, http.StatusUnprocessableEntity, apitype.Error{Code: apitype.CodeInvalidConfig, Message: err.Error(), Fields: inv.Problems})
+		writeError(w, http.StatusUnprocessableEntity, apitype.Error{Code: apitype.CodeInvalidConfig, Message: err.Error(), Fields: inv.ByKey()})
 	case errors.As(err, &ve), errors.Is(err, config.ErrNameTaken):
 		writeError(w, http.StatusUnprocessableEntity, apitype.Error{Code: apitype.CodeInvalidConfig, Message: err.Error()})
 	case errors.Is(err, config.ErrNoSuchConnection):
