@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
@@ -20,17 +21,36 @@ type backend interface {
 	Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error)
 	Refresh(ctx context.Context, name string) (*apitype.Connection, error)
 	Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error)
+	// Login signs name in through the browser, telling the person on
+	// stderr where to look, and waits up to o.timeout for the outcome.
+	Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error)
 }
 
 // with runs f against the running tokentray, or, when none answers, against
 // this process: the running one is the only refresher while it runs.
 func (e *env) with(f func(b backend) error) error {
 	if e.api != nil {
-		if err := f(e.api); !errors.Is(err, apiclient.ErrNotRunning) {
+		if err := f(remote{e.api, e.streams}); !errors.Is(err, apiclient.ErrNotRunning) {
 			return err
 		}
 	}
 	return f(local{e})
+}
+
+// remote is the running tokentray, over its socket.
+type remote struct {
+	*apiclient.Client
+	streams streams
+}
+
+// Login has the running tokentray sign name in: its browser opens on this
+// desktop, and it keeps the tokens.
+func (r remote) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
+	if _, err := r.Connections(ctx); err != nil {
+		return nil, err // not running: this process signs in
+	}
+	fmt.Fprintf(r.streams.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
+	return r.Client.Login(ctx, name, o.timeout)
 }
 
 // local does a command's work in this process: a keeper per call, loaded

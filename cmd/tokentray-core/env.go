@@ -145,19 +145,6 @@ func (e *env) lookup(name string) (*config.Resolved, error) {
 	return conn, nil
 }
 
-// askTray runs f against the running tokentray. It reports false when none
-// runs, and the command should do the work itself (under the file lock).
-func (e *env) askTray(f func(*apiclient.Client) error) (bool, error) {
-	if e.api == nil {
-		return false, nil
-	}
-	err := f(e.api)
-	if errors.Is(err, apiclient.ErrNotRunning) {
-		return false, nil
-	}
-	return true, err
-}
-
 // keeperOptions are the options of every keeper this process makes: the
 // store, the lock, the clock, the browser, and the export file if any.
 func (e *env) keeperOptions(conn *config.Resolved) auth.KeeperOptions {

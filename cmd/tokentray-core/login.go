@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
@@ -46,24 +46,22 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if o.timeout <= 0 {
 		return usageError{fmt.Errorf("--timeout must be positive, got %s", o.timeout)}
 	}
-	io := e.streams
-	asked, err := e.askTray(func(api *apiclient.Client) error {
-		if _, err := api.Connections(c.Context()); err != nil {
-			return err // not running: sign in here
-		}
-		fmt.Fprintf(io.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
-		conn, err := api.Login(c.Context(), name, o.timeout)
+	return e.with(func(b backend) error {
+		conn, err := b.Login(c.Context(), name, o)
 		if err == nil {
-			printSignedIn(io, name, conn.Status, e.clock.Now())
+			printSignedIn(e.streams, name, conn.Status, e.clock.Now())
 		}
 		return err
 	})
-	if asked {
-		return err
-	}
+}
+
+// Login signs name in from this process: the browser opens here, the
+// callback comes here (or its address is pasted), and the tokens are saved.
+func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
+	e, io := l.e, l.e.streams
 	resolved, err := e.lookup(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn := resolved.Auth
 	opener := e.opener
@@ -90,11 +88,11 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 		}
 	}
 	k := auth.NewKeeper(conn, opts)
-	if err := k.Login(c.Context(), auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
-		return err
+	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
+		return nil, err
 	}
-	printSignedIn(io, name, localapi.WireStatus(k.Status()), e.clock.Now())
-	return nil
+	out := localapi.Describe(k)
+	return &out, nil
 }
 
 // printSignedIn tells how long the sign-in lasts, and says so plainly when

@@ -10,10 +10,8 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/keyringstore"
-	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 func newRefreshCmd(envFor envGetter) *cobra.Command {
@@ -92,7 +90,11 @@ keeps it in the OS keyring. It never goes into the config file.`,
 			if err != nil {
 				return err
 			}
-			if _, err := e.lookup(args[0]); err != nil {
+			// The name must be configured; whoever runs says so.
+			if err := e.with(func(b backend) error {
+				_, err := b.Connection(c.Context(), args[0])
+				return err
+			}); err != nil {
 				return err
 			}
 			secret, err := readSecret(e.streams, args[0])
@@ -113,28 +115,25 @@ keeps it in the OS keyring. It never goes into the config file.`,
 // connection recovers without a sign-in. Other connections are left alone.
 func retryRefusedClient(c *cobra.Command, e *env, name string) error {
 	var st apitype.Status
-	asked, err := e.askTray(func(api *apiclient.Client) error {
-		conn, err := api.Connection(c.Context(), name)
-		if err != nil || conn.State != apitype.StateClientRefused {
-			st = conn.Status
+	err := e.with(func(b backend) error {
+		conn, err := b.Connection(c.Context(), name)
+		if err != nil {
 			return err
 		}
-		conn, err = api.Refresh(c.Context(), name)
 		st = conn.Status
+		// A refusal of the old secret: the running tokentray's state, or,
+		// for a keeper loaded here, the last refresh that failed.
+		refused := st.State == apitype.StateClientRefused ||
+			(st.LastError != "" && st.State != apitype.StateDisconnected && st.State != apitype.StateNeedsReauth)
+		if !refused {
+			return nil
+		}
+		conn, err = b.Refresh(c.Context(), name)
+		if conn != nil {
+			st = conn.Status
+		}
 		return err
 	})
-	if !asked {
-		var k *auth.Keeper
-		if k, err = e.keeper(c.Context(), name); err != nil {
-			return err
-		}
-		// Load already saw the new secret: a refusal of the old one shows
-		// as a failed last refresh.
-		if st = localapi.WireStatus(k.Status()); st.LastError != "" && st.State != apitype.StateDisconnected && st.State != apitype.StateNeedsReauth {
-			err = k.Refresh(c.Context())
-			st = localapi.WireStatus(k.Status())
-		}
-	}
 	if err != nil {
 		return fmt.Errorf("the provider still refuses the client of %s: %w", name, err)
 	}
