@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,22 @@ type rig struct {
 }
 
 func signedIn(t *testing.T, s *keyringstore.Store) *rig {
+	t.Helper()
+	// A port found free may be taken by another process before the sign-in
+	// listens on it (a busy machine): then another port, a few times.
+	for attempt := 1; ; attempt++ {
+		r, err := trySignIn(t, s)
+		if err == nil {
+			return r
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "is already in use") {
+			t.Fatalf("sign in to the demo provider: %v", err)
+		}
+		t.Logf("attempt %d: %v", attempt, err)
+	}
+}
+
+func trySignIn(t *testing.T, s *keyringstore.Store) (*rig, error) {
 	t.Helper()
 	srv := &demoprovider.Server{AccessTTL: 90 * time.Minute, RedirectURI: "http://127.0.0.1:" + freePort(t) + "/callback"}
 	base, err := srv.Start()
@@ -81,14 +98,14 @@ func signedIn(t *testing.T, s *keyringstore.Store) *rig {
 	t.Cleanup(stop)
 	r.events = events
 	if err := r.k.Login(ctx, auth.LoginOptions{Timeout: time.Minute}); err != nil {
-		t.Fatalf("sign in to the demo provider: %v", err)
+		return nil, err
 	}
 	ts, err := s.LoadTokens(ctx, conn.Name)
 	if err != nil || ts.RefreshToken == "" {
 		t.Fatalf("the sign-in's tokens in the keyring: %v", err)
 	}
 	r.at, r.rt = ts.AccessToken, ts.RefreshToken
-	return r
+	return r, nil
 }
 
 // refreshes is how many refreshes the provider granted.
