@@ -70,9 +70,15 @@ type LoopbackFlow struct {
 	Clock   Clock
 	// HTTPClient is used for the code exchange.
 	HTTPClient *http.Client
-	// Paste, for an https redirect URI that tokentray cannot listen on,
-	// supplies the address the browser landed on after signing in.
+	// Paste supplies the address the browser landed on after signing in
+	// (or, for OOBRedirectURI, the code the provider showed): for an https
+	// redirect URI that tokentray cannot listen on, and for every sign-in
+	// with PasteOnly.
 	Paste io.Reader
+	// PasteOnly signs in by Paste even with a loopback redirect URI: the
+	// browser runs on another machine, where the callback address does not
+	// load, and its address bar holds what is to be pasted.
+	PasteOnly bool
 }
 
 // runPaste completes a sign-in whose redirect URI is a web server: the
@@ -89,7 +95,13 @@ func (f *LoopbackFlow) runPaste(ctx context.Context, cfg *oauth2.Config, authURL
 	if err != nil && line == "" {
 		return nil, fmt.Errorf("no address was pasted: %w", err)
 	}
-	u, err := url.Parse(strings.TrimSpace(line))
+	line = strings.TrimSpace(line)
+	if f.Conn.RedirectURI.OOB && !strings.ContainsAny(line, ":/?&=") {
+		// The code alone, as the provider's page shows it. There is no
+		// state to compare; PKCE binds the code to this sign-in's verifier.
+		return f.exchangePasted(ctx, cfg, line, verifier)
+	}
+	u, err := url.Parse(line)
 	if err != nil || u.RawQuery == "" {
 		return nil, errors.New("paste the whole address from the browser's address bar, including its ?code= and &state= parts")
 	}
@@ -106,10 +118,14 @@ func (f *LoopbackFlow) runPaste(ctx context.Context, cfg *oauth2.Config, authURL
 	if q.Get("code") == "" {
 		return nil, errors.New("the pasted address has no code")
 	}
+	return f.exchangePasted(ctx, cfg, q.Get("code"), verifier)
+}
+
+func (f *LoopbackFlow) exchangePasted(ctx context.Context, cfg *oauth2.Config, code, verifier string) (*oauth2.Token, error) {
 	if f.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, f.HTTPClient)
 	}
-	tok, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, classify("code exchange", err, f.Conn)
 	}
@@ -126,9 +142,13 @@ type callbackResult struct {
 // listener is closed before Run returns.
 func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
 	ru := f.Conn.RedirectURI
-	if !ru.Loopback && f.Paste == nil {
-		return nil, fmt.Errorf("redirect URI %s is https, so the provider sends the browser to that web server, not to tokentray: "+
-			"sign in from a terminal (`tokentray login %s` asks you to paste the address you land on), or register http://localhost:PORT/callback", ru.Raw, f.Conn.Name)
+	paste := !ru.Loopback || f.PasteOnly
+	if paste && f.Paste == nil {
+		if ru.Loopback {
+			return nil, errors.New("a sign-in by pasting needs a terminal to paste into: run `tokentray login " + f.Conn.Name + " --paste`")
+		}
+		return nil, fmt.Errorf("redirect URI %s is not one tokentray can listen on, so the provider sends the browser elsewhere: "+
+			"sign in from a terminal (`tokentray login %s` asks you to paste the address you land on, or the code), or register http://localhost:PORT/callback", ru.Raw, f.Conn.Name)
 	}
 	clock := f.Clock
 	if clock == nil {
@@ -155,7 +175,7 @@ func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
 		exchangeCtx = context.WithValue(ctx, oauth2.HTTPClient, f.HTTPClient)
 	}
 
-	if !ru.Loopback {
+	if paste {
 		return f.runPaste(ctx, cfg, authURL, state, verifier)
 	}
 	listeners, err := listenLoopback(ru)

@@ -428,3 +428,69 @@ func TestPasteFlowChecksIssuer(t *testing.T) {
 		t.Fatalf("%d exchanges for a refused response", n)
 	}
 }
+
+// --paste: a loopback redirect URI, but the browser is on another machine.
+// Nothing listens on the port; the pasted address completes the sign-in,
+// its state checked; without a terminal to paste into, the error says so.
+func TestPasteOnlyWithALoopbackRedirectURI(t *testing.T) {
+	srv := newOAuthServer(t)
+	ru, _ := ParseRedirectURI("http://localhost:1/callback") // port 1: nothing could listen there
+	conn := &Connection{Name: "p", Provider: &generic, ClientID: "c", RedirectURI: ru,
+		Endpoints: Endpoints{AuthURL: srv.srv.URL + "/authorize", TokenURL: srv.srv.URL + "/token"}}
+	pr, pw := io.Pipe()
+	var shown string
+	f := &LoopbackFlow{Conn: conn, Paste: pr, PasteOnly: true, Clock: fakeclock.New(t0), ShowURL: func(u string) {
+		shown = u
+		go func() {
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(u)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			_, _ = io.WriteString(pw, "  "+resp.Header.Get("Location")+"  \n")
+		}()
+	}}
+	tok, err := f.Run(context.Background())
+	if err != nil || tok.AccessToken == "" || !strings.Contains(shown, "code_challenge=") {
+		t.Fatalf("paste sign-in: %v (URL %q)", err, shown)
+	}
+	f = &LoopbackFlow{Conn: conn, PasteOnly: true, Clock: fakeclock.New(t0)}
+	if _, err := f.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "--paste") {
+		t.Fatalf("no terminal: %v", err)
+	}
+}
+
+// The out-of-band redirect URI: the provider shows the code, and the code
+// alone is pasted. PKCE still binds it to this sign-in.
+func TestOutOfBandCode(t *testing.T) {
+	srv := newOAuthServer(t)
+	ru, err := ParseRedirectURI(OOBRedirectURI)
+	if err != nil || !ru.OOB {
+		t.Fatalf("parse %s: %+v %v", OOBRedirectURI, ru, err)
+	}
+	conn := &Connection{Name: "p", Provider: &generic, ClientID: "c", RedirectURI: ru,
+		Endpoints: Endpoints{AuthURL: srv.srv.URL + "/authorize", TokenURL: srv.srv.URL + "/token"}}
+	pr, pw := io.Pipe()
+	f := &LoopbackFlow{Conn: conn, Paste: pr, Clock: fakeclock.New(t0), ShowURL: func(u string) {
+		go func() {
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(u)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			_, _ = io.WriteString(pw, loc.Query().Get("code")+"\n")
+		}()
+	}}
+	if tok, err := f.Run(context.Background()); err != nil || tok.AccessToken == "" {
+		t.Fatalf("out-of-band sign-in: %v", err)
+	}
+	f = &LoopbackFlow{Conn: conn, Paste: strings.NewReader("not-a-code-it-issued\n"), Clock: fakeclock.New(t0)}
+	if _, err := f.Run(context.Background()); err == nil {
+		t.Fatal("a code the server never issued was accepted")
+	}
+}

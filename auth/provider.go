@@ -136,9 +136,15 @@ func ValidateEndpointURL(raw string) error {
 	return nil
 }
 
+// OOBRedirectURI is the out-of-band redirect URI: the provider shows the
+// code on a page of its own, and the person pastes it (Procore documents it
+// for sign-ins on machines without a browser).
+const OOBRedirectURI = "urn:ietf:wg:oauth:2.0:oob"
+
 // RedirectURI is a parsed, validated redirect URI.
 type RedirectURI struct {
 	Raw      string
+	OOB      bool   // OOBRedirectURI: the person pastes the code the provider shows
 	Loopback bool   // http on a loopback host: tokentray listens for the callback itself
 	Host     string // "localhost", "127.0.0.1" or "::1" when Loopback
 	Port     int
@@ -146,10 +152,13 @@ type RedirectURI struct {
 }
 
 // ParseRedirectURI accepts http://localhost:PORT/..., http://127.0.0.1:PORT/...,
-// http://[::1]:PORT/... and https://... . Anything else is refused with the
-// reason, because providers such as Procore refuse it too, with a misleading
-// "unknown client" error.
+// http://[::1]:PORT/..., https://... and OOBRedirectURI. Anything else is
+// refused with the reason, because providers such as Procore refuse it too,
+// with a misleading "unknown client" error.
 func ParseRedirectURI(raw string) (RedirectURI, error) {
+	if raw == OOBRedirectURI {
+		return RedirectURI{Raw: raw, OOB: true}, nil
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return RedirectURI{}, fmt.Errorf("%q is not an absolute URL; use e.g. http://localhost:8765/callback", raw)

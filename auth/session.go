@@ -14,8 +14,15 @@ import (
 // LoginOptions tune one sign-in.
 type LoginOptions struct {
 	Timeout time.Duration // DefaultLoginTimeout if zero
-	// Paste supplies the landing address for an https redirect URI.
+	// Paste supplies the landing address (or an out-of-band code) where
+	// tokentray cannot catch the callback itself; see LoopbackFlow.
 	Paste io.Reader
+	// PasteOnly signs in by Paste even with a loopback redirect URI: the
+	// browser is on another machine.
+	PasteOnly bool
+	// ShowURL, if set, is told this sign-in's authorize URL (as well as
+	// KeeperOptions.ShowURL).
+	ShowURL func(url string)
 }
 
 // Login signs the connection in through the browser (or, for a
@@ -85,8 +92,11 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 			if k.opt.ShowURL != nil {
 				k.opt.ShowURL(url)
 			}
+			if o.ShowURL != nil {
+				o.ShowURL(url)
+			}
 		},
-		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: tokenClient(k.opt.HTTPClient, conn), Paste: o.Paste,
+		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: tokenClient(k.opt.HTTPClient, conn), Paste: o.Paste, PasteOnly: o.PasteOnly,
 	}
 	tok, err := flow.Run(ctx)
 	if te := (*TokenError)(nil); errors.As(err, &te) && te.Class == Permanent && te.Code != "invalid_grant" {

@@ -39,6 +39,7 @@ const (
 	CodeTimeout             = "timeout"              // a sign-in or request ran out of time
 	CodeInvalidConfig       = "invalid_config"       // a connection's settings are not valid
 	CodeCheckFailed         = "check_failed"         // a test sign-in got tokens the API refused
+	CodeHeadless            = "headless"             // a window was asked of tokentray serve, which has none
 	CodeInternal            = "internal"             // anything else
 )
 
@@ -176,6 +177,27 @@ type Event struct {
 	// something to say).
 	Text   string      `json:"text,omitempty"`
 	Status *Connection `json:"status,omitempty"`
+}
+
+// PasteSignIn is the answer of POST /v1/connections/NAME/login?paste=true:
+// the sign-in waits, on the server, for the address the browser lands on.
+type PasteSignIn struct {
+	// AuthorizeURL is to be opened in a browser on any machine.
+	AuthorizeURL string `json:"authorize_url"`
+	// RedirectURI is where the browser lands after the sign-in (it need
+	// not load there); its address, or the code for an out-of-band
+	// redirect URI, goes to POST …/login/paste.
+	RedirectURI string `json:"redirect_uri"`
+}
+
+// ClientSecret is the body of PUT /v1/connections/NAME/client_secret.
+type ClientSecret struct {
+	ClientSecret string `json:"client_secret"`
+}
+
+// Pasted is the body of POST /v1/connections/NAME/login/paste.
+type Pasted struct {
+	Address string `json:"address"`
 }
 
 // TokenHash names an access token without revealing it: the first 16 hex

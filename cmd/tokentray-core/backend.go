@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/filestore"
+	"github.com/tokentray/tokentray/internal/keyringstore"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
 
@@ -24,6 +28,10 @@ type backend interface {
 	// Login signs name in through the browser, telling the person on
 	// stderr where to look, and waits up to o.timeout for the outcome.
 	Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error)
+	// SetClientSecret stores name's client secret, says where on stderr,
+	// and tries a connection whose client was refused again (its refresh
+	// token was kept for this).
+	SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error)
 }
 
 // with runs f against the running tokentray, or, when none answers, against
@@ -37,6 +45,33 @@ func (e *env) with(f func(b backend) error) error {
 	return f(local{e})
 }
 
+// pasteLogin signs name in with a browser elsewhere: the running tokentray
+// prepares the sign-in (its PKCE verifier and state never leave it), this
+// process shows the URL and passes on what the person pastes, and the code
+// is exchanged there.
+func (r remote) pasteLogin(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
+	started, err := r.StartPasteLogin(ctx, name, o.timeout)
+	if err != nil {
+		return nil, err
+	}
+	printPasteInstructions(r.streams, name, started.AuthorizeURL, started.RedirectURI)
+	line, err := bufio.NewReader(r.streams.in).ReadString('\n')
+	if err != nil && line == "" {
+		return nil, fmt.Errorf("no address was pasted: %w", err)
+	}
+	return r.PasteLogin(ctx, name, strings.TrimSpace(line))
+}
+
+// SetClientSecret has the running tokentray store the secret: its store
+// may be one only it can write (an encrypted file store).
+func (r remote) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
+	conn, err := r.Client.SetClientSecret(ctx, name, secret.Reveal())
+	if err == nil {
+		fmt.Fprintf(r.streams.err, "Saved the client secret of %s in the running tokentray's store.\n", name)
+	}
+	return conn, err
+}
+
 // remote is the running tokentray, over its socket.
 type remote struct {
 	*apiclient.Client
@@ -48,6 +83,9 @@ type remote struct {
 func (r remote) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
 	if _, err := r.Connections(ctx); err != nil {
 		return nil, err // not running: this process signs in
+	}
+	if o.paste {
+		return r.pasteLogin(ctx, name, o)
 	}
 	fmt.Fprintf(r.streams.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
 	return r.Client.Login(ctx, name, o.timeout)
@@ -121,6 +159,35 @@ func (l local) Refresh(ctx context.Context, name string) (*apitype.Connection, e
 	}
 	if err := k.Refresh(ctx); err != nil {
 		return nil, err
+	}
+	c := localapi.Describe(k)
+	return &c, nil
+}
+
+func (l local) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
+	if _, err := l.e.lookup(name); err != nil {
+		return nil, err
+	}
+	store, err := l.e.openStore()
+	if err != nil {
+		return nil, err
+	}
+	if err := store.SetClientSecret(ctx, name, secret); err != nil {
+		return nil, err
+	}
+	where := fmt.Sprintf("the keyring (service %q)", keyringstore.Service)
+	if fs, ok := store.(*filestore.Store); ok {
+		where = fs.Dir
+	}
+	fmt.Fprintf(l.e.streams.err, "Saved the client secret of %s in %s.\n", name, where)
+	k, err := l.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	// Load saw the new secret; a refusal of the old one shows as a failed
+	// last refresh of a connection that has a refresh token.
+	if st := k.Status(); st.LastError != "" && st.State != auth.StateDisconnected && st.State != auth.StateNeedsReauth {
+		_ = k.Refresh(ctx) // its outcome is in the status
 	}
 	c := localapi.Describe(k)
 	return &c, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/filelock"
+	"github.com/tokentray/tokentray/internal/filestore"
 	"github.com/tokentray/tokentray/internal/keyringstore"
 )
 
@@ -41,6 +42,8 @@ func systemStreams() streams {
 // env is what commands work with: the running tokentray to ask, and, for
 // the work done here when none runs, the config, the store and the lock.
 type env struct {
+	// store is where this process keeps tokens: the config's choice,
+	// opened by openStore on first use (tests set it).
 	store   auth.Store
 	locker  auth.Locker
 	clock   auth.Clock
@@ -74,6 +77,36 @@ func (e *env) config() (*config.Config, error) {
 		}
 	}
 	return e.cfg, e.cfgErr
+}
+
+// openStore is the store the config chooses, opened once: only work done
+// in this process needs one.
+func (e *env) openStore() (auth.Store, error) {
+	if e.store != nil {
+		return e.store, nil
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store != config.StoreFile {
+		e.store = keyringstore.New()
+		return e.store, nil
+	}
+	dir, err := filestore.DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	key, err := filestore.KeyFromCredentials()
+	if err != nil {
+		return nil, err
+	}
+	s, err := filestore.Open(dir, key)
+	if err != nil {
+		return nil, fmt.Errorf("store = \"file\": %w", err)
+	}
+	e.store = s
+	return s, nil
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.
@@ -112,7 +145,7 @@ func newEnvWithConfig(cfg *config.Config, logTo io.Writer) (*env, error) {
 		return nil, err
 	}
 	return &env{
-		cfg: cfg, store: keyringstore.New(), locker: locks, clock: auth.SystemClock{},
+		cfg: cfg, locker: locks, clock: auth.SystemClock{},
 		log:    slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelError})),
 		opener: browser.Open,
 		api:    apiclient.New(apiclient.DefaultPath()),
@@ -125,7 +158,11 @@ func (e *env) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := auth.NewKeeper(conn.Auth, e.keeperOptions(conn))
+	opts, err := e.keeperOptions(conn)
+	if err != nil {
+		return nil, err
+	}
+	k := auth.NewKeeper(conn.Auth, opts)
 	if err := k.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -147,8 +184,12 @@ func (e *env) lookup(name string) (*config.Resolved, error) {
 
 // keeperOptions are the options of every keeper this process makes: the
 // store, the lock, the clock, the browser, and the export file if any.
-func (e *env) keeperOptions(conn *config.Resolved) auth.KeeperOptions {
-	o := auth.KeeperOptions{Store: e.store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}
+func (e *env) keeperOptions(conn *config.Resolved) (auth.KeeperOptions, error) {
+	store, err := e.openStore()
+	if err != nil {
+		return auth.KeeperOptions{}, err
+	}
+	o := auth.KeeperOptions{Store: store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}
 	if path := conn.ExportFile; path != "" {
 		log, name, apiBase := e.log, conn.Auth.Name, conn.Auth.Endpoints.APIBase
 		o.OnTokens = func(t *auth.TokenSet) {
@@ -157,5 +198,5 @@ func (e *env) keeperOptions(conn *config.Resolved) auth.KeeperOptions {
 			}
 		}
 	}
-	return o
+	return o, nil
 }

@@ -17,6 +17,7 @@ import (
 type loginOptions struct {
 	timeout   time.Duration
 	noBrowser bool
+	paste     bool
 }
 
 func newLoginCmd(envFor envGetter) *cobra.Command {
@@ -27,7 +28,14 @@ func newLoginCmd(envFor envGetter) *cobra.Command {
 		Long: `Signs NAME in: opens the system browser at the provider's sign-in page and catches
 the callback on the registered http://localhost:PORT redirect URI (PKCE and state
 protect it). The browser must run on this machine. The URL is printed too, for when
-no browser opens.`,
+no browser opens.
+
+With --paste (a server, or any machine without a browser), open the printed URL in a
+browser anywhere; after the sign-in it goes to the redirect URI, which does not load
+there: paste the whole address from its address bar (or, for the out-of-band redirect
+urn:ietf:wg:oauth:2.0:oob, the code the provider shows). The state and PKCE are checked
+as for the loopback sign-in, and the code is exchanged here: the tokens never leave
+this machine.`,
 		Args: oneName,
 		RunE: func(c *cobra.Command, args []string) error {
 			e, err := envFor(c)
@@ -39,6 +47,7 @@ no browser opens.`,
 	}
 	c.Flags().DurationVar(&o.timeout, "timeout", auth.DefaultLoginTimeout, "how long to wait for the browser sign-in")
 	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL; do not open a browser")
+	c.Flags().BoolVar(&o.paste, "paste", false, "sign in with a browser on another machine: open the printed URL there, then paste the address it lands on (or the code)")
 	return c
 }
 
@@ -65,10 +74,13 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 	}
 	conn := resolved.Auth
 	opener := e.opener
-	if o.noBrowser {
+	if o.noBrowser || o.paste {
 		opener = nil
 	}
-	opts := e.keeperOptions(resolved)
+	opts, err := e.keeperOptions(resolved)
+	if err != nil {
+		return nil, err
+	}
 	opts.OpenBrowser = func(url string) error {
 		if opener == nil {
 			return nil
@@ -79,6 +91,10 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 		return nil
 	}
 	opts.ShowURL = func(url string) {
+		if o.paste {
+			printPasteInstructions(io, conn.Name, url, conn.RedirectURI.Raw)
+			return
+		}
 		fmt.Fprintf(io.err, "Signing in to %s (%s). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n",
 			conn.Name, strings.TrimSpace(conn.Provider.Name+" "+conn.Environment), url)
 		if conn.RedirectURI.Loopback {
@@ -88,11 +104,21 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 		}
 	}
 	k := auth.NewKeeper(conn, opts)
-	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in}); err != nil {
+	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in, PasteOnly: o.paste}); err != nil {
 		return nil, err
 	}
 	out := localapi.Describe(k)
 	return &out, nil
+}
+
+// printPasteInstructions says how a sign-in by pasting goes.
+func printPasteInstructions(io streams, name, authURL, redirectURI string) {
+	fmt.Fprintf(io.err, "Signing in to %s. Open this URL in a browser on any machine and sign in:\n\n  %s\n\n", name, authURL)
+	if redirectURI == auth.OOBRedirectURI {
+		fmt.Fprintf(io.err, "The provider then shows a code: paste it here and press Enter:\n")
+		return
+	}
+	fmt.Fprintf(io.err, "The browser then goes to %s?code=…, which need not load there: paste the whole address from its address bar here and press Enter:\n", redirectURI)
 }
 
 // printSignedIn tells how long the sign-in lasts, and says so plainly when

@@ -11,7 +11,6 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/keyringstore"
 )
 
 func newRefreshCmd(envFor envGetter) *cobra.Command {
@@ -101,46 +100,25 @@ keeps it in the OS keyring. It never goes into the config file.`,
 			if err != nil {
 				return err
 			}
-			if err := e.store.SetClientSecret(c.Context(), args[0], auth.Secret(secret)); err != nil {
+			var st apitype.Status
+			if err := e.with(func(b backend) error {
+				conn, err := b.SetClientSecret(c.Context(), args[0], auth.Secret(secret))
+				if err == nil {
+					st = conn.Status
+				}
+				return err
+			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.streams.err, "Saved the client secret of %s in the keyring (service %q).\n", args[0], keyringstore.Service)
-			return retryRefusedClient(c, e, args[0])
+			switch {
+			case st.State == apitype.StateClientRefused:
+				return fmt.Errorf("the provider still refuses the client of %s: %s", args[0], st.LastError)
+			case st.State == apitype.StateConnected && st.LastRefreshOK:
+				fmt.Fprintf(e.streams.err, "The provider accepts the client: %s is connected (no sign-in needed).\n", args[0])
+			}
+			return nil
 		},
 	}
-}
-
-// retryRefusedClient tries a connection whose client was refused again,
-// now that its secret changed: the refresh token was kept for this, so the
-// connection recovers without a sign-in. Other connections are left alone.
-func retryRefusedClient(c *cobra.Command, e *env, name string) error {
-	var st apitype.Status
-	err := e.with(func(b backend) error {
-		conn, err := b.Connection(c.Context(), name)
-		if err != nil {
-			return err
-		}
-		st = conn.Status
-		// A refusal of the old secret: the running tokentray's state, or,
-		// for a keeper loaded here, the last refresh that failed.
-		refused := st.State == apitype.StateClientRefused ||
-			(st.LastError != "" && st.State != apitype.StateDisconnected && st.State != apitype.StateNeedsReauth)
-		if !refused {
-			return nil
-		}
-		conn, err = b.Refresh(c.Context(), name)
-		if conn != nil {
-			st = conn.Status
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("the provider still refuses the client of %s: %w", name, err)
-	}
-	if st.State == apitype.StateConnected && st.LastRefreshOK {
-		fmt.Fprintf(e.streams.err, "The provider accepted the client: %s is connected again with the kept refresh token (no sign-in needed).\n", name)
-	}
-	return nil
 }
 
 func readSecret(io streams, name string) (string, error) {

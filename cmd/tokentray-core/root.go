@@ -52,6 +52,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newSecretCmd(envFor),
 		newExecCmd(envFor),
 		newDemoCmd(io, d.openBrowser),
+		newServeCmd(envFor),
 	)
 	return root
 }

@@ -53,13 +53,17 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	if err != nil {
 		return err
 	}
+	store, err := e.openStore()
+	if err != nil {
+		return err
+	}
 	runner := &hook.Runner{Log: e.log}
 	f := fleet.New(e.cfg, fleet.Options{
-		Store: e.store,
+		Store: store,
 		Log:   e.log,
 		NewKeeper: func(conn *config.Resolved) *auth.Keeper {
-			o := e.keeperOptions(conn)
-			o.OnlyHolder = true // while the resident process runs, every token comes from it
+			o, _ := e.keeperOptions(conn) // the store is open
+			o.OnlyHolder = true           // while the resident process runs, every token comes from it
 			o.MaxSleep = residentMaxSleep
 			return auth.NewKeeper(conn.Auth, o)
 		},

@@ -196,6 +196,28 @@ func (c *Client) Login(ctx context.Context, name string, timeout time.Duration) 
 	return &out, c.do(ctx, http.MethodPost, connPath(name, "/login"), url.Values{"wait": {"true"}, "timeout": {timeout.String()}}, nil, &out)
 }
 
+// SetClientSecret stores name's client secret in the running tokentray's
+// store; a client that was refused is tried again.
+func (c *Client) SetClientSecret(ctx context.Context, name string, secret string) (*apitype.Connection, error) {
+	var out apitype.Connection
+	return &out, c.do(ctx, http.MethodPut, connPath(name, "/client_secret"), nil, apitype.ClientSecret{ClientSecret: secret}, &out)
+}
+
+// StartPasteLogin starts a sign-in of name in the running tokentray that
+// completes with the address the browser lands on (PasteLogin): for a
+// browser on another machine. It waits up to timeout for that address.
+func (c *Client) StartPasteLogin(ctx context.Context, name string, timeout time.Duration) (*apitype.PasteSignIn, error) {
+	var out apitype.PasteSignIn
+	return &out, c.do(ctx, http.MethodPost, connPath(name, "/login"), url.Values{"paste": {"true"}, "timeout": {timeout.String()}}, nil, &out)
+}
+
+// PasteLogin completes the sign-in StartPasteLogin began with the address
+// the browser landed on (or an out-of-band code).
+func (c *Client) PasteLogin(ctx context.Context, name, address string) (*apitype.Connection, error) {
+	var out apitype.Connection
+	return &out, c.do(ctx, http.MethodPost, connPath(name, "/login/paste"), nil, apitype.Pasted{Address: address}, &out)
+}
+
 // Check calls name's API check URL now; the connection's LastCheck has
 // the outcome.
 func (c *Client) Check(ctx context.Context, name string) (*apitype.Connection, error) {

@@ -25,6 +25,7 @@ import (
 
 // File is the config file as written.
 type File struct {
+	Store       string       `toml:"store"`
 	OnAlert     string       `toml:"on_alert"`
 	Connections []Connection `toml:"connection"`
 }
@@ -131,7 +132,10 @@ func (c *Connection) SetOverrides(e auth.Endpoints) {
 
 // Config is a loaded, validated configuration.
 type Config struct {
-	Path        string
+	Path string
+	// Store is where tokens and client secrets live: StoreKeyring (the
+	// default) or StoreFile.
+	Store       string
 	OnAlert     string
 	Connections []*auth.Connection
 	// Warnings are problems that do not stop tokentray (unknown keys).
@@ -139,6 +143,12 @@ type Config struct {
 	// tables are the file's connection tables, by name (Resolve).
 	tables map[string]Connection
 }
+
+// The stores tokentray keeps tokens and client secrets in (store = …).
+const (
+	StoreKeyring = "keyring"
+	StoreFile    = "file"
+)
 
 // Resolved is one connection as tokentray runs it: what the auth core
 // keeps, and what the file says the programs around it do, with the
@@ -300,11 +310,18 @@ func Parse(path string, b []byte) (*Config, error) {
 		}
 		return nil, &ValidationError{Path: path, Problems: []string{decodeProblem(b, err)}}
 	}
-	cfg := &Config{Path: path, OnAlert: f.OnAlert, tables: map[string]Connection{}}
+	cfg := &Config{Path: path, Store: f.Store, OnAlert: f.OnAlert, tables: map[string]Connection{}}
 	for _, key := range md.Undecoded() {
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q is ignored (known connection keys: %s)", path, key.String(), strings.Join(knownKeys(), ", ")))
 	}
 	var problems []string
+	switch f.Store {
+	case "":
+		cfg.Store = StoreKeyring
+	case StoreKeyring, StoreFile:
+	default:
+		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default) or \"file\" (files only this user can read, for servers without a Secret Service)", f.Store))
+	}
 	seen := map[string]int{}
 	for i, raw := range f.Connections {
 		label := fmt.Sprintf("connection #%d", i+1)

@@ -337,31 +337,52 @@ func random() string {
 // server on to the redirect URI, as a browser would. For tests, and
 // programs that sign in to the demo unattended.
 func Consent(authURL, decision string) error {
-	u, err := url.Parse(authURL)
+	landing, err := Landing(authURL, decision)
 	if err != nil {
 		return err
 	}
-	resp, err := http.Get(authURL)
+	resp, err := http.Get(landing)
 	if err != nil {
 		return err
+	}
+	return resp.Body.Close()
+}
+
+// Landing is Consent for a browser on another machine, where the redirect
+// URI does not load: it returns the address the browser lands on, as the
+// person would copy it from the address bar.
+func Landing(authURL, decision string) (string, error) {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.Get(authURL)
+	if err != nil {
+		return "", err
 	}
 	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the consent page answered HTTP %d: %.200s", resp.StatusCode, page)
+		return "", fmt.Errorf("the consent page answered HTTP %d: %.200s", resp.StatusCode, page)
 	}
 	form := url.Values{"decision": {decision}}
 	for _, m := range hiddenInput().FindAllStringSubmatch(string(page), -1) {
 		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
 	}
-	resp, err = http.PostForm(u.Scheme+"://"+u.Host+"/authorize", form)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.PostForm(u.Scheme+"://"+u.Host+"/authorize", form)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return resp.Body.Close()
+	resp.Body.Close()
+	landing := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || landing == "" {
+		return "", fmt.Errorf("the consent was answered HTTP %d, not a redirect", resp.StatusCode)
+	}
+	return landing, nil
 }
 
 var hiddenInput = sync.OnceValue(func() *regexp.Regexp {

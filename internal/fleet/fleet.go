@@ -294,6 +294,32 @@ func (f *Fleet) ClientSecret(ctx context.Context, name string) (auth.Secret, err
 	return f.opt.Store.ClientSecret(ctx, name)
 }
 
+// SetClientSecret stores a new client secret of connection name, in the
+// fleet's store (which only this process may be able to write: an
+// encrypted file store's key is the service's). A keeper whose client was
+// refused tries again with it, keeping its refresh token.
+func (f *Fleet) SetClientSecret(ctx context.Context, name string, secret auth.Secret) error {
+	f.mu.Lock()
+	_, err := f.cfg.Resolve(name)
+	var k *auth.Keeper
+	for _, m := range f.members {
+		if m.keeper.Connection().Name == name {
+			k = m.keeper
+		}
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: %w", config.ErrNoSuchConnection, err)
+	}
+	if err := f.opt.Store.SetClientSecret(ctx, name, secret); err != nil {
+		return err
+	}
+	if k != nil && k.Status().State == auth.StateClientRefused {
+		_ = k.Refresh(ctx) // its outcome is in its status
+	}
+	return nil
+}
+
 // Watch reloads the config file whenever it changes on disk, from its
 // return until ctx ends (it does not block). The file's directory is watched with inotify (or the platform's
 // equivalent), so nothing polls: an editor's save by rename is seen too,

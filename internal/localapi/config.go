@@ -20,6 +20,7 @@ import (
 type Editable interface {
 	Config() *config.Config
 	ClientSecret(ctx context.Context, name string) (auth.Secret, error)
+	SetClientSecret(ctx context.Context, name string, secret auth.Secret) error
 	Save(ctx context.Context, s fleet.Save) error
 	Remove(ctx context.Context, name string, localOnly bool) error
 	TestSignIn(ctx context.Context, t fleet.Test) (fleet.Tested, error)
@@ -160,4 +161,28 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// setClientSecret stores a connection's new client secret in the running
+// tokentray's store (`tokentray secret NAME`), and answers with the
+// connection: a client that was refused has been tried again.
+func (s *Server) setClientSecret(w http.ResponseWriter, r *http.Request) {
+	ed := s.editable(w)
+	if ed == nil {
+		return
+	}
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	var in apitype.ClientSecret
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&in); err != nil || in.ClientSecret == "" {
+		writeError(w, http.StatusBadRequest, apitype.Error{Code: apitype.CodeBadRequest, Message: `the body must be {"client_secret": "…"}, not empty`})
+		return
+	}
+	if err := ed.SetClientSecret(r.Context(), k.Connection().Name, auth.Secret(in.ClientSecret)); err != nil {
+		writeConfigError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Describe(k))
 }

@@ -10,9 +10,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
@@ -42,6 +45,16 @@ type Server struct {
 
 	srv      *http.Server
 	stopping chan struct{}
+
+	mu     sync.Mutex
+	pastes map[string]*pasteSignIn // sign-ins waiting for a pasted address, by connection
+}
+
+// pasteSignIn is a sign-in of the server's that waits for the address the
+// person's browser landed on.
+type pasteSignIn struct {
+	address *io.PipeWriter
+	done    chan error // the sign-in's outcome, once
 }
 
 // keepers is Keepers(), or none when it is not set.
@@ -106,6 +119,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/connections/{name}/token", s.token)
 	mux.HandleFunc("POST /v1/connections/{name}/refresh", s.refresh)
 	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
+	mux.HandleFunc("POST /v1/connections/{name}/login/paste", s.loginPaste)
+	mux.HandleFunc("PUT /v1/connections/{name}/client_secret", s.setClientSecret)
 	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
 	mux.HandleFunc("POST /v1/connections/{name}/check", s.check)
 	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
@@ -256,6 +271,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			timeout = d
 		}
 	}
+	if r.URL.Query().Get("paste") == "true" {
+		s.startPaste(w, r, k, timeout)
+		return
+	}
 	done := make(chan error, 1)
 	go func() { done <- k.Login(context.WithoutCancel(r.Context()), auth.LoginOptions{Timeout: timeout}) }()
 	if r.URL.Query().Get("wait") != "true" {
@@ -264,6 +283,84 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	select {
 	case err := <-done:
+		if err != nil {
+			writeKeeperError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, Describe(k))
+	case <-r.Context().Done():
+	}
+}
+
+// startPaste starts a sign-in that completes with a pasted address (the
+// browser is on another machine: `tokentray login NAME --paste`). The PKCE
+// verifier and the state stay here; the answer is the URL to open. The
+// sign-in waits for POST …/login/paste until timeout.
+func (s *Server) startPaste(w http.ResponseWriter, r *http.Request, k *auth.Keeper, timeout time.Duration) {
+	name := k.Connection().Name
+	pr, pw := io.Pipe()
+	p := &pasteSignIn{address: pw, done: make(chan error, 1)}
+	s.mu.Lock()
+	if old := s.pastes[name]; old != nil {
+		_ = old.address.CloseWithError(errors.New("a newer sign-in by pasting replaced this one"))
+	}
+	if s.pastes == nil {
+		s.pastes = map[string]*pasteSignIn{}
+	}
+	s.pastes[name] = p
+	s.mu.Unlock()
+	shown := make(chan string, 1)
+	go func() {
+		stop := time.AfterFunc(timeout, func() {
+			_ = pw.CloseWithError(fmt.Errorf("%w: nothing was pasted within %s", auth.ErrLoginTimeout, timeout))
+		})
+		err := k.Login(context.WithoutCancel(r.Context()), auth.LoginOptions{Timeout: timeout, Paste: pr, PasteOnly: true,
+			ShowURL: func(u string) { shown <- u }})
+		stop.Stop()
+		s.mu.Lock()
+		if s.pastes[name] == p {
+			delete(s.pastes, name)
+		}
+		s.mu.Unlock()
+		p.done <- err
+	}()
+	select {
+	case u := <-shown:
+		writeJSON(w, http.StatusAccepted, apitype.PasteSignIn{AuthorizeURL: u, RedirectURI: k.Connection().RedirectURI.Raw})
+	case err := <-p.done:
+		writeKeeperError(w, err)
+	case <-r.Context().Done():
+		_ = pw.CloseWithError(r.Context().Err())
+	}
+}
+
+// loginPaste completes the sign-in startPaste began with the address the
+// browser landed on (or an out-of-band code), and answers when the code
+// has been exchanged and the tokens saved.
+func (s *Server) loginPaste(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	var in apitype.Pasted
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&in); err != nil || strings.TrimSpace(in.Address) == "" || strings.ContainsAny(in.Address, "\r\n") {
+		writeError(w, http.StatusBadRequest, apitype.Error{Code: apitype.CodeBadRequest, Message: `the body must be {"address": "…"}, one line: the whole address the browser landed on, or the code`})
+		return
+	}
+	s.mu.Lock()
+	p := s.pastes[k.Connection().Name]
+	s.mu.Unlock()
+	if p == nil {
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeBadRequest, Message: "no sign-in of " + quote(k.Connection().Name) + " waits for a pasted address",
+			Hint: "start one: tokentray login " + k.Connection().Name + " --paste"})
+		return
+	}
+	if _, err := io.WriteString(p.address, strings.TrimSpace(in.Address)+"\n"); err != nil {
+		writeKeeperError(w, <-p.done)
+		return
+	}
+	select {
+	case err := <-p.done:
 		if err != nil {
 			writeKeeperError(w, err)
 			return
@@ -302,9 +399,13 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
-	if s.ShowDashboard != nil {
-		s.ShowDashboard()
+	if s.ShowDashboard == nil {
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeHeadless,
+			Message: "the tokentray running here is headless (tokentray serve): it has no windows",
+			Hint:    "tokentray status shows its connections; stop the service first to run the tray instead"})
+		return
 	}
+	s.ShowDashboard()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "shown"})
 }
 

@@ -43,7 +43,7 @@ func dropSharedBus() {
 const secretServiceName = "org.freedesktop.secrets"
 
 // errNoSecretService: the bus is there, the keyring daemon is not.
-var errNoSecretService = fmt.Errorf("%w: no Secret Service is running on the session bus (nobody owns %s, and tokentray starts none); install and start one (gnome-keyring or KeePassXC with Secret Service enabled)",
+var errNoSecretService = fmt.Errorf("%w: no Secret Service is running on the session bus (nobody owns %s, and tokentray starts none); install and start one (gnome-keyring or KeePassXC with Secret Service enabled), or, on a server, set store = \"file\" at the top of the config file (the README's Servers and agents)",
 	ErrUnavailable, secretServiceName)
 
 // noSessionBusError means there is no D-Bus session bus, so no Secret
@@ -54,7 +54,7 @@ func (e *noSessionBusError) Error() string {
 	return ErrUnavailable.Error() + ": no Secret Service in this session: there is no D-Bus session bus (" + e.why + "), and tokentray starts none. " +
 		"Run tokentray inside a desktop session, or give it a session bus with an unlocked keyring: " +
 		"dbus-run-session -- sh -c 'printf PASSWORD | gnome-keyring-daemon --unlock --components=secrets; tokentray …' " +
-		"(for servers, a file store, store = \"file\" in the config, is coming: see the README)"
+		"On a server, or anywhere without a desktop, set store = \"file\" at the top of the config file instead (the README's Servers and agents)."
 }
 
 func (e *noSessionBusError) Unwrap() error { return ErrUnavailable }
