@@ -39,7 +39,7 @@ const (
 	CodeTimeout             = "timeout"              // a sign-in or request ran out of time
 	CodeInvalidConfig       = "invalid_config"       // a connection's settings are not valid
 	CodeCheckFailed         = "check_failed"         // a test sign-in got tokens the API refused
-	CodeHeadless            = "headless"             // a window was asked of tokentray serve, which has none
+	CodeHeadless            = "headless"             // a window or a browser was asked of tokentray serve, which has none
 	CodeInternal            = "internal"             // anything else
 )
 

@@ -114,7 +114,7 @@ keeps it in the OS keyring. It never goes into the config file.`,
 			case st.State == apitype.StateClientRefused:
 				return fmt.Errorf("the provider still refuses the client of %s: %s", args[0], st.LastError)
 			case st.State == apitype.StateConnected && st.LastRefreshOK:
-				fmt.Fprintf(e.streams.err, "The provider accepts the client: %s is connected (no sign-in needed).\n", args[0])
+				fmt.Fprintf(e.streams.err, "The provider accepted the client: %s is connected again with the kept refresh token (no sign-in needed).\n", args[0])
 			}
 			return nil
 		},

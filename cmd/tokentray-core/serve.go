@@ -80,7 +80,7 @@ func serveRun(ctx context.Context, e *env, stderr io.Writer) error {
 	go logEvents(ctx, hub, log)
 	served := make(chan error, 1)
 	go func() {
-		served <- (&localapi.Server{Hub: hub, Connections: f, Clock: e.clock}).Serve(ctx, l)
+		served <- (&localapi.Server{Hub: hub, Connections: f, Clock: e.clock, Headless: true}).Serve(ctx, l)
 	}()
 	watchResume(ctx, f.Keepers, log)
 	f.Watch(ctx, configLookInterval, func(err error) {

@@ -97,6 +97,11 @@ redirect_uri = "`+provider.RedirectURI+`"
 		return true
 	})
 
+	// A sign-in that would open a browser here says what to do instead.
+	if _, stderrText, err := run("", "login", "agent-api"); err == nil || !strings.Contains(stderrText, "headless") || !strings.Contains(stderrText, "--paste") {
+		t.Fatalf("login without --paste on a headless service: %v\n%s", err, stderrText)
+	}
+
 	// The sign-in: the person opens the URL in a browser elsewhere, and
 	// pastes the address it lands on.
 	login := exec.Command(bin, "--config", cfg, "login", "agent-api", "--paste")

@@ -12,14 +12,23 @@ import (
 )
 
 // TestSIGKILLDuringRefreshes kills the real binary at random points of 100
-// refreshes against oidc-provider and the real keyring. After each kill a
-// fresh process must refresh without a sign-in, except when the kill fell
-// between the server consuming the refresh token and the keyring receiving
-// its successor: no client can close that window (the answer died with the
-// process), so the test counts it and checks that it ends in a clear
-// "sign in again" (exit 3), never in a silent failure.
+// refreshes against oidc-provider, with the real keyring and with the file
+// store of a server (no session bus). After each kill a fresh process must
+// refresh without a sign-in, except when the kill fell between the server
+// consuming the refresh token and the store receiving its successor: no
+// client can close that window (the answer died with the process), so the
+// test counts it and checks that it ends in a clear "sign in again" (exit
+// 3), never in a silent failure.
 func TestSIGKILLDuringRefreshes(t *testing.T) {
-	h := setup(t)
+	t.Run("keyring", func(t *testing.T) { killDuringRefreshes(t, setup(t)) })
+	t.Run("file", func(t *testing.T) {
+		h := setup(t)
+		h.useFileStore()
+		killDuringRefreshes(t, h)
+	})
+}
+
+func killDuringRefreshes(t *testing.T, h *harness) {
 	h.must(clientSecret+"\n", "secret", "e2e")
 	h.must("", "login", "e2e", "--timeout", "90s")
 
@@ -37,7 +46,7 @@ func TestSIGKILLDuringRefreshes(t *testing.T) {
 	consumed := func() int { return h.events.count("refresh_token.consumed", "") }
 	var before, completed, window, signIns int
 	for i := range 100 {
-		rt0 := keyringItem(t, "e2e")["refresh_token"]
+		rt0 := h.storedTokens("e2e")["refresh_token"]
 		c0 := consumed()
 		cmd := exec.Command(h.bin, "refresh", "e2e")
 		cmd.Env = h.env
@@ -49,7 +58,7 @@ func TestSIGKILLDuringRefreshes(t *testing.T) {
 		_ = cmd.Wait()
 		h.sync() // the server has finished a request the kill cut off
 
-		rt1 := keyringItem(t, "e2e")["refresh_token"]
+		rt1 := h.storedTokens("e2e")["refresh_token"]
 		processed := consumed() > c0
 		r := h.runQuiet("", "refresh", "e2e") // the restart: a new process, no sign-in
 		switch {
@@ -71,7 +80,7 @@ func TestSIGKILLDuringRefreshes(t *testing.T) {
 				i, map[bool]string{true: "after the save", false: "before the server"}[rt1 != rt0], r.code, r.stderr)
 		}
 	}
-	t.Logf("100 SIGKILLs: %d before the request reached the server, %d after the new tokens were saved: all green on restart without a sign-in; %d in the window between the server's rotation and the keyring save (each answered with exit 3 and signed in again: %d)",
+	t.Logf("100 SIGKILLs: %d before the request reached the server, %d after the new tokens were saved: all green on restart without a sign-in; %d in the window between the server's rotation and the save (each answered with exit 3 and signed in again: %d)",
 		before, completed, window, signIns)
 	if before+completed+window != 100 {
 		t.Fatal("kills unaccounted for")

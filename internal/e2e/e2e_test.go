@@ -46,6 +46,46 @@ type harness struct {
 	port    int
 	events  *eventLog
 	browser string
+	// state is XDG_STATE_HOME when the file store is used (useFileStore).
+	state string
+}
+
+// useFileStore makes the harness a server: store = "file" in the config,
+// the token files under its own XDG_STATE_HOME, and no session bus at all.
+func (h *harness) useFileStore() {
+	cfgPath := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, append([]byte("store = \"file\"\n"), b...), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	h.state = filepath.Join(h.dir, "state")
+	var env []string
+	for _, kv := range h.env {
+		if !strings.HasPrefix(kv, "DBUS_SESSION_BUS_ADDRESS=") {
+			env = append(env, kv)
+		}
+	}
+	h.env = append(env, "XDG_STATE_HOME="+h.state)
+}
+
+// storedTokens is the connection's token set as stored, read independently
+// of tokentray: from the keyring with secret-tool, or from its file.
+func (h *harness) storedTokens(name string) map[string]any {
+	if h.state == "" {
+		return keyringItem(h.t, name)
+	}
+	b, err := os.ReadFile(filepath.Join(h.state, "tokentray", name+".tokens"))
+	if err != nil {
+		h.t.Fatalf("the token file of %s: %v", name, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		h.t.Fatalf("the token file of %s is not the token set JSON", name)
+	}
+	return m
 }
 
 // eventLog collects the OAuth server's JSON event lines.

@@ -35,6 +35,9 @@ type Server struct {
 	Connections Editable
 	// ShowDashboard brings the tray's dashboard up (single instance).
 	ShowDashboard func()
+	// Headless: no browser opens here (tokentray serve); a sign-in takes a
+	// browser elsewhere and a pasted address.
+	Headless bool
 	// Clock reads the time for expires_in.
 	Clock auth.Clock
 	// HeaderTimeout drops a client that connects and sends no request
@@ -273,6 +276,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("paste") == "true" {
 		s.startPaste(w, r, k, timeout)
+		return
+	}
+	if s.Headless {
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeHeadless,
+			Message: "the tokentray running here is headless (tokentray serve): it opens no browser",
+			Hint:    "sign in with a browser on any machine: tokentray login " + k.Connection().Name + " --paste"})
 		return
 	}
 	done := make(chan error, 1)
