@@ -126,10 +126,10 @@ func (d *Dashboard) newCard(conn apitype.Connection) *card {
 	c.dot = canvas.NewCircle(colourGrey)
 	title := widget.NewLabelWithStyle(conn.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	state := widget.NewLabelWithData(c.state)
-	// The provider in a quieter colour, not in italics: each text style
-	// the window uses costs it a parse of the toolkit's fonts (≈ 9 MiB).
+	// The provider in plain text: italics would cost the window a parse
+	// of the toolkit's fonts for that style alone (≈ 9 MiB), and the low
+	// importance colour is too faint in the dark theme.
 	where := widget.NewLabelWithStyle(c.where, fyne.TextAlignTrailing, fyne.TextStyle{})
-	where.Importance = widget.LowImportance
 	head := container.NewHBox(container.NewCenter(container.NewGridWrap(fyne.NewSize(12, 12), c.dot)), title, state, layout.NewSpacer(), where)
 
 	c.errLabel = widget.NewLabelWithData(c.errText)

@@ -74,9 +74,15 @@ func TestASignInByPastingThroughTheAPI(t *testing.T) {
 		t.Fatalf("tokens were saved after a forged state: %v", err)
 	}
 
-	started, err = api.StartPasteLogin(ctx, "demo", time.Minute)
+	// A person who starts again: the newer sign-in replaces the first,
+	// and is one of its own.
+	first, err := api.StartPasteLogin(ctx, "demo", time.Minute)
 	if err != nil {
 		t.Fatal(err)
+	}
+	started, err = api.StartPasteLogin(ctx, "demo", time.Minute)
+	if err != nil || started.AuthorizeURL == first.AuthorizeURL {
+		t.Fatalf("starting again: %+v %v", started, err)
 	}
 	if landing, err = demoprovider.Landing(started.AuthorizeURL, "allow"); err != nil {
 		t.Fatal(err)

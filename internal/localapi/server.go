@@ -57,7 +57,8 @@ type Server struct {
 // person's browser landed on.
 type pasteSignIn struct {
 	address *io.PipeWriter
-	done    chan error // the sign-in's outcome, once
+	done    chan error    // the sign-in's outcome, once
+	ended   chan struct{} // closed when the sign-in has returned
 }
 
 // keepers is Keepers(), or none when it is not set.
@@ -308,23 +309,37 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) startPaste(w http.ResponseWriter, r *http.Request, k *auth.Keeper, timeout time.Duration) {
 	name := k.Connection().Name
 	pr, pw := io.Pipe()
-	p := &pasteSignIn{address: pw, done: make(chan error, 1)}
+	p := &pasteSignIn{address: pw, done: make(chan error, 1), ended: make(chan struct{})}
 	s.mu.Lock()
-	if old := s.pastes[name]; old != nil {
-		_ = old.address.CloseWithError(errors.New("a newer sign-in by pasting replaced this one"))
-	}
+	old := s.pastes[name]
 	if s.pastes == nil {
 		s.pastes = map[string]*pasteSignIn{}
 	}
 	s.pastes[name] = p
 	s.mu.Unlock()
+	if old != nil {
+		// A person who started again: the earlier sign-in ends first, so
+		// that this one is a sign-in of its own, not a wait for that one.
+		_ = old.address.CloseWithError(errors.New("a newer sign-in by pasting replaced this one"))
+		select {
+		case <-old.ended:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	shown := make(chan string, 1)
 	go func() {
+		defer close(p.ended)
 		stop := time.AfterFunc(timeout, func() {
 			_ = pw.CloseWithError(fmt.Errorf("%w: nothing was pasted within %s", auth.ErrLoginTimeout, timeout))
 		})
 		err := k.Login(context.WithoutCancel(r.Context()), auth.LoginOptions{Timeout: timeout, Paste: pr, PasteOnly: true,
-			ShowURL: func(u string) { shown <- u }})
+			ShowURL: func(u string) {
+				select {
+				case shown <- u:
+				default:
+				}
+			}})
 		stop.Stop()
 		s.mu.Lock()
 		if s.pastes[name] == p {
@@ -410,8 +425,8 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
 	if s.ShowDashboard == nil {
 		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeHeadless,
-			Message: "the tokentray running here is headless (tokentray serve): it has no windows",
-			Hint:    "tokentray status shows its connections; stop the service first to run the tray instead"})
+			Message: "the tokentray running here has no windows (tokentray serve, or a demo in the terminal)",
+			Hint:    "tokentray status shows its connections"})
 		return
 	}
 	s.ShowDashboard()
