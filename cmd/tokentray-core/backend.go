@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,7 +55,13 @@ func (r remote) pasteLogin(ctx context.Context, name string, o loginOptions) (*a
 	if err != nil {
 		return nil, err
 	}
-	printPasteInstructions(r.streams, name, started.AuthorizeURL, started.RedirectURI)
+	if o.relay {
+		if err := json.NewEncoder(r.streams.out).Encode(started); err != nil {
+			return nil, err
+		}
+	} else {
+		printPasteInstructions(r.streams, name, started.AuthorizeURL, started.RedirectURI)
+	}
 	line, err := bufio.NewReader(r.streams.in).ReadString('\n')
 	if err != nil && line == "" {
 		return nil, fmt.Errorf("no address was pasted: %w", err)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,14 +13,19 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
+	sshremote "github.com/tokentray/tokentray/internal/remote"
 )
 
 type loginOptions struct {
 	timeout   time.Duration
 	noBrowser bool
 	paste     bool
+	// relay is --paste for a tokentray on another machine (login
+	// NAME@REMOTE there): JSON lines on stdout instead of words.
+	relay bool
 }
 
 func newLoginCmd(envFor envGetter) *cobra.Command {
@@ -48,6 +56,8 @@ this machine.`,
 	c.Flags().DurationVar(&o.timeout, "timeout", auth.DefaultLoginTimeout, "how long to wait for the browser sign-in")
 	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL; do not open a browser")
 	c.Flags().BoolVar(&o.paste, "paste", false, "sign in with a browser on another machine: open the printed URL there, then paste the address it lands on (or the code)")
+	c.Flags().BoolVar(&o.relay, "relay", false, "--paste for the tokentray of another machine (`tokentray login NAME@REMOTE` there): JSON lines on stdout")
+	_ = c.Flags().MarkHidden("relay")
 	return c
 }
 
@@ -55,9 +65,19 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if o.timeout <= 0 {
 		return usageError{fmt.Errorf("--timeout must be positive, got %s", o.timeout)}
 	}
+	if o.relay {
+		o.paste = true
+	}
+	if remoteName, ok := remoteConnection(name); ok && !o.relay {
+		return remoteLogin(c, e, name, remoteName, o)
+	}
 	return e.with(func(b backend) error {
 		conn, err := b.Login(c.Context(), name, o)
-		if err == nil {
+		switch {
+		case err != nil:
+		case o.relay:
+			err = json.NewEncoder(e.streams.out).Encode(conn)
+		default:
 			printSignedIn(e.streams, name, conn.Status, e.clock.Now())
 		}
 		return err
@@ -91,6 +111,10 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 		return nil
 	}
 	opts.ShowURL = func(url string) {
+		if o.relay {
+			_ = json.NewEncoder(io.out).Encode(apitype.PasteSignIn{AuthorizeURL: url, RedirectURI: conn.RedirectURI.Raw})
+			return
+		}
 		if o.paste {
 			printPasteInstructions(io, conn.Name, url, conn.RedirectURI.Raw)
 			return
@@ -131,4 +155,42 @@ func printSignedIn(io streams, name string, st apitype.Status, now time.Time) {
 		return
 	}
 	fmt.Fprintf(io.err, "Signed in to %s. The access token is valid for %s; tokentray refreshes it before then.\n", name, left)
+}
+
+// remoteConnection splits NAME@REMOTE: a connection of the tokentray on
+// the machine of a [[remote]] table. Connection names have no "@".
+func remoteConnection(arg string) (remoteName string, ok bool) {
+	_, remoteName, ok = strings.Cut(arg, "@")
+	return remoteName, ok
+}
+
+// remoteLogin signs NAME@REMOTE in with this machine's browser; the
+// tokentray there keeps the sign-in's secrets and the tokens.
+func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOptions) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	rc, err := cfg.Remote(remoteName)
+	if err != nil {
+		return usageError{err}
+	}
+	name, _, _ := strings.Cut(arg, "@")
+	opener := e.opener
+	if o.noBrowser {
+		opener = nil
+	}
+	show := func(url string) {
+		fmt.Fprintf(e.streams.err, "Signing in to %s on %s (it keeps the tokens). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n", name, remoteName, url)
+	}
+	r := sshremote.Remote{Remote: rc, ControlDir: filepath.Dir(apiclient.DefaultPath())}
+	if err := os.MkdirAll(r.ControlDir, 0o700); err != nil {
+		return err
+	}
+	conn, err := r.Login(c.Context(), name, opener, show, o.timeout)
+	if err != nil {
+		return err
+	}
+	printSignedIn(e.streams, arg, conn.Status, e.clock.Now())
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	sshremote "github.com/tokentray/tokentray/internal/remote"
+
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
@@ -71,9 +73,12 @@ func exitCode(err error) int {
 	var ue usageError
 	var ve *config.ValidationError
 	var ae *apiclient.APIError
+	var re *sshremote.Error
 	switch {
 	case errors.As(err, &ae) && ae.ExitCode() != 0:
 		return ae.ExitCode()
+	case errors.As(err, &re) && re.ExitCode != 255 && re.ExitCode > 0:
+		return re.ExitCode // the remote tokentray's own: the same meanings
 	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
 		return apitype.ExitUsage
 	}

@@ -28,6 +28,21 @@ type File struct {
 	Store       string       `toml:"store"`
 	OnAlert     string       `toml:"on_alert"`
 	Connections []Connection `toml:"connection"`
+	Remotes     []Remote     `toml:"remote"`
+}
+
+// Remote is one [[remote]] table: a machine whose tokentray keeps
+// connections of its own (a server), reached with the system's ssh.
+type Remote struct {
+	// Name names it here: its connections are NAME@REMOTE.
+	Name string `toml:"name"`
+	// SSH is the destination as ssh takes it: user@host, a Host of
+	// ~/.ssh/config, or ssh://user@host:port.
+	SSH string `toml:"ssh"`
+	// SSHOptions are ssh's -o options, "Key=value" each.
+	SSHOptions []string `toml:"ssh_options"`
+	// Command is the tokentray there (default "tokentray").
+	Command string `toml:"command"`
 }
 
 // Connection is one [[connection]] table as written.
@@ -138,6 +153,8 @@ type Config struct {
 	Store       string
 	OnAlert     string
 	Connections []*auth.Connection
+	// Remotes are the [[remote]] tables, Command defaulted.
+	Remotes []Remote
 	// Warnings are problems that do not stop tokentray (unknown keys).
 	Warnings []string
 	// tables are the file's connection tables, by name (Resolve).
@@ -195,6 +212,58 @@ func (c *Config) resolve(conn *auth.Connection) *Resolved {
 		r.AlertCommand = c.OnAlert
 	}
 	return r
+}
+
+// checkRemotes validates the [[remote]] tables into cfg.Remotes.
+func checkRemotes(cfg *Config, remotes []Remote) []string {
+	var problems []string
+	seen := map[string]bool{}
+	for i, r := range remotes {
+		label := fmt.Sprintf("remote #%d", i+1)
+		if r.Name != "" {
+			label = fmt.Sprintf("remote %q", r.Name)
+		}
+		switch {
+		case r.Name == "":
+			problems = append(problems, label+": name: missing; add name = \"my-server\" (its connections are then NAME@my-server)")
+		case !nameRE().MatchString(r.Name):
+			problems = append(problems, label+": name: may contain only letters, digits, '.', '_' and '-'")
+		case seen[r.Name]:
+			problems = append(problems, label+": name: used by another [[remote]] too")
+		}
+		seen[r.Name] = true
+		switch {
+		case r.SSH == "":
+			problems = append(problems, label+": ssh: missing; set ssh = \"user@host\" (or a Host of ~/.ssh/config, or ssh://user@host:port)")
+		case strings.HasPrefix(r.SSH, "-") || strings.ContainsAny(r.SSH, " \t\n"):
+			problems = append(problems, fmt.Sprintf("%s: ssh: %q is not a destination: user@host, a Host of ~/.ssh/config, or ssh://user@host:port", label, r.SSH))
+		}
+		for _, o := range r.SSHOptions {
+			if k, _, ok := strings.Cut(o, "="); !ok || k == "" || strings.HasPrefix(o, "-") || strings.ContainsAny(k, " \t\n") {
+				problems = append(problems, fmt.Sprintf("%s: ssh_options: %q is not an ssh option as -o takes it, Key=value (e.g. \"Port=2222\")", label, o))
+			}
+		}
+		if r.Command == "" {
+			r.Command = "tokentray"
+		}
+		cfg.Remotes = append(cfg.Remotes, r)
+	}
+	return problems
+}
+
+// Remote returns the [[remote]] named name, or an error that lists them.
+func (c *Config) Remote(name string) (Remote, error) {
+	var names []string
+	for _, r := range c.Remotes {
+		if r.Name == name {
+			return r, nil
+		}
+		names = append(names, r.Name)
+	}
+	if len(names) == 0 {
+		return Remote{}, fmt.Errorf("no remote named %q: %s has no [[remote]] tables (see the README's Servers and agents)", name, c.Path)
+	}
+	return Remote{}, fmt.Errorf("no remote named %q in %s; configured: %s", name, c.Path, strings.Join(names, ", "))
 }
 
 // Lookup returns the named connection or an error that lists the names.
@@ -322,6 +391,7 @@ func Parse(path string, b []byte) (*Config, error) {
 	default:
 		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default) or \"file\" (files only this user can read, for servers without a Secret Service)", f.Store))
 	}
+	problems = append(problems, checkRemotes(cfg, f.Remotes)...)
 	seen := map[string]int{}
 	for i, raw := range f.Connections {
 		label := fmt.Sprintf("connection #%d", i+1)

@@ -242,3 +242,30 @@ redirect_uri = "http://localhost:8766/callback"
 		}
 	}
 }
+
+func TestRemoteTables(t *testing.T) {
+	cfg, err := Parse("config.toml", []byte(`[[remote]]
+name = "moby-1"
+ssh = "agent@moby-1"
+ssh_options = ["Port=2222"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cfg.Remote("moby-1"); err != nil || r.Command != "tokentray" || r.SSH != "agent@moby-1" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := cfg.Remote("nope"); err == nil || !strings.Contains(err.Error(), "moby-1") {
+		t.Fatalf("an unknown remote: %v", err)
+	}
+	_, err = Parse("config.toml", []byte(`[[remote]]
+name = "a b"
+ssh = "-oProxyCommand=evil"
+ssh_options = ["-F /tmp/x", "Port"]
+`))
+	for _, want := range []string{`remote "a b": name`, "ssh: \"-oProxyCommand=evil\" is not a destination", `ssh_options: "-F /tmp/x"`, `ssh_options: "Port"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/demoprovider"
+	sshremote "github.com/tokentray/tokentray/internal/remote"
+)
+
+// agentUser is the second local user the test's server runs as.
+const agentUser = "tt-agent"
+
+// `tokentray login NAME@REMOTE` on a desktop signs in a connection of the
+// tokentray on a server, reached with the real OpenSSH (sshd on a loopback
+// port, a host key and a client key made here, a second local user as the
+// server's account, no session bus there, the file store): the server
+// prepares the sign-in, the desktop's browser signs in and its callback is
+// relayed over ssh, and the server exchanges the code. The tokens are in
+// the server account's files; nothing of the sign-in is on the desktop.
+// It needs root (a user, sshd); .ci/test runs it so.
+func TestLoginOfARemoteConnectionOverSSH(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and starts sshd")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it adds a local user and starts sshd (.ci/test runs as root or with sudo)")
+	}
+	sshd := "/usr/sbin/sshd"
+	if _, err := os.Stat(sshd); err != nil {
+		t.Fatalf("sshd is missing (Debian: openssh-server; .ci/test installs it): %v", err)
+	}
+	agent := ensureUser(t, agentUser)
+	home := agent.HomeDir
+	uid, _ := strconv.Atoi(agent.Uid)
+	gid, _ := strconv.Atoi(agent.Gid)
+	for _, d := range []string{".config/tokentray", ".local/state/tokentray", ".ssh"} {
+		_ = os.RemoveAll(filepath.Join(home, d))
+	}
+
+	// The server's programs, where the agent user may run them.
+	binDir, err := os.MkdirTemp("", "tt-remote-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	_ = os.Chmod(binDir, 0o755)
+	root, _ := filepath.Abs("../..")
+	build := exec.Command("go", "build", "-o", binDir+"/", "./cmd/tokentray", "./cmd/tokentray-core")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	// The provider, and the connection the server keeps.
+	provider := &demoprovider.Server{AccessTTL: time.Hour, RedirectURI: "http://localhost:" + strconv.Itoa(freeTCPPort(t)) + "/callback"}
+	base, err := provider.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer provider.Close()
+	writeAs(t, filepath.Join(home, ".config", "tokentray", "config.toml"), uid, gid, `store = "file"
+
+[[connection]]
+name = "agent-api"
+provider = "generic"
+client_id = "`+demoprovider.ClientID+`"
+auth_url = "`+base+`/authorize"
+token_url = "`+base+`/token"
+redirect_uri = "`+provider.RedirectURI+`"
+`)
+
+	// sshd, its host key and the desktop user's key.
+	keys := t.TempDir()
+	for _, k := range []string{"host", "id"} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(keys, k)).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+	}
+	pub, _ := os.ReadFile(filepath.Join(keys, "id.pub"))
+	writeAs(t, filepath.Join(home, ".ssh", "authorized_keys"), uid, gid, string(pub))
+	port := freeTCPPort(t)
+	hostPub, _ := os.ReadFile(filepath.Join(keys, "host.pub"))
+	knownHosts := filepath.Join(keys, "known_hosts")
+	_ = os.WriteFile(knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", port, hostPub)), 0o600)
+	sshdConfig := filepath.Join(keys, "sshd_config")
+	_ = os.WriteFile(sshdConfig, []byte(fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile %s
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers %s
+`, port, filepath.Join(keys, "host"), filepath.Join(keys, "sshd.pid"), agentUser)), 0o600)
+	_ = os.MkdirAll("/run/sshd", 0o755) // its privilege separation directory
+	daemon := exec.Command(sshd, "-D", "-e", "-f", sshdConfig)
+	var sshdLog syncBuffer
+	daemon.Stdout, daemon.Stderr = &sshdLog, &sshdLog
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = daemon.Process.Signal(syscall.SIGTERM); _ = daemon.Wait() })
+
+	// The desktop: a [[remote]] table, its own runtime and state directories.
+	desk, err := os.MkdirTemp("", "tt-") // short: the ssh control socket's path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(desk) })
+	t.Setenv("XDG_RUNTIME_DIR", filepath.Join(desk, "run"))
+	t.Setenv("XDG_STATE_HOME", filepath.Join(desk, "state"))
+	_ = os.Mkdir(filepath.Join(desk, "run"), 0o700)
+	deskConfig := filepath.Join(desk, "config.toml")
+	_ = os.WriteFile(deskConfig, []byte(fmt.Sprintf(`[[remote]]
+name = "moby"
+ssh = "%s@127.0.0.1"
+ssh_options = ["Port=%d", "IdentityFile=%s", "UserKnownHostsFile=%s", "StrictHostKeyChecking=yes", "BatchMode=yes", "IdentitiesOnly=yes"]
+command = "%s"
+`, agentUser, port, filepath.Join(keys, "id"), knownHosts, filepath.Join(binDir, "tokentray"))), 0o600)
+	cfg, err := config.Load(deskConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := cfg.Remote("moby")
+	r := sshremote.Remote{Remote: rc, ControlDir: filepath.Join(desk, "run", "tokentray")}
+	_ = os.MkdirAll(r.ControlDir, 0o700)
+	var tried []byte
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if tried, err = r.Command(context.Background(), "--help").CombinedOutput(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh to the test's sshd: %v\n%s\nsshd:\n%s", err, tried, sshdLog.String())
+		}
+	}
+
+	t.Cleanup(func() {
+		// The control connection's master stops with its connection.
+		stop := r.Command(context.Background())
+		stop.Args = append(stop.Args[:1], append([]string{"-O", "exit"}, stop.Args[1:len(stop.Args)-1]...)...)
+		_ = stop.Run()
+	})
+
+	// The client secret goes to the server's store, over ssh.
+	secret := r.Command(context.Background(), "secret", "agent-api")
+	secret.Stdin = strings.NewReader(demoprovider.ClientSecret + "\n")
+	if out, err := secret.CombinedOutput(); err != nil {
+		t.Fatalf("secret over ssh: %v\n%s\n%s", err, out, sshdLog.String())
+	}
+
+	// The sign-in from the desktop.
+	var out, errb syncBuffer
+	consent := func(u string) error {
+		go func() {
+			if err := demoprovider.Consent(u, "allow"); err != nil {
+				t.Errorf("the browser: %v", err)
+			}
+		}()
+		return nil
+	}
+	withBrowser := func(ctx context.Context, o globalOptions, io streams) (*env, error) {
+		e, err := newEnv(ctx, o, io)
+		if e != nil {
+			e.opener = consent
+		}
+		return e, err
+	}
+	code := run(context.Background(), []string{"--config", deskConfig, "login", "agent-api@moby", "--timeout", "1m"},
+		streams{in: strings.NewReader(""), out: &out, err: &errb}, deps{env: withBrowser, openBrowser: consent})
+	if code != 0 || !strings.Contains(errb.String(), "Signed in to agent-api@moby") {
+		t.Fatalf("login agent-api@moby: exit %d\n%s\nsshd:\n%s", code, errb.String(), sshdLog.String())
+	}
+
+	// The tokens are the server account's, in its files; an agent there gets one.
+	info, err := os.Stat(filepath.Join(home, ".local", "state", "tokentray", "agent-api.tokens"))
+	if err != nil || info.Mode().Perm() != 0o600 || int(info.Sys().(*syscall.Stat_t).Uid) != uid {
+		t.Fatalf("the server's token file: %v %v", info, err)
+	}
+	tok, err := r.Command(context.Background(), "token", "agent-api").Output()
+	if err != nil || !strings.HasPrefix(string(tok), "demo-at-") {
+		t.Fatalf("token on the server: %q %v", tok, err)
+	}
+	if _, err := os.Stat(filepath.Join(desk, "state")); !os.IsNotExist(err) {
+		t.Fatalf("the desktop has a state directory: %v", err)
+	}
+	if strings.Contains(errb.String(), strings.TrimSpace(string(tok))) {
+		t.Fatal("the desktop's output holds the token")
+	}
+
+	// An unknown connection: the server's answer, with its exit code.
+	errb = syncBuffer{}
+	code = run(context.Background(), []string{"--config", deskConfig, "login", "nope@moby", "--timeout", "1m"},
+		streams{in: strings.NewReader(""), out: &out, err: &errb}, deps{env: withBrowser, openBrowser: consent})
+	if code != 2 || !strings.Contains(errb.String(), "on moby") || !strings.Contains(errb.String(), "agent-api") {
+		t.Fatalf("login nope@moby: exit %d\n%s", code, errb.String())
+	}
+}
+
+// ensureUser returns the local user name, added if missing, with no
+// password but not locked (sshd refuses a locked account a key login).
+func ensureUser(t *testing.T, name string) *user.User {
+	t.Helper()
+	if _, err := user.Lookup(name); err != nil {
+		if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v\n%s", name, err, out)
+		}
+	}
+	if out, err := exec.Command("usermod", "-p", "*", name).CombinedOutput(); err != nil {
+		t.Fatalf("usermod %s: %v\n%s", name, err, out)
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// writeAs writes a private file of uid, making its directories (0700).
+func writeAs(t *testing.T, path string, uid, gid int, text string) {
+	t.Helper()
+	home := filepath.Dir(path)
+	for d := home; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		defer func(d string) { _ = os.Chown(d, uid, gid) }(d)
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
