@@ -97,6 +97,9 @@ const (
 	StateDegraded      = "degraded"
 	StateNeedsReauth   = "needs_reauth"
 	StateClientRefused = "client_refused"
+	// StateUnreachable: the tokentray of a remote (NAME@REMOTE) could not
+	// be asked; it keeps refreshing on its own meanwhile.
+	StateUnreachable = "unreachable"
 )
 
 // Status is one connection's state, as `tokentray status --json` prints it.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,7 +129,12 @@ name = "moby"
 ssh = "%s@127.0.0.1"
 ssh_options = ["Port=%d", "IdentityFile=%s", "UserKnownHostsFile=%s", "StrictHostKeyChecking=yes", "BatchMode=yes", "IdentitiesOnly=yes"]
 command = "%s"
-`, agentUser, port, filepath.Join(keys, "id"), knownHosts, filepath.Join(binDir, "tokentray"))), 0o600)
+
+[[remote]]
+name = "down"
+ssh = "%s@127.0.0.1"
+ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
+`, agentUser, port, filepath.Join(keys, "id"), knownHosts, filepath.Join(binDir, "tokentray"), agentUser, freeTCPPort(t))), 0o600)
 	cfg, err := config.Load(deskConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +204,17 @@ command = "%s"
 	}
 	if strings.Contains(errb.String(), strings.TrimSpace(string(tok))) {
 		t.Fatal("the desktop's output holds the token")
+	}
+
+	// status on the desktop: the server's connections as NAME@REMOTE, and a
+	// server that cannot be reached as one grey row that says why.
+	out = syncBuffer{}
+	errb = syncBuffer{}
+	code = run(context.Background(), []string{"--config", deskConfig, "status"},
+		streams{in: strings.NewReader(""), out: &out, err: &errb}, deps{env: withBrowser, openBrowser: consent})
+	if code != 0 || !regexp.MustCompile(`agent-api@moby\s+generic\s+connected`).MatchString(out.String()) ||
+		!regexp.MustCompile(`\*@down\s+\S*\s+unreachable`).MatchString(out.String()) || !strings.Contains(out.String(), "down cannot be reached over ssh") {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 
 	// An unknown connection: the server's answer, with its exit code.

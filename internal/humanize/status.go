@@ -52,7 +52,7 @@ func Overall(sts []apitype.Status) Level {
 // ConnectionLevel is one connection's colour.
 func ConnectionLevel(st apitype.Status) Level {
 	switch {
-	case st.State == apitype.StateDisconnected:
+	case st.State == apitype.StateDisconnected, st.State == apitype.StateUnreachable:
 		return Grey
 	case st.State == apitype.StateNeedsReauth || st.State == apitype.StateClientRefused || !st.Usable:
 		return Red

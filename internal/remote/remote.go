@@ -167,3 +167,29 @@ func readJSON(r *bufio.Reader, v any) error {
 	}
 	return json.Unmarshal(line, v)
 }
+
+// Connections are the remote tokentray's connections, named NAME@REMOTE.
+func (r Remote) Connections(ctx context.Context, timeout time.Duration) ([]apitype.Connection, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := r.Command(ctx, "status", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var conns []apitype.Connection
+	if jerr := json.Unmarshal(out, &conns); jerr != nil {
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%s did not answer within %s", r.Name, timeout)
+			}
+			return nil, r.errorOf(err, stderr.String())
+		}
+		return nil, fmt.Errorf("%s: the tokentray there answered no status (%v); is it a tokentray of this version?", r.Name, jerr)
+	}
+	// A status with connections it could not read exits 1 after the list:
+	// the list is the answer, each row with its error.
+	for i := range conns {
+		conns[i].Name += "@" + r.Name
+	}
+	return conns, nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/config"
+	sshremote "github.com/tokentray/tokentray/internal/remote"
+)
+
+// remoteAskTimeout bounds asking one remote: a machine that does not answer
+// costs the status this long, not more.
+const remoteAskTimeout = 20 * time.Second
+
+// remoteStatuses are the connections of every [[remote]] of the config, as
+// NAME@REMOTE, asked over ssh at once. A remote that cannot be asked is one
+// row, "*@REMOTE", unreachable, with why. Without a config or remotes,
+// none.
+func remoteStatuses(ctx context.Context, e *env) []apitype.Connection {
+	cfg, err := e.config()
+	if err != nil {
+		if !errors.Is(err, config.ErrNoFile) {
+			fmt.Fprintf(e.streams.err, "tokentray: the [[remote]] tables are not shown: %v\n", err)
+		}
+		return nil
+	}
+	dir := filepath.Dir(apiclient.DefaultPath())
+	_ = os.MkdirAll(dir, 0o700)
+	out := make([][]apitype.Connection, len(cfg.Remotes))
+	var wg sync.WaitGroup
+	for i, rc := range cfg.Remotes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := sshremote.Remote{Remote: rc, ControlDir: dir}
+			conns, err := r.Connections(ctx, remoteAskTimeout)
+			if err != nil {
+				out[i] = []apitype.Connection{{Status: apitype.Status{Name: "*@" + rc.Name, State: apitype.StateUnreachable,
+					LastError: err.Error(), Hint: "its tokentray keeps refreshing on its own; check the ssh access (ssh " + rc.SSH + ")"}}}
+				return
+			}
+			out[i] = conns
+		}()
+	}
+	wg.Wait()
+	var all []apitype.Connection
+	for _, conns := range out {
+		all = append(all, conns...)
+	}
+	return all
+}
