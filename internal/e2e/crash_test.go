@@ -47,6 +47,9 @@ func killDuringRefreshes(t *testing.T, h *harness) {
 	var before, completed, window, signIns int
 	for i := range 100 {
 		rt0 := h.storedTokens("e2e")["refresh_token"]
+		// The server's log lines arrive on a pipe: the last restart's
+		// consumption must be counted before this kill's is looked for.
+		h.sync()
 		c0 := consumed()
 		cmd := exec.Command(h.bin, "refresh", "e2e")
 		cmd.Env = h.env
