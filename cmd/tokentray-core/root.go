@@ -53,6 +53,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newExecCmd(envFor),
 		newDemoCmd(io, d.openBrowser),
 		newServeCmd(envFor),
+		newEventsCmd(envFor),
 	)
 	return root
 }

@@ -142,6 +142,37 @@ redirect_uri = "`+provider.RedirectURI+`"
 		t.Fatalf("status: %v\n%s", err, status)
 	}
 
+	// `tokentray events` follows it: the snapshot, ready, then a refresh.
+	events := exec.Command(bin, "--config", cfg, "events")
+	events.Env = environ
+	evOut, _ := events.StdoutPipe()
+	if err := events.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(evOut)
+	next := func(want string) string {
+		t.Helper()
+		for lines.Scan() {
+			if strings.Contains(lines.Text(), want) {
+				return lines.Text()
+			}
+		}
+		t.Fatalf("events ended before a line with %s", want)
+		return ""
+	}
+	if first := next(`"type":"status"`); !strings.Contains(first, `"connection":"agent-api"`) {
+		t.Fatalf("the snapshot: %s", first)
+	}
+	next(`"type":"ready"`)
+	if _, stderrText, err := run("", "refresh", "agent-api"); err != nil {
+		t.Fatalf("refresh: %v\n%s", err, stderrText)
+	}
+	if line := next(`"kind":"refreshed"`); strings.Contains(line, "demo-at-") {
+		t.Fatalf("an event holds the token: %s", line)
+	}
+	_ = events.Process.Kill()
+	_ = events.Wait()
+
 	stopServe(t, serve, &logs)
 	text := logs.String()
 	if !strings.Contains(text, `msg=serving`) || !strings.Contains(text, "signed in") || !strings.Contains(text, "msg=stopped") {
