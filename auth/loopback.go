@@ -296,6 +296,12 @@ type page struct {
 
 func (h *callbackHandler) render(w http.ResponseWriter, status int, p page) {
 	p.Connection = h.conn.Name
+	renderPage(w, status, p)
+}
+
+// renderPage writes a page of the sign-in listener: never cached, sending
+// no referrer, running no script.
+func renderPage(w http.ResponseWriter, status int, p page) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

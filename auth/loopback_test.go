@@ -248,17 +248,8 @@ func TestPasteFlowChecksState(t *testing.T) {
 	pr, pw := io.Pipe()
 	f := &LoopbackFlow{Conn: conn, Paste: pr, Clock: fakeclock.New(t0)}
 	f.OpenBrowser = func(u string) error {
-		go func() {
-			// The provider would redirect to example.com; take its Location.
-			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := c.Get(u)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			_, _ = io.WriteString(pw, resp.Header.Get("Location")+"\n")
-		}()
+		// The provider would redirect to example.com; take its Location.
+		go func() { _, _ = io.WriteString(pw, landing(t, u)+"\n") }()
 		return nil
 	}
 	if _, err := f.Run(context.Background()); err != nil {
@@ -441,16 +432,7 @@ func TestPasteOnlyWithALoopbackRedirectURI(t *testing.T) {
 	var shown string
 	f := &LoopbackFlow{Conn: conn, Paste: pr, PasteOnly: true, Clock: fakeclock.New(t0), ShowURL: func(u string) {
 		shown = u
-		go func() {
-			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := c.Get(u)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			_, _ = io.WriteString(pw, "  "+resp.Header.Get("Location")+"  \n")
-		}()
+		go func() { _, _ = io.WriteString(pw, "  "+landing(t, u)+"  \n") }()
 	}}
 	tok, err := f.Run(context.Background())
 	if err != nil || tok.AccessToken == "" || !strings.Contains(shown, "code_challenge=") {
@@ -475,14 +457,7 @@ func TestOutOfBandCode(t *testing.T) {
 	pr, pw := io.Pipe()
 	f := &LoopbackFlow{Conn: conn, Paste: pr, Clock: fakeclock.New(t0), ShowURL: func(u string) {
 		go func() {
-			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := c.Get(u)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			loc, _ := url.Parse(resp.Header.Get("Location"))
+			loc, _ := url.Parse(landing(t, u))
 			_, _ = io.WriteString(pw, loc.Query().Get("code")+"\n")
 		}()
 	}}
@@ -493,4 +468,17 @@ func TestOutOfBandCode(t *testing.T) {
 	if _, err := f.Run(context.Background()); err == nil {
 		t.Fatal("a code the server never issued was accepted")
 	}
+}
+
+// landing is where the browser goes after the fake provider's sign-in at
+// authURL: its redirect, not followed (nothing need listen there).
+func landing(t *testing.T, authURL string) string {
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Location")
 }

@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,6 +31,7 @@ type Relay struct {
 	Forward func(ctx context.Context, callback string) error
 	// Timeout bounds the wait for the browser (DefaultLoginTimeout if zero).
 	Timeout time.Duration
+	Clock   Clock
 }
 
 // Run waits for the callback and returns Forward's outcome.
@@ -51,7 +51,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	clock := r.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	h := &relayHandler{relay: r, ctx: ctx, state: au.Query().Get("state"), done: make(chan error, 1)}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -72,10 +76,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	select {
 	case err := <-h.done:
 		return err
+	case <-clock.After(timeout):
+		return fmt.Errorf("%w: no sign-in reached %s within %s", ErrLoginTimeout, r.RedirectURI.Raw, timeout)
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w: no sign-in reached %s within %s", ErrLoginTimeout, r.RedirectURI.Raw, timeout)
-		}
 		return ctx.Err()
 	}
 }
@@ -92,12 +95,7 @@ type relayHandler struct {
 
 func (h *relayHandler) render(w http.ResponseWriter, status int, p page) {
 	p.Connection = h.relay.Name
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	w.WriteHeader(status)
-	_ = pageTemplate().Execute(w, p)
+	renderPage(w, status, p)
 }
 
 func (h *relayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

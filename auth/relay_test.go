@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/internal/fakeclock"
 )
 
 // The desktop's half of a server's sign-in: only a callback with the
@@ -72,5 +75,23 @@ func TestRelayHandsOnTheOneCallbackOfItsSignIn(t *testing.T) {
 	https, _ := ParseRedirectURI("https://example.com/cb")
 	if err := (&Relay{RedirectURI: https, AuthorizeURL: r.AuthorizeURL}).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "--paste") {
 		t.Fatalf("a redirect URI that is not loopback: %v", err)
+	}
+}
+
+// No callback within the timeout, on the injected clock: the relay ends.
+func TestRelayTimesOutOnItsClock(t *testing.T) {
+	ru, _ := ParseRedirectURI("http://localhost:" + strconv.Itoa(freePort(t)) + "/callback")
+	clock := fakeclock.New(t0)
+	r := &Relay{RedirectURI: ru, AuthorizeURL: "https://provider.example/authorize?state=s1", Timeout: time.Minute, Clock: clock,
+		OpenBrowser: func(string) error {
+			go func() {
+				clock.BlockUntil(1, time.Minute)
+				clock.Advance(time.Minute)
+			}()
+			return nil
+		},
+		Forward: func(context.Context, string) error { t.Error("nothing was to be handed on"); return nil }}
+	if err := r.Run(context.Background()); !errors.Is(err, ErrLoginTimeout) {
+		t.Fatalf("Run: %v, want a timeout", err)
 	}
 }

@@ -56,12 +56,7 @@ func TestLoginOfARemoteConnectionOverSSH(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(binDir) })
 	_ = os.Chmod(binDir, 0o755)
-	root, _ := filepath.Abs("../..")
-	build := exec.Command("go", "build", "-o", binDir+"/", "./cmd/tokentray", "./cmd/tokentray-core")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	buildCLI(t, binDir)
 
 	// The provider, and the connection the server keeps.
 	provider := &demoprovider.Server{AccessTTL: time.Hour, RedirectURI: "http://localhost:" + strconv.Itoa(freeTCPPort(t)) + "/callback"}

@@ -27,7 +27,7 @@ func remoteStatuses(ctx context.Context, e *env) []apitype.Connection {
 	cfg, err := e.config()
 	if err != nil {
 		if !errors.Is(err, config.ErrNoFile) {
-			fmt.Fprintf(e.streams.err, "tokentray: the [[remote]] tables are not shown: %v\n", err)
+			fmt.Fprintf(e.streams.err, "tokentray: the config file could not be read, so no [[remote]] server is shown: %v\n", err)
 		}
 		return nil
 	}

@@ -29,12 +29,7 @@ func TestServeOnAServerWithTheFileStore(t *testing.T) {
 		t.Skip("builds and runs the binaries")
 	}
 	dir := t.TempDir()
-	root, _ := filepath.Abs("../..")
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tokentray", "./cmd/tokentray-core")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	buildCLI(t, dir)
 	bin := filepath.Join(dir, "tokentray")
 
 	provider := &demoprovider.Server{AccessTTL: time.Hour}
@@ -222,6 +217,17 @@ redirect_uri = "`+provider.RedirectURI+`"
 	stopServe(t, serve, &logs)
 	if _, stderrText, err := run("", "token", "agent-api"); err == nil || !strings.Contains(stderrText, "encrypted") || !strings.Contains(stderrText, "tokentray.key") {
 		t.Fatalf("a process without the key: %v\n%s", err, stderrText)
+	}
+}
+
+// buildCLI builds tokentray and tokentray-core into dir, as installed.
+func buildCLI(t *testing.T, dir string) {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tokentray", "./cmd/tokentray-core")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
 }
 

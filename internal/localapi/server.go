@@ -329,10 +329,14 @@ func (s *Server) startPaste(w http.ResponseWriter, r *http.Request, k *auth.Keep
 	}
 	shown := make(chan string, 1)
 	go func() {
-		defer close(p.ended)
-		stop := time.AfterFunc(timeout, func() {
+		select {
+		case <-s.Clock.After(timeout):
 			_ = pw.CloseWithError(fmt.Errorf("%w: nothing was pasted within %s", auth.ErrLoginTimeout, timeout))
-		})
+		case <-p.ended:
+		}
+	}()
+	go func() {
+		defer close(p.ended)
 		err := k.Login(context.WithoutCancel(r.Context()), auth.LoginOptions{Timeout: timeout, Paste: pr, PasteOnly: true,
 			ShowURL: func(u string) {
 				select {
@@ -340,7 +344,6 @@ func (s *Server) startPaste(w http.ResponseWriter, r *http.Request, k *auth.Keep
 				default:
 				}
 			}})
-		stop.Stop()
 		s.mu.Lock()
 		if s.pastes[name] == p {
 			delete(s.pastes, name)
