@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"slices"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -111,12 +112,17 @@ func (d *Dashboard) sync(conns []apitype.Connection) {
 	d.cardsBox.Refresh()
 }
 
-// where is a connection's provider and environment, as its card says.
+// where is a connection's provider and environment, and the server that
+// keeps it, as its card says.
 func where(c apitype.Connection) string {
+	w := c.Provider
 	if c.Environment != "" {
-		return c.Provider + " · " + c.Environment
+		w += " · " + c.Environment
 	}
-	return c.Provider
+	if c.Remote != "" {
+		w = strings.TrimPrefix(w+" · on "+c.Remote, " · ")
+	}
+	return w
 }
 
 func (d *Dashboard) newCard(conn apitype.Connection) *card {
@@ -154,13 +160,18 @@ func (d *Dashboard) newCard(conn apitype.Connection) *card {
 	c.refresh = widget.NewButtonWithIcon("Refresh now", theme.ViewRefreshIcon(), func() { d.w.RefreshNow(name) })
 	c.copyTok = widget.NewButtonWithIcon("Copy access token", theme.ContentCopyIcon(), func() { d.w.CopyToken(name) })
 	c.signOut = widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), func() { d.w.ConfirmSignOut(name) })
-	actions := container.NewHBox(c.reauth, c.refresh,
-		widget.NewButtonWithIcon("Check API", theme.SearchIcon(), func() { d.w.CheckNow(name) }),
-		c.copyTok, layout.NewSpacer())
-	if d.w.opt.Editable {
-		actions.Add(widget.NewButtonWithIcon("Edit", theme.DocumentCreateIcon(), func() { d.w.EditConnection(name) }))
+	actions := container.NewHBox(c.reauth, c.refresh)
+	if conn.Remote == "" {
+		actions.Add(widget.NewButtonWithIcon("Check API", theme.SearchIcon(), func() { d.w.CheckNow(name) }))
+		actions.Add(c.copyTok)
+		actions.Add(layout.NewSpacer())
+		if d.w.opt.Editable {
+			actions.Add(widget.NewButtonWithIcon("Edit", theme.DocumentCreateIcon(), func() { d.w.EditConnection(name) }))
+		}
+		actions.Add(c.signOut)
 	}
-	actions.Add(c.signOut)
+	// A server's connection: its tokens stay there, so it can be signed in
+	// (with this machine's browser) and refreshed from here, and no more.
 	c.object = widget.NewCard("", "", container.NewVBox(head, facts, c.errLabel, c.hintLabel, actions))
 	return c
 }
@@ -211,6 +222,8 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	setFill(c.dot, levelColour(humanize.ConnectionLevel(st)))
 	_ = c.state.Set(st.State)
 	switch {
+	case st.State == apitype.StateUnreachable:
+		_ = c.countdown.Set("unknown: " + humanize.Unreachable(st, now))
 	case st.AccessExpiry.IsZero():
 		_ = c.countdown.Set("none")
 	case st.Usable:
@@ -275,7 +288,9 @@ func (c *card) update(st apitype.Status, now time.Time) {
 		c.reauth.Importance = importance
 		c.reauth.SetText(text) // and redraws
 	}
-	enableIf(c.refresh, st.HasRefreshToken)
+	reachable := st.State != apitype.StateUnreachable
+	enableIf(c.reauth, reachable)
+	enableIf(c.refresh, st.HasRefreshToken && reachable)
 	enableIf(c.copyTok, st.Usable)
 	enableIf(c.signOut, st.State != apitype.StateDisconnected)
 	_ = c.errText.Set(errText)

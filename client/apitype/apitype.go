@@ -40,13 +40,14 @@ const (
 	CodeInvalidConfig       = "invalid_config"       // a connection's settings are not valid
 	CodeCheckFailed         = "check_failed"         // a test sign-in got tokens the API refused
 	CodeHeadless            = "headless"             // a window or a browser was asked of tokentray serve, which has none
+	CodeRemoteConnection    = "remote_connection"    // the connection is kept on a [[remote]] server: ask there
 	CodeInternal            = "internal"             // anything else
 )
 
 // ExitCodeOf is the exit code that goes with an error code.
 func ExitCodeOf(code string) int {
 	switch code {
-	case CodeNotFound, CodeUnknownConnection, CodeBadRequest, CodeMinValidUnmeetable, CodeInvalidConfig:
+	case CodeNotFound, CodeUnknownConnection, CodeBadRequest, CodeMinValidUnmeetable, CodeInvalidConfig, CodeRemoteConnection:
 		return ExitUsage
 	case CodeClientRefused, CodeNeedsSignIn:
 		return ExitPersonMustAct
@@ -120,6 +121,12 @@ type Status struct {
 	Hint              string       `json:"hint,omitempty"`
 	LastCheck         *CheckResult `json:"last_check,omitempty"`
 	Endpoints         Endpoints    `json:"endpoints"`
+	// Remote names the [[remote]] server whose tokentray keeps this
+	// connection (NAME@REMOTE); empty for a connection kept here.
+	Remote string `json:"remote,omitempty"`
+	// UnreachableSince is when the remote's tokentray stopped answering
+	// (State is then "unreachable"; the rest is what it said last).
+	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
 }
 
 // Connection is one entry of GET /v1/connections.

@@ -163,7 +163,7 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	hub := localapi.NewHub(clock)
 	defer hub.Close()
 	hub.SetKeepers([]*auth.Keeper{k})
-	if serveAPI(ctx, hub, nil, clock, nil, nil) {
+	if serveAPI(ctx, &localapi.Server{Hub: hub, Clock: clock}, nil) {
 		fmt.Fprintf(out, "Scripts get its tokens as from the tray: tokentray token demo (or curl --unix-socket %s http://tokentray/v1/connections/demo/token).\n", apiclient.DefaultPath())
 	}
 

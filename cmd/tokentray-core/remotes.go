@@ -20,10 +20,11 @@ import (
 const remoteAskTimeout = 20 * time.Second
 
 // remoteStatuses are the connections of every [[remote]] of the config, as
-// NAME@REMOTE, asked over ssh at once. A remote that cannot be asked is one
-// row, "*@REMOTE", unreachable, with why. Without a config or remotes,
+// NAME@REMOTE, asked over ssh at once, but for those the running tokentray
+// follows already (its rows are in have). A remote that cannot be asked is
+// one row, "*@REMOTE", unreachable, with why. Without a config or remotes,
 // none.
-func remoteStatuses(ctx context.Context, e *env) []apitype.Connection {
+func remoteStatuses(ctx context.Context, e *env, have []apitype.Connection) []apitype.Connection {
 	cfg, err := e.config()
 	if err != nil {
 		if !errors.Is(err, config.ErrNoFile) {
@@ -33,17 +34,23 @@ func remoteStatuses(ctx context.Context, e *env) []apitype.Connection {
 	}
 	dir := filepath.Dir(apiclient.DefaultPath())
 	_ = os.MkdirAll(dir, 0o700)
+	followed := map[string]bool{}
+	for _, c := range have {
+		followed[c.Remote] = c.Remote != ""
+	}
 	out := make([][]apitype.Connection, len(cfg.Remotes))
 	var wg sync.WaitGroup
 	for i, rc := range cfg.Remotes {
+		if followed[rc.Name] {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := sshremote.Remote{Remote: rc, ControlDir: dir}
 			conns, err := r.Connections(ctx, remoteAskTimeout)
 			if err != nil {
-				out[i] = []apitype.Connection{{Status: apitype.Status{Name: "*@" + rc.Name, State: apitype.StateUnreachable,
-					LastError: err.Error(), Hint: "its tokentray keeps refreshing on its own; check the ssh access (ssh " + rc.SSH + ")"}}}
+				out[i] = []apitype.Connection{r.Unreachable(time.Time{}, err.Error())}
 				return
 			}
 			out[i] = conns

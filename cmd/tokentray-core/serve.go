@@ -82,7 +82,11 @@ func serveRun(ctx context.Context, e *env, stderr io.Writer) error {
 	go func() {
 		served <- (&localapi.Server{Hub: hub, Connections: f, Clock: e.clock, Headless: true}).Serve(ctx, l)
 	}()
-	watchResume(ctx, f.Keepers, log)
+	watchResume(ctx, func() {
+		for _, k := range f.Keepers() {
+			k.Wake()
+		}
+	}, log)
 	f.Watch(ctx, configLookInterval, func(err error) {
 		log.Error("the config file was changed but not applied", "err", err)
 	})

@@ -43,7 +43,7 @@ func newStatusCmd(envFor envGetter) *cobra.Command {
 			if all == nil && err != nil {
 				return err
 			}
-			all = append(all, remoteStatuses(cmd.Context(), e)...)
+			all = append(all, remoteStatuses(cmd.Context(), e, all)...)
 			unread := err
 			if asJSON {
 				if all == nil {

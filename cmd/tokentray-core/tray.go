@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -74,7 +75,11 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 			hook.Watch(ctx, k, conn.AlertCommand, runner)
 		},
 	})
-	opt := resident.Options{Clock: e.clock, Log: e.log, Editable: true}
+	opt := resident.Options{Clock: e.clock, Log: e.log, Editable: true,
+		Remotes:     func() []config.Remote { return f.Config().Remotes },
+		ControlDir:  filepath.Dir(apiclient.DefaultPath()),
+		OpenBrowser: e.opener,
+	}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
 		opt.Autostart = entry
 	} else {
@@ -131,8 +136,13 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 	if opt.Editable {
 		editable = f
 	}
-	serveAPI(ctx, r.Hub(), editable, opt.Clock, r.ShowDashboard, opt.Log)
-	watchResume(ctx, f.Keepers, opt.Log)
+	serveAPI(ctx, &localapi.Server{Hub: r.Hub(), Connections: editable, Clock: opt.Clock, ShowDashboard: r.ShowDashboard, Remotes: r.RemoteActions()}, opt.Log)
+	watchResume(ctx, func() {
+		for _, k := range f.Keepers() {
+			k.Wake()
+		}
+		r.RetryRemotes()
+	}, opt.Log)
 	if afterStart != nil {
 		afterStart(r)
 	}
@@ -188,21 +198,17 @@ func hasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-// serveAPI serves the local API for the hub's keepers, so that the CLI and
-// scripts ask this process instead of refreshing themselves. When another
-// tokentray already serves it (a demo next to the real tray), this one
-// runs without it.
-// showDashboard is nil where there is none (the terminal demo). It
-// reports whether the API is served.
-// editable is nil where no config file runs (a demo).
-func serveAPI(ctx context.Context, hub *localapi.Hub, editable localapi.Editable, clock auth.Clock, showDashboard func(), log *slog.Logger) bool {
+// serveAPI serves the local API s on the user's socket, so that the CLI
+// and scripts ask this process instead of refreshing themselves. When
+// another tokentray already serves it (a demo next to the real tray), this
+// one runs without it. It reports whether the API is served.
+func serveAPI(ctx context.Context, s *localapi.Server, log *slog.Logger) bool {
 	path := apiclient.DefaultPath()
 	l, err := localapi.Listen(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tokentray: the local API is not served: %v\n", err)
 		return false
 	}
-	s := &localapi.Server{Hub: hub, Connections: editable, Clock: clock, ShowDashboard: showDashboard}
 	go func() {
 		if err := s.Serve(ctx, l); err != nil && log != nil {
 			log.Error("local API stopped", "err", err)
@@ -211,17 +217,16 @@ func serveAPI(ctx context.Context, hub *localapi.Hub, editable localapi.Editable
 	return true
 }
 
-// watchResume wakes every keeper when the machine resumes from suspend:
-// on logind's signal, or, without logind, when the wall clock has run ahead
-// of the monotonic one (looked at every 30 s, once for the whole process).
-// The resident process's keepers sleep until their next due time
-// (residentMaxSleep), so this is what catches up after a suspend.
-func watchResume(ctx context.Context, keepers func() []*auth.Keeper, log *slog.Logger) {
+// watchResume calls wakeUp (every keeper, every remote) when the machine
+// resumes from suspend: on logind's signal, or, without logind, when the
+// wall clock has run ahead of the monotonic one (looked at every 30 s, once
+// for the whole process). The resident process's keepers sleep until their
+// next due time (residentMaxSleep), so this is what catches up after a
+// suspend.
+func watchResume(ctx context.Context, wakeUp func(), log *slog.Logger) {
 	wakeAll := func() {
 		log.Info("resumed from suspend: checking every connection now")
-		for _, k := range keepers() {
-			k.Wake()
-		}
+		wakeUp()
 	}
 	conn, err := dbus.ConnectSystemBus()
 	if err == nil {

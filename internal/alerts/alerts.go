@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 )
 
 // Kind is what the alert is about.
@@ -81,6 +82,30 @@ func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 		return a, true
 	case e.Kind == auth.EventState && e.To == auth.StateDisconnected:
 		delete(t.raised, e.Connection) // signed out on purpose: nothing to recover from
+	}
+	return Alert{}, false
+}
+
+// ObserveStatus returns the alert that a change of a connection's reported
+// status from before (nil: first seen) to now calls for: the alerts its
+// keeper's events give, for a connection whose keeper runs elsewhere (a
+// [[remote]] server's). Not knowing (unreachable) is no change.
+func (t *Tracker) ObserveStatus(before *apitype.Status, now apitype.Status, at time.Time) (Alert, bool) {
+	if now.State == apitype.StateUnreachable {
+		return Alert{}, false
+	}
+	from := ""
+	if before != nil {
+		from = before.State
+	}
+	if from != now.State {
+		if a, ok := t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventState, From: auth.State(from), To: auth.State(now.State),
+			Error: now.LastError, Hint: now.Hint, Time: at}); ok {
+			return a, true
+		}
+	}
+	if now.State == apitype.StateDegraded && !now.Usable && (before == nil || before.Usable) {
+		return t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventAccessExpired, Error: now.LastError, Hint: now.Hint, Time: at})
 	}
 	return Alert{}, false
 }

@@ -2,8 +2,10 @@ package alerts
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 )
 
 func state(from, to auth.State) auth.Event {
@@ -56,5 +58,49 @@ func TestConnectionsAreIndependent(t *testing.T) {
 	}
 	if _, ok := tr.Observe(b); !ok {
 		t.Fatal("b not alerted after a")
+	}
+}
+
+// A connection kept elsewhere (a [[remote]] server's) is seen as statuses,
+// not events: it gets the same alerts, once per transition, and the server
+// being out of sight is none.
+func TestStatusesOfARemoteConnectionGiveTheSameAlerts(t *testing.T) {
+	tr := NewTracker()
+	st := func(state string, usable bool) apitype.Status {
+		return apitype.Status{Name: "p@moby", State: state, Usable: usable}
+	}
+	steps := []struct {
+		st   apitype.Status
+		want Kind
+	}{
+		{st(apitype.StateConnected, true), ""},
+		{st(apitype.StateRefreshing, true), ""},
+		{st(apitype.StateDegraded, true), ""},
+		{st(apitype.StateDegraded, false), Expired},
+		{st(apitype.StateUnreachable, false), ""},
+		{st(apitype.StateDegraded, false), ""},
+		{st(apitype.StateNeedsReauth, false), NeedsReauth},
+		{st(apitype.StateUnreachable, false), ""},
+		{st(apitype.StateNeedsReauth, false), ""},
+		{st(apitype.StateConnected, true), Recovered},
+		{st(apitype.StateUnreachable, false), ""},
+		{st(apitype.StateConnected, true), ""},
+	}
+	var before *apitype.Status
+	for i, s := range steps {
+		a, ok := tr.ObserveStatus(before, s.st, time.Time{})
+		got := Kind("")
+		if ok {
+			got = a.Kind
+		}
+		if got != s.want {
+			t.Fatalf("step %d (%s): alert %q, want %q", i, s.st.State, got, s.want)
+		}
+		before = &s.st
+	}
+	// First seen already needing a sign-in: told once.
+	fresh := NewTracker()
+	if a, ok := fresh.ObserveStatus(nil, st(apitype.StateNeedsReauth, false), time.Time{}); !ok || a.Kind != NeedsReauth {
+		t.Fatalf("first seen in needs_reauth: %v %v", a, ok)
 	}
 }

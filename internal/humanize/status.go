@@ -30,11 +30,13 @@ func (l Level) String() string {
 }
 
 // Overall is the colour of a set of connections: grey when none is signed
-// in, green when every one is usable, red otherwise.
+// in, green when every one is usable, red otherwise. A remote connection
+// that cannot be seen now counts neither way: its server keeps refreshing
+// it, and not knowing is no reason to call a person.
 func Overall(sts []apitype.Status) Level {
 	signedIn := 0
 	for _, st := range sts {
-		if st.State != apitype.StateDisconnected {
+		if st.State != apitype.StateDisconnected && st.State != apitype.StateUnreachable {
 			signedIn++
 		}
 	}
@@ -42,7 +44,7 @@ func Overall(sts []apitype.Status) Level {
 		return Grey
 	}
 	for _, st := range sts {
-		if ConnectionLevel(st) != Green {
+		if ConnectionLevel(st) != Green && st.State != apitype.StateUnreachable {
 			return Red
 		}
 	}
@@ -87,6 +89,8 @@ func Summary(st apitype.Status, now time.Time) string {
 		return "client refused: fix the secret"
 	case apitype.StateRefreshing:
 		return "refreshing…"
+	case apitype.StateUnreachable:
+		return Unreachable(st, now)
 	case apitype.StateDegraded:
 		if left == "" {
 			return "token expired, retrying"
@@ -97,6 +101,24 @@ func Summary(st apitype.Status, now time.Time) string {
 		return "token expired"
 	}
 	return left
+}
+
+// Unreachable says since when a remote connection's server could not be
+// asked: "moby-1 unreachable since 02:10".
+func Unreachable(st apitype.Status, now time.Time) string {
+	who := st.Remote
+	if who == "" {
+		who = "server"
+	}
+	if st.UnreachableSince.IsZero() {
+		return who + " unreachable"
+	}
+	since := st.UnreachableSince.In(now.Location())
+	layout := "15:04"
+	if y, m, d := since.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		layout = "Jan 2 15:04"
+	}
+	return who + " unreachable since " + since.Format(layout)
 }
 
 // NextSummary is the first time after now at which Summary of st may

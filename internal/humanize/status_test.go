@@ -26,6 +26,9 @@ func TestOverallColour(t *testing.T) {
 		{"degraded with an expired token is red", []apitype.Status{status("a", apitype.StateConnected, true), status("b", apitype.StateDegraded, false)}, Red},
 		{"needs_reauth is red even while the token lasts", []apitype.Status{status("a", apitype.StateNeedsReauth, true)}, Red},
 		{"one signed in and one never signed in is red", []apitype.Status{status("a", apitype.StateConnected, true), status("b", apitype.StateDisconnected, false)}, Red},
+		{"an unreachable server's connection is not red", []apitype.Status{status("a", apitype.StateConnected, true), status("b@moby", apitype.StateUnreachable, false)}, Green},
+		{"only unreachable ones are grey", []apitype.Status{status("b@moby", apitype.StateUnreachable, false)}, Grey},
+		{"a remote connection that needs a sign-in is red", []apitype.Status{status("a", apitype.StateConnected, true), status("b@moby", apitype.StateNeedsReauth, true)}, Red},
 	}
 	for _, tc := range tests {
 		if got := Overall(tc.sts); got != tc.want {
@@ -47,6 +50,8 @@ func TestMenuLines(t *testing.T) {
 		{apitype.Status{Name: "x", State: apitype.StateDisconnected}, "x — not signed in"},
 		{apitype.Status{Name: "svc", Grant: "client_credentials", State: apitype.StateNeedsReauth}, "svc — credentials refused"},
 		{apitype.Status{Name: "svc", Grant: "client_credentials", State: apitype.StateDisconnected}, "svc — no token yet"},
+		{apitype.Status{Name: "procore@moby-1", State: apitype.StateUnreachable, Remote: "moby-1", UnreachableSince: now.Add(-50 * time.Minute)}, "procore@moby-1 — moby-1 unreachable since 08:10"},
+		{apitype.Status{Name: "*@moby-1", State: apitype.StateUnreachable, Remote: "moby-1", UnreachableSince: now.Add(-25 * time.Hour)}, "*@moby-1 — moby-1 unreachable since Mar 1 08:00"},
 	} {
 		if got := MenuLine(tc.st, now); got != tc.want {
 			t.Errorf("MenuLine = %q, want %q", got, tc.want)

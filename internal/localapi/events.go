@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -29,9 +30,13 @@ type Hub struct {
 	mu      sync.Mutex
 	keepers []*auth.Keeper
 	follows map[*auth.Keeper]context.CancelFunc
-	subs    map[chan apitype.Event]struct{}
-	recent  []apitype.Event
-	closed  bool
+	// remotes are the connections of [[remote]] servers, as their
+	// tokentrays report them, by server, in the config's order.
+	remotes     map[string][]apitype.Connection
+	remoteOrder []string
+	subs        map[chan apitype.Event]struct{}
+	recent      []apitype.Event
+	closed      bool
 }
 
 // NewHub returns a hub that follows no keeper yet.
@@ -96,6 +101,73 @@ func (h *Hub) follow(k *auth.Keeper) context.CancelFunc {
 	return cancel
 }
 
+// SetRemote makes conns the connections of remote server (NAME@REMOTE):
+// each row that changed is a status event, each one gone a "removed" event.
+// A nil conns lets the remote go.
+func (h *Hub) SetRemote(remote string, conns []apitype.Connection) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if h.remotes == nil {
+		h.remotes = map[string][]apitype.Connection{}
+	}
+	old, known := h.remotes[remote]
+	was := map[string]apitype.Connection{}
+	for _, c := range old {
+		was[c.Name] = c
+	}
+	for _, c := range conns {
+		if prev, ok := was[c.Name]; !ok || !reflect.DeepEqual(prev, c) {
+			h.publishLocked(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: ptr(c)})
+		}
+		delete(was, c.Name)
+	}
+	for _, c := range old {
+		if _, gone := was[c.Name]; gone {
+			h.publishLocked(apitype.Event{Type: apitype.EventRemoved, Connection: c.Name})
+		}
+	}
+	switch {
+	case conns == nil:
+		delete(h.remotes, remote)
+		h.remoteOrder = slices.DeleteFunc(h.remoteOrder, func(r string) bool { return r == remote })
+	case !known:
+		h.remoteOrder = append(h.remoteOrder, remote)
+		fallthrough
+	default:
+		h.remotes[remote] = slices.Clone(conns)
+	}
+}
+
+// RemoteConnections are the remote servers' connections now.
+func (h *Hub) RemoteConnections() []apitype.Connection {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.remoteConnectionsLocked()
+}
+
+func (h *Hub) remoteConnectionsLocked() []apitype.Connection {
+	var out []apitype.Connection
+	for _, r := range h.remoteOrder {
+		out = append(out, h.remotes[r]...)
+	}
+	return out
+}
+
+// RemoteConnection is the remote connection named name (NAME@REMOTE).
+func (h *Hub) RemoteConnection(name string) (apitype.Connection, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.remoteConnectionsLocked() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return apitype.Connection{}, false
+}
+
 // Log adds a line about connection (or, with "", about the app) to the
 // event log: a notification shown, a sign-in started, a config not applied.
 func (h *Hub) Log(connection, text string) {
@@ -136,6 +208,9 @@ func (h *Hub) subscribe() (snapshot []apitype.Event, live chan apitype.Event, ca
 	now := h.clock.Now()
 	for _, k := range h.keepers {
 		snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(Describe(k))})
+	}
+	for _, c := range h.remoteConnectionsLocked() {
+		snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventStatus, Connection: c.Name, Status: ptr(c)})
 	}
 	snapshot = append(snapshot, h.recent...)
 	snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventReady})

@@ -36,7 +36,7 @@ type fixture struct {
 	stop      func() // stops the server and waits for it
 }
 
-func serve(t testing.TB, signedIn bool) *fixture {
+func serve(t testing.TB, signedIn bool, with ...func(*Server)) *fixture {
 	f := &fixture{store: auth.NewMemoryStore()}
 	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.refreshes.Add(1)
@@ -71,6 +71,9 @@ func serve(t testing.TB, signedIn bool) *fixture {
 	f.keeper, f.hub = k, NewHub(nil)
 	f.hub.SetKeepers([]*auth.Keeper{k})
 	s := &Server{Hub: f.hub, HeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, Clock: auth.SystemClock{}}
+	for _, w := range with {
+		w(s)
+	}
 	f.server = s
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, l); close(done) }()

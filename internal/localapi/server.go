@@ -35,6 +35,9 @@ type Server struct {
 	Connections Editable
 	// ShowDashboard brings the tray's dashboard up (single instance).
 	ShowDashboard func()
+	// Remotes act on the connections of [[remote]] servers that the Hub
+	// lists (NAME@REMOTE); nil: none are followed.
+	Remotes Remotes
 	// Headless: no browser opens here (tokentray serve); a sign-in takes a
 	// browser elsewhere and a pasted address.
 	Headless bool
@@ -51,6 +54,17 @@ type Server struct {
 
 	mu     sync.Mutex
 	pastes map[string]*pasteSignIn // sign-ins waiting for a pasted address, by connection
+}
+
+// Remotes act on connections that [[remote]] servers keep. Their tokens
+// stay there: this machine signs them in (its browser) and asks for a
+// refresh, and nothing else.
+type Remotes interface {
+	// SignIn starts a sign-in of name through this machine's browser; how
+	// it goes is told in the event log.
+	SignIn(name string)
+	// Refresh asks the server to refresh name now.
+	Refresh(ctx context.Context, name string) error
 }
 
 // pasteSignIn is a sign-in of the server's that waits for the address the
@@ -170,6 +184,13 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 		}
 		names = append(names, k.Connection().Name)
 	}
+	if c, ok := s.remote(name); ok {
+		there, _, _ := strings.Cut(name, "@")
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeRemoteConnection,
+			Message: name + " is kept by the tokentray on " + c.Remote + ": its tokens stay there",
+			Hint:    "On " + c.Remote + " itself, its agents ask it (tokentray token " + there + ", or its own local API); from here it can be signed in and refreshed."})
+		return nil
+	}
 	writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeUnknownConnection, Message: "no connection named " + quote(name),
 		Hint: "Configured: " + strings.Join(names, ", ")})
 	return nil
@@ -210,10 +231,25 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	for _, k := range keepers {
 		out = append(out, Describe(k))
 	}
+	if s.Hub != nil {
+		out = append(out, s.Hub.RemoteConnections()...)
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
+// remote is the remote connection name (NAME@REMOTE), if the hub has it.
+func (s *Server) remote(name string) (apitype.Connection, bool) {
+	if s.Hub == nil || !strings.Contains(name, "@") {
+		return apitype.Connection{}, false
+	}
+	return s.Hub.RemoteConnection(name)
+}
+
 func (s *Server) one(w http.ResponseWriter, r *http.Request) {
+	if c, ok := s.remote(r.PathValue("name")); ok {
+		writeJSON(w, http.StatusOK, c)
+		return
+	}
 	if k := s.keeper(w, r); k != nil {
 		writeJSON(w, http.StatusOK, Describe(k))
 	}
@@ -245,6 +281,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // client saw refused), it refreshes only if that token is still the current
 // one: a burst of 401s costs one refresh, not one each.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	if c, ok := s.remote(r.PathValue("name")); ok && s.Remotes != nil {
+		if err := s.Remotes.Refresh(r.Context(), c.Name); err != nil {
+			writeError(w, http.StatusBadGateway, apitype.Error{Code: apitype.CodeInternal, Message: err.Error()})
+			return
+		}
+		c, _ = s.remote(c.Name)
+		writeJSON(w, http.StatusOK, c)
+		return
+	}
 	k := s.keeper(w, r)
 	if k == nil {
 		return
@@ -265,6 +310,11 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 // login starts the browser sign-in in the tray. With ?wait=true it answers
 // when the sign-in has ended, so that `tokentray login` can report it.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if c, ok := s.remote(r.PathValue("name")); ok && s.Remotes != nil && r.URL.Query().Get("paste") != "true" && r.URL.Query().Get("wait") != "true" {
+		s.Remotes.SignIn(c.Name)
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "sign-in of " + c.Name + " started: finish it in the browser"})
+		return
+	}
 	k := s.keeper(w, r)
 	if k == nil {
 		return

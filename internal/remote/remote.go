@@ -35,7 +35,17 @@ type Remote struct {
 // Command is ssh running the remote tokentray with args. The remote
 // command line is quoted for the remote shell.
 func (r Remote) Command(ctx context.Context, args ...string) *exec.Cmd {
+	return r.command(ctx, nil, args...)
+}
+
+// command is Command with defaults of its own for ssh options: ssh takes
+// the first value it is given for an option, so the [[remote]]'s own
+// ssh_options come first and win.
+func (r Remote) command(ctx context.Context, defaults []string, args ...string) *exec.Cmd {
 	var sshArgs []string
+	for _, o := range r.SSHOptions {
+		sshArgs = append(sshArgs, "-o", o)
+	}
 	// %C is 40 characters, and ssh adds 17 while it sets the socket up: a
 	// socket path must fit in 104 bytes (macOS; 108 on Linux). Without
 	// room, each call makes its own connection.
@@ -45,7 +55,7 @@ func (r Remote) Command(ctx context.Context, args ...string) *exec.Cmd {
 			"-o", "ControlPath="+filepath.Join(r.ControlDir, "%C"),
 			"-o", "ControlPersist=60")
 	}
-	for _, o := range r.SSHOptions {
+	for _, o := range defaults {
 		sshArgs = append(sshArgs, "-o", o)
 	}
 	words := []string{shellQuote(r.Remote.Command)}
@@ -190,6 +200,23 @@ func (r Remote) Connections(ctx context.Context, timeout time.Duration) ([]apity
 	// the list is the answer, each row with its error.
 	for i := range conns {
 		conns[i].Name += "@" + r.Name
+		conns[i].Remote = r.Name
 	}
 	return conns, nil
+}
+
+// Refresh asks the remote tokentray to refresh connection name now.
+func (r Remote) Refresh(ctx context.Context, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := r.Command(ctx, "refresh", name)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s did not answer within %s", r.Name, timeout)
+		}
+		return r.errorOf(err, stderr.String())
+	}
+	return nil
 }

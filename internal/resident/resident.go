@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tokentray/tokentray/assets"
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/alerts"
+	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
@@ -45,6 +47,18 @@ type Options struct {
 	Extra []tray.Item
 	// Windows shows the windows; nil shows none (tests).
 	Windows interface{ Show(windowreq.Request) }
+	// Remotes are the config's [[remote]] servers now (asked again at
+	// each change of the config); nil follows none.
+	Remotes func() []config.Remote
+	// ControlDir holds the ssh control sockets of the remotes (private to
+	// the user: the local API's socket directory).
+	ControlDir string
+	// OpenBrowser opens a remote connection's sign-in in this machine's
+	// browser.
+	OpenBrowser func(string) error
+	// UnreachableNotice is how long a remote stays out of reach before a
+	// person is told (DefaultUnreachableNotice when zero).
+	UnreachableNotice time.Duration
 }
 
 // Resident runs a fleet with its hub, alerts and tray.
@@ -55,6 +69,8 @@ type Resident struct {
 	ctx    context.Context
 	quit   context.CancelFunc
 	redraw chan struct{} // a change to draw
+
+	remotes remotes
 }
 
 // New returns the resident process for f.
@@ -64,6 +80,9 @@ func New(f *fleet.Fleet, opt Options) *Resident {
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.UnreachableNotice <= 0 {
+		opt.UnreachableNotice = DefaultUnreachableNotice
 	}
 	return &Resident{fleet: f, hub: localapi.NewHub(opt.Clock), opt: opt, ctx: context.Background(), quit: func() {},
 		redraw: make(chan struct{}, 1)}
@@ -98,6 +117,7 @@ func (r *Resident) Start(ctx context.Context) {
 				delete(follows, k)
 			}
 		}
+		r.followRemotes(ctx)
 	}
 	follow()
 	r.fleet.OnChange(follow) // changes come one at a time (the fleet's lock)
@@ -125,6 +145,7 @@ func (r *Resident) Quit() { r.quit() }
 // saved first.
 func (r *Resident) Wait() {
 	r.fleet.Wait()
+	r.remotes.children.Wait()
 	r.hub.Close()
 }
 
@@ -135,7 +156,7 @@ func (r *Resident) Connections() []apitype.Connection {
 	for _, k := range keepers {
 		out = append(out, localapi.Describe(k))
 	}
-	return out
+	return append(out, r.hub.RemoteConnections()...)
 }
 
 // alerts turns k's events into notifications, once per transition.
@@ -155,19 +176,23 @@ func (r *Resident) alerts(ctx context.Context, k *auth.Keeper) {
 
 // notify tells a person about an alert, with a one-click Re-authenticate.
 func (r *Resident) notify(a alerts.Alert) {
-	n := r.opt.Notifier
-	if n == nil {
-		return
-	}
 	name := a.Connection
+	c, remote := r.hub.RemoteConnection(name)
 	m := notify.Message{Key: name}
 	switch a.Kind {
 	case alerts.NeedsReauth:
 		m.Title = name + ": sign-in needed"
 		m.Body = "The provider refused the refresh token, so tokentray cannot renew access. Scripts using " + name + " fail once the access token expires."
+		if remote {
+			m.Body = "The provider refused the refresh token, so the tokentray on " + c.Remote + " cannot renew access. Its agents fail once the access token expires. Re-authenticate signs it in with this machine's browser."
+		}
 	case alerts.ClientRefused:
 		m.Title = name + ": client credentials refused"
 		m.Body = "The provider refused the client secret, id or authentication method. The refresh token is kept: once the client settings are fixed (Edit… in the tokentray menu, or `tokentray secret " + name + "`), no sign-in is needed."
+		if remote {
+			there, _, _ := strings.Cut(name, "@")
+			m.Body = "The provider refused the client secret, id or authentication method. The refresh token is kept on " + c.Remote + ": once the client settings are fixed there (`tokentray secret " + there + "` on " + c.Remote + "), no sign-in is needed."
+		}
 	case alerts.Expired:
 		m.Title = name + ": no valid access token"
 		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
@@ -183,19 +208,32 @@ func (r *Resident) notify(a alerts.Alert) {
 		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
 		m.OnAction = func() { r.SignIn(name) }
 	}
-	if a.Kind == alerts.ClientRefused && r.opt.Editable {
+	switch {
+	case a.Kind == alerts.ClientRefused && remote:
+		m.Action, m.OnAction = "", nil // fixed on the server, not here
+	case a.Kind == alerts.ClientRefused && r.opt.Editable:
 		// A sign-in cannot fix a refused client; the editor can.
 		m.Action, m.OnAction = "Edit…", func() { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) }
+	}
+	r.send(m, name)
+}
+
+// send shows m (about connection, or the app with ""), and says so in the
+// event log.
+func (r *Resident) send(m notify.Message, connection string) {
+	n := r.opt.Notifier
+	if n == nil {
+		return
 	}
 	if m.Action != "" && !n.Actionable() {
 		m.Body += "\nChoose " + m.Action + " in the tokentray menu."
 	}
 	if _, err := n.Send(m); err != nil {
-		r.opt.Log.Warn("notification failed", "connection", name, "err", err)
-		r.hub.Log(name, fmt.Sprintf("could not show a notification: %v", err))
+		r.opt.Log.Warn("notification failed", "connection", connection, "err", err)
+		r.hub.Log(connection, fmt.Sprintf("could not show a notification: %v", err))
 		return
 	}
-	r.hub.Log(name, "notified: "+m.Title)
+	r.hub.Log(connection, "notified: "+m.Title)
 }
 
 // Problem tells a person about a problem of the app itself (not of one
@@ -223,6 +261,7 @@ func (r *Resident) keeper(name string) *auth.Keeper {
 func (r *Resident) SignIn(name string) {
 	k := r.keeper(name)
 	if k == nil {
+		r.signInRemote(name)
 		return
 	}
 	r.hub.Log(name, "sign-in started: finish it in the browser")
@@ -239,7 +278,9 @@ func (r *Resident) Refresh(name string) {
 		if err := k.Refresh(r.ctx); err != nil {
 			r.opt.Log.Warn("refresh from the menu failed", "connection", name, "err", err)
 		}
+		return
 	}
+	_, _ = r.refreshRemote(r.ctx, name) // a failure is in the event log
 }
 
 // ShowDashboard brings the dashboard up (the menu, a second start).
@@ -280,6 +321,7 @@ func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
 		Edit:         func(name string) { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) },
 		Dashboard:    r.ShowDashboard,
 		Add:          func() { r.show(windowreq.Request{Show: windowreq.Add}) },
+		Retry:        r.retryRemote,
 		Quit:         r.Quit,
 		SetAutostart: r.setAutostart, // its log line redraws the menu
 	}

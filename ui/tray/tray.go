@@ -34,7 +34,9 @@ type Item struct {
 // own: none may hold up the menu.
 type Actions struct {
 	SignIn, Refresh, Copy, SignOut, Edit func(name string)
-	Dashboard, Add, Quit                 func()
+	// Retry asks a [[remote]] server that cannot be reached again now.
+	Retry                func(remote string)
+	Dashboard, Add, Quit func()
 	// SetAutostart turns starting at login on or off.
 	SetAutostart func(on bool)
 }
@@ -56,6 +58,10 @@ func Menu(conns []apitype.Connection, now time.Time, a Actions, o MenuOptions) [
 	var items []Item
 	for _, c := range conns {
 		name := c.Name
+		if c.Remote != "" {
+			items = append(items, remoteLine(c, now, a))
+			continue
+		}
 		line := Item{Label: humanize.MenuLine(c.Status, now), Children: []Item{
 			{Label: "Re-authenticate", Action: func() { a.SignIn(name) }},
 			{Label: "Refresh now", Action: func() { a.Refresh(name) }},
@@ -85,6 +91,24 @@ func Menu(conns []apitype.Connection, now time.Time, a Actions, o MenuOptions) [
 		items = append(items, o.Extra...)
 	}
 	return append(items, Item{Separator: true}, Item{Label: "Quit", Action: a.Quit})
+}
+
+// remoteLine is the line of a connection that a [[remote]] server keeps:
+// its tokens stay there, so it is signed in (with this machine's browser)
+// and refreshed from here, and no more; while the server cannot be
+// reached, it can only be tried again.
+func remoteLine(c apitype.Connection, now time.Time, a Actions) Item {
+	name, server := c.Name, c.Remote
+	line := Item{Label: humanize.MenuLine(c.Status, now)}
+	if c.State == apitype.StateUnreachable {
+		line.Children = []Item{{Label: "Try again now", Action: func() { a.Retry(server) }}}
+		return line
+	}
+	line.Children = []Item{
+		{Label: "Re-authenticate", Action: func() { a.SignIn(name) }},
+		{Label: "Refresh now", Action: func() { a.Refresh(name) }},
+	}
+	return line
 }
 
 // Icon is the tray icon's PNG for a level.

@@ -154,3 +154,31 @@ func TestTheMenusShapeIgnoresItsText(t *testing.T) {
 		t.Fatalf("%d items on the bus, want the line, its 4 actions, Open dashboard and Quit", n)
 	}
 }
+
+// A server's connection is signed in and refreshed from the menu, and no
+// more (its tokens stay there); while the server cannot be reached, its
+// line says since when and offers to try again.
+func TestAServersConnectionsOfferWhatWorksFromHere(t *testing.T) {
+	var did []string
+	a := Actions{SignIn: func(n string) { did = append(did, "sign in "+n) }, Refresh: func(n string) { did = append(did, "refresh "+n) },
+		Retry: func(r string) { did = append(did, "retry "+r) }}
+	up := connected("procore@moby-1")
+	up.Remote = "moby-1"
+	down := apitype.Connection{Status: apitype.Status{Name: "agent@moby-2", State: apitype.StateUnreachable, Remote: "moby-2", UnreachableSince: now.Add(-10 * time.Minute)}}
+	m := Menu([]apitype.Connection{connected("local"), up, down}, now, a, MenuOptions{Editable: true})
+	if got, want := labels(m[:3]), "local — 1 h 30 m left|procore@moby-1 — 1 h 30 m left|agent@moby-2 — moby-2 unreachable since "+now.Add(-10*time.Minute).Format("15:04"); got != want {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+	if got := labels(m[1].Children); got != "Re-authenticate|Refresh now" {
+		t.Fatalf("a server's connection offers %q", got)
+	}
+	if got := labels(m[2].Children); got != "Try again now" {
+		t.Fatalf("an unreachable server's connection offers %q", got)
+	}
+	for _, it := range append(m[1].Children, m[2].Children...) {
+		it.Action()
+	}
+	if got := strings.Join(did, ", "); got != "sign in procore@moby-1, refresh procore@moby-1, retry moby-2" {
+		t.Fatalf("the items did: %s", got)
+	}
+}
