@@ -194,28 +194,47 @@ func (d *Dashboard) update(conns []apitype.Connection, now time.Time) {
 }
 
 func headline(sts []apitype.Status, level humanize.Level) string {
-	switch level {
-	case humanize.Green:
-		if len(sts) == 1 {
-			return "Connected: the access token is valid and kept fresh"
+	// Servers that cannot be asked now: their connections are neither
+	// working nor failing as far as this machine can tell.
+	var away []string
+	var seen []apitype.Status
+	for _, st := range sts {
+		if st.State != apitype.StateUnreachable {
+			seen = append(seen, st)
+		} else if !slices.Contains(away, st.Remote) {
+			away = append(away, st.Remote)
 		}
-		return fmt.Sprintf("All %d connections are working", len(sts))
-	case humanize.Red:
+	}
+	main := ""
+	switch {
+	case level == humanize.Green && len(seen) == 1:
+		main = "Connected: the access token is valid and kept fresh"
+	case level == humanize.Green:
+		main = fmt.Sprintf("All %d connections are working", len(seen))
+	case level == humanize.Red:
 		var names []string
-		for _, st := range sts {
+		for _, st := range seen {
 			if humanize.ConnectionLevel(st) == humanize.Red {
 				names = append(names, st.Name)
 			}
 		}
+		main = fmt.Sprintf("%d connections need attention", len(names))
 		if len(names) == 1 {
-			return names[0] + " needs attention"
+			main = names[0] + " needs attention"
 		}
-		return fmt.Sprintf("%d connections need attention", len(names))
-	}
-	if len(sts) == 0 {
+	case len(sts) == 0:
 		return "No connections configured"
+	case len(seen) > 0:
+		main = "Nothing is signed in yet"
 	}
-	return "Nothing is signed in yet"
+	if len(away) == 0 {
+		return main
+	}
+	servers := strings.Join(away, ", ") + " cannot be reached"
+	if main == "" {
+		return servers + " (each keeps refreshing on its own)"
+	}
+	return main + " · " + servers
 }
 
 func (c *card) update(st apitype.Status, now time.Time) {

@@ -15,6 +15,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 )
 
@@ -158,5 +159,27 @@ func TestTheEventLogShowsWhatTheStreamSays(t *testing.T) {
 	lines, _ := ws.dash.log.Get()
 	if got := strings.Join(lines, "\n"); got != "14:00:00  tokentray will start at login\n14:00:00  p  refresh failed: invalid_grant" {
 		t.Fatalf("the event log:\n%s", got)
+	}
+}
+
+// A server out of reach is said as such: its connections are neither
+// working nor failing as far as the desktop can tell.
+func TestTheHeadlineSaysWhichServersCannotBeReached(t *testing.T) {
+	up := apitype.Status{Name: "a", State: apitype.StateConnected, Usable: true}
+	away := apitype.Status{Name: "b@moby", State: apitype.StateUnreachable, Remote: "moby"}
+	away2 := apitype.Status{Name: "c@moby", State: apitype.StateUnreachable, Remote: "moby"}
+	red := apitype.Status{Name: "d", State: apitype.StateNeedsReauth}
+	for _, tc := range []struct {
+		sts  []apitype.Status
+		want string
+	}{
+		{[]apitype.Status{up, away}, "Connected: the access token is valid and kept fresh · moby cannot be reached"},
+		{[]apitype.Status{away, away2}, "moby cannot be reached (each keeps refreshing on its own)"},
+		{[]apitype.Status{up, red, away}, "d needs attention · moby cannot be reached"},
+		{[]apitype.Status{up, up}, "All 2 connections are working"},
+	} {
+		if got := headline(tc.sts, humanize.Overall(tc.sts)); got != tc.want {
+			t.Errorf("headline %q, want %q", got, tc.want)
+		}
 	}
 }

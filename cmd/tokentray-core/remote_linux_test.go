@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	sshremote "github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/sshtest"
 )
 
 // agentUser is the second local user the test's server runs as.
@@ -34,18 +33,10 @@ func TestLoginOfARemoteConnectionOverSSH(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries and starts sshd")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it adds a local user and starts sshd (.ci/test runs as root or with sudo)")
-	}
-	sshd := "/usr/sbin/sshd"
-	if _, err := os.Stat(sshd); err != nil {
-		t.Fatalf("sshd is missing (Debian: openssh-server; .ci/test installs it): %v", err)
-	}
-	agent := ensureUser(t, agentUser)
-	home := agent.HomeDir
-	uid, _ := strconv.Atoi(agent.Uid)
-	gid, _ := strconv.Atoi(agent.Gid)
-	for _, d := range []string{".config/tokentray", ".local/state/tokentray", ".ssh"} {
+	sshd := sshtest.Start(t, agentUser)
+	home := sshd.User.HomeDir
+	uid, gid := sshd.IDs()
+	for _, d := range []string{".config/tokentray", ".local/state/tokentray"} {
 		_ = os.RemoveAll(filepath.Join(home, d))
 	}
 
@@ -65,7 +56,7 @@ func TestLoginOfARemoteConnectionOverSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer provider.Close()
-	writeAs(t, filepath.Join(home, ".config", "tokentray", "config.toml"), uid, gid, `store = "file"
+	sshtest.WriteAs(t, filepath.Join(home, ".config", "tokentray", "config.toml"), uid, gid, `store = "file"
 
 [[connection]]
 name = "agent-api"
@@ -75,39 +66,6 @@ auth_url = "`+base+`/authorize"
 token_url = "`+base+`/token"
 redirect_uri = "`+provider.RedirectURI+`"
 `)
-
-	// sshd, its host key and the desktop user's key.
-	keys := t.TempDir()
-	for _, k := range []string{"host", "id"} {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(keys, k)).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v\n%s", err, out)
-		}
-	}
-	pub, _ := os.ReadFile(filepath.Join(keys, "id.pub"))
-	writeAs(t, filepath.Join(home, ".ssh", "authorized_keys"), uid, gid, string(pub))
-	port := freeTCPPort(t)
-	hostPub, _ := os.ReadFile(filepath.Join(keys, "host.pub"))
-	knownHosts := filepath.Join(keys, "known_hosts")
-	_ = os.WriteFile(knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", port, hostPub)), 0o600)
-	sshdConfig := filepath.Join(keys, "sshd_config")
-	_ = os.WriteFile(sshdConfig, []byte(fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s
-PidFile %s
-AuthorizedKeysFile .ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-AllowUsers %s
-`, port, filepath.Join(keys, "host"), filepath.Join(keys, "sshd.pid"), agentUser)), 0o600)
-	_ = os.MkdirAll("/run/sshd", 0o755) // its privilege separation directory
-	daemon := exec.Command(sshd, "-D", "-e", "-f", sshdConfig)
-	var sshdLog syncBuffer
-	daemon.Stdout, daemon.Stderr = &sshdLog, &sshdLog
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = daemon.Process.Signal(syscall.SIGTERM); _ = daemon.Wait() })
 
 	// The desktop: a [[remote]] table, its own runtime and state directories.
 	desk, err := os.MkdirTemp("", "tt-") // short: the ssh control socket's path is limited
@@ -121,15 +79,15 @@ AllowUsers %s
 	deskConfig := filepath.Join(desk, "config.toml")
 	_ = os.WriteFile(deskConfig, []byte(fmt.Sprintf(`[[remote]]
 name = "moby"
-ssh = "%s@127.0.0.1"
-ssh_options = ["Port=%d", "IdentityFile=%s", "UserKnownHostsFile=%s", "StrictHostKeyChecking=yes", "BatchMode=yes", "IdentitiesOnly=yes"]
+ssh = "%s"
+ssh_options = %s
 command = "%s"
 
 [[remote]]
 name = "down"
 ssh = "%s@127.0.0.1"
 ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
-`, agentUser, port, filepath.Join(keys, "id"), knownHosts, filepath.Join(binDir, "tokentray"), agentUser, freeTCPPort(t))), 0o600)
+`, sshd.Destination(), tomlList(sshd.Options()), filepath.Join(binDir, "tokentray"), agentUser, freeTCPPort(t))), 0o600)
 	cfg, err := config.Load(deskConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +102,7 @@ ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ssh to the test's sshd: %v\n%s\nsshd:\n%s", err, tried, sshdLog.String())
+			t.Fatalf("ssh to the test's sshd: %v\n%s\nsshd:\n%s", err, tried, sshd.Log())
 		}
 	}
 
@@ -159,7 +117,7 @@ ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
 	secret := r.Command(context.Background(), "secret", "agent-api")
 	secret.Stdin = strings.NewReader(demoprovider.ClientSecret + "\n")
 	if out, err := secret.CombinedOutput(); err != nil {
-		t.Fatalf("secret over ssh: %v\n%s\n%s", err, out, sshdLog.String())
+		t.Fatalf("secret over ssh: %v\n%s\n%s", err, out, sshd.Log())
 	}
 
 	// The sign-in from the desktop.
@@ -182,7 +140,7 @@ ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
 	code := run(context.Background(), []string{"--config", deskConfig, "login", "agent-api@moby", "--timeout", "1m"},
 		streams{in: strings.NewReader(""), out: &out, err: &errb}, deps{env: withBrowser, openBrowser: consent})
 	if code != 0 || !strings.Contains(errb.String(), "Signed in to agent-api@moby") {
-		t.Fatalf("login agent-api@moby: exit %d\n%s\nsshd:\n%s", code, errb.String(), sshdLog.String())
+		t.Fatalf("login agent-api@moby: exit %d\n%s\nsshd:\n%s", code, errb.String(), sshd.Log())
 	}
 
 	// The tokens are the server account's, in its files; an agent there gets one.
@@ -221,42 +179,11 @@ ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
 	}
 }
 
-// ensureUser returns the local user name, added if missing, with no
-// password but not locked (sshd refuses a locked account a key login).
-func ensureUser(t *testing.T, name string) *user.User {
-	t.Helper()
-	if _, err := user.Lookup(name); err != nil {
-		if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v\n%s", name, err, out)
-		}
+// tomlList is a TOML array of strings.
+func tomlList(items []string) string {
+	quoted := make([]string, len(items))
+	for i, it := range items {
+		quoted[i] = strconv.Quote(it)
 	}
-	if out, err := exec.Command("usermod", "-p", "*", name).CombinedOutput(); err != nil {
-		t.Fatalf("usermod %s: %v\n%s", name, err, out)
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-// writeAs writes a private file of uid, making its directories (0700).
-func writeAs(t *testing.T, path string, uid, gid int, text string) {
-	t.Helper()
-	home := filepath.Dir(path)
-	for d := home; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		defer func(d string) { _ = os.Chown(d, uid, gid) }(d)
-	}
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		t.Fatal(err)
-	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,7 +44,7 @@ func (r Remote) Command(ctx context.Context, args ...string) *exec.Cmd {
 // ssh_options come first and win.
 func (r Remote) command(ctx context.Context, defaults []string, args ...string) *exec.Cmd {
 	var sshArgs []string
-	for _, o := range r.SSHOptions {
+	for _, o := range append(slices.Clone(r.SSHOptions), defaults...) {
 		sshArgs = append(sshArgs, "-o", o)
 	}
 	// %C is 40 characters, and ssh adds 17 while it sets the socket up: a
@@ -54,9 +55,6 @@ func (r Remote) command(ctx context.Context, defaults []string, args ...string) 
 			"-o", "ControlMaster=auto",
 			"-o", "ControlPath="+filepath.Join(r.ControlDir, "%C"),
 			"-o", "ControlPersist=60")
-	}
-	for _, o := range defaults {
-		sshArgs = append(sshArgs, "-o", o)
 	}
 	words := []string{shellQuote(r.Remote.Command)}
 	for _, a := range args {

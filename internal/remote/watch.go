@@ -43,8 +43,11 @@ const (
 // watchOptions are the ssh options of the watching connection, unless the
 // [[remote]]'s ssh_options say otherwise: no prompt (there is no terminal
 // to type a passphrase into; keys come from the agent), and a dead
-// connection noticed within 45 s, not at the next TCP timeout.
-var watchOptions = []string{"BatchMode=yes", "ServerAliveInterval=15", "ServerAliveCountMax=3", "ConnectTimeout=20"}
+// connection noticed within 45 s, not at the next TCP timeout. It lives as
+// long as the watch does, so it is the control connection itself rather
+// than a client of a background one: one ssh process per server, not two
+// (its sign-ins and refreshes share it while it runs).
+var watchOptions = []string{"BatchMode=yes", "ServerAliveInterval=15", "ServerAliveCountMax=3", "ConnectTimeout=20", "ControlPersist=no"}
 
 // Watcher follows a remote's tokentray over one ssh connection, running
 // `tokentray events` there: every change of its connections arrives as it
@@ -164,17 +167,20 @@ func (w *Watcher) follow(ctx context.Context) (reached bool, err error) {
 		}
 		w.event(e)
 	}
-	cancel() // the stream broke or sent nonsense: end ssh, and hear why
+	if bad != nil {
+		cancel() // nonsense: end ssh
+		_ = cmd.Wait()
+		return reached, bad
+	}
+	// The stream ended: ssh is ending too, and says why.
 	err = cmd.Wait()
 	switch {
-	case bad != nil:
-		return reached, bad
 	case err != nil && stderr.Len() > 0:
 		return reached, w.Remote.errorOf(err, stderr.String())
-	case err != nil && ctx.Err() == nil:
+	case err != nil:
 		return reached, fmt.Errorf("%s: ssh ended: %w", w.Remote.Name, err)
 	}
-	return reached, fmt.Errorf("%s: its tokentray ended the event stream", w.Remote.Name)
+	return reached, fmt.Errorf("%s: the connection ended", w.Remote.Name)
 }
 
 // reached takes the opening snapshot as the remote's connections.

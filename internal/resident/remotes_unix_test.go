@@ -125,7 +125,7 @@ func TestTheResidentFollowsAServerAndSaysWhenItCannot(t *testing.T) {
 	waitUntil(t, func() bool { c, _ := row(r, "agent@moby"); return c.State == apitype.StateUnreachable })
 	lostAt := clock.Now()
 	c, _ := row(r, "agent@moby")
-	if !c.UnreachableSince.Equal(lostAt) || c.Usable || !strings.Contains(c.LastError, "ended the event stream") {
+	if !c.UnreachableSince.Equal(lostAt) || c.Usable || !strings.Contains(c.LastError, "the connection ended") {
 		t.Fatalf("unreachable row %+v", c)
 	}
 	if len(told(rec)) != 1 {

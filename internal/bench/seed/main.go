@@ -1,12 +1,14 @@
-// Command seed writes N signed-in connections for the idle benchmark: a
-// config file and token sets in the OS keyring whose access tokens live a
-// day, so that nothing refreshes while the tray is measured.
+// Command seed writes N signed-in connections for the idle benchmarks: a
+// config file and token sets whose access tokens live a day, so that
+// nothing refreshes while the tray is measured. They go to the OS keyring,
+// or with -file to the file store of a server ($XDG_STATE_HOME/tokentray).
 //
-// usage: go run ./internal/bench/seed N CONFIG_PATH
+// usage: go run ./internal/bench/seed [-file] N CONFIG_PATH
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -15,16 +17,29 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/filestore"
 	"github.com/tokentray/tokentray/internal/keyringstore"
 )
 
 func main() {
-	n, err := strconv.Atoi(os.Args[1])
-	if err != nil || len(os.Args) != 3 {
-		log.Fatal("usage: seed N CONFIG_PATH")
+	file := flag.Bool("file", false, "the file store (a server's), not the OS keyring")
+	flag.Parse()
+	n, err := strconv.Atoi(flag.Arg(0))
+	if err != nil || flag.NArg() != 2 {
+		log.Fatal("usage: seed [-file] N CONFIG_PATH")
 	}
 	var cfg strings.Builder
-	store := keyringstore.New()
+	var store auth.Store = keyringstore.New()
+	if *file {
+		cfg.WriteString("store = \"file\"\n\n")
+		dir, err := filestore.DefaultDir()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if store, err = filestore.Open(dir, nil); err != nil {
+			log.Fatal(err)
+		}
+	}
 	now := time.Now().Round(0)
 	for i := range n {
 		name := fmt.Sprintf("conn-%03d", i)
@@ -35,7 +50,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(os.Args[2], []byte(cfg.String()), 0o600); err != nil {
+	if err := os.WriteFile(flag.Arg(1), []byte(cfg.String()), 0o600); err != nil {
 		log.Fatal(err)
 	}
 }
