@@ -104,7 +104,8 @@ func (f *Fleet) Config() *config.Config {
 	return f.cfg
 }
 
-// OnChange registers fn to run after each change of the set of keepers.
+// OnChange registers fn to run after each change of the set of keepers,
+// or of the config's [[remote]] servers.
 func (f *Fleet) OnChange(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -274,7 +275,7 @@ func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) 
 		changed = changed || i >= len(f.members) || f.members[i] != m
 		next = append(next, m)
 	}
-	changed = changed || len(next) != len(f.members)
+	changed = changed || len(next) != len(f.members) || !reflect.DeepEqual(old.Remotes, cfg.Remotes)
 	f.cfg, f.members = cfg, next
 	f.stamp = fileStamp(cfg.Path)
 	var listeners []func()

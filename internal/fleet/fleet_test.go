@@ -492,3 +492,27 @@ func table(t *testing.T, cfg *config.Config, name string) config.Connection {
 	}
 	return r.Table
 }
+
+// A [[remote]] added to the file by hand is a change: the tray follows the
+// new server without a restart. The same file again is none.
+func TestAChangedRemoteIsAChange(t *testing.T) {
+	r := newRig(t)
+	changes := 0
+	r.f.OnChange(func() { changes++ })
+	withRemote := twoConnections + "\n[[remote]]\nname = \"moby\"\nssh = \"agent@moby\"\n"
+	if err := os.WriteFile(r.path, []byte(withRemote), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if changes != 1 || len(r.f.Config().Remotes) != 1 || r.f.Config().Remotes[0].Name != "moby" {
+		t.Fatalf("%d changes, remotes %+v", changes, r.f.Config().Remotes)
+	}
+	if err := r.f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if changes != 1 {
+		t.Fatalf("reading the same file again made %d changes", changes-1)
+	}
+}
