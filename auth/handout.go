@@ -108,7 +108,7 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, e
 				attempt-- // waiting was not the try
 				continue
 			}
-			if err := k.refresh(ctx, false, need); err != nil && ctx.Err() != nil {
+			if err := k.refresh(ctx, false, need, nil); err != nil && ctx.Err() != nil {
 				return nil, err
 			}
 			continue

@@ -420,7 +420,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		expires := k.expiryNewsLocked()
 		k.mu.Unlock()
 		if !due.IsZero() && !now.Before(due) {
-			if err := k.refresh(ctx, false, 0); err != nil && ctx.Err() == nil {
+			if err := k.refresh(ctx, false, 0, nil); err != nil && ctx.Err() == nil {
 				k.log.Warn("scheduled refresh failed", "err", err)
 			}
 			if ctx.Err() != nil {
@@ -540,7 +540,24 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 			return err
 		}
 	}
-	return k.refresh(ctx, true, 0)
+	return k.refresh(ctx, true, 0, nil)
+}
+
+// RefreshRefused refreshes because an API refused an access token (a 401):
+// unless the current access token is no longer one that refused says was
+// refused, since then someone refreshed already. Checked under the
+// refresh lock, after re-reading the store, so a storm of 401s for one
+// token costs one refresh, however they interleave with it.
+func (k *Keeper) RefreshRefused(ctx context.Context, refused func(accessToken string) bool) error {
+	k.mu.Lock()
+	loaded := k.loaded
+	k.mu.Unlock()
+	if !loaded {
+		if err := k.Load(ctx); err != nil {
+			return err
+		}
+	}
+	return k.refresh(ctx, true, 0, refused)
 }
 
 // refresh joins the in-flight refresh or starts one. The refresh itself runs
@@ -552,7 +569,7 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 // and not yet due. It ends without a call when the current token meets that
 // need by the time it holds the lock, so a caller who saw the old token just
 // before a shared refresh finished does not start a second one.
-func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration) error {
+func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration, refused func(string) bool) error {
 	k.mu.Lock()
 	f := k.flight
 	if f == nil {
@@ -562,7 +579,7 @@ func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration
 			k.setStateLocked(StateRefreshing)
 		}
 		go func() {
-			err := k.doRefresh(force, minValid)
+			err := k.doRefresh(force, minValid, refused)
 			k.mu.Lock()
 			f.err = err
 			k.flight = nil
@@ -579,7 +596,7 @@ func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration
 	}
 }
 
-func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
+func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(string) bool) error {
 	ctx := context.Background()
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
@@ -642,6 +659,13 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration) error {
 		}
 	}
 	current := k.token
+	if refused != nil && current != nil && !current.Dead && current.ValidFor(now, 0) && !refused(current.AccessToken.Reveal()) {
+		if k.state == StateRefreshing {
+			k.setStateLocked(StateConnected)
+		}
+		k.mu.Unlock()
+		return nil // a newer token than the refused one: someone refreshed
+	}
 	if !force && current != nil && !current.Dead && k.meets(current, now, minValid) {
 		if k.state == StateRefreshing {
 			k.setStateLocked(StateConnected)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -344,6 +345,53 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 	}
 	if n := r.srv.refreshCount(); n != 1 {
 		t.Fatalf("50 concurrent callers caused %d refreshes, want 1", n)
+	}
+	r.noReuse()
+}
+
+// A storm of 401s for one access token, however it interleaves with the
+// refresh it causes, costs one refresh: a caller whose refused token is no
+// longer the current one gets the newer token, not a second refresh.
+func TestAStormOfRefusalsOfOneTokenCostsOneRefresh(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	tok, err := r.k.Token(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := tok.AccessToken.Reveal()
+	isRefused := func(s string) bool { return s == refused }
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 1 {
+				runtime.Gosched() // some arrive after the refresh has ended
+			}
+			if err := r.k.RefreshRefused(context.Background(), isRefused); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := r.k.RefreshRefused(context.Background(), isRefused); err != nil { // long after
+		t.Fatal(err)
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("51 refusals of one token caused %d refreshes, want 1", n)
+	}
+	now, _ := r.k.Token(context.Background(), 0)
+	if now.AccessToken.Reveal() == refused {
+		t.Fatal("the refused token is still handed out")
+	}
+	// The new token refused too: one more refresh.
+	again := now.AccessToken.Reveal()
+	if err := r.k.RefreshRefused(context.Background(), func(s string) bool { return s == again }); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.srv.refreshCount(); n != 2 {
+		t.Fatalf("a refusal of the new token caused %d refreshes in all, want 2", n)
 	}
 	r.noReuse()
 }
@@ -699,11 +747,11 @@ func TestALateCallerDoesNotRefreshAgain(t *testing.T) {
 	r := newRig(t)
 	r.signedIn()
 	r.clock.Advance(80 * time.Minute)
-	if err := r.k.refresh(context.Background(), false, time.Minute); err != nil { // the shared refresh
+	if err := r.k.refresh(context.Background(), false, time.Minute, nil); err != nil { // the shared refresh
 		t.Fatal(err)
 	}
 	// The late caller arrives with the need it had before: refresh if due.
-	if err := r.k.refresh(context.Background(), false, time.Minute); err != nil {
+	if err := r.k.refresh(context.Background(), false, time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := r.srv.refreshCount(); n != 1 {
@@ -714,7 +762,7 @@ func TestALateCallerDoesNotRefreshAgain(t *testing.T) {
 	}
 	// A caller that needs more than the fresh token offers still refreshes.
 	r.clock.Advance(10 * time.Second) // the fresh token has 89 m 50 s left
-	if err := r.k.refresh(context.Background(), false, 89*time.Minute+55*time.Second); err != nil {
+	if err := r.k.refresh(context.Background(), false, 89*time.Minute+55*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := r.srv.refreshCount(); n != 2 {

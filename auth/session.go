@@ -74,7 +74,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		k.token = nil
 		k.setStateLocked(StateConnected)
 		k.mu.Unlock()
-		return k.refresh(ctx, true, 0)
+		return k.refresh(ctx, true, 0, nil)
 	}
 	conn, err := k.resolved(ctx)
 	if err != nil {

@@ -294,13 +294,13 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
+	refresh := k.Refresh
 	if stale := r.URL.Query().Get("stale"); stale != "" {
-		if cur, err := k.Token(r.Context(), 0); err == nil && apitype.TokenHash(cur.AccessToken.Reveal()) != stale {
-			writeJSON(w, http.StatusOK, Describe(k))
-			return
+		refresh = func(ctx context.Context) error {
+			return k.RefreshRefused(ctx, func(token string) bool { return apitype.TokenHash(token) == stale })
 		}
 	}
-	if err := k.Refresh(r.Context()); err != nil {
+	if err := refresh(r.Context()); err != nil {
 		writeKeeperError(w, err)
 		return
 	}
