@@ -65,6 +65,9 @@ type Connection struct {
 	// TokenParams are extra parameters of every token request: the code
 	// exchange, each refresh and client credentials.
 	TokenParams map[string]string
+	// APIHeaders are sent with every API call made through tokentray's
+	// proxy (Procore-Company-Id).
+	APIHeaders map[string]string
 }
 
 // authMethod is the method used with secret: the connection's own, the

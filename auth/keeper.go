@@ -80,6 +80,11 @@ type Status struct {
 	// Endpoints are the URLs in use, including those discovered from the
 	// issuer once its metadata was read.
 	Endpoints Endpoints `json:"endpoints"`
+	// APIRefused says what the API answered when it refused a fresh token
+	// (a call through the proxy); empty while it takes the token.
+	APIRefused string `json:"api_refused,omitempty"`
+	// RateLimit is the API's rate limit as the last proxied call saw it.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // KeeperOptions are a Keeper's dependencies. Store and Locker are required.
@@ -162,6 +167,11 @@ type Keeper struct {
 	// to callers (OnlyHolder): no caller's refresh may revoke it before.
 	promisedFor   Secret
 	promisedUntil time.Time
+	// apiRefused says what the API answered when it refused a fresh
+	// token; empty while it takes the token (apiuse.go).
+	apiRefused string
+	rateLimit  *RateLimit
+	rateToldAt time.Time
 }
 
 type flight struct {
@@ -355,6 +365,11 @@ func (k *Keeper) Status() Status {
 		st.Hint = NoRefreshTokenHint
 	}
 	st.Endpoints = k.endpointsLocked()
+	st.APIRefused = k.apiRefused
+	if k.rateLimit != nil {
+		rl := *k.rateLimit
+		st.RateLimit = &rl
+	}
 	return st
 }
 

@@ -41,6 +41,7 @@ const (
 	CodeCheckFailed         = "check_failed"         // a test sign-in got tokens the API refused
 	CodeHeadless            = "headless"             // a window or a browser was asked of tokentray serve, which has none
 	CodeRemoteConnection    = "remote_connection"    // the connection is kept on a [[remote]] server: ask there
+	CodeAPIUnreachable      = "api_unreachable"      // the proxy could not reach the connection's API
 	CodeInternal            = "internal"             // anything else
 )
 
@@ -51,7 +52,7 @@ func ExitCodeOf(code string) int {
 		return ExitUsage
 	case CodeClientRefused, CodeNeedsSignIn:
 		return ExitPersonMustAct
-	case CodeProviderUnreachable:
+	case CodeProviderUnreachable, CodeAPIUnreachable:
 		return ExitUnreachable
 	}
 	return ExitFailure
@@ -124,9 +125,24 @@ type Status struct {
 	// Remote names the [[remote]] server whose tokentray keeps this
 	// connection (NAME@REMOTE); empty for a connection kept here.
 	Remote string `json:"remote,omitempty"`
+	// APIRefused says what the API answered when it refused a fresh
+	// token (a call through the proxy); empty while it takes the token.
+	APIRefused string `json:"api_refused,omitempty"`
+	// RateLimit is the API's rate limit as the last proxied call saw it.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 	// UnreachableSince is when the remote's tokentray stopped answering
 	// (State is then "unreachable"; the rest is what it said last).
 	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
+}
+
+// RateLimit is an API's rate limit as it reported it on the last call
+// through the proxy (Procore: X-Rate-Limit-Limit, -Remaining, -Reset).
+type RateLimit struct {
+	Limit     int       `json:"limit"`
+	Remaining int       `json:"remaining"`
+	Reset     time.Time `json:"reset,omitzero"`
+	// Time is when it was reported.
+	Time time.Time `json:"time"`
 }
 
 // Connection is one entry of GET /v1/connections.
@@ -242,6 +258,7 @@ type ConnectionConfig struct {
 	AuthMethod  string            `json:"token_endpoint_auth_method,omitempty"`
 	AuthParams  map[string]string `json:"auth_params,omitempty"`
 	TokenParams map[string]string `json:"token_params,omitempty"`
+	APIHeaders  map[string]string `json:"api_headers,omitempty"`
 }
 
 // Config is the body of GET /v1/config: the config file the running

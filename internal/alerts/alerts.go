@@ -22,6 +22,9 @@ const (
 	// ClientRefused: the provider refused the client (its secret, id or
 	// authentication method); the refresh token is kept for when it is fixed.
 	ClientRefused Kind = "client_refused"
+	// APIRefused: the API refuses even a freshly refreshed access token
+	// (seen by the proxy); no refresh helps, a person must look.
+	APIRefused Kind = "api_refused"
 	// Recovered: a connection that was alerted about works again.
 	Recovered Kind = "recovered"
 )
@@ -41,10 +44,15 @@ type Alert struct {
 // use; give each event stream its own, or serialise.
 type Tracker struct {
 	raised map[string]Kind // connection -> the alert in force
+	// apiRefused are the connections whose API refuses their tokens: an
+	// alert of its own, beside the token's state.
+	apiRefused map[string]bool
 }
 
 // NewTracker returns a tracker with nothing raised.
-func NewTracker() *Tracker { return &Tracker{raised: map[string]Kind{}} }
+func NewTracker() *Tracker {
+	return &Tracker{raised: map[string]Kind{}, apiRefused: map[string]bool{}}
+}
 
 // Observe returns the alert that e calls for, if any.
 func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
@@ -78,6 +86,20 @@ func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 			return Alert{}, false
 		}
 		delete(t.raised, e.Connection)
+		a.Kind = Recovered
+		return a, true
+	case e.Kind == auth.EventAPIRefused:
+		if t.apiRefused[e.Connection] {
+			return Alert{}, false
+		}
+		t.apiRefused[e.Connection] = true
+		a.Kind = APIRefused
+		return a, true
+	case e.Kind == auth.EventAPIAccepted:
+		if !t.apiRefused[e.Connection] {
+			return Alert{}, false
+		}
+		delete(t.apiRefused, e.Connection)
 		a.Kind = Recovered
 		return a, true
 	case e.Kind == auth.EventState && e.To == auth.StateDisconnected:

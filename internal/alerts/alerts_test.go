@@ -104,3 +104,25 @@ func TestStatusesOfARemoteConnectionGiveTheSameAlerts(t *testing.T) {
 		t.Fatalf("first seen in needs_reauth: %v %v", a, ok)
 	}
 }
+
+// The API refusing fresh tokens is told once per change, beside the
+// token's own state, and its end is told as a recovery.
+func TestAnAPIThatRefusesFreshTokensIsToldOncePerChange(t *testing.T) {
+	tr := NewTracker()
+	refused := auth.Event{Connection: "p", Kind: auth.EventAPIRefused, Error: "HTTP 401"}
+	if a, ok := tr.Observe(refused); !ok || a.Kind != APIRefused {
+		t.Fatalf("first refusal: %v %v", a, ok)
+	}
+	if _, ok := tr.Observe(refused); ok {
+		t.Fatal("a second refusal was told again")
+	}
+	if a, ok := tr.Observe(state(auth.StateConnected, auth.StateNeedsReauth)); !ok || a.Kind != NeedsReauth {
+		t.Fatalf("the token's own alert is independent: %v %v", a, ok)
+	}
+	if a, ok := tr.Observe(auth.Event{Connection: "p", Kind: auth.EventAPIAccepted}); !ok || a.Kind != Recovered {
+		t.Fatalf("accepted again: %v %v", a, ok)
+	}
+	if _, ok := tr.Observe(auth.Event{Connection: "p", Kind: auth.EventAPIAccepted}); ok {
+		t.Fatal("an acceptance with nothing raised was told")
+	}
+}

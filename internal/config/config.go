@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -68,6 +69,9 @@ type Connection struct {
 	AuthMethod  string `toml:"token_endpoint_auth_method"`
 	AuthParams  Params `toml:"auth_params"`
 	TokenParams Params `toml:"token_params"`
+	// APIHeaders are sent with every API call through the proxy
+	// (Procore-Company-Id).
+	APIHeaders Params `toml:"api_headers"`
 }
 
 // Params are extra request parameters: a TOML table of strings.
@@ -422,7 +426,7 @@ func Parse(path string, b []byte) (*Config, error) {
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
 		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer",
-		"token_endpoint_auth_method", "auth_params", "token_params"}
+		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers"}
 }
 
 // typeErrorRE matches the TOML decoder's message for a value of the wrong type.
@@ -434,6 +438,7 @@ var keyExamples = map[string]string{
 	"scopes":       `a list or one string, e.g. scopes = ["openid", "offline_access"] or scopes = "openid offline_access"`,
 	"auth_params":  `a table of strings, e.g. auth_params = { audience = "https://api.example.com", prompt = "consent" }`,
 	"token_params": `a table of strings, e.g. token_params = { resource = "https://api.example.com" }`,
+	"api_headers":  `a table of strings, e.g. api_headers = { "Procore-Company-Id" = "12345" }`,
 	"connection":   "[[connection]] tables, one per connection (see the README's Config section)",
 }
 
@@ -508,13 +513,14 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	}
 
 	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment,
-		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams}
+		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams, APIHeaders: raw.APIHeaders}
 
 	if raw.AuthMethod != "" && !slices.Contains(auth.AuthMethods, raw.AuthMethod) {
 		add("token_endpoint_auth_method", "%q is not one tokentray speaks; use %s (the method the client is registered with at the provider)", raw.AuthMethod, strings.Join(auth.AuthMethods, ", "))
 	}
 	errs = append(errs, checkParams("auth_params", raw.AuthParams, reservedAuthParams)...)
 	errs = append(errs, checkParams("token_params", raw.TokenParams, reservedTokenParams)...)
+	errs = append(errs, checkHeaders("api_headers", raw.APIHeaders)...)
 
 	preset, ok := auth.LookupPreset(raw.Provider)
 	switch {
@@ -630,6 +636,29 @@ func checkParams(key string, params map[string]string, reserved []string) FieldE
 			errs = append(errs, FieldError{key, "a parameter has an empty name"})
 		case slices.Contains(reserved, name):
 			errs = append(errs, FieldError{key, fmt.Sprintf("%q is set by tokentray itself (OAuth defines it); remove it%s", name, scopeNote(name))})
+		}
+	}
+	return errs
+}
+
+// checkHeaders checks the names of extra API headers: HTTP field names,
+// and none that the proxy sets itself or must never send.
+func checkHeaders(key string, headers map[string]string) FieldErrors {
+	var errs FieldErrors
+	names := make([]string, 0, len(headers))
+	for name := range headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		canon := http.CanonicalHeaderKey(name)
+		switch {
+		case name == "" || strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
+			errs = append(errs, FieldError{key, fmt.Sprintf("%q is not a header name (letters, digits and -, e.g. Procore-Company-Id)", name)})
+		case canon == "Authorization" || canon == "Cookie" || canon == "Host" || strings.HasPrefix(canon, "Proxy-") || strings.HasPrefix(canon, "Tokentray-"):
+			errs = append(errs, FieldError{key, fmt.Sprintf("%q is set by tokentray itself, or never sent; remove it", name)})
+		case strings.ContainsAny(headers[name], "\r\n"):
+			errs = append(errs, FieldError{key, fmt.Sprintf("the value of %q has a line break", name)})
 		}
 	}
 	return errs

@@ -94,6 +94,8 @@ redirect_uri = "http://localhost:1/cb"`, []string{"auth_url: missing", "token_ur
 		{"auth_params that replace OAuth's own", base(`auth_params = { state = "x", prompt = "consent" }`), []string{"auth_params", `"state" is set by tokentray itself`}},
 		{"token_params that replace OAuth's own", base(`token_params = { grant_type = "password" }`), []string{"token_params", `"grant_type"`}},
 		{"auth_params not a table", base(`auth_params = "audience=x"`), []string{"auth_params", "a table of strings"}},
+		{"api_headers with the token's header", base(`api_headers = { authorization = "Bearer x" }`), []string{"api_headers", `"authorization" is set by tokentray itself`}},
+		{"api_headers with a bad name", base(`api_headers = { "Company Id" = "1" }`), []string{"api_headers", `"Company Id" is not a header name`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,6 +196,7 @@ redirect_uri = "http://localhost:8765/callback"
 token_endpoint_auth_method = "client_secret_post"
 auth_params = { audience = "https://api.example.com", prompt = "consent" }
 token_params = { resource = "https://api.example.com" }
+api_headers = { "Procore-Company-Id" = "12345" }
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +206,8 @@ token_params = { resource = "https://api.example.com" }
 	}
 	c, _ := cfg.Lookup("hydra")
 	if !c.Discover || c.Endpoints.Issuer != "https://auth.example.com/" || c.AuthMethod != "client_secret_post" ||
-		c.AuthParams["audience"] != "https://api.example.com" || c.TokenParams["resource"] != "https://api.example.com" {
+		c.AuthParams["audience"] != "https://api.example.com" || c.TokenParams["resource"] != "https://api.example.com" ||
+		c.APIHeaders["Procore-Company-Id"] != "12345" {
 		t.Fatalf("connection: %+v", c)
 	}
 }

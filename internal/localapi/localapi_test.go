@@ -37,6 +37,11 @@ type fixture struct {
 }
 
 func serve(t testing.TB, signedIn bool, with ...func(*Server)) *fixture {
+	return serveConn(t, signedIn, nil, with...)
+}
+
+// serveConn is serve with the connection changed by conn first.
+func serveConn(t testing.TB, signedIn bool, change func(*auth.Connection), with ...func(*Server)) *fixture {
 	f := &fixture{store: auth.NewMemoryStore()}
 	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.refreshes.Add(1)
@@ -49,6 +54,9 @@ func serve(t testing.TB, signedIn bool, with ...func(*Server)) *fixture {
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
 	conn := &auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
 		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token", APIBase: "https://api.example.com"}}
+	if change != nil {
+		change(conn)
+	}
 	if signedIn {
 		_ = f.store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-old", TokenType: "bearer",
 			RefreshToken: "rt-old", ObtainedAt: time.Now().Add(-80 * time.Minute).Round(0), Lifetime: 90 * time.Minute})

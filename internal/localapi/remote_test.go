@@ -4,11 +4,19 @@ package localapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 )
@@ -101,5 +109,48 @@ func TestAServersConnectionsAreListedAndSignedInButTheirTokensStayThere(t *testi
 	next(func(e apitype.Event) bool { return e.Type == apitype.EventRemoved && e.Connection == "agent@moby" }, "the row's removal")
 	if all, _ := f.client.Connections(ctx); len(all) != 1 {
 		t.Fatalf("after the server left: %+v", all)
+	}
+}
+
+// An agent calls the API through the socket with no token of its own: the
+// proxy adds it, and the answer comes back without it. A server's
+// connection has no proxy here: its tokens stay there.
+func TestTheSocketProxiesTheConnectionsAPI(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"))
+	}))
+	defer api.Close()
+	f := serveConn(t, true, func(c *auth.Connection) { c.Endpoints.APIBase = api.URL + "/rest" })
+	f.hub.SetRemote("moby", []apitype.Connection{{Status: apitype.Status{Name: "agent@moby", Remote: "moby"}}})
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", f.path)
+	}}}
+	resp, err := client.Get("http://tokentray/v1/connections/p/api/v1.0/me?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "GET /rest/v1.0/me?x=1 Bearer ") || strings.Contains(string(body), "at-") {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	for path, code := range map[string]string{
+		"/v1/connections/p/api/../../x":    apitype.CodeUnknownConnection, // resolved by the router first: /v1/connections/x
+		"/v1/connections/p/api/a/%2e%2e/x": apitype.CodeBadRequest,
+		"/v1/connections/agent@moby/api/x": apitype.CodeRemoteConnection,
+		"/v1/connections/nope/api/x":       apitype.CodeUnknownConnection,
+	} {
+		req, _ := http.NewRequest("GET", "http://tokentray/", nil)
+		req.URL.Opaque = path // as sent, not cleaned by the client
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e apitype.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if e.Code != code {
+			t.Errorf("%s: %d %+v, want %s", path, resp.StatusCode, e, code)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/proxy"
 )
 
 // Server serves the API for a set of keepers.
@@ -38,6 +39,9 @@ type Server struct {
 	// Remotes act on the connections of [[remote]] servers that the Hub
 	// lists (NAME@REMOTE); nil: none are followed.
 	Remotes Remotes
+	// Proxy sends agents' API calls (…/NAME/api/PATH) with the token
+	// added; nil: one with the defaults.
+	Proxy *proxy.Proxy
 	// Headless: no browser opens here (tokentray serve); a sign-in takes a
 	// browser elsewhere and a pasted address.
 	Headless bool
@@ -105,6 +109,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if s.ReadTimeout <= 0 {
 		s.ReadTimeout = 10 * time.Second
 	}
+	if s.Proxy == nil {
+		s.Proxy = &proxy.Proxy{Clock: s.Clock}
+	}
 	s.srv = &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: s.HeaderTimeout,
@@ -141,6 +148,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("PUT /v1/connections/{name}/client_secret", s.setClientSecret)
 	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
 	mux.HandleFunc("POST /v1/connections/{name}/check", s.check)
+	mux.HandleFunc("/v1/connections/{name}/api/{path...}", s.api)
 	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/config", s.getConfig)
@@ -221,6 +229,10 @@ func WireStatus(st auth.Status) apitype.Status {
 	}
 	if c := st.LastCheck; c != nil {
 		out.LastCheck = &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
+	}
+	out.APIRefused = st.APIRefused
+	if rl := st.RateLimit; rl != nil {
+		out.RateLimit = &apitype.RateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.Reset, Time: rl.Time}
 	}
 	return out
 }
@@ -458,6 +470,29 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, apitype.SignedOut{Connection: Describe(k), Revoked: out.Revoked, NotRevoked: out.NotRevoked})
+}
+
+// api sends the request to the connection's API with its access token
+// added (internal/proxy): the agent never holds the token.
+func (s *Server) api(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	// An upload or a stream takes as long as it takes: no read deadline.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	path := ""
+	if parts := strings.SplitN(r.URL.EscapedPath(), "/", 6); len(parts) == 6 {
+		path = parts[5] // "", v1, connections, NAME, api, PATH
+	}
+	if err := s.Proxy.Forward(w, r, k, path); err != nil {
+		var pe *proxy.Error
+		if errors.As(err, &pe) {
+			writeError(w, pe.Status, apitype.Error{Code: pe.Code, Message: pe.Message, Hint: pe.Hint})
+			return
+		}
+		writeKeeperError(w, err)
+	}
 }
 
 // check calls the connection's API check URL with its token now.

@@ -193,6 +193,9 @@ func (r *Resident) notify(a alerts.Alert) {
 			there, _, _ := strings.Cut(name, "@")
 			m.Body = "The provider refused the client secret, id or authentication method. The refresh token is kept on " + c.Remote + ": once the client settings are fixed there (`tokentray secret " + there + "` on " + c.Remote + "), no sign-in is needed."
 		}
+	case alerts.APIRefused:
+		m.Title = name + ": the API refuses its token"
+		m.Body = "Even a freshly refreshed access token is refused, so agents calling the API through tokentray get 401. Check that api_base is of the same environment as the sign-in, and that the app may use this API; a sign-in with other scopes may help."
 	case alerts.Expired:
 		m.Title = name + ": no valid access token"
 		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
