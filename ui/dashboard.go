@@ -293,9 +293,17 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	default:
 		_ = c.check.Set(fmt.Sprintf("failed (%s): %s", humanize.Ago(ch.Time, now), ch.Error))
 	}
+	if rl := humanize.RateLimit(st.RateLimit, now); rl != "" {
+		text, _ := c.check.Get()
+		_ = c.check.Set(text + " · " + rl)
+	}
 	errText, hint := st.LastError, st.Hint
 	if errText == "" && st.LastCheck != nil && !st.LastCheck.OK() {
 		hint = st.LastCheck.Hint
+	}
+	if errText == "" && st.APIRefused != "" {
+		errText = "The API refuses its token: " + st.APIRefused
+		hint = "Even a fresh token is refused: check that api_base is of the same environment as the sign-in, and that the app may use this API."
 	}
 	// Point at what helps: sign-in when it is needed; no action that cannot work.
 	needsSignIn := st.State == apitype.StateNeedsReauth || st.State == apitype.StateDisconnected

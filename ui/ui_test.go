@@ -183,3 +183,20 @@ func TestTheHeadlineSaysWhichServersCannotBeReached(t *testing.T) {
 		}
 	}
 }
+
+// What the proxy saw is on the card: the API's rate limit beside the
+// check, and an API that refuses even a fresh token as the card's error.
+func TestDashboardShowsTheRateLimitAndAnAPIThatRefusesTheToken(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "procore", "production", tokens(now.Add(-10*time.Minute)))
+	s.keepers[0].RateLimited(auth.RateLimit{Limit: 3600, Remaining: 412, Reset: now.Add(30 * time.Minute), Time: now})
+	s.keepers[0].APIRefused("GET /rest/v1.0/me answered HTTP 401 to a token refreshed just before")
+	tr, _ := s.dashboard(t)
+	c := tr.dash.cards[0]
+	if check, _ := c.check.Get(); !strings.HasSuffix(check, " · 412 of 3600 requests left until 14:30") {
+		t.Fatalf("API row %q", check)
+	}
+	if errText, _ := c.errText.Get(); !strings.HasPrefix(errText, "The API refuses its token: GET /rest/v1.0/me") || !c.errLabel.Visible() {
+		t.Fatalf("error %q", errText)
+	}
+}

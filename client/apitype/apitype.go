@@ -130,6 +130,8 @@ type Status struct {
 	APIRefused string `json:"api_refused,omitempty"`
 	// RateLimit is the API's rate limit as the last proxied call saw it.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Waiting is how many API calls through the proxy wait for a sign-in.
+	Waiting int `json:"waiting_requests,omitempty"`
 	// UnreachableSince is when the remote's tokentray stopped answering
 	// (State is then "unreachable"; the rest is what it said last).
 	UnreachableSince time.Time `json:"unreachable_since,omitzero"`

@@ -134,12 +134,20 @@ func printStatus(e *env, all []statusJSON) {
 	}
 	_ = w.Flush()
 	for _, s := range all {
-		if s.LastError == "" {
-			continue
+		if s.LastError != "" {
+			fmt.Fprintf(e.streams.out, "\n%s: %s\n", s.Name, s.LastError)
+			if s.Hint != "" {
+				fmt.Fprintf(e.streams.out, "  hint: %s\n", s.Hint)
+			}
 		}
-		fmt.Fprintf(e.streams.out, "\n%s: %s\n", s.Name, s.LastError)
-		if s.Hint != "" {
-			fmt.Fprintf(e.streams.out, "  hint: %s\n", s.Hint)
+		if s.APIRefused != "" {
+			fmt.Fprintf(e.streams.out, "\n%s: the API refuses its token: %s\n", s.Name, s.APIRefused)
+		}
+		if s.Waiting > 0 {
+			fmt.Fprintf(e.streams.out, "\n%s: %d API calls through tokentray wait for a sign-in\n", s.Name, s.Waiting)
+		}
+		if rl := humanize.RateLimit(s.RateLimit, now); rl != "" {
+			fmt.Fprintf(e.streams.out, "\n%s: API rate limit: %s\n", s.Name, rl)
 		}
 	}
 }

@@ -121,6 +121,20 @@ func Unreachable(st apitype.Status, now time.Time) string {
 	return who + " unreachable since " + since.Format(layout)
 }
 
+// RateLimit is what the API said of its rate limit on the last call
+// through the proxy: "412 of 600 requests left until 14:00"; "" when it
+// said nothing.
+func RateLimit(rl *apitype.RateLimit, now time.Time) string {
+	if rl == nil {
+		return ""
+	}
+	s := fmt.Sprintf("%d of %d requests left", rl.Remaining, rl.Limit)
+	if rl.Reset.After(now) {
+		s += " until " + rl.Reset.In(now.Location()).Format("15:04")
+	}
+	return s
+}
+
 // NextSummary is the first time after now at which Summary of st may
 // read differently while nothing happens (the turn of a minute left, the
 // expiry), or the zero time when it stays as it is.

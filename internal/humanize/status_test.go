@@ -72,3 +72,15 @@ func TestTheSummaryChangesAtTheNextTurnOfAMinuteLeft(t *testing.T) {
 		t.Fatal("a summary without a countdown has no next change")
 	}
 }
+
+func TestTheRateLimitSaysWhatIsLeftAndUntilWhen(t *testing.T) {
+	if got := RateLimit(&apitype.RateLimit{Limit: 600, Remaining: 412, Reset: now.Add(40 * time.Minute)}, now); got != "412 of 600 requests left until 09:40" {
+		t.Fatalf("%q", got)
+	}
+	if got := RateLimit(&apitype.RateLimit{Limit: 600, Remaining: 0, Reset: now.Add(-time.Minute)}, now); got != "0 of 600 requests left" {
+		t.Fatalf("a reset in the past: %q", got)
+	}
+	if RateLimit(nil, now) != "" {
+		t.Fatal("nothing reported, nothing said")
+	}
+}

@@ -58,6 +58,18 @@ type Server struct {
 
 	mu     sync.Mutex
 	pastes map[string]*pasteSignIn // sign-ins waiting for a pasted address, by connection
+
+	proxyOnce sync.Once
+}
+
+// proxy is the Proxy, one with the defaults when none was given.
+func (s *Server) proxy() *proxy.Proxy {
+	s.proxyOnce.Do(func() {
+		if s.Proxy == nil {
+			s.Proxy = &proxy.Proxy{Clock: s.Clock}
+		}
+	})
+	return s.Proxy
 }
 
 // Remotes act on connections that [[remote]] servers keep. Their tokens
@@ -108,9 +120,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	if s.ReadTimeout <= 0 {
 		s.ReadTimeout = 10 * time.Second
-	}
-	if s.Proxy == nil {
-		s.Proxy = &proxy.Proxy{Clock: s.Clock}
 	}
 	s.srv = &http.Server{
 		Handler:           s.handler(),
@@ -241,12 +250,20 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	keepers := s.keepers()
 	out := make([]apitype.Connection, 0, len(keepers))
 	for _, k := range keepers {
-		out = append(out, Describe(k))
+		out = append(out, s.describe(k))
 	}
 	if s.Hub != nil {
 		out = append(out, s.Hub.RemoteConnections()...)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// describe is Describe with what only the server knows: the API calls
+// that wait for a sign-in.
+func (s *Server) describe(k *auth.Keeper) apitype.Connection {
+	c := Describe(k)
+	c.Waiting = s.proxy().Waiting(k)
+	return c
 }
 
 // remote is the remote connection name (NAME@REMOTE), if the hub has it.
@@ -263,7 +280,7 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if k := s.keeper(w, r); k != nil {
-		writeJSON(w, http.StatusOK, Describe(k))
+		writeJSON(w, http.StatusOK, s.describe(k))
 	}
 }
 
@@ -485,7 +502,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	if parts := strings.SplitN(r.URL.EscapedPath(), "/", 6); len(parts) == 6 {
 		path = parts[5] // "", v1, connections, NAME, api, PATH
 	}
-	if err := s.Proxy.Forward(w, r, k, path); err != nil {
+	if err := s.proxy().Forward(w, r, k, path); err != nil {
 		var pe *proxy.Error
 		if errors.As(err, &pe) {
 			writeError(w, pe.Status, apitype.Error{Code: pe.Code, Message: pe.Message, Hint: pe.Hint})

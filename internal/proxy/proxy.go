@@ -626,8 +626,11 @@ func (p *Proxy) queueOf(k *auth.Keeper) *queue {
 	return q
 }
 
-// waiting is how many requests wait for k's sign-in.
-func (p *Proxy) waiting(k *auth.Keeper) int { return int(p.queueOf(k).n.Load()) }
+// Waiting is how many requests wait for k's sign-in.
+func (p *Proxy) Waiting(k *auth.Keeper) int {
+	p.init()
+	return int(p.queueOf(k).n.Load())
+}
 
 // queue is the line of requests waiting for a connection's sign-in.
 type queue struct {

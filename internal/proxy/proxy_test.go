@@ -410,7 +410,7 @@ func TestRequestsWaitForASignInAndGoOnInOrder(t *testing.T) {
 			answers <- answer{i, r.do("GET", fmt.Sprintf("x?n=%d&tokentray_wait=10m", i), nil, nil)}
 		}()
 		// The next one comes once this one is in line.
-		for deadline := time.Now().Add(10 * time.Second); r.proxy.waiting(r.k) != i; time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); r.proxy.Waiting(r.k) != i; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("request %d is not waiting", i)
 			}
@@ -419,7 +419,7 @@ func TestRequestsWaitForASignInAndGoOnInOrder(t *testing.T) {
 	// One more, whose wait runs out.
 	late := make(chan *http.Response, 1)
 	go func() { late <- r.do("GET", "x?n=late", nil, http.Header{WaitHeader: {"30s"}}) }()
-	for deadline := time.Now().Add(10 * time.Second); r.proxy.waiting(r.k) != 4; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); r.proxy.Waiting(r.k) != 4; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the late request is not waiting")
 		}
