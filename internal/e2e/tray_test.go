@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -139,7 +140,9 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	alertLog := filepath.Join(h.dir, "alerts.jsonl")
 	cfgPath := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray", "config.toml")
 	cfg, _ := os.ReadFile(cfgPath)
-	_ = os.WriteFile(cfgPath, append(cfg, []byte(fmt.Sprintf("on_alert = \"cat >> %s\"\n", alertLog))...), 0o600)
+	// The API for the agents' calls through the proxy: oidc-provider's
+	// userinfo endpoint, /me.
+	_ = os.WriteFile(cfgPath, append(cfg, []byte(fmt.Sprintf("on_alert = \"cat >> %s\"\napi_base = \"http://127.0.0.1:%d\"\n", alertLog, h.port))...), 0o600)
 
 	h.must(clientSecret+"\n", "secret", "e2e")
 	h.must("", "login", "e2e", "--timeout", "90s")
@@ -157,6 +160,10 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	curl, err := exec.Command("curl", "-sS", "--unix-socket", sock, "http://tokentray/v1/connections").Output()
 	if err != nil || !strings.Contains(string(curl), `"state": "connected"`) {
 		t.Fatalf("curl --unix-socket: %v\n%s", err, curl)
+	}
+	// An agent calls the API through the tray, with no token of its own.
+	if out := proxied(t, sock, "me?n=0", ""); !strings.Contains(out, `"sub"`) {
+		t.Fatalf("the API through the proxy: %s", out)
 	}
 	// A script's plain call through the tray: the stored token while it is
 	// fresh, a new one, refreshed once, when it is due.
@@ -212,6 +219,21 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	}
 	screenshotWindow(t, display, "tokentray", "tray-dashboard-red.png")
 
+	// Agents' calls now wait for the sign-in, in line, as they said they may.
+	if out := proxied(t, sock, "me?n=refused", ""); !strings.Contains(out, "needs_sign_in") {
+		t.Fatalf("a call that may not wait: %s", out)
+	}
+	waiting := make([]chan string, 3)
+	for i := range waiting {
+		waiting[i] = make(chan string, 1)
+		go func() { waiting[i] <- proxied(t, sock, fmt.Sprintf("me?n=%d", i+1), "2m") }()
+		for deadline := time.Now().Add(20 * time.Second); waitingRequests(t, sock) != i+1; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("call %d does not wait", i+1)
+			}
+		}
+	}
+
 	// One click on the notification's action signs in through the browser.
 	before := h.browserCount("callback page: signed-in")
 	if err := notifier.Invoke(n.ID, "act"); err != nil {
@@ -225,6 +247,15 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitColour(t, item, "green")
+	token := keyringItem(t, "e2e")["access_token"].(string)
+	for i, w := range waiting {
+		if out := <-w; !strings.Contains(out, `"sub"`) || strings.Contains(out, token) {
+			t.Fatalf("waiting call %d after the sign-in: %s", i+1, out)
+		}
+	}
+	if got := h.apiCalls("n="); !strings.HasSuffix(strings.Join(got, ","), "n=1,n=2,n=3") {
+		t.Fatalf("the API got the calls in the order %v, want the waiting ones last, as they came", got)
+	}
 	back, err := notifier.Next(20 * time.Second)
 	if err != nil || back.Summary != "e2e is connected again" {
 		t.Fatalf("recovery notification: %+v %v", back, err)
@@ -253,6 +284,48 @@ func TestTrayRedOnRevocationAndNotificationSignsIn(t *testing.T) {
 	if tok := h.must("", "token", "e2e"); strings.TrimSpace(tok.stdout) == "" {
 		t.Fatal("no token after re-authentication")
 	}
+}
+
+// proxied is an agent's call of the API through the tray's socket (curl,
+// as a script makes it), with a wait for a sign-in unless wait is "":
+// the answer's body.
+func proxied(t *testing.T, sock, path, wait string) string {
+	args := []string{"-sS", "--unix-socket", sock, "http://tokentray/v1/connections/e2e/api/" + path}
+	if wait != "" {
+		args = append(args, "-H", "Tokentray-Wait: "+wait)
+	}
+	out, err := exec.Command("curl", args...).CombinedOutput()
+	if err != nil {
+		t.Errorf("curl %v: %v %s", args, err, out)
+	}
+	return string(out)
+}
+
+// waitingRequests is how many API calls wait for e2e's sign-in.
+func waitingRequests(t *testing.T, sock string) int {
+	out, err := exec.Command("curl", "-sS", "--unix-socket", sock, "http://tokentray/v1/connections/e2e").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Waiting int `json:"waiting_requests"`
+	}
+	_ = json.Unmarshal(out, &c)
+	return c.Waiting
+}
+
+// apiCalls are the values of the query parameter starting with prefix
+// ("n=") of the API calls oidc-provider got, in order.
+func (h *harness) apiCalls(prefix string) []string {
+	h.events.mu.Lock()
+	defer h.events.mu.Unlock()
+	var out []string
+	for _, e := range h.events.lines {
+		if u, _ := e["url"].(string); e["event"] == "api" && strings.Contains(u, prefix) {
+			out = append(out, prefix+strings.SplitN(u[strings.Index(u, prefix)+len(prefix):], "&", 2)[0])
+		}
+	}
+	return out
 }
 
 // waitAlerts waits until the alert hook's log has a line containing want.

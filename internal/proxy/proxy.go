@@ -121,7 +121,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	}
 	ctx := r.Context()
 
-	tok, release, err := p.token(ctx, k, wait)
+	tok, release, err := p.token(ctx, k, wait, "")
 	if err != nil {
 		return err
 	}
@@ -140,13 +140,19 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized && body.complete(ctx):
 		resp.Body.Close()
-		if err := k.RefreshRefused(ctx, func(t string) bool { return t == used }); err != nil {
+		if err := k.RefreshRefused(ctx, func(t string) bool { return t == used }); err != nil && (wait <= 0 || !personMustAct(err)) {
 			return err
 		}
-		if tok, err = k.Token(ctx, auth.DefaultMinValid); err != nil {
+		// A token other than the refused one: the refreshed one, or, when
+		// the refresh token is dead too, the one a person's sign-in brings
+		// (if the request may wait for it).
+		tok, release, err = p.token(ctx, k, wait, used)
+		if err != nil {
 			return err
 		}
-		if resp, err = p.send(ctx, r, target, conn, tok, body, 1); err != nil {
+		resp, err = p.send(ctx, r, target, conn, tok, body, 1)
+		release()
+		if err != nil {
 			return err
 		}
 		used, retried = tok.AccessToken.Reveal(), true
@@ -567,9 +573,19 @@ func (f *firstBody) Close() error {
 // for that, in line with the other requests that wait: release, called once
 // the request was sent, lets the next one in line go, so that they reach
 // the API in the order they came.
-func (p *Proxy) token(ctx context.Context, k *auth.Keeper, wait time.Duration) (tok *auth.Handout, release func(), err error) {
+//
+// refused is an access token the API refused: it does not count, and
+// while it is the one held, a person must act.
+func (p *Proxy) token(ctx context.Context, k *auth.Keeper, wait time.Duration, refused string) (tok *auth.Handout, release func(), err error) {
 	none := func() {}
-	tok, err = k.Token(ctx, auth.DefaultMinValid)
+	get := func() (*auth.Handout, error) {
+		tok, err := k.Token(ctx, auth.DefaultMinValid)
+		if err == nil && refused != "" && tok.AccessToken.Reveal() == refused {
+			return nil, fmt.Errorf("%s: the API refused its access token, and a new one needs a sign-in: %w", k.Connection().Name, auth.ErrNeedsSignIn)
+		}
+		return tok, err
+	}
+	tok, err = get()
 	if err == nil || wait <= 0 || !personMustAct(err) {
 		return tok, none, err
 	}
@@ -592,7 +608,7 @@ func (p *Proxy) token(ctx context.Context, k *auth.Keeper, wait time.Duration) (
 		return gaveUp(ctx.Err())
 	}
 	for {
-		if tok, err = k.Token(ctx, auth.DefaultMinValid); err == nil {
+		if tok, err = get(); err == nil {
 			return tok, t.leave, nil
 		}
 		if !personMustAct(err) {

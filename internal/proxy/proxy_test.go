@@ -28,6 +28,8 @@ type rig struct {
 	k         *auth.Keeper
 	store     *auth.MemoryStore
 	refreshes atomic.Int32
+	// deadGrant makes the provider refuse every refresh (invalid_grant).
+	deadGrant atomic.Bool
 	proxy     *Proxy
 	front     *httptest.Server
 	api       *httptest.Server
@@ -39,6 +41,11 @@ func newRig(t *testing.T, api http.HandlerFunc, signedIn bool, p *Proxy) *rig {
 		w.Header().Set("Content-Type", "application/json")
 		if req.FormValue("grant_type") == "authorization_code" {
 			fmt.Fprint(w, `{"access_token":"at-signed-in","token_type":"bearer","expires_in":3600,"refresh_token":"rt-s"}`)
+			return
+		}
+		if r.deadGrant.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_grant","error_description":"grant revoked"}`)
 			return
 		}
 		n := r.refreshes.Add(1)
@@ -429,15 +436,7 @@ func TestRequestsWaitForASignInAndGoOnInOrder(t *testing.T) {
 		t.Fatalf("a wait that ran out: %d", resp.StatusCode)
 	}
 
-	// A person signs in (the address the browser lands on, pasted).
-	pr, pw := io.Pipe()
-	err := r.k.Login(context.Background(), auth.LoginOptions{Paste: pr, PasteOnly: true, Timeout: time.Minute, ShowURL: func(u string) {
-		parsed, _ := url.Parse(u)
-		go fmt.Fprintf(pw, "http://127.0.0.1:1/cb?code=c&state=%s\n", parsed.Query().Get("state"))
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.signIn()
 	for range 3 {
 		a := <-answers
 		if body := read(t, a.resp); a.resp.StatusCode != 200 || body != "ok" {
@@ -448,5 +447,47 @@ func TestRequestsWaitForASignInAndGoOnInOrder(t *testing.T) {
 	defer mu.Unlock()
 	if strings.Join(order, ", ") != "1 Bearer at-signed-in, 2 Bearer at-signed-in, 3 Bearer at-signed-in" {
 		t.Fatalf("the API got %v", order)
+	}
+}
+
+// signIn signs the rig's connection in as a person would (the address the
+// browser lands on, pasted).
+func (r *rig) signIn() {
+	r.t.Helper()
+	pr, pw := io.Pipe()
+	err := r.k.Login(context.Background(), auth.LoginOptions{Paste: pr, PasteOnly: true, Timeout: time.Minute, ShowURL: func(u string) {
+		parsed, _ := url.Parse(u)
+		go fmt.Fprintf(pw, "http://127.0.0.1:1/cb?code=c&state=%s\n", parsed.Query().Get("state"))
+	}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// The grant is revoked: the API refuses the token still held, and the
+// refresh is refused too. A request that may wait waits for the sign-in
+// and goes on with the new token; one that may not gets needs_sign_in.
+func TestARefusedTokenWithADeadGrantWaitsForTheSignIn(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Authorization") != "Bearer at-signed-in" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}, true, &Proxy{})
+	r.deadGrant.Store(true)
+	if resp := r.do("GET", "me", nil, nil); resp.StatusCode != http.StatusConflict || !strings.Contains(read(t, resp), "invalid_grant") {
+		t.Fatalf("without a wait: %d", resp.StatusCode)
+	}
+	done := make(chan *http.Response, 1)
+	go func() { done <- r.do("POST", "me", strings.NewReader("body"), http.Header{WaitHeader: {"5m"}}) }()
+	for deadline := time.Now().Add(10 * time.Second); r.proxy.Waiting(r.k) != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request does not wait")
+		}
+	}
+	r.signIn()
+	if resp := <-done; resp.StatusCode != 200 || read(t, resp) != "ok" {
+		t.Fatalf("after the sign-in: %d", resp.StatusCode)
 	}
 }

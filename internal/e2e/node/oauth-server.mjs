@@ -9,6 +9,9 @@
 // the events of every request made before it, including one whose client was
 // killed halfway (its bytes were already in this server's socket).
 //
+// Each call of its userinfo endpoint (/me), which the proxy's tests use as
+// "the API", is an {"event":"api","url":…} line, in the order they came.
+//
 // usage: node oauth-server.mjs PORT REDIRECT_URI [ACCESS_TTL_SECONDS]
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
@@ -68,6 +71,7 @@ const server = createServer(async (req, res) => {
       res.end('ok\n');
       return;
     }
+    if (req.url.startsWith('/me')) emit('api', { url: req.url, authorized: Boolean(req.headers.authorization) });
     await handle(req, res);
   } finally {
     inFlight--;
