@@ -68,6 +68,8 @@ type Connection struct {
 	// APIHeaders are sent with every API call made through tokentray's
 	// proxy (Procore-Company-Id).
 	APIHeaders map[string]string
+	// ProxyPort, if not 0, serves the proxy on 127.0.0.1:ProxyPort too.
+	ProxyPort int
 }
 
 // authMethod is the method used with secret: the connection's own, the

@@ -261,6 +261,7 @@ type ConnectionConfig struct {
 	AuthParams  map[string]string `json:"auth_params,omitempty"`
 	TokenParams map[string]string `json:"token_params,omitempty"`
 	APIHeaders  map[string]string `json:"api_headers,omitempty"`
+	ProxyPort   int               `json:"proxy_port,omitempty"`
 }
 
 // Config is the body of GET /v1/config: the config file the running

@@ -11,6 +11,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/proxykey"
 )
 
 func newRefreshCmd(envFor envGetter) *cobra.Command {
@@ -146,4 +147,52 @@ func readSecret(io streams, name string) (string, error) {
 		return "", usageError{errors.New("the secret starts or ends with spaces, which is almost certainly a copy-paste slip; paste it again without them")}
 	}
 	return secret, nil
+}
+
+func newProxyKeyCmd(envFor envGetter) *cobra.Command {
+	var rotate bool
+	c := &cobra.Command{
+		Use:   "proxy-key NAME [--rotate]",
+		Short: "Print the key of NAME's proxy port (proxy_port); --rotate replaces it",
+		Long: `Prints the key that clients of NAME's loopback proxy port (proxy_port in its table) send
+in the Tokentray-Proxy-Key header. It is made the first time it is asked for, and kept in a
+file only you can read ($XDG_STATE_HOME/tokentray/NAME.proxy-key). --rotate replaces it: a
+client with the old key is refused from its next request on.`,
+		Example: `  curl -H "Tokentray-Proxy-Key: $(tokentray proxy-key procore)" http://127.0.0.1:8799/rest/v1.0/me
+  tokentray proxy-key procore --rotate`,
+		Args: oneName,
+		RunE: func(c *cobra.Command, args []string) error {
+			e, err := envFor(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := e.config()
+			if err != nil {
+				return err
+			}
+			conn, err := cfg.Lookup(args[0])
+			if err != nil {
+				return err
+			}
+			if conn.ProxyPort == 0 {
+				return usageError{fmt.Errorf("%s has no proxy port: set proxy_port = 8799 (or another free port) in its [[connection]] table, or call its API through the socket (see the README)", args[0])}
+			}
+			keys, err := proxykey.Open()
+			if err != nil {
+				return err
+			}
+			get := keys.Get
+			if rotate {
+				get = keys.Rotate
+			}
+			key, err := get(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.streams.out, key)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&rotate, "rotate", false, "replace the key: clients with the old one are refused")
+	return c
 }

@@ -54,6 +54,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newDemoCmd(io, d.openBrowser),
 		newServeCmd(envFor),
 		newEventsCmd(envFor),
+		newProxyKeyCmd(envFor),
 	)
 	return root
 }

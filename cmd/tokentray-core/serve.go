@@ -79,9 +79,9 @@ func serveRun(ctx context.Context, e *env, stderr io.Writer) error {
 	f.OnChange(follow)
 	go logEvents(ctx, hub, log)
 	served := make(chan error, 1)
-	go func() {
-		served <- (&localapi.Server{Hub: hub, Connections: f, Clock: e.clock, Headless: true}).Serve(ctx, l)
-	}()
+	api := &localapi.Server{Hub: hub, Connections: f, Clock: e.clock, Headless: true}
+	go func() { served <- api.Serve(ctx, l) }()
+	servePorts(ctx, api, f, func(connection, text string) { log.Error(text, "connection", connection) })
 	watchResume(ctx, func() {
 		for _, k := range f.Keepers() {
 			k.Wake()

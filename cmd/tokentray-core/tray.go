@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -23,6 +24,7 @@ import (
 	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/proxykey"
 	"github.com/tokentray/tokentray/internal/resident"
 	"github.com/tokentray/tokentray/internal/sibling"
 	"github.com/tokentray/tokentray/internal/wake"
@@ -136,7 +138,10 @@ func runResident(ctx context.Context, f *fleet.Fleet, opt resident.Options, afte
 	if opt.Editable {
 		editable = f
 	}
-	serveAPI(ctx, &localapi.Server{Hub: r.Hub(), Connections: editable, Clock: opt.Clock, ShowDashboard: r.ShowDashboard, Remotes: r.RemoteActions()}, opt.Log)
+	api := &localapi.Server{Hub: r.Hub(), Connections: editable, Clock: opt.Clock, ShowDashboard: r.ShowDashboard, Remotes: r.RemoteActions()}
+	if serveAPI(ctx, api, opt.Log) {
+		servePorts(ctx, api, f, func(connection, text string) { r.Problem(connection + ": " + text) })
+	}
 	watchResume(ctx, func() {
 		for _, k := range f.Keepers() {
 			k.Wake()
@@ -215,6 +220,33 @@ func serveAPI(ctx context.Context, s *localapi.Server, log *slog.Logger) bool {
 		}
 	}()
 	return true
+}
+
+// servePorts opens the loopback proxy ports of f's connections that have a
+// proxy_port, following the config, until ctx ends. Their keys are read
+// from their files at each request: a rotation applies at once.
+func servePorts(ctx context.Context, api *localapi.Server, f *fleet.Fleet, problem func(connection, text string)) {
+	var mu sync.Mutex
+	var keys *proxykey.Keys // opened when first needed
+	p := &localapi.Ports{Server: api, Problem: problem, Key: func(name string) (string, error) {
+		mu.Lock()
+		if keys == nil {
+			k, err := proxykey.Open()
+			if err != nil {
+				mu.Unlock()
+				return "", err
+			}
+			keys = k
+		}
+		mu.Unlock()
+		return keys.Get(name)
+	}}
+	p.Sync(f.Keepers())
+	f.OnChange(func() { p.Sync(f.Keepers()) })
+	go func() {
+		<-ctx.Done()
+		p.Close()
+	}()
 }
 
 // watchResume calls wakeUp (every keeper, every remote) when the machine

@@ -72,6 +72,9 @@ type Connection struct {
 	// APIHeaders are sent with every API call through the proxy
 	// (Procore-Company-Id).
 	APIHeaders Params `toml:"api_headers"`
+	// ProxyPort opens the proxy on 127.0.0.1:PORT too, for clients that
+	// cannot speak to a unix socket (a key in a header is required).
+	ProxyPort int `toml:"proxy_port"`
 }
 
 // Params are extra request parameters: a TOML table of strings.
@@ -396,7 +399,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default) or \"file\" (files only this user can read, for servers without a Secret Service)", f.Store))
 	}
 	problems = append(problems, checkRemotes(cfg, f.Remotes)...)
-	seen := map[string]int{}
+	seen, ports := map[string]int{}, map[int]int{}
 	for i, raw := range f.Connections {
 		label := fmt.Sprintf("connection #%d", i+1)
 		if raw.Name != "" {
@@ -412,6 +415,12 @@ func Parse(path string, b []byte) (*Config, error) {
 			}
 			seen[raw.Name] = i + 1
 		}
+		if p := raw.ProxyPort; p != 0 {
+			if first, dup := ports[p]; dup {
+				problems = append(problems, fmt.Sprintf("%s: proxy_port: %d is the port of connection #%d too; each connection's proxy needs a port of its own", label, p, first))
+			}
+			ports[p] = i + 1
+		}
 		if len(errs) == 0 {
 			cfg.Connections = append(cfg.Connections, conn)
 			cfg.tables[conn.Name] = raw
@@ -426,7 +435,7 @@ func Parse(path string, b []byte) (*Config, error) {
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
 		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer",
-		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers"}
+		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers", "proxy_port"}
 }
 
 // typeErrorRE matches the TOML decoder's message for a value of the wrong type.
@@ -439,6 +448,7 @@ var keyExamples = map[string]string{
 	"auth_params":  `a table of strings, e.g. auth_params = { audience = "https://api.example.com", prompt = "consent" }`,
 	"token_params": `a table of strings, e.g. token_params = { resource = "https://api.example.com" }`,
 	"api_headers":  `a table of strings, e.g. api_headers = { "Procore-Company-Id" = "12345" }`,
+	"proxy_port":   "a port number, e.g. proxy_port = 8799",
 	"connection":   "[[connection]] tables, one per connection (see the README's Config section)",
 }
 
@@ -513,7 +523,8 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	}
 
 	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment,
-		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams, APIHeaders: raw.APIHeaders}
+		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams, APIHeaders: raw.APIHeaders,
+		ProxyPort: raw.ProxyPort}
 
 	if raw.AuthMethod != "" && !slices.Contains(auth.AuthMethods, raw.AuthMethod) {
 		add("token_endpoint_auth_method", "%q is not one tokentray speaks; use %s (the method the client is registered with at the provider)", raw.AuthMethod, strings.Join(auth.AuthMethods, ", "))
@@ -521,6 +532,9 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	errs = append(errs, checkParams("auth_params", raw.AuthParams, reservedAuthParams)...)
 	errs = append(errs, checkParams("token_params", raw.TokenParams, reservedTokenParams)...)
 	errs = append(errs, checkHeaders("api_headers", raw.APIHeaders)...)
+	if p := raw.ProxyPort; p != 0 && (p < 1024 || p > 65535) {
+		add("proxy_port", "%d is not a port tokentray may open: choose one from 1024 to 65535, e.g. 8799", p)
+	}
 
 	preset, ok := auth.LookupPreset(raw.Provider)
 	switch {

@@ -95,6 +95,8 @@ redirect_uri = "http://localhost:1/cb"`, []string{"auth_url: missing", "token_ur
 		{"token_params that replace OAuth's own", base(`token_params = { grant_type = "password" }`), []string{"token_params", `"grant_type"`}},
 		{"auth_params not a table", base(`auth_params = "audience=x"`), []string{"auth_params", "a table of strings"}},
 		{"api_headers with the token's header", base(`api_headers = { authorization = "Bearer x" }`), []string{"api_headers", `"authorization" is set by tokentray itself`}},
+		{"a port tokentray may not open", base(`proxy_port = 80`), []string{"proxy_port", "1024 to 65535"}},
+		{"the same port twice", base(`proxy_port = 8799`) + "\n[[connection]]\nname = \"q\"\nprovider = \"generic\"\nclient_id = \"c\"\nredirect_uri = \"http://localhost:8766/callback\"\nauth_url = \"https://a.example.com/a\"\ntoken_url = \"https://a.example.com/t\"\nproxy_port = 8799\n", []string{"proxy_port", "8799 is the port of connection #1 too"}},
 		{"api_headers with a bad name", base(`api_headers = { "Company Id" = "1" }`), []string{"api_headers", `"Company Id" is not a header name`}},
 	}
 	for _, tc := range tests {

@@ -9,7 +9,7 @@ func (c Connection) Wire() apitype.ConnectionConfig {
 		RedirectURI: c.RedirectURI, Scopes: c.Scopes, RefreshAt: c.RefreshAt, ExportFile: c.ExportFile,
 		TokenEnv: c.TokenEnv, OnAlert: c.OnAlert, AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL,
 		APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer, AuthMethod: c.AuthMethod,
-		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders,
+		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders, ProxyPort: c.ProxyPort,
 	}
 }
 
@@ -20,6 +20,6 @@ func FromWire(c apitype.ConnectionConfig) Connection {
 		RedirectURI: c.RedirectURI, Scopes: c.Scopes, RefreshAt: c.RefreshAt, ExportFile: c.ExportFile,
 		TokenEnv: c.TokenEnv, OnAlert: c.OnAlert, AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL,
 		APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer, AuthMethod: c.AuthMethod,
-		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders,
+		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders, ProxyPort: c.ProxyPort,
 	}
 }

@@ -311,3 +311,11 @@ func (s *Store) removeOrphans() {
 		}
 	}
 }
+
+// ReadFile reads file (of connection name) with the store's checks: a
+// file of tokentray's other than the tokens and the secret (a proxy key).
+func (s *Store) ReadFile(name, file string) ([]byte, error) { return s.read(name, file) }
+
+// WriteFile writes file (of connection name) with the store's guarantees:
+// 0600, atomic, durable; sealed if the store has a key.
+func (s *Store) WriteFile(name, file string, value []byte) error { return s.write(name, file, value) }

@@ -502,6 +502,12 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	if parts := strings.SplitN(r.URL.EscapedPath(), "/", 6); len(parts) == 6 {
 		path = parts[5] // "", v1, connections, NAME, api, PATH
 	}
+	s.forward(w, r, k, path)
+}
+
+// forward sends r to k's API at path, and answers the proxy's own
+// failures as the API does.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, path string) {
 	if err := s.proxy().Forward(w, r, k, path); err != nil {
 		var pe *proxy.Error
 		if errors.As(err, &pe) {

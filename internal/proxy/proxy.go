@@ -42,6 +42,11 @@ const (
 	MaxWait = time.Hour
 )
 
+// KeyHeader carries the key of a connection's loopback port (proxy_port):
+// a client that cannot speak to the unix socket proves with it that it may
+// use the connection.
+const KeyHeader = "Tokentray-Proxy-Key"
+
 // WaitHeader and WaitParam let a request wait for a sign-in (a duration:
 // "5m") when the connection needs one, instead of failing at once. The
 // parameter is taken out of the query before the request goes on.

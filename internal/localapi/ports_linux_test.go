@@ -1,0 +1,90 @@
+package localapi
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/proxy"
+	"github.com/tokentray/tokentray/internal/sshtest"
+)
+
+func freeLoopbackPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A connection's loopback port serves its API to clients that send the
+// port's key, and to no one else: no key, a wrong key, and (run as root,
+// with a second user) a process of another user are refused.
+func TestTheLoopbackPortWantsTheKeyAndTheSameUser(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.URL.RequestURI(), r.Header.Get("Authorization"))
+	}))
+	defer api.Close()
+	num := freeLoopbackPort(t)
+	f := serveConn(t, true, func(c *auth.Connection) { c.Endpoints.APIBase = api.URL + "/rest"; c.ProxyPort = num })
+	key := "ttk_test-key"
+	ports := &Ports{Server: f.server, Key: func(string) (string, error) { return key, nil }}
+	ports.Sync([]*auth.Keeper{f.keeper})
+	defer ports.Close()
+	base := fmt.Sprintf("http://127.0.0.1:%d", num)
+	get := func(header string) (int, string) {
+		req, _ := http.NewRequest("GET", base+"/v1.0/me?x=1", nil)
+		if header != "" {
+			req.Header.Set(proxy.KeyHeader, header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(""); code != 401 || !strings.Contains(body, "is missing") || !strings.Contains(body, "tokentray proxy-key p") {
+		t.Fatalf("no key: %d %s", code, body)
+	}
+	if code, body := get("ttk_wrong"); code != 401 || !strings.Contains(body, "is wrong") {
+		t.Fatalf("a wrong key: %d %s", code, body)
+	}
+	if code, body := get(key); code != 200 || !strings.HasPrefix(body, "/rest/v1.0/me?x=1 Bearer ") || strings.Contains(body, "at-") {
+		t.Fatalf("the key: %d %s", code, body)
+	}
+	// The port closes with its connection's proxy_port.
+	ports.Sync(nil)
+	if _, err := http.Get(base + "/x"); err == nil {
+		t.Fatal("the port is still open")
+	}
+	ports.Sync([]*auth.Keeper{f.keeper})
+
+	if os.Geteuid() != 0 {
+		t.Log("not root: the other user's part is skipped")
+		return
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is missing")
+	}
+	other := sshtest.EnsureUser(t, "tt-agent")
+	uid, gid := 0, 0
+	fmt.Sscan(other.Uid, &uid)
+	fmt.Sscan(other.Gid, &gid)
+	curl := exec.Command("curl", "-sS", "-H", proxy.KeyHeader+": "+key, base+"/v1.0/me")
+	curl.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, _ := curl.CombinedOutput()
+	if !strings.Contains(string(out), "forbidden") || strings.Contains(string(out), "Bearer") {
+		t.Fatalf("another user with the key: %s", out)
+	}
+}
