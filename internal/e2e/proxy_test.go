@@ -127,8 +127,9 @@ func TestAgentsInPythonAndNodeCallTheAPIThroughTokentray(t *testing.T) {
 	h.must("", "login", "e2e", "--timeout", "90s")
 	_, item := h.startTray(t, display)
 	waitColour(t, item, "green")
+	seen := []string{keyringItem(t, "e2e")["access_token"].(string)}
 	for _, a := range runAll() {
-		a.wait(t, keyringItem(t, "e2e")["access_token"].(string))
+		a.wait(t, seen[0])
 	}
 	oldRT := keyringItem(t, "e2e")["refresh_token"].(string)
 
@@ -139,8 +140,9 @@ func TestAgentsInPythonAndNodeCallTheAPIThroughTokentray(t *testing.T) {
 			t.Fatal("the tray did not refresh")
 		}
 	}
+	seen = append(seen, keyringItem(t, "e2e")["access_token"].(string))
 	for _, a := range runAll() {
-		a.wait(t, keyringItem(t, "e2e")["access_token"].(string))
+		a.wait(t, seen[len(seen)-1])
 	}
 
 	// The grant is revoked (a used refresh token replayed); the tray turns red.
@@ -168,7 +170,15 @@ func TestAgentsInPythonAndNodeCallTheAPIThroughTokentray(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitColour(t, item, "green")
+	seen = append(seen, keyringItem(t, "e2e")["access_token"].(string))
 	for _, a := range runs {
-		a.wait(t, keyringItem(t, "e2e")["access_token"].(string))
+		a.wait(t, seen[len(seen)-1])
+	}
+	// Nor in the tray's log.
+	log, _ := os.ReadFile(filepath.Join(h.dir, "tray.log"))
+	for _, tok := range seen {
+		if strings.Contains(string(log), tok) {
+			t.Fatal("an access token is in the tray's log")
+		}
 	}
 }
