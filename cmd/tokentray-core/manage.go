@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
@@ -195,4 +197,24 @@ client with the old key is refused from its next request on.`,
 	}
 	c.Flags().BoolVar(&rotate, "rotate", false, "replace the key: clients with the old one are refused")
 	return c
+}
+
+// newManCmd writes the man pages, one per command, made from the commands
+// themselves so that they cannot drift from --help. Hidden: packages call
+// it when they are built.
+func newManCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "__man DIR",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return err
+			}
+			root := c.Root()
+			root.DisableAutoGenTag = true // the same pages for the same source
+			return doc.GenManTree(root, &doc.GenManHeader{Title: "TOKENTRAY", Section: "1", Source: versionLine(),
+				Manual: "tokentray manual"}, args[0])
+		},
+	}
 }

@@ -32,6 +32,8 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 			return nil
 		},
 	}
+	root.Version = versionLine()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(io.out)
 	root.SetErr(io.err)
 	root.SetIn(io.in)
@@ -55,6 +57,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newServeCmd(envFor),
 		newEventsCmd(envFor),
 		newProxyKeyCmd(envFor),
+		newManCmd(),
 	)
 	return root
 }
