@@ -88,3 +88,53 @@ func TestTheLoopbackPortWantsTheKeyAndTheSameUser(t *testing.T) {
 		t.Fatalf("another user with the key: %s", out)
 	}
 }
+
+// The peer check finds a client's socket whether it is an IPv4 one or an
+// IPv6 one connected to ::ffff:127.0.0.1.
+func TestThePeerOfALoopbackConnectionIsFoundInBothTables(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dial6 := func() (int, error) { // an IPv6 socket to ::ffff:127.0.0.1, which Go's net would not make
+		fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			return -1, err
+		}
+		sa := &syscall.SockaddrInet6{Port: port}
+		copy(sa.Addr[:], net.ParseIP("::ffff:127.0.0.1").To16())
+		if err := syscall.Connect(fd, sa); err != nil {
+			syscall.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
+	for _, ipv6 := range []bool{false, true} {
+		var closeClient func()
+		if ipv6 {
+			fd, err := dial6()
+			if err != nil {
+				t.Logf("no IPv6 socket here: %v", err)
+				continue
+			}
+			closeClient = func() { syscall.Close(fd) }
+		} else {
+			c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeClient = func() { c.Close() }
+		}
+		server, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := checkTCPPeer(server); got != peerSameUser {
+			t.Errorf("a client over IPv6=%v: %v, want the same user", ipv6, got)
+		}
+		server.Close()
+		closeClient()
+	}
+}

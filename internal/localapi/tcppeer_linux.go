@@ -20,22 +20,32 @@ func checkTCPPeer(c net.Conn) peer {
 	if !ok1 || !ok2 || local.IP.To4() == nil || remote.IP.To4() == nil {
 		return peerUnknown
 	}
-	uid, found := tcpSocketOwner("/proc/net/tcp", procAddr(remote), procAddr(local))
+	// A client's socket is in /proc/net/tcp, or, when it is an IPv6 one
+	// that reached us at ::ffff:127.0.0.1, in /proc/net/tcp6.
+	uid, found := tcpSocketOwner("/proc/net/tcp", procAddr(remote.IP.To4(), remote.Port), procAddr(local.IP.To4(), local.Port))
+	if !found {
+		uid, found = tcpSocketOwner("/proc/net/tcp6", procAddr(remote.IP.To16(), remote.Port), procAddr(local.IP.To16(), local.Port))
+	}
 	switch {
 	case !found:
-		return peerUnknown
+		// Not listed (it closed meanwhile, or the kernel hides it):
+		// nobody can say it is ours, so it is not.
+		return peerOtherUser
 	case uid != os.Getuid():
 		return peerOtherUser
 	}
 	return peerSameUser
 }
 
-// procAddr is an IPv4 address as /proc/net/tcp writes it: the address as
-// the host's 32-bit number in hex (little-endian on every Linux machine
+// procAddr is an address as /proc/net/tcp{,6} writes it: each 32-bit word
+// of it as the host's number in hex (little-endian on every Linux machine
 // Go runs on but s390x and the big-endian MIPS/PPC ones), then the port.
-func procAddr(a *net.TCPAddr) string {
-	ip := a.IP.To4()
-	return fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip), a.Port)
+func procAddr(ip net.IP, port int) string {
+	var b strings.Builder
+	for i := 0; i+4 <= len(ip); i += 4 {
+		fmt.Fprintf(&b, "%08X", binary.NativeEndian.Uint32(ip[i:i+4]))
+	}
+	return fmt.Sprintf("%s:%04X", b.String(), port)
 }
 
 // tcpSocketOwner is the uid of the socket from local to remote in a

@@ -42,6 +42,10 @@ const (
 	MaxWait = time.Hour
 )
 
+// freshToken is how young a refused access token may be for its 401 to be
+// passed on without a refresh.
+const freshToken = 30 * time.Second
+
 // KeyHeader carries the key of a connection's loopback port (proxy_port):
 // a client that cannot speak to the unix socket proves with it that it may
 // use the connection.
@@ -67,7 +71,7 @@ type Proxy struct {
 
 	once   sync.Once
 	mu     sync.Mutex
-	queues map[*auth.Keeper]*queue
+	queues map[string]*queue // by connection
 }
 
 // Error is a failure of the proxy itself (not of the API, whose answers go
@@ -98,7 +102,7 @@ func (p *Proxy) init() {
 		if p.MaxRetryAfter <= 0 {
 			p.MaxRetryAfter = DefaultMaxRetryAfter
 		}
-		p.queues = map[*auth.Keeper]*queue{}
+		p.queues = map[string]*queue{}
 	})
 }
 
@@ -109,13 +113,13 @@ func (p *Proxy) init() {
 func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, path string) error {
 	p.init()
 	conn := k.Connection()
-	target, err := Target(conn.Endpoints.APIBase, path, r.URL.RawQuery)
-	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: apitype.CodeBadRequest, Message: err.Error()}
-	}
 	if conn.Endpoints.APIBase == "" {
 		return &Error{Status: http.StatusConflict, Code: apitype.CodeBadRequest, Message: conn.Name + " has no api_base to send API calls to",
 			Hint: "Set api_base in its [[connection]] table: the URL its API paths are relative to."}
+	}
+	target, err := Target(conn.Endpoints.APIBase, path, r.URL.RawQuery)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: apitype.CodeBadRequest, Message: err.Error()}
 	}
 	// The answer may start before the agent's body has all come (a
 	// stream both ways): an HTTP/1 server must be told it may.
@@ -143,6 +147,11 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	used := tok.AccessToken.Reveal()
 	retried := false
 	switch {
+	case resp.StatusCode == http.StatusUnauthorized && p.Clock.Now().Sub(tok.ObtainedAt) < freshToken:
+		// A token this fresh is not refused for its age: another refresh
+		// cannot help (a path the app may not use, another environment's
+		// API), and one per call could get the client rate-limited.
+		k.APIRefused(fmt.Sprintf("%s %s answered HTTP 401 to a token obtained %s before", r.Method, target.Path, p.Clock.Now().Sub(tok.ObtainedAt).Round(time.Second)))
 	case resp.StatusCode == http.StatusUnauthorized && body.complete(ctx):
 		resp.Body.Close()
 		if err := k.RefreshRefused(ctx, func(t string) bool { return t == used }); err != nil && (wait <= 0 || !personMustAct(err)) {
@@ -205,6 +214,10 @@ func (p *Proxy) send(ctx context.Context, in *http.Request, target *url.URL, con
 	}
 	out.URL = target // as built: its escaping kept
 	out.Header = outHeaders(in.Header)
+	// The transport asks for gzip itself and decodes it, so that the answer
+	// is searched for the token as plain bytes: a body compressed for the
+	// agent could carry it unseen.
+	out.Header.Del("Accept-Encoding")
 	for name, value := range conn.APIHeaders {
 		out.Header.Set(name, value)
 	}
@@ -383,10 +396,15 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, token string) {
 				return
 			}
 		}
-		if err != nil {
+		if err == io.EOF {
 			_ = out.Close()
 			_ = rc.Flush()
 			return
+		}
+		if err != nil {
+			// Cut off: the agent must not take a truncated answer for a
+			// whole one, so the connection is dropped, not ended.
+			panic(http.ErrAbortHandler)
 		}
 	}
 }
@@ -639,10 +657,10 @@ func personMustAct(err error) bool {
 func (p *Proxy) queueOf(k *auth.Keeper) *queue {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	q := p.queues[k]
+	q := p.queues[k.Connection().Name]
 	if q == nil {
 		q = &queue{}
-		p.queues[k] = q
+		p.queues[k.Connection().Name] = q
 	}
 	return q
 }
@@ -650,7 +668,12 @@ func (p *Proxy) queueOf(k *auth.Keeper) *queue {
 // Waiting is how many requests wait for k's sign-in.
 func (p *Proxy) Waiting(k *auth.Keeper) int {
 	p.init()
-	return int(p.queueOf(k).n.Load())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if q := p.queues[k.Connection().Name]; q != nil {
+		return int(q.n.Load())
+	}
+	return 0
 }
 
 // queue is the line of requests waiting for a connection's sign-in.

@@ -44,7 +44,7 @@ func (r Remote) Command(ctx context.Context, args ...string) *exec.Cmd {
 // ssh_options come first and win.
 func (r Remote) command(ctx context.Context, defaults []string, args ...string) *exec.Cmd {
 	var sshArgs []string
-	for _, o := range append(slices.Clone(r.SSHOptions), defaults...) {
+	for _, o := range append(append(slices.Clone(r.SSHOptions), defaults...), alive...) {
 		sshArgs = append(sshArgs, "-o", o)
 	}
 	// %C is 40 characters, and ssh adds 17 while it sets the socket up: a
@@ -63,6 +63,11 @@ func (r Remote) command(ctx context.Context, defaults []string, args ...string) 
 	sshArgs = append(sshArgs, "--", r.SSH, strings.Join(words, " "))
 	return exec.CommandContext(ctx, "ssh", sshArgs...)
 }
+
+// alive notices a dead connection within 45 s, not at the next TCP
+// timeout, whichever call set up the control connection that the others
+// share (a background one would otherwise keep none).
+var alive = []string{"ServerAliveInterval=15", "ServerAliveCountMax=3"}
 
 // shellQuote makes s one word of a POSIX shell command line.
 func shellQuote(s string) string {

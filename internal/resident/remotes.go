@@ -157,10 +157,10 @@ func (r *Resident) remoteChanged(ctx context.Context, f *followed, v remote.View
 		}
 	}
 	f.last = seen
+	// The notice's goroutine and this one decide under f.mu, so that a
+	// server back at the last moment is told of either way, never both.
 	f.mu.Lock()
 	told := f.told
-	f.told = f.told && !v.Reachable
-	f.mu.Unlock()
 	switch {
 	case !v.Reachable && f.notice == nil && !told:
 		nctx, cancel := context.WithCancel(ctx)
@@ -172,10 +172,12 @@ func (r *Resident) remoteChanged(ctx context.Context, f *followed, v remote.View
 				return
 			case <-r.opt.Clock.After(wait):
 			}
-			if cur := f.watcher.View(); !cur.Reachable && cur.Since.Equal(v.Since) {
-				f.mu.Lock()
-				f.told = true
-				f.mu.Unlock()
+			f.mu.Lock()
+			cur := f.watcher.View()
+			tell := nctx.Err() == nil && !cur.Reachable && cur.Since.Equal(v.Since)
+			f.told = f.told || tell
+			f.mu.Unlock()
+			if tell {
 				r.tellUnreachable(cur)
 			}
 		}()
@@ -184,6 +186,10 @@ func (r *Resident) remoteChanged(ctx context.Context, f *followed, v remote.View
 			f.notice()
 			f.notice = nil
 		}
+		f.told = false
+	}
+	f.mu.Unlock()
+	if v.Reachable {
 		if told {
 			r.send(notify.Message{Key: "remote:" + v.Remote, Title: v.Remote + " can be reached again", Icon: assets.TrayGreen,
 				Body: "tokentray follows its connections again."}, "")

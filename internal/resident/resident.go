@@ -108,7 +108,10 @@ func (r *Resident) Start(ctx context.Context) {
 			if follows[k] == nil {
 				kctx, cancel := context.WithCancel(ctx)
 				follows[k] = cancel
-				go r.alerts(kctx, k)
+				// Subscribed here, not in the goroutine: an event right
+				// after Start must not pass before anyone listens.
+				events, stop := k.Subscribe()
+				go r.alerts(kctx, events, stop)
 			}
 		}
 		for k, cancel := range follows {
@@ -159,9 +162,8 @@ func (r *Resident) Connections() []apitype.Connection {
 	return append(out, r.hub.RemoteConnections()...)
 }
 
-// alerts turns k's events into notifications, once per transition.
-func (r *Resident) alerts(ctx context.Context, k *auth.Keeper) {
-	events, stop := k.Subscribe()
+// alerts turns a keeper's events into notifications, once per transition.
+func (r *Resident) alerts(ctx context.Context, events <-chan auth.Event, stop func()) {
 	go func() {
 		<-ctx.Done()
 		stop()
