@@ -108,6 +108,14 @@ func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 	return Alert{}, false
 }
 
+// Seed returns the alert that a connection already in st calls for when
+// it is first followed: a keeper that failed before anyone listened (at
+// start-up, a dead refresh token fails within milliseconds) is told of
+// all the same, and its event, if it comes after, is no second alert.
+func (t *Tracker) Seed(st auth.Status, at time.Time) (Alert, bool) {
+	return t.ObserveStatus(nil, apitype.Status{Name: st.Name, State: string(st.State), Usable: st.Usable, LastError: st.LastError, Hint: st.Hint}, at)
+}
+
 // ObserveStatus returns the alert that a change of a connection's reported
 // status from before (nil: first seen) to now calls for: the alerts its
 // keeper's events give, for a connection whose keeper runs elsewhere (a

@@ -126,3 +126,19 @@ func TestAnAPIThatRefusesFreshTokensIsToldOncePerChange(t *testing.T) {
 		t.Fatal("an acceptance with nothing raised was told")
 	}
 }
+
+// A keeper that failed before anyone listened is told of once, and its
+// event, heard afterwards, is no second alert.
+func TestAKeeperThatFailedBeforeAnyoneListenedIsToldOfOnce(t *testing.T) {
+	tr := NewTracker()
+	if _, ok := tr.Seed(auth.Status{Name: "p", State: auth.StateConnected, Usable: true}, time.Time{}); ok {
+		t.Fatal("a connected keeper was alerted about")
+	}
+	tr = NewTracker()
+	if a, ok := tr.Seed(auth.Status{Name: "p", State: auth.StateNeedsReauth}, time.Time{}); !ok || a.Kind != NeedsReauth {
+		t.Fatalf("seeded in needs_reauth: %v %v", a, ok)
+	}
+	if _, ok := tr.Observe(state(auth.StateRefreshing, auth.StateNeedsReauth)); ok {
+		t.Fatal("the event after the seed was a second alert")
+	}
+}

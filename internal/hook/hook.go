@@ -111,8 +111,14 @@ func Watch(ctx context.Context, k *auth.Keeper, command string, r *Runner) {
 		stop()
 	}()
 	conn := k.Connection()
+	tracker := alerts.NewTracker()
+	// A keeper that failed before this subscription (it runs already) is
+	// told of all the same.
+	seed, seeded := tracker.Seed(k.Status(), time.Now())
 	go func() {
-		tracker := alerts.NewTracker()
+		if seeded {
+			go r.runAndLog(ctx, command, Payload{Alert: seed, Provider: conn.Provider.Name, Environment: conn.Environment})
+		}
 		for e := range events {
 			a, ok := tracker.Observe(e)
 			if !ok {

@@ -97,7 +97,6 @@ func (r *Resident) Hub() *localapi.Hub { return r.hub }
 func (r *Resident) Start(ctx context.Context) {
 	ctx, r.quit = context.WithCancel(ctx)
 	r.ctx = ctx
-	r.fleet.Start(ctx)
 	follows := map[*auth.Keeper]context.CancelFunc{}
 	follow := func() {
 		keepers := r.fleet.Keepers()
@@ -111,7 +110,7 @@ func (r *Resident) Start(ctx context.Context) {
 				// Subscribed here, not in the goroutine: an event right
 				// after Start must not pass before anyone listens.
 				events, stop := k.Subscribe()
-				go r.alerts(kctx, events, stop)
+				go r.alerts(kctx, k, events, stop)
 			}
 		}
 		for k, cancel := range follows {
@@ -122,8 +121,9 @@ func (r *Resident) Start(ctx context.Context) {
 		}
 		r.followRemotes(ctx)
 	}
-	follow()
+	follow()                 // before the keepers run: their first events are heard
 	r.fleet.OnChange(follow) // changes come one at a time (the fleet's lock)
+	r.fleet.Start(ctx)
 	go func() {
 		for ctx.Err() == nil {
 			events, stop := r.hub.Subscribe()
@@ -163,12 +163,15 @@ func (r *Resident) Connections() []apitype.Connection {
 }
 
 // alerts turns a keeper's events into notifications, once per transition.
-func (r *Resident) alerts(ctx context.Context, events <-chan auth.Event, stop func()) {
+func (r *Resident) alerts(ctx context.Context, k *auth.Keeper, events <-chan auth.Event, stop func()) {
 	go func() {
 		<-ctx.Done()
 		stop()
 	}()
 	tracker := alerts.NewTracker()
+	if a, ok := tracker.Seed(k.Status(), r.opt.Clock.Now()); ok {
+		r.notify(a)
+	}
 	for e := range events {
 		if a, ok := tracker.Observe(e); ok {
 			r.notify(a)
