@@ -42,10 +42,6 @@ const (
 	MaxWait = time.Hour
 )
 
-// freshToken is how young a refused access token may be for its 401 to be
-// passed on without a refresh.
-const freshToken = 30 * time.Second
-
 // KeyHeader carries the key of a connection's loopback port (proxy_port):
 // a client that cannot speak to the unix socket proves with it that it may
 // use the connection.
@@ -72,6 +68,9 @@ type Proxy struct {
 	once   sync.Once
 	mu     sync.Mutex
 	queues map[string]*queue // by connection
+	// refusedFresh is, by connection, the hash of the access token the API
+	// refused right after a refresh had brought it.
+	refusedFresh sync.Map
 }
 
 // Error is a failure of the proxy itself (not of the API, whose answers go
@@ -147,11 +146,11 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	used := tok.AccessToken.Reveal()
 	retried := false
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized && p.Clock.Now().Sub(tok.ObtainedAt) < freshToken:
-		// A token this fresh is not refused for its age: another refresh
-		// cannot help (a path the app may not use, another environment's
-		// API), and one per call could get the client rate-limited.
-		k.APIRefused(fmt.Sprintf("%s %s answered HTTP 401 to a token obtained %s before", r.Method, target.Path, p.Clock.Now().Sub(tok.ObtainedAt).Round(time.Second)))
+	case resp.StatusCode == http.StatusUnauthorized && p.futile(conn.Name, used):
+		// The API refused this very token right after the refresh that
+		// brought it: another refresh cannot help (a path the app may not
+		// use, another environment's API), and one per call could get the
+		// client rate-limited. It goes back as it came.
 	case resp.StatusCode == http.StatusUnauthorized && body.complete(ctx):
 		resp.Body.Close()
 		if err := k.RefreshRefused(ctx, func(t string) bool { return t == used }); err != nil && (wait <= 0 || !personMustAct(err)) {
@@ -172,6 +171,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 		used, retried = tok.AccessToken.Reveal(), true
 		if resp.StatusCode == http.StatusUnauthorized {
 			k.APIRefused(fmt.Sprintf("%s %s answered HTTP 401 to a token refreshed just before", r.Method, target.Path))
+			p.refusedFresh.Store(conn.Name, apitype.TokenHash(used))
 		}
 	case resp.StatusCode == http.StatusUnauthorized:
 		// Not sent again (its body was too large to keep): the agent gets
@@ -204,6 +204,13 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	}
 	copyResponse(w, resp, used)
 	return nil
+}
+
+// futile reports whether token is the one the API refused right after the
+// refresh that brought it: refreshing for it again cannot help.
+func (p *Proxy) futile(connection, token string) bool {
+	h, ok := p.refusedFresh.Load(connection)
+	return ok && h == apitype.TokenHash(token)
 }
 
 // send makes one attempt.
