@@ -397,14 +397,21 @@ func (h *harness) startTray(t testing.TB, display string, args ...string) (*exec
 }
 
 // windowCount is how many top-level windows titled title the display has.
+// A window that goes while xwininfo walks the tree makes it fail (an X
+// BadWindow error): it is asked again.
 func windowCount(t *testing.T, display, title string) int {
-	cmd := exec.Command("xwininfo", "-root", "-tree")
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("xwininfo: %v", err)
+	var err error
+	for range 20 {
+		cmd := exec.Command("xwininfo", "-root", "-tree")
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		var out []byte
+		if out, err = cmd.Output(); err == nil {
+			return strings.Count(string(out), `"`+title+`": (`) // a line: id "name": ("instance" "class")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return strings.Count(string(out), `"`+title+`": (`) // a line: id "name": ("instance" "class")
+	t.Fatalf("xwininfo: %v", err)
+	return 0
 }
 
 // windowProcesses are the pids of the window processes beside the binary
