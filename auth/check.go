@@ -58,6 +58,11 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 	if err != nil {
 		return CheckResult{Time: now, Error: fmt.Sprintf("check URL %s: %v", url, err)}
 	}
+	// The API's own headers first (Procore-Company-Id): a company-scoped
+	// API refuses a call without them.
+	for name, v := range k.conn.APIHeaders {
+		req.Header.Set(name, v)
+	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken.Reveal())
 	req.Header.Set("Accept", "application/json")
 	resp, err := k.opt.HTTPClient.Do(req)

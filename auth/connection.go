@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -70,6 +72,16 @@ type Connection struct {
 	APIHeaders map[string]string
 	// ProxyPort, if not 0, serves the proxy on 127.0.0.1:ProxyPort too.
 	ProxyPort int
+	// RefreshTokenRule is how long the provider lets a refresh token live
+	// when its answers do not say: the preset's, or the config's own.
+	RefreshTokenRule RefreshTokenRule
+	// RefreshTokenWarning is how long before a refresh token's foreseen
+	// end a person hears of it (DefaultRefreshTokenWarning when 0).
+	RefreshTokenWarning time.Duration
+	// AccessLifetime is assumed for an access token whose answer carried
+	// no expires_in (DefaultLifetime when 0): the preset's (Salesforce) or
+	// the config's access_token_lifetime.
+	AccessLifetime time.Duration
 }
 
 // authMethod is the method used with secret: the connection's own, the
@@ -111,13 +123,60 @@ func (c *Connection) oauthConfig(secret Secret) *oauth2.Config {
 		ClientID:     c.ClientID,
 		ClientSecret: secret.Reveal(),
 		RedirectURL:  c.RedirectURI.Raw,
-		Scopes:       c.Scopes,
+		Scopes:       c.scopes(),
 		Endpoint: oauth2.Endpoint{
 			AuthURL:   c.Endpoints.AuthURL,
 			TokenURL:  c.Endpoints.TokenURL,
 			AuthStyle: style,
 		},
 	}
+}
+
+// scopes are the scopes asked for: the connection's, and those its preset
+// needs for a refresh token (offline_access) when a person signs in.
+func (c *Connection) scopes() []string {
+	if c.Provider == nil || c.Grant == GrantClientCredentials {
+		return c.Scopes
+	}
+	out := slices.Clone(c.Scopes)
+	for _, s := range c.Provider.Scopes {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// authParams are the extra parameters of the authorization request: the
+// preset's, each replaced by the connection's own.
+func (c *Connection) authParams() map[string]string {
+	if c.Provider == nil || len(c.Provider.AuthParams) == 0 {
+		return c.AuthParams
+	}
+	out := maps.Clone(c.Provider.AuthParams)
+	maps.Copy(out, c.AuthParams)
+	return out
+}
+
+// refreshTokenRule is the connection's own rule when it states one, else
+// its preset's for its environment.
+func (c *Connection) refreshTokenRule() RefreshTokenRule {
+	if c.RefreshTokenRule.Known() || c.Provider == nil {
+		return c.RefreshTokenRule
+	}
+	return c.Provider.Rule(c.Environment)
+}
+
+// accessLifetime is assumed for an access token whose answer carried no
+// expires_in: the connection's, its preset's, or DefaultLifetime.
+func (c *Connection) accessLifetime() time.Duration {
+	switch {
+	case c.AccessLifetime > 0:
+		return c.AccessLifetime
+	case c.Provider != nil && c.Provider.AccessLifetime > 0:
+		return c.Provider.AccessLifetime
+	}
+	return DefaultLifetime
 }
 
 // refreshAt is the point after which a token received at obtained, living

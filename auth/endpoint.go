@@ -117,7 +117,7 @@ func (k *Keeper) callTokenEndpoint(ctx context.Context, conn *Connection, curren
 	if conn.Grant == GrantClientCredentials {
 		cc := clientcredentials.Config{
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.Endpoint.TokenURL,
-			Scopes: conn.Scopes, AuthStyle: cfg.Endpoint.AuthStyle,
+			Scopes: conn.scopes(), AuthStyle: cfg.Endpoint.AuthStyle,
 		}
 		return cc.Token(ctx)
 	}
@@ -134,12 +134,12 @@ func (k *Keeper) tokenSetFrom(tok *oauth2.Token, prev *TokenSet, now time.Time) 
 	}
 	guessed := lifetime <= 0
 	if guessed {
-		lifetime = DefaultLifetime
+		lifetime = k.conn.accessLifetime()
 	}
 	ts := &TokenSet{
 		AccessToken: Secret(tok.AccessToken), TokenType: tok.TokenType,
 		RefreshToken: Secret(tok.RefreshToken), ObtainedAt: now, Lifetime: lifetime, LifetimeGuessed: guessed,
-		RefreshTokenSince: now, LastRefresh: now, LastRefreshOK: true,
+		RefreshTokenSince: now, LastRefresh: now, LastRefreshOK: true, GrantSince: now,
 	}
 	if s, ok := tok.Extra("scope").(string); ok {
 		ts.Scope = s
@@ -154,9 +154,13 @@ func (k *Keeper) tokenSetFrom(tok *oauth2.Token, prev *TokenSet, now time.Time) 
 		if ts.Scope == "" {
 			ts.Scope = prev.Scope
 		}
+		// A refresh continues the grant of the sign-in before it.
+		ts.GrantSince = prev.GrantSince
 	}
+	noteRefreshTokenEnd(ts, prev, refreshTokenLifetime(tok), now)
+	ts.EndWarned = k.endWarned(ts)
 	if ts.RefreshToken == "" {
-		ts.RefreshTokenSince = time.Time{}
+		ts.RefreshTokenSince, ts.RefreshTokenExpiry = time.Time{}, time.Time{}
 	}
 	return ts
 }

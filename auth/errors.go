@@ -143,6 +143,12 @@ func classify(op string, err error, conn *Connection) *TokenError {
 	case errors.As(err, &re):
 		te.Code = re.ErrorCode
 		te.Description = re.ErrorDescription
+		if conn != nil && conn.Provider != nil {
+			if std, ok := conn.Provider.ErrorCodes[te.Code]; ok {
+				// The provider's own code, by the standard one it means.
+				te.Code, te.Description = std, strings.TrimSuffix(te.Code+": "+te.Description, ": ")
+			}
+		}
 		if re.Response != nil {
 			te.Status = re.Response.StatusCode
 			te.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"))

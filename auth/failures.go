@@ -47,6 +47,10 @@ func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProce
 	if prevMaybeProcessed {
 		k.hint = "The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use). " + k.hint
 	}
+	if f := k.conn.forecast(current); !f.End.IsZero() && !k.opt.Clock.Now().Before(f.End.Add(-time.Hour)) {
+		// Foreseen: say so, so nobody looks for another cause.
+		k.hint = fmt.Sprintf("Its foreseen end came on %s (%s). %s", f.End.Local().Format(endFormat), f.About, k.hint)
+	}
 	k.failures = 0
 	k.setStateLocked(StateNeedsReauth)
 	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -67,6 +68,7 @@ type oauthServer struct {
 	forms     []map[string]string
 	authorize func(w http.ResponseWriter, r *http.Request) // optional override
 	method    string                                       // the client authentication method it accepts; any when empty
+	extra     func() map[string]any                        // more fields of each token answer, when set
 }
 
 // clientAuthMethod names how the request authenticates its client.
@@ -224,6 +226,7 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 	seq := s.seq
 	release := s.release
 	lifetime := s.lifetime
+	extra := s.extra
 	s.mu.Unlock()
 
 	writeJSON := func(status int, v any) {
@@ -233,6 +236,9 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	newRT := fmt.Sprintf("rt-%d", seq)
 	ok := map[string]any{"access_token": fmt.Sprintf("at-%d", seq), "token_type": "bearer", "expires_in": lifetime, "refresh_token": newRT, "created_at": time.Now().Unix()}
+	if extra != nil {
+		maps.Copy(ok, extra())
+	}
 	switch next {
 	case replyOK, replyOKNoRefreshToken, replyOKNoExpiresIn:
 		if next == replyOKNoRefreshToken {

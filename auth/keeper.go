@@ -46,6 +46,10 @@ const (
 	// (the last refresh, a dead refresh token): the status changed, with
 	// nothing new to tell a person.
 	EventRecorded EventKind = "recorded"
+	// EventRefreshTokenExpiring: the refresh token's foreseen end is less
+	// than refresh_token_warning away and no refresh will move it (Error
+	// says when and why, Hint what to do). Once per foreseen end.
+	EventRefreshTokenExpiring EventKind = "refresh_token_expiring"
 )
 
 // Event is one thing that happened to a connection. Events carry no tokens.
@@ -85,6 +89,17 @@ type Status struct {
 	APIRefused string `json:"api_refused,omitempty"`
 	// RateLimit is the API's rate limit as the last proxied call saw it.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// RefreshTokenEnd is when the refresh token is expected to die (the
+	// server's word, else the provider's rule); zero when unknown.
+	RefreshTokenEnd time.Time `json:"refresh_token_end,omitzero"`
+	// RefreshTokenEndAbout says what RefreshTokenEnd rests on.
+	RefreshTokenEndAbout string `json:"refresh_token_end_about,omitempty"`
+	// RefreshTokenRenewable: each refresh moves RefreshTokenEnd, and the
+	// keeper refreshes in time.
+	RefreshTokenRenewable bool `json:"refresh_token_renewable,omitempty"`
+	// RefreshTokenEnding: a person was told that the end is near, and no
+	// refresh will move it.
+	RefreshTokenEnding bool `json:"refresh_token_ending,omitempty"`
 }
 
 // KeeperOptions are a Keeper's dependencies. Store and Locker are required.
@@ -172,6 +187,9 @@ type Keeper struct {
 	apiRefused string
 	rateLimit  *RateLimit
 	rateToldAt time.Time
+	// warnedEnd is the foreseen end of the refresh token that a person
+	// was told of (EventRefreshTokenExpiring), also by an earlier process.
+	warnedEnd time.Time
 }
 
 type flight struct {
@@ -239,6 +257,9 @@ func (k *Keeper) Load(ctx context.Context) error {
 func (k *Keeper) adoptLocked(t *TokenSet) {
 	k.token = t
 	now := k.opt.Clock.Now()
+	if t != nil && t.EndWarned.After(k.warnedEnd) {
+		k.warnedEnd = t.EndWarned
+	}
 	switch {
 	case t == nil:
 		k.setStateLocked(StateDisconnected)
@@ -356,6 +377,11 @@ func (k *Keeper) Status() Status {
 		st.LastCheck = &c
 	}
 	t := k.currentLocked()
+	f := k.conn.forecast(t)
+	if !f.End.IsZero() {
+		st.RefreshTokenEnd, st.RefreshTokenEndAbout, st.RefreshTokenRenewable = f.End, f.About, f.Renewable
+		st.RefreshTokenEnding = f.End.Equal(k.warnedEnd)
+	}
 	switch {
 	case bad(k.state):
 		st.LastError, st.Hint = k.errText, k.hint
@@ -363,6 +389,8 @@ func (k *Keeper) Status() Status {
 		st.LastError = t.LastError
 	case t != nil && t.RefreshToken == "" && k.conn.Grant == GrantAuthorizationCode:
 		st.Hint = NoRefreshTokenHint
+	case st.RefreshTokenEnding:
+		st.Hint = ForecastHint(k.conn.Name, f)
 	}
 	st.Endpoints = k.endpointsLocked()
 	st.APIRefused = k.apiRefused
@@ -399,7 +427,11 @@ func (k *Keeper) nextDueLocked() time.Time {
 			}
 			return time.Time{}
 		}
-		return k.conn.refreshAt(t.ObtainedAt, t.Lifetime)
+		due := k.conn.refreshAt(t.ObtainedAt, t.Lifetime)
+		if renew := k.conn.renewAt(t); !renew.IsZero() && renew.Before(due) {
+			due = renew
+		}
+		return due
 	}
 	return time.Time{}
 }
@@ -433,6 +465,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		k.mu.Lock()
 		due := k.lookLocked(now)
 		expires := k.expiryNewsLocked()
+		_, tellEnd := k.endToTellLocked()
 		k.mu.Unlock()
 		if !due.IsZero() && !now.Before(due) {
 			if err := k.refresh(ctx, false, 0, nil); err != nil && ctx.Err() == nil {
@@ -449,6 +482,9 @@ func (k *Keeper) Run(ctx context.Context) error {
 		}
 		if !expires.IsZero() && expires.Sub(now) < wait {
 			wait = expires.Sub(now)
+		}
+		if !tellEnd.IsZero() && tellEnd.Sub(now) < wait {
+			wait = max(tellEnd.Sub(now), 0)
 		}
 		select {
 		case <-ctx.Done():
@@ -472,6 +508,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 func (k *Keeper) lookLocked(now time.Time) time.Time {
 	due := k.nextDueLocked()
 	k.noteExpiryLocked(now)
+	k.noteEndLocked(now)
 	select {
 	case <-k.kick:
 	default:
@@ -681,7 +718,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 		k.mu.Unlock()
 		return nil // a newer token than the refused one: someone refreshed
 	}
-	if !force && current != nil && !current.Dead && k.meets(current, now, minValid) {
+	if !force && current != nil && !current.Dead && k.meets(current, now, minValid) && !k.renewDue(current, now) {
 		if k.state == StateRefreshing {
 			k.setStateLocked(StateConnected)
 		}
@@ -791,4 +828,67 @@ func (k *Keeper) tokensSaved(t *TokenSet) {
 	if k.opt.OnTokens != nil {
 		k.opt.OnTokens(t)
 	}
+}
+
+// endToTellLocked is the foreseen end of the refresh token that a person
+// must hear of, and from when: one not told of yet that no refresh will
+// move (a fixed end, or a renewable one while the keeper cannot refresh).
+// Zero when there is none.
+func (k *Keeper) endToTellLocked() (Forecast, time.Time) {
+	f := k.conn.forecast(k.currentLocked())
+	if f.End.IsZero() || f.End.Equal(k.warnedEnd) {
+		return Forecast{}, time.Time{}
+	}
+	if f.Renewable && (k.state == StateConnected || k.state == StateRefreshing) {
+		return Forecast{}, time.Time{}
+	}
+	return f, k.conn.warnAt(f)
+}
+
+// noteEndLocked sends EventRefreshTokenExpiring once when the refresh
+// token's foreseen end comes within the warning time.
+func (k *Keeper) noteEndLocked(now time.Time) {
+	f, at := k.endToTellLocked()
+	if at.IsZero() || now.Before(at) {
+		return
+	}
+	k.warnedEnd = f.End
+	left := "has ended"
+	if d := f.End.Sub(now); d > 0 {
+		left = "ends in about " + approxDays(d)
+	}
+	msg := fmt.Sprintf("the refresh token %s, on %s (%s)", left, f.End.Local().Format(endFormat), f.About)
+	k.log.Warn("refresh token ending", "end", f.End, "about", f.About)
+	k.emitLocked(Event{Kind: EventRefreshTokenExpiring, Error: msg, Hint: ForecastHint(k.conn.Name, f)})
+}
+
+// endWarned is the end that ts's forecast was told of, if this keeper told
+// of it: kept with the tokens, so a restart does not tell it again.
+func (k *Keeper) endWarned(ts *TokenSet) time.Time {
+	k.mu.Lock()
+	w := k.warnedEnd
+	k.mu.Unlock()
+	if f := k.conn.forecast(ts); !w.IsZero() && f.End.Equal(w) {
+		return w
+	}
+	return time.Time{}
+}
+
+// renewDue reports whether t's refresh token should be used now so that
+// its renewable end moves (an idle rule): a refresh that the access token
+// alone would not call for yet.
+func (k *Keeper) renewDue(t *TokenSet, now time.Time) bool {
+	at := k.conn.renewAt(t)
+	return !at.IsZero() && !now.Before(at)
+}
+
+// approxDays says d the way a forecast can: "6 days", "20 hours".
+func approxDays(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
+	}
+	return fmt.Sprintf("%d minutes", max(int(d.Minutes()+0.5), 1))
 }

@@ -163,7 +163,7 @@ func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
 	verifier := oauth2.GenerateVerifier()
 	cfg := f.Conn.oauthConfig(f.Secret)
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
-	for k, v := range f.Conn.AuthParams {
+	for k, v := range f.Conn.authParams() {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
 	authURL := cfg.AuthCodeURL(state, opts...)

@@ -10,11 +10,16 @@ import (
 )
 
 // tokenClient is client with conn's extra token parameters (token_params)
-// added to every form POST to its token endpoint. x/oauth2 takes extra
-// parameters for the code exchange but not for a refresh, so they are added
-// here, once, for the exchange, each refresh and client credentials alike.
+// and its preset's token headers added to every form POST to its token
+// endpoint. x/oauth2 takes extra parameters for the code exchange but not
+// for a refresh, so they are added here, once, for the exchange, each
+// refresh and client credentials alike.
 func tokenClient(client *http.Client, conn *Connection) *http.Client {
-	if len(conn.TokenParams) == 0 {
+	var headers map[string]string
+	if conn.Provider != nil {
+		headers = conn.Provider.TokenHeaders
+	}
+	if len(conn.TokenParams) == 0 && len(headers) == 0 {
 		return client
 	}
 	c := *client
@@ -22,7 +27,7 @@ func tokenClient(client *http.Client, conn *Connection) *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = &paramTransport{base: base, tokenURL: conn.Endpoints.TokenURL, params: conn.TokenParams}
+	c.Transport = &paramTransport{base: base, tokenURL: conn.Endpoints.TokenURL, params: conn.TokenParams, headers: headers}
 	return &c
 }
 
@@ -30,12 +35,18 @@ type paramTransport struct {
 	base     http.RoundTripper
 	tokenURL string
 	params   map[string]string
+	headers  map[string]string
 }
 
 func (t *paramTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if req.Method != http.MethodPost || req.URL.String() != t.tokenURL || mt != "application/x-www-form-urlencoded" || req.Body == nil {
 		return t.base.RoundTrip(req)
+	}
+	if len(t.params) == 0 {
+		r := req.Clone(req.Context())
+		t.setHeaders(r)
+		return t.base.RoundTrip(r)
 	}
 	body, err := io.ReadAll(req.Body)
 	_ = req.Body.Close()
@@ -59,5 +70,13 @@ func (t *paramTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.ContentLength = int64(len(encoded))
 	r.Header.Set("Content-Length", strconv.Itoa(len(encoded)))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader([]byte(encoded))), nil }
+	t.setHeaders(r)
 	return t.base.RoundTrip(r)
+}
+
+// setHeaders adds the preset's token-endpoint headers (GitHub's Accept).
+func (t *paramTransport) setHeaders(r *http.Request) {
+	for k, v := range t.headers {
+		r.Header.Set(k, v)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Endpoints are the URLs one connection talks to. A preset fills all of them
@@ -25,10 +26,14 @@ type Endpoints struct {
 	Issuer string `json:"issuer,omitempty"`
 }
 
-// Preset is a provider's fixed knowledge: its environments and how its token
-// endpoint wants the client to authenticate.
+// Preset is a provider's fixed knowledge: its environments, how its token
+// endpoint wants the client to authenticate, and the quirks that decide
+// whether a refresh token arrives and how long it lives. Each fact comes
+// from the provider's documentation, named in Sources.
 type Preset struct {
-	Name         string
+	Name string
+	// Title is the provider's name for people: "Microsoft Entra ID".
+	Title        string
 	Environments map[string]Endpoints
 	// DefaultEnvironment is used when a connection names none.
 	DefaultEnvironment string
@@ -38,8 +43,48 @@ type Preset struct {
 	AuthMethod string
 	// SecretRequired means the token endpoint refuses a client without a secret.
 	SecretRequired bool
-	// Notes explain choices a user should know about, shown by the editor and docs.
+	// Notes explain choices a user should know about, by environment ("" for
+	// all), shown by the editor and docs.
 	Notes map[string]string
+	// Scopes are added to a sign-in's scopes when missing: without them the
+	// provider issues no refresh token (offline_access).
+	Scopes []string
+	// AuthParams are added to the authorization request unless the
+	// connection sets them (Google's access_type=offline).
+	AuthParams map[string]string
+	// TokenHeaders are sent with every request to the token endpoint
+	// (GitHub answers in JSON only when asked to).
+	TokenHeaders map[string]string
+	// ErrorCodes name the provider's own token-endpoint error codes by the
+	// RFC 6749 code that means the same (GitHub's bad_refresh_token is an
+	// invalid_grant), so that they are classified alike.
+	ErrorCodes map[string]string
+	// AccessLifetime is assumed for an access token whose answer carries no
+	// expires_in (DefaultLifetime when 0).
+	AccessLifetime time.Duration
+	// RefreshToken is the provider's rule for how long refresh tokens live;
+	// EnvRefreshToken replaces it for an environment.
+	RefreshToken    RefreshTokenRule
+	EnvRefreshToken map[string]RefreshTokenRule
+	// Sources are the documents the preset's facts come from.
+	Sources []string
+}
+
+// Note is the preset's note for env: the environment's own, else the one
+// for all environments.
+func (p *Preset) Note(env string) string {
+	if n := p.Notes[env]; n != "" {
+		return n
+	}
+	return p.Notes[""]
+}
+
+// Rule is the preset's refresh-token rule in env.
+func (p *Preset) Rule(env string) RefreshTokenRule {
+	if r, ok := p.EnvRefreshToken[env]; ok {
+		return r
+	}
+	return p.RefreshToken
 }
 
 // Procore's hosts. The developer sandbox and the monthly sandbox have their
@@ -48,6 +93,7 @@ type Preset struct {
 // notes (monthly-sandbox.procore.com): override api_base if yours differs.
 var procore = Preset{
 	Name:               "procore",
+	Title:              "Procore",
 	DefaultEnvironment: "production",
 	// Procore's docs: the client secret goes in the form body.
 	AuthMethod:     AuthMethodPost,
@@ -56,14 +102,61 @@ var procore = Preset{
 		"production":      procoreEndpoints("login.procore.com", "api.procore.com"),
 		"sandbox":         procoreEndpoints("login-sandbox.procore.com", "sandbox.procore.com"),
 		"monthly-sandbox": procoreEndpoints("login-sandbox-monthly.procore.com", "api-monthly.procore.com"),
-		// Procore for US government (Procore's docs: "Procore for
-		// Government"): hosts of its own, and credentials of its own.
+		// On-demand sandboxes live on production's hosts, with production's
+		// credentials, each in a company of its own (company_id).
+		"on-demand-sandbox": procoreEndpoints("login.procore.com", "api.procore.com"),
+		// The Federal Zone ("Procore for Government"): hosts of its own,
+		// a developer portal and credentials of its own, no sandboxes.
 		"federal": procoreEndpoints("login.procoregov.com", "api.procoregov.com"),
 	},
 	Notes: map[string]string{
-		"monthly-sandbox": "API base follows Procore's docs (api-monthly.procore.com); some accounts use monthly-sandbox.procore.com: set api_base to override.",
-		"federal":         "Procore for Government has its own client id and secret: create the app in its developer portal.",
+		"monthly-sandbox":   "Overwritten from production early each month (the first Tuesday to Thursday), which ends its sign-ins: tokentray warns ahead. API base follows Procore's docs (api-monthly.procore.com); some accounts use monthly-sandbox.procore.com: set api_base to override.",
+		"on-demand-sandbox": "Production's hosts and credentials, in a company of its own: set company_id to the sandbox's company.",
+		"federal":           "The Federal Zone has its own developer portal, client id and secret, and no sandboxes.",
 	},
+	// Refresh tokens live until used (single-use, no fixed expiry); the
+	// monthly sandbox's grants end when it is overwritten.
+	EnvRefreshToken: map[string]RefreshTokenRule{
+		"monthly-sandbox": {Reset: procoreMonthlyReset, About: "Procore's monthly sandbox",
+			ResetWhat: "the monthly sandbox is overwritten from production early each month, which ends every sign-in to it"},
+	},
+	Sources: []string{
+		"https://developers.procore.com/documentation/oauth-endpoints",
+		"https://developers.procore.com/documentation/oauth-installed-apps",
+		"https://developers.procore.com/documentation/oauth-access-tokens",
+		"https://developers.procore.com/documentation/development-environments",
+		"https://developers.procore.com/documentation/federal-zone-overview",
+		"https://developers.procore.com/documentation/mpz-headers",
+	},
+}
+
+// procoreMonthlyReset is the first morning after t on which Procore
+// overwrites the monthly sandbox. Procore's page says "the first working
+// day of each month, typically morning to mid-afternoon ET"; the dates it
+// projects (May to December 2026) are each month's first Tuesday, Wednesday
+// or Thursday, never a Monday or a Friday, and that is the rule here, so
+// that a sign-in on the Monday after the forecast is not lost the next
+// day. The end is put at 10:00 UTC (06:00 ET in summer), the earliest
+// "morning" can be. New Year's Day is no working day.
+func procoreMonthlyReset(after time.Time) time.Time {
+	after = after.UTC()
+	for m := 0; ; m++ {
+		day := time.Date(after.Year(), after.Month()+time.Month(m), 1, 10, 0, 0, 0, time.UTC)
+		for !procoreResetDay(day) {
+			day = day.AddDate(0, 0, 1)
+		}
+		if day.After(after) {
+			return day
+		}
+	}
+}
+
+func procoreResetDay(d time.Time) bool {
+	switch d.Weekday() {
+	case time.Tuesday, time.Wednesday, time.Thursday:
+		return !(d.Month() == time.January && d.Day() == 1)
+	}
+	return false
 }
 
 func procoreEndpoints(loginHost, apiHost string) Endpoints {
@@ -81,11 +174,14 @@ func procoreEndpoints(loginHost, apiHost string) Endpoints {
 // generic has no URLs of its own: every connection states them.
 var generic = Preset{
 	Name:               "generic",
+	Title:              "Any OAuth 2.0 server",
 	DefaultEnvironment: "",
 	Environments:       map[string]Endpoints{"": {}},
 }
 
-var presets = map[string]*Preset{"procore": &procore, "generic": &generic}
+var presets = map[string]*Preset{"procore": &procore, "generic": &generic,
+	"google": &google, "entra": &entra, "github": &github, "xero": &xero, "intuit": &intuit,
+	"atlassian": &atlassian, "slack": &slack, "salesforce": &salesforce, "dropbox": &dropbox}
 
 // LookupPreset returns the named provider preset.
 func LookupPreset(name string) (*Preset, bool) {

@@ -52,6 +52,18 @@ type TokenSet struct {
 	LifetimeGuessed bool
 	// RefreshTokenSince is when the current refresh token was received.
 	RefreshTokenSince time.Time
+	// RefreshTokenExpiry is when the server said the refresh token dies
+	// (refresh_token_expires_in); zero when it said nothing.
+	RefreshTokenExpiry time.Time
+	// RefreshTokenExpiryFixed: a refresh brought a new refresh token that
+	// ends no later than the old one, so refreshing does not move the end.
+	RefreshTokenExpiryFixed bool
+	// GrantSince is when the person signed in: where a grant's absolute
+	// lifetime starts. Zero for tokens kept by an older tokentray.
+	GrantSince time.Time
+	// EndWarned is the foreseen end of the refresh token that a person was
+	// told of, so that it is told once, also across restarts.
+	EndWarned time.Time
 	// Dead is set when the server rejected the refresh token for good; the
 	// access token may still be valid until Expiry.
 	Dead bool
@@ -110,6 +122,10 @@ type storedTokenSet struct {
 	LifetimeSeconds   int64     `json:"lifetime_s"`
 	LifetimeGuessed   bool      `json:"lifetime_guessed,omitempty"`
 	RefreshTokenSince time.Time `json:"refresh_token_since,omitzero"`
+	RefreshTokenEnd   time.Time `json:"refresh_token_end,omitzero"`
+	RefreshTokenFixed bool      `json:"refresh_token_end_fixed,omitempty"`
+	GrantSince        time.Time `json:"grant_since,omitzero"`
+	EndWarned         time.Time `json:"end_warned,omitzero"`
 	Dead              bool      `json:"dead,omitempty"`
 	LastError         string    `json:"last_error,omitempty"`
 	LastRefresh       time.Time `json:"last_refresh,omitzero"`
@@ -131,6 +147,10 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		LifetimeSeconds:   int64(t.Lifetime / time.Second),
 		LifetimeGuessed:   t.LifetimeGuessed,
 		RefreshTokenSince: t.RefreshTokenSince.UTC(),
+		RefreshTokenEnd:   t.RefreshTokenExpiry.UTC(),
+		RefreshTokenFixed: t.RefreshTokenExpiryFixed,
+		GrantSince:        t.GrantSince.UTC(),
+		EndWarned:         t.EndWarned.UTC(),
 		Dead:              t.Dead,
 		LastError:         t.LastError,
 		LastRefresh:       t.LastRefresh.UTC(),
@@ -152,20 +172,24 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		return nil, fmt.Errorf("stored token set has version %d; this tokentray reads version 1 (was it written by a newer tokentray?)", s.Version)
 	}
 	return &TokenSet{
-		AccessToken:       Secret(s.AccessToken),
-		TokenType:         s.TokenType,
-		RefreshToken:      Secret(s.RefreshToken),
-		Scope:             s.Scope,
-		ObtainedAt:        s.ObtainedAt,
-		Lifetime:          time.Duration(s.LifetimeSeconds) * time.Second,
-		LifetimeGuessed:   s.LifetimeGuessed,
-		RefreshTokenSince: s.RefreshTokenSince,
-		Dead:              s.Dead,
-		LastError:         s.LastError,
-		LastRefresh:       s.LastRefresh,
-		LastRefreshOK:     s.LastRefreshOK,
-		LastHint:          s.LastHint,
-		RetryAt:           s.RetryAt,
-		RefusedClient:     s.RefusedClient,
+		AccessToken:             Secret(s.AccessToken),
+		TokenType:               s.TokenType,
+		RefreshToken:            Secret(s.RefreshToken),
+		Scope:                   s.Scope,
+		ObtainedAt:              s.ObtainedAt,
+		Lifetime:                time.Duration(s.LifetimeSeconds) * time.Second,
+		LifetimeGuessed:         s.LifetimeGuessed,
+		RefreshTokenSince:       s.RefreshTokenSince,
+		RefreshTokenExpiry:      s.RefreshTokenEnd,
+		RefreshTokenExpiryFixed: s.RefreshTokenFixed,
+		GrantSince:              s.GrantSince,
+		EndWarned:               s.EndWarned,
+		Dead:                    s.Dead,
+		LastError:               s.LastError,
+		LastRefresh:             s.LastRefresh,
+		LastRefreshOK:           s.LastRefreshOK,
+		LastHint:                s.LastHint,
+		RetryAt:                 s.RetryAt,
+		RefusedClient:           s.RefusedClient,
 	}, nil
 }

@@ -281,6 +281,10 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	default:
 		_ = c.rtAge.Set("received " + humanize.Ago(st.RefreshTokenSince, now))
 	}
+	if left := humanize.RefreshTokenLeft(st, now); left != "" && st.HasRefreshToken {
+		text, _ := c.rtAge.Get()
+		_ = c.rtAge.Set(text + " · " + left)
+	}
 	switch ch := st.LastCheck; {
 	case ch == nil:
 		_ = c.check.Set("not checked yet")
@@ -300,6 +304,9 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	errText, hint := st.LastError, st.Hint
 	if errText == "" && st.LastCheck != nil && !st.LastCheck.OK() {
 		hint = st.LastCheck.Hint
+	}
+	if errText == "" && st.RefreshTokenEnding {
+		errText = humanize.RefreshToken(st, now)
 	}
 	if errText == "" && st.APIRefused != "" {
 		errText = "The API refuses its token: " + st.APIRefused

@@ -43,6 +43,10 @@ type Editor struct {
 	provider    *widget.Select
 	environment *widget.Select
 	envRow      []fyne.CanvasObject
+	tenant      *widget.Entry // Microsoft's directory, for URLs that name it
+	tenantRow   []fyne.CanvasObject
+	company     *widget.Entry // Procore's company id
+	companyRow  []fyne.CanvasObject
 	grant       *widget.RadioGroup
 	clientID    *widget.Entry
 	secret      *widget.Entry
@@ -211,6 +215,13 @@ func (e *Editor) build() {
 	e.grant = widget.NewRadioGroup([]string{grantBrowser, grantService}, func(string) { e.validate() })
 	e.grant.Required = true
 
+	e.tenant = widget.NewEntry()
+	e.tenant.SetPlaceHolder("directory (tenant) id or domain; organizations, common or consumers")
+	e.tenant.OnChanged = changed("tenant")
+	e.company = widget.NewEntry()
+	e.company.SetPlaceHolder("optional: the company id, sent as Procore-Company-Id")
+	e.company.OnChanged = changed("company_id")
+
 	e.clientID = widget.NewEntry()
 	e.clientID.SetPlaceHolder("the Client ID from the provider's developer portal")
 	e.clientID.OnChanged = changed("client_id")
@@ -260,11 +271,15 @@ func (e *Editor) build() {
 	e.previewNote.TextStyle.Italic = true // notes read in both themes; low importance is too faint in the dark one
 
 	e.envRow = []fyne.CanvasObject{fieldLabel("Environment"), container.NewVBox(e.environment, e.message("environment"))}
+	e.tenantRow = []fyne.CanvasObject{fieldLabel("Tenant"), container.NewVBox(e.tenant, e.message("tenant"))}
+	e.companyRow = []fyne.CanvasObject{fieldLabel("Company"), container.NewVBox(e.company, e.message("company_id"))}
 	e.redirectRow = []fyne.CanvasObject{fieldLabel("Redirect URI"), container.NewVBox(e.redirect, e.message("redirect_uri"), e.register)}
 	connForm := container.New(layout.NewFormLayout(),
 		fieldLabel("Name"), container.NewVBox(e.name, e.message("name"), e.nameNote),
 		fieldLabel("Provider"), container.NewVBox(e.provider, e.message("provider")),
 		e.envRow[0], e.envRow[1],
+		e.tenantRow[0], e.tenantRow[1],
+		e.companyRow[0], e.companyRow[1],
 		fieldLabel("Sign-in"), container.NewVBox(e.grant, e.message("grant")),
 	)
 	credForm := container.New(layout.NewFormLayout(),
@@ -332,6 +347,8 @@ func (e *Editor) load(c config.Connection) {
 	} else {
 		e.grant.SetSelected(grantBrowser)
 	}
+	e.tenant.SetText(c.Tenant)
+	e.company.SetText(c.CompanyID)
 	e.clientID.SetText(c.ClientID)
 	e.redirect.SetText(c.RedirectURI)
 	e.scopes.SetText(strings.Join(c.Scopes, " "))
@@ -388,6 +405,13 @@ func (e *Editor) raw() config.Connection {
 	c.Name = strings.TrimSpace(e.name.Text)
 	c.Provider = e.provider.Selected
 	c.Environment = e.environment.Selected
+	c.Tenant, c.CompanyID = "", ""
+	if e.needsTenant(c.Provider, c.Environment) {
+		c.Tenant = strings.TrimSpace(e.tenant.Text)
+	}
+	if c.Provider == "procore" {
+		c.CompanyID = strings.TrimSpace(e.company.Text)
+	}
 	c.ClientID = strings.TrimSpace(e.clientID.Text)
 	c.RedirectURI = strings.TrimSpace(e.redirect.Text)
 	c.Scopes = strings.FieldsFunc(e.scopes.Text, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
@@ -408,6 +432,16 @@ func (e *Editor) raw() config.Connection {
 	}
 	c.SetOverrides(overrides)
 	return c
+}
+
+// needsTenant reports whether the provider's URLs in env name a tenant.
+func (e *Editor) needsTenant(provider, env string) bool {
+	p, ok := auth.LookupPreset(provider)
+	if !ok {
+		return false
+	}
+	ep, err := p.Resolve(env, auth.Endpoints{})
+	return err == nil && auth.NeedsTenant(ep)
 }
 
 func (e *Editor) usesOwnURLs() bool { return e.provider.Selected == "generic" || e.override.Checked }
@@ -468,6 +502,12 @@ func (e *Editor) validate() map[string]string {
 	preset := p != nil && p.Name != "generic"
 	for _, o := range e.envRow {
 		showIf(o, preset)
+	}
+	for _, o := range e.tenantRow {
+		showIf(o, e.needsTenant(raw.Provider, raw.Environment))
+	}
+	for _, o := range e.companyRow {
+		showIf(o, raw.Provider == "procore")
 	}
 	showIf(e.override, preset)
 	showIf(e.previewForm, preset)
@@ -530,10 +570,13 @@ func (e *Editor) updatePreview(p *auth.Preset, raw config.Connection) {
 		}
 		if resolved, err := p.Resolve(env, raw.Overrides()); err == nil {
 			ep = resolved
+			if raw.Tenant != "" {
+				ep = auth.WithTenant(ep, raw.Tenant)
+			}
 		}
 		if p.Name != "generic" {
 			note = "All from the " + orDefault(raw.Environment, p.DefaultEnvironment) + " environment: " + providerTitle(p) + " refuses a mix, with misleading errors."
-			if n := p.Notes[raw.Environment]; n != "" {
+			if n := p.Note(orDefault(raw.Environment, p.DefaultEnvironment)); n != "" {
 				note += " " + n
 			}
 		}
@@ -570,6 +613,9 @@ func endpointField(ep *auth.Endpoints, key string) *string {
 
 // providerTitle is the preset's name as a person writes it: "Procore".
 func providerTitle(p *auth.Preset) string {
+	if p.Title != "" {
+		return p.Title
+	}
 	return strings.ToUpper(p.Name[:1]) + p.Name[1:]
 }
 

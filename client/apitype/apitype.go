@@ -135,6 +135,17 @@ type Status struct {
 	// UnreachableSince is when the remote's tokentray stopped answering
 	// (State is then "unreachable"; the rest is what it said last).
 	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
+	// RefreshTokenEnd is when the refresh token is expected to die (the
+	// server's word, else the provider's rule); zero when unknown.
+	RefreshTokenEnd time.Time `json:"refresh_token_end,omitzero"`
+	// RefreshTokenEndAbout says what RefreshTokenEnd rests on.
+	RefreshTokenEndAbout string `json:"refresh_token_end_about,omitempty"`
+	// RefreshTokenRenewable: each refresh moves the end, and tokentray
+	// refreshes in time: no person is needed while refreshes work.
+	RefreshTokenRenewable bool `json:"refresh_token_renewable,omitempty"`
+	// RefreshTokenEnding: the end is within refresh_token_warning and no
+	// refresh will move it; a person was told (refresh_token_expiring).
+	RefreshTokenEnding bool `json:"refresh_token_ending,omitempty"`
 }
 
 // RateLimit is an API's rate limit as it reported it on the last call
@@ -262,6 +273,14 @@ type ConnectionConfig struct {
 	TokenParams map[string]string `json:"token_params,omitempty"`
 	APIHeaders  map[string]string `json:"api_headers,omitempty"`
 	ProxyPort   int               `json:"proxy_port,omitempty"`
+	// The providers' settings (tenant, company_id) and refresh-token
+	// lives, as written ("90d").
+	Tenant               string `json:"tenant,omitempty"`
+	CompanyID            string `json:"company_id,omitempty"`
+	RefreshTokenIdle     string `json:"refresh_token_idle,omitempty"`
+	RefreshTokenLifetime string `json:"refresh_token_lifetime,omitempty"`
+	RefreshTokenWarning  string `json:"refresh_token_warning,omitempty"`
+	AccessTokenLifetime  string `json:"access_token_lifetime,omitempty"`
 }
 
 // Config is the body of GET /v1/config: the config file the running

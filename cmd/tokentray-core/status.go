@@ -128,9 +128,13 @@ func hasText(err error, text string) bool {
 func printStatus(e *env, all []statusJSON) {
 	now := e.clock.Now()
 	w := tabwriter.NewWriter(e.streams.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPROVIDER\tSTATE\tACCESS TOKEN\tNEXT REFRESH")
+	fmt.Fprintln(w, "NAME\tPROVIDER\tSTATE\tACCESS TOKEN\tNEXT REFRESH\tREFRESH TOKEN")
 	for _, s := range all {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, providerLabel(s), s.State, humanize.Expiry(s.Status, now), humanize.NextRefresh(s.Status, now))
+		rt := humanize.RefreshTokenLeft(s.Status, now)
+		if rt == "" {
+			rt = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, providerLabel(s), s.State, humanize.Expiry(s.Status, now), humanize.NextRefresh(s.Status, now), rt)
 	}
 	_ = w.Flush()
 	for _, s := range all {
@@ -148,6 +152,9 @@ func printStatus(e *env, all []statusJSON) {
 		}
 		if rl := humanize.RateLimit(s.RateLimit, now); rl != "" {
 			fmt.Fprintf(e.streams.out, "\n%s: API rate limit: %s\n", s.Name, rl)
+		}
+		if s.RefreshTokenEnding {
+			fmt.Fprintf(e.streams.out, "\n%s: %s\n", s.Name, humanize.RefreshToken(s.Status, now))
 		}
 	}
 }

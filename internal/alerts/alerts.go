@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 // Kind is what the alert is about.
@@ -25,6 +26,10 @@ const (
 	// APIRefused: the API refuses even a freshly refreshed access token
 	// (seen by the proxy); no refresh helps, a person must look.
 	APIRefused Kind = "api_refused"
+	// RefreshTokenExpiring: the refresh token's foreseen end is within
+	// refresh_token_warning and no refresh will move it; a sign-in will
+	// be needed. Once per foreseen end.
+	RefreshTokenExpiring Kind = "refresh_token_expiring"
 	// Recovered: a connection that was alerted about works again.
 	Recovered Kind = "recovered"
 )
@@ -47,11 +52,13 @@ type Tracker struct {
 	// apiRefused are the connections whose API refuses their tokens: an
 	// alert of its own, beside the token's state.
 	apiRefused map[string]bool
+	// ending are the foreseen ends told of, by connection.
+	ending map[string]time.Time
 }
 
 // NewTracker returns a tracker with nothing raised.
 func NewTracker() *Tracker {
-	return &Tracker{raised: map[string]Kind{}, apiRefused: map[string]bool{}}
+	return &Tracker{raised: map[string]Kind{}, apiRefused: map[string]bool{}, ending: map[string]time.Time{}}
 }
 
 // Observe returns the alert that e calls for, if any.
@@ -95,6 +102,11 @@ func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 		t.apiRefused[e.Connection] = true
 		a.Kind = APIRefused
 		return a, true
+	case e.Kind == auth.EventRefreshTokenExpiring:
+		// The keeper tells each foreseen end once; a second event is a
+		// new end.
+		a.Kind = RefreshTokenExpiring
+		return a, true
 	case e.Kind == auth.EventAPIAccepted:
 		if !t.apiRefused[e.Connection] {
 			return Alert{}, false
@@ -136,6 +148,11 @@ func (t *Tracker) ObserveStatus(before *apitype.Status, now apitype.Status, at t
 	}
 	if now.State == apitype.StateDegraded && !now.Usable && (before == nil || before.Usable) {
 		return t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventAccessExpired, Error: now.LastError, Hint: now.Hint, Time: at})
+	}
+	if now.RefreshTokenEnding && !t.ending[now.Name].Equal(now.RefreshTokenEnd) {
+		t.ending[now.Name] = now.RefreshTokenEnd
+		return Alert{Connection: now.Name, Kind: RefreshTokenExpiring, From: now.State, To: now.State,
+			Error: humanize.RefreshToken(now, at), Hint: now.Hint, Time: at}, true
 	}
 	return Alert{}, false
 }

@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,42 @@ func TestAKeeperThatFailedBeforeAnyoneListenedIsToldOfOnce(t *testing.T) {
 	}
 	if _, ok := tr.Observe(state(auth.StateRefreshing, auth.StateNeedsReauth)); ok {
 		t.Fatal("the event after the seed was a second alert")
+	}
+}
+
+// A refresh token coming to its end is told once per foreseen end: from
+// the keeper's event, and from a remote's reported status alike.
+func TestARefreshTokenComingToItsEndIsToldOncePerEnd(t *testing.T) {
+	tr := NewTracker()
+	if a, ok := tr.Observe(auth.Event{Connection: "c", Kind: auth.EventRefreshTokenExpiring, Error: "ends in about 6 days"}); !ok || a.Kind != RefreshTokenExpiring {
+		t.Fatalf("the keeper's event: %+v %t", a, ok)
+	}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	end := at.Add(6 * 24 * time.Hour)
+	st := apitype.Status{Name: "c@moby", State: apitype.StateConnected, Usable: true, RefreshTokenEnd: end, RefreshTokenEndAbout: "Atlassian's rule"}
+	if _, ok := tr.ObserveStatus(nil, st, at); ok {
+		t.Fatal("an end not yet within the warning is told")
+	}
+	ending := st
+	ending.RefreshTokenEnding = true
+	a, ok := tr.ObserveStatus(&st, ending, at)
+	if !ok || a.Kind != RefreshTokenExpiring || !strings.Contains(a.Error, "about 6 days left") || !strings.Contains(a.Error, "Atlassian's rule") {
+		t.Fatalf("a remote's ending refresh token: %+v %t", a, ok)
+	}
+	if _, ok := tr.ObserveStatus(&ending, ending, at.Add(time.Hour)); ok {
+		t.Fatal("told twice")
+	}
+	if _, ok := tr.ObserveStatus(nil, ending, at.Add(time.Hour)); ok {
+		t.Fatal("told again when the remote was seen anew (unreachable, then back)")
+	}
+	later := ending
+	later.RefreshTokenEnd = end.Add(365 * 24 * time.Hour)
+	if _, ok := tr.ObserveStatus(&ending, later, at.Add(time.Hour)); !ok {
+		t.Fatal("a new end (after a sign-in) is not told")
+	}
+	// The keeper's status when a tray starts: the end was told by the
+	// process before, with the tokens; not again.
+	if _, ok := NewTracker().Seed(auth.Status{Name: "c", State: auth.StateConnected, Usable: true, RefreshTokenEnd: end, RefreshTokenEnding: true}, at); ok {
+		t.Fatal("told again at start")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -26,10 +28,13 @@ import (
 
 // File is the config file as written.
 type File struct {
-	Store       string       `toml:"store"`
-	OnAlert     string       `toml:"on_alert"`
-	Connections []Connection `toml:"connection"`
-	Remotes     []Remote     `toml:"remote"`
+	Store   string `toml:"store"`
+	OnAlert string `toml:"on_alert"`
+	// RefreshTokenWarning is every connection's refresh_token_warning
+	// unless it sets its own.
+	RefreshTokenWarning string       `toml:"refresh_token_warning"`
+	Connections         []Connection `toml:"connection"`
+	Remotes             []Remote     `toml:"remote"`
 }
 
 // Remote is one [[remote]] table: a machine whose tokentray keeps
@@ -75,6 +80,19 @@ type Connection struct {
 	// ProxyPort opens the proxy on 127.0.0.1:PORT too, for clients that
 	// cannot speak to a unix socket (a key in a header is required).
 	ProxyPort int `toml:"proxy_port"`
+	// Tenant fills a preset's {tenant} (Microsoft Entra ID's directory).
+	Tenant string `toml:"tenant"`
+	// CompanyID is sent as Procore-Company-Id with the check and every
+	// API call through the proxy.
+	CompanyID string `toml:"company_id"`
+	// The refresh token's life where the provider's answers do not say
+	// (durations: "90d", "36h"), and how long before its end a person
+	// hears of it.
+	RefreshTokenIdle     string `toml:"refresh_token_idle"`
+	RefreshTokenLifetime string `toml:"refresh_token_lifetime"`
+	RefreshTokenWarning  string `toml:"refresh_token_warning"`
+	// AccessTokenLifetime is assumed when the server sends no expires_in.
+	AccessTokenLifetime string `toml:"access_token_lifetime"`
 }
 
 // Params are extra request parameters: a TOML table of strings.
@@ -405,7 +423,11 @@ func Parse(path string, b []byte) (*Config, error) {
 		if raw.Name != "" {
 			label = fmt.Sprintf("connection %q", raw.Name)
 		}
-		conn, errs := build(raw)
+		withFile := raw
+		if withFile.RefreshTokenWarning == "" {
+			withFile.RefreshTokenWarning = f.RefreshTokenWarning
+		}
+		conn, errs := build(withFile)
 		for _, e := range errs {
 			problems = append(problems, label+": "+e.String())
 		}
@@ -435,7 +457,8 @@ func Parse(path string, b []byte) (*Config, error) {
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
 		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer",
-		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers", "proxy_port"}
+		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers", "proxy_port", "tenant", "company_id",
+		"refresh_token_idle", "refresh_token_lifetime", "refresh_token_warning", "access_token_lifetime"}
 }
 
 // typeErrorRE matches the TOML decoder's message for a value of the wrong type.
@@ -532,6 +555,7 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	errs = append(errs, checkParams("auth_params", raw.AuthParams, reservedAuthParams)...)
 	errs = append(errs, checkParams("token_params", raw.TokenParams, reservedTokenParams)...)
 	errs = append(errs, checkHeaders("api_headers", raw.APIHeaders)...)
+	errs = append(errs, lifetimes(raw, conn)...)
 	if p := raw.ProxyPort; p != 0 && (p < 1024 || p > 65535) {
 		add("proxy_port", "%d is not a port tokentray may open: choose one from 1024 to 65535, e.g. 8799", p)
 	}
@@ -539,7 +563,7 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	preset, ok := auth.LookupPreset(raw.Provider)
 	switch {
 	case raw.Provider == "":
-		add("provider", "missing; set provider = \"procore\" or \"generic\"")
+		add("provider", "missing; set provider = \"generic\" (any OAuth 2.0 server) or one of the presets: %s", strings.Join(auth.PresetNames(), ", "))
 	case !ok:
 		add("provider", "unknown provider %q; choose one of: %s", raw.Provider, strings.Join(auth.PresetNames(), ", "))
 	}
@@ -595,7 +619,15 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 			if err != nil {
 				add("environment", "%v", err)
 			} else {
-				conn.Endpoints = ep
+				switch {
+				case auth.NeedsTenant(ep) && raw.Tenant == "":
+					add("tenant", "missing; %s URLs name the directory: set tenant = \"<directory (tenant) id or domain>\", or \"organizations\", \"common\" or \"consumers\" for a multi-tenant app", preset.Title)
+				case auth.NeedsTenant(ep) && !tenantRE().MatchString(raw.Tenant):
+					add("tenant", "%q is not a tenant id or domain (letters, digits, '.', '-')", raw.Tenant)
+				case raw.Tenant != "" && !auth.NeedsTenant(ep):
+					add("tenant", "the %s provider has no tenant; remove tenant = %q", preset.Name, raw.Tenant)
+				}
+				conn.Endpoints = auth.WithTenant(ep, raw.Tenant)
 				if conn.Environment == "" {
 					conn.Environment = preset.DefaultEnvironment
 				}
@@ -731,4 +763,66 @@ func hostOf(raw string) string {
 // resident process running) never reads a config file.
 func lazyRegexp(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
+var tenantRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$`)
+
+// lifetimes reads the connection's durations and its company id into conn.
+func lifetimes(raw Connection, conn *auth.Connection) FieldErrors {
+	var errs FieldErrors
+	read := func(key, value string, dst *time.Duration, least time.Duration, example string) {
+		if value == "" {
+			return
+		}
+		d, err := ParseDuration(value)
+		switch {
+		case err != nil:
+			errs = append(errs, FieldError{key, fmt.Sprintf("%q is not a duration; write e.g. %s = %q", value, key, example)})
+		case d < least:
+			errs = append(errs, FieldError{key, fmt.Sprintf("%s is shorter than %s; write e.g. %s = %q", value, least, key, example)})
+		default:
+			*dst = d
+		}
+	}
+	read("refresh_token_idle", raw.RefreshTokenIdle, &conn.RefreshTokenRule.Idle, time.Hour, "60d")
+	read("refresh_token_lifetime", raw.RefreshTokenLifetime, &conn.RefreshTokenRule.Absolute, time.Hour, "365d")
+	read("refresh_token_warning", raw.RefreshTokenWarning, &conn.RefreshTokenWarning, time.Minute, "7d")
+	read("access_token_lifetime", raw.AccessTokenLifetime, &conn.AccessLifetime, time.Minute, "2h")
+	if conn.RefreshTokenRule.Known() {
+		conn.RefreshTokenRule.About = "refresh_token_idle and refresh_token_lifetime in the config"
+	}
+	if raw.CompanyID != "" {
+		switch {
+		case raw.Provider != "procore":
+			errs = append(errs, FieldError{"company_id", "only Procore has company ids; for another API, set the header it wants in api_headers"})
+		case strings.Trim(raw.CompanyID, "0123456789") != "":
+			errs = append(errs, FieldError{"company_id", fmt.Sprintf("%q is not a Procore company id (digits, as in the company's URL in Procore)", raw.CompanyID)})
+		default:
+			for name := range raw.APIHeaders {
+				if http.CanonicalHeaderKey(name) == "Procore-Company-Id" {
+					errs = append(errs, FieldError{"company_id", "api_headers sets Procore-Company-Id too; keep one of them"})
+				}
+			}
+			conn.APIHeaders = maps.Clone(conn.APIHeaders)
+			if conn.APIHeaders == nil {
+				conn.APIHeaders = map[string]string{}
+			}
+			conn.APIHeaders["Procore-Company-Id"] = raw.CompanyID
+		}
+	}
+	return errs
+}
+
+// ParseDuration reads a duration as Go writes them ("36h", "90m") or in
+// whole days ("90d"), the unit providers state refresh-token lives in.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

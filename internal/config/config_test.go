@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -63,8 +64,8 @@ func TestBadConfigsNameConnectionFieldAndFix(t *testing.T) {
 name = "p"
 provider = "procorre"
 client_id = "a"
-redirect_uri = "http://localhost:1/cb"`, []string{`connection "p"`, "provider", "procorre", "generic, procore"}},
-		{"unknown environment", base(`environment = "staging"`), []string{"environment", "federal, monthly-sandbox, production, sandbox"}},
+redirect_uri = "http://localhost:1/cb"`, []string{`connection "p"`, "provider", "procorre", "generic, github, google"}},
+		{"unknown environment", base(`environment = "staging"`), []string{"environment", "federal, monthly-sandbox, on-demand-sandbox, production, sandbox"}},
 		{"duplicate names", base("") + "\n" + base(""), []string{"used by connection #1"}},
 		{"missing client id", `[[connection]]
 name = "p"
@@ -272,6 +273,83 @@ ssh_options = ["-F /tmp/x", "Port"]
 	for _, want := range []string{`remote "a b": name`, "ssh: \"-oProxyCommand=evil\" is not a destination", `ssh_options: "-F /tmp/x"`, `ssh_options: "Port"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}
+
+// The providers' own settings: a tenant for Microsoft, a company for
+// Procore, refresh-token lives where the answers do not say.
+func TestProviderSettings(t *testing.T) {
+	cfg, err := Parse("config.toml", []byte(`
+refresh_token_warning = "10d"
+
+[[connection]]
+name = "graph"
+provider = "entra"
+environment = "usgov"
+tenant = "contoso.onmicrosoft.us"
+client_id = "abc"
+redirect_uri = "http://localhost:8765/callback"
+
+[[connection]]
+name = "procore-ods"
+provider = "procore"
+environment = "on-demand-sandbox"
+company_id = "4271"
+client_id = "abc"
+redirect_uri = "http://localhost:9876/callback"
+refresh_token_warning = "36h"
+
+[[connection]]
+name = "okta"
+provider = "generic"
+issuer = "https://example.okta.com"
+client_id = "x"
+redirect_uri = "http://127.0.0.1:8765/cb"
+refresh_token_idle = "7d"
+refresh_token_lifetime = "90d"
+access_token_lifetime = "30m"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	graph, _ := cfg.Lookup("graph")
+	if graph.Endpoints.AuthURL != "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/authorize" || graph.RefreshTokenWarning != 10*24*time.Hour {
+		t.Errorf("entra: %s, warning %v", graph.Endpoints.AuthURL, graph.RefreshTokenWarning)
+	}
+	ods, _ := cfg.Lookup("procore-ods")
+	if ods.APIHeaders["Procore-Company-Id"] != "4271" || ods.Endpoints.APIBase != "https://api.procore.com" || ods.RefreshTokenWarning != 36*time.Hour {
+		t.Errorf("procore on-demand sandbox: %v %s %v", ods.APIHeaders, ods.Endpoints.APIBase, ods.RefreshTokenWarning)
+	}
+	okta, _ := cfg.Lookup("okta")
+	if r := okta.RefreshTokenRule; r.Idle != 7*24*time.Hour || r.Absolute != 90*24*time.Hour || okta.AccessLifetime != 30*time.Minute {
+		t.Errorf("generic lifetimes: %+v, access %v", r, okta.AccessLifetime)
+	}
+
+	entra := "[[connection]]\nname = \"g\"\nprovider = \"entra\"\nclient_id = \"abc\"\nredirect_uri = \"http://localhost:1/cb\"\n"
+	procore := "[[connection]]\nname = \"p\"\nprovider = \"procore\"\nclient_id = \"abc\"\nredirect_uri = \"http://localhost:1/cb\"\n"
+	for _, tc := range []struct {
+		toml string
+		want []string
+	}{
+		{entra, []string{"tenant", "missing", "organizations"}},
+		{entra + `tenant = "a/b"`, []string{"tenant", "not a tenant"}},
+		{procore + `tenant = "x"`, []string{"tenant", "no tenant"}},
+		{procore + `company_id = "12ab"`, []string{"company_id", "digits"}},
+		{procore + "company_id = \"1\"\napi_headers = { \"procore-company-id\" = \"2\" }", []string{"company_id", "keep one"}},
+		{entra + "tenant = \"common\"\ncompany_id = \"1\"", []string{"company_id", "only Procore"}},
+		{procore + `refresh_token_idle = "soon"`, []string{"refresh_token_idle", "not a duration", `"60d"`}},
+		{procore + `refresh_token_warning = "10s"`, []string{"refresh_token_warning", "shorter than"}},
+	} {
+		_, err := Parse("config.toml", []byte(tc.toml))
+		if err == nil {
+			t.Errorf("%q: no error", tc.toml)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not mention %q", tc.toml, err, w)
+			}
 		}
 	}
 }

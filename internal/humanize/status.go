@@ -100,6 +100,10 @@ func Summary(st apitype.Status, now time.Time) string {
 	if left == "" {
 		return "token expired"
 	}
+	if st.RefreshTokenEnding {
+		// Told once by a notification; the menu keeps saying it.
+		return left + ", refresh token " + RefreshTokenLeft(st, now)
+	}
 	return left
 }
 
@@ -193,4 +197,50 @@ func NextRefresh(st apitype.Status, now time.Time) string {
 	default:
 		return "in " + Duration(st.NextRefresh.Sub(now))
 	}
+}
+
+// RefreshTokenLeft is how long the refresh token is expected to live, as
+// `status`, the menu and the dashboard say it: "about 58 days left";
+// "" when nobody knows.
+func RefreshTokenLeft(st apitype.Status, now time.Time) string {
+	if st.RefreshTokenEnd.IsZero() {
+		return ""
+	}
+	d := st.RefreshTokenEnd.Sub(now)
+	if d <= 0 {
+		return "its foreseen end has passed"
+	}
+	return "about " + approx(d) + " left"
+}
+
+// RefreshToken is the forecast with what it rests on, for the dashboard
+// and `status`: "refresh token: about 58 days left (Xero: a refresh token
+// unused for 60 days dies; each refresh renews it)".
+func RefreshToken(st apitype.Status, now time.Time) string {
+	left := RefreshTokenLeft(st, now)
+	if left == "" {
+		return ""
+	}
+	s := "refresh token: " + left
+	switch {
+	case st.RefreshTokenRenewable && st.RefreshTokenEndAbout != "":
+		s += " (" + st.RefreshTokenEndAbout + "; each refresh renews it)"
+	case st.RefreshTokenRenewable:
+		s += " (each refresh renews it)"
+	case st.RefreshTokenEndAbout != "":
+		s += " (" + st.RefreshTokenEndAbout + ")"
+	}
+	return s
+}
+
+// approx is a long duration in the one unit that says it: "58 days",
+// "20 hours", "12 minutes".
+func approx(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
+	}
+	return fmt.Sprintf("%d minutes", max(int(d.Minutes()+0.5), 1))
 }

@@ -84,3 +84,28 @@ func TestTheRateLimitSaysWhatIsLeftAndUntilWhen(t *testing.T) {
 		t.Fatal("nothing reported, nothing said")
 	}
 }
+
+// The refresh token's forecast, in the words of the issue: "refresh
+// token: about 58 days left".
+func TestTheRefreshTokensForecast(t *testing.T) {
+	st := status("x", apitype.StateConnected, true)
+	if got := RefreshToken(st, now); got != "" {
+		t.Errorf("unknown: %q", got)
+	}
+	st.RefreshTokenEnd, st.RefreshTokenEndAbout = now.Add(58*24*time.Hour-time.Hour), "Atlassian's rule"
+	if got := RefreshToken(st, now); got != "refresh token: about 58 days left (Atlassian's rule)" {
+		t.Errorf("fixed: %q", got)
+	}
+	st.RefreshTokenRenewable = true
+	if got := RefreshToken(st, now); got != "refresh token: about 58 days left (Atlassian's rule; each refresh renews it)" {
+		t.Errorf("renewable: %q", got)
+	}
+	st.RefreshTokenEnd = now.Add(20 * time.Hour)
+	if got := RefreshTokenLeft(st, now); got != "about 20 hours left" {
+		t.Errorf("hours: %q", got)
+	}
+	st.AccessExpiry, st.RefreshTokenEnding = now.Add(50*time.Minute), true
+	if got := Summary(st, now); got != "50 m left, refresh token about 20 hours left" {
+		t.Errorf("the menu while it ends: %q", got)
+	}
+}

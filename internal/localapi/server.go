@@ -240,6 +240,8 @@ func WireStatus(st auth.Status) apitype.Status {
 		out.LastCheck = &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
 	}
 	out.APIRefused = st.APIRefused
+	out.RefreshTokenEnd, out.RefreshTokenEndAbout = st.RefreshTokenEnd, st.RefreshTokenEndAbout
+	out.RefreshTokenRenewable, out.RefreshTokenEnding = st.RefreshTokenRenewable, st.RefreshTokenEnding
 	if rl := st.RateLimit; rl != nil {
 		out.RateLimit = &apitype.RateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.Reset, Time: rl.Time}
 	}

@@ -201,6 +201,9 @@ func (r *Resident) notify(a alerts.Alert) {
 	case alerts.APIRefused:
 		m.Title = name + ": the API refuses its token"
 		m.Body = "Even a freshly refreshed access token is refused, so agents calling the API through tokentray get 401. Check that api_base is of the same environment as the sign-in, and that the app may use this API; a sign-in with other scopes may help."
+	case alerts.RefreshTokenExpiring:
+		m.Title = name + ": a sign-in will be needed soon"
+		m.Body = "The refresh token is coming to its end, and no refresh can move it: once it ends, a person must sign in."
 	case alerts.Expired:
 		m.Title = name + ": no valid access token"
 		m.Body = "Refreshing keeps failing and the access token has expired; tokentray keeps retrying."
@@ -215,6 +218,9 @@ func (r *Resident) notify(a alerts.Alert) {
 		}
 		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
 		m.OnAction = func() { r.SignIn(name) }
+	}
+	if a.Kind == alerts.RefreshTokenExpiring {
+		m.Urgent = false // days ahead: it need not stay on screen
 	}
 	switch {
 	case a.Kind == alerts.ClientRefused && remote:
