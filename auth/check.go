@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,20 @@ type CheckResult struct {
 	Who    string    `json:"who,omitempty"`    // the login, e-mail or name the API reported
 	Error  string    `json:"error,omitempty"`
 	Hint   string    `json:"hint,omitempty"`
+	// TokenInfo is what the server said of the token at the token-info
+	// URL (Procore's /oauth/token/info), when there is one.
+	TokenInfo *TokenInfo `json:"token_info,omitempty"`
+}
+
+// TokenInfo is what a server says of an access token (Doorkeeper's
+// /oauth/token/info, which Procore's is).
+type TokenInfo struct {
+	// ExpiresIn is the token's seconds left as the server counted them.
+	ExpiresIn   int64    `json:"expires_in,omitempty"`
+	Scopes      []string `json:"scopes,omitempty"`
+	Owner       string   `json:"resource_owner_id,omitempty"`
+	Application string   `json:"application_uid,omitempty"`
+	Error       string   `json:"error,omitempty"`
 }
 
 // OK reports whether the API accepted the token.
@@ -30,6 +45,7 @@ const checkMinValid = 5 * time.Second
 // Check calls the connection's check URL with a valid access token and
 // records the result. It proves more than the token endpoint can: that the
 // token works against the API base, the second of the three URL traps.
+// With a token-info URL it also asks what the server says of the token.
 func (k *Keeper) Check(ctx context.Context) CheckResult {
 	res := k.check(ctx)
 	k.mu.Lock()
@@ -41,8 +57,8 @@ func (k *Keeper) Check(ctx context.Context) CheckResult {
 
 func (k *Keeper) check(ctx context.Context) CheckResult {
 	now := k.opt.Clock.Now()
-	url := k.conn.Endpoints.CheckURL
-	if url == "" {
+	ep := k.conn.Endpoints
+	if ep.CheckURL == "" && ep.TokenInfoURL == "" {
 		return CheckResult{Time: now, Error: "no check_url is configured", Hint: "Set check_url to a cheap GET that needs the token, e.g. a /me endpoint."}
 	}
 	// The token only has to outlive one GET. Asking for more would refresh
@@ -54,23 +70,54 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.opt.RequestTimeout)
 	defer cancel()
+	var res CheckResult
+	if ep.CheckURL != "" {
+		res = k.callCheck(ctx, ep.CheckURL, tok.AccessToken, now)
+	}
+	if ep.TokenInfoURL != "" {
+		info, status, err := k.tokenInfo(ctx, ep.TokenInfoURL, tok.AccessToken)
+		if ep.CheckURL == "" {
+			// The token-info call is the check.
+			res = CheckResult{Time: now, Status: status, Who: info.Owner}
+			if err != nil {
+				res.Error = err.Error()
+			}
+		}
+		if err != nil {
+			info.Error = err.Error()
+		}
+		res.TokenInfo = &info
+	}
+	return res
+}
+
+// get calls url with the access token and the API's own headers.
+func (k *Keeper) get(ctx context.Context, url string, token Secret) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return CheckResult{Time: now, Error: fmt.Sprintf("check URL %s: %v", url, err)}
+		return nil, nil, err
 	}
 	// The API's own headers first (Procore-Company-Id): a company-scoped
 	// API refuses a call without them.
 	for name, v := range k.conn.APIHeaders {
 		req.Header.Set(name, v)
 	}
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken.Reveal())
+	req.Header.Set("Authorization", "Bearer "+token.Reveal())
 	req.Header.Set("Accept", "application/json")
 	resp, err := k.opt.HTTPClient.Do(req)
 	if err != nil {
-		return CheckResult{Time: now, Error: fmt.Sprintf("GET %s: %v", url, err), Hint: "The API could not be reached: check the network and api_base."}
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp, body, nil
+}
+
+func (k *Keeper) callCheck(ctx context.Context, url string, token Secret, now time.Time) CheckResult {
+	resp, body, err := k.get(ctx, url, token)
+	if err != nil {
+		return CheckResult{Time: now, Error: fmt.Sprintf("GET %s: %v", url, err), Hint: "The API could not be reached: check the network and api_base."}
+	}
 	res := CheckResult{Time: now, Status: resp.StatusCode}
 	switch {
 	case res.OK():
@@ -83,6 +130,67 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 		res.Error = fmt.Sprintf("GET %s: HTTP %d", url, resp.StatusCode)
 	}
 	return res
+}
+
+// tokenInfo asks the token-info URL about the token. Doorkeeper answers
+// {"resource_owner_id", "scope" (a list), "expires_in", "application":
+// {"uid"}, "created_at"}; older versions say "scopes" and
+// "expires_in_seconds".
+func (k *Keeper) tokenInfo(ctx context.Context, url string, token Secret) (TokenInfo, int, error) {
+	resp, body, err := k.get(ctx, url, token)
+	if err != nil {
+		return TokenInfo{}, 0, fmt.Errorf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return TokenInfo{}, resp.StatusCode, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	var raw struct {
+		Owner       any         `json:"resource_owner_id"`
+		Scope       any         `json:"scope"`
+		Scopes      any         `json:"scopes"`
+		ExpiresIn   json.Number `json:"expires_in"`
+		ExpiresInS  json.Number `json:"expires_in_seconds"`
+		Application struct {
+			UID string `json:"uid"`
+		} `json:"application"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return TokenInfo{}, resp.StatusCode, fmt.Errorf("GET %s: the answer is not JSON", url)
+	}
+	info := TokenInfo{Application: raw.Application.UID, Scopes: scopeList(raw.Scope)}
+	if info.Scopes == nil {
+		info.Scopes = scopeList(raw.Scopes)
+	}
+	switch v := raw.Owner.(type) {
+	case string:
+		info.Owner = v
+	case float64:
+		info.Owner = fmt.Sprintf("%.0f", v)
+	}
+	for _, n := range []json.Number{raw.ExpiresIn, raw.ExpiresInS} {
+		if secs, err := n.Int64(); err == nil && secs > 0 {
+			info.ExpiresIn = secs
+			break
+		}
+	}
+	return info, resp.StatusCode, nil
+}
+
+// scopeList reads scopes written as a list or as one string.
+func scopeList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return strings.Fields(v)
+	case []any:
+		var out []string
+		for _, s := range v {
+			if str, ok := s.(string); ok {
+				out = append(out, str)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // whoFrom picks a human name out of a "who am I" answer.

@@ -22,6 +22,7 @@ type Metadata struct {
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 }
 
@@ -136,6 +137,7 @@ func (md *Metadata) apply(c *Connection) {
 	fill(&e.TokenURL, md.TokenEndpoint)
 	fill(&e.RevokeURL, md.RevocationEndpoint)
 	fill(&e.CheckURL, md.UserinfoEndpoint)
+	fill(&e.DeviceAuthURL, md.DeviceAuthorizationEndpoint)
 	// The server's own spelling, for the exact RFC 9207 comparison.
 	e.Issuer = md.Issuer
 	fill(&c.AuthMethod, md.authMethod())

@@ -895,3 +895,42 @@ func TestTheRecordedOutcomeOfARefusedRefreshIsAnEvent(t *testing.T) {
 		t.Fatalf("after the recorded refusal: last refresh %v ok=%t, refresh token held=%t", st.LastRefresh, st.LastRefreshOK, st.HasRefreshToken)
 	}
 }
+
+// Procore's check: /me with the company header, and /oauth/token/info for
+// what the server says of the token (Doorkeeper's answer).
+func TestTheCheckAsksTheTokenInfoToo(t *testing.T) {
+	r := newRig(t)
+	r.signedIn()
+	var companies []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		companies = append(companies, req.Header.Get("Procore-Company-Id"))
+		if req.Header.Get("Authorization") != "Bearer at-initial" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch req.URL.Path {
+		case "/rest/v1.0/me":
+			_, _ = w.Write([]byte(`{"id": 42, "login": "ada@example.com", "name": "Ada"}`))
+		case "/oauth/token/info":
+			_, _ = w.Write([]byte(`{"resource_owner_id": 42, "scope": [], "expires_in": 5321, "application": {"uid": "abc123"}, "created_at": 1764460800}`))
+		}
+	}))
+	defer api.Close()
+	r.conn.APIHeaders = map[string]string{"Procore-Company-Id": "4271"}
+	r.conn.Endpoints.CheckURL, r.conn.Endpoints.TokenInfoURL = api.URL+"/rest/v1.0/me", api.URL+"/oauth/token/info"
+	res := r.k.Check(context.Background())
+	if !res.OK() || res.Who != "ada@example.com" || res.TokenInfo == nil {
+		t.Fatalf("check: %+v", res)
+	}
+	if i := res.TokenInfo; i.ExpiresIn != 5321 || i.Owner != "42" || i.Application != "abc123" || i.Error != "" {
+		t.Fatalf("token info: %+v", i)
+	}
+	if len(companies) != 2 || companies[0] != "4271" || companies[1] != "4271" {
+		t.Fatalf("Procore-Company-Id sent as %q", companies)
+	}
+	// Without a check URL the token info is the check.
+	r.conn.Endpoints.CheckURL = ""
+	if res := r.k.Check(context.Background()); !res.OK() || res.Who != "42" {
+		t.Fatalf("token info alone: %+v", res)
+	}
+}

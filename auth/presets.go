@@ -36,6 +36,7 @@ var google = Preset{
 		"https://developers.google.com/identity/protocols/oauth2/native-app",
 		"https://developers.google.com/identity/protocols/oauth2#expiration",
 		"https://developers.google.com/identity/protocols/oauth2/web-server#offline",
+		"https://developers.google.com/identity/protocols/oauth2/limited-input-device",
 	},
 }
 
@@ -45,6 +46,9 @@ var googleEndpoints = Endpoints{
 	RevokeURL: "https://oauth2.googleapis.com/revoke",
 	APIBase:   "https://www.googleapis.com",
 	CheckURL:  "https://openidconnect.googleapis.com/v1/userinfo",
+	// For "TV and limited-input device" clients, with a restricted set of
+	// scopes.
+	DeviceAuthURL: "https://oauth2.googleapis.com/device/code",
 }
 
 // TenantPlaceholder stands for the connection's tenant (config: tenant) in
@@ -73,31 +77,33 @@ var entra = Preset{
 		"https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow",
 		"https://learn.microsoft.com/entra/identity-platform/refresh-tokens",
 		"https://learn.microsoft.com/graph/deployments",
+		"https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code",
 	},
 }
 
 func entraEndpoints(loginHost, graphHost string) Endpoints {
 	base := "https://" + loginHost + "/" + TenantPlaceholder + "/oauth2/v2.0"
 	return Endpoints{
-		AuthURL:  base + "/authorize",
-		TokenURL: base + "/token",
-		APIBase:  "https://" + graphHost,
-		CheckURL: "https://" + graphHost + "/v1.0/me",
+		AuthURL:       base + "/authorize",
+		TokenURL:      base + "/token",
+		DeviceAuthURL: base + "/devicecode",
+		APIBase:       "https://" + graphHost,
+		CheckURL:      "https://" + graphHost + "/v1.0/me",
 	}
 }
 
 // WithTenant puts tenant in place of TenantPlaceholder in e's URLs.
 func WithTenant(e Endpoints, tenant string) Endpoints {
-	for _, u := range []*string{&e.AuthURL, &e.TokenURL, &e.RevokeURL, &e.APIBase, &e.CheckURL, &e.Issuer} {
-		*u = strings.ReplaceAll(*u, TenantPlaceholder, tenant)
+	for _, f := range e.Fields() {
+		*f.URL = strings.ReplaceAll(*f.URL, TenantPlaceholder, tenant)
 	}
 	return e
 }
 
 // NeedsTenant reports whether e's URLs name a tenant still to be filled in.
 func NeedsTenant(e Endpoints) bool {
-	for _, u := range []string{e.AuthURL, e.TokenURL, e.RevokeURL, e.APIBase, e.CheckURL, e.Issuer} {
-		if strings.Contains(u, TenantPlaceholder) {
+	for _, f := range e.Fields() {
+		if strings.Contains(*f.URL, TenantPlaceholder) {
 			return true
 		}
 	}
@@ -112,8 +118,10 @@ var github = Preset{
 		"github.com": {
 			AuthURL:  "https://github.com/login/oauth/authorize",
 			TokenURL: "https://github.com/login/oauth/access_token",
-			APIBase:  "https://api.github.com",
-			CheckURL: "https://api.github.com/user",
+			// The app must have device flow enabled in its settings.
+			DeviceAuthURL: "https://github.com/login/device/code",
+			APIBase:       "https://api.github.com",
+			CheckURL:      "https://api.github.com/user",
 		},
 	},
 	AuthMethod: AuthMethodPost,
@@ -136,6 +144,7 @@ var github = Preset{
 		"https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app",
 		"https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens",
 		"https://docs.github.com/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors",
+		"https://docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#device-flow",
 	},
 }
 

@@ -24,6 +24,26 @@ type Endpoints struct {
 	// empty, an `iss` must at least come from the authorize URL's origin.
 	// A generic connection with an issuer discovers the URLs it lacks.
 	Issuer string `json:"issuer,omitempty"`
+	// DeviceAuthURL is RFC 8628's device authorization endpoint: a sign-in
+	// with a code typed on another device (`login --device`).
+	DeviceAuthURL string `json:"device_auth_url,omitempty"`
+	// TokenInfoURL describes the access token it is called with (Procore's
+	// /oauth/token/info): what the server says of its life and scopes.
+	TokenInfoURL string `json:"token_info_url,omitempty"`
+}
+
+// EndpointField is one URL of Endpoints, by its config key.
+type EndpointField struct {
+	Key string
+	URL *string
+}
+
+// Fields are e's URLs by config key, in the order a person reads them: the
+// one list that validation, overrides and tenants go by.
+func (e *Endpoints) Fields() []EndpointField {
+	return []EndpointField{{"auth_url", &e.AuthURL}, {"token_url", &e.TokenURL}, {"revoke_url", &e.RevokeURL},
+		{"api_base", &e.APIBase}, {"check_url", &e.CheckURL}, {"issuer", &e.Issuer},
+		{"device_auth_url", &e.DeviceAuthURL}, {"token_info_url", &e.TokenInfoURL}}
 }
 
 // Preset is a provider's fixed knowledge: its environments, how its token
@@ -168,6 +188,9 @@ func procoreEndpoints(loginHost, apiHost string) Endpoints {
 		RevokeURL: login + "/oauth/revoke",
 		APIBase:   api,
 		CheckURL:  api + "/rest/v1.0/me",
+		// What the server says of the token: its life, its scopes, its
+		// owner (Procore: on the login host).
+		TokenInfoURL: login + "/oauth/token/info",
 	}
 }
 
@@ -205,17 +228,12 @@ func (p *Preset) Resolve(env string, overrides Endpoints) (Endpoints, error) {
 		return Endpoints{}, fmt.Errorf("provider %q has no environment %q (choose one of: %s)",
 			p.Name, env, strings.Join(p.EnvironmentNames(), ", "))
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
+	own := overrides.Fields()
+	for i, f := range e.Fields() {
+		if v := *own[i].URL; v != "" {
+			*f.URL = v
 		}
 	}
-	set(&e.AuthURL, overrides.AuthURL)
-	set(&e.TokenURL, overrides.TokenURL)
-	set(&e.RevokeURL, overrides.RevokeURL)
-	set(&e.APIBase, overrides.APIBase)
-	set(&e.CheckURL, overrides.CheckURL)
-	set(&e.Issuer, overrides.Issuer)
 	return e, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // LoginOptions tune one sign-in.
@@ -23,6 +25,11 @@ type LoginOptions struct {
 	// ShowURL, if set, is told this sign-in's authorize URL (as well as
 	// KeeperOptions.ShowURL).
 	ShowURL func(url string)
+	// Device signs in with RFC 8628's device authorization grant: the
+	// person enters a code shown by ShowCode on the provider's page, on
+	// any device. No browser opens here and no redirect URI is used.
+	Device   bool
+	ShowCode func(DeviceCode)
 }
 
 // Login signs the connection in through the browser (or, for a
@@ -80,6 +87,18 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrUnreachable)
 	}
+	var tok *oauth2.Token
+	if !o.Device && conn.RedirectURI.Raw == "" {
+		return withHint(fmt.Errorf("sign in %s: no redirect_uri is configured: %w", k.conn.Name, ErrNeedsSignIn),
+			"Sign in with a code instead: `tokentray login "+k.conn.Name+" --device`; or register a redirect URI with the provider and set redirect_uri.")
+	}
+	if o.Device {
+		tok, err = k.deviceSignIn(ctx, conn, secret, o)
+		if err != nil {
+			return err
+		}
+		return k.signedIn(ctx, tok)
+	}
 	if err := k.preflight(ctx, conn); err != nil {
 		return err
 	}
@@ -98,7 +117,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		},
 		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: tokenClient(k.opt.HTTPClient, conn), Paste: o.Paste, PasteOnly: o.PasteOnly,
 	}
-	tok, err := flow.Run(ctx)
+	tok, err = flow.Run(ctx)
 	if te := (*TokenError)(nil); errors.As(err, &te) && te.Class == Permanent && te.Code != "invalid_grant" {
 		// The client was refused: a person must fix its settings (exit 3).
 		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrCredentialsRefused)
@@ -106,6 +125,11 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
 	}
+	return k.signedIn(ctx, tok)
+}
+
+// signedIn saves the tokens of a sign-in, as the start of a new grant.
+func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token) error {
 	now := k.opt.Clock.Now()
 	next := k.tokenSetFrom(tok, nil, now)
 	next.LastRefresh, next.LastRefreshOK = time.Time{}, false

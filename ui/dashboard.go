@@ -293,7 +293,12 @@ func (c *card) update(st apitype.Status, now time.Time) {
 		if ch.Who != "" {
 			who = " · " + ch.Who
 		}
-		_ = c.check.Set(fmt.Sprintf("HTTP %d%s · %s", ch.Status, who, humanize.Ago(ch.Time, now)))
+		server := ""
+		if i := ch.TokenInfo; i != nil && i.ExpiresIn > 0 {
+			// What the server counted for the token when it was asked.
+			server = " · the server gave it " + humanize.Coarse(time.Duration(i.ExpiresIn)*time.Second)
+		}
+		_ = c.check.Set(fmt.Sprintf("HTTP %d%s · %s%s", ch.Status, who, humanize.Ago(ch.Time, now), server))
 	default:
 		_ = c.check.Set(fmt.Sprintf("failed (%s): %s", humanize.Ago(ch.Time, now), ch.Error))
 	}

@@ -424,11 +424,13 @@ func (e *Editor) raw() config.Connection {
 	} else if auth.Grant(c.Grant) == auth.GrantClientCredentials {
 		c.Grant = ""
 	}
-	var overrides auth.Endpoints
-	if e.usesOwnURLs() {
-		for _, f := range urlFields {
-			*endpointField(&overrides, f.key) = strings.TrimSpace(e.urls[f.key].Text)
+	overrides := c.Overrides() // with the URLs the form does not show
+	for _, f := range urlFields {
+		v := ""
+		if e.usesOwnURLs() {
+			v = strings.TrimSpace(e.urls[f.key].Text)
 		}
+		*endpointField(&overrides, f.key) = v
 	}
 	c.SetOverrides(overrides)
 	return c
@@ -594,19 +596,10 @@ func (e *Editor) updatePreview(p *auth.Preset, raw config.Connection) {
 
 // endpointField is the field of ep that the config key names.
 func endpointField(ep *auth.Endpoints, key string) *string {
-	switch key {
-	case "auth_url":
-		return &ep.AuthURL
-	case "token_url":
-		return &ep.TokenURL
-	case "revoke_url":
-		return &ep.RevokeURL
-	case "api_base":
-		return &ep.APIBase
-	case "check_url":
-		return &ep.CheckURL
-	case "issuer":
-		return &ep.Issuer
+	for _, f := range ep.Fields() {
+		if f.Key == key {
+			return f.URL
+		}
 	}
 	panic("no endpoint field " + key)
 }

@@ -77,6 +77,9 @@ type Endpoints struct {
 	APIBase   string `json:"api_base,omitempty"`
 	CheckURL  string `json:"check_url,omitempty"`
 	Issuer    string `json:"issuer,omitempty"`
+	// DeviceAuthURL is where a sign-in with a device code starts.
+	DeviceAuthURL string `json:"device_auth_url,omitempty"`
+	TokenInfoURL  string `json:"token_info_url,omitempty"`
 }
 
 // CheckResult is the last "who am I" call against a connection's API.
@@ -86,6 +89,19 @@ type CheckResult struct {
 	Who    string    `json:"who,omitempty"`
 	Error  string    `json:"error,omitempty"`
 	Hint   string    `json:"hint,omitempty"`
+	// TokenInfo is what the server said of the token at its token-info
+	// URL (Procore's /oauth/token/info), when it has one.
+	TokenInfo *TokenInfo `json:"token_info,omitempty"`
+}
+
+// TokenInfo is what a server says of an access token.
+type TokenInfo struct {
+	// ExpiresIn is the token's seconds left as the server counted them.
+	ExpiresIn       int64    `json:"expires_in,omitempty"`
+	Scopes          []string `json:"scopes,omitempty"`
+	ResourceOwnerID string   `json:"resource_owner_id,omitempty"`
+	ApplicationUID  string   `json:"application_uid,omitempty"`
+	Error           string   `json:"error,omitempty"`
 }
 
 // OK reports whether the API accepted the token.
@@ -229,6 +245,18 @@ type PasteSignIn struct {
 	RedirectURI string `json:"redirect_uri"`
 }
 
+// DeviceSignIn is the answer of POST /v1/connections/NAME/login?device=true:
+// a sign-in with a code (RFC 8628), finished on any device. GET
+// /v1/connections/NAME/login/device waits for its outcome.
+type DeviceSignIn struct {
+	UserCode        string `json:"user_code"`
+	VerificationURI string `json:"verification_uri"`
+	// VerificationURIComplete has the code in it, when the provider
+	// offers one.
+	VerificationURIComplete string    `json:"verification_uri_complete,omitempty"`
+	Expires                 time.Time `json:"expires,omitzero"`
+}
+
 // ClientSecret is the body of PUT /v1/connections/NAME/client_secret.
 type ClientSecret struct {
 	ClientSecret string `json:"client_secret"`
@@ -251,28 +279,30 @@ func TokenHash(accessToken string) string {
 // the config file's key names (README, Config reference). No secret is in
 // it: the client secret travels only in SaveConnection and TestSignIn.
 type ConnectionConfig struct {
-	Name        string            `json:"name"`
-	Provider    string            `json:"provider"`
-	Environment string            `json:"environment,omitempty"`
-	Grant       string            `json:"grant,omitempty"`
-	ClientID    string            `json:"client_id,omitempty"`
-	RedirectURI string            `json:"redirect_uri,omitempty"`
-	Scopes      []string          `json:"scopes,omitempty"`
-	RefreshAt   *float64          `json:"refresh_at,omitempty"`
-	ExportFile  string            `json:"export_file,omitempty"`
-	TokenEnv    string            `json:"token_env,omitempty"`
-	OnAlert     string            `json:"on_alert,omitempty"`
-	AuthURL     string            `json:"auth_url,omitempty"`
-	TokenURL    string            `json:"token_url,omitempty"`
-	RevokeURL   string            `json:"revoke_url,omitempty"`
-	APIBase     string            `json:"api_base,omitempty"`
-	CheckURL    string            `json:"check_url,omitempty"`
-	Issuer      string            `json:"issuer,omitempty"`
-	AuthMethod  string            `json:"token_endpoint_auth_method,omitempty"`
-	AuthParams  map[string]string `json:"auth_params,omitempty"`
-	TokenParams map[string]string `json:"token_params,omitempty"`
-	APIHeaders  map[string]string `json:"api_headers,omitempty"`
-	ProxyPort   int               `json:"proxy_port,omitempty"`
+	Name          string            `json:"name"`
+	Provider      string            `json:"provider"`
+	Environment   string            `json:"environment,omitempty"`
+	Grant         string            `json:"grant,omitempty"`
+	ClientID      string            `json:"client_id,omitempty"`
+	RedirectURI   string            `json:"redirect_uri,omitempty"`
+	Scopes        []string          `json:"scopes,omitempty"`
+	RefreshAt     *float64          `json:"refresh_at,omitempty"`
+	ExportFile    string            `json:"export_file,omitempty"`
+	TokenEnv      string            `json:"token_env,omitempty"`
+	OnAlert       string            `json:"on_alert,omitempty"`
+	AuthURL       string            `json:"auth_url,omitempty"`
+	TokenURL      string            `json:"token_url,omitempty"`
+	RevokeURL     string            `json:"revoke_url,omitempty"`
+	DeviceAuthURL string            `json:"device_auth_url,omitempty"`
+	TokenInfoURL  string            `json:"token_info_url,omitempty"`
+	APIBase       string            `json:"api_base,omitempty"`
+	CheckURL      string            `json:"check_url,omitempty"`
+	Issuer        string            `json:"issuer,omitempty"`
+	AuthMethod    string            `json:"token_endpoint_auth_method,omitempty"`
+	AuthParams    map[string]string `json:"auth_params,omitempty"`
+	TokenParams   map[string]string `json:"token_params,omitempty"`
+	APIHeaders    map[string]string `json:"api_headers,omitempty"`
+	ProxyPort     int               `json:"proxy_port,omitempty"`
 	// The providers' settings (tenant, company_id) and refresh-token
 	// lives, as written ("90d").
 	Tenant               string `json:"tenant,omitempty"`

@@ -94,6 +94,14 @@ func (r remote) Login(ctx context.Context, name string, o loginOptions) (*apityp
 	if o.paste {
 		return r.pasteLogin(ctx, name, o)
 	}
+	if o.device {
+		started, err := r.StartDeviceLogin(ctx, name, o.timeout)
+		if err != nil {
+			return nil, err
+		}
+		printDeviceCode(r.streams, name, *started, time.Now())
+		return r.WaitDeviceLogin(ctx, name)
+	}
 	fmt.Fprintf(r.streams.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)
 	return r.Client.Login(ctx, name, o.timeout)
 }

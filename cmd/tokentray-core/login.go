@@ -26,6 +26,8 @@ type loginOptions struct {
 	// relay is --paste for a tokentray on another machine (login
 	// NAME@REMOTE there): JSON lines on stdout instead of words.
 	relay bool
+	// device signs in with a code typed on any device (RFC 8628).
+	device bool
 }
 
 func newLoginCmd(envFor envGetter) *cobra.Command {
@@ -43,7 +45,13 @@ browser anywhere; after the sign-in it goes to the redirect URI, which does not 
 there: paste the whole address from its address bar (or, for the out-of-band redirect
 urn:ietf:wg:oauth:2.0:oob, the code the provider shows). The state and PKCE are checked
 as for the loopback sign-in, and the code is exchanged here: the tokens never leave
-this machine.`,
+this machine.
+
+With --device (RFC 8628's device authorization grant, where the provider offers it:
+GitHub, Microsoft, Google), tokentray shows a short code and a URL: open the URL on
+any device, phone included, and enter the code. No redirect URI is used, so a
+connection that only ever signs in this way needs none. For NAME@REMOTE, the
+tokentray there asks for the code and keeps the tokens.`,
 		Args: oneName,
 		RunE: func(c *cobra.Command, args []string) error {
 			e, err := envFor(c)
@@ -56,6 +64,7 @@ this machine.`,
 	c.Flags().DurationVar(&o.timeout, "timeout", auth.DefaultLoginTimeout, "how long to wait for the browser sign-in")
 	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL; do not open a browser")
 	c.Flags().BoolVar(&o.paste, "paste", false, "sign in with a browser on another machine: open the printed URL there, then paste the address it lands on (or the code)")
+	c.Flags().BoolVar(&o.device, "device", false, "sign in with a code entered on any device (RFC 8628): for servers and machines without a browser")
 	c.Flags().BoolVar(&o.relay, "relay", false, "--paste for the tokentray of another machine (`tokentray login NAME@REMOTE` there): JSON lines on stdout")
 	_ = c.Flags().MarkHidden("relay")
 	return c
@@ -67,6 +76,9 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	}
 	if o.relay {
 		o.paste = true
+	}
+	if o.device && o.paste {
+		return usageError{fmt.Errorf("--device and --paste are two ways to sign in without a browser here: choose one")}
 	}
 	if remoteName, ok := remoteConnection(name); ok && !o.relay {
 		return remoteLogin(c, e, name, remoteName, o)
@@ -94,7 +106,7 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 	}
 	conn := resolved.Auth
 	opener := e.opener
-	if o.noBrowser || o.paste {
+	if o.noBrowser || o.paste || o.device {
 		opener = nil
 	}
 	opts, err := e.keeperOptions(resolved)
@@ -128,7 +140,11 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 		}
 	}
 	k := auth.NewKeeper(conn, opts)
-	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in, PasteOnly: o.paste}); err != nil {
+	showCode := func(c auth.DeviceCode) {
+		printDeviceCode(io, conn.Name, apitype.DeviceSignIn{UserCode: c.UserCode, VerificationURI: c.VerificationURI,
+			VerificationURIComplete: c.VerificationURIComplete, Expires: c.Expires}, e.clock.Now())
+	}
+	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in, PasteOnly: o.paste, Device: o.device, ShowCode: showCode}); err != nil {
 		return nil, err
 	}
 	out := localapi.Describe(k)
@@ -143,6 +159,17 @@ func printPasteInstructions(io streams, name, authURL, redirectURI string) {
 		return
 	}
 	fmt.Fprintf(io.err, "The browser then goes to %s?code=…, which need not load there: paste the whole address from its address bar here and press Enter:\n", redirectURI)
+}
+
+// printDeviceCode says how to finish a sign-in with a code.
+func printDeviceCode(io streams, name string, c apitype.DeviceSignIn, now time.Time) {
+	fmt.Fprintf(io.err, "Signing in to %s. On any device, open\n\n  %s\n\nand enter the code\n\n  %s\n\n", name, c.VerificationURI, c.UserCode)
+	if c.VerificationURIComplete != "" {
+		fmt.Fprintf(io.err, "(or open %s, which has the code in it)\n", c.VerificationURIComplete)
+	}
+	if !c.Expires.IsZero() {
+		fmt.Fprintf(io.err, "Waiting for the sign-in; the code is valid for %s …\n", humanize.Duration(c.Expires.Sub(now)))
+	}
 }
 
 // printSignedIn tells how long the sign-in lasts, and says so plainly when
@@ -176,6 +203,20 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 		return usageError{err}
 	}
 	name, _, _ := strings.Cut(arg, "@")
+	r := sshremote.Remote{Remote: rc, ControlDir: filepath.Dir(apiclient.DefaultPath())}
+	if o.device {
+		// The tokentray there asks for the code and keeps the tokens; its
+		// words (the code, the URL) come through ssh's stderr.
+		cmd := r.Command(c.Context(), "login", name, "--device", "--timeout", o.timeout.String())
+		cmd.Stdout, cmd.Stderr = e.streams.err, e.streams.err
+		if err := cmd.Run(); err != nil {
+			if cmd.ProcessState == nil {
+				return fmt.Errorf("run ssh for %s: %w", remoteName, err)
+			}
+			return &sshremote.Error{Remote: remoteName, ExitCode: cmd.ProcessState.ExitCode(), Stderr: "the sign-in with a code failed (see above)"}
+		}
+		return nil
+	}
 	opener := e.opener
 	if o.noBrowser {
 		opener = nil
@@ -183,7 +224,6 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 	show := func(url string) {
 		fmt.Fprintf(e.streams.err, "Signing in to %s on %s (it keeps the tokens). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n", name, remoteName, url)
 	}
-	r := sshremote.Remote{Remote: rc, ControlDir: filepath.Dir(apiclient.DefaultPath())}
 	if err := os.MkdirAll(r.ControlDir, 0o700); err != nil {
 		return err
 	}

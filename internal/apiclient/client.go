@@ -218,6 +218,20 @@ func (c *Client) PasteLogin(ctx context.Context, name, address string) (*apitype
 	return &out, c.do(ctx, http.MethodPost, connPath(name, "/login/paste"), nil, apitype.Pasted{Address: address}, &out)
 }
 
+// StartDeviceLogin starts a sign-in of name with a code (RFC 8628) in the
+// running tokentray and returns the code to show; a second call while it
+// waits returns the same code.
+func (c *Client) StartDeviceLogin(ctx context.Context, name string, timeout time.Duration) (*apitype.DeviceSignIn, error) {
+	var out apitype.DeviceSignIn
+	return &out, c.do(ctx, http.MethodPost, connPath(name, "/login"), url.Values{"device": {"true"}, "timeout": {timeout.String()}}, nil, &out)
+}
+
+// WaitDeviceLogin waits for the sign-in StartDeviceLogin began to end.
+func (c *Client) WaitDeviceLogin(ctx context.Context, name string) (*apitype.Connection, error) {
+	var out apitype.Connection
+	return &out, c.do(ctx, http.MethodGet, connPath(name, "/login/device"), nil, nil, &out)
+}
+
 // Check calls name's API check URL now; the connection's LastCheck has
 // the outcome.
 func (c *Client) Check(ctx context.Context, name string) (*apitype.Connection, error) {

@@ -67,9 +67,13 @@ type Connection struct {
 	AuthURL     string   `toml:"auth_url"`
 	TokenURL    string   `toml:"token_url"`
 	RevokeURL   string   `toml:"revoke_url"`
-	APIBase     string   `toml:"api_base"`
-	CheckURL    string   `toml:"check_url"`
-	Issuer      string   `toml:"issuer"`
+	// DeviceAuthURL and TokenInfoURL override or add RFC 8628's device
+	// authorization endpoint and a token-info endpoint.
+	DeviceAuthURL string `toml:"device_auth_url"`
+	TokenInfoURL  string `toml:"token_info_url"`
+	APIBase       string `toml:"api_base"`
+	CheckURL      string `toml:"check_url"`
+	Issuer        string `toml:"issuer"`
 	// AuthMethod is token_endpoint_auth_method (RFC 7591's values).
 	AuthMethod  string `toml:"token_endpoint_auth_method"`
 	AuthParams  Params `toml:"auth_params"`
@@ -162,12 +166,14 @@ func (s *Scopes) UnmarshalTOML(v any) error {
 // Overrides are the connection's own URLs, each empty where the preset's
 // is used.
 func (c Connection) Overrides() auth.Endpoints {
-	return auth.Endpoints{AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL, APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer}
+	return auth.Endpoints{AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL, APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer,
+		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL}
 }
 
 // SetOverrides sets the connection's own URLs.
 func (c *Connection) SetOverrides(e auth.Endpoints) {
 	c.AuthURL, c.TokenURL, c.RevokeURL, c.APIBase, c.CheckURL, c.Issuer = e.AuthURL, e.TokenURL, e.RevokeURL, e.APIBase, e.CheckURL, e.Issuer
+	c.DeviceAuthURL, c.TokenInfoURL = e.DeviceAuthURL, e.TokenInfoURL
 }
 
 // Config is a loaded, validated configuration.
@@ -456,7 +462,7 @@ func Parse(path string, b []byte) (*Config, error) {
 
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
-		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer",
+		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer", "device_auth_url", "token_info_url",
 		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers", "proxy_port", "tenant", "company_id",
 		"refresh_token_idle", "refresh_token_lifetime", "refresh_token_warning", "access_token_lifetime"}
 }
@@ -600,14 +606,12 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	}
 
 	overrides := raw.Overrides()
-	for _, f := range []struct{ key, value string }{
-		{"auth_url", raw.AuthURL}, {"token_url", raw.TokenURL}, {"revoke_url", raw.RevokeURL}, {"api_base", raw.APIBase}, {"check_url", raw.CheckURL}, {"issuer", raw.Issuer},
-	} {
-		if f.value == "" {
+	for _, f := range overrides.Fields() {
+		if *f.URL == "" {
 			continue
 		}
-		if err := auth.ValidateEndpointURL(f.value); err != nil {
-			add(f.key, "%v", err)
+		if err := auth.ValidateEndpointURL(*f.URL); err != nil {
+			add(f.Key, "%v", err)
 		}
 	}
 
@@ -639,8 +643,8 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 			// here. With both set, the issuer only checks RFC 9207's iss,
 			// and nothing depends on its metadata being served.
 			conn.Discover = raw.Issuer != "" && (raw.TokenURL == "" || (raw.AuthURL == "" && conn.Grant == auth.GrantAuthorizationCode))
-			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" {
-				add("auth_url", "missing; set issuer (the server's URL, to discover its endpoints) or auth_url (the authorization endpoint)")
+			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" && raw.DeviceAuthURL == "" {
+				add("auth_url", "missing; set issuer (the server's URL, to discover its endpoints), auth_url (the authorization endpoint), or device_auth_url for sign-ins with a code only")
 			}
 			if !conn.Discover && raw.TokenURL == "" {
 				add("token_url", "missing; set issuer (the server's URL, to discover its endpoints) or token_url (the token endpoint)")
@@ -649,17 +653,28 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 	}
 
 	if conn.Grant == auth.GrantAuthorizationCode {
-		if raw.RedirectURI == "" {
+		switch {
+		case raw.RedirectURI == "" && conn.Endpoints.DeviceAuthURL != "":
+			// Signed in with a code only (`login --device`): no redirect.
+		case raw.RedirectURI == "":
 			add("redirect_uri", "missing; register http://localhost:8765/callback (or another port) with the provider and set exactly that here")
-		} else if ru, err := auth.ParseRedirectURI(raw.RedirectURI); err != nil {
-			add("redirect_uri", "%v", err)
-		} else if preset != nil && preset.Name == "procore" && ru.Loopback && !strings.EqualFold(ru.Host, "localhost") {
-			add("redirect_uri", "%q: Procore accepts plain http only for localhost; use http://localhost:%d%s and register exactly that", raw.RedirectURI, ru.Port, ru.Path)
-		} else {
-			conn.RedirectURI = ru
+		default:
+			conn.RedirectURI, errs = redirectURI(raw, preset, errs)
 		}
 	}
 	return conn, errs
+}
+
+// redirectURI is raw's redirect URI, parsed, and its problem, if any.
+func redirectURI(raw Connection, preset *auth.Preset, errs FieldErrors) (auth.RedirectURI, FieldErrors) {
+	ru, err := auth.ParseRedirectURI(raw.RedirectURI)
+	switch {
+	case err != nil:
+		return ru, append(errs, FieldError{"redirect_uri", err.Error()})
+	case preset != nil && preset.Name == "procore" && ru.Loopback && !strings.EqualFold(ru.Host, "localhost"):
+		return ru, append(errs, FieldError{"redirect_uri", fmt.Sprintf("%q: Procore accepts plain http only for localhost; use http://localhost:%d%s and register exactly that", raw.RedirectURI, ru.Port, ru.Path)})
+	}
+	return ru, errs
 }
 
 // Parameters that OAuth itself sets: an extra parameter must not replace
@@ -723,17 +738,16 @@ func scopeNote(name string) string {
 func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) FieldErrors {
 	own := hostsOf(p.Environments[env])
 	var errs FieldErrors
-	fields := []struct{ key, value string }{{"auth_url", o.AuthURL}, {"token_url", o.TokenURL}, {"revoke_url", o.RevokeURL}, {"api_base", o.APIBase}, {"check_url", o.CheckURL}, {"issuer", o.Issuer}}
 	others := p.EnvironmentNames()
 	sort.Strings(others)
-	for _, f := range fields {
-		h := hostOf(f.value)
+	for _, f := range o.Fields() {
+		h := hostOf(*f.URL)
 		if h == "" || own[h] {
 			continue
 		}
 		for _, other := range others {
 			if other != env && hostsOf(p.Environments[other])[h] {
-				errs = append(errs, FieldError{f.key, fmt.Sprintf("%s belongs to the %s environment but this connection uses environment %q; all URLs must come from one environment: remove the override or change environment", f.value, other, env)})
+				errs = append(errs, FieldError{f.Key, fmt.Sprintf("%s belongs to the %s environment but this connection uses environment %q; all URLs must come from one environment: remove the override or change environment", *f.URL, other, env)})
 			}
 		}
 	}
@@ -742,8 +756,8 @@ func crossEnvironment(p *auth.Preset, env string, o auth.Endpoints) FieldErrors 
 
 func hostsOf(e auth.Endpoints) map[string]bool {
 	m := map[string]bool{}
-	for _, u := range []string{e.AuthURL, e.TokenURL, e.RevokeURL, e.APIBase, e.CheckURL} {
-		if h := hostOf(u); h != "" {
+	for _, f := range e.Fields() {
+		if h := hostOf(*f.URL); h != "" && f.Key != "issuer" {
 			m[h] = true
 		}
 	}

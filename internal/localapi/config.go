@@ -111,9 +111,7 @@ func (s *Server) testSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := apitype.Tested{TestID: out.ID}
-	if c := out.Check; c != nil {
-		res.Check = &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
-	}
+	res.Check = wireCheck(out.Check)
 	writeJSON(w, http.StatusOK, res)
 }
 

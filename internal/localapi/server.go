@@ -58,6 +58,9 @@ type Server struct {
 
 	mu     sync.Mutex
 	pastes map[string]*pasteSignIn // sign-ins waiting for a pasted address, by connection
+	// devices are the sign-ins with a code (RFC 8628) that wait for a
+	// person, by connection.
+	devices map[string]*deviceSignIn
 
 	proxyOnce sync.Once
 }
@@ -154,6 +157,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST /v1/connections/{name}/refresh", s.refresh)
 	mux.HandleFunc("POST /v1/connections/{name}/login", s.login)
 	mux.HandleFunc("POST /v1/connections/{name}/login/paste", s.loginPaste)
+	mux.HandleFunc("GET /v1/connections/{name}/login/device", s.loginDevice)
 	mux.HandleFunc("PUT /v1/connections/{name}/client_secret", s.setClientSecret)
 	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
 	mux.HandleFunc("POST /v1/connections/{name}/check", s.check)
@@ -226,6 +230,19 @@ func Describe(k *auth.Keeper) apitype.Connection {
 	return apitype.Connection{Status: WireStatus(k.Status()), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase}
 }
 
+// wireCheck is a check's result as the API shows it.
+func wireCheck(c *auth.CheckResult) *apitype.CheckResult {
+	if c == nil {
+		return nil
+	}
+	out := &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
+	if i := c.TokenInfo; i != nil {
+		out.TokenInfo = &apitype.TokenInfo{ExpiresIn: i.ExpiresIn, Scopes: i.Scopes, ResourceOwnerID: i.Owner,
+			ApplicationUID: i.Application, Error: i.Error}
+	}
+	return out
+}
+
 // WireStatus is a status as the API and `status --json` show it.
 func WireStatus(st auth.Status) apitype.Status {
 	out := apitype.Status{
@@ -236,9 +253,7 @@ func WireStatus(st auth.Status) apitype.Status {
 		LastError: st.LastError, Hint: st.Hint,
 		Endpoints: apitype.Endpoints(st.Endpoints),
 	}
-	if c := st.LastCheck; c != nil {
-		out.LastCheck = &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
-	}
+	out.LastCheck = wireCheck(st.LastCheck)
 	out.APIRefused = st.APIRefused
 	out.RefreshTokenEnd, out.RefreshTokenEndAbout = st.RefreshTokenEnd, st.RefreshTokenEndAbout
 	out.RefreshTokenRenewable, out.RefreshTokenEnding = st.RefreshTokenRenewable, st.RefreshTokenEnding
@@ -341,7 +356,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 // login starts the browser sign-in in the tray. With ?wait=true it answers
 // when the sign-in has ended, so that `tokentray login` can report it.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	if c, ok := s.remote(r.PathValue("name")); ok && s.Remotes != nil && r.URL.Query().Get("paste") != "true" && r.URL.Query().Get("wait") != "true" {
+	device := r.URL.Query().Get("device") == "true"
+	if c, ok := s.remote(r.PathValue("name")); ok && s.Remotes != nil && r.URL.Query().Get("paste") != "true" && r.URL.Query().Get("wait") != "true" && !device {
 		s.Remotes.SignIn(c.Name)
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "sign-in of " + c.Name + " started: finish it in the browser"})
 		return
@@ -358,6 +374,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("paste") == "true" {
 		s.startPaste(w, r, k, timeout)
+		return
+	}
+	if device {
+		s.startDevice(w, r, k, timeout)
 		return
 	}
 	if s.Headless {
@@ -588,3 +608,95 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// deviceSignIn is a sign-in with a code that waits for a person.
+type deviceSignIn struct {
+	code  chan auth.DeviceCode // the code, once shown
+	err   error                // the outcome, once ended
+	ended chan struct{}        // closed when the sign-in has returned
+}
+
+func (d *deviceSignIn) over() bool {
+	select {
+	case <-d.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// startDevice starts a sign-in with a code (`tokentray login NAME
+// --device`, headless servers included) and answers with the code; the
+// sign-in goes on here. A second start while one waits answers with the
+// code of that one. The last one's outcome is kept until the next starts,
+// for GET …/login/device however late it asks.
+func (s *Server) startDevice(w http.ResponseWriter, r *http.Request, k *auth.Keeper, timeout time.Duration) {
+	name := k.Connection().Name
+	s.mu.Lock()
+	d := s.devices[name]
+	if d == nil || d.over() {
+		if s.devices == nil {
+			s.devices = map[string]*deviceSignIn{}
+		}
+		d = &deviceSignIn{code: make(chan auth.DeviceCode, 1), ended: make(chan struct{})}
+		s.devices[name] = d
+		go func() {
+			err := k.Login(context.WithoutCancel(r.Context()), auth.LoginOptions{Timeout: timeout, Device: true,
+				ShowCode: func(c auth.DeviceCode) { d.code <- c }})
+			s.mu.Lock()
+			d.err = err
+			s.mu.Unlock()
+			close(d.ended)
+		}()
+	}
+	s.mu.Unlock()
+	answer := func(c auth.DeviceCode) {
+		d.code <- c // for the next caller
+		writeJSON(w, http.StatusAccepted, apitype.DeviceSignIn{UserCode: c.UserCode, VerificationURI: c.VerificationURI,
+			VerificationURIComplete: c.VerificationURIComplete, Expires: c.Expires})
+	}
+	select {
+	case c := <-d.code:
+		answer(c)
+	case <-d.ended:
+		select {
+		case c := <-d.code: // shown, then over at once: the code was shown
+			answer(c)
+			return
+		default:
+		}
+		s.mu.Lock()
+		err := d.err
+		s.mu.Unlock()
+		writeKeeperError(w, err)
+	case <-r.Context().Done():
+	}
+}
+
+// loginDevice waits for the sign-in with a code to end.
+func (s *Server) loginDevice(w http.ResponseWriter, r *http.Request) {
+	k := s.keeper(w, r)
+	if k == nil {
+		return
+	}
+	s.mu.Lock()
+	d := s.devices[k.Connection().Name]
+	s.mu.Unlock()
+	if d == nil {
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeBadRequest, Message: "no sign-in of " + quote(k.Connection().Name) + " with a code is waiting",
+			Hint: "start one: tokentray login " + k.Connection().Name + " --device"})
+		return
+	}
+	select {
+	case <-d.ended:
+		s.mu.Lock()
+		err := d.err
+		s.mu.Unlock()
+		if err != nil {
+			writeKeeperError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, Describe(k))
+	case <-r.Context().Done():
+	}
+}

@@ -1,7 +1,7 @@
 // A real, standards-compliant OAuth 2.0 / OpenID server for tokentray's
 // end-to-end tests: panva's oidc-provider (OpenID Certified), configured with
-// PKCE required, single-use rotating refresh tokens, revocation and short
-// access tokens. Its dev login and consent pages are clicked through by
+// PKCE required, single-use rotating refresh tokens, revocation, short
+// access tokens and the device authorization grant (RFC 8628). Its dev login and consent pages are clicked through by
 // browser.mjs. Events go to stdout as JSON lines for the test to count.
 //
 // GET /__sync?id=N answers once no other request is being handled, after
@@ -24,7 +24,8 @@ const provider = new Provider(issuer, {
     client_id: 'tokentray-e2e',
     client_secret: 'e2e-client-secret-0123456789',
     redirect_uris: [redirectUri],
-    grant_types: ['authorization_code', 'refresh_token'],
+    // The device grant too: `tokentray login --device` (RFC 8628).
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
   }, {
@@ -45,6 +46,7 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
+    deviceFlow: { enabled: true },
   },
   scopes: ['openid', 'offline_access', 'api'],
   findAccount: async (ctx, id) => ({ accountId: id, async claims() { return { sub: id }; } }),

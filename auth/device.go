@@ -1,0 +1,168 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// The device authorization grant (RFC 8628): for a machine without a
+// browser, the person types a short code on a page of the provider, on any
+// device, while this machine asks the token endpoint whether they are done.
+// Nothing comes back to this machine but the tokens.
+
+// DeviceCode is what a person needs to finish a device sign-in elsewhere.
+type DeviceCode struct {
+	UserCode        string `json:"user_code"`
+	VerificationURI string `json:"verification_uri"`
+	// VerificationURIComplete has the code in it already, when the
+	// provider offers one (a link or QR code to open).
+	VerificationURIComplete string    `json:"verification_uri_complete,omitempty"`
+	Expires                 time.Time `json:"expires"`
+}
+
+// deviceAuthTimeout bounds the request for a device code.
+const deviceAuthTimeout = 30 * time.Second
+
+// deviceSignIn asks for a device code, shows it and waits for the person.
+func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secret, o LoginOptions) (*oauth2.Token, error) {
+	if conn.Endpoints.DeviceAuthURL == "" {
+		return nil, withHint(fmt.Errorf("sign in %s: the provider offers no device sign-in (no device authorization endpoint is known): %w", k.conn.Name, ErrNeedsSignIn),
+			"Set device_auth_url in the config if the provider has one, or sign in with `tokentray login "+k.conn.Name+" --paste` (a browser on any machine).")
+	}
+	client := tokenClient(k.opt.HTTPClient, conn)
+	da, err := requestDeviceCode(ctx, client, conn, secret)
+	if err != nil {
+		te := classify("device authorization", err, conn)
+		if te.Class == Permanent && te.Code != "invalid_grant" {
+			return nil, fmt.Errorf("sign in %s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
+		}
+		return nil, fmt.Errorf("sign in %s: %w: %w", k.conn.Name, te, ErrUnreachable)
+	}
+	code := DeviceCode{UserCode: da.UserCode, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete, Expires: da.Expiry}
+	if o.ShowCode != nil {
+		o.ShowCode(code)
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultLoginTimeout
+	}
+	// x/oauth2 polls at the server's interval (and slower after a
+	// slow_down) until the code expires; a person is on the other side, so
+	// the real clock is the right one.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
+	cfg := conn.oauthConfig(secret)
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	switch {
+	case err == nil:
+		return tok, nil
+	case errors.Is(err, context.DeadlineExceeded) && !da.Expiry.IsZero() && !time.Now().Before(da.Expiry):
+		return nil, withHint(fmt.Errorf("sign in %s: the code %s expired before the sign-in was finished: %w", k.conn.Name, da.UserCode, ErrLoginTimeout),
+			"Run the sign-in again and enter the new code within its time.")
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("sign in %s: nobody entered the code %s within %s: %w", k.conn.Name, da.UserCode, timeout, ErrLoginTimeout)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "access_denied":
+			return nil, withHint(fmt.Errorf("sign in %s: the sign-in was refused on the provider's page (access_denied): %w", k.conn.Name, ErrNeedsSignIn),
+				"Run the sign-in again and allow the access there.")
+		case "expired_token":
+			return nil, withHint(fmt.Errorf("sign in %s: the code %s expired before the sign-in was finished: %w", k.conn.Name, da.UserCode, ErrLoginTimeout),
+				"Run the sign-in again and enter the new code within its time.")
+		}
+	}
+	te := classify("device sign-in", err, conn)
+	if te.Class == Permanent {
+		return nil, fmt.Errorf("sign in %s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
+	}
+	return nil, fmt.Errorf("sign in %s: %w: %w", k.conn.Name, te, ErrUnreachable)
+}
+
+// requestDeviceCode asks the device authorization endpoint for a code. The
+// client authenticates as at the token endpoint (RFC 8628 §3.1), which
+// x/oauth2's DeviceAuth does not do.
+func requestDeviceCode(ctx context.Context, client *http.Client, conn *Connection, secret Secret) (*oauth2.DeviceAuthResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, deviceAuthTimeout)
+	defer cancel()
+	form := url.Values{"client_id": {conn.ClientID}}
+	if s := conn.scopes(); len(s) > 0 {
+		form.Set("scope", strings.Join(s, " "))
+	}
+	method := conn.authMethod(secret)
+	if method == AuthMethodPost {
+		form.Set("client_secret", secret.Reveal())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conn.Endpoints.DeviceAuthURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if method == AuthMethodBasic {
+		req.SetBasicAuth(url.QueryEscape(conn.ClientID), url.QueryEscape(secret.Reveal()))
+	}
+	sent := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	var da struct {
+		DeviceCode              string      `json:"device_code"`
+		UserCode                string      `json:"user_code"`
+		VerificationURI         string      `json:"verification_uri"`
+		VerificationURL         string      `json:"verification_url"` // Google's spelling
+		VerificationURIComplete string      `json:"verification_uri_complete"`
+		ExpiresIn               json.Number `json:"expires_in"`
+		Interval                json.Number `json:"interval"`
+		Error                   string      `json:"error"`
+		ErrorDescription        string      `json:"error_description"`
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "application/x-www-form-urlencoded" {
+		// GitHub without Accept: JSON (asked for above, but a proxy may drop it).
+		v, _ := url.ParseQuery(string(body))
+		da.DeviceCode, da.UserCode, da.VerificationURI = v.Get("device_code"), v.Get("user_code"), v.Get("verification_uri")
+		da.ExpiresIn, da.Interval, da.Error, da.ErrorDescription = json.Number(v.Get("expires_in")), json.Number(v.Get("interval")), v.Get("error"), v.Get("error_description")
+	} else if err := json.Unmarshal(body, &da); err != nil && resp.StatusCode < 300 {
+		return nil, fmt.Errorf("the device authorization endpoint's answer is not JSON (HTTP %d)", resp.StatusCode)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 || da.Error != "" {
+		return nil, &oauth2.RetrieveError{Response: resp, Body: body, ErrorCode: da.Error, ErrorDescription: da.ErrorDescription}
+	}
+	if da.VerificationURI == "" {
+		da.VerificationURI = da.VerificationURL
+	}
+	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
+		return nil, errors.New("the device authorization endpoint's answer lacks device_code, user_code or verification_uri")
+	}
+	out := &oauth2.DeviceAuthResponse{DeviceCode: da.DeviceCode, UserCode: da.UserCode, VerificationURI: da.VerificationURI,
+		VerificationURIComplete: da.VerificationURIComplete}
+	if n, err := strconv.ParseInt(da.ExpiresIn.String(), 10, 64); err == nil && n > 0 {
+		out.Expiry = sent.Add(time.Duration(n) * time.Second)
+	}
+	if n, err := strconv.ParseInt(da.Interval.String(), 10, 64); err == nil && n > 0 {
+		out.Interval = n
+	}
+	return out, nil
+}
