@@ -72,10 +72,10 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 	defer cancel()
 	var res CheckResult
 	if ep.CheckURL != "" {
-		res = k.callCheck(ctx, ep.CheckURL, tok.AccessToken, now)
+		res = k.callCheck(ctx, ep.CheckURL, &tok.TokenSet, now)
 	}
 	if ep.TokenInfoURL != "" {
-		info, status, err := k.tokenInfo(ctx, ep.TokenInfoURL, tok.AccessToken)
+		info, status, err := k.tokenInfo(ctx, ep.TokenInfoURL, &tok.TokenSet)
 		if ep.CheckURL == "" {
 			// The token-info call is the check.
 			res = CheckResult{Time: now, Status: status, Who: info.Owner}
@@ -91,30 +91,46 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 	return res
 }
 
-// get calls url with the access token and the API's own headers.
-func (k *Keeper) get(ctx context.Context, url string, token Secret) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, nil, err
+// get calls url with the access token and the API's own headers; a
+// DPoP-bound token with a proof, sent again once with the nonce the API
+// asks for.
+func (k *Keeper) get(ctx context.Context, url string, tok *TokenSet) (*http.Response, []byte, error) {
+	for try := 0; ; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The API's own headers first (Procore-Company-Id): a
+		// company-scoped API refuses a call without them.
+		for name, v := range k.conn.APIHeaders {
+			req.Header.Set(name, v)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken.Reveal())
+		if tok.Bound() {
+			proof, err := k.DPoPProof(http.MethodGet, url, tok)
+			if err != nil {
+				return nil, nil, err
+			}
+			req.Header.Set("Authorization", TokenTypeDPoP+" "+tok.AccessToken.Reveal())
+			req.Header.Set("DPoP", proof)
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := k.opt.HTTPClient.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		k.NoteDPoPNonce(url, resp.Header)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		if try == 0 && tok.Bound() && ResourceNonceAsked(resp) {
+			continue
+		}
+		return resp, body, nil
 	}
-	// The API's own headers first (Procore-Company-Id): a company-scoped
-	// API refuses a call without them.
-	for name, v := range k.conn.APIHeaders {
-		req.Header.Set(name, v)
-	}
-	req.Header.Set("Authorization", "Bearer "+token.Reveal())
-	req.Header.Set("Accept", "application/json")
-	resp, err := k.opt.HTTPClient.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp, body, nil
 }
 
-func (k *Keeper) callCheck(ctx context.Context, url string, token Secret, now time.Time) CheckResult {
-	resp, body, err := k.get(ctx, url, token)
+func (k *Keeper) callCheck(ctx context.Context, url string, tok *TokenSet, now time.Time) CheckResult {
+	resp, body, err := k.get(ctx, url, tok)
 	if err != nil {
 		return CheckResult{Time: now, Error: fmt.Sprintf("GET %s: %v", url, err), Hint: "The API could not be reached: check the network and api_base."}
 	}
@@ -136,8 +152,8 @@ func (k *Keeper) callCheck(ctx context.Context, url string, token Secret, now ti
 // {"resource_owner_id", "scope" (a list), "expires_in", "application":
 // {"uid"}, "created_at"}; older versions say "scopes" and
 // "expires_in_seconds".
-func (k *Keeper) tokenInfo(ctx context.Context, url string, token Secret) (TokenInfo, int, error) {
-	resp, body, err := k.get(ctx, url, token)
+func (k *Keeper) tokenInfo(ctx context.Context, url string, tok *TokenSet) (TokenInfo, int, error) {
+	resp, body, err := k.get(ctx, url, tok)
 	if err != nil {
 		return TokenInfo{}, 0, fmt.Errorf("GET %s: %v", url, err)
 	}

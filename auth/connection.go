@@ -82,6 +82,9 @@ type Connection struct {
 	// no expires_in (DefaultLifetime when 0): the preset's (Salesforce) or
 	// the config's access_token_lifetime.
 	AccessLifetime time.Duration
+	// DPoP binds the tokens to a key of this connection (RFC 9449): every
+	// token request and API call carries a proof signed with it.
+	DPoP bool
 }
 
 // authMethod is the method used with secret: the connection's own, the

@@ -35,12 +35,12 @@ type DeviceCode struct {
 const deviceAuthTimeout = 30 * time.Second
 
 // deviceSignIn asks for a device code, shows it and waits for the person.
-func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secret, o LoginOptions) (*oauth2.Token, error) {
+func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secret, key *DPoPKey, o LoginOptions) (*oauth2.Token, error) {
 	if conn.Endpoints.DeviceAuthURL == "" {
 		return nil, withHint(fmt.Errorf("sign in %s: the provider offers no device sign-in (no device authorization endpoint is known): %w", k.conn.Name, ErrNeedsSignIn),
 			"Set device_auth_url in the config if the provider has one, or sign in with `tokentray login "+k.conn.Name+" --paste` (a browser on any machine).")
 	}
-	client := tokenClient(k.opt.HTTPClient, conn)
+	client := k.tokenHTTP(conn, key)
 	da, err := requestDeviceCode(ctx, client, conn, secret)
 	if err != nil {
 		te := classify("device authorization", err, conn)
@@ -104,26 +104,8 @@ func requestDeviceCode(ctx context.Context, client *http.Client, conn *Connectio
 	if s := conn.scopes(); len(s) > 0 {
 		form.Set("scope", strings.Join(s, " "))
 	}
-	method := conn.authMethod(secret)
-	if method == AuthMethodPost {
-		form.Set("client_secret", secret.Reveal())
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conn.Endpoints.DeviceAuthURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if method == AuthMethodBasic {
-		req.SetBasicAuth(url.QueryEscape(conn.ClientID), url.QueryEscape(secret.Reveal()))
-	}
 	sent := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp, body, err := postAuthenticated(ctx, client, conn.Endpoints.DeviceAuthURL, conn, secret, form)
 	if err != nil {
 		return nil, err
 	}
@@ -165,4 +147,30 @@ func requestDeviceCode(ctx context.Context, client *http.Client, conn *Connectio
 		out.Interval = n
 	}
 	return out, nil
+}
+
+// postAuthenticated POSTs form to one of the authorization server's
+// endpoints (device authorization, pushed authorization), with the client
+// authenticated as at its token endpoint, and reads the answer.
+func postAuthenticated(ctx context.Context, client *http.Client, endpoint string, conn *Connection, secret Secret, form url.Values) (*http.Response, []byte, error) {
+	method := conn.authMethod(secret)
+	if method == AuthMethodPost {
+		form.Set("client_secret", secret.Reveal())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if method == AuthMethodBasic {
+		req.SetBasicAuth(url.QueryEscape(conn.ClientID), url.QueryEscape(secret.Reveal()))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, body, err
 }

@@ -23,6 +23,8 @@ type Metadata struct {
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
+	PushedAuthorizationEndpoint       string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorization        bool     `json:"require_pushed_authorization_requests"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 }
 
@@ -138,6 +140,11 @@ func (md *Metadata) apply(c *Connection) {
 	fill(&e.RevokeURL, md.RevocationEndpoint)
 	fill(&e.CheckURL, md.UserinfoEndpoint)
 	fill(&e.DeviceAuthURL, md.DeviceAuthorizationEndpoint)
+	if md.RequirePushedAuthorization {
+		// Used where the server requires it; where it only offers it, the
+		// plain request works as well, and par_url opts in.
+		fill(&e.PARURL, md.PushedAuthorizationEndpoint)
+	}
 	// The server's own spelling, for the exact RFC 9207 comparison.
 	e.Issuer = md.Issuer
 	fill(&c.AuthMethod, md.authMethod())

@@ -109,10 +109,10 @@ func (k *Keeper) clientSecret(ctx context.Context) (Secret, error) {
 	return s, err
 }
 
-func (k *Keeper) callTokenEndpoint(ctx context.Context, conn *Connection, current *TokenSet, secret Secret) (*oauth2.Token, error) {
+func (k *Keeper) callTokenEndpoint(ctx context.Context, conn *Connection, current *TokenSet, secret Secret, key *DPoPKey) (*oauth2.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.opt.RequestTimeout)
 	defer cancel()
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, tokenClient(k.opt.HTTPClient, conn))
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, k.tokenHTTP(conn, key))
 	cfg := conn.oauthConfig(secret)
 	if conn.Grant == GrantClientCredentials {
 		cc := clientcredentials.Config{
@@ -154,8 +154,9 @@ func (k *Keeper) tokenSetFrom(tok *oauth2.Token, prev *TokenSet, now time.Time) 
 		if ts.Scope == "" {
 			ts.Scope = prev.Scope
 		}
-		// A refresh continues the grant of the sign-in before it.
-		ts.GrantSince = prev.GrantSince
+		// A refresh continues the grant of the sign-in before it, with
+		// the key its tokens are bound to.
+		ts.GrantSince, ts.DPoPKey = prev.GrantSince, prev.DPoPKey
 	}
 	noteRefreshTokenEnd(ts, prev, refreshTokenLifetime(tok), now)
 	ts.EndWarned = k.endWarned(ts)

@@ -57,13 +57,8 @@ func (k *Keeper) meets(t *TokenSet, now time.Time, d time.Duration) bool {
 // A minValid no token of this provider can meet is ErrMinValidUnmeetable,
 // unless a sign-in is needed anyway, which is said first.
 func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, error) {
-	k.mu.Lock()
-	loaded := k.loaded
-	k.mu.Unlock()
-	if !loaded {
-		if err := k.Load(ctx); err != nil {
-			return nil, err
-		}
+	if err := k.ensureLoaded(ctx); err != nil {
+		return nil, err
 	}
 	held := false // waited for earlier promises once already
 	for attempt := 0; ; attempt++ {

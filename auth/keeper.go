@@ -190,6 +190,8 @@ type Keeper struct {
 	// warnedEnd is the foreseen end of the refresh token that a person
 	// was told of (EventRefreshTokenExpiring), also by an earlier process.
 	warnedEnd time.Time
+	// nonces are the DPoP nonces servers asked for, by origin.
+	nonces dpopNonces
 }
 
 type flight struct {
@@ -249,6 +251,17 @@ func (k *Keeper) Load(ctx context.Context) error {
 	k.loaded = true
 	k.adoptLocked(t)
 	return nil
+}
+
+// ensureLoaded loads the stored tokens unless Load (or a sign-in) did.
+func (k *Keeper) ensureLoaded(ctx context.Context) error {
+	k.mu.Lock()
+	loaded := k.loaded
+	k.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	return k.Load(ctx)
 }
 
 // adoptLocked takes t (possibly nil) as the saved token set and derives the
@@ -442,13 +455,8 @@ func (k *Keeper) nextDueLocked() time.Time {
 // a refresh that fell due during a suspend happens right after wake. On return, an
 // in-flight refresh has finished and been saved.
 func (k *Keeper) Run(ctx context.Context) error {
-	k.mu.Lock()
-	loaded := k.loaded
-	k.mu.Unlock()
-	if !loaded {
-		if err := k.Load(ctx); err != nil {
-			return err
-		}
+	if err := k.ensureLoaded(ctx); err != nil {
+		return err
 	}
 	defer k.waitFlight()
 	if k.conn.Discover {
@@ -584,13 +592,8 @@ type Handout struct {
 // last looked (its result is taken instead). Concurrent calls share one
 // refresh.
 func (k *Keeper) Refresh(ctx context.Context) error {
-	k.mu.Lock()
-	loaded := k.loaded
-	k.mu.Unlock()
-	if !loaded {
-		if err := k.Load(ctx); err != nil {
-			return err
-		}
+	if err := k.ensureLoaded(ctx); err != nil {
+		return err
 	}
 	return k.refresh(ctx, true, 0, nil)
 }
@@ -601,13 +604,8 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 // refresh lock, after re-reading the store, so a storm of 401s for one
 // token costs one refresh, however they interleave with it.
 func (k *Keeper) RefreshRefused(ctx context.Context, refused func(accessToken string) bool) error {
-	k.mu.Lock()
-	loaded := k.loaded
-	k.mu.Unlock()
-	if !loaded {
-		if err := k.Load(ctx); err != nil {
-			return err
-		}
+	if err := k.ensureLoaded(ctx); err != nil {
+		return err
 	}
 	return k.refresh(ctx, true, 0, refused)
 }
@@ -762,11 +760,18 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 	if err != nil {
 		return k.discoveryFailed(current, err)
 	}
-	tok, err := k.callTokenEndpoint(ctx, conn, current, secret)
+	key, err := k.dpopKeyFor(current)
+	if err != nil {
+		return k.localFailure(err, "The DPoP key kept with the tokens cannot be read: sign in again (tokentray login "+k.conn.Name+") to make a new one.")
+	}
+	tok, err := k.callTokenEndpoint(ctx, conn, current, secret, key)
 	if err != nil {
 		return k.refreshFailed(ctx, conn, current, fingerprint, err)
 	}
 	next := k.tokenSetFrom(tok, current, now)
+	if err := keepDPoPKey(next, key); err != nil {
+		return k.localFailure(err, "")
+	}
 	return k.saveRefreshed(ctx, next)
 }
 

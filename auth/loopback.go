@@ -79,6 +79,10 @@ type LoopbackFlow struct {
 	// browser runs on another machine, where the callback address does not
 	// load, and its address bar holds what is to be pasted.
 	PasteOnly bool
+	// DPoPKey, if set, is the key the tokens are to be bound to: its
+	// thumbprint goes in the authorization request (dpop_jkt, RFC 9449
+	// §10), and HTTPClient signs the token requests with it.
+	DPoPKey *DPoPKey
 }
 
 // runPaste completes a sign-in whose redirect URI is a web server: the
@@ -166,7 +170,17 @@ func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
 	for k, v := range f.Conn.authParams() {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
+	if f.DPoPKey != nil {
+		opts = append(opts, oauth2.SetAuthURLParam("dpop_jkt", f.DPoPKey.Thumbprint()))
+	}
 	authURL := cfg.AuthCodeURL(state, opts...)
+	if f.Conn.Endpoints.PARURL != "" {
+		pushed, err := pushAuthorization(ctx, f.HTTPClient, f.Conn, f.Secret, authURL)
+		if err != nil {
+			return nil, err
+		}
+		authURL = pushed
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -30,6 +30,10 @@ type Endpoints struct {
 	// TokenInfoURL describes the access token it is called with (Procore's
 	// /oauth/token/info): what the server says of its life and scopes.
 	TokenInfoURL string `json:"token_info_url,omitempty"`
+	// PARURL is RFC 9126's pushed authorization request endpoint: when
+	// set, the authorization request goes there first, and the browser
+	// gets only its request_uri.
+	PARURL string `json:"par_url,omitempty"`
 }
 
 // EndpointField is one URL of Endpoints, by its config key.
@@ -43,7 +47,7 @@ type EndpointField struct {
 func (e *Endpoints) Fields() []EndpointField {
 	return []EndpointField{{"auth_url", &e.AuthURL}, {"token_url", &e.TokenURL}, {"revoke_url", &e.RevokeURL},
 		{"api_base", &e.APIBase}, {"check_url", &e.CheckURL}, {"issuer", &e.Issuer},
-		{"device_auth_url", &e.DeviceAuthURL}, {"token_info_url", &e.TokenInfoURL}}
+		{"device_auth_url", &e.DeviceAuthURL}, {"token_info_url", &e.TokenInfoURL}, {"par_url", &e.PARURL}}
 }
 
 // Preset is a provider's fixed knowledge: its environments, how its token

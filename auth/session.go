@@ -87,17 +87,22 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrUnreachable)
 	}
+	// A sign-in starts a new grant: with DPoP, bound to a new key.
+	key, err := k.dpopKeyFor(nil)
+	if err != nil {
+		return fmt.Errorf("sign in %s: make a DPoP key: %w", k.conn.Name, err)
+	}
 	var tok *oauth2.Token
 	if !o.Device && conn.RedirectURI.Raw == "" {
 		return withHint(fmt.Errorf("sign in %s: no redirect_uri is configured: %w", k.conn.Name, ErrNeedsSignIn),
 			"Sign in with a code instead: `tokentray login "+k.conn.Name+" --device`; or register a redirect URI with the provider and set redirect_uri.")
 	}
 	if o.Device {
-		tok, err = k.deviceSignIn(ctx, conn, secret, o)
+		tok, err = k.deviceSignIn(ctx, conn, secret, key, o)
 		if err != nil {
 			return err
 		}
-		return k.signedIn(ctx, tok)
+		return k.signedIn(ctx, tok, key)
 	}
 	if err := k.preflight(ctx, conn); err != nil {
 		return err
@@ -115,7 +120,8 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 				o.ShowURL(url)
 			}
 		},
-		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: tokenClient(k.opt.HTTPClient, conn), Paste: o.Paste, PasteOnly: o.PasteOnly,
+		Timeout: o.Timeout, Clock: k.opt.Clock, HTTPClient: k.tokenHTTP(conn, key), Paste: o.Paste, PasteOnly: o.PasteOnly,
+		DPoPKey: key,
 	}
 	tok, err = flow.Run(ctx)
 	if te := (*TokenError)(nil); errors.As(err, &te) && te.Class == Permanent && te.Code != "invalid_grant" {
@@ -125,14 +131,18 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
 	}
-	return k.signedIn(ctx, tok)
+	return k.signedIn(ctx, tok, key)
 }
 
-// signedIn saves the tokens of a sign-in, as the start of a new grant.
-func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token) error {
+// signedIn saves the tokens of a sign-in, as the start of a new grant,
+// with the DPoP key they are bound to.
+func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, key *DPoPKey) error {
 	now := k.opt.Clock.Now()
 	next := k.tokenSetFrom(tok, nil, now)
 	next.LastRefresh, next.LastRefreshOK = time.Time{}, false
+	if err := keepDPoPKey(next, key); err != nil {
+		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
+	}
 
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	defer cancel()

@@ -64,6 +64,9 @@ type TokenSet struct {
 	// EndWarned is the foreseen end of the refresh token that a person was
 	// told of, so that it is told once, also across restarts.
 	EndWarned time.Time
+	// DPoPKey is the connection's DPoP key (DPoPKey.Marshal), to which
+	// these tokens are bound; empty without DPoP.
+	DPoPKey Secret
 	// Dead is set when the server rejected the refresh token for good; the
 	// access token may still be valid until Expiry.
 	Dead bool
@@ -126,6 +129,7 @@ type storedTokenSet struct {
 	RefreshTokenFixed bool      `json:"refresh_token_end_fixed,omitempty"`
 	GrantSince        time.Time `json:"grant_since,omitzero"`
 	EndWarned         time.Time `json:"end_warned,omitzero"`
+	DPoPKey           string    `json:"dpop_key,omitempty"`
 	Dead              bool      `json:"dead,omitempty"`
 	LastError         string    `json:"last_error,omitempty"`
 	LastRefresh       time.Time `json:"last_refresh,omitzero"`
@@ -151,6 +155,7 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		RefreshTokenFixed: t.RefreshTokenExpiryFixed,
 		GrantSince:        t.GrantSince.UTC(),
 		EndWarned:         t.EndWarned.UTC(),
+		DPoPKey:           t.DPoPKey.Reveal(),
 		Dead:              t.Dead,
 		LastError:         t.LastError,
 		LastRefresh:       t.LastRefresh.UTC(),
@@ -184,6 +189,7 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		RefreshTokenExpiryFixed: s.RefreshTokenFixed,
 		GrantSince:              s.GrantSince,
 		EndWarned:               s.EndWarned,
+		DPoPKey:                 Secret(s.DPoPKey),
 		Dead:                    s.Dead,
 		LastError:               s.LastError,
 		LastRefresh:             s.LastRefresh,

@@ -42,13 +42,14 @@ const (
 	CodeHeadless            = "headless"             // a window or a browser was asked of tokentray serve, which has none
 	CodeRemoteConnection    = "remote_connection"    // the connection is kept on a [[remote]] server: ask there
 	CodeAPIUnreachable      = "api_unreachable"      // the proxy could not reach the connection's API
+	CodeTokenBound          = "token_bound"          // a DPoP-bound token is useless bare: call the API through the proxy
 	CodeInternal            = "internal"             // anything else
 )
 
 // ExitCodeOf is the exit code that goes with an error code.
 func ExitCodeOf(code string) int {
 	switch code {
-	case CodeNotFound, CodeUnknownConnection, CodeBadRequest, CodeMinValidUnmeetable, CodeInvalidConfig, CodeRemoteConnection:
+	case CodeNotFound, CodeUnknownConnection, CodeBadRequest, CodeMinValidUnmeetable, CodeInvalidConfig, CodeRemoteConnection, CodeTokenBound:
 		return ExitUsage
 	case CodeClientRefused, CodeNeedsSignIn:
 		return ExitPersonMustAct
@@ -80,6 +81,7 @@ type Endpoints struct {
 	// DeviceAuthURL is where a sign-in with a device code starts.
 	DeviceAuthURL string `json:"device_auth_url,omitempty"`
 	TokenInfoURL  string `json:"token_info_url,omitempty"`
+	PARURL        string `json:"par_url,omitempty"`
 }
 
 // CheckResult is the last "who am I" call against a connection's API.
@@ -295,6 +297,8 @@ type ConnectionConfig struct {
 	RevokeURL     string            `json:"revoke_url,omitempty"`
 	DeviceAuthURL string            `json:"device_auth_url,omitempty"`
 	TokenInfoURL  string            `json:"token_info_url,omitempty"`
+	PARURL        string            `json:"par_url,omitempty"`
+	DPoP          bool              `json:"dpop,omitempty"`
 	APIBase       string            `json:"api_base,omitempty"`
 	CheckURL      string            `json:"check_url,omitempty"`
 	Issuer        string            `json:"issuer,omitempty"`

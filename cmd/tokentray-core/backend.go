@@ -159,7 +159,7 @@ func (l local) Token(ctx context.Context, name string, minValid time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	t, err := k.Token(ctx, minValid)
+	t, err := k.BareToken(ctx, minValid)
 	if err != nil {
 		return nil, err
 	}

@@ -71,9 +71,13 @@ type Connection struct {
 	// authorization endpoint and a token-info endpoint.
 	DeviceAuthURL string `toml:"device_auth_url"`
 	TokenInfoURL  string `toml:"token_info_url"`
-	APIBase       string `toml:"api_base"`
-	CheckURL      string `toml:"check_url"`
-	Issuer        string `toml:"issuer"`
+	// PARURL sends the authorization request to RFC 9126's endpoint first.
+	PARURL string `toml:"par_url"`
+	// DPoP binds the tokens to a key of the connection (RFC 9449).
+	DPoP     bool   `toml:"dpop"`
+	APIBase  string `toml:"api_base"`
+	CheckURL string `toml:"check_url"`
+	Issuer   string `toml:"issuer"`
 	// AuthMethod is token_endpoint_auth_method (RFC 7591's values).
 	AuthMethod  string `toml:"token_endpoint_auth_method"`
 	AuthParams  Params `toml:"auth_params"`
@@ -167,13 +171,13 @@ func (s *Scopes) UnmarshalTOML(v any) error {
 // is used.
 func (c Connection) Overrides() auth.Endpoints {
 	return auth.Endpoints{AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL, APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer,
-		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL}
+		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL}
 }
 
 // SetOverrides sets the connection's own URLs.
 func (c *Connection) SetOverrides(e auth.Endpoints) {
 	c.AuthURL, c.TokenURL, c.RevokeURL, c.APIBase, c.CheckURL, c.Issuer = e.AuthURL, e.TokenURL, e.RevokeURL, e.APIBase, e.CheckURL, e.Issuer
-	c.DeviceAuthURL, c.TokenInfoURL = e.DeviceAuthURL, e.TokenInfoURL
+	c.DeviceAuthURL, c.TokenInfoURL, c.PARURL = e.DeviceAuthURL, e.TokenInfoURL, e.PARURL
 }
 
 // Config is a loaded, validated configuration.
@@ -462,7 +466,7 @@ func Parse(path string, b []byte) (*Config, error) {
 
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
-		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer", "device_auth_url", "token_info_url",
+		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer", "device_auth_url", "token_info_url", "par_url", "dpop",
 		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers", "proxy_port", "tenant", "company_id",
 		"refresh_token_idle", "refresh_token_lifetime", "refresh_token_warning", "access_token_lifetime"}
 }
@@ -553,7 +557,7 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 
 	conn := &auth.Connection{Name: raw.Name, ClientID: raw.ClientID, Scopes: raw.Scopes, Environment: raw.Environment,
 		AuthMethod: raw.AuthMethod, AuthParams: raw.AuthParams, TokenParams: raw.TokenParams, APIHeaders: raw.APIHeaders,
-		ProxyPort: raw.ProxyPort}
+		ProxyPort: raw.ProxyPort, DPoP: raw.DPoP}
 
 	if raw.AuthMethod != "" && !slices.Contains(auth.AuthMethods, raw.AuthMethod) {
 		add("token_endpoint_auth_method", "%q is not one tokentray speaks; use %s (the method the client is registered with at the provider)", raw.AuthMethod, strings.Join(auth.AuthMethods, ", "))
@@ -588,6 +592,9 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 		add("token_env", "%q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
 	}
 
+	if raw.ExportFile != "" && raw.DPoP {
+		add("export_file", "a DPoP-bound token (dpop = true) works only with proofs of a key that stays in tokentray, so a file of it is useless: remove export_file and call the API through tokentray (the proxy adds the proofs)")
+	}
 	if raw.ExportFile != "" && !filepath.IsAbs(raw.ExportFile) && !strings.HasPrefix(raw.ExportFile, "~/") {
 		add("export_file", "%q must be an absolute path or start with ~/ (it is written by the tray, whose working directory is not yours)", raw.ExportFile)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A sign-in with a code (RFC 8628) against oidc-provider's device flow, as
@@ -113,14 +112,7 @@ device_auth_url = "` + base + `/device/auth"
 	}
 	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
 	sock := filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "tokentray", "api.sock")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("tokentray serve did not open its socket")
-		}
-	}
+	waitServing(t, sock)
 	h.must("", "logout", "e2e-device")
 	signIn("through tokentray serve")
 	if h.sync(); h.events.count("grant.success", "urn:ietf:params:oauth:grant-type:device_code") != 2 {

@@ -107,6 +107,35 @@ func (l *eventLog) count(event, grantType string) int {
 	return n
 }
 
+// waitServing waits until a tokentray answers on sock: a socket file left
+// by a tokentray of an earlier test is no answer.
+func waitServing(t testing.TB, sock string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tokentray answers on %s", sock)
+		}
+	}
+}
+
+// detailed counts the events whose detail (oidc-provider's error_detail)
+// contains text.
+func (l *eventLog) detailed(event, text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.lines {
+		if d, _ := e["detail"].(string); e["event"] == event && strings.Contains(d, text) {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *eventLog) errors() []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()

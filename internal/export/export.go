@@ -47,9 +47,14 @@ func Write(path string, t *auth.TokenSet, apiBase string) error {
 	if err != nil {
 		return err
 	}
-	if t == nil || t.AccessToken == "" {
+	if t == nil || t.AccessToken == "" || t.Bound() {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove export file %s: %w", path, err)
+		}
+		if t != nil && t.Bound() {
+			// The server bound the token to the connection's key
+			// although dpop is not set: a file of it would not work.
+			return fmt.Errorf("not exported to %s: %w", path, auth.ErrBoundToken)
 		}
 		return nil
 	}

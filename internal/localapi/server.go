@@ -315,7 +315,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		minValid = d
 	}
-	t, err := k.Token(r.Context(), minValid)
+	t, err := k.BareToken(r.Context(), minValid)
 	if err != nil {
 		writeKeeperError(w, err)
 		return
@@ -574,6 +574,8 @@ func ErrorOf(err error) (int, apitype.Error) {
 	switch {
 	case errors.Is(err, auth.ErrMinValidUnmeetable):
 		code, status = apitype.CodeMinValidUnmeetable, http.StatusBadRequest
+	case errors.Is(err, auth.ErrBoundToken):
+		code, status = apitype.CodeTokenBound, http.StatusConflict
 	case errors.Is(err, auth.ErrCredentialsRefused):
 		code, status = apitype.CodeClientRefused, http.StatusConflict
 	case errors.Is(err, auth.ErrNeedsSignIn):

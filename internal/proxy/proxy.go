@@ -138,10 +138,18 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	defer body.Close()
 	idempotent := slices.Contains([]string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace}, r.Method)
 
-	resp, err := p.send(ctx, r, target, conn, tok, body, 0)
+	resp, err := p.send(ctx, r, target, k, tok, body, 0)
 	release()
 	if err != nil {
 		return err
+	}
+	if auth.ResourceNonceAsked(resp) && tok.Bound() && body.complete(ctx) {
+		// The API wants its DPoP nonce in the proof (RFC 9449 §9): sent
+		// again with it, once; it acted on nothing.
+		resp.Body.Close()
+		if resp, err = p.send(ctx, r, target, k, tok, body, 1); err != nil {
+			return err
+		}
 	}
 	used := tok.AccessToken.Reveal()
 	retried := false
@@ -163,7 +171,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 		if err != nil {
 			return err
 		}
-		resp, err = p.send(ctx, r, target, conn, tok, body, 1)
+		resp, err = p.send(ctx, r, target, k, tok, body, 1)
 		release()
 		if err != nil {
 			return err
@@ -189,7 +197,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 			if tok, err = k.Token(ctx, auth.DefaultMinValid); err != nil {
 				return err
 			}
-			if resp, err = p.send(ctx, r, target, conn, tok, body, 1); err != nil {
+			if resp, err = p.send(ctx, r, target, k, tok, body, 1); err != nil {
 				return err
 			}
 			used = tok.AccessToken.Reveal()
@@ -214,7 +222,8 @@ func (p *Proxy) futile(connection, token string) bool {
 }
 
 // send makes one attempt.
-func (p *Proxy) send(ctx context.Context, in *http.Request, target *url.URL, conn *auth.Connection, tok *auth.Handout, body *replayBody, attempt int) (*http.Response, error) {
+func (p *Proxy) send(ctx context.Context, in *http.Request, target *url.URL, k *auth.Keeper, tok *auth.Handout, body *replayBody, attempt int) (*http.Response, error) {
+	conn := k.Connection()
 	out, err := http.NewRequestWithContext(ctx, in.Method, target.String(), nil)
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: apitype.CodeBadRequest, Message: err.Error()}
@@ -229,6 +238,14 @@ func (p *Proxy) send(ctx context.Context, in *http.Request, target *url.URL, con
 		out.Header.Set(name, value)
 	}
 	out.Header.Set("Authorization", authorization(tok))
+	// A DPoP-bound token goes with a proof for this very request.
+	proof, err := k.DPoPProof(in.Method, target.String(), &tok.TokenSet)
+	if err != nil {
+		return nil, err
+	}
+	if proof != "" {
+		out.Header.Set("DPoP", proof)
+	}
 	if in.Body != nil && in.Body != http.NoBody {
 		b, n, err := body.attempt(attempt)
 		if err != nil {
@@ -240,6 +257,9 @@ func (p *Proxy) send(ctx context.Context, in *http.Request, target *url.URL, con
 		}
 	}
 	resp, err := p.Transport.RoundTrip(out)
+	if err == nil {
+		k.NoteDPoPNonce(target.String(), resp.Header)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -344,13 +364,13 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // outHeaders are the agent's headers that go on: without hop-by-hop ones,
-// credentials of its own (Authorization, Cookie, Proxy-*), tokentray's own
-// and a Host.
+// credentials of its own (Authorization, DPoP, Cookie, Proxy-*),
+// tokentray's own and a Host.
 func outHeaders(in http.Header) http.Header {
 	out := in.Clone()
 	dropHopByHop(out)
 	for name := range out {
-		if name == "Authorization" || name == "Cookie" || name == "Host" || name == "Forwarded" ||
+		if name == "Authorization" || name == "Dpop" || name == "Cookie" || name == "Host" || name == "Forwarded" ||
 			strings.HasPrefix(name, "Proxy-") || strings.HasPrefix(name, "Tokentray-") || strings.HasPrefix(name, "X-Forwarded-") {
 			delete(out, name)
 		}

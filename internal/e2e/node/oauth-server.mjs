@@ -14,6 +14,7 @@
 //
 // usage: node oauth-server.mjs PORT REDIRECT_URI [ACCESS_TTL_SECONDS]
 import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const [port, redirectUri, ttl = '30'] = process.argv.slice(2);
@@ -28,6 +29,18 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
+  }, {
+    // A client of a high-security profile (FAPI, the AT Protocol): its
+    // tokens are DPoP-bound (RFC 9449), with the server's nonces, and its
+    // authorization requests must be pushed first (RFC 9126).
+    client_id: 'tokentray-e2e-dpop',
+    client_secret: 'e2e-dpop-secret-0123456789',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_post',
+    dpop_bound_access_tokens: true,
+    require_pushed_authorization_requests: true,
   }, {
     // A service account (Procore's Developer Managed Service Accounts):
     // client credentials only, no browser, no refresh token.
@@ -47,6 +60,10 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
     deviceFlow: { enabled: true },
+    // Proofs must carry the server's nonce (which it changes): a client
+    // has to learn it from a refusal, without spending a refresh token.
+    dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+    pushedAuthorizationRequests: { enabled: true },
   },
   scopes: ['openid', 'offline_access', 'api'],
   findAccount: async (ctx, id) => ({ accountId: id, async claims() { return { sub: id }; } }),
@@ -59,6 +76,8 @@ provider.on('grant.error', (ctx, err) => emit('grant.error', { grant_type: ctx.o
 provider.on('grant.revoked', () => emit('grant.revoked'));
 provider.on('refresh_token.consumed', () => emit('refresh_token.consumed'));
 provider.on('server_error', (ctx, err) => emit('server_error', { message: String(err) }));
+provider.on('pushed_authorization_request.success', (ctx) => emit('par.success', { client_id: ctx.oidc.client?.clientId }));
+provider.on('userinfo.error', (ctx, err) => emit('userinfo.error', { error: err.error, description: err.error_description, detail: err.error_detail }));
 
 // Requests being handled, counted from the moment their headers are parsed
 // until the provider has finished with them (also when the client is gone).
@@ -73,7 +92,7 @@ const server = createServer(async (req, res) => {
       res.end('ok\n');
       return;
     }
-    if (req.url.startsWith('/me')) emit('api', { url: req.url, authorized: Boolean(req.headers.authorization) });
+    if (req.url.startsWith('/me')) emit('api', { url: req.url, authorized: Boolean(req.headers.authorization), dpop: Boolean(req.headers.dpop) });
     await handle(req, res);
   } finally {
     inFlight--;
