@@ -85,7 +85,15 @@ type Connection struct {
 	// DPoP binds the tokens to a key of this connection (RFC 9449): every
 	// token request and API call carries a proof signed with it.
 	DPoP bool
+	// Handle is an AT Protocol account's handle: its authorization server
+	// and API are found from it (Discover), and the sign-in must bring
+	// that account.
+	Handle string
 }
+
+// dpop reports whether the tokens are bound to a key: the connection says
+// so, or its preset requires it (the AT Protocol).
+func (c *Connection) dpop() bool { return c.DPoP || (c.Provider != nil && c.Provider.RequiresDPoP) }
 
 // authMethod is the method used with secret: the connection's own, the
 // preset's, or client_secret_basic when a secret is stored and none when not.
@@ -151,14 +159,26 @@ func (c *Connection) scopes() []string {
 }
 
 // authParams are the extra parameters of the authorization request: the
-// preset's, each replaced by the connection's own.
+// preset's and the account to sign in, each replaced by the connection's
+// own.
 func (c *Connection) authParams() map[string]string {
-	if c.Provider == nil || len(c.Provider.AuthParams) == 0 {
-		return c.AuthParams
+	out := map[string]string{}
+	if c.Provider != nil {
+		maps.Copy(out, c.Provider.AuthParams)
 	}
-	out := maps.Clone(c.Provider.AuthParams)
+	if h := c.loginHint(); h != "" {
+		out["login_hint"] = h
+	}
 	maps.Copy(out, c.AuthParams)
 	return out
+}
+
+// loginHint names the account to sign in, where the provider takes one.
+func (c *Connection) loginHint() string {
+	if c.Handle != "" {
+		return c.Handle
+	}
+	return ""
 }
 
 // refreshTokenRule is the connection's own rule when it states one, else

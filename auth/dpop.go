@@ -239,7 +239,7 @@ func BoundTokenError(name string) error {
 // bound to none (a sign-in, or tokens from before DPoP was turned on).
 // Nil without DPoP.
 func (k *Keeper) dpopKeyFor(t *TokenSet) (*DPoPKey, error) {
-	if !k.conn.DPoP && (t == nil || t.DPoPKey == "") {
+	if !k.conn.dpop() && (t == nil || t.DPoPKey == "") {
 		return nil, nil
 	}
 	if t != nil && t.DPoPKey != "" {

@@ -33,15 +33,15 @@ func (k *Keeper) resolved(ctx context.Context) (*Connection, error) {
 		return k.conn, nil
 	}
 	k.mu.Lock()
-	md, at := k.metadata, k.metadataAt
+	md, at, id := k.metadata, k.metadataAt, k.identity
 	k.mu.Unlock()
 	if md == nil || k.opt.Clock.Now().Sub(at) > discoveryMaxAge {
-		fresh, err := Discover(ctx, k.opt.HTTPClient, k.conn.Endpoints.Issuer)
+		fresh, ident, err := k.discover(ctx)
 		switch {
 		case err == nil:
-			md = fresh
+			md, id = fresh, ident
 			k.mu.Lock()
-			k.metadata, k.metadataAt = fresh, k.opt.Clock.Now()
+			k.metadata, k.metadataAt, k.identity = fresh, k.opt.Clock.Now(), ident
 			k.mu.Unlock()
 		case md == nil:
 			return nil, err
@@ -50,8 +50,39 @@ func (k *Keeper) resolved(ctx context.Context) (*Connection, error) {
 		}
 	}
 	c := *k.conn
-	md.apply(&c)
+	applyDiscovered(&c, md, id)
 	return &c, nil
+}
+
+// discover reads the issuer's metadata; for an AT Protocol handle, the
+// issuer is found from the handle first.
+func (k *Keeper) discover(ctx context.Context) (*Metadata, *Identity, error) {
+	issuer := k.conn.Endpoints.Issuer
+	var id *Identity
+	if k.conn.Handle != "" {
+		var err error
+		if id, err = ResolveIdentity(ctx, k.opt.HTTPClient, k.conn.Handle); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
+		}
+		issuer = id.Issuer
+	}
+	md, err := Discover(ctx, k.opt.HTTPClient, issuer)
+	return md, id, err
+}
+
+// applyDiscovered fills c's endpoints from md, and from the account id
+// (its personal data server is the API) when there is one.
+func applyDiscovered(c *Connection, md *Metadata, id *Identity) {
+	if id != nil {
+		e := &c.Endpoints
+		if e.APIBase == "" {
+			e.APIBase = id.PDS
+		}
+		if e.CheckURL == "" {
+			e.CheckURL = id.PDS + "/xrpc/com.atproto.server.getSession"
+		}
+	}
+	md.apply(c)
 }
 
 // Resolve reads the issuer's metadata now, for a connection that discovers
@@ -75,7 +106,7 @@ func (k *Keeper) endpointsLocked() Endpoints {
 		return k.conn.Endpoints
 	}
 	c := *k.conn
-	k.metadata.apply(&c)
+	applyDiscovered(&c, k.metadata, k.identity)
 	return c.Endpoints
 }
 

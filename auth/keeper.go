@@ -178,6 +178,8 @@ type Keeper struct {
 	// endpoints, and when it was fetched.
 	metadata   *Metadata
 	metadataAt time.Time
+	// identity is the AT Protocol account the handle resolved to.
+	identity *Identity
 	// promisedUntil is how long the access token promisedFor was promised
 	// to callers (OnlyHolder): no caller's refresh may revoke it before.
 	promisedFor   Secret

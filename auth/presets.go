@@ -316,3 +316,31 @@ var dropbox = Preset{
 		"https://www.dropbox.com/developers/documentation/http/documentation#oauth2-token",
 	},
 }
+
+// atproto is the AT Protocol's OAuth profile (Bluesky and every other
+// server of the network): the authorization server and the API (the
+// account's personal data server) come from the account's handle, and
+// PKCE, pushed authorization requests and DPoP are required.
+var atproto = Preset{
+	Name:               "atproto",
+	Title:              "AT Protocol (Bluesky)",
+	DefaultEnvironment: "network",
+	// Every URL is found from the handle (or the issuer) at sign-in.
+	Environments: map[string]Endpoints{"network": {}},
+	// A native app is a public client: its client_id is http://localhost
+	// with its redirect URI and scope (LoopbackClientID).
+	AuthMethod:   AuthMethodNone,
+	Scopes:       []string{"atproto"},
+	RequiresDPoP: true,
+	// A public client's session ends two weeks after the sign-in, however
+	// often it is refreshed (a confidential client's lasts longer).
+	RefreshToken: RefreshTokenRule{Absolute: 14 * day, About: "AT Protocol: a public client's session ends 2 weeks after sign-in"},
+	Notes: map[string]string{
+		"": "Set handle (alice.bsky.social): its server is found from it. The redirect URI must be http://127.0.0.1:PORT/… (not localhost); client_id may be left out: it is the loopback client id made of the redirect URI and scopes. Scopes default to atproto transition:generic.",
+	},
+	Sources: []string{
+		"https://atproto.com/specs/oauth",
+		"https://atproto.com/specs/handle",
+		"https://atproto.com/specs/did",
+	},
+}

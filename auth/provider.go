@@ -90,6 +90,8 @@ type Preset struct {
 	// EnvRefreshToken replaces it for an environment.
 	RefreshToken    RefreshTokenRule
 	EnvRefreshToken map[string]RefreshTokenRule
+	// RequiresDPoP: the provider accepts DPoP-bound tokens only (RFC 9449).
+	RequiresDPoP bool
 	// Sources are the documents the preset's facts come from.
 	Sources []string
 }
@@ -208,7 +210,7 @@ var generic = Preset{
 
 var presets = map[string]*Preset{"procore": &procore, "generic": &generic,
 	"google": &google, "entra": &entra, "github": &github, "xero": &xero, "intuit": &intuit,
-	"atlassian": &atlassian, "slack": &slack, "salesforce": &salesforce, "dropbox": &dropbox}
+	"atlassian": &atlassian, "slack": &slack, "salesforce": &salesforce, "dropbox": &dropbox, "atproto": &atproto}
 
 // LookupPreset returns the named provider preset.
 func LookupPreset(name string) (*Preset, bool) {

@@ -137,6 +137,14 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 // signedIn saves the tokens of a sign-in, as the start of a new grant,
 // with the DPoP key they are bound to.
 func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, key *DPoPKey) error {
+	k.mu.Lock()
+	id := k.identity
+	k.mu.Unlock()
+	if sub, _ := tok.Extra("sub").(string); id != nil && sub != id.DID {
+		// A server may sign in any account it hosts: the tokens must be
+		// the handle's account's (AT Protocol: the sub is its DID).
+		return fmt.Errorf("sign in %s: %w: %s is %s, the tokens are for %q", k.conn.Name, errWrongAccount, id.Handle, id.DID, sub)
+	}
 	now := k.opt.Clock.Now()
 	next := k.tokenSetFrom(tok, nil, now)
 	next.LastRefresh, next.LastRefreshOK = time.Time{}, false

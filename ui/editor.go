@@ -47,6 +47,8 @@ type Editor struct {
 	tenantRow   []fyne.CanvasObject
 	company     *widget.Entry // Procore's company id
 	companyRow  []fyne.CanvasObject
+	handle      *widget.Entry // an AT Protocol account
+	handleRow   []fyne.CanvasObject
 	grant       *widget.RadioGroup
 	clientID    *widget.Entry
 	secret      *widget.Entry
@@ -221,6 +223,9 @@ func (e *Editor) build() {
 	e.company = widget.NewEntry()
 	e.company.SetPlaceHolder("optional: the company id, sent as Procore-Company-Id")
 	e.company.OnChanged = changed("company_id")
+	e.handle = widget.NewEntry()
+	e.handle.SetPlaceHolder("the account, e.g. alice.bsky.social: its server is found from it")
+	e.handle.OnChanged = changed("handle")
 
 	e.clientID = widget.NewEntry()
 	e.clientID.SetPlaceHolder("the Client ID from the provider's developer portal")
@@ -273,6 +278,7 @@ func (e *Editor) build() {
 	e.envRow = []fyne.CanvasObject{fieldLabel("Environment"), container.NewVBox(e.environment, e.message("environment"))}
 	e.tenantRow = []fyne.CanvasObject{fieldLabel("Tenant"), container.NewVBox(e.tenant, e.message("tenant"))}
 	e.companyRow = []fyne.CanvasObject{fieldLabel("Company"), container.NewVBox(e.company, e.message("company_id"))}
+	e.handleRow = []fyne.CanvasObject{fieldLabel("Handle"), container.NewVBox(e.handle, e.message("handle"))}
 	e.redirectRow = []fyne.CanvasObject{fieldLabel("Redirect URI"), container.NewVBox(e.redirect, e.message("redirect_uri"), e.register)}
 	connForm := container.New(layout.NewFormLayout(),
 		fieldLabel("Name"), container.NewVBox(e.name, e.message("name"), e.nameNote),
@@ -280,6 +286,7 @@ func (e *Editor) build() {
 		e.envRow[0], e.envRow[1],
 		e.tenantRow[0], e.tenantRow[1],
 		e.companyRow[0], e.companyRow[1],
+		e.handleRow[0], e.handleRow[1],
 		fieldLabel("Sign-in"), container.NewVBox(e.grant, e.message("grant")),
 	)
 	credForm := container.New(layout.NewFormLayout(),
@@ -349,6 +356,7 @@ func (e *Editor) load(c config.Connection) {
 	}
 	e.tenant.SetText(c.Tenant)
 	e.company.SetText(c.CompanyID)
+	e.handle.SetText(c.Handle)
 	e.clientID.SetText(c.ClientID)
 	e.redirect.SetText(c.RedirectURI)
 	e.scopes.SetText(strings.Join(c.Scopes, " "))
@@ -411,6 +419,10 @@ func (e *Editor) raw() config.Connection {
 	}
 	if c.Provider == "procore" {
 		c.CompanyID = strings.TrimSpace(e.company.Text)
+	}
+	c.Handle = ""
+	if c.Provider == "atproto" {
+		c.Handle = strings.TrimSpace(e.handle.Text)
 	}
 	c.ClientID = strings.TrimSpace(e.clientID.Text)
 	c.RedirectURI = strings.TrimSpace(e.redirect.Text)
@@ -510,6 +522,9 @@ func (e *Editor) validate() map[string]string {
 	}
 	for _, o := range e.companyRow {
 		showIf(o, raw.Provider == "procore")
+	}
+	for _, o := range e.handleRow {
+		showIf(o, raw.Provider == "atproto")
 	}
 	showIf(e.override, preset)
 	showIf(e.previewForm, preset)

@@ -299,6 +299,7 @@ type ConnectionConfig struct {
 	TokenInfoURL  string            `json:"token_info_url,omitempty"`
 	PARURL        string            `json:"par_url,omitempty"`
 	DPoP          bool              `json:"dpop,omitempty"`
+	Handle        string            `json:"handle,omitempty"`
 	APIBase       string            `json:"api_base,omitempty"`
 	CheckURL      string            `json:"check_url,omitempty"`
 	Issuer        string            `json:"issuer,omitempty"`

@@ -74,7 +74,9 @@ type Connection struct {
 	// PARURL sends the authorization request to RFC 9126's endpoint first.
 	PARURL string `toml:"par_url"`
 	// DPoP binds the tokens to a key of the connection (RFC 9449).
-	DPoP     bool   `toml:"dpop"`
+	DPoP bool `toml:"dpop"`
+	// Handle is an AT Protocol account (provider = "atproto").
+	Handle   string `toml:"handle"`
 	APIBase  string `toml:"api_base"`
 	CheckURL string `toml:"check_url"`
 	Issuer   string `toml:"issuer"`
@@ -466,7 +468,7 @@ func Parse(path string, b []byte) (*Config, error) {
 
 func knownKeys() []string {
 	return []string{"name", "provider", "environment", "grant", "client_id", "redirect_uri", "scopes", "refresh_at",
-		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer", "device_auth_url", "token_info_url", "par_url", "dpop",
+		"export_file", "token_env", "on_alert", "auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer", "device_auth_url", "token_info_url", "par_url", "dpop", "handle",
 		"token_endpoint_auth_method", "auth_params", "token_params", "api_headers", "proxy_port", "tenant", "company_id",
 		"refresh_token_idle", "refresh_token_lifetime", "refresh_token_warning", "access_token_lifetime"}
 }
@@ -592,14 +594,14 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 		add("token_env", "%q is not an environment variable name; use capitals, digits and _, e.g. PROCORE_ACCESS_TOKEN", raw.TokenEnv)
 	}
 
-	if raw.ExportFile != "" && raw.DPoP {
+	if raw.ExportFile != "" && (raw.DPoP || raw.Provider == "atproto") {
 		add("export_file", "a DPoP-bound token (dpop = true) works only with proofs of a key that stays in tokentray, so a file of it is useless: remove export_file and call the API through tokentray (the proxy adds the proofs)")
 	}
 	if raw.ExportFile != "" && !filepath.IsAbs(raw.ExportFile) && !strings.HasPrefix(raw.ExportFile, "~/") {
 		add("export_file", "%q must be an absolute path or start with ~/ (it is written by the tray, whose working directory is not yours)", raw.ExportFile)
 	}
 
-	if strings.TrimSpace(raw.ClientID) == "" {
+	if strings.TrimSpace(raw.ClientID) == "" && raw.Provider != "atproto" {
 		add("client_id", "missing; copy the Client ID of your app from the provider's developer portal")
 	}
 
@@ -657,6 +659,12 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 				add("token_url", "missing; set issuer (the server's URL, to discover its endpoints) or token_url (the token endpoint)")
 			}
 		}
+	}
+
+	if preset != nil && preset.Name == "atproto" {
+		errs = append(errs, atprotoConnection(raw, conn)...)
+	} else if raw.Handle != "" {
+		add("handle", "only the AT Protocol has handles; remove it, or set provider = \"atproto\"")
 	}
 
 	if conn.Grant == auth.GrantAuthorizationCode {
@@ -846,4 +854,34 @@ func ParseDuration(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// atprotoConnection completes an AT Protocol connection: its handle (or an
+// issuer), the loopback client id made of its redirect URI and scopes when
+// it names none, and the redirect URI on a loopback address.
+func atprotoConnection(raw Connection, conn *auth.Connection) FieldErrors {
+	var errs FieldErrors
+	add := func(key, format string, a ...any) { errs = append(errs, FieldError{key, fmt.Sprintf(format, a...)}) }
+	conn.Handle = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(raw.Handle), "@"))
+	switch {
+	case conn.Handle == "" && raw.Issuer == "":
+		add("handle", "missing; set handle = \"alice.bsky.social\" (the account to sign in; its server is found from it)")
+	case conn.Handle != "" && !auth.ValidHandle(conn.Handle):
+		add("handle", "%q is not a handle: a domain name such as alice.bsky.social", raw.Handle)
+	}
+	if conn.Grant != auth.GrantAuthorizationCode {
+		add("grant", "the AT Protocol signs people in; remove grant")
+	}
+	conn.Discover = true
+	if len(conn.Scopes) == 0 {
+		conn.Scopes = []string{"atproto", "transition:generic"}
+	}
+	ru, err := auth.ParseRedirectURI(raw.RedirectURI)
+	if raw.RedirectURI != "" && err == nil && (!ru.Loopback || strings.EqualFold(ru.Host, "localhost")) {
+		add("redirect_uri", "%q: the AT Protocol's native apps use a loopback address, not a host name: http://127.0.0.1:%d%s", raw.RedirectURI, max(ru.Port, 8765), ru.Path)
+	}
+	if strings.TrimSpace(raw.ClientID) == "" && err == nil && ru.Loopback {
+		conn.ClientID = auth.LoopbackClientID(ru.Raw, conn.Scopes)
+	}
+	return errs
 }

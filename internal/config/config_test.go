@@ -353,3 +353,46 @@ access_token_lifetime = "30m"
 		}
 	}
 }
+
+// An AT Protocol connection: the handle names the account, the client id
+// is the loopback one made of the redirect URI and scopes, DPoP is on, and
+// a host-name redirect is refused.
+func TestATProtoConnections(t *testing.T) {
+	cfg, err := Parse("config.toml", []byte(`
+[[connection]]
+name = "bsky"
+provider = "atproto"
+handle = "@Alice.bsky.social"
+redirect_uri = "http://127.0.0.1:8765/callback"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := cfg.Lookup("bsky")
+	if c.Handle != "alice.bsky.social" || !c.Discover || c.ClientID != "http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&scope=atproto+transition%3Ageneric" ||
+		strings.Join(c.Scopes, " ") != "atproto transition:generic" {
+		t.Fatalf("connection %+v", c)
+	}
+	base := "[[connection]]\nname = \"b\"\nprovider = \"atproto\"\n"
+	for _, tc := range []struct {
+		toml string
+		want []string
+	}{
+		{base + `redirect_uri = "http://127.0.0.1:1/cb"`, []string{"handle", "missing"}},
+		{base + "handle = \"alice\"\nredirect_uri = \"http://127.0.0.1:1/cb\"", []string{"handle", "not a handle"}},
+		{base + "handle = \"alice.bsky.social\"\nredirect_uri = \"http://localhost:8765/cb\"", []string{"redirect_uri", "http://127.0.0.1:8765/cb"}},
+		{base + "handle = \"alice.bsky.social\"\nredirect_uri = \"http://127.0.0.1:1/cb\"\nexport_file = \"~/t.json\"", []string{"export_file", "DPoP"}},
+		{"[[connection]]\nname = \"g\"\nprovider = \"google\"\nclient_id = \"x\"\nredirect_uri = \"http://127.0.0.1:1/cb\"\nhandle = \"a.b.c\"", []string{"handle", "only the AT Protocol"}},
+	} {
+		_, err := Parse("config.toml", []byte(tc.toml))
+		if err == nil {
+			t.Errorf("%q: no error", tc.toml)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not mention %q", tc.toml, err, w)
+			}
+		}
+	}
+}

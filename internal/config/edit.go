@@ -33,7 +33,7 @@ func Check(raw Connection) (*auth.Connection, FieldErrors) {
 // editorKeys are the keys the editor sets, in the order a new table lists
 // them. Every other key of a table (refresh_at, export_file, token_env,
 // on_alert, keys of newer versions) is left as the user wrote it.
-var editorKeys = []string{"name", "provider", "environment", "tenant", "company_id", "grant", "client_id", "redirect_uri", "scopes",
+var editorKeys = []string{"name", "provider", "environment", "tenant", "company_id", "handle", "grant", "client_id", "redirect_uri", "scopes",
 	"auth_url", "token_url", "revoke_url", "api_base", "check_url", "issuer"}
 
 func editorValues(c Connection) map[string]string {
@@ -42,7 +42,7 @@ func editorValues(c Connection) map[string]string {
 		"grant": tomlString(c.Grant), "client_id": tomlString(c.ClientID), "redirect_uri": tomlString(c.RedirectURI),
 		"auth_url": tomlString(c.AuthURL), "token_url": tomlString(c.TokenURL), "revoke_url": tomlString(c.RevokeURL),
 		"api_base": tomlString(c.APIBase), "check_url": tomlString(c.CheckURL), "issuer": tomlString(c.Issuer),
-		"tenant": tomlString(c.Tenant), "company_id": tomlString(c.CompanyID),
+		"tenant": tomlString(c.Tenant), "company_id": tomlString(c.CompanyID), "handle": tomlString(c.Handle),
 	}
 	if len(c.Scopes) > 0 {
 		quoted := make([]string, len(c.Scopes))

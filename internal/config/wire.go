@@ -10,7 +10,7 @@ func (c Connection) Wire() apitype.ConnectionConfig {
 		TokenEnv: c.TokenEnv, OnAlert: c.OnAlert, AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL,
 		APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer, AuthMethod: c.AuthMethod,
 		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders, ProxyPort: c.ProxyPort,
-		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL, DPoP: c.DPoP,
+		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL, DPoP: c.DPoP, Handle: c.Handle,
 		Tenant: c.Tenant, CompanyID: c.CompanyID, RefreshTokenIdle: c.RefreshTokenIdle, RefreshTokenLifetime: c.RefreshTokenLifetime,
 		RefreshTokenWarning: c.RefreshTokenWarning, AccessTokenLifetime: c.AccessTokenLifetime,
 	}
@@ -24,7 +24,7 @@ func FromWire(c apitype.ConnectionConfig) Connection {
 		TokenEnv: c.TokenEnv, OnAlert: c.OnAlert, AuthURL: c.AuthURL, TokenURL: c.TokenURL, RevokeURL: c.RevokeURL,
 		APIBase: c.APIBase, CheckURL: c.CheckURL, Issuer: c.Issuer, AuthMethod: c.AuthMethod,
 		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders, ProxyPort: c.ProxyPort,
-		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL, DPoP: c.DPoP,
+		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL, DPoP: c.DPoP, Handle: c.Handle,
 		Tenant: c.Tenant, CompanyID: c.CompanyID, RefreshTokenIdle: c.RefreshTokenIdle, RefreshTokenLifetime: c.RefreshTokenLifetime,
 		RefreshTokenWarning: c.RefreshTokenWarning, AccessTokenLifetime: c.AccessTokenLifetime,
 	}
