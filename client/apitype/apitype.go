@@ -182,6 +182,10 @@ type Connection struct {
 	Provider    string `json:"provider"`
 	Environment string `json:"environment,omitempty"`
 	APIBase     string `json:"api_base,omitempty"`
+	// CodeSignIn: the connection has no redirect URI, so it signs in with a
+	// code entered on any device (RFC 8628, `login --device`), also when a
+	// desktop signs a server's connection in.
+	CodeSignIn bool `json:"code_sign_in,omitempty"`
 }
 
 // Token is the body of GET /v1/connections/NAME/token.

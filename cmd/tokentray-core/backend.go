@@ -99,7 +99,13 @@ func (r remote) Login(ctx context.Context, name string, o loginOptions) (*apityp
 		if err != nil {
 			return nil, err
 		}
-		printDeviceCode(r.streams, name, *started, time.Now())
+		if o.relay {
+			if err := json.NewEncoder(r.streams.out).Encode(started); err != nil {
+				return nil, err
+			}
+		} else {
+			printDeviceCode(r.streams, name, *started, time.Now())
+		}
 		return r.WaitDeviceLogin(ctx, name)
 	}
 	fmt.Fprintf(r.streams.err, "Signing in to %s through the running tokentray: finish it in the browser that opens (waiting up to %s)…\n", name, o.timeout)

@@ -74,8 +74,8 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	if o.timeout <= 0 {
 		return usageError{fmt.Errorf("--timeout must be positive, got %s", o.timeout)}
 	}
-	if o.relay {
-		o.paste = true
+	if o.relay && !o.device {
+		o.paste = true // --relay alone: the desktop's browser, its address pasted here
 	}
 	if o.device && o.paste {
 		return usageError{fmt.Errorf("--device and --paste are two ways to sign in without a browser here: choose one")}
@@ -141,8 +141,13 @@ func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype
 	}
 	k := auth.NewKeeper(conn, opts)
 	showCode := func(c auth.DeviceCode) {
-		printDeviceCode(io, conn.Name, apitype.DeviceSignIn{UserCode: c.UserCode, VerificationURI: c.VerificationURI,
-			VerificationURIComplete: c.VerificationURIComplete, Expires: c.Expires}, e.clock.Now())
+		code := apitype.DeviceSignIn{UserCode: c.UserCode, VerificationURI: c.VerificationURI,
+			VerificationURIComplete: c.VerificationURIComplete, Expires: c.Expires}
+		if o.relay {
+			_ = json.NewEncoder(io.out).Encode(code)
+			return
+		}
+		printDeviceCode(io, conn.Name, code, e.clock.Now())
 	}
 	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in, PasteOnly: o.paste, Device: o.device, ShowCode: showCode}); err != nil {
 		return nil, err

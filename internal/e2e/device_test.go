@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,5 +126,40 @@ device_auth_url = "` + base + `/device/auth"
 	log, _ := os.ReadFile(filepath.Join(h.dir, "serve.log"))
 	if strings.Contains(string(log), second) {
 		t.Fatal("an access token is in serve's log")
+	}
+
+	// As a desktop's tray asks a server over ssh (`login NAME --device
+	// --relay`): the code as one JSON line, the connection as the next.
+	h.must("", "logout", "e2e-device")
+	relay := exec.Command(h.bin, "login", "e2e-device", "--device", "--relay", "--timeout", "3m")
+	relay.Env = h.env
+	stdout, _ := relay.StdoutPipe()
+	if err := relay.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var code struct {
+		UserCode string `json:"user_code"`
+		Complete string `json:"verification_uri_complete"`
+	}
+	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &code) != nil || code.UserCode == "" || code.Complete == "" {
+		_ = relay.Process.Kill()
+		t.Fatalf("the relay's first line: %q", lines.Text())
+	}
+	browser := exec.Command("node", filepath.Join(root, "internal", "e2e", "node", "browser.mjs"), code.Complete)
+	browser.Env = h.env
+	if out, err := browser.CombinedOutput(); err != nil {
+		_ = relay.Process.Kill()
+		t.Fatalf("the browser: %v\n%s", err, out)
+	}
+	var conn struct {
+		State      string `json:"state"`
+		CodeSignIn bool   `json:"code_sign_in"`
+	}
+	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &conn) != nil || conn.State != "connected" || !conn.CodeSignIn {
+		t.Fatalf("the relay's second line: %q", lines.Text())
+	}
+	if err := relay.Wait(); err != nil {
+		t.Fatalf("login --device --relay: %v", err)
 	}
 }

@@ -227,7 +227,8 @@ func NewToken(t *auth.Handout, k *auth.Keeper, now time.Time) apitype.Token {
 // Describe is the API's entry for a connection, now.
 func Describe(k *auth.Keeper) apitype.Connection {
 	c := k.Connection()
-	return apitype.Connection{Status: WireStatus(k.Status()), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase}
+	return apitype.Connection{Status: WireStatus(k.Status()), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase,
+		CodeSignIn: c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != ""}
 }
 
 // wireCheck is a check's result as the API shows it.

@@ -169,6 +169,40 @@ func (r Remote) Login(ctx context.Context, name string, open func(string) error,
 	return &out, nil
 }
 
+// DeviceLogin signs connection name of the remote in with a code (RFC
+// 8628): the tokentray there asks for it and keeps the tokens; show is
+// told the code and URL, for a person to enter on any device.
+func (r Remote) DeviceLogin(ctx context.Context, name string, show func(apitype.DeviceSignIn), timeout time.Duration) (*apitype.Connection, error) {
+	cmd := r.Command(ctx, "login", name, "--device", "--relay", "--timeout", timeout.String())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run ssh for %s: %w", r.Name, err)
+	}
+	lines := bufio.NewReader(stdout)
+	var code apitype.DeviceSignIn
+	var out apitype.Connection
+	if err := readJSON(lines, &code); err == nil && code.UserCode != "" {
+		if show != nil {
+			show(code)
+		}
+		if err := readJSON(lines, &out); err == nil {
+			if err := cmd.Wait(); err != nil {
+				return nil, r.errorOf(err, stderr.String())
+			}
+			return &out, nil
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, r.errorOf(err, stderr.String())
+	}
+	return nil, fmt.Errorf("%s: the tokentray there did not complete the sign-in with a code; is it a tokentray of this version?", r.Name)
+}
+
 // readJSON reads one line of JSON into v.
 func readJSON(r *bufio.Reader, v any) error {
 	line, err := r.ReadBytes('\n')

@@ -237,7 +237,12 @@ func (r *Resident) signInRemote(name string) bool {
 	rs.signing[name] = true
 	rs.children.Add(1)
 	rs.mu.Unlock()
-	r.hub.Log(name, "sign-in started on "+f.cfg.Name+": finish it in this machine's browser")
+	remote, _ := r.hub.RemoteConnection(name)
+	if remote.CodeSignIn {
+		r.hub.Log(name, "sign-in with a code started on "+f.cfg.Name)
+	} else {
+		r.hub.Log(name, "sign-in started on "+f.cfg.Name+": finish it in this machine's browser")
+	}
 	go func() {
 		defer rs.children.Done()
 		defer func() {
@@ -249,7 +254,13 @@ func (r *Resident) signInRemote(name string) bool {
 		if open == nil {
 			open = func(string) error { return fmt.Errorf("no browser can be opened here") }
 		}
-		if _, err := f.remote.Login(r.ctx, there, open, nil, auth.DefaultLoginTimeout); err != nil {
+		var err error
+		if remote.CodeSignIn {
+			_, err = f.remote.DeviceLogin(r.ctx, there, func(code apitype.DeviceSignIn) { r.showCode(name, f.cfg.Name, code, open) }, auth.DefaultLoginTimeout)
+		} else {
+			_, err = f.remote.Login(r.ctx, there, open, nil, auth.DefaultLoginTimeout)
+		}
+		if err != nil {
 			if r.ctx.Err() == nil {
 				r.hub.Log(name, "sign-in failed: "+err.Error())
 			}
@@ -258,6 +269,24 @@ func (r *Resident) signInRemote(name string) bool {
 		r.hub.Log(name, "signed in: "+f.cfg.Name+" holds the new tokens")
 	}()
 	return true
+}
+
+// showCode tells a person the code of a server's sign-in with a code: a
+// notification whose action opens the page (with the code in it, where
+// the provider offers that) in this machine's browser.
+func (r *Resident) showCode(name, server string, code apitype.DeviceSignIn, open func(string) error) {
+	page := code.VerificationURI
+	if code.VerificationURIComplete != "" {
+		page = code.VerificationURIComplete
+	}
+	r.hub.Log(name, "sign-in with a code: enter "+code.UserCode+" at "+code.VerificationURI)
+	r.send(notify.Message{Key: name, Title: name + ": enter the code " + code.UserCode,
+		Body:   "To sign " + name + " in, open " + code.VerificationURI + " on any device and enter " + code.UserCode + ". " + server + " keeps the tokens.",
+		Action: "Open the page", OnAction: func() {
+			if err := open(page); err != nil {
+				r.hub.Log(name, "the page could not be opened: "+err.Error())
+			}
+		}}, name)
 }
 
 // refreshRemote asks the server of name (NAME@REMOTE) to refresh it now.
