@@ -34,6 +34,11 @@ type DeviceCode struct {
 // deviceAuthTimeout bounds the request for a device code.
 const deviceAuthTimeout = 30 * time.Second
 
+// defaultDeviceTimeout is how long a sign-in with a code waits when the
+// provider did not say how long its code lives (RFC 8628 makes expires_in
+// required; 15 minutes is the common value).
+const defaultDeviceTimeout = 15 * time.Minute
+
 // deviceSignIn asks for a device code, shows it and waits for the person.
 func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secret, key *DPoPKey, o LoginOptions) (*oauth2.Token, error) {
 	if conn.Endpoints.DeviceAuthURL == "" {
@@ -53,9 +58,16 @@ func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secr
 	if o.ShowCode != nil {
 		o.ShowCode(code)
 	}
+	// Without a timeout of its own, the sign-in waits as long as the code
+	// is valid (15 to 30 minutes at the big providers): a person who is
+	// slower than a browser sign-in's five minutes still gets in.
 	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = DefaultLoginTimeout
+	switch {
+	case timeout > 0:
+	case !da.Expiry.IsZero():
+		timeout = time.Until(da.Expiry) + 5*time.Second
+	default:
+		timeout = defaultDeviceTimeout
 	}
 	// x/oauth2 polls at the server's interval (and slower after a
 	// slow_down) until the code expires; a person is on the other side, so
@@ -103,6 +115,13 @@ func requestDeviceCode(ctx context.Context, client *http.Client, conn *Connectio
 	form := url.Values{"client_id": {conn.ClientID}}
 	if s := conn.scopes(); len(s) > 0 {
 		form.Set("scope", strings.Join(s, " "))
+	}
+	// The connection's own parameters (an audience, a resource); not a
+	// preset's, which are for the browser's authorization request.
+	for name, v := range conn.AuthParams {
+		if !form.Has(name) {
+			form.Set(name, v)
+		}
 	}
 	sent := time.Now()
 	resp, body, err := postAuthenticated(ctx, client, conn.Endpoints.DeviceAuthURL, conn, secret, form)

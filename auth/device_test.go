@@ -127,3 +127,20 @@ func TestADeviceSignInWithoutADeviceEndpointSaysWhatToDo(t *testing.T) {
 		t.Fatalf("requests sent: %v", d.forms)
 	}
 }
+
+// A sign-in with a code does not join a browser sign-in that waits (nor a
+// service account's token fetch): it says what is going on.
+func TestADeviceSignInDoesNotJoinAnotherKindOfSignIn(t *testing.T) {
+	d := newDeviceServer(t)
+	k, _ := deviceKeeper(t, d)
+	k.mu.Lock()
+	k.signIn = &flight{done: make(chan struct{})} // a browser sign-in waits
+	k.mu.Unlock()
+	if err := k.Login(context.Background(), LoginOptions{Device: true}); !errors.Is(err, ErrSignInBusy) {
+		t.Fatalf("joined a browser sign-in: %v", err)
+	}
+	k.conn.Grant = GrantClientCredentials
+	if err := k.Login(context.Background(), LoginOptions{Device: true}); !errors.Is(err, ErrNoSignIn) {
+		t.Fatalf("a service account signed in with a code: %v", err)
+	}
+}

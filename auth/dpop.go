@@ -214,6 +214,14 @@ func askedForNonce(resp *http.Response) bool {
 	return json.Unmarshal(body, &e) == nil && e.Error == "use_dpop_nonce"
 }
 
+// ProofRefused reports whether a resource server's 401 is about the DPoP
+// proof (use_dpop_nonce, invalid_dpop_proof), not about the token: no
+// refresh can help it.
+func ProofRefused(resp *http.Response) bool {
+	h := resp.Header.Get("WWW-Authenticate")
+	return resp.StatusCode == http.StatusUnauthorized && (strings.Contains(h, "use_dpop_nonce") || strings.Contains(h, "invalid_dpop_proof"))
+}
+
 // ResourceNonceAsked reports whether a resource server's answer asks for a
 // DPoP nonce: HTTP 401 with WWW-Authenticate: DPoP error="use_dpop_nonce".
 func ResourceNonceAsked(resp *http.Response) bool {

@@ -24,6 +24,12 @@ var (
 	// account) has no usable client secret; a person must fix it. It is an
 	// ErrNeedsSignIn, for the exit code, without the words "sign in".
 	ErrCredentialsRefused error = personNeeded("the client's credentials need fixing")
+	// ErrSignInBusy: another kind of sign-in of the connection is waiting
+	// for a person.
+	ErrSignInBusy = errors.New("another sign-in is in progress")
+	// ErrNoSignIn: the connection has no sign-in of the kind asked for (a
+	// service account has none with a code).
+	ErrNoSignIn = errors.New("nobody signs it in that way")
 )
 
 // hintedError carries advice for a person along with an error.

@@ -143,10 +143,11 @@ func (c *Connection) warnAt(f Forecast) time.Time {
 
 // ForecastHint is what a person does about an end that is near.
 func ForecastHint(name string, f Forecast) string {
+	when := f.End.Local().Format(endFormat)
 	if f.Kind == ForecastReset {
-		return "A sign-in before then does not help: sign in again after it with `tokentray login " + name + "`."
+		return "A sign-in before " + when + " does not help: sign in again after it with `tokentray login " + name + "`."
 	}
-	return "Sign in again before then with `tokentray login " + name + "`: a new sign-in starts a new refresh token."
+	return "Sign in again before " + when + " with `tokentray login " + name + "`: a new sign-in starts a new refresh token."
 }
 
 // refreshTokenLifetime reads how long the server says the refresh token in
@@ -179,7 +180,9 @@ func refreshTokenLifetime(tok *oauth2.Token) time.Duration {
 // did not move is one of a grant with a fixed end.
 func noteRefreshTokenEnd(ts, prev *TokenSet, lifetime time.Duration, now time.Time) {
 	if lifetime > 0 {
-		ts.RefreshTokenExpiry = now.Add(lifetime)
+		// Whole seconds, as the server counts: an end it keeps fixed must
+		// read the same at every refresh, not move by the answer's delay.
+		ts.RefreshTokenExpiry = now.Add(lifetime).Truncate(time.Second)
 	}
 	if prev == nil {
 		return
@@ -200,6 +203,16 @@ func noteRefreshTokenEnd(ts, prev *TokenSet, lifetime time.Duration, now time.Ti
 		moved := ts.RefreshTokenExpiry.Sub(prev.RefreshTokenExpiry)
 		ts.RefreshTokenExpiryFixed = moved < now.Sub(prev.ObtainedAt)/2
 	}
+	if ts.RefreshTokenExpiryFixed && SameEnd(ts.RefreshTokenExpiry, prev.RefreshTokenExpiry) {
+		ts.RefreshTokenExpiry = prev.RefreshTokenExpiry // the same end, read a second apart
+	}
+}
+
+// SameEnd reports whether two foreseen ends are one: a server that counts
+// the seconds left to a fixed end is read a second or so apart.
+func SameEnd(a, b time.Time) bool {
+	d := a.Sub(b)
+	return !a.IsZero() && !b.IsZero() && d < time.Minute && d > -time.Minute
 }
 
 // endFormat is how a foreseen end is written in messages.

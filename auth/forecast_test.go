@@ -87,6 +87,10 @@ func TestAFixedRefreshTokenEndIsToldOnceAtTheWarningTime(t *testing.T) {
 	if !st.RefreshTokenEnding || !strings.Contains(st.Hint, "tokentray login "+r.conn.Name) {
 		t.Fatalf("status after the warning: ending=%t hint %q", st.RefreshTokenEnding, st.Hint)
 	}
+	// Kept with the tokens at once, not only at the next refresh.
+	if got := r.store.stored(r.conn.Name).EndWarned; !SameEnd(got, end) {
+		t.Fatalf("the stored tokens say the end told of was %v, want %v", got, end)
+	}
 	// On through the refresh at 24 days, to a day before the end: no
 	// second warning.
 	parkUntil(t, r, end, func() bool {
@@ -195,5 +199,36 @@ func TestTheServersRefreshTokenLifetimeIsKeptAndAFixedEndIsRecognised(t *testing
 	}
 	if st := r.k.Status(); !st.RefreshTokenEnd.Equal(r.clock.Now().Add(15897600*time.Second)) || !st.RefreshTokenRenewable {
 		t.Fatalf("a moving end: %v renewable=%t", st.RefreshTokenEnd, st.RefreshTokenRenewable)
+	}
+}
+
+// A server that says how many seconds are left to a fixed end (the answer
+// read some milliseconds later each time) is told of once, not at every
+// refresh.
+func TestAFixedEndCountedDownInSecondsIsToldOnce(t *testing.T) {
+	r := newRig(t)
+	end := t0.Add(5 * day)
+	r.srv.extra = func() map[string]any {
+		return map[string]any{"refresh_token_expires_in": int(end.Sub(r.clock.Now()).Seconds())}
+	}
+	r.signedIn()
+	told := 0
+	for i := range 6 {
+		r.clock.Advance(time.Hour + 370*time.Millisecond)
+		if err := r.k.Refresh(context.Background()); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		r.k.mu.Lock()
+		r.k.noteEndLocked(r.clock.Now())
+		r.k.mu.Unlock()
+		if eventSeen(r, EventRefreshTokenExpiring) {
+			told++
+		}
+	}
+	if told != 1 {
+		t.Fatalf("told %d times of one end", told)
+	}
+	if st := r.k.Status(); !st.RefreshTokenEnding || st.RefreshTokenRenewable {
+		t.Fatalf("status: ending=%t renewable=%t", st.RefreshTokenEnding, st.RefreshTokenRenewable)
 	}
 }

@@ -171,6 +171,9 @@ type Keeper struct {
 	lastCheck CheckResult
 	signIn    *flight // the sign-in waiting for the browser, if any
 	signInURL string  // its authorize URL, to open again
+	// signInDevice: the sign-in waiting is one with a code, which a
+	// browser sign-in cannot join (nor the other way round).
+	signInDevice bool
 	// kick wakes the scheduler when the tokens or the state change (a
 	// sign-in, a refresh by a caller), so it recomputes its next deadline.
 	kick chan struct{}
@@ -194,6 +197,9 @@ type Keeper struct {
 	warnedEnd time.Time
 	// nonces are the DPoP nonces servers asked for, by origin.
 	nonces dpopNonces
+	// endToSave is a foreseen end just told of, to be kept with the
+	// tokens (saveEndWarned) once the scheduler is out of the lock.
+	endToSave time.Time
 }
 
 type flight struct {
@@ -395,7 +401,7 @@ func (k *Keeper) Status() Status {
 	f := k.conn.forecast(t)
 	if !f.End.IsZero() {
 		st.RefreshTokenEnd, st.RefreshTokenEndAbout, st.RefreshTokenRenewable = f.End, f.About, f.Renewable
-		st.RefreshTokenEnding = f.End.Equal(k.warnedEnd)
+		st.RefreshTokenEnding = SameEnd(f.End, k.warnedEnd)
 	}
 	switch {
 	case bad(k.state):
@@ -476,7 +482,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 		due := k.lookLocked(now)
 		expires := k.expiryNewsLocked()
 		_, tellEnd := k.endToTellLocked()
+		told := k.endToSave
+		k.endToSave = time.Time{}
 		k.mu.Unlock()
+		if !told.IsZero() {
+			k.saveEndWarned(ctx, told)
+		}
 		if !due.IsZero() && !now.Before(due) {
 			if err := k.refresh(ctx, false, 0, nil); err != nil && ctx.Err() == nil {
 				k.log.Warn("scheduled refresh failed", "err", err)
@@ -763,6 +774,10 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 		return k.discoveryFailed(current, err)
 	}
 	key, err := k.dpopKeyFor(current)
+	var bound TokenSet // the key as it is kept, made before the call: nothing may fail after it
+	if err == nil {
+		err = keepDPoPKey(&bound, key)
+	}
 	if err != nil {
 		return k.localFailure(err, "The DPoP key kept with the tokens cannot be read: sign in again (tokentray login "+k.conn.Name+") to make a new one.")
 	}
@@ -771,8 +786,8 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 		return k.refreshFailed(ctx, conn, current, fingerprint, err)
 	}
 	next := k.tokenSetFrom(tok, current, now)
-	if err := keepDPoPKey(next, key); err != nil {
-		return k.localFailure(err, "")
+	if key != nil {
+		next.DPoPKey = bound.DPoPKey
 	}
 	return k.saveRefreshed(ctx, next)
 }
@@ -843,7 +858,7 @@ func (k *Keeper) tokensSaved(t *TokenSet) {
 // Zero when there is none.
 func (k *Keeper) endToTellLocked() (Forecast, time.Time) {
 	f := k.conn.forecast(k.currentLocked())
-	if f.End.IsZero() || f.End.Equal(k.warnedEnd) {
+	if f.End.IsZero() || SameEnd(f.End, k.warnedEnd) {
 		return Forecast{}, time.Time{}
 	}
 	if f.Renewable && (k.state == StateConnected || k.state == StateRefreshing) {
@@ -859,7 +874,7 @@ func (k *Keeper) noteEndLocked(now time.Time) {
 	if at.IsZero() || now.Before(at) {
 		return
 	}
-	k.warnedEnd = f.End
+	k.warnedEnd, k.endToSave = f.End, f.End
 	left := "has ended"
 	if d := f.End.Sub(now); d > 0 {
 		left = "ends in about " + approxDays(d)
@@ -869,13 +884,43 @@ func (k *Keeper) noteEndLocked(now time.Time) {
 	k.emitLocked(Event{Kind: EventRefreshTokenExpiring, Error: msg, Hint: ForecastHint(k.conn.Name, f)})
 }
 
+// saveEndWarned keeps with the stored tokens that end was told of, so that
+// a restart does not tell it again even when no refresh saves them before
+// (a refused client, a long-lived access token). Under the refresh lock,
+// on the tokens as stored, as a failed refresh's outcome is recorded.
+func (k *Keeper) saveEndWarned(ctx context.Context, end time.Time) {
+	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
+	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
+	cancel()
+	if err != nil {
+		k.log.Warn("could not keep that the refresh token's end was told", "err", err)
+		return
+	}
+	defer unlock()
+	stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+	if err != nil || stored == nil || SameEnd(stored.EndWarned, end) || !SameEnd(k.conn.forecast(stored).End, end) {
+		return
+	}
+	next := *stored
+	next.EndWarned = end
+	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, &next); err != nil {
+		k.log.Warn("could not keep that the refresh token's end was told", "err", err)
+		return
+	}
+	k.mu.Lock()
+	if k.token != nil && !changedElsewhere(k.token, stored) {
+		k.token = &next
+	}
+	k.mu.Unlock()
+}
+
 // endWarned is the end that ts's forecast was told of, if this keeper told
 // of it: kept with the tokens, so a restart does not tell it again.
 func (k *Keeper) endWarned(ts *TokenSet) time.Time {
 	k.mu.Lock()
 	w := k.warnedEnd
 	k.mu.Unlock()
-	if f := k.conn.forecast(ts); !w.IsZero() && f.End.Equal(w) {
+	if f := k.conn.forecast(ts); SameEnd(f.End, w) {
 		return w
 	}
 	return time.Time{}

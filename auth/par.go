@@ -53,7 +53,14 @@ func pushAuthorization(ctx context.Context, client *http.Client, conn *Connectio
 		}
 		return "", parFailed(conn, classify("pushed authorization request", re, conn))
 	}
-	u.RawQuery = url.Values{"client_id": {conn.ClientID}, "request_uri": {out.RequestURI}}.Encode()
+	// The authorize URL's own query (an Azure B2C policy, ?p=…) stays.
+	q := url.Values{}
+	if own, err := url.Parse(conn.Endpoints.AuthURL); err == nil {
+		q = own.Query()
+	}
+	q.Set("client_id", conn.ClientID)
+	q.Set("request_uri", out.RequestURI)
+	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
 

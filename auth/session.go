@@ -41,7 +41,20 @@ type LoginOptions struct {
 // waits for the browser opens that same sign-in page again (a person who
 // closed the tab clicks again) and waits for its outcome.
 func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
+	if o.Device && k.conn.Grant == GrantClientCredentials {
+		return withHint(fmt.Errorf("%s is a service account (client credentials): %w", k.conn.Name, ErrNoSignIn),
+			"It fetches its tokens itself: `tokentray refresh "+k.conn.Name+"`.")
+	}
 	k.mu.Lock()
+	if f := k.signIn; f != nil && o.Device != k.signInDevice {
+		k.mu.Unlock()
+		other := "through the browser"
+		if k.signInDevice {
+			other = "with a code"
+		}
+		return withHint(fmt.Errorf("%s: a sign-in %s is already waiting: %w", k.conn.Name, other, ErrSignInBusy),
+			"Finish that one, or wait until it times out; then sign in again.")
+	}
 	if f := k.signIn; f != nil {
 		url := k.signInURL
 		k.mu.Unlock()
@@ -56,12 +69,12 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
 		}
 	}
 	f := &flight{done: make(chan struct{})}
-	k.signIn = f
+	k.signIn, k.signInDevice = f, o.Device
 	k.mu.Unlock()
 	err := k.login(ctx, o)
 	k.mu.Lock()
 	f.err = err
-	k.signIn, k.signInURL = nil, ""
+	k.signIn, k.signInURL, k.signInDevice = nil, "", false
 	k.mu.Unlock()
 	close(f.done)
 	return err

@@ -200,3 +200,25 @@ func TestDashboardShowsTheRateLimitAndAnAPIThatRefusesTheToken(t *testing.T) {
 		t.Fatalf("error %q", errText)
 	}
 }
+
+// A refresh token that comes to a foreseen end no refresh can move (the
+// monthly sandbox's overwrite): the card says when and why, and what to do.
+func TestDashboardForeseesTheRefreshTokensEnd(t *testing.T) {
+	s := newScene(t)
+	monthly := tokens(now.Add(-18 * time.Minute))
+	monthly.GrantSince = now.Add(-20 * 24 * time.Hour)
+	monthly.EndWarned = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // told already
+	s.add(t, "procore-monthly", "monthly-sandbox", monthly)
+	tr, w := s.dashboard(t)
+	test.AssertImageMatches(t, "dashboard_refresh_token_ending.png", w.Canvas().Capture())
+	c := tr.dash.cards[0]
+	if errText, _ := c.errText.Get(); !strings.Contains(errText, "refresh token: about 8 days left") || !strings.Contains(errText, "monthly sandbox") {
+		t.Fatalf("the card says %q", errText)
+	}
+	if hint, _ := c.hint.Get(); !strings.Contains(hint, "after it") {
+		t.Fatalf("hint %q", hint)
+	}
+	if age, _ := c.rtAge.Get(); !strings.Contains(age, "about 8 days left") {
+		t.Fatalf("refresh token line %q", age)
+	}
+}

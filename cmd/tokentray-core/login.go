@@ -61,7 +61,7 @@ tokentray there asks for the code and keeps the tokens.`,
 			return loginRun(c, e, args[0], o)
 		},
 	}
-	c.Flags().DurationVar(&o.timeout, "timeout", auth.DefaultLoginTimeout, "how long to wait for the browser sign-in")
+	c.Flags().DurationVar(&o.timeout, "timeout", auth.DefaultLoginTimeout, "how long to wait for the browser sign-in (with --device: as long as the code is valid)")
 	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL; do not open a browser")
 	c.Flags().BoolVar(&o.paste, "paste", false, "sign in with a browser on another machine: open the printed URL there, then paste the address it lands on (or the code)")
 	c.Flags().BoolVar(&o.device, "device", false, "sign in with a code entered on any device (RFC 8628): for servers and machines without a browser")
@@ -79,6 +79,9 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 	}
 	if o.device && o.paste {
 		return usageError{fmt.Errorf("--device and --paste are two ways to sign in without a browser here: choose one")}
+	}
+	if o.device && !c.Flags().Changed("timeout") {
+		o.timeout = 0 // as long as the code is valid
 	}
 	if remoteName, ok := remoteConnection(name); ok && !o.relay {
 		return remoteLogin(c, e, name, remoteName, o)
@@ -212,7 +215,11 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 	if o.device {
 		// The tokentray there asks for the code and keeps the tokens; its
 		// words (the code, the URL) come through ssh's stderr.
-		cmd := r.Command(c.Context(), "login", name, "--device", "--timeout", o.timeout.String())
+		args := []string{"login", name, "--device"}
+		if o.timeout > 0 {
+			args = append(args, "--timeout", o.timeout.String())
+		}
+		cmd := r.Command(c.Context(), args...)
 		cmd.Stdout, cmd.Stderr = e.streams.err, e.streams.err
 		if err := cmd.Run(); err != nil {
 			if cmd.ProcessState == nil {

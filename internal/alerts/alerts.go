@@ -149,7 +149,7 @@ func (t *Tracker) ObserveStatus(before *apitype.Status, now apitype.Status, at t
 	if now.State == apitype.StateDegraded && !now.Usable && (before == nil || before.Usable) {
 		return t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventAccessExpired, Error: now.LastError, Hint: now.Hint, Time: at})
 	}
-	if now.RefreshTokenEnding && !t.ending[now.Name].Equal(now.RefreshTokenEnd) {
+	if now.RefreshTokenEnding && !auth.SameEnd(t.ending[now.Name], now.RefreshTokenEnd) {
 		t.ending[now.Name] = now.RefreshTokenEnd
 		return Alert{Connection: now.Name, Kind: RefreshTokenExpiring, From: now.State, To: now.State,
 			Error: humanize.RefreshToken(now, at), Hint: now.Hint, Time: at}, true

@@ -429,17 +429,24 @@ func Parse(path string, b []byte) (*Config, error) {
 		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default) or \"file\" (files only this user can read, for servers without a Secret Service)", f.Store))
 	}
 	problems = append(problems, checkRemotes(cfg, f.Remotes)...)
+	var topWarning time.Duration
+	if f.RefreshTokenWarning != "" {
+		d, err := ParseDuration(f.RefreshTokenWarning)
+		if err != nil || d < time.Minute {
+			problems = append(problems, fmt.Sprintf("refresh_token_warning (top level): %q is not a duration of a minute or more; write e.g. refresh_token_warning = \"7d\"", f.RefreshTokenWarning))
+		}
+		topWarning = d
+	}
 	seen, ports := map[string]int{}, map[int]int{}
 	for i, raw := range f.Connections {
 		label := fmt.Sprintf("connection #%d", i+1)
 		if raw.Name != "" {
 			label = fmt.Sprintf("connection %q", raw.Name)
 		}
-		withFile := raw
-		if withFile.RefreshTokenWarning == "" {
-			withFile.RefreshTokenWarning = f.RefreshTokenWarning
+		conn, errs := build(raw)
+		if raw.RefreshTokenWarning == "" && topWarning > 0 {
+			conn.RefreshTokenWarning = topWarning
 		}
-		conn, errs := build(withFile)
 		for _, e := range errs {
 			problems = append(problems, label+": "+e.String())
 		}
@@ -652,7 +659,9 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 			// here. With both set, the issuer only checks RFC 9207's iss,
 			// and nothing depends on its metadata being served.
 			conn.Discover = raw.Issuer != "" && (raw.TokenURL == "" || (raw.AuthURL == "" && conn.Grant == auth.GrantAuthorizationCode))
-			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" && raw.DeviceAuthURL == "" {
+			// A sign-in with a code needs no authorize URL; one through the
+			// browser (a redirect_uri) does.
+			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" && (raw.DeviceAuthURL == "" || raw.RedirectURI != "") {
 				add("auth_url", "missing; set issuer (the server's URL, to discover its endpoints), auth_url (the authorization endpoint), or device_auth_url for sign-ins with a code only")
 			}
 			if !conn.Discover && raw.TokenURL == "" {

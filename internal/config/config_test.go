@@ -340,6 +340,9 @@ access_token_lifetime = "30m"
 		{entra + "tenant = \"common\"\ncompany_id = \"1\"", []string{"company_id", "only Procore"}},
 		{procore + `refresh_token_idle = "soon"`, []string{"refresh_token_idle", "not a duration", `"60d"`}},
 		{procore + `refresh_token_warning = "10s"`, []string{"refresh_token_warning", "shorter than"}},
+		{"refresh_token_warning = \"soon\"\n" + procore, []string{"refresh_token_warning (top level)", `"7d"`}},
+		{"[[connection]]\nname = \"d\"\nprovider = \"generic\"\nclient_id = \"x\"\nredirect_uri = \"http://127.0.0.1:1/cb\"\ntoken_url = \"https://a.example/token\"\ndevice_auth_url = \"https://a.example/device\"",
+			[]string{"auth_url", "missing"}},
 	} {
 		_, err := Parse("config.toml", []byte(tc.toml))
 		if err == nil {

@@ -367,10 +367,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
-	timeout := auth.DefaultLoginTimeout
+	timeout, asked := auth.DefaultLoginTimeout, time.Duration(0)
 	if v := r.URL.Query().Get("timeout"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
-			timeout = d
+			timeout, asked = d, d
 		}
 	}
 	if r.URL.Query().Get("paste") == "true" {
@@ -378,7 +378,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if device {
-		s.startDevice(w, r, k, timeout)
+		s.startDevice(w, r, k, asked) // none asked: as long as the code is valid
 		return
 	}
 	if s.Headless {
@@ -577,6 +577,8 @@ func ErrorOf(err error) (int, apitype.Error) {
 		code, status = apitype.CodeMinValidUnmeetable, http.StatusBadRequest
 	case errors.Is(err, auth.ErrBoundToken):
 		code, status = apitype.CodeTokenBound, http.StatusConflict
+	case errors.Is(err, auth.ErrSignInBusy), errors.Is(err, auth.ErrNoSignIn):
+		code, status = apitype.CodeBadRequest, http.StatusConflict
 	case errors.Is(err, auth.ErrCredentialsRefused):
 		code, status = apitype.CodeClientRefused, http.StatusConflict
 	case errors.Is(err, auth.ErrNeedsSignIn):
@@ -671,6 +673,11 @@ func (s *Server) startDevice(w http.ResponseWriter, r *http.Request, k *auth.Kee
 		s.mu.Lock()
 		err := d.err
 		s.mu.Unlock()
+		if err == nil {
+			// Over without a code (it joined a sign-in that finished).
+			writeJSON(w, http.StatusOK, Describe(k))
+			return
+		}
 		writeKeeperError(w, err)
 	case <-r.Context().Done():
 	}

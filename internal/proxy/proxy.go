@@ -154,6 +154,10 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, k *auth.Keeper, 
 	used := tok.AccessToken.Reveal()
 	retried := false
 	switch {
+	case auth.ProofRefused(resp):
+		// The API refused the DPoP proof (a nonce it changed again, a
+		// proof it could not verify), not the token: a refresh cannot
+		// help, and would spend the refresh token. It goes back as it came.
 	case resp.StatusCode == http.StatusUnauthorized && p.futile(conn.Name, used):
 		// The API refused this very token right after the refresh that
 		// brought it: another refresh cannot help (a path the app may not

@@ -544,3 +544,52 @@ func TestAnAnswerCutOffIsNotTakenForAWholeOne(t *testing.T) {
 		t.Fatal("a truncated answer was read to its end without an error")
 	}
 }
+
+// A DPoP-bound token goes with a proof for each request; an API that asks
+// for its nonce gets the request again with it, once; a 401 about the proof
+// (a nonce changed again) goes back as it came, and spends no refresh.
+func TestDPoPBoundTokensGoWithAProofAndNonceRefusalsSpendNoRefresh(t *testing.T) {
+	var mu sync.Mutex
+	var proofs []string
+	nonce := 0
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		proofs = append(proofs, req.Header.Get("DPoP"))
+		if !strings.HasPrefix(req.Header.Get("Authorization"), "DPoP ") {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		// A nonce that changes at every answer: the retry's is stale too
+		// when the path says so.
+		nonce++
+		w.Header().Set("DPoP-Nonce", fmt.Sprintf("n-%d", nonce))
+		if strings.Contains(req.URL.Path, "always") || len(proofs) == 1 {
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true}`)
+	}, false, &Proxy{})
+	key, _ := auth.NewDPoPKey()
+	stored, _ := key.Marshal()
+	_ = r.store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-0", TokenType: "DPoP", RefreshToken: "rt-0",
+		ObtainedAt: time.Now().Add(-10 * time.Minute).Round(0), Lifetime: time.Hour, DPoPKey: stored})
+	if err := r.k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if resp := r.do(http.MethodGet, "me", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", resp.StatusCode, read(t, resp))
+	}
+	mu.Lock()
+	if len(proofs) != 2 || proofs[0] == "" || proofs[0] == proofs[1] {
+		t.Fatalf("%d requests; each needs a proof of its own", len(proofs))
+	}
+	mu.Unlock()
+	if resp := r.do(http.MethodGet, "always", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a nonce refused twice: HTTP %d, want the 401 back", resp.StatusCode)
+	}
+	if n := r.refreshes.Load(); n != 0 {
+		t.Fatalf("%d refreshes for refusals of the proof", n)
+	}
+}

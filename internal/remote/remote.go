@@ -173,7 +173,11 @@ func (r Remote) Login(ctx context.Context, name string, open func(string) error,
 // 8628): the tokentray there asks for it and keeps the tokens; show is
 // told the code and URL, for a person to enter on any device.
 func (r Remote) DeviceLogin(ctx context.Context, name string, show func(apitype.DeviceSignIn), timeout time.Duration) (*apitype.Connection, error) {
-	cmd := r.Command(ctx, "login", name, "--device", "--relay", "--timeout", timeout.String())
+	args := []string{"login", name, "--device", "--relay"}
+	if timeout > 0 {
+		args = append(args, "--timeout", timeout.String())
+	}
+	cmd := r.Command(ctx, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -250,13 +250,12 @@ func (r *Resident) signInRemote(name string) bool {
 			delete(rs.signing, name)
 			rs.mu.Unlock()
 		}()
-		open := r.opt.OpenBrowser
-		if open == nil {
-			open = func(string) error { return fmt.Errorf("no browser can be opened here") }
-		}
+		open := r.opener()
 		var err error
 		if remote.CodeSignIn {
-			_, err = f.remote.DeviceLogin(r.ctx, there, func(code apitype.DeviceSignIn) { r.showCode(name, f.cfg.Name, code, open) }, auth.DefaultLoginTimeout)
+			// As long as the code is valid (0): a person on a phone may
+			// take longer than a browser sign-in's five minutes.
+			_, err = f.remote.DeviceLogin(r.ctx, there, func(code apitype.DeviceSignIn) { r.showCode(name, f.cfg.Name, code, open) }, 0)
 		} else {
 			_, err = f.remote.Login(r.ctx, there, open, nil, auth.DefaultLoginTimeout)
 		}
@@ -271,17 +270,26 @@ func (r *Resident) signInRemote(name string) bool {
 	return true
 }
 
-// showCode tells a person the code of a server's sign-in with a code: a
-// notification whose action opens the page (with the code in it, where
-// the provider offers that) in this machine's browser.
-func (r *Resident) showCode(name, server string, code apitype.DeviceSignIn, open func(string) error) {
+// opener opens a URL in this machine's browser.
+func (r *Resident) opener() func(string) error {
+	if r.opt.OpenBrowser == nil {
+		return func(string) error { return fmt.Errorf("no browser can be opened here") }
+	}
+	return r.opt.OpenBrowser
+}
+
+// showCode tells a person the code of a sign-in with a code (a server's,
+// or one kept here: keeper names who keeps the tokens): a notification
+// whose action opens the page (with the code in it, where the provider
+// offers that) in this machine's browser.
+func (r *Resident) showCode(name, keeper string, code apitype.DeviceSignIn, open func(string) error) {
 	page := code.VerificationURI
 	if code.VerificationURIComplete != "" {
 		page = code.VerificationURIComplete
 	}
 	r.hub.Log(name, "sign-in with a code: enter "+code.UserCode+" at "+code.VerificationURI)
 	r.send(notify.Message{Key: name, Title: name + ": enter the code " + code.UserCode,
-		Body:   "To sign " + name + " in, open " + code.VerificationURI + " on any device and enter " + code.UserCode + ". " + server + " keeps the tokens.",
+		Body:   "To sign " + name + " in, open " + code.VerificationURI + " on any device and enter " + code.UserCode + ". " + keeper + " keeps the tokens.",
 		Action: "Open the page", OnAction: func() {
 			if err := open(page); err != nil {
 				r.hub.Log(name, "the page could not be opened: "+err.Error())

@@ -278,9 +278,21 @@ func (r *Resident) SignIn(name string) {
 		r.signInRemote(name)
 		return
 	}
-	r.hub.Log(name, "sign-in started: finish it in the browser")
+	o := auth.LoginOptions{}
+	if c := k.Connection(); c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != "" {
+		// It signs in only with a code: the notification shows it, and
+		// its action opens the page here (or enter it on a phone).
+		o.Device = true
+		o.ShowCode = func(code auth.DeviceCode) {
+			r.showCode(name, "tokentray", apitype.DeviceSignIn{UserCode: code.UserCode, VerificationURI: code.VerificationURI,
+				VerificationURIComplete: code.VerificationURIComplete, Expires: code.Expires}, r.opener())
+		}
+		r.hub.Log(name, "sign-in with a code started")
+	} else {
+		r.hub.Log(name, "sign-in started: finish it in the browser")
+	}
 	go func() {
-		if err := k.Login(r.ctx, auth.LoginOptions{}); err != nil && !errors.Is(err, context.Canceled) {
+		if err := k.Login(r.ctx, o); err != nil && !errors.Is(err, context.Canceled) {
 			r.hub.Log(name, "sign-in failed: "+err.Error())
 		}
 	}()

@@ -184,3 +184,51 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A connection that signs in only with a code (no redirect URI, a device
+// endpoint): Re-authenticate shows the code in a notification, whose action
+// opens the page; the sign-in ends when the person has entered it.
+func TestReauthenticatingAConnectionWithoutARedirectShowsTheCode(t *testing.T) {
+	entered := make(chan struct{})
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/device":
+			fmt.Fprint(w, `{"device_code":"dc","user_code":"QWER-TYUI","verification_uri":"https://example.com/device","verification_uri_complete":"https://example.com/device?code=QWER-TYUI","expires_in":600,"interval":1}`)
+		default:
+			select {
+			case <-entered:
+				fmt.Fprint(w, `{"access_token":"at-2","token_type":"bearer","expires_in":3600,"refresh_token":"rt-2"}`)
+			default:
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"error":"authorization_pending"}`)
+			}
+		}
+	}))
+	t.Cleanup(provider.Close)
+	store := auth.NewMemoryStore()
+	generic, _ := auth.LookupPreset("generic")
+	conn := &auth.Connection{Name: "gh", Provider: generic, ClientID: "id", RefreshAt: 0.8,
+		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token", DeviceAuthURL: provider.URL + "/device"}}
+	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	f := fleet.New(&config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
+		fleet.Options{Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
+	var opened []string
+	rec := &recorder{actionable: true}
+	r := New(f, Options{Notifier: rec, OpenBrowser: func(u string) error { opened = append(opened, u); close(entered); return nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	t.Cleanup(func() { cancel(); r.Wait() })
+
+	r.SignIn("gh")
+	waitUntil(t, func() bool { return len(rec.messages()) > 0 })
+	m := rec.messages()[0]
+	if !strings.Contains(m.Title, "QWER-TYUI") || !strings.Contains(m.Body, "https://example.com/device") || m.Action == "" {
+		t.Fatalf("notification %+v", m)
+	}
+	m.OnAction() // the person opens the page and enters the code
+	waitUntil(t, func() bool { return k.Status().State == auth.StateConnected })
+	if len(opened) != 1 || opened[0] != "https://example.com/device?code=QWER-TYUI" {
+		t.Fatalf("opened %v", opened)
+	}
+}
