@@ -67,8 +67,9 @@ func ConnectionLevel(st apitype.Status) Level {
 func service(st apitype.Status) bool { return st.Grant == "client_credentials" }
 
 // Summary is a connection's state in a few words, as the tray menu shows it:
-// "1 h 12 m left", "sign-in needed", "retrying, 40 m left". It changes at
-// most once a minute while nothing happens.
+// "1 h 12 m left", "sign-in needed", "retrying, 40 m left", "1 h 12 m left,
+// refresh token about 58 days left". It changes at most once a minute
+// while nothing happens.
 func Summary(st apitype.Status, now time.Time) string {
 	left := ""
 	if st.Usable {
@@ -100,8 +101,10 @@ func Summary(st apitype.Status, now time.Time) string {
 	if left == "" {
 		return "token expired"
 	}
-	if st.RefreshTokenEnding {
-		// Told once by a notification; the menu keeps saying it.
+	if st.RefreshTokenEnding || (!st.RefreshTokenEnd.IsZero() && !st.RefreshTokenRenewable) {
+		// An end no refresh moves (told once by a notification when it
+		// nears): a person will have to sign in, so the menu says when.
+		// A renewable one is tokentray's business, and goes unsaid.
 		return left + ", refresh token " + RefreshTokenLeft(st, now)
 	}
 	return left

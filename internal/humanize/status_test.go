@@ -108,4 +108,14 @@ func TestTheRefreshTokensForecast(t *testing.T) {
 	if got := Summary(st, now); got != "50 m left, refresh token about 20 hours left" {
 		t.Errorf("the menu while it ends: %q", got)
 	}
+	// A fixed end is always in the menu; a renewable one, tokentray's
+	// business, only when it is told of.
+	st.RefreshTokenEnding, st.RefreshTokenRenewable, st.RefreshTokenEnd = false, false, now.Add(58*24*time.Hour)
+	if got := Summary(st, now); got != "50 m left, refresh token about 58 days left" {
+		t.Errorf("a fixed end: %q", got)
+	}
+	st.RefreshTokenRenewable = true
+	if got := Summary(st, now); got != "50 m left" {
+		t.Errorf("a renewable end: %q", got)
+	}
 }
