@@ -28,13 +28,29 @@ func startXvfb(t testing.TB) string {
 	}
 	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
 	cmd.ExtraFiles = []*os.File{w}
+	// What it says goes to a file, told when the test fails: a display
+	// that went away mid-test must say why.
+	logPath := filepath.Join(t.TempDir(), "xvfb.log")
+	logFile, _ := os.Create(logPath)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start Xvfb: %v", err)
 	}
 	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // lets it remove its lock file
-		_ = cmd.Wait()
+		select {
+		case err := <-exited:
+			t.Errorf("Xvfb ended before the test did (%v)", err)
+		default:
+			_ = cmd.Process.Signal(syscall.SIGTERM) // lets it remove its lock file
+			<-exited
+		}
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("Xvfb output:\n%s", out)
+		}
 	})
 	got := make(chan string, 1)
 	go func() {
