@@ -77,6 +77,14 @@ func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secr
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	cfg := conn.oauthConfig(secret)
 	tok, err := cfg.DeviceAccessToken(ctx, da)
+	// x/oauth2 stops polling at the first failure of any kind; a network
+	// hiccup or a 5xx must not cost the person the sign-in they are in the
+	// middle of: poll on (each call waits an interval first) until the
+	// code expires.
+	for err != nil && ctx.Err() == nil && classify("device sign-in", err, conn).Class == Transient {
+		k.log.Warn("device sign-in: polling failed; polling on", "err", redactOAuthMessage(err))
+		tok, err = cfg.DeviceAccessToken(ctx, da)
+	}
 	switch {
 	case err == nil:
 		return tok, nil

@@ -50,6 +50,10 @@ func newDeviceServer(t *testing.T, script ...string) *deviceServer {
 			if len(d.script) > 0 {
 				next := d.script[0]
 				d.script = d.script[1:]
+				if next == "unavailable" {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
 				w.WriteHeader(http.StatusBadRequest)
 				_ = json.NewEncoder(w).Encode(map[string]string{"error": next})
 				return
@@ -70,11 +74,12 @@ func deviceKeeper(t *testing.T, d *deviceServer) (*Keeper, *memStore) {
 	return NewKeeper(conn, KeeperOptions{Store: store, Locker: &memLocker{}, Clock: fakeclock.New(t0)}), store
 }
 
-// A device sign-in shows the code, waits while the person has not finished,
-// and saves the tokens as a new grant. (x/oauth2 polls at the server's
-// interval, in real seconds, and slows down when asked.)
+// A device sign-in shows the code, waits while the person has not finished
+// (through a server error in between), and saves the tokens as a new
+// grant. (x/oauth2 polls at the server's interval, in real seconds, and
+// slows down when asked.)
 func TestADeviceSignInShowsTheCodeAndWaitsForThePerson(t *testing.T) {
-	d := newDeviceServer(t, "authorization_pending")
+	d := newDeviceServer(t, "unavailable", "authorization_pending")
 	k, store := deviceKeeper(t, d)
 	var shown DeviceCode
 	err := k.Login(context.Background(), LoginOptions{Device: true, ShowCode: func(c DeviceCode) { shown = c }})
@@ -90,8 +95,8 @@ func TestADeviceSignInShowsTheCodeAndWaitsForThePerson(t *testing.T) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.polls != 2 {
-		t.Errorf("%d polls, want 2 (pending, then tokens)", d.polls)
+	if d.polls != 3 {
+		t.Errorf("%d polls, want 3 (a server error, pending, then tokens)", d.polls)
 	}
 	// GitHub's client authenticates in the form, at both endpoints.
 	if d.forms[0]["client_secret"] != "s3cret" || d.forms[0]["scope"] != "repo" || d.forms[1]["client_secret"] != "s3cret" {
