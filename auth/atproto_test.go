@@ -132,11 +132,11 @@ func TestAnATProtoConnectionIsFoundFromItsHandle(t *testing.T) {
 		t.Fatalf("client id %s", conn.ClientID)
 	}
 	other := (&oauth2.Token{AccessToken: "at", TokenType: "DPoP", RefreshToken: "rt"}).WithExtra(map[string]any{"sub": "did:plc:someoneelse2222222222222"})
-	if err := k.signedIn(context.Background(), other, nil); !errors.Is(err, errWrongAccount) {
+	if err := k.signedIn(context.Background(), other, ""); !errors.Is(err, errWrongAccount) {
 		t.Fatalf("tokens of another account: %v", err)
 	}
 	mine := (&oauth2.Token{AccessToken: "at", TokenType: "DPoP", RefreshToken: "rt"}).WithExtra(map[string]any{"sub": testDID})
-	if err := k.signedIn(context.Background(), mine, nil); err != nil {
+	if err := k.signedIn(context.Background(), mine, ""); err != nil {
 		t.Fatalf("the handle's own tokens: %v", err)
 	}
 	if st := k.Status(); st.RefreshTokenEnd.IsZero() || !strings.Contains(st.RefreshTokenEndAbout, "2 weeks") {

@@ -243,30 +243,25 @@ func BoundTokenError(name string) error {
 }
 
 // dpopKeyFor is the key the next token request of a connection with DPoP
-// uses: the one its tokens are bound to, or a new one for tokens that are
-// bound to none (a sign-in, or tokens from before DPoP was turned on).
-// Nil without DPoP.
-func (k *Keeper) dpopKeyFor(t *TokenSet) (*DPoPKey, error) {
-	if !k.conn.dpop() && (t == nil || t.DPoPKey == "") {
-		return nil, nil
+// uses, and the key as the new tokens keep it: the one t's tokens are
+// bound to, or a new one for tokens that are bound to none (a sign-in, or
+// tokens from before DPoP was turned on). Both are made before any request,
+// so that nothing can fail between a token answer and its saving. Nil and
+// "" without DPoP.
+func (k *Keeper) dpopKeyFor(t *TokenSet) (*DPoPKey, Secret, error) {
+	switch {
+	case t != nil && t.DPoPKey != "":
+		key, err := ParseDPoPKey(t.DPoPKey)
+		return key, t.DPoPKey, err
+	case !k.conn.dpop():
+		return nil, "", nil
 	}
-	if t != nil && t.DPoPKey != "" {
-		return ParseDPoPKey(t.DPoPKey)
-	}
-	return NewDPoPKey()
-}
-
-// keep records key with the tokens it binds.
-func keepDPoPKey(t *TokenSet, key *DPoPKey) error {
-	if key == nil {
-		return nil
-	}
-	s, err := key.Marshal()
+	key, err := NewDPoPKey()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	t.DPoPKey = s
-	return nil
+	kept, err := key.Marshal()
+	return key, kept, err
 }
 
 // tokenHTTP is the client for the authorization server's endpoints: the

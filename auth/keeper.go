@@ -773,11 +773,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 	if err != nil {
 		return k.discoveryFailed(current, err)
 	}
-	key, err := k.dpopKeyFor(current)
-	var bound TokenSet // the key as it is kept, made before the call: nothing may fail after it
-	if err == nil {
-		err = keepDPoPKey(&bound, key)
-	}
+	key, kept, err := k.dpopKeyFor(current)
 	if err != nil {
 		return k.localFailure(err, "The DPoP key kept with the tokens cannot be read: sign in again (tokentray login "+k.conn.Name+") to make a new one.")
 	}
@@ -786,9 +782,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 		return k.refreshFailed(ctx, conn, current, fingerprint, err)
 	}
 	next := k.tokenSetFrom(tok, current, now)
-	if key != nil {
-		next.DPoPKey = bound.DPoPKey
-	}
+	next.DPoPKey = kept
 	return k.saveRefreshed(ctx, next)
 }
 

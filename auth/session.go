@@ -101,7 +101,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrUnreachable)
 	}
 	// A sign-in starts a new grant: with DPoP, bound to a new key.
-	key, err := k.dpopKeyFor(nil)
+	key, kept, err := k.dpopKeyFor(nil)
 	if err != nil {
 		return fmt.Errorf("sign in %s: make a DPoP key: %w", k.conn.Name, err)
 	}
@@ -115,7 +115,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 		if err != nil {
 			return err
 		}
-		return k.signedIn(ctx, tok, key)
+		return k.signedIn(ctx, tok, kept)
 	}
 	if err := k.preflight(ctx, conn); err != nil {
 		return err
@@ -144,12 +144,12 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
 	}
-	return k.signedIn(ctx, tok, key)
+	return k.signedIn(ctx, tok, kept)
 }
 
 // signedIn saves the tokens of a sign-in, as the start of a new grant,
 // with the DPoP key they are bound to.
-func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, key *DPoPKey) error {
+func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, dpopKey Secret) error {
 	k.mu.Lock()
 	id := k.identity
 	k.mu.Unlock()
@@ -160,10 +160,7 @@ func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, key *DPoPKey) 
 	}
 	now := k.opt.Clock.Now()
 	next := k.tokenSetFrom(tok, nil, now)
-	next.LastRefresh, next.LastRefreshOK = time.Time{}, false
-	if err := keepDPoPKey(next, key); err != nil {
-		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
-	}
+	next.LastRefresh, next.LastRefreshOK, next.DPoPKey = time.Time{}, false, dpopKey
 
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	defer cancel()
