@@ -104,16 +104,7 @@ device_auth_url = "` + base + `/device/auth"
 
 	// A running `tokentray serve` (a server's): the sign-in runs there, the
 	// command only shows its code and waits.
-	serve := exec.Command(h.bin, "serve")
-	serve.Env = h.env
-	logFile, _ := os.Create(filepath.Join(h.dir, "serve.log"))
-	serve.Stdout, serve.Stderr = logFile, logFile
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
-	sock := filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "tokentray", "api.sock")
-	waitServing(t, sock)
+	h.startServe(t)
 	h.must("", "logout", "e2e-device")
 	signIn("through tokentray serve")
 	if h.sync(); h.events.count("grant.success", "urn:ietf:params:oauth:grant-type:device_code") != 2 {

@@ -80,19 +80,10 @@ dpop = true
 	}
 
 	// Agents call the API through the running tokentray.
-	serve := exec.Command(h.bin, "serve")
-	serve.Env = h.env
-	logFile, _ := os.Create(filepath.Join(h.dir, "serve.log"))
-	serve.Stdout, serve.Stderr = logFile, logFile
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
-	sock := filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "tokentray", "api.sock")
+	sock := h.startServe(t)
 	agent := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
-	waitServing(t, sock)
 	for i := range 3 {
 		resp, err := agent.Get("http://tokentray/v1/connections/e2e-dpop/api/me")
 		if err != nil {

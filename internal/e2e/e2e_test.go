@@ -107,6 +107,23 @@ func (l *eventLog) count(event, grantType string) int {
 	return n
 }
 
+// startServe runs `tokentray serve` (a server's headless core, logging to
+// serve.log) until the test ends, and returns its socket once it answers.
+func (h *harness) startServe(t testing.TB) (sock string) {
+	t.Helper()
+	serve := exec.Command(h.bin, "serve")
+	serve.Env = h.env
+	logFile, _ := os.Create(filepath.Join(h.dir, "serve.log"))
+	serve.Stdout, serve.Stderr = logFile, logFile
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
+	sock = filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "tokentray", "api.sock")
+	waitServing(t, sock)
+	return sock
+}
+
 // waitServing waits until a tokentray answers on sock: a socket file left
 // by a tokentray of an earlier test is no answer.
 func waitServing(t testing.TB, sock string) {
