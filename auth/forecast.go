@@ -2,7 +2,6 @@ package auth
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -214,19 +213,6 @@ func noteRefreshTokenEnd(ts, prev *TokenSet, lifetime time.Duration, now time.Ti
 func SameEnd(a, b time.Time) bool {
 	d := a.Sub(b)
 	return !a.IsZero() && !b.IsZero() && d < time.Minute && d > -time.Minute
-}
-
-// Approx says a long duration in the one unit a forecast can: "58 days",
-// "20 hours", "12 minutes". The keeper's messages and every client's
-// words about a refresh token's end use it.
-func Approx(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
-	}
-	return fmt.Sprintf("%d minutes", max(int(d.Minutes()+0.5), 1))
 }
 
 // endFormat is how a foreseen end is written in messages.

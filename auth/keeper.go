@@ -871,7 +871,7 @@ func (k *Keeper) noteEndLocked(now time.Time) {
 	k.warnedEnd, k.endToSave = f.End, f.End
 	left := "has ended"
 	if d := f.End.Sub(now); d > 0 {
-		left = "ends in about " + Approx(d)
+		left = "ends in about " + approxDays(d)
 	}
 	msg := fmt.Sprintf("the refresh token %s, on %s (%s)", left, f.End.Local().Format(endFormat), f.About)
 	k.log.Warn("refresh token ending", "end", f.End, "about", f.About)
@@ -926,4 +926,15 @@ func (k *Keeper) endWarned(ts *TokenSet) time.Time {
 func (k *Keeper) renewDue(t *TokenSet, now time.Time) bool {
 	at := k.conn.renewAt(t)
 	return !at.IsZero() && !now.Before(at)
+}
+
+// approxDays says d the way a forecast can: "6 days", "20 hours".
+func approxDays(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
+	}
+	return fmt.Sprintf("%d minutes", max(int(d.Minutes()+0.5), 1))
 }
