@@ -100,8 +100,12 @@ func browser(t *testing.T) func(string) error {
 func running(t *testing.T, opt Options) (*Resident, *auth.Keeper) {
 	provider := refusingProvider(t)
 	store := auth.NewMemoryStore()
+	// Fresh tokens: no refresh is due when the keeper starts, so the only
+	// refusals are the ones a test makes (a refusal at start would send a
+	// notification of its own, before or after a test's, as the scheduler
+	// has it).
 	_ = store.SaveTokens(context.Background(), "procore", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt",
-		ObtainedAt: time.Now().Add(-80 * time.Minute), Lifetime: 90 * time.Minute})
+		ObtainedAt: time.Now(), Lifetime: 90 * time.Minute})
 	_ = store.SetClientSecret(context.Background(), "procore", "s")
 	procore, _ := auth.LookupPreset("procore")
 	ru, _ := auth.ParseRedirectURI(fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t)))
