@@ -152,21 +152,33 @@ func readSecret(io streams, name string) (string, error) {
 }
 
 func newProxyKeyCmd(envFor envGetter) *cobra.Command {
-	var rotate bool
+	var rotate, caCert bool
 	c := &cobra.Command{
-		Use:   "proxy-key NAME [--rotate]",
-		Short: "Print the key of NAME's proxy port (proxy_port); --rotate replaces it",
+		Use:   "proxy-key NAME [--rotate | --cacert]",
+		Short: "Print the key of NAME's proxy port (proxy_port); --cacert the CA to trust",
 		Long: `Prints the key that clients of NAME's loopback proxy port (proxy_port in its table) send
 in the Tokentray-Proxy-Key header. It is made the first time it is asked for, and kept in a
 file only you can read ($XDG_STATE_HOME/tokentray/NAME.proxy-key). --rotate replaces it: a
-client with the old key is refused from its next request on.`,
-		Example: `  curl -H "Tokentray-Proxy-Key: $(tokentray proxy-key procore)" http://127.0.0.1:8799/rest/v1.0/me
+client with the old key is refused from its next request on.
+
+The port speaks HTTPS. --cacert prints the certificate (PEM) of the CA that its clients must
+trust, instead of any other (httpx's verify=, Node's ca:, curl's --cacert): should a process
+of another user hold the port before tokentray, their TLS handshake then fails before the
+key or the request is sent. The CA is tokentray's own and serves every port; its key was
+thrown away once it had signed the ports' certificate
+($XDG_STATE_HOME/tokentray/proxy-port-tls.pem). Both are made anew when that file is
+missing or broken, or 30 days before they end (they last 10 years).`,
+		Example: `  tokentray proxy-key procore --cacert > procore-ca.pem
+  curl --cacert procore-ca.pem -H "Tokentray-Proxy-Key: $(tokentray proxy-key procore)" https://127.0.0.1:8799/rest/v1.0/me
   tokentray proxy-key procore --rotate`,
 		Args: oneName,
 		RunE: func(c *cobra.Command, args []string) error {
 			e, err := envFor(c)
 			if err != nil {
 				return err
+			}
+			if rotate && caCert {
+				return usageError{errors.New("--rotate and --cacert do not go together: --rotate replaces the key, --cacert prints the CA (which every port shares)")}
 			}
 			cfg, err := e.config()
 			if err != nil {
@@ -183,6 +195,14 @@ client with the old key is refused from its next request on.`,
 			if err != nil {
 				return err
 			}
+			if caCert {
+				id, err := keys.TLS()
+				if err != nil {
+					return err
+				}
+				_, err = e.streams.out.Write(id.CAPEM)
+				return err
+			}
 			get := keys.Get
 			if rotate {
 				get = keys.Rotate
@@ -196,6 +216,10 @@ client with the old key is refused from its next request on.`,
 		},
 	}
 	c.Flags().BoolVar(&rotate, "rotate", false, "replace the key: clients with the old one are refused")
+	// --cacert, as curl names the option it goes to: it is the CA's
+	// certificate, not the port's (--cert would be), and curl's --cert is a
+	// client certificate.
+	c.Flags().BoolVar(&caCert, "cacert", false, "print the CA certificate (PEM) that clients of the port must trust")
 	return c
 }
 

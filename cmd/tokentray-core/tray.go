@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -227,20 +228,38 @@ func serveAPI(ctx context.Context, s *localapi.Server, log *slog.Logger) bool {
 // from their files at each request: a rotation applies at once.
 func servePorts(ctx context.Context, api *localapi.Server, f *fleet.Fleet, problem func(connection, text string)) {
 	var mu sync.Mutex
-	var keys *proxykey.Keys // opened when first needed
-	p := &localapi.Ports{Server: api, Problem: problem, Key: func(name string) (string, error) {
+	var opened *proxykey.Keys
+	keys := func() (*proxykey.Keys, error) { // opened when first needed
 		mu.Lock()
-		if keys == nil {
+		defer mu.Unlock()
+		if opened == nil {
 			k, err := proxykey.Open()
 			if err != nil {
-				mu.Unlock()
+				return nil, err
+			}
+			opened = k
+		}
+		return opened, nil
+	}
+	p := &localapi.Ports{Server: api, Problem: problem,
+		Key: func(name string) (string, error) {
+			k, err := keys()
+			if err != nil {
 				return "", err
 			}
-			keys = k
-		}
-		mu.Unlock()
-		return keys.Get(name)
-	}}
+			return k.Get(name)
+		},
+		TLS: func() (*tls.Certificate, error) {
+			k, err := keys()
+			if err != nil {
+				return nil, err
+			}
+			t, err := k.TLS()
+			if err != nil {
+				return nil, err
+			}
+			return &t.Certificate, nil
+		}}
 	p.Sync(f.Keepers())
 	f.OnChange(func() { p.Sync(f.Keepers()) })
 	go func() {

@@ -4,13 +4,18 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,12 +100,40 @@ func (a agentRun) wait(t *testing.T, token string) {
 	}
 }
 
+// squatter is a TLS server with a certificate of its own (httptest's,
+// self-signed, for 127.0.0.1) on a port that is not tokentray's: a process
+// that took an agent's proxy_port first. keys are the proxy keys its
+// handler received, requests how many requests reached it.
+type squatter struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests int
+	keys     []string
+}
+
+func startSquatter(t *testing.T) *squatter {
+	s := &squatter{}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		s.mu.Lock()
+		s.requests++
+		s.keys = append(s.keys, r.Header.Get("Tokentray-Proxy-Key"))
+		s.mu.Unlock()
+		fmt.Fprint(w, `{"sub": "the squatter's answer"}`)
+	}))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshake is the point
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
 // Agents in Python (requests over the socket; httpx against the loopback
 // port) and Node (undici's fetch over the socket), run as the README
 // shows them, call oidc-provider's userinfo through the tray without any
 // OAuth code: signed in; after a token rotation; and across a revoked
 // grant, waiting until the notification's Re-authenticate has signed in.
-// No token in what they print.
+// No token in what they print. The port's agent, pointed at a port that
+// another process holds, fails its TLS handshake and hands it no key.
 func TestAgentsInPythonAndNodeCallTheAPIThroughTokentray(t *testing.T) {
 	h := setup(t)
 	root, _ := filepath.Abs("../..")
@@ -131,6 +164,22 @@ func TestAgentsInPythonAndNodeCallTheAPIThroughTokentray(t *testing.T) {
 	for _, a := range runAll() {
 		a.wait(t, seen[0])
 	}
+	sq := startSquatter(t)
+	squatted := readmeExamples(t, root, sq.Listener.Addr().(*net.TCPAddr).Port)["agent_port.py"]
+	select {
+	case out := <-h.startAgent(t, root, "agent_port_squatted.py", squatted).out:
+		if !strings.Contains(out, "CERTIFICATE_VERIFY_FAILED") || !strings.Contains(out, "exit:") || strings.Contains(out, "squatter's answer") {
+			t.Fatalf("agent_port.py against a squatted port: %s", out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("agent_port.py against a squatted port did not finish")
+	}
+	sq.Close() // waits for its connections: all it got is in sq
+	sq.mu.Lock()
+	if sq.requests != 0 || len(sq.keys) != 0 {
+		t.Fatalf("the squatter received %d requests, with the keys %q", sq.requests, sq.keys)
+	}
+	sq.mu.Unlock()
 	oldRT := keyringItem(t, "e2e")["refresh_token"].(string)
 
 	// A rotation: the tray refreshes on its own; the agents go on.

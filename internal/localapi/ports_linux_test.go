@@ -17,15 +17,6 @@ import (
 	"github.com/tokentray/tokentray/internal/sshtest"
 )
 
-func freeLoopbackPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // A connection's loopback port serves its API to clients that send the
 // port's key, and to no one else: no key, a wrong key, and (run as root,
 // with a second user) a process of another user are refused.
@@ -37,16 +28,17 @@ func TestTheLoopbackPortWantsTheKeyAndTheSameUser(t *testing.T) {
 	num := freeLoopbackPort(t)
 	f := serveConn(t, true, func(c *auth.Connection) { c.Endpoints.APIBase = api.URL + "/rest"; c.ProxyPort = num })
 	key := "ttk_test-key"
-	ports := &Ports{Server: f.server, Key: func(string) (string, error) { return key, nil }}
+	serveTLS, caPEM, client := portTLS(t)
+	ports := &Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return key, nil }}
 	ports.Sync([]*auth.Keeper{f.keeper})
 	defer ports.Close()
-	base := fmt.Sprintf("http://127.0.0.1:%d", num)
+	base := fmt.Sprintf("https://127.0.0.1:%d", num)
 	get := func(header string) (int, string) {
 		req, _ := http.NewRequest("GET", base+"/v1.0/me?x=1", nil)
 		if header != "" {
 			req.Header.Set(proxy.KeyHeader, header)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +57,8 @@ func TestTheLoopbackPortWantsTheKeyAndTheSameUser(t *testing.T) {
 	}
 	// The port closes with its connection's proxy_port.
 	ports.Sync(nil)
-	if _, err := http.Get(base + "/x"); err == nil {
+	client.CloseIdleConnections()
+	if _, err := client.Get(base + "/x"); err == nil {
 		t.Fatal("the port is still open")
 	}
 	ports.Sync([]*auth.Keeper{f.keeper})
@@ -81,7 +74,16 @@ func TestTheLoopbackPortWantsTheKeyAndTheSameUser(t *testing.T) {
 	uid, gid := 0, 0
 	fmt.Sscan(other.Uid, &uid)
 	fmt.Sscan(other.Gid, &gid)
-	curl := exec.Command("curl", "-sS", "-H", proxy.KeyHeader+": "+key, base+"/v1.0/me")
+	// The CA, where the other user can read it: it is no secret.
+	ca, err := os.CreateTemp("", "tt-ca-*.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(ca.Name())
+	_, _ = ca.Write(caPEM)
+	ca.Close()
+	_ = os.Chmod(ca.Name(), 0o644)
+	curl := exec.Command("curl", "-sS", "--cacert", ca.Name(), "-H", proxy.KeyHeader+": "+key, base+"/v1.0/me")
 	curl.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	out, _ := curl.CombinedOutput()
 	if !strings.Contains(string(out), "forbidden") || strings.Contains(string(out), "Bearer") {

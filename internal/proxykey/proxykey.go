@@ -4,6 +4,10 @@
 // tokentray's state directory, never sealed (the agents read it with
 // `tokentray proxy-key NAME`), made when first asked for and replaced by
 // Rotate.
+//
+// It also keeps the ports' TLS identity (TLS): a private CA that agents
+// pin and the one certificate it signed, so that a process of another user
+// that took a port first cannot pass for tokentray.
 package proxykey
 
 import (
@@ -13,6 +17,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/tokentray/tokentray/internal/filestore"
 )
@@ -20,6 +26,11 @@ import (
 // Keys are the proxy keys in a directory.
 type Keys struct {
 	store *filestore.Store
+	now   func() time.Time // the TLS certificate's clock; tests set it
+
+	mu     sync.Mutex
+	tls    *PortTLS // parsed from tlsRaw, the TLS file as last read
+	tlsRaw []byte
 }
 
 // Open opens the keys in tokentray's state directory ($XDG_STATE_HOME/
@@ -38,7 +49,7 @@ func OpenIn(dir string) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keys{store: s}, nil
+	return &Keys{store: s, now: time.Now}, nil
 }
 
 func file(name string) string { return name + ".proxy-key" }
