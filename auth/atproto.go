@@ -154,7 +154,7 @@ func fetchDIDDocument(ctx context.Context, client *http.Client, did string) (*di
 		return nil, fmt.Errorf("the DID document of %s: %w", did, err)
 	}
 	if doc.ID != did {
-		return nil, fmt.Errorf("the DID document at %s is of %s, not %s", u, doc.ID, did)
+		return nil, fmt.Errorf("the DID document at %s is of %q, not %s", u, doc.ID, did)
 	}
 	return &doc, nil
 }

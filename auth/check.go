@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // CheckResult is the outcome of one "who am I" call against the API.
@@ -189,6 +191,7 @@ func (k *Keeper) tokenInfo(ctx context.Context, url string, tok *TokenSet) (Toke
 			break
 		}
 	}
+	safetext.CleanAll(&info) // the server's words, shown in the status
 	return info, resp.StatusCode, nil
 }
 
@@ -219,7 +222,7 @@ func whoFrom(body []byte) string {
 		switch v := m[key].(type) {
 		case string:
 			if v != "" {
-				return v
+				return safetext.Clean(v) // the API's words, shown in the status
 			}
 		case float64:
 			return fmt.Sprintf("%s %.0f", key, v)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // The device authorization grant (RFC 8628): for a machine without a
@@ -162,6 +164,10 @@ func requestDeviceCode(ctx context.Context, client *http.Client, conn *Connectio
 	if da.VerificationURI == "" {
 		da.VerificationURI = da.VerificationURL
 	}
+	// The code and the page are shown on the terminal and in a
+	// notification, as the provider wrote them.
+	da.UserCode = safetext.Clean(da.UserCode)
+	da.VerificationURI, da.VerificationURIComplete = safetext.Clean(da.VerificationURI), safetext.Clean(da.VerificationURIComplete)
 	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
 		return nil, errors.New("the device authorization endpoint's answer lacks device_code, user_code or verification_uri")
 	}

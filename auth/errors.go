@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // Sentinel errors that callers map to exit codes and API responses.
@@ -90,7 +92,9 @@ const (
 )
 
 // TokenError is a failed call to the token endpoint, classified and explained.
-// Its message never contains a token or the response body.
+// Its message never contains a token or the response body, and the server's
+// words in it (Code, Description) are cleaned of escape sequences and
+// control characters (internal/safetext): it is shown on terminals.
 type TokenError struct {
 	Op          string // "refresh", "code exchange", "client credentials"
 	Class       Class
@@ -147,8 +151,10 @@ func classify(op string, err error, conn *Connection) *TokenError {
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &re):
-		te.Code = re.ErrorCode
-		te.Description = re.ErrorDescription
+		// Every token endpoint answer passes here: cleaned here, its words
+		// are safe in every message, hint and log line built from them.
+		te.Code = safetext.Clean(re.ErrorCode)
+		te.Description = safetext.Clean(re.ErrorDescription)
 		if conn != nil && conn.Provider != nil {
 			if std, ok := conn.Provider.ErrorCodes[te.Code]; ok {
 				// The provider's own code, by the standard one it means.
@@ -194,7 +200,8 @@ func classify(op string, err error, conn *Connection) *TokenError {
 }
 
 // redactOAuthMessage keeps x/oauth2's short parse errors and drops anything
-// that could echo a response body.
+// that could echo a response body. What is left can still hold the
+// server's words (its status line's reason phrase), so it is cleaned.
 func redactOAuthMessage(err error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, "\n"); i >= 0 {
@@ -203,7 +210,7 @@ func redactOAuthMessage(err error) string {
 	if len(msg) > 120 {
 		msg = msg[:120] + "…"
 	}
-	return msg
+	return safetext.Clean(msg)
 }
 
 func diagnose(te *TokenError, conn *Connection) string {

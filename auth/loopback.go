@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 //go:embed pages/page.html
@@ -50,6 +52,12 @@ func (e *AuthorizationError) Error() string {
 		return fmt.Sprintf("the provider refused the sign-in: %s (%s)", e.Code, e.Description)
 	}
 	return "the provider refused the sign-in: " + e.Code
+}
+
+// authorizationError is the error in a redirect's query q, in the
+// provider's words, cleaned: they reach terminals and the event log.
+func authorizationError(q url.Values) *AuthorizationError {
+	return &AuthorizationError{Code: safetext.Clean(q.Get("error")), Description: safetext.Clean(q.Get("error_description"))}
 }
 
 // LoopbackFlow is one browser sign-in: authorization code with PKCE S256 and
@@ -117,7 +125,7 @@ func (f *LoopbackFlow) runPaste(ctx context.Context, cfg *oauth2.Config, authURL
 		return nil, err
 	}
 	if code := q.Get("error"); code != "" {
-		return nil, &AuthorizationError{Code: code, Description: q.Get("error_description")}
+		return nil, authorizationError(q)
 	}
 	if q.Get("code") == "" {
 		return nil, errors.New("the pasted address has no code")
@@ -367,7 +375,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if code := q.Get("error"); code != "" {
-		err := &AuthorizationError{Code: code, Description: q.Get("error_description")}
+		err := authorizationError(q)
 		h.render(w, http.StatusOK, authorizationErrorPage(err, h.conn))
 		h.results <- callbackResult{err: err}
 		return

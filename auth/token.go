@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // Secret is a credential string. It prints as [redacted] in every fmt verb
@@ -176,6 +178,8 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 	if s.Version != 1 {
 		return nil, fmt.Errorf("stored token set has version %d; this tokentray reads version 1 (was it written by a newer tokentray?)", s.Version)
 	}
+	// LastError and LastHint are cleaned as they are now when they come in
+	// (internal/safetext): an older tokentray kept the provider's words raw.
 	return &TokenSet{
 		AccessToken:             Secret(s.AccessToken),
 		TokenType:               s.TokenType,
@@ -191,10 +195,10 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		EndWarned:               s.EndWarned,
 		DPoPKey:                 Secret(s.DPoPKey),
 		Dead:                    s.Dead,
-		LastError:               s.LastError,
+		LastError:               safetext.Clean(s.LastError),
 		LastRefresh:             s.LastRefresh,
 		LastRefreshOK:           s.LastRefreshOK,
-		LastHint:                s.LastHint,
+		LastHint:                safetext.Clean(s.LastHint),
 		RetryAt:                 s.RetryAt,
 		RefusedClient:           s.RefusedClient,
 	}, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 	sshremote "github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 type loginOptions struct {
@@ -220,8 +220,12 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 			args = append(args, "--timeout", o.timeout.String())
 		}
 		cmd := r.Command(c.Context(), args...)
-		cmd.Stdout, cmd.Stderr = e.streams.err, e.streams.err
-		if err := cmd.Run(); err != nil {
+		// The server's words reach this terminal: line by line, cleaned.
+		out := safetext.NewLines(e.streams.err)
+		cmd.Stdout, cmd.Stderr = out, out
+		err := cmd.Run()
+		_ = out.Close()
+		if err != nil {
 			if cmd.ProcessState == nil {
 				return fmt.Errorf("run ssh for %s: %w", remoteName, err)
 			}
@@ -235,9 +239,6 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 	}
 	show := func(url string) {
 		fmt.Fprintf(e.streams.err, "Signing in to %s on %s (it keeps the tokens). Open this URL in a browser on this machine if none opens:\n\n  %s\n\n", name, remoteName, url)
-	}
-	if err := os.MkdirAll(r.ControlDir, 0o700); err != nil {
-		return err
 	}
 	conn, err := r.Login(c.Context(), name, opener, show, o.timeout)
 	if err != nil {

@@ -1,13 +1,20 @@
 // Package dbustest provides the desktop's D-Bus services for tests, on a
-// private session bus (see .ci/desktop-session): a StatusNotifierWatcher,
-// so that a tray item registers and can be read, and a notification server
-// that records Notify calls and can press their actions.
+// private session bus (see .ci/desktop-session, or StartBus): a
+// StatusNotifierWatcher, so that a tray item registers and can be read, and
+// a notification server that records Notify calls and can press their
+// actions.
 package dbustest
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,20 +117,27 @@ type Notification struct {
 // Notifier owns org.freedesktop.Notifications and records what it is sent.
 type Notifier struct {
 	conn *dbus.Conn
+	caps []string
 	mu   sync.Mutex
 	next uint32
 	sent []Notification
 	got  chan Notification
 }
 
-// StartNotifier connects, exports the notification server with the
-// "actions" capability and owns its name.
-func StartNotifier() (*Notifier, error) {
+// DefaultCapabilities are a notification server's as GNOME Shell's.
+var DefaultCapabilities = []string{"actions", "body", "body-markup", "icon-static"}
+
+// StartNotifier connects, exports the notification server with caps as its
+// capabilities (DefaultCapabilities when none are given) and owns its name.
+func StartNotifier(caps ...string) (*Notifier, error) {
 	conn, err := dbus.ConnectSessionBus()
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{conn: conn, got: make(chan Notification, 64)}
+	if len(caps) == 0 {
+		caps = DefaultCapabilities
+	}
+	n := &Notifier{conn: conn, caps: slices.Clone(caps), got: make(chan Notification, 64)}
 	if err := conn.Export(n, "/org/freedesktop/Notifications", "org.freedesktop.Notifications"); err != nil {
 		conn.Close()
 		return nil, err
@@ -137,7 +151,7 @@ func StartNotifier() (*Notifier, error) {
 
 // GetCapabilities is the D-Bus method.
 func (n *Notifier) GetCapabilities() ([]string, *dbus.Error) {
-	return []string{"actions", "body", "body-markup", "icon-static"}, nil
+	return n.caps, nil
 }
 
 // GetServerInformation is the D-Bus method.
@@ -197,6 +211,64 @@ func (n *Notifier) Invoke(id uint32, key string) error {
 
 // Close releases the name.
 func (n *Notifier) Close() error { return n.conn.Close() }
+
+// Bus is a session bus of a test's own: a dbus-daemon that nothing else
+// uses, for a test run outside .ci/desktop-session.
+type Bus struct {
+	// Address is for DBUS_SESSION_BUS_ADDRESS.
+	Address string
+	cmd     *exec.Cmd
+}
+
+// StartBus starts a dbus-daemon listening in dir (a fresh directory with a
+// short path: a socket's fits in 104 bytes). It starts no services.
+func StartBus(dir string) (*Bus, error) {
+	conf := filepath.Join(dir, "bus.conf")
+	if err := os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir=`+dir+`</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start dbus-daemon: %w", err)
+	}
+	b := &Bus{cmd: cmd}
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+	}()
+	select {
+	case b.Address = <-addr:
+	case <-time.After(10 * time.Second):
+	}
+	if b.Address == "" {
+		_ = b.Close()
+		return nil, errors.New("dbus-daemon said no address")
+	}
+	return b, nil
+}
+
+// Close stops the bus.
+func (b *Bus) Close() error {
+	_ = b.cmd.Process.Kill()
+	_ = b.cmd.Wait()
+	return nil
+}
 
 func own(conn *dbus.Conn, name string) error {
 	reply, err := conn.RequestName(name, dbus.NameFlagDoNotQueue)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/esiqveland/notify"
 	"github.com/godbus/dbus/v5"
+
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // DBus is the notifier of freedesktop desktops.
@@ -22,6 +24,7 @@ type DBus struct {
 	n       notify.Notifier
 	appName string
 	actions bool
+	markup  bool // the server renders the body's markup
 	log     *slog.Logger
 
 	mu       sync.Mutex
@@ -48,6 +51,7 @@ func NewDBus(appName string, log *slog.Logger) (*DBus, error) {
 		return nil, fmt.Errorf("no notification server on the session bus: %w", err)
 	}
 	d.actions = slices.Contains(caps, "actions")
+	d.markup = slices.Contains(caps, "body-markup")
 	return d, nil
 }
 
@@ -56,8 +60,16 @@ func (d *DBus) Actionable() bool { return d.actions }
 
 // Send shows m, replacing the notification with the same key.
 func (d *DBus) Send(m Message) (bool, error) {
+	body := m.Body
+	if d.markup {
+		// A body is text, also where it quotes a provider or a server: a
+		// link or tag in their words must show as written, not render.
+		// Without body-markup the server shows the body as it is, and
+		// entities would show literally.
+		body = safetext.Markup(body)
+	}
 	n := notify.Notification{
-		AppName: d.appName, Summary: m.Title, Body: m.Body,
+		AppName: d.appName, Summary: m.Title, Body: body,
 		ExpireTimeout: notify.ExpireTimeoutSetByNotificationServer,
 	}
 	d.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
@@ -149,6 +150,10 @@ func (w *Watcher) follow(ctx context.Context) (reached bool, err error) {
 		var e apitype.Event
 		if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
 			bad = fmt.Errorf("%s: the tokentray there sent %q, not an event; is it a tokentray of this version?", w.Remote.Name, truncate(lines.Text(), 80))
+			break
+		}
+		if err := w.Remote.admit(&e); err != nil {
+			bad = err
 			break
 		}
 		if !reached {
@@ -300,6 +305,9 @@ func cloneView(v View) View {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // not inside a character
 	}
 	return s[:n] + "…"
 }
