@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -33,7 +32,6 @@ func remoteStatuses(ctx context.Context, e *env, have []apitype.Connection) []ap
 		return nil
 	}
 	dir := filepath.Dir(apiclient.DefaultPath())
-	_ = os.MkdirAll(dir, 0o700)
 	followed := map[string]bool{}
 	for _, c := range have {
 		followed[c.Remote] = c.Remote != ""

@@ -52,8 +52,19 @@ func DefaultPath() string { return socket.Path() }
 // New returns a client for the socket at path.
 func New(path string) *Client {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if err := socket.Check(path); err != nil {
+			return nil, err
+		}
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
+		c, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := socket.CheckConn(path, c.(*net.UnixConn)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
 	}
 	return &Client{Path: path, http: &http.Client{Transport: &http.Transport{DialContext: dial, DisableCompression: true}}}
 }
@@ -107,6 +118,10 @@ func (c *Client) request(ctx context.Context, method, path string, q url.Values,
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var unsafe *socket.UnsafeError
+		if errors.As(err, &unsafe) {
+			return nil, unsafe
+		}
 		if socket.IsNotRunning(err) {
 			return nil, ErrNotRunning
 		}

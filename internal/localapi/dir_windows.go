@@ -9,11 +9,11 @@ import (
 // restrictSocket: the socket inherits the directory's private ACL.
 func restrictSocket(string) error { return nil }
 
-// checkPrivateDir is the Windows counterpart of the 0700 directory: it
+// restrictDir is the Windows counterpart of the 0700 directory: it
 // refuses a directory owned by another user, and gives the directory a
 // protected ACL that lets only this user in (nothing inherited), so no
 // other user can reach, replace or connect to the socket inside it.
-func checkPrivateDir(dir string) error {
+func restrictDir(dir string) error {
 	me, err := currentUserSID()
 	if err != nil {
 		return fmt.Errorf("who am I: %w", err)

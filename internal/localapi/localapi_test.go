@@ -5,6 +5,7 @@ package localapi
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 )
 
@@ -251,14 +253,21 @@ func TestPeerChild(t *testing.T) {
 	if path == "" {
 		t.Skip("helper for TestAnotherUserIsRefused")
 	}
-	_, err := apiclient.New(path).Connections(context.Background())
-	var ae *apiclient.APIError
-	switch {
-	case errors.As(err, &ae):
-		fmt.Println("answer:", ae.Body.Code)
-	case err != nil:
+	// A client of its own, as an attacker's would be: tokentray's client
+	// refuses a socket of another user's before the server is asked.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+	resp, err := hc.Get("http://tokentray/v1/connections")
+	if err != nil {
 		fmt.Println("error:", err)
-	default:
-		fmt.Println("answer: allowed")
+		return
 	}
+	defer resp.Body.Close()
+	var e apitype.Error
+	if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Code != "" {
+		fmt.Println("answer:", e.Code)
+		return
+	}
+	fmt.Println("answer: allowed")
 }

@@ -6,17 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/apiclient/socket"
 )
 
-// Listen creates the socket's directory with mode 0700 (refusing one owned by
-// someone else or open to others), replaces a stale socket, and listens with
+// Listen makes the socket's directory private (socket.PrivateDir: 0700,
+// the user's, never a link), replaces a stale socket, and listens with
 // mode 0600. A socket that a live tokentray answers on is left alone.
 func Listen(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
+	if err := socket.PrivateDir(dir); err != nil {
+		return nil, err
 	}
-	if err := checkPrivateDir(dir); err != nil {
+	if err := restrictDir(dir); err != nil {
 		return nil, err
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {

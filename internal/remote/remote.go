@@ -22,7 +22,9 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/apiclient/socket"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // Remote is a [[remote]] with where its control connections live.
@@ -49,8 +51,12 @@ func (r Remote) command(ctx context.Context, defaults []string, args ...string) 
 	}
 	// %C is 40 characters, and ssh adds 17 while it sets the socket up: a
 	// socket path must fit in 104 bytes (macOS; 108 on Linux). Without
-	// room, each call makes its own connection.
-	if r.ControlDir != "" && len(r.ControlDir)+1+40+17 < 104 {
+	// room, each call makes its own connection; so it does where the
+	// directory is not the user's private one: ssh would otherwise send
+	// the call through a control socket that another user planted there
+	// (the local API refuses to start, or to be asked, there too, and says
+	// why).
+	if r.ControlDir != "" && len(r.ControlDir)+1+40+17 < 104 && socket.PrivateDir(r.ControlDir) == nil {
 		sshArgs = append(sshArgs,
 			"-o", "ControlMaster=auto",
 			"-o", "ControlPath="+filepath.Join(r.ControlDir, "%C"),
@@ -98,7 +104,7 @@ func (e *Error) Error() string {
 func (r Remote) errorOf(err error, stderr string) error {
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return &Error{Remote: r.Name, ExitCode: exit.ExitCode(), Stderr: stderr}
+		return &Error{Remote: r.Name, ExitCode: exit.ExitCode(), Stderr: safetext.Clean(stderr)}
 	}
 	return fmt.Errorf("run ssh for %s: %w", r.Name, err)
 }
@@ -137,6 +143,7 @@ func (r Remote) Login(ctx context.Context, name string, open func(string) error,
 	if err := readJSON(lines, &started); err != nil {
 		return nil, fail("did not start the sign-in (" + err.Error() + "); is it a tokentray of this version?")
 	}
+	safetext.CleanAll(&started)
 	ru, err := auth.ParseRedirectURI(started.RedirectURI)
 	if err != nil {
 		_ = cmd.Process.Kill()
@@ -155,6 +162,7 @@ func (r Remote) Login(ctx context.Context, name string, open func(string) error,
 			if err := readJSON(lines, &out); err != nil {
 				return fail("did not complete the sign-in")
 			}
+			safetext.CleanAll(&out)
 			return nil
 		}}
 	if err := relay.Run(ctx); err != nil {
@@ -191,6 +199,7 @@ func (r Remote) DeviceLogin(ctx context.Context, name string, show func(apitype.
 	var code apitype.DeviceSignIn
 	var out apitype.Connection
 	if err := readJSON(lines, &code); err == nil && code.UserCode != "" {
+		safetext.CleanAll(&code)
 		if show != nil {
 			show(code)
 		}
@@ -198,6 +207,7 @@ func (r Remote) DeviceLogin(ctx context.Context, name string, show func(apitype.
 			if err := cmd.Wait(); err != nil {
 				return nil, r.errorOf(err, stderr.String())
 			}
+			safetext.CleanAll(&out)
 			return &out, nil
 		}
 	}
@@ -239,6 +249,9 @@ func (r Remote) Connections(ctx context.Context, timeout time.Duration) ([]apity
 	}
 	// A status with connections it could not read exits 1 after the list:
 	// the list is the answer, each row with its error.
+	if err := r.admitConnections(conns); err != nil {
+		return nil, err
+	}
 	for i := range conns {
 		conns[i].Name += "@" + r.Name
 		conns[i].Remote = r.Name

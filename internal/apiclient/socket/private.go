@@ -1,0 +1,25 @@
+package socket
+
+import "fmt"
+
+// UnsafeError is a socket, or its directory, that tokentray will not talk
+// to or through: it is not the user's own. Nothing was sent to it. Where
+// the socket lives in a shared directory (the temporary directory, when
+// there is no runtime directory), another user could plant a directory, a
+// symbolic link or a server of their own there and receive the tokens and
+// client secrets meant for tokentray.
+type UnsafeError struct {
+	// Path is the directory or socket refused.
+	Path string
+	// Why says whose it is, or what it is instead of a private one.
+	Why string
+}
+
+func (e *UnsafeError) Error() string {
+	return fmt.Sprintf("%s %s: another user may be posing as tokentray there, so nothing was sent to it", e.Path, e.Why)
+}
+
+// Hint says what to do about it.
+func (e *UnsafeError) Hint() string {
+	return "have it removed (by its owner or root), or set XDG_RUNTIME_DIR to a directory of yours that only you can enter"
+}
