@@ -99,7 +99,11 @@ func (md *Metadata) validate() error {
 	if md.TokenEndpoint == "" {
 		return errors.New("it has no token_endpoint")
 	}
-	for _, u := range []string{md.AuthorizationEndpoint, md.TokenEndpoint, md.RevocationEndpoint, md.UserinfoEndpoint} {
+	// Every endpoint it names, as a configured one would be checked: the
+	// client secret goes to the device and pushed-authorization endpoints
+	// as well as to the token endpoint.
+	for _, u := range []string{md.AuthorizationEndpoint, md.TokenEndpoint, md.RevocationEndpoint, md.UserinfoEndpoint,
+		md.DeviceAuthorizationEndpoint, md.PushedAuthorizationEndpoint} {
 		if u == "" {
 			continue
 		}

@@ -256,6 +256,27 @@ func ValidateEndpointURL(raw string) error {
 	return nil
 }
 
+// CheckBrowserURL checks a URL before tokentray opens it in the person's
+// browser, wherever it came from (a provider's metadata or device answer,
+// a [[remote]] server's sign-in): https, or http to a loopback address, and
+// nothing else. The desktop's URL opener (xdg-open, open, Windows'
+// FileProtocolHandler) runs whatever a scheme is registered for: a file:
+// URL naming a .desktop file, a custom handler, javascript:.
+func CheckBrowserURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "" || u.Opaque != "":
+		return fmt.Errorf("%q is not an absolute https URL, so it is not opened", raw)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%q is a %s: URL, so it is not opened: only https, or http to this machine, is", raw, u.Scheme)
+	case u.Host == "":
+		return fmt.Errorf("%q is not an absolute https URL, so it is not opened", raw)
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		return fmt.Errorf("%q uses plain http to another machine, so it is not opened: only https, or http to this machine, is", raw)
+	}
+	return nil
+}
+
 // OOBRedirectURI is the out-of-band redirect URI: the provider shows the
 // code on a page of its own, and the person pastes it (Procore documents it
 // for sign-ins on machines without a browser).

@@ -39,6 +39,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	if !r.RedirectURI.Loopback {
 		return fmt.Errorf("the redirect URI %s is not a loopback one, so the browser cannot be caught on this machine: sign in on the server with `tokentray login NAME --paste`", r.RedirectURI.Raw)
 	}
+	// The URL comes from the other machine: it is opened here only if it
+	// is a web page (a server that was taken over could send any scheme).
+	if err := CheckBrowserURL(r.AuthorizeURL); err != nil {
+		return fmt.Errorf("the sign-in URL the other tokentray sent: %w", err)
+	}
 	au, err := url.Parse(r.AuthorizeURL)
 	if err != nil || au.Query().Get("state") == "" {
 		return fmt.Errorf("the sign-in URL %q carries no state", r.AuthorizeURL)

@@ -6,11 +6,18 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+
+	"github.com/tokentray/tokentray/auth"
 )
 
 // Open starts the platform's URL opener and does not wait for the browser.
 // The opener's output is discarded so that it never mixes with tokentray's.
+// Only a web page is opened (auth.CheckBrowserURL): every URL tokentray
+// opens passes here, and some come from servers and providers.
 func Open(url string) error {
+	if err := auth.CheckBrowserURL(url); err != nil {
+		return err
+	}
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
 	case "darwin":

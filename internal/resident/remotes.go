@@ -288,13 +288,20 @@ func (r *Resident) showCode(name, keeper string, code apitype.DeviceSignIn, open
 		page = code.VerificationURIComplete
 	}
 	r.hub.Log(name, "sign-in with a code: enter "+code.UserCode+" at "+code.VerificationURI)
-	r.send(notify.Message{Key: name, Title: name + ": enter the code " + code.UserCode,
-		Body:   "To sign " + name + " in, open " + code.VerificationURI + " on any device and enter " + code.UserCode + ". " + keeper + " keeps the tokens.",
-		Action: "Open the page", OnAction: func() {
+	msg := notify.Message{Key: name, Title: name + ": enter the code " + code.UserCode,
+		Body: "To sign " + name + " in, open " + code.VerificationURI + " on any device and enter " + code.UserCode + ". " + keeper + " keeps the tokens."}
+	// The page comes from the provider, through a server: a notification
+	// offers to open only a web page; anything else stays text, with why.
+	if err := auth.CheckBrowserURL(page); err != nil {
+		r.hub.Log(name, "the sign-in page is shown, not opened: "+err.Error())
+	} else {
+		msg.Action, msg.OnAction = "Open the page", func() {
 			if err := open(page); err != nil {
 				r.hub.Log(name, "the page could not be opened: "+err.Error())
 			}
-		}}, name)
+		}
+	}
+	r.send(msg, name)
 }
 
 // refreshRemote asks the server of name (NAME@REMOTE) to refresh it now.
