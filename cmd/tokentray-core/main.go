@@ -47,9 +47,9 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 // returns the exit code.
 func report(io streams, err error) int {
 	hint := auth.HintOf(err)
-	var ae *apiclient.APIError
-	if hint == "" && errors.As(err, &ae) {
-		hint = ae.Hint()
+	var hinted interface{ Hint() string } // the running tokentray's answer; a socket refused
+	if hint == "" && errors.As(err, &hinted) {
+		hint = hinted.Hint()
 	}
 	tokennow.PrintError(io.err, err.Error(), hint)
 	return exitCode(err)

@@ -7,7 +7,8 @@ import "fmt"
 // the socket lives in a shared directory (the temporary directory, when
 // there is no runtime directory), another user could plant a directory, a
 // symbolic link or a server of their own there and receive the tokens and
-// client secrets meant for tokentray.
+// client secrets meant for tokentray. A client refuses it before it sends
+// anything; the server does not listen there.
 type UnsafeError struct {
 	// Path is the directory or socket refused.
 	Path string
@@ -16,7 +17,7 @@ type UnsafeError struct {
 }
 
 func (e *UnsafeError) Error() string {
-	return fmt.Sprintf("%s %s: another user may be posing as tokentray there, so nothing was sent to it", e.Path, e.Why)
+	return fmt.Sprintf("%s %s: another user may be posing as tokentray there, so tokentray does not use it", e.Path, e.Why)
 }
 
 // Hint says what to do about it.
