@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -50,14 +52,19 @@ type Connection struct {
 	Scopes      []string
 	RefreshAt   float64
 	Endpoints   Endpoints
-	// AuthMethod is how the client authenticates at the token and
-	// revocation endpoints: set in the config or by the preset, else taken
-	// from the issuer's metadata; empty means client_secret_basic with a
-	// client secret and none without.
+	// AuthMethod is the connection's own token_endpoint_auth_method: how
+	// the client authenticates at the token and revocation endpoints. When
+	// empty, the preset's, the issuer's metadata or the default decide, at
+	// each request (authMethodFrom).
 	AuthMethod string
 	// AuthMethodsSupported are the methods the server lists in its
-	// metadata, when discovered: named in the hint of an invalid_client.
+	// metadata, when discovered: the method is chosen among them when the
+	// connection and its preset set none (authMethodFrom), and they are
+	// named in the hint of an invalid_client.
 	AuthMethodsSupported []string
+	// method is the authentication method decided for the request at
+	// hand (forSecret); empty on a connection not yet used for one.
+	method string
 	// Discover fills the endpoints the connection does not set from the
 	// metadata of Endpoints.Issuer (RFC 8414 / OpenID Connect Discovery).
 	Discover bool
@@ -95,26 +102,94 @@ type Connection struct {
 // so, or its preset requires it (the AT Protocol).
 func (c *Connection) dpop() bool { return c.DPoP || (c.Provider != nil && c.Provider.RequiresDPoP) }
 
-// authMethod is the method used with secret: the connection's own, the
-// preset's, or client_secret_basic when a secret is stored and none when not.
+// Where a connection's client authentication method comes from
+// (Status.AuthMethodFrom).
+const (
+	AuthMethodFromConfig   = "config"   // token_endpoint_auth_method in the config
+	AuthMethodFromProvider = "provider" // the preset's, from its documentation
+	AuthMethodFromMetadata = "metadata" // chosen from the issuer's token_endpoint_auth_methods_supported
+	AuthMethodFromDefault  = "default"  // client_secret_basic with a secret, none without
+)
+
+// authMethod is the method used with secret (authMethodFrom).
 func (c *Connection) authMethod(secret Secret) string {
+	m, _ := c.authMethodFrom(secret != "")
+	return m
+}
+
+// authMethodFrom is the method used when a client secret is stored or not,
+// and where it comes from: the connection's own, the preset's, one chosen
+// from the methods the server lists, else the default. It is decided at
+// each request from the secret stored then, never kept: a secret stored
+// after a public client's sign-in changes the choice at the next request.
+func (c *Connection) authMethodFrom(secretStored bool) (method, from string) {
 	switch {
 	case c.AuthMethod != "":
-		return c.AuthMethod
+		return c.AuthMethod, AuthMethodFromConfig
 	case c.Provider != nil && c.Provider.AuthMethod != "":
-		return c.Provider.AuthMethod
-	case secret == "":
-		return AuthMethodNone
+		return c.Provider.AuthMethod, AuthMethodFromProvider
+	case len(c.AuthMethodsSupported) > 0:
+		return chooseAuthMethod(c.AuthMethodsSupported, secretStored), AuthMethodFromMetadata
+	case !secretStored:
+		return AuthMethodNone, AuthMethodFromDefault
 	}
-	return AuthMethodBasic
+	return AuthMethodBasic, AuthMethodFromDefault
+}
+
+// chooseAuthMethod picks from the methods a server lists. With a secret:
+// client_secret_basic, which RFC 6749 §2.3.1 makes every server support,
+// then client_secret_post, then none. Without one: none first, as a
+// confidential method would send an empty secret and fail only at the code
+// exchange, after the person signed in; a list without none yields a
+// method that needs a secret, which forSecret refuses before any request.
+func chooseAuthMethod(supported []string, secretStored bool) string {
+	order := []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone}
+	if !secretStored {
+		order = []string{AuthMethodNone, AuthMethodBasic, AuthMethodPost}
+	}
+	for _, m := range order {
+		if slices.Contains(supported, m) {
+			return m
+		}
+	}
+	return AuthMethodBasic // none tokentray speaks: RFC 6749's mandatory one
 }
 
 // SecretRequired reports whether the client cannot authenticate without a
 // stored client secret: a preset that says so, a service account, or a
-// confidential method set explicitly.
+// confidential method set explicitly. A method that the issuer's metadata
+// decides is checked only once it is read (forSecret).
 func (c *Connection) SecretRequired() bool {
 	return (c.Provider != nil && c.Provider.SecretRequired) || c.Grant == GrantClientCredentials ||
 		c.AuthMethod == AuthMethodBasic || c.AuthMethod == AuthMethodPost
+}
+
+// forSecret is c as a request with secret uses it, its authentication
+// method decided (for the hints of a refusal). A method that needs a
+// secret, with none stored, is refused here, before anything is sent and
+// before a browser opens.
+func (c *Connection) forSecret(secret Secret) (*Connection, error) {
+	method, from := c.authMethodFrom(secret != "")
+	if secret == "" && (method == AuthMethodBasic || method == AuthMethodPost) {
+		why := "its token_endpoint_auth_method is " + method
+		switch from {
+		case AuthMethodFromProvider:
+			why = c.Provider.Name + " needs one"
+		case AuthMethodFromMetadata:
+			why = "the server's metadata lists " + strings.Join(c.AuthMethodsSupported, ", ") + ", not none: its token endpoint takes no public client"
+		}
+		return nil, missingSecret(c.Name, why)
+	}
+	out := *c
+	out.method = method
+	return &out, nil
+}
+
+// missingSecret refuses a request that needs a client secret when none is
+// stored: a person must store it (exit 3).
+func missingSecret(name, why string) error {
+	return withHint(credentialsRefused(fmt.Sprintf("no client secret is stored for %s (%s): run `tokentray secret %s` and paste the client secret from the provider", name, why, name)),
+		"Store the client secret with `tokentray secret "+name+"` (from the app's settings at the provider), then try again.")
 }
 
 // oauthConfig builds the x/oauth2 configuration with an explicit client

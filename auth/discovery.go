@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 )
@@ -114,24 +113,10 @@ func (md *Metadata) validate() error {
 	return nil
 }
 
-// authMethod chooses how to authenticate at a server that supports the
-// methods listed: client_secret_basic, which RFC 6749 §2.3.1 makes every
-// server support and RFC 8414 assumes when the list is absent, then
-// client_secret_post, then none.
-func (md *Metadata) authMethod() string {
-	supported := md.TokenEndpointAuthMethodsSupported
-	if len(supported) == 0 {
-		return AuthMethodBasic
-	}
-	for _, m := range []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone} {
-		if slices.Contains(supported, m) {
-			return m
-		}
-	}
-	return AuthMethodBasic
-}
-
-// apply fills the endpoints the connection does not set itself.
+// apply fills the endpoints the connection does not set itself, and the
+// authentication methods the server lists, among which a request chooses
+// by whether a client secret is stored then (authMethodFrom): the choice
+// is not kept, so storing a secret later changes it.
 func (md *Metadata) apply(c *Connection) {
 	e := &c.Endpoints
 	fill := func(dst *string, v string) {
@@ -151,6 +136,5 @@ func (md *Metadata) apply(c *Connection) {
 	}
 	// The server's own spelling, for the exact RFC 9207 comparison.
 	e.Issuer = md.Issuer
-	fill(&c.AuthMethod, md.authMethod())
 	c.AuthMethodsSupported = md.TokenEndpointAuthMethodsSupported
 }

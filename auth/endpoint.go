@@ -24,34 +24,101 @@ func (k *Keeper) clientFingerprint(secret Secret) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// resolved is the connection with the endpoints and authentication method
+// resolution is what resolving the connection learnt beyond the
+// metadata itself, guarded by Keeper.mu.
+type resolution struct {
+	// secret is whether a client secret was stored when last read: the
+	// authentication method Status shows depends on it.
+	secret secretSeen
+	// metadataErr is why the issuer's metadata was last not read, nil
+	// once it is; failedAt is when, so that a connection that goes on
+	// without it does not wait for a dead issuer at every request.
+	metadataErr error
+	failedAt    time.Time
+}
+
+type secretSeen int
+
+const (
+	secretUnknown secretSeen = iota
+	secretStored
+	secretNotStored
+)
+
+// discoveryRetry is how long after a failed read of the metadata it is not
+// tried again, when the connection can go on without fresh metadata (the
+// last read, or its own URLs). One that cannot tries at every request.
+const discoveryRetry = 10 * time.Minute
+
+// Resolution is how the connection authenticates now and what its issuer's
+// metadata did for it, for Status.
+type Resolution struct {
+	// AuthMethod is the token_endpoint_auth_method in use with the
+	// client secret stored now (or not); empty while it is not known
+	// whether one is stored and that decides it.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// AuthMethodFrom says who chose it: "config", "provider",
+	// "metadata" (from the server's list) or "default".
+	AuthMethodFrom string `json:"auth_method_from,omitempty"`
+	// MetadataWarning says why the issuer's metadata could not be read
+	// while the connection goes on without it (its own URLs, or the last
+	// metadata read); the device and revocation endpoints, PAR and the
+	// server's methods may then be unknown.
+	MetadataWarning string `json:"metadata_warning,omitempty"`
+}
+
+// resolved is the connection with the endpoints and authentication methods
 // that its issuer's metadata adds, when it discovers them. Metadata is
-// fetched once a day; when the issuer cannot be reached, the last metadata
-// fetched is used.
+// fetched once a day (discoveryMaxAge). When the issuer cannot be reached,
+// the last metadata fetched is used, or, before any was, the connection's
+// own URLs when they are enough to sign in and refresh: then the failure
+// is a warning (Status.MetadataWarning), not an error.
 func (k *Keeper) resolved(ctx context.Context) (*Connection, error) {
 	if !k.conn.Discover {
 		return k.conn, nil
 	}
+	now := k.opt.Clock.Now()
 	k.mu.Lock()
-	md, at, id := k.metadata, k.metadataAt, k.identity
+	md, at, id, failedAt := k.metadata, k.metadataAt, k.identity, k.res.failedAt
 	k.mu.Unlock()
-	if md == nil || k.opt.Clock.Now().Sub(at) > discoveryMaxAge {
+	canGoOn := md != nil || k.conn.coveredWithoutMetadata()
+	if (md == nil || now.Sub(at) > discoveryMaxAge) && (!canGoOn || now.Sub(failedAt) >= discoveryRetry) {
 		fresh, ident, err := k.discover(ctx)
+		k.mu.Lock()
 		switch {
 		case err == nil:
 			md, id = fresh, ident
-			k.mu.Lock()
-			k.metadata, k.metadataAt, k.identity = fresh, k.opt.Clock.Now(), ident
-			k.mu.Unlock()
-		case md == nil:
-			return nil, err
-		default:
+			k.metadata, k.metadataAt, k.identity = fresh, now, ident
+			k.res.metadataErr, k.res.failedAt = nil, time.Time{}
+		case ctx.Err() == nil:
+			// A caller that gave up (a status with a deadline) is not
+			// the issuer failing.
+			k.res.metadataErr, k.res.failedAt = err, now
+		}
+		k.mu.Unlock()
+		switch {
+		case err == nil:
+		case md != nil:
 			k.log.Warn("issuer metadata not refreshed; using the last", "err", err)
+		case canGoOn:
+			k.log.Warn("issuer metadata not read; using the configured URLs", "err", err)
+		default:
+			return nil, err
 		}
 	}
 	c := *k.conn
-	applyDiscovered(&c, md, id)
+	if md != nil {
+		applyDiscovered(&c, md, id)
+	}
 	return &c, nil
+}
+
+// coveredWithoutMetadata reports whether the connection's own URLs are
+// enough to sign in and refresh, as a generic connection without an issuer
+// needs them (internal/config): its issuer's metadata then only adds.
+func (c *Connection) coveredWithoutMetadata() bool {
+	needsAuthURL := c.Grant == GrantAuthorizationCode && (c.Endpoints.DeviceAuthURL == "" || c.RedirectURI.Raw != "")
+	return c.Handle == "" && c.Endpoints.TokenURL != "" && (c.Endpoints.AuthURL != "" || !needsAuthURL)
 }
 
 // discover reads the issuer's metadata; for an AT Protocol handle, the
@@ -86,9 +153,14 @@ func applyDiscovered(c *Connection, md *Metadata, id *Identity) {
 }
 
 // Resolve reads the issuer's metadata now, for a connection that discovers
-// its endpoints, so that Status shows the URLs in use before the first
-// refresh needs them. Connections that set their URLs return at once.
+// its endpoints, and whether a client secret is stored, so that Status
+// shows the URLs and the authentication method in use before the first
+// refresh needs them. A missing secret is not its error: the request that
+// needs one says so.
 func (k *Keeper) Resolve(ctx context.Context) error {
+	if _, err := k.clientSecret(ctx); err != nil && !errors.Is(err, ErrCredentialsRefused) {
+		k.log.Debug("client secret not read", "err", err)
+	}
 	_, err := k.resolved(ctx)
 	return err
 }
@@ -99,6 +171,29 @@ func (k *Keeper) Endpoints() Endpoints {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.endpointsLocked()
+}
+
+// resolutionLocked is Status's view of the authentication method and the
+// metadata, from the secret last seen stored or not.
+func (k *Keeper) resolutionLocked() Resolution {
+	c := *k.conn
+	if k.metadata != nil && k.conn.Discover {
+		applyDiscovered(&c, k.metadata, k.identity)
+	}
+	var r Resolution
+	switch k.res.secret {
+	case secretStored, secretNotStored:
+		r.AuthMethod, r.AuthMethodFrom = c.authMethodFrom(k.res.secret == secretStored)
+	default:
+		with, from := c.authMethodFrom(true)
+		if without, _ := c.authMethodFrom(false); with == without {
+			r.AuthMethod, r.AuthMethodFrom = with, from
+		}
+	}
+	if k.res.metadataErr != nil && k.conn.Discover {
+		r.MetadataWarning = k.res.metadataErr.Error()
+	}
+	return r
 }
 
 func (k *Keeper) endpointsLocked() Endpoints {
@@ -121,8 +216,16 @@ func (k *Keeper) discoveryFailed(current *TokenSet, err error) error {
 // clientSecret reads the stored client secret. A connection that cannot
 // authenticate without one gets ErrCredentialsRefused when none is stored,
 // before any request is sent (and before a browser opens for a sign-in).
+// A method that the issuer's metadata decides is checked once it is read
+// (Connection.forSecret).
 func (k *Keeper) clientSecret(ctx context.Context) (Secret, error) {
 	s, err := k.opt.Store.ClientSecret(ctx, k.conn.Name)
+	switch {
+	case err == nil:
+		k.noteSecret(secretStored)
+	case errors.Is(err, ErrNotStored):
+		k.noteSecret(secretNotStored)
+	}
 	if errors.Is(err, ErrNotStored) {
 		if !k.conn.SecretRequired() {
 			return "", nil // a public client
@@ -134,10 +237,15 @@ func (k *Keeper) clientSecret(ctx context.Context) (Secret, error) {
 		case k.conn.Provider != nil && k.conn.Provider.SecretRequired:
 			why = k.conn.Provider.Name + " needs one"
 		}
-		return "", credentialsRefused(fmt.Sprintf("no client secret is stored for %s (%s): run `tokentray secret %s` and paste the client secret from the provider",
-			k.conn.Name, why, k.conn.Name))
+		return "", missingSecret(k.conn.Name, why)
 	}
 	return s, err
+}
+
+func (k *Keeper) noteSecret(seen secretSeen) {
+	k.mu.Lock()
+	k.res.secret = seen
+	k.mu.Unlock()
 }
 
 func (k *Keeper) callTokenEndpoint(ctx context.Context, conn *Connection, current *TokenSet, secret Secret, key *DPoPKey) (*oauth2.Token, error) {

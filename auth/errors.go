@@ -268,9 +268,21 @@ func methodHint(te *TokenError, conn *Connection) string {
 	if conn == nil || (conn.Provider != nil && conn.Provider.AuthMethod != "") {
 		return "" // the preset's method is the provider's documented one
 	}
-	method, used := conn.AuthMethod, conn.AuthMethod
-	if method == "" {
-		method, used = AuthMethodBasic, AuthMethodBasic+" (the default with a client secret)"
+	method, used := conn.method, conn.method
+	switch {
+	case method == "":
+		// Not decided for a request: the connection's own, or the
+		// default with a secret.
+		method, used = conn.AuthMethod, conn.AuthMethod
+		if method == "" {
+			method, used = AuthMethodBasic, AuthMethodBasic+" (the default with a client secret)"
+		}
+	case conn.AuthMethod == "" && len(conn.AuthMethodsSupported) > 0:
+		used = method + " (chosen from the server's metadata)"
+	case conn.AuthMethod == "" && method == AuthMethodNone:
+		used = method + " (the default without a client secret)"
+	case conn.AuthMethod == "":
+		used = method + " (the default with a client secret)"
 	}
 	desc := strings.ToLower(te.Description)
 	var named []string

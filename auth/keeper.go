@@ -84,6 +84,9 @@ type Status struct {
 	// Endpoints are the URLs in use, including those discovered from the
 	// issuer once its metadata was read.
 	Endpoints Endpoints `json:"endpoints"`
+	// Resolution is the authentication method in use and any warning
+	// about the issuer's metadata (endpoint.go).
+	Resolution
 	// APIRefused says what the API answered when it refused a fresh token
 	// (a call through the proxy); empty while it takes the token.
 	APIRefused string `json:"api_refused,omitempty"`
@@ -110,7 +113,10 @@ type KeeperOptions struct {
 	// HTTPClient talks to the token and revocation endpoints.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-	// RequestTimeout bounds one call to the token endpoint (default 30 s).
+	// RequestTimeout bounds one call to the token endpoint (default 30 s;
+	// for a refresh, lifetime/20 when shorter, but at least 10 s; and a
+	// promise leaves 3 × lifetime/20, at least 3 s, before expiry: see
+	// refreshMargin). Set, it bounds every call as it is.
 	RequestTimeout time.Duration
 	// LockTimeout bounds the wait for another process's refresh (default 2 min).
 	LockTimeout time.Duration
@@ -181,6 +187,7 @@ type Keeper struct {
 	// endpoints, and when it was fetched.
 	metadata   *Metadata
 	metadataAt time.Time
+	res        resolution // what resolving learnt beyond it (endpoint.go)
 	// identity is the AT Protocol account the handle resolved to.
 	identity *Identity
 	// promisedUntil is how long the access token promisedFor was promised
@@ -200,6 +207,9 @@ type Keeper struct {
 	// endToSave is a foreseen end just told of, to be kept with the
 	// tokens (saveEndWarned) once the scheduler is out of the lock.
 	endToSave time.Time
+	// scaleTimeout: RequestTimeout was left to the default, so a refresh's
+	// request timeout scales with the token's lifetime (requestTimeout).
+	scaleTimeout bool
 }
 
 type flight struct {
@@ -215,7 +225,8 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	if opt.RequestTimeout <= 0 {
+	scaleTimeout := opt.RequestTimeout <= 0
+	if scaleTimeout {
 		opt.RequestTimeout = 30 * time.Second
 	}
 	if opt.MaxSleep <= 0 {
@@ -231,7 +242,7 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1)}
+	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1), scaleTimeout: scaleTimeout}
 }
 
 // Connection returns the keeper's connection.
@@ -414,6 +425,7 @@ func (k *Keeper) Status() Status {
 		st.Hint = ForecastHint(k.conn.Name, f)
 	}
 	st.Endpoints = k.endpointsLocked()
+	st.Resolution = k.resolutionLocked()
 	st.APIRefused = k.apiRefused
 	if k.rateLimit != nil {
 		rl := *k.rateLimit
@@ -439,7 +451,7 @@ func (k *Keeper) currentLocked() *TokenSet {
 func (k *Keeper) nextDueLocked() time.Time {
 	switch k.state {
 	case StateDegraded:
-		return k.retryAt
+		return k.retryLocked()
 	case StateConnected, StateRefreshing:
 		t := k.token
 		if t == nil {
@@ -448,13 +460,35 @@ func (k *Keeper) nextDueLocked() time.Time {
 			}
 			return time.Time{}
 		}
-		due := k.conn.refreshAt(t.ObtainedAt, t.Lifetime)
+		due := k.scheduled(t)
 		if renew := k.conn.renewAt(t); !renew.IsZero() && renew.Before(due) {
-			due = renew
+			// Keeping the refresh token alive comes first, but not inside
+			// a window promised to a caller.
+			due = latest(renew, earliest(t.Promised, due))
 		}
 		return due
 	}
 	return time.Time{}
+}
+
+// retryLocked is when a failed refresh is tried again: after the backoff,
+// but the first retry no later than one request timeout before the access
+// token expires when its refresh was due within refreshMargin of expiry (a
+// promise moved it there): the margin has room for that one retry. A
+// provider's Retry-After is always respected.
+func (k *Keeper) retryLocked() time.Time {
+	t := k.currentLocked()
+	if k.failures != 1 || t == nil || (k.lastErr != nil && k.lastErr.RetryAfter > 0) {
+		return k.retryAt
+	}
+	if !k.promiseCap(t).After(k.conn.refreshAt(t.ObtainedAt, t.Lifetime)) {
+		return k.retryAt // the lifetime is too short for the margin
+	}
+	last := t.Expiry().Add(-k.requestTimeout(t))
+	if last.Before(k.retryAt) && k.opt.Clock.Now().Before(last) {
+		return last
+	}
+	return k.retryAt
 }
 
 // Run keeps the connection fresh until ctx ends: it refreshes at refresh_at
@@ -629,10 +663,24 @@ func (k *Keeper) RefreshRefused(ctx context.Context, refused func(accessToken st
 // rotated refresh token.
 //
 // A refresh that is not forced states its need: a token valid for minValid
-// and not yet due. It ends without a call when the current token meets that
-// need by the time it holds the lock, so a caller who saw the old token just
-// before a shared refresh finished does not start a second one.
+// and not yet due (promise: minValid was explicit, so a token that covers
+// it meets it, see meets). It ends without a call when the current token
+// meets that need by the time it holds the lock, so a caller who saw the
+// old token just before a shared refresh finished does not start a second
+// one; and with errPromisesPending when a caller's refresh would revoke a
+// token another process promised for longer than this one knew.
+//
+// A forced refresh (Refresh, RefreshRefused) and a caller's need longer
+// than the current token lasts do not wait for promises: they may end one
+// early at a server that revokes the previous access token.
 func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration, refused func(string) bool) error {
+	return k.refreshFor(ctx, force, minValid, false, false, refused)
+}
+
+// refreshFor is refresh for a caller's need: promise says it is one (an
+// explicit min-valid), keep that the caller lets the promises made before
+// run their course (the token it saw lasted its need).
+func (k *Keeper) refreshFor(ctx context.Context, force bool, minValid time.Duration, promise, keep bool, refused func(string) bool) error {
 	k.mu.Lock()
 	f := k.flight
 	if f == nil {
@@ -642,7 +690,7 @@ func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration
 			k.setStateLocked(StateRefreshing)
 		}
 		go func() {
-			err := k.doRefresh(force, minValid, refused)
+			err := k.doRefresh(force, minValid, promise, keep, refused)
 			k.mu.Lock()
 			f.err = err
 			k.flight = nil
@@ -659,7 +707,11 @@ func (k *Keeper) refresh(ctx context.Context, force bool, minValid time.Duration
 	}
 }
 
-func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(string) bool) error {
+// errPromisesPending: a caller's refresh was not made, since the stored
+// tokens carry a promise that it would break; the caller waits for it.
+var errPromisesPending = errors.New("the access token is promised to callers for longer")
+
+func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep bool, refused func(string) bool) error {
 	ctx := context.Background()
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
@@ -710,11 +762,15 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 	}
 	now := k.opt.Clock.Now()
 	k.mu.Lock()
+	if stored != nil && k.token != nil && !changedElsewhere(k.token, stored) && stored.Promised.After(k.token.Promised) {
+		// The same tokens, promised by another process for longer.
+		k.token = stored
+	}
 	if changedElsewhere(k.token, stored) {
 		k.log.Info("adopting tokens refreshed by another process")
 		k.adoptLocked(stored)
 		if stored != nil && !stored.Dead && stored.ValidFor(now, 0) &&
-			(force || now.Before(k.conn.refreshAt(stored.ObtainedAt, stored.Lifetime))) {
+			(force || now.Before(k.scheduled(stored))) {
 			k.failures = 0
 			k.setStateLocked(StateConnected)
 			k.mu.Unlock()
@@ -729,12 +785,19 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 		k.mu.Unlock()
 		return nil // a newer token than the refused one: someone refreshed
 	}
-	if !force && current != nil && !current.Dead && k.meets(current, now, minValid) && !k.renewDue(current, now) {
+	if !force && current != nil && !current.Dead && k.meets(current, now, minValid, promise) && !k.renewDue(current, now) {
 		if k.state == StateRefreshing {
 			k.setStateLocked(StateConnected)
 		}
 		k.mu.Unlock()
 		return nil // already fresh enough: someone refreshed a moment ago
+	}
+	if !force && keep && current != nil && !current.Dead && current.ValidFor(now, 0) && now.Before(earliest(current.Promised, k.promiseCap(current))) {
+		if k.state == StateRefreshing {
+			k.setStateLocked(StateConnected)
+		}
+		k.mu.Unlock()
+		return errPromisesPending
 	}
 	k.mu.Unlock()
 
@@ -773,16 +836,26 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, refused func(stri
 	if err != nil {
 		return k.discoveryFailed(current, err)
 	}
+	if conn, err = conn.forSecret(secret); err != nil {
+		return k.clientRefused(err.Error(), "")
+	}
 	key, kept, err := k.dpopKeyFor(current)
 	if err != nil {
 		return k.localFailure(err, "The DPoP key kept with the tokens cannot be read: sign in again (tokentray login "+k.conn.Name+") to make a new one.")
 	}
-	tok, err := k.callTokenEndpoint(ctx, conn, current, secret, key)
+	callCtx, cancel := context.WithTimeout(ctx, k.callTimeout(current))
+	tok, err := k.callTokenEndpoint(callCtx, conn, current, secret, key)
+	cancel()
 	if err != nil {
 		return k.refreshFailed(ctx, conn, current, fingerprint, err)
 	}
 	next := k.tokenSetFrom(tok, current, now)
 	next.DPoPKey = kept
+	if current != nil {
+		// A new access token starts with no promise; the count of promise
+		// writes goes on.
+		next.PromiseVersion = current.PromiseVersion
+	}
 	return k.saveRefreshed(ctx, next)
 }
 

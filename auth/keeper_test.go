@@ -117,7 +117,9 @@ func TestTokenPastRefreshPointRotatesAndSavesFirst(t *testing.T) {
 	r := newRig(t)
 	oldRT := r.signedIn()
 	r.clock.Advance(73 * time.Minute) // past 80%
-	tok, err := r.k.Token(context.Background(), 2*time.Minute)
+	// 15 min reach past the expiry less the margin (3 × the 1 min request
+	// timeout): the held token cannot be promised that long.
+	tok, err := r.k.Token(context.Background(), 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +325,8 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok, err := r.k.Token(context.Background(), 2*time.Minute)
+			// Past the expiry less the margin (87 min): refresh first.
+			tok, err := r.k.Token(context.Background(), 8*time.Minute)
 			if err != nil {
 				errs <- err
 				return
@@ -703,7 +706,7 @@ func TestClientCredentialsFetchesWithoutABrowserOrRefreshToken(t *testing.T) {
 	}
 	// At refresh_at it fetches a new one with the client's credentials again.
 	r.clock.Advance(73 * time.Minute)
-	next, err := r.k.Token(context.Background(), time.Minute)
+	next, err := r.k.Token(context.Background(), 15*time.Minute) // past the expiry less the margin
 	if err != nil || next.AccessToken == tok.AccessToken {
 		t.Fatalf("no new token at the refresh point: %v", err)
 	}

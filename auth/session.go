@@ -100,6 +100,11 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign in %s: %w: %w", k.conn.Name, err, ErrUnreachable)
 	}
+	// The method the server's metadata leaves, with the secret stored now:
+	// a confidential one without a secret fails only at the code exchange.
+	if conn, err = conn.forSecret(secret); err != nil {
+		return err
+	}
 	// A sign-in starts a new grant: with DPoP, bound to a new key.
 	key, kept, err := k.dpopKeyFor(nil)
 	if err != nil {
@@ -264,6 +269,9 @@ func (k *Keeper) revoke(ctx context.Context, conn *Connection, t *TokenSet) erro
 	}
 	secret, err := k.clientSecret(ctx)
 	if err != nil {
+		return err
+	}
+	if conn, err = conn.forSecret(secret); err != nil {
 		return err
 	}
 	method := conn.authMethod(secret)

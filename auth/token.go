@@ -87,6 +87,18 @@ type TokenSet struct {
 	// it refused, never the secret. Those settings are not tried again; new
 	// ones are, with the kept refresh token.
 	RefusedClient string
+	// Promised is when the latest window promised to a caller with an
+	// explicit min-valid ends, for this access token; the scheduled refresh
+	// waits for it (handout.go). Kept with the tokens so that every process
+	// (the CLI without a running tokentray) keeps it too.
+	//
+	// Promised and PromiseVersion are bookkeeping, not tokens: a write that
+	// changes only them (Keeper.keepPromise) is not a new token set. The
+	// keeper's test for one (changedElsewhere) ignores them, and a store
+	// that versions token sets for compare-and-set must not move that
+	// version for them. PromiseVersion counts the promise writes instead.
+	Promised       time.Time
+	PromiseVersion uint64
 }
 
 // failedLast reports whether the last refresh attempt, made after these
@@ -139,10 +151,22 @@ type storedTokenSet struct {
 	LastHint          string    `json:"last_hint,omitempty"`
 	RetryAt           time.Time `json:"retry_at,omitzero"`
 	RefusedClient     string    `json:"refused_client,omitempty"`
+	// Promise is bookkeeping apart from the tokens, with its own version.
+	Promise *storedPromise `json:"promise,omitempty"`
+}
+
+// storedPromise is TokenSet.Promised with its write count.
+type storedPromise struct {
+	Until   time.Time `json:"until,omitzero"`
+	Version uint64    `json:"v"`
 }
 
 // MarshalTokenSet encodes t for the keyring.
 func MarshalTokenSet(t *TokenSet) ([]byte, error) {
+	var promise *storedPromise
+	if !t.Promised.IsZero() || t.PromiseVersion != 0 {
+		promise = &storedPromise{Until: t.Promised.UTC(), Version: t.PromiseVersion}
+	}
 	return json.Marshal(storedTokenSet{
 		Version:           1,
 		AccessToken:       t.AccessToken.Reveal(),
@@ -165,6 +189,7 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		LastHint:          t.LastHint,
 		RetryAt:           t.RetryAt.UTC(),
 		RefusedClient:     t.RefusedClient,
+		Promise:           promise,
 	})
 }
 
@@ -177,6 +202,10 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 	}
 	if s.Version != 1 {
 		return nil, fmt.Errorf("stored token set has version %d; this tokentray reads version 1 (was it written by a newer tokentray?)", s.Version)
+	}
+	var promise storedPromise
+	if s.Promise != nil {
+		promise = *s.Promise
 	}
 	// LastError and LastHint are cleaned as they are now when they come in
 	// (internal/safetext): an older tokentray kept the provider's words raw.
@@ -201,5 +230,7 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		LastHint:                safetext.Clean(s.LastHint),
 		RetryAt:                 s.RetryAt,
 		RefusedClient:           s.RefusedClient,
+		Promised:                promise.Until,
+		PromiseVersion:          promise.Version,
 	}, nil
 }

@@ -140,6 +140,14 @@ type Status struct {
 	Hint              string       `json:"hint,omitempty"`
 	LastCheck         *CheckResult `json:"last_check,omitempty"`
 	Endpoints         Endpoints    `json:"endpoints"`
+	// AuthMethod is the token_endpoint_auth_method in use with the client
+	// secret stored now, and AuthMethodFrom who chose it: "config",
+	// "provider", "metadata" (from the server's list) or "default".
+	AuthMethod     string `json:"auth_method,omitempty"`
+	AuthMethodFrom string `json:"auth_method_from,omitempty"`
+	// MetadataWarning says why the issuer's metadata could not be read
+	// while the connection goes on without it.
+	MetadataWarning string `json:"metadata_warning,omitempty"`
 	// Remote names the [[remote]] server whose tokentray keeps this
 	// connection (NAME@REMOTE); empty for a connection kept here.
 	Remote string `json:"remote,omitempty"`

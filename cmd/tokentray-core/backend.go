@@ -137,13 +137,12 @@ func (l local) Connections(ctx context.Context) ([]apitype.Connection, error) {
 			st.LastError = err.Error()
 			unread.add(conn.Name, err)
 		} else {
-			if conn.Discover {
-				// The URLs in use come from the issuer; a server that does
-				// not answer costs a few seconds, not the status.
-				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_ = k.Resolve(rctx)
-				cancel()
-			}
+			// The URLs and the authentication method in use come from the
+			// issuer and the stored secret; a server that does not answer
+			// costs a few seconds, not the status.
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = k.Resolve(rctx)
+			cancel()
 			st = localapi.WireStatus(k.Status())
 		}
 		all = append(all, apitype.Connection{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})

@@ -655,10 +655,12 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 			}
 		}
 		if preset.Name == "generic" {
-			// With an issuer, its metadata supplies the endpoints not set
-			// here. With both set, the issuer only checks RFC 9207's iss,
-			// and nothing depends on its metadata being served.
-			conn.Discover = raw.Issuer != "" && (raw.TokenURL == "" || (raw.AuthURL == "" && conn.Grant == auth.GrantAuthorizationCode))
+			// With an issuer, its metadata supplies what is not set here:
+			// also with auth_url and token_url set, it alone knows the
+			// device and revocation endpoints, a PAR requirement and the
+			// authentication methods. Those URLs then carry a connection
+			// whose issuer does not answer (auth.Keeper.resolved).
+			conn.Discover = raw.Issuer != ""
 			// A sign-in with a code needs no authorize URL; one through the
 			// browser (a redirect_uri) does.
 			if !conn.Discover && conn.Grant == auth.GrantAuthorizationCode && raw.AuthURL == "" && (raw.DeviceAuthURL == "" || raw.RedirectURI != "") {

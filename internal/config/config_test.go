@@ -215,13 +215,15 @@ api_headers = { "Procore-Company-Id" = "12345" }
 	}
 }
 
-func TestAnIssuerWithTheURLsSetOnlyChecksIss(t *testing.T) {
+func TestAnIssuerWithTheURLsSetStillReadsItsMetadata(t *testing.T) {
 	cfg, err := Parse("c.toml", []byte(good+"issuer = \"http://127.0.0.1:3000\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := cfg.Lookup("local"); c.Discover || c.Endpoints.Issuer != "http://127.0.0.1:3000" {
-		t.Fatalf("discover %t, issuer %q: with auth_url and token_url set nothing depends on the metadata", c.Discover, c.Endpoints.Issuer)
+	// The metadata alone knows the device and revocation endpoints and the
+	// methods; the URLs set stay as they are.
+	if c, _ := cfg.Lookup("local"); !c.Discover || c.Endpoints.Issuer != "http://127.0.0.1:3000" || c.Endpoints.TokenURL == "" || c.Endpoints.AuthURL == "" {
+		t.Fatalf("discover %t, endpoints %+v: with an issuer its metadata is read, the URLs set kept", c.Discover, c.Endpoints)
 	}
 }
 

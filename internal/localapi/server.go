@@ -255,6 +255,7 @@ func WireStatus(st auth.Status) apitype.Status {
 		Endpoints: apitype.Endpoints(st.Endpoints),
 	}
 	out.LastCheck = wireCheck(st.LastCheck)
+	out.AuthMethod, out.AuthMethodFrom, out.MetadataWarning = st.AuthMethod, st.AuthMethodFrom, st.MetadataWarning
 	out.APIRefused = st.APIRefused
 	out.RefreshTokenEnd, out.RefreshTokenEndAbout = st.RefreshTokenEnd, st.RefreshTokenEndAbout
 	out.RefreshTokenRenewable, out.RefreshTokenEnding = st.RefreshTokenRenewable, st.RefreshTokenEnding
