@@ -327,11 +327,13 @@ func (c *card) update(st apitype.Status, now time.Time) {
 		c.reauth.Importance = importance
 		c.reauth.SetText(text) // and redraws
 	}
-	reachable := st.State != apitype.StateUnreachable
-	enableIf(c.reauth, reachable)
-	enableIf(c.refresh, st.HasRefreshToken && reachable)
+	// Unreachable: only its server can act; invalid_config: its table
+	// must be fixed before anything can be done with it.
+	actionable := st.State != apitype.StateUnreachable && st.State != apitype.StateInvalidConfig
+	enableIf(c.reauth, actionable)
+	enableIf(c.refresh, st.HasRefreshToken && actionable)
 	enableIf(c.copyTok, st.Usable)
-	enableIf(c.signOut, st.State != apitype.StateDisconnected)
+	enableIf(c.signOut, st.State != apitype.StateDisconnected && actionable)
 	_ = c.errText.Set(errText)
 	if hint != "" {
 		hint = "What to do: " + hint

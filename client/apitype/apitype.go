@@ -120,6 +120,9 @@ const (
 	// StateUnreachable: the tokentray of a remote (NAME@REMOTE) could not
 	// be asked; it keeps refreshing on its own meanwhile.
 	StateUnreachable = "unreachable"
+	// StateInvalidConfig: the connection's [[connection]] table cannot be
+	// used as it is (Problems says what to change); the others run on.
+	StateInvalidConfig = "invalid_config"
 )
 
 // Status is one connection's state, as `tokentray status --json` prints it.
@@ -172,6 +175,9 @@ type Status struct {
 	// RefreshTokenEnding: the end is within refresh_token_warning and no
 	// refresh will move it; a person was told (refresh_token_expiring).
 	RefreshTokenEnding bool `json:"refresh_token_ending,omitempty"`
+	// Problems are what to change in the table of a connection in
+	// invalid_config, by config key ("" for the table as a whole).
+	Problems map[string]string `json:"problems,omitempty"`
 }
 
 // RateLimit is an API's rate limit as it reported it on the last call

@@ -147,6 +147,9 @@ func (l local) Connections(ctx context.Context) ([]apitype.Connection, error) {
 		}
 		all = append(all, apitype.Connection{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})
 	}
+	for _, b := range cfg.Broken {
+		all = append(all, localapi.DescribeBroken(b, cfg.Path))
+	}
 	return all, unread.err()
 }
 

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
@@ -74,6 +77,7 @@ func serveRun(ctx context.Context, e *env, stderr io.Writer) error {
 		return fmt.Errorf("serve the local API: %w", err)
 	}
 	f.Start(ctx)
+	tellBroken(ctx, f, runner, log, nil)
 	follow := func() { hub.SetKeepers(f.Keepers()) }
 	follow()
 	f.OnChange(follow)
@@ -124,4 +128,28 @@ func logEvents(ctx context.Context, hub *localapi.Hub, log *slog.Logger) {
 		}
 		log.Info(e.Text, attrs...)
 	}
+}
+
+// tellBroken tells of each [[connection]] table that cannot be used, once
+// per breakage: in the log, through notify where there is a desktop, and
+// with the file's top-level on_alert (kind invalid_config; the table's
+// own on_alert may be what is broken). The other connections run on.
+func tellBroken(ctx context.Context, f *fleet.Fleet, runner *hook.Runner, log *slog.Logger, notify func(text string)) {
+	f.OnBroken(func(b config.Broken) {
+		cfg := f.Config()
+		log.Error("a connection cannot be used until its table is fixed; the others run on", "connection", b.Label, "problems", b.Problems.Error(), "config", cfg.Path)
+		if notify != nil {
+			notify(b.Error())
+		}
+		if cfg.OnAlert == "" {
+			return
+		}
+		name := b.Name
+		if name == "" {
+			name = b.Label
+		}
+		a := alerts.Alert{Connection: name, Kind: alerts.InvalidConfig, To: apitype.StateInvalidConfig, Error: b.Error(),
+			Hint: "fix its [[connection]] table in " + cfg.Path, Time: time.Now()}
+		go runner.RunAndLog(ctx, cfg.OnAlert, hook.Payload{Alert: a})
+	})
 }

@@ -89,6 +89,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		e.log.Info("start at login is not offered", "err", err)
 	}
 	return runResident(c.Context(), f, opt, func(r *resident.Resident) {
+		tellBroken(c.Context(), f, runner, e.log, r.Problem)
 		f.Watch(c.Context(), configLookInterval, func(err error) {
 			r.Problem(fmt.Sprintf("the config file was changed but not applied: %v", err))
 		})

@@ -30,6 +30,9 @@ const (
 	// refresh_token_warning and no refresh will move it; a sign-in will
 	// be needed. Once per foreseen end.
 	RefreshTokenExpiring Kind = "refresh_token_expiring"
+	// InvalidConfig: the connection's table in the config file cannot be
+	// used as it is; the other connections run on. Once per breakage.
+	InvalidConfig Kind = "invalid_config"
 	// Recovered: a connection that was alerted about works again.
 	Recovered Kind = "recovered"
 )

@@ -194,6 +194,10 @@ type Config struct {
 	Remotes []Remote
 	// Warnings are problems that do not stop tokentray (unknown keys).
 	Warnings []string
+	// Broken are the [[connection]] tables that cannot be used as they
+	// are, in the file's order. They stop no other connection: a typo in
+	// one table must not leave every agent without tokens after a reboot.
+	Broken []Broken
 	// tables are the file's connection tables, by name (Resolve).
 	tables map[string]Connection
 }
@@ -222,6 +226,36 @@ type Resolved struct {
 	// AlertCommand is the on_alert command: the connection's own, else the
 	// file's top-level one, else "" (none).
 	AlertCommand string
+}
+
+// Broken is a [[connection]] table that cannot be used as it is: listed,
+// alerted once, and refused with its problems when asked for by name.
+type Broken struct {
+	// Name is the table's name; "" when it has none.
+	Name string
+	// Label says which table it is ("connection \"ci\"", "connection #3").
+	Label string
+	// Problems are what to change, by key where there is one.
+	Problems FieldErrors
+}
+
+// Error lists the problems, for a request that names the connection.
+func (b Broken) Error() string {
+	lines := make([]string, len(b.Problems))
+	for i, p := range b.Problems {
+		lines[i] = p.String()
+	}
+	return fmt.Sprintf("%s cannot be used until its table is fixed: %s", b.Label, strings.Join(lines, "; "))
+}
+
+// BrokenNamed is the broken table called name, if there is one.
+func (c *Config) BrokenNamed(name string) (Broken, bool) {
+	for _, b := range c.Broken {
+		if b.Name == name && name != "" {
+			return b, true
+		}
+	}
+	return Broken{}, false
 }
 
 // Resolve returns connection name as tokentray runs it, or Lookup's error.
@@ -303,12 +337,17 @@ func (c *Config) Remote(name string) (Remote, error) {
 	return Remote{}, fmt.Errorf("no remote named %q in %s; configured: %s", name, c.Path, strings.Join(names, ", "))
 }
 
-// Lookup returns the named connection or an error that lists the names.
+// Lookup returns the named connection or an error that lists the names:
+// for a table that is there but broken, a ValidationError with its
+// problems.
 func (c *Config) Lookup(name string) (*auth.Connection, error) {
 	for _, conn := range c.Connections {
 		if conn.Name == name {
 			return conn, nil
 		}
+	}
+	if b, ok := c.BrokenNamed(name); ok {
+		return nil, &ValidationError{Path: c.Path, Problems: b.lines()}
 	}
 	names := make([]string, 0, len(c.Connections))
 	for _, conn := range c.Connections {
@@ -332,7 +371,9 @@ func DefaultPath() (string, error) {
 // ErrNoFile means the config file does not exist.
 var ErrNoFile = errors.New("config file not found")
 
-// Load reads and validates the file at path.
+// Load reads and validates the file at path, as the running tokentray and
+// the CLI take it: every table that is valid is in Connections, and the
+// others in Broken.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -341,7 +382,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, b)
+	return parse(path, b)
 }
 
 // FieldError is one problem of a connection's settings: the config key at
@@ -401,8 +442,23 @@ var (
 	envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-// Parse validates the TOML text b, read from path.
+// Parse validates the TOML text b, read from path, whole: a broken
+// connection table is an error too (Strict).
 func Parse(path string, b []byte) (*Config, error) {
+	cfg, err := parse(path, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Strict(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parse validates the TOML text b, read from path. A file that cannot be
+// read as TOML, or a top-level setting that every connection depends on,
+// is an error; a connection table's own problems make it Broken.
+func parse(path string, b []byte) (*Config, error) {
 	var f File
 	md, err := toml.Decode(string(b), &f)
 	if err != nil {
@@ -437,6 +493,8 @@ func Parse(path string, b []byte) (*Config, error) {
 		}
 		topWarning = d
 	}
+	// A table's own problems are its own (Broken); a second table of a
+	// name, or of a proxy port, is the broken one: the first runs on.
 	seen, ports := map[string]int{}, map[int]int{}
 	for i, raw := range f.Connections {
 		label := fmt.Sprintf("connection #%d", i+1)
@@ -447,30 +505,67 @@ func Parse(path string, b []byte) (*Config, error) {
 		if raw.RefreshTokenWarning == "" && topWarning > 0 {
 			conn.RefreshTokenWarning = topWarning
 		}
-		for _, e := range errs {
-			problems = append(problems, label+": "+e.String())
-		}
 		if raw.Name != "" {
 			if first, dup := seen[raw.Name]; dup {
-				problems = append(problems, fmt.Sprintf("%s: the name is used by connection #%d too; names must be unique (they name the keyring items)", label, first))
+				label = fmt.Sprintf("connection #%d (%q)", i+1, raw.Name)
+				errs = append(errs, FieldError{"name", fmt.Sprintf("%q is used by connection #%d too; names must be unique (they name the keyring items)", raw.Name, first)})
+			} else {
+				seen[raw.Name] = i + 1
 			}
-			seen[raw.Name] = i + 1
 		}
 		if p := raw.ProxyPort; p != 0 {
 			if first, dup := ports[p]; dup {
-				problems = append(problems, fmt.Sprintf("%s: proxy_port: %d is the port of connection #%d too; each connection's proxy needs a port of its own", label, p, first))
+				errs = append(errs, FieldError{"proxy_port", fmt.Sprintf("%d is the port of connection #%d too; each connection's proxy needs a port of its own", p, first)})
+			} else {
+				ports[p] = i + 1
 			}
-			ports[p] = i + 1
 		}
-		if len(errs) == 0 {
-			cfg.Connections = append(cfg.Connections, conn)
-			cfg.tables[conn.Name] = raw
+		if len(errs) > 0 {
+			name := raw.Name
+			if seen[raw.Name] != i+1 {
+				name = "" // a second table of a name is not the name's
+			}
+			cfg.Broken = append(cfg.Broken, Broken{Name: name, Label: label, Problems: errs})
+			continue
 		}
+		cfg.Connections = append(cfg.Connections, conn)
+		cfg.tables[conn.Name] = raw
 	}
 	if len(problems) > 0 {
 		return nil, &ValidationError{Path: path, Problems: problems}
 	}
 	return cfg, nil
+}
+
+// Strict is the ValidationError of every broken table, or nil: for a
+// file that is being written, which must come out whole.
+func (c *Config) Strict() error {
+	var problems []string
+	for _, b := range c.Broken {
+		problems = append(problems, prefixed(b)...)
+	}
+	if len(problems) > 0 {
+		return &ValidationError{Path: c.Path, Problems: problems}
+	}
+	return nil
+}
+
+// prefixed are b's problems, each with its label, as a ValidationError
+// lists them.
+func prefixed(b Broken) []string {
+	out := b.lines()
+	for i := range out {
+		out[i] = b.Label + ": " + out[i]
+	}
+	return out
+}
+
+func (b Broken) lines() []string {
+	out := make([]string, len(b.Problems))
+	for i, p := range b.Problems {
+		out[i] = p.String()
+	}
+	return out
 }
 
 func knownKeys() []string {
@@ -680,8 +775,10 @@ func build(raw Connection) (*auth.Connection, FieldErrors) {
 
 	if conn.Grant == auth.GrantAuthorizationCode {
 		switch {
-		case raw.RedirectURI == "" && conn.Endpoints.DeviceAuthURL != "":
+		case raw.RedirectURI == "" && (conn.Endpoints.DeviceAuthURL != "" || raw.Issuer != ""):
 			// Signed in with a code only (`login --device`): no redirect.
+			// With an issuer, its metadata names the device endpoint; one
+			// that names none says so at the sign-in.
 		case raw.RedirectURI == "":
 			add("redirect_uri", "missing; register http://localhost:8765/callback (or another port) with the provider and set exactly that here")
 		default:

@@ -95,9 +95,14 @@ func PrepareSave(path, replacing string, c Connection) (*Edit, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := Parse(path, []byte(text))
+	// The saved table must come out whole; another table's problems are
+	// its own, and stop no save.
+	cfg, err := parse(path, []byte(text))
 	if err != nil {
 		return nil, err
+	}
+	if b, ok := cfg.BrokenNamed(c.Name); ok {
+		return nil, &ValidationError{Path: path, Problems: prefixed(b)}
 	}
 	if _, ok := cfg.tables[c.Name]; !ok {
 		return nil, fmt.Errorf("%s: connection %q did not come out of the saved file", path, c.Name)
@@ -124,7 +129,7 @@ func PrepareRemove(path, name string) (*Edit, error) {
 	}
 	out := append(slices.Clone(lines[:from]), lines[span[1]:]...)
 	text := strings.Join(out, "\n")
-	cfg, err := Parse(path, []byte(text))
+	cfg, err := parse(path, []byte(text))
 	if err != nil {
 		return nil, err
 	}

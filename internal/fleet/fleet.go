@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,11 @@ type Fleet struct {
 	all       sync.WaitGroup
 	stamp     string            // the config file as last read or written
 	tests     map[string]tested // test sign-ins waiting for a Save
+	// told are the broken tables that OnBroken's listeners were told of,
+	// by label, with what was told: each is told once, and again only
+	// when its problems change or it breaks again after a fix.
+	told   map[string]string
+	broken []func(config.Broken)
 }
 
 type member struct {
@@ -65,7 +71,7 @@ func New(cfg *config.Config, o Options) *Fleet {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	f := &Fleet{opt: o, cfg: cfg, stamp: fileStamp(cfg.Path), tests: map[string]tested{}}
+	f := &Fleet{opt: o, cfg: cfg, stamp: fileStamp(cfg.Path), tests: map[string]tested{}, told: map[string]string{}}
 	for _, conn := range cfg.All() {
 		f.members = append(f.members, f.newMember(conn))
 	}
@@ -110,6 +116,37 @@ func (f *Fleet) OnChange(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.listeners = append(f.listeners, fn)
+}
+
+// OnBroken registers fn to be told of each [[connection]] table that
+// cannot be used: those broken now, at once, and each that breaks later
+// (a file edited by hand), once per breakage.
+func (f *Fleet) OnBroken(fn func(config.Broken)) {
+	f.mu.Lock()
+	f.broken = append(f.broken, fn)
+	now := f.cfg.Broken
+	for _, b := range now {
+		f.told[b.Label] = b.Error()
+	}
+	f.mu.Unlock()
+	for _, b := range now {
+		fn(b)
+	}
+}
+
+// newlyBroken are cfg's broken tables that the listeners have not been
+// told of, as told now; f.mu is held.
+func (f *Fleet) newlyBroken(cfg *config.Config) []config.Broken {
+	var out []config.Broken
+	told := map[string]string{}
+	for _, b := range cfg.Broken {
+		told[b.Label] = b.Error()
+		if f.told[b.Label] != b.Error() {
+			out = append(out, b)
+		}
+	}
+	f.told = told
+	return out
 }
 
 // Save is one connection as the editor hands it over.
@@ -276,15 +313,22 @@ func (f *Fleet) apply(cfg *config.Config, restart string, between func() error) 
 		next = append(next, m)
 	}
 	changed = changed || len(next) != len(f.members) || !reflect.DeepEqual(old.Remotes, cfg.Remotes)
+	changed = changed || !reflect.DeepEqual(old.Broken, cfg.Broken)
 	f.cfg, f.members = cfg, next
 	f.stamp = fileStamp(cfg.Path)
 	var listeners []func()
 	if changed {
 		listeners = append(listeners, f.listeners...)
 	}
+	broken, tell := f.newlyBroken(cfg), slices.Clone(f.broken)
 	f.mu.Unlock()
 	for _, fn := range listeners {
 		fn()
+	}
+	for _, b := range broken {
+		for _, fn := range tell {
+			fn(b)
+		}
 	}
 	return err
 }

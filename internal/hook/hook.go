@@ -86,9 +86,9 @@ func shell(ctx context.Context, command string) *exec.Cmd {
 	return cmd
 }
 
-// runAndLog runs the hook and logs its outcome. A hook cut short because
+// RunAndLog runs the hook and logs its outcome. A hook cut short because
 // tokentray is quitting was stopped, not failed, and is not logged as such.
-func (r *Runner) runAndLog(ctx context.Context, command string, p Payload) {
+func (r *Runner) RunAndLog(ctx context.Context, command string, p Payload) {
 	err := r.Run(ctx, command, p)
 	switch {
 	case r.Log == nil || ctx.Err() != nil:
@@ -117,7 +117,7 @@ func Watch(ctx context.Context, k *auth.Keeper, command string, r *Runner) {
 	seed, seeded := tracker.Seed(k.Status(), time.Now())
 	go func() {
 		if seeded {
-			go r.runAndLog(ctx, command, Payload{Alert: seed, Provider: conn.Provider.Name, Environment: conn.Environment})
+			go r.RunAndLog(ctx, command, Payload{Alert: seed, Provider: conn.Provider.Name, Environment: conn.Environment})
 		}
 		for e := range events {
 			a, ok := tracker.Observe(e)
@@ -125,7 +125,7 @@ func Watch(ctx context.Context, k *auth.Keeper, command string, r *Runner) {
 				continue
 			}
 			p := Payload{Alert: a, Provider: conn.Provider.Name, Environment: conn.Environment}
-			go r.runAndLog(ctx, command, p)
+			go r.RunAndLog(ctx, command, p)
 		}
 	}()
 }

@@ -76,7 +76,7 @@ func TestStoppingTokentrayIsNotAHookFailure(t *testing.T) {
 		if tc.quit {
 			time.AfterFunc(200*time.Millisecond, cancel)
 		}
-		r.runAndLog(ctx, tc.command, payload)
+		r.RunAndLog(ctx, tc.command, payload)
 		cancel()
 		if got := strings.Contains(logs.String(), "alert hook failed"); got != tc.wantWarn {
 			t.Fatalf("%q (quit=%t): logged a failure %t, want %t:\n%s", tc.command, tc.quit, got, tc.wantWarn, logs.String())

@@ -92,6 +92,8 @@ func Summary(st apitype.Status, now time.Time) string {
 		return "refreshing…"
 	case apitype.StateUnreachable:
 		return Unreachable(st, now)
+	case apitype.StateInvalidConfig:
+		return "config error: fix its table"
 	case apitype.StateDegraded:
 		if left == "" {
 			return "token expired, retrying"

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/proxy"
 )
 
@@ -205,6 +206,11 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 		}
 		names = append(names, k.Connection().Name)
 	}
+	if b, ok := s.broken(name); ok {
+		writeError(w, http.StatusUnprocessableEntity, apitype.Error{Code: apitype.CodeInvalidConfig, Message: b.Error(),
+			Hint: brokenHint(s.Connections.Config().Path), Fields: b.Problems.ByKey()})
+		return nil
+	}
 	if c, ok := s.remote(name); ok {
 		there, _, _ := strings.Cut(name, "@")
 		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeRemoteConnection,
@@ -229,6 +235,29 @@ func Describe(k *auth.Keeper) apitype.Connection {
 	c := k.Connection()
 	return apitype.Connection{Status: WireStatus(k.Status()), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase,
 		CodeSignIn: c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != ""}
+}
+
+// DescribeBroken is the API's entry for a connection whose table cannot
+// be used: listed, so that a person sees it, with what to change.
+func DescribeBroken(b config.Broken, path string) apitype.Connection {
+	name := b.Name
+	if name == "" {
+		name = b.Label // a table without a name of its own
+	}
+	return apitype.Connection{Status: apitype.Status{Name: name, State: apitype.StateInvalidConfig,
+		LastError: b.Error(), Hint: brokenHint(path), Problems: b.Problems.ByKey()}}
+}
+
+func brokenHint(path string) string {
+	return "Fix its [[connection]] table in " + path + " (the other connections run on); it is applied without a restart."
+}
+
+// broken is the broken table called name, if the config has one.
+func (s *Server) broken(name string) (config.Broken, bool) {
+	if s.Connections == nil {
+		return config.Broken{}, false
+	}
+	return s.Connections.Config().BrokenNamed(name)
 }
 
 // wireCheck is a check's result as the API shows it.
@@ -270,6 +299,12 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	out := make([]apitype.Connection, 0, len(keepers))
 	for _, k := range keepers {
 		out = append(out, s.describe(k))
+	}
+	if s.Connections != nil {
+		cfg := s.Connections.Config()
+		for _, b := range cfg.Broken {
+			out = append(out, DescribeBroken(b, cfg.Path))
+		}
 	}
 	if s.Hub != nil {
 		out = append(out, s.Hub.RemoteConnections()...)
