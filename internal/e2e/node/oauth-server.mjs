@@ -42,6 +42,22 @@ const provider = new Provider(issuer, {
     dpop_bound_access_tokens: true,
     require_pushed_authorization_requests: true,
   }, {
+    // A public client (PKCE, no secret): the README's minimal generic
+    // config signs it in with nothing but the issuer.
+    client_id: 'tokentray-e2e-public',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  }, {
+    // A confidential client that authenticates only with HTTP Basic.
+    client_id: 'tokentray-e2e-basic',
+    client_secret: 'e2e-basic-secret-0123456789',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }, {
     // A service account (Procore's Developer Managed Service Accounts):
     // client credentials only, no browser, no refresh token.
     client_id: 'tokentray-e2e-service',
