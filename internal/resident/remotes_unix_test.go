@@ -20,7 +20,7 @@ import (
 // fakeSSH puts an `ssh` on PATH that plays a server's tokentray: `events`
 // prints what the test writes into a pipe (and ends when the test closes
 // it: the connection is lost), `refresh NAME` is noted in a file.
-func fakeSSH(t *testing.T) (events, calls string) {
+func fakeSSH(t *testing.T, more ...string) (events, calls string) {
 	dir := t.TempDir()
 	events, calls = filepath.Join(dir, "events"), filepath.Join(dir, "calls")
 	if err := syscall.Mkfifo(events, 0o600); err != nil {
@@ -31,6 +31,7 @@ for last; do :; done
 case "$last" in
 *" events") exec cat "` + events + `" ;;
 *" refresh "*) echo "$last" >> "` + calls + `"; exit 0 ;;
+` + strings.Join(more, "\n") + `
 esac
 echo "unexpected: $last" >&2
 exit 2

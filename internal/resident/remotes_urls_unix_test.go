@@ -4,11 +4,8 @@ package resident
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,26 +19,10 @@ import (
 // sign-in fails saying why, and a code's page is shown as text, with no
 // action that would open it.
 func TestAServerCannotMakeTheDesktopOpenAnyURL(t *testing.T) {
-	dir := t.TempDir()
-	events := filepath.Join(dir, "events")
-	if err := syscall.Mkfifo(events, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	redirect := fmt.Sprintf("http://localhost:%d/callback", freePort(t))
-	script := `#!/bin/sh
-for last; do :; done
-case "$last" in
-*" events") exec cat "` + events + `" ;;
-*" login browser --relay "*) echo '{"authorize_url": "file:///tmp/payload.desktop?state=x", "redirect_uri": "` + redirect + `"}'; exec cat >/dev/null ;;
-*" login coded --device --relay"*) echo '{"user_code": "WDJB-MJHT", "verification_uri": "javascript:alert(1)//", "verification_uri_complete": "file:///tmp/payload.desktop?user_code=WDJB-MJHT", "expires_at": "2099-01-01T00:00:00Z"}'; exec cat >/dev/null ;;
-esac
-echo "unexpected: $last" >&2
-exit 2
-`
-	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	events, _ := fakeSSH(t,
+		`*" login browser --relay "*) echo '{"authorize_url": "file:///tmp/payload.desktop?state=x", "redirect_uri": "`+redirect+`"}'; exec cat >/dev/null ;;`,
+		`*" login coded --device --relay"*) echo '{"user_code": "WDJB-MJHT", "verification_uri": "javascript:alert(1)//", "verification_uri_complete": "file:///tmp/payload.desktop?user_code=WDJB-MJHT", "expires_at": "2099-01-01T00:00:00Z"}'; exec cat >/dev/null ;;`)
 
 	var mu sync.Mutex
 	var opened []string
