@@ -95,7 +95,7 @@ var urlFields = []struct{ key, label, help string }{
 	{"revoke_url", "Revoke URL", "optional: sign-out revokes here"},
 	{"api_base", "API base", "the API the tokens are for"},
 	{"check_url", "API check URL", "optional: a “who am I” GET"},
-	{"issuer", "Issuer", "optional: the iss the server sends back"},
+	{"issuer", "Issuer", "optional: its metadata fills the rest"},
 }
 
 const (
@@ -694,17 +694,28 @@ func (e *Editor) test() {
 				e.setTestStatus(msg, widget.DangerImportance)
 			case res.Check == nil:
 				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.TestID}
-				e.setTestStatus("Signed in: the provider issued tokens. (No API check URL is set, so the API was not called.) Save keeps this sign-in.", widget.SuccessImportance)
+				e.setTestStatus("Signed in: the provider issued tokens. (No API check URL is set, so the API was not called.)"+authMethodNote(res)+" Save keeps this sign-in.", widget.SuccessImportance)
 			default:
 				e.tested = &testedSignIn{raw: raw, secret: typed, id: res.TestID}
 				who := ""
 				if res.Check.Who != "" {
 					who = " as " + res.Check.Who
 				}
-				e.setTestStatus(fmt.Sprintf("Signed in%s; the API answered HTTP %d at %s. Save keeps this sign-in.", who, res.Check.Status, conn.Endpoints.CheckURL), widget.SuccessImportance)
+				e.setTestStatus(fmt.Sprintf("Signed in%s; the API answered HTTP %d at %s.%s Save keeps this sign-in.", who, res.Check.Status, conn.Endpoints.CheckURL, authMethodNote(res)), widget.SuccessImportance)
 			}
 		})
 	})
+}
+
+// authMethodNote says how the client authenticated in a test sign-in,
+// where it was not the form's own choice: " Client authentication: none
+// (from the server's metadata)."
+func authMethodNote(res *apitype.Tested) string {
+	from := map[string]string{"metadata": "from the server's metadata", "provider": "the provider's", "default": "the default"}[res.AuthMethodFrom]
+	if res.AuthMethod == "" || from == "" {
+		return ""
+	}
+	return " Client authentication: " + res.AuthMethod + " (" + from + ")."
 }
 
 func (e *Editor) stopTest() {

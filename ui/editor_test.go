@@ -382,7 +382,7 @@ func testedEditor(t *testing.T, secret string) (*studio, *Editor, *demoprovider.
 
 func TestEditorTestSignsInAndSaveKeepsTheSignIn(t *testing.T) {
 	s, e, srv, status, _ := testedEditor(t, demoprovider.ClientSecret)
-	if !strings.Contains(status, "Signed in as demo-user") || !strings.Contains(status, "HTTP 200") {
+	if !strings.Contains(status, "Signed in as demo-user") || !strings.Contains(status, "HTTP 200") || !strings.Contains(status, "Client authentication: client_secret_basic (the default).") {
 		t.Fatalf("test status %q", status)
 	}
 	if _, err := s.store.LoadTokens(context.Background(), "demo-api"); err == nil {

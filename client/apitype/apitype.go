@@ -386,4 +386,8 @@ type TestSignIn struct {
 type Tested struct {
 	TestID string       `json:"test_id"`
 	Check  *CheckResult `json:"check,omitempty"`
+	// AuthMethod is how the client authenticated at the token endpoint,
+	// and AuthMethodFrom who chose it (as in Status).
+	AuthMethod     string `json:"auth_method,omitempty"`
+	AuthMethodFrom string `json:"auth_method_from,omitempty"`
 }

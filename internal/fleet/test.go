@@ -31,6 +31,9 @@ type Tested struct {
 	ID string
 	// Check is the API check's result; nil without a check URL.
 	Check *auth.CheckResult
+	// Resolution is how the client authenticated (the method, and who
+	// chose it), for the editor to say.
+	Resolution auth.Resolution
 }
 
 // tested are the tokens of one test sign-in, until saved or too old.
@@ -65,7 +68,7 @@ func (f *Fleet) TestSignIn(ctx context.Context, t Test) (Tested, error) {
 	if err != nil {
 		return Tested{}, err
 	}
-	var out Tested
+	out := Tested{Resolution: k.Status().Resolution}
 	if conn.Endpoints.CheckURL != "" {
 		check := k.Check(ctx)
 		out.Check = &check

@@ -110,7 +110,7 @@ func (s *Server) testSignIn(w http.ResponseWriter, r *http.Request) {
 		writeConfigError(w, err)
 		return
 	}
-	res := apitype.Tested{TestID: out.ID}
+	res := apitype.Tested{TestID: out.ID, AuthMethod: out.Resolution.AuthMethod, AuthMethodFrom: out.Resolution.AuthMethodFrom}
 	res.Check = wireCheck(out.Check)
 	writeJSON(w, http.StatusOK, res)
 }
