@@ -681,3 +681,64 @@ func TestHydraClientSecretPostAgainstBasicClientNeedsAPerson(t *testing.T) {
 		t.Fatalf("fixing the method opened a browser")
 	}
 }
+
+// TestHydraAPromiseMovesTokentraysRefresh: Hydra revokes the previous
+// access token at every refresh. A token printed by `token --min-valid 6s`
+// 3 s before tokentray's scheduled refresh is still active at Hydra 5 s
+// later: where the token covers that window, the promise moves the
+// scheduled refresh past it instead of spending one now; another caller's
+// refresh waits for it. With no tokentray running (the promise kept with
+// the tokens, another process's plain call), and with `tokentray serve`
+// (its own schedule).
+func TestHydraAPromiseMovesTokentraysRefresh(t *testing.T) {
+	for _, running := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no tokentray running", true: "tokentray serve"}[running], func(t *testing.T) {
+			ix := setupInterop(t, "hydra-promise", hydraOptions{AccessTokenTTL: 90 * time.Second})
+			ix.browserConfig(`scopes = "openid offline_access"`)
+			ix.secret(ix.hydra.Browser.Secret)
+			ix.must("", "login", ix.name)
+			ix.waitBrowser("callback page: signed-in")
+			if running {
+				ix.startServe(t)
+			}
+			at, life := obtained(t, ix.name), ix.lifetime()
+			held := ix.item()["access_token"].(string)
+			// The README's rule: refresh at 0.8 of the lifetime; a promise
+			// may move it up to the expiry less 3 × lifetime/20.
+			scheduled := at.Add(life * 8 / 10)
+			limit := at.Add(life - 3*min(max(life/20, time.Second), 30*time.Second))
+			time.Sleep(time.Until(scheduled.Add(-3 * time.Second)))
+
+			start := time.Now()
+			tok := ix.printed(ix.must("", "token", ix.name, "--min-valid", "6s"))
+			end := time.Now()
+			switch {
+			case !end.Add(6*time.Second).After(limit) && tok != held:
+				t.Errorf("the token covered the window (it ended %s before the limit), yet a refresh was spent for it", limit.Sub(end.Add(6*time.Second)).Round(time.Millisecond))
+			case start.Add(6 * time.Second).After(limit):
+				t.Logf("a slow machine: the window reached past the limit, so a refresh came first")
+			}
+			plain := make(chan result, 1)
+			if !running {
+				// Another script's plain call wants the token past the moved
+				// refresh: its refresh waits for the promise.
+				go func() { plain <- ix.runQuiet("", "token", ix.name) }()
+			}
+			time.Sleep(time.Until(start.Add(5 * time.Second)))
+			if !ix.active(tok) {
+				t.Errorf("a token printed with --min-valid 6s is no longer active at Hydra %s after its call began", time.Since(start).Round(time.Millisecond))
+			}
+			if !running {
+				select {
+				case r := <-plain:
+					if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
+						t.Fatalf("the plain call: exit %d, %q", r.code, r.stderr)
+					}
+					ix.printed(r)
+				case <-time.After(time.Minute):
+					t.Fatal("the plain call did not end")
+				}
+			}
+		})
+	}
+}

@@ -60,14 +60,19 @@ func TestAServerCannotMakeTheDesktopOpenAnyURL(t *testing.T) {
 	r.SignIn("coded@moby")
 	logged("coded@moby", "the sign-in page is shown, not opened")
 	var code []string
-	for _, m := range told(rec) {
-		if strings.HasPrefix(m.Title, "coded@moby: enter the code") {
-			if m.Action != "" || m.OnAction != nil {
-				t.Fatalf("the code's notification offers to open a page: %+v", m)
+	codes := func() []string { // the notification follows the log line
+		code = nil
+		for _, m := range told(rec) {
+			if strings.HasPrefix(m.Title, "coded@moby: enter the code") {
+				if m.Action != "" || m.OnAction != nil {
+					t.Fatalf("the code's notification offers to open a page: %+v", m)
+				}
+				code = append(code, m.Body)
 			}
-			code = append(code, m.Body)
 		}
+		return code
 	}
+	waitUntil(t, func() bool { return len(codes()) > 0 })
 	if len(code) != 1 || !strings.Contains(code[0], "WDJB-MJHT") {
 		t.Fatalf("the code's notifications: %q", code)
 	}
