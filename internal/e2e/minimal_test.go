@@ -197,3 +197,60 @@ func TestABurstOfPromisesCostsOneRefresh(t *testing.T) {
 		t.Fatalf("%d callers over %s cost %d refreshes at the provider, want exactly 1", n, spread, got)
 	}
 }
+
+// The same with no tokentray running: each caller is a process of its own
+// that takes the connection's lock, and the promises are kept with the
+// tokens. 50 processes over 4 s, each asking for 20 s: one refresh. A
+// process is slower to start than a request to a running tokentray (over
+// 5 s, the last window would end 0.5 s before the limit of a 30 s token),
+// so the count is checked where every process's window, as measured from
+// its end, lies within the limit of the refreshed token; a machine too
+// busy for that says so.
+func TestABurstOfPromisesCostsOneRefreshWithNoTokentrayRunning(t *testing.T) {
+	h := setup(t)
+	h.must(clientSecret+"\n", "secret", "e2e")
+	h.must("", "login", "e2e", "--timeout", "90s")
+	h.waitBrowser("callback page: signed-in")
+	at := obtained(t, "e2e")
+	h.sync()
+	before := h.events.count("grant.success", "refresh_token")
+
+	const n, spread, window = 50, 4 * time.Second, 20 * time.Second
+	start := at.Add(11 * time.Second)
+	ends := make([]time.Time, n)
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(start.Add(spread * time.Duration(i) / n)))
+			results[i] = h.runQuiet("", "token", "e2e", "--min-valid", "20s")
+			ends[i] = time.Now()
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
+			t.Fatalf("process %d: exit %d, %q", i, r.code, r.stderr)
+		}
+	}
+	h.sync()
+	got := h.events.count("grant.success", "refresh_token") - before
+	// The first refresh's token came after the burst began: its limit
+	// (expiry less 3 × lifetime/20) is no earlier than this.
+	limit := start.Add(lifetime - 3*lifetime/20)
+	last := ends[0]
+	for _, e := range ends {
+		if e.After(last) {
+			last = e
+		}
+	}
+	if last.Add(window).After(limit) {
+		t.Logf("a busy machine: the last process ended %s after the burst began, its window past the refreshed token's limit by %s; %d refreshes (1 unless that)", last.Sub(start).Round(time.Millisecond), last.Add(window).Sub(limit).Round(time.Millisecond), got)
+		return
+	}
+	if got != 1 {
+		t.Fatalf("%d processes over %s cost %d refreshes at the provider, want exactly 1", n, spread, got)
+	}
+}
