@@ -56,9 +56,20 @@ func tray(t *testing.T) (*client.Client, *atomic.Int32) {
 func TestA401CausesOneRefreshAndOneRetry(t *testing.T) {
 	c, refreshes := tray(t)
 	var refused, accepted atomic.Int32
+	// The old token is refused once all ten requests came with it: "refused
+	// together", however the scheduler starts them (a request that starts
+	// after the refresh would get the new token at once).
+	allOld := make(chan struct{})
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "Bearer at-old" { // revoked at the API
-			refused.Add(1)
+			if refused.Add(1) == 10 {
+				close(allOld)
+			}
+			select {
+			case <-allOld:
+			case <-time.After(time.Minute):
+				t.Error("not all ten requests came with the old token")
+			}
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
