@@ -656,9 +656,15 @@ func TestBadRedirectAndPortInUse(t *testing.T) {
 	}
 	bad := strings.Replace(string(b), "http://localhost", "http://192.168.8.124", 1)
 	_ = os.WriteFile(cfgPath, []byte(bad), 0o600)
+	// The table's problem is its own: status lists it with the reason,
+	// and asking for its token is refused with it (exit 2).
 	r = h.run("", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "invalid_config") || !strings.Contains(r.stdout, "refuse LAN IPs") {
+		t.Fatalf("LAN redirect, status: exit %d %q", r.code, r.stdout)
+	}
+	r = h.run("", "token", "e2e")
 	if r.code != 2 || !strings.Contains(r.stderr, "refuse LAN IPs") {
-		t.Fatalf("LAN redirect: exit %d %q", r.code, r.stderr)
+		t.Fatalf("LAN redirect, token: exit %d %q", r.code, r.stderr)
 	}
 }
 
