@@ -159,7 +159,7 @@ func TestAgentsInPythonAndNodeCallTheAPIThroughTokentray(t *testing.T) {
 	h.must(clientSecret+"\n", "secret", "e2e")
 	h.must("", "login", "e2e", "--timeout", "90s")
 	_, item := h.startTray(t, display)
-	waitColour(t, item, "green")
+	waitColourOr(t, item, "green", h.statusText)
 	seen := []string{keyringItem(t, "e2e")["access_token"].(string)}
 	for _, a := range runAll() {
 		a.wait(t, seen[0])

@@ -88,17 +88,33 @@ func iconColour(t *testing.T, it dbustest.Item) colour {
 
 func waitColour(t *testing.T, it dbustest.Item, want colour) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitColourOr(t, it, want, func() string { return "" })
+}
+
+// waitColourOr is waitColour that, when the colour does not come, says
+// what explain says (the running tokentray's view of its connections).
+func waitColourOr(t *testing.T, it dbustest.Item, want colour, explain func() string) {
+	t.Helper()
+	// A minute: on a busy machine the tray's first look at the keyring
+	// (and at the issuer's metadata) can take a while.
+	deadline := time.Now().Add(time.Minute)
 	for {
 		got := iconColour(t, it)
 		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tray icon is %s, want %s", got, want)
+			t.Fatalf("tray icon is %s, want %s; %s", got, want, explain())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// statusText is `tokentray status --json` as the tray answers it, for a
+// failure's message.
+func (h *harness) statusText() string {
+	r := h.runQuiet("", "status", "--json")
+	return fmt.Sprintf("status (exit %d): %s %s", r.code, r.stdout, r.stderr)
 }
 
 func findMenu(t *testing.T, it dbustest.Item, prefix string) dbustest.MenuItem {
