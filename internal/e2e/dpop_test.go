@@ -3,9 +3,7 @@
 package e2e
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,9 +79,7 @@ dpop = true
 
 	// Agents call the API through the running tokentray.
 	sock := h.startServe(t)
-	agent := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	agent := socketClient(sock)
 	for i := range 3 {
 		resp, err := agent.Get("http://tokentray/v1/connections/e2e-dpop/api/me")
 		if err != nil {

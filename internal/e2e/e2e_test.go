@@ -9,6 +9,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -122,6 +123,29 @@ func (h *harness) startServe(t testing.TB) (sock string) {
 	sock = filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "tokentray", "api.sock")
 	waitServing(t, sock)
 	return sock
+}
+
+// socketClient is an HTTP client of the local API on sock, as an agent's.
+func socketClient(sock string) *http.Client {
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+}
+
+// spreadCalls runs call(i) for i < n, each in a goroutine of its own
+// started at start + spread·i/n, as callers that arrive over spread, and
+// returns once every call has.
+func spreadCalls(n int, start time.Time, spread time.Duration, call func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(start.Add(spread * time.Duration(i) / time.Duration(n))))
+			call(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // waitServing waits until a tokentray answers on sock: a socket file left

@@ -3,16 +3,13 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -157,36 +154,26 @@ func TestABurstOfPromisesCostsOneRefresh(t *testing.T) {
 	h.sync()
 	before := h.events.count("grant.success", "refresh_token")
 
-	api := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}, Timeout: time.Minute}
+	api := socketClient(sock)
 	const n, spread, window = 200, 5 * time.Second, 20 * time.Second
-	start := at.Add(11 * time.Second)
 	errs := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Until(start.Add(spread * time.Duration(i) / n)))
-			asked := time.Now()
-			resp, err := api.Get("http://tokentray/v1/connections/e2e/token?min_valid=20s")
-			if err != nil {
-				errs[i] = err.Error()
-				return
-			}
-			defer resp.Body.Close()
-			var tok struct {
-				ExpiresAt time.Time `json:"expires_at"`
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
-				errs[i] = fmt.Sprintf("HTTP %d, %v", resp.StatusCode, err)
-			} else if tok.ExpiresAt.Before(asked.Add(window)) {
-				errs[i] = fmt.Sprintf("a token that expires %s after it was asked for", tok.ExpiresAt.Sub(asked))
-			}
-		}()
-	}
-	wg.Wait()
+	spreadCalls(n, at.Add(11*time.Second), spread, func(i int) {
+		asked := time.Now()
+		resp, err := api.Get("http://tokentray/v1/connections/e2e/token?min_valid=20s")
+		if err != nil {
+			errs[i] = err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			ExpiresAt time.Time `json:"expires_at"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
+			errs[i] = fmt.Sprintf("HTTP %d, %v", resp.StatusCode, err)
+		} else if tok.ExpiresAt.Before(asked.Add(window)) {
+			errs[i] = fmt.Sprintf("a token that expires %s after it was asked for", tok.ExpiresAt.Sub(asked))
+		}
+	})
 	for i, e := range errs {
 		if e != "" {
 			t.Fatalf("caller %d: %s", i, e)
@@ -219,17 +206,10 @@ func TestABurstOfPromisesCostsOneRefreshWithNoTokentrayRunning(t *testing.T) {
 	start := at.Add(11 * time.Second)
 	ends := make([]time.Time, n)
 	results := make([]result, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Until(start.Add(spread * time.Duration(i) / n)))
-			results[i] = h.runQuiet("", "token", "e2e", "--min-valid", "20s")
-			ends[i] = time.Now()
-		}()
-	}
-	wg.Wait()
+	spreadCalls(n, start, spread, func(i int) {
+		results[i] = h.runQuiet("", "token", "e2e", "--min-valid", "20s")
+		ends[i] = time.Now()
+	})
 	for i, r := range results {
 		if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
 			t.Fatalf("process %d: exit %d, %q", i, r.code, r.stderr)
