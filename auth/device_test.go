@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // deviceServer is an RFC 8628 authorization server: it hands out one code,

@@ -1,7 +1,7 @@
 // Package auth is tokentray's core: it keeps OAuth 2.0 connections alive.
 // It knows no UI and no CLI wording, and works through the interfaces it
 // defines (Store, Locker, Clock); a program can use it as a library. The
-// Store on the OS keyring is internal/keyringstore; MemoryStore is here.
+// stores are in internal/store (the OS keyring, files); MemoryStore is here.
 //
 // A Keeper keeps one connection. Its states, and what moves it between them:
 //

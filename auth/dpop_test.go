@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // proof is a DPoP proof as a server reads it.

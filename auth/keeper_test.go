@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 var t0 = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC) // 2 AM on a Monday, close enough

@@ -20,7 +20,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/alerts"
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // The soak: one keeper, its real scheduler (Run) on a simulated clock, an

@@ -14,9 +14,9 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/fakeclock"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 var now = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)

@@ -12,14 +12,14 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
-	"github.com/tokentray/tokentray/internal/filestore"
-	"github.com/tokentray/tokentray/internal/keyringstore"
 	"github.com/tokentray/tokentray/internal/localapi"
+	filestore "github.com/tokentray/tokentray/internal/store/file"
+	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 )
 
 // backend is where a command's work is done, answering in the API's wire
 // types either way: the running tokentray over its socket
-// (*apiclient.Client), or, when none runs, this process (local).
+// (viaRunning), or, when none runs, this process (inProcess).
 type backend interface {
 	Connections(ctx context.Context) ([]apitype.Connection, error)
 	Connection(ctx context.Context, name string) (*apitype.Connection, error)
@@ -39,18 +39,18 @@ type backend interface {
 // this process: the running one is the only refresher while it runs.
 func (e *env) with(f func(b backend) error) error {
 	if e.api != nil {
-		if err := f(remote{e.api, e.streams}); !errors.Is(err, apiclient.ErrNotRunning) {
+		if err := f(viaRunning{e.api, e.streams}); !errors.Is(err, apiclient.ErrNotRunning) {
 			return err
 		}
 	}
-	return f(local{e})
+	return f(inProcess{e})
 }
 
 // pasteLogin signs name in with a browser elsewhere: the running tokentray
 // prepares the sign-in (its PKCE verifier and state never leave it), this
 // process shows the URL and passes on what the person pastes, and the code
 // is exchanged there.
-func (r remote) pasteLogin(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
+func (r viaRunning) pasteLogin(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
 	started, err := r.StartPasteLogin(ctx, name, o.timeout)
 	if err != nil {
 		return nil, err
@@ -71,7 +71,7 @@ func (r remote) pasteLogin(ctx context.Context, name string, o loginOptions) (*a
 
 // SetClientSecret has the running tokentray store the secret: its store
 // may be one only it can write (an encrypted file store).
-func (r remote) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
+func (r viaRunning) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
 	conn, err := r.Client.SetClientSecret(ctx, name, secret.Reveal())
 	if err == nil {
 		fmt.Fprintf(r.streams.err, "Saved the client secret of %s in the running tokentray's store.\n", name)
@@ -79,15 +79,15 @@ func (r remote) SetClientSecret(ctx context.Context, name string, secret auth.Se
 	return conn, err
 }
 
-// remote is the running tokentray, over its socket.
-type remote struct {
+// viaRunning is the running tokentray, over its socket.
+type viaRunning struct {
 	*apiclient.Client
 	streams streams
 }
 
 // Login has the running tokentray sign name in: its browser opens on this
 // desktop, and it keeps the tokens.
-func (r remote) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
+func (r viaRunning) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
 	if _, err := r.Connections(ctx); err != nil {
 		return nil, err // not running: this process signs in
 	}
@@ -112,19 +112,19 @@ func (r remote) Login(ctx context.Context, name string, o loginOptions) (*apityp
 	return r.Client.Login(ctx, name, o.timeout)
 }
 
-// local does a command's work in this process: a keeper per call, loaded
+// inProcess does a command's work in this process: a keeper per call, loaded
 // from the store, refreshing under the connection's file lock. It is the
 // only path that reads the config file.
-type local struct{ e *env }
+type inProcess struct{ e *env }
 
-func (l local) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
+func (l inProcess) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
 	return l.e.keeper(ctx, name)
 }
 
 // Connections is every configured connection's status. A store that cannot
 // be read leaves its connection "unknown" with the error, and the error of
 // all of them is returned after the list (status prints the list first).
-func (l local) Connections(ctx context.Context) ([]apitype.Connection, error) {
+func (l inProcess) Connections(ctx context.Context) ([]apitype.Connection, error) {
 	cfg, err := l.e.config()
 	if err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func (l local) Connections(ctx context.Context) ([]apitype.Connection, error) {
 	return all, unread.err()
 }
 
-func (l local) Connection(ctx context.Context, name string) (*apitype.Connection, error) {
+func (l inProcess) Connection(ctx context.Context, name string) (*apitype.Connection, error) {
 	k, err := l.keeper(ctx, name)
 	if err != nil {
 		return nil, err
@@ -162,7 +162,7 @@ func (l local) Connection(ctx context.Context, name string) (*apitype.Connection
 	return &c, nil
 }
 
-func (l local) Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error) {
+func (l inProcess) Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error) {
 	k, err := l.keeper(ctx, name)
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func (l local) Token(ctx context.Context, name string, minValid time.Duration) (
 	return &out, nil
 }
 
-func (l local) Refresh(ctx context.Context, name string) (*apitype.Connection, error) {
+func (l inProcess) Refresh(ctx context.Context, name string) (*apitype.Connection, error) {
 	k, err := l.keeper(ctx, name)
 	if err != nil {
 		return nil, err
@@ -187,7 +187,7 @@ func (l local) Refresh(ctx context.Context, name string) (*apitype.Connection, e
 	return &c, nil
 }
 
-func (l local) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
+func (l inProcess) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
 	if _, err := l.e.lookup(name); err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (l local) SetClientSecret(ctx context.Context, name string, secret auth.Sec
 	return &c, nil
 }
 
-func (l local) Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error) {
+func (l inProcess) Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error) {
 	k, err := l.keeper(ctx, name)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 var now = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)

@@ -16,8 +16,8 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/filelock"
-	"github.com/tokentray/tokentray/internal/filestore"
-	"github.com/tokentray/tokentray/internal/keyringstore"
+	filestore "github.com/tokentray/tokentray/internal/store/file"
+	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 )
 
 // streams are the command's standard streams.

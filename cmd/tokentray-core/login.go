@@ -15,7 +15,7 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
-	sshremote "github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/remote"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
 
@@ -101,7 +101,7 @@ func loginRun(c *cobra.Command, e *env, name string, o loginOptions) error {
 
 // Login signs name in from this process: the browser opens here, the
 // callback comes here (or its address is pasted), and the tokens are saved.
-func (l local) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
+func (l inProcess) Login(ctx context.Context, name string, o loginOptions) (*apitype.Connection, error) {
 	e, io := l.e, l.e.streams
 	resolved, err := e.lookup(name)
 	if err != nil {
@@ -211,7 +211,7 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 		return usageError{err}
 	}
 	name, _, _ := strings.Cut(arg, "@")
-	r := sshremote.Remote{Remote: rc, ControlDir: filepath.Dir(apiclient.DefaultPath())}
+	r := remote.Remote{Remote: rc, ControlDir: filepath.Dir(apiclient.DefaultPath())}
 	if o.device {
 		// The tokentray there asks for the code and keeps the tokens; its
 		// words (the code, the URL) come through ssh's stderr.
@@ -229,7 +229,7 @@ func remoteLogin(c *cobra.Command, e *env, arg, remoteName string, o loginOption
 			if cmd.ProcessState == nil {
 				return fmt.Errorf("run ssh for %s: %w", remoteName, err)
 			}
-			return &sshremote.Error{Remote: remoteName, ExitCode: cmd.ProcessState.ExitCode(), Stderr: "the sign-in with a code failed (see above)"}
+			return &remote.Error{Remote: remoteName, ExitCode: cmd.ProcessState.ExitCode(), Stderr: "the sign-in with a code failed (see above)"}
 		}
 		return nil
 	}

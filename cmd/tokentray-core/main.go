@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	sshremote "github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/remote"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
@@ -73,7 +73,7 @@ func exitCode(err error) int {
 	var ue usageError
 	var ve *config.ValidationError
 	var ae *apiclient.APIError
-	var re *sshremote.Error
+	var re *remote.Error
 	switch {
 	case errors.As(err, &ae) && ae.ExitCode() != 0:
 		return ae.ExitCode()

@@ -13,7 +13,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/proxykey"
+	"github.com/tokentray/tokentray/internal/proxy/proxykey"
 )
 
 func newRefreshCmd(envFor envGetter) *cobra.Command {

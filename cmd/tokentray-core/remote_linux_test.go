@@ -14,8 +14,8 @@ import (
 
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
-	sshremote "github.com/tokentray/tokentray/internal/remote"
-	"github.com/tokentray/tokentray/internal/sshtest"
+	"github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/tstest/sshtest"
 )
 
 // agentUser is the second local user the test's server runs as.
@@ -93,7 +93,7 @@ ssh_options = ["Port=%d", "BatchMode=yes", "ConnectTimeout=5"]
 		t.Fatal(err)
 	}
 	rc, _ := cfg.Remote("moby")
-	r := sshremote.Remote{Remote: rc, ControlDir: filepath.Join(desk, "run", "tokentray")}
+	r := remote.Remote{Remote: rc, ControlDir: filepath.Join(desk, "run", "tokentray")}
 	_ = os.MkdirAll(r.ControlDir, 0o700)
 	var tried []byte
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {

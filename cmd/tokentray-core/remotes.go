@@ -11,7 +11,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
-	sshremote "github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/remote"
 )
 
 // remoteAskTimeout bounds asking one remote: a machine that does not answer
@@ -45,7 +45,7 @@ func remoteStatuses(ctx context.Context, e *env, have []apitype.Connection) []ap
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := sshremote.Remote{Remote: rc, ControlDir: dir}
+			r := remote.Remote{Remote: rc, ControlDir: dir}
 			conns, err := r.Connections(ctx, remoteAskTimeout)
 			if err != nil {
 				out[i] = []apitype.Connection{r.Unreachable(time.Time{}, err.Error())}

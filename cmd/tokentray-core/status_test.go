@@ -13,8 +13,8 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fakeclock"
-	"github.com/tokentray/tokentray/internal/secretstore"
+	"github.com/tokentray/tokentray/internal/store/keyring"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // unreadableStore fails every read of tokens, as the keyring does when it
@@ -59,7 +59,7 @@ redirect_uri = "http://localhost:%d/callback"
 // status: status still prints every connection, and says a cause that all
 // of them share once.
 func TestStatusExitsOneWhenAStoreCannotBeRead(t *testing.T) {
-	noBus := fmt.Errorf("%w: no Secret Service in this session: there is no D-Bus session bus", secretstore.ErrUnavailable)
+	noBus := fmt.Errorf("%w: no Secret Service in this session: there is no D-Bus session bus", keyring.ErrUnavailable)
 	shared := unreadableStore{auth.NewMemoryStore(), func(string) error { return noBus }}
 	for _, args := range [][]string{{"status"}, {"status", "--json"}} {
 		code, out, errs := runStatusOn(t, shared, args...)
@@ -81,7 +81,7 @@ func TestStatusExitsOneWhenAStoreCannotBeRead(t *testing.T) {
 
 	// Causes that differ are each said.
 	own := unreadableStore{auth.NewMemoryStore(), func(name string) error {
-		return fmt.Errorf("%w: read %q: the keyring is locked", secretstore.ErrUnavailable, name)
+		return fmt.Errorf("%w: read %q: the keyring is locked", keyring.ErrUnavailable, name)
 	}}
 	code, _, errs := runStatusOn(t, own, "status")
 	if code != apitype.ExitFailure || !strings.Contains(errs, `read "a"`) || !strings.Contains(errs, `read "b"`) {
@@ -90,12 +90,12 @@ func TestStatusExitsOneWhenAStoreCannotBeRead(t *testing.T) {
 }
 
 func TestCommonCauseIgnoresTheBareSentinel(t *testing.T) {
-	a := fmt.Errorf("read tokens of a: %w", fmt.Errorf("%w: read %q: locked", secretstore.ErrUnavailable, "a"))
-	b := fmt.Errorf("read tokens of b: %w", fmt.Errorf("%w: read %q: locked", secretstore.ErrUnavailable, "b"))
+	a := fmt.Errorf("read tokens of a: %w", fmt.Errorf("%w: read %q: locked", keyring.ErrUnavailable, "a"))
+	b := fmt.Errorf("read tokens of b: %w", fmt.Errorf("%w: read %q: locked", keyring.ErrUnavailable, "b"))
 	if c := commonCause([]error{a, b}); c != nil {
 		t.Fatalf("common cause %q: only the category is shared", c)
 	}
-	if err := (&unreadStores{names: []string{"a", "b"}, errs: []error{a, b}}).err(); !errors.Is(err, secretstore.ErrUnavailable) {
+	if err := (&unreadStores{names: []string{"a", "b"}, errs: []error{a, b}}).err(); !errors.Is(err, keyring.ErrUnavailable) {
 		t.Fatalf("joined error %v lost its category (the exit code depends on it)", err)
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
-	"github.com/tokentray/tokentray/internal/proxykey"
+	"github.com/tokentray/tokentray/internal/proxy/proxykey"
 	"github.com/tokentray/tokentray/internal/resident"
 	"github.com/tokentray/tokentray/internal/sibling"
 	"github.com/tokentray/tokentray/internal/wake"

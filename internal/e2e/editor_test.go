@@ -24,7 +24,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/tokentray/tokentray/internal/dbustest"
+	"github.com/tokentray/tokentray/internal/tstest/dbustest"
 )
 
 // TestConnectionsChangeWhileTheTrayRuns runs the real tray under Xvfb: the

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/dbustest"
+	"github.com/tokentray/tokentray/internal/tstest/dbustest"
 )
 
 // readmeExamples are the README's agent examples, each as written there

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/sshtest"
+	"github.com/tokentray/tokentray/internal/tstest/sshtest"
 )
 
 // squatterAccount is the other local user who tries to pose as tokentray.

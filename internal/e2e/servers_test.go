@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/dbustest"
-	"github.com/tokentray/tokentray/internal/sshtest"
+	"github.com/tokentray/tokentray/internal/tstest/dbustest"
+	"github.com/tokentray/tokentray/internal/tstest/sshtest"
 )
 
 // serverAccount is the second local user the story's server runs as.

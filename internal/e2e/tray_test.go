@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/dbustest"
+	"github.com/tokentray/tokentray/internal/tstest/dbustest"
 )
 
 // startXvfb starts a virtual X display and returns its DISPLAY value. Xvfb

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/proxy"
-	"github.com/tokentray/tokentray/internal/sshtest"
+	"github.com/tokentray/tokentray/internal/tstest/sshtest"
 )
 
 // A connection's loopback port serves its API to clients that send the

@@ -21,7 +21,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/proxy"
-	"github.com/tokentray/tokentray/internal/proxykey"
+	"github.com/tokentray/tokentray/internal/proxy/proxykey"
 )
 
 func freeLoopbackPort(t *testing.T) int {

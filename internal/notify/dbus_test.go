@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/dbustest"
+	"github.com/tokentray/tokentray/internal/tstest/dbustest"
 )
 
 // onPrivateBus makes a session bus of the test's own the session bus, with

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // script is what one run of `tokentray events` there does: the lines it

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fakeclock"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // A server's words reach the list, the event log and the notifications

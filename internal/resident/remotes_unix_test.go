@@ -13,8 +13,8 @@ import (
 
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fakeclock"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
 // fakeSSH puts an `ssh` on PATH that plays a server's tokentray: `events`

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/filestore"
-	"github.com/tokentray/tokentray/internal/keyringstore"
+	filestore "github.com/tokentray/tokentray/internal/store/file"
+	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 )
 
 func main() {

@@ -5,7 +5,7 @@ package main
 import (
 	"log"
 
-	"github.com/tokentray/tokentray/internal/dbustest"
+	"github.com/tokentray/tokentray/internal/tstest/dbustest"
 )
 
 func main() {

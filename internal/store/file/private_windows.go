@@ -1,4 +1,4 @@
-package filestore
+package file
 
 import "io/fs"
 

@@ -1,8 +1,8 @@
-// Package keyringstore is auth.Store on the OS keyring (the Secret Service
-// on Linux, the Keychain on macOS, the Credential Manager on Windows),
-// through internal/secretstore's bounded, chunking calls. auth defines the
-// Store it needs and knows no keyring; the programs choose this one.
-package keyringstore
+// Package keyring is auth.Store on the OS keyring (the Secret Service on
+// Linux, the Keychain on macOS, the Credential Manager on Windows), through
+// bounded, chunking calls (Items). auth defines the Store it needs and knows
+// no keyring; the programs choose this one.
+package keyring
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"fmt"
 
 	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/secretstore"
 )
 
 // The store must be what auth asks for.
@@ -23,12 +22,12 @@ const Service = "tokentray"
 // Store is auth.Store on the OS keyring: one item per connection for its
 // token set ("NAME") and one for its client secret ("NAME/client-secret").
 type Store struct {
-	Secrets *secretstore.Store
+	Secrets *Items
 }
 
 // New returns the Store on the OS keyring under Service.
 func New() *Store {
-	return &Store{Secrets: secretstore.New(Service)}
+	return &Store{Secrets: NewItems(Service)}
 }
 
 func tokenKey(name string) string  { return name }
@@ -37,7 +36,7 @@ func secretKey(name string) string { return name + "/client-secret" }
 // LoadTokens reads the token set of name.
 func (s *Store) LoadTokens(ctx context.Context, name string) (*auth.TokenSet, error) {
 	v, err := s.Secrets.Get(ctx, tokenKey(name))
-	if errors.Is(err, secretstore.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("tokens of %s: %w", name, auth.ErrNotStored)
 	}
 	if err != nil {
@@ -73,7 +72,7 @@ func (s *Store) DeleteTokens(ctx context.Context, name string) error {
 // ClientSecret reads the client secret of name.
 func (s *Store) ClientSecret(ctx context.Context, name string) (auth.Secret, error) {
 	v, err := s.Secrets.Get(ctx, secretKey(name))
-	if errors.Is(err, secretstore.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("client secret of %s: %w", name, auth.ErrNotStored)
 	}
 	if err != nil {

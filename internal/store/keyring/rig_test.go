@@ -1,6 +1,6 @@
 //go:build keyring
 
-package keyringstore_test
+package keyring_test
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/demoprovider"
-	"github.com/tokentray/tokentray/internal/fakeclock"
-	"github.com/tokentray/tokentray/internal/keyringstore"
+	"github.com/tokentray/tokentray/internal/store/keyring"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
-func realStore(t *testing.T) *keyringstore.Store {
+func realStore(t *testing.T) *keyring.Store {
 	if os.Getenv("TOKENTRAY_IN_SESSION") == "" {
 		t.Fatal("run inside .ci/desktop-session: this test needs the real Secret Service")
 	}
-	s := keyringstore.New()
+	s := keyring.New()
 	s.Secrets.Timeout = 3 * time.Second
 	return s
 }
@@ -33,7 +33,7 @@ func realStore(t *testing.T) *keyringstore.Store {
 type rig struct {
 	t      *testing.T
 	srv    *demoprovider.Server
-	store  *keyringstore.Store
+	store  *keyring.Store
 	clock  *fakeclock.Clock
 	conn   *auth.Connection
 	k      *auth.Keeper
@@ -42,7 +42,7 @@ type rig struct {
 	at, rt auth.Secret
 }
 
-func signedIn(t *testing.T, s *keyringstore.Store) *rig {
+func signedIn(t *testing.T, s *keyring.Store) *rig {
 	t.Helper()
 	// A port found free may be taken by another process before the sign-in
 	// listens on it (a busy machine): then another port, a few times.
@@ -58,7 +58,7 @@ func signedIn(t *testing.T, s *keyringstore.Store) *rig {
 	}
 }
 
-func trySignIn(t *testing.T, s *keyringstore.Store) (*rig, error) {
+func trySignIn(t *testing.T, s *keyring.Store) (*rig, error) {
 	t.Helper()
 	srv := &demoprovider.Server{AccessTTL: 90 * time.Minute, RedirectURI: "http://127.0.0.1:" + freePort(t) + "/callback"}
 	base, err := srv.Start()

@@ -1,7 +1,7 @@
 //go:build keyring
 
-// Run inside .ci/desktop-session: go test -tags keyring ./internal/keyringstore/
-package keyringstore_test
+// Run inside .ci/desktop-session: go test -tags keyring ./internal/store/keyring/
+package keyring_test
 
 import (
 	"context"
@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/keyringstore"
-	"github.com/tokentray/tokentray/internal/secretstore"
+	"github.com/tokentray/tokentray/internal/store/keyring"
 )
 
 func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
@@ -30,7 +29,7 @@ func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
 	if err != nil || got.AccessToken != big.AccessToken || got.RefreshToken != "rt-big" {
 		t.Fatalf("round trip through the Secret Service: %v", err)
 	}
-	head, err := exec.Command("secret-tool", "lookup", "service", keyringstore.Service, "username", "chunky").Output()
+	head, err := exec.Command("secret-tool", "lookup", "service", keyring.Service, "username", "chunky").Output()
 	if err != nil || !strings.HasPrefix(string(head), "tokentray-chunked:v1:") {
 		t.Fatalf("the main item should be a chunk header, got %.40q (%v)", head, err)
 	}
@@ -60,7 +59,7 @@ func TestKeyringStoppedMidRunLosesNothing(t *testing.T) {
 	start := time.Now()
 	_, err := s.LoadTokens(ctx, r.conn.Name)
 	t.Logf("keyring read with the daemon stopped failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
-	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), "Secret Service") {
+	if !errors.Is(err, keyring.ErrUnavailable) || !strings.Contains(err.Error(), "Secret Service") {
 		t.Fatalf("want a clear 'keyring unavailable' error naming the Secret Service, got %v", err)
 	}
 	r.clock.Advance(80 * time.Minute)

@@ -1,7 +1,7 @@
 //go:build keyring
 
-// Run inside .ci/desktop-session: go test -tags keyring -run KeyringFault ./internal/keyringstore/
-package keyringstore_test
+// Run inside .ci/desktop-session: go test -tags keyring -run KeyringFault ./internal/store/keyring/
+package keyring_test
 
 import (
 	"context"
@@ -15,8 +15,7 @@ import (
 	dbus "github.com/godbus/dbus/v5"
 
 	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/keyringstore"
-	"github.com/tokentray/tokentray/internal/secretstore"
+	"github.com/tokentray/tokentray/internal/store/keyring"
 )
 
 const faultTimeout = 2 * time.Second
@@ -68,7 +67,7 @@ func checkFault(t *testing.T, r *rig, want string) {
 	_, err := s.LoadTokens(ctx, r.conn.Name)
 	took := time.Since(start)
 	t.Logf("keyring read failed after %s: %v", took.Round(time.Millisecond), err)
-	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, keyring.ErrUnavailable) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want an 'unavailable' error saying %q, got %v", want, err)
 	}
 	// Bounded by the timeout, not by the daemon: a busy machine may add
@@ -161,7 +160,7 @@ func TestKeyringFaultHungService(t *testing.T) {
 
 func TestKeyringFaultItemDeletedBehindTokentraysBack(t *testing.T) {
 	r := faultRig(t)
-	if out, err := exec.Command("secret-tool", "clear", "service", keyringstore.Service, "username", r.conn.Name).CombinedOutput(); err != nil {
+	if out, err := exec.Command("secret-tool", "clear", "service", keyring.Service, "username", r.conn.Name).CombinedOutput(); err != nil {
 		t.Fatalf("secret-tool clear: %v %s", err, out)
 	}
 	r.clock.Advance(80 * time.Minute)
@@ -191,14 +190,14 @@ func TestKeyringFaultItemTooLarge(t *testing.T) {
 	start := time.Now()
 	err := s.SaveTokens(ctx, r.conn.Name, huge)
 	t.Logf("a 34 MiB item failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
-	if !errors.Is(err, secretstore.ErrUnavailable) || !strings.Contains(err.Error(), "bytes") || !strings.Contains(err.Error(), "ChunkSize") {
+	if !errors.Is(err, keyring.ErrUnavailable) || !strings.Contains(err.Error(), "bytes") || !strings.Contains(err.Error(), "ChunkSize") {
 		t.Fatalf("want an error naming the size and what to do, got %v", err)
 	}
 	if got, err := s.LoadTokens(ctx, r.conn.Name); err != nil || got.RefreshToken != r.rt {
 		t.Fatalf("the failed write damaged the stored tokens: %v", err)
 	}
 
-	s.Secrets.ChunkSize = secretstore.DefaultChunkSize() // the default splits it
+	s.Secrets.ChunkSize = keyring.DefaultChunkSize() // the default splits it
 	start = time.Now()
 	if err := s.SaveTokens(ctx, r.conn.Name, huge); err != nil {
 		t.Fatalf("chunked: %v", err)
@@ -207,13 +206,13 @@ func TestKeyringFaultItemTooLarge(t *testing.T) {
 	if err != nil || got.AccessToken != huge.AccessToken {
 		t.Fatalf("chunked round trip: %v", err)
 	}
-	t.Logf("the same 34 MiB in %d MiB chunks: saved and read back in %s", secretstore.DefaultChunkSize()>>20, time.Since(start).Round(time.Millisecond))
+	t.Logf("the same 34 MiB in %d MiB chunks: saved and read back in %s", keyring.DefaultChunkSize()>>20, time.Since(start).Round(time.Millisecond))
 }
 
 // keyringTokens reads a token item with secret-tool, not through tokentray.
 func keyringTokens(t *testing.T, name string) *auth.TokenSet {
 	t.Helper()
-	out, err := exec.Command("secret-tool", "lookup", "service", keyringstore.Service, "username", name).Output()
+	out, err := exec.Command("secret-tool", "lookup", "service", keyring.Service, "username", name).Output()
 	if err != nil {
 		t.Fatalf("secret-tool lookup %s: %v", name, err)
 	}

@@ -1,6 +1,6 @@
-// Package secretstore keeps secrets in the OS keyring (go-keyring) with the
-// two things go-keyring leaves to its callers: a bound on how long any call
-// may take, and secrets larger than the platform accepts.
+// Items are the keyring's items (go-keyring) with the two things go-keyring
+// leaves to its callers: a bound on how long any call may take, and
+// secrets larger than the platform accepts.
 //
 // A locked or hung Secret Service blocks go-keyring forever, so calls run on
 // a worker goroutine and the caller stops waiting after Timeout with an error
@@ -12,7 +12,8 @@
 // There is never a fallback to a file. On the Secret Service, a call with no
 // session bus, or no Secret Service on it, fails at once: go-keyring would
 // start daemons (dbus-launch, D-Bus activation) that outlive the process.
-package secretstore
+
+package keyring
 
 import (
 	"context"
@@ -118,8 +119,8 @@ func DefaultChunkSize() int {
 	}
 }
 
-// Store is a bounded, chunking view of one keyring service.
-type Store struct {
+// Items is a bounded, chunking view of one keyring service.
+type Items struct {
 	Service   string
 	Backend   Backend
 	Timeout   time.Duration
@@ -146,9 +147,9 @@ type result struct {
 	err   error
 }
 
-// New returns a Store on the OS keyring with the platform's defaults.
-func New(service string) *Store {
-	return &Store{Service: service, Backend: GoKeyring{}, Timeout: DefaultTimeout, ChunkSize: DefaultChunkSize()}
+// NewItems returns Items on the OS keyring with the platform's defaults.
+func NewItems(service string) *Items {
+	return &Items{Service: service, Backend: GoKeyring{}, Timeout: DefaultTimeout, ChunkSize: DefaultChunkSize()}
 }
 
 // chunkPrefix marks a header item whose chunks live elsewhere. The header is
@@ -156,7 +157,7 @@ func New(service string) *Store {
 const chunkPrefix = "tokentray-chunked:v1:"
 
 // Get returns the secret stored under key.
-func (s *Store) Get(ctx context.Context, key string) (string, error) {
+func (s *Items) Get(ctx context.Context, key string) (string, error) {
 	head, err := s.get(ctx, key)
 	if err != nil {
 		return "", err
@@ -183,13 +184,13 @@ func (s *Store) Get(ctx context.Context, key string) (string, error) {
 // Set stores value under key, split into chunks when it is larger than
 // ChunkSize. The previous value stays readable until the new one is complete.
 //
-// The old header, needed to remove the old chunks, is the one this Store
+// The old header, needed to remove the old chunks, is the one these Items
 // last read or wrote when it has one: a refresh reads the tokens just before
 // it saves the new ones, and skipping a second read shortens the time in
 // which a crash loses a refresh token that the server has already rotated.
 // A header changed meanwhile by another process costs at most some orphaned
 // chunks, never a secret.
-func (s *Store) Set(ctx context.Context, key, value string) error {
+func (s *Items) Set(ctx context.Context, key, value string) error {
 	head, known := s.recall(key)
 	if !known {
 		var err error
@@ -231,7 +232,7 @@ func (s *Store) Set(ctx context.Context, key, value string) error {
 }
 
 // Delete removes key and its chunks. A missing key is not an error.
-func (s *Store) Delete(ctx context.Context, key string) error {
+func (s *Items) Delete(ctx context.Context, key string) error {
 	head, err := s.get(ctx, key)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -251,7 +252,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // remember keeps what the item holds now, or only its header when chunked:
 // secrets themselves are not cached.
-func (s *Store) remember(key, value string) {
+func (s *Items) remember(key, value string) {
 	if _, _, chunked := parseHeader(value); !chunked {
 		value = ""
 	}
@@ -263,24 +264,24 @@ func (s *Store) remember(key, value string) {
 	s.heads[key] = value
 }
 
-func (s *Store) recall(key string) (string, bool) {
+func (s *Items) recall(key string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.heads[key]
 	return v, ok
 }
 
-func (s *Store) forget(key string) {
+func (s *Items) forget(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.heads, key)
 }
 
-func (s *Store) get(ctx context.Context, key string) (string, error) {
+func (s *Items) get(ctx context.Context, key string) (string, error) {
 	return s.call(ctx, "read", key, func() (string, error) { return s.Backend.Get(s.Service, key) })
 }
 
-func (s *Store) set(ctx context.Context, key, value string) error {
+func (s *Items) set(ctx context.Context, key, value string) error {
 	_, err := s.call(ctx, "write", key, func() (string, error) { return "", s.Backend.Set(s.Service, key, value) })
 	if err != nil && len(value) > largeValue {
 		return fmt.Errorf("%w (the value is %d bytes; a D-Bus message is limited, 32 MiB by default: keep ChunkSize at its default or lower)", err, len(value))
@@ -294,7 +295,7 @@ const largeValue = 8 << 20
 
 // deleteChunks removes chunks 0..n-1 of a generation, best effort: a chunk
 // left behind is garbage, never a lost secret.
-func (s *Store) deleteChunks(ctx context.Context, key, gen string, n int) {
+func (s *Items) deleteChunks(ctx context.Context, key, gen string, n int) {
 	for i := range n {
 		_, _ = s.call(ctx, "delete", key, func() (string, error) { return "", s.Backend.Delete(s.Service, chunkKey(key, gen, i)) })
 	}
@@ -302,7 +303,7 @@ func (s *Store) deleteChunks(ctx context.Context, key, gen string, n int) {
 
 // call runs one backend call on the worker, waiting at most Timeout for
 // it, including the time spent behind earlier calls.
-func (s *Store) call(ctx context.Context, op, key string, f func() (string, error)) (string, error) {
+func (s *Items) call(ctx context.Context, op, key string, f func() (string, error)) (string, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -340,7 +341,7 @@ func (s *Store) call(ctx context.Context, op, key string, f func() (string, erro
 // work runs the queued calls one at a time. go-keyring offers no way to
 // cancel a call, so a hung one holds the worker until it returns; the calls
 // behind it wait, and those given up by then are skipped.
-func (s *Store) work() {
+func (s *Items) work() {
 	for j := range s.queue {
 		if j.abandoned.Load() {
 			continue
@@ -350,7 +351,7 @@ func (s *Store) work() {
 	}
 }
 
-func (s *Store) wrap(op, key string, err error) error {
+func (s *Items) wrap(op, key string, err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -1,6 +1,6 @@
 //go:build linux || freebsd || openbsd || netbsd || dragonfly
 
-package secretstore
+package keyring
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-// Package filestore is auth.Store in files, for machines without a Secret
+// Package file is auth.Store in files, for machines without a Secret
 // Service (servers, containers): `store = "file"` in the config. Each
 // connection has NAME.tokens (its token set) and NAME.client-secret in one
 // directory of the user's ($XDG_STATE_HOME/tokentray), which must be 0700
@@ -17,7 +17,7 @@
 // connection's does not decrypt. Without one, the files are plain JSON
 // protected by their permissions only: against other users of the machine,
 // not against root, a backup that copies them, or a stolen disk.
-package filestore
+package file
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package secretstore
+package keyring
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func (m *mapBackend) Delete(_, user string) error {
 func TestLargeValuesAreChunkedWithinThePlatformLimit(t *testing.T) {
 	b := newMap()
 	b.maxValue = 2560 // Windows
-	s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 2000}
+	s := &Items{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 2000}
 	ctx := context.Background()
 	big := strings.Repeat("é0123456789", 700) // 8400 bytes, multi-byte runes
 	if err := s.Set(ctx, "k", big); err != nil {
@@ -97,7 +97,7 @@ func TestInterruptedChunkedWriteKeepsThePreviousValue(t *testing.T) {
 	ctx := context.Background()
 	for failAt := 1; failAt <= 6; failAt++ {
 		b := newMap()
-		s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 10}
+		s := &Items{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 10}
 		old := strings.Repeat("a", 35)
 		if err := s.Set(ctx, "k", old); err != nil {
 			t.Fatal(err)
@@ -117,7 +117,7 @@ func TestHungKeyringTimesOutWithAHint(t *testing.T) {
 	b := newMap()
 	b.hang = make(chan struct{})
 	defer close(b.hang)
-	s := &Store{Service: "t", Backend: b, Timeout: 50 * time.Millisecond}
+	s := &Items{Service: "t", Backend: b, Timeout: 50 * time.Millisecond}
 	_, err := s.Get(context.Background(), "k")
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("err = %v", err)
@@ -125,7 +125,7 @@ func TestHungKeyringTimesOutWithAHint(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
-	s := &Store{Service: "t", Backend: newMap(), Timeout: time.Second}
+	s := &Items{Service: "t", Backend: newMap(), Timeout: time.Second}
 	if _, err := s.Get(context.Background(), "k"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v", err)
 	}
@@ -162,7 +162,7 @@ func (g *gatedBackend) Set(service, user, value string) error {
 // later: the later one would be overwritten with an older token set.
 func TestAWriteThatHungNeverLandsAfterALaterOne(t *testing.T) {
 	g := &gatedBackend{mapBackend: newMap(), gate: make(chan struct{})}
-	s := &Store{Service: "t", Backend: g, Timeout: 50 * time.Millisecond, ChunkSize: 1 << 20}
+	s := &Items{Service: "t", Backend: g, Timeout: 50 * time.Millisecond, ChunkSize: 1 << 20}
 	ctx := context.Background()
 	g.items["k"] = "old"
 	if err := s.set(ctx, "k", "A"); !errors.Is(err, ErrUnavailable) {
@@ -189,7 +189,7 @@ func TestAWriteThatHungNeverLandsAfterALaterOne(t *testing.T) {
 func TestAFailedLargeWriteNamesItsSize(t *testing.T) {
 	b := newMap()
 	b.failSetAt = 1
-	s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 64 << 20}
+	s := &Items{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 64 << 20}
 	err := s.Set(context.Background(), "k", strings.Repeat("x", 9<<20))
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "9437184 bytes") {
 		t.Fatalf("err = %v", err)
@@ -201,7 +201,7 @@ func TestAFailedLargeWriteNamesItsSize(t *testing.T) {
 // smaller the window in which a crash loses the refresh token.
 func TestASaveAfterAReadWritesWithoutReadingAgain(t *testing.T) {
 	b := newMap()
-	s := &Store{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 10}
+	s := &Items{Service: "t", Backend: b, Timeout: time.Second, ChunkSize: 10}
 	ctx := context.Background()
 	if err := s.Set(ctx, "k", strings.Repeat("a", 35)); err != nil { // 4 chunks
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 //go:build !(linux || freebsd || openbsd || netbsd || dragonfly)
 
-package secretstore
+package keyring
 
 // The other platforms' keyrings hold no connection that can go stale.
 func brokenBus(error) bool { return false }

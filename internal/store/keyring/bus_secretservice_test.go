@@ -1,6 +1,6 @@
 //go:build linux || freebsd || openbsd || netbsd || dragonfly
 
-package secretstore
+package keyring
 
 import (
 	"bufio"
@@ -123,7 +123,7 @@ func TestNoSessionBusFailsAtOnceWithoutLaunchingOne(t *testing.T) {
 			t.Setenv("DBUS_SESSION_BUS_ADDRESS", env)
 			t.Setenv("XDG_RUNTIME_DIR", shortDir(t))
 			launched := fakeCommand(t, "dbus-launch")
-			s := New("tokentray-test")
+			s := NewItems("tokentray-test")
 			start := time.Now()
 			_, err := s.Get(context.Background(), "k")
 			took := time.Since(start)
@@ -208,7 +208,7 @@ func TestNoSecretServiceOnTheBusStartsNone(t *testing.T) {
 	// Without a display (SSH, cron, a server) nothing is started.
 	t.Setenv("DISPLAY", "")
 	t.Setenv("WAYLAND_DISPLAY", "")
-	s := New("tokentray-test")
+	s := NewItems("tokentray-test")
 	s.Timeout = 5 * time.Second
 	start := time.Now()
 	_, err = s.Get(context.Background(), "k")

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokentray/tokentray/internal/filestore"
+	filestore "github.com/tokentray/tokentray/internal/store/file"
 )
 
 // Keys are the proxy keys in a directory.
