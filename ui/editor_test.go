@@ -18,8 +18,8 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/fleet"
-	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/resident"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/ui/tray"
 )
 
@@ -60,21 +60,17 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.fleet = fleet.New(cfg, fleet.Options{Store: s.store, NewKeeper: func(conn *config.Resolved) *auth.Keeper {
-		return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}})
-	}, NewTestKeeper: func(conn *auth.Connection, store auth.Store) *auth.Keeper {
-		return auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: opener})
-	}})
-	s.res = resident.New(s.fleet, resident.Options{Editable: true})
-	ctx, cancel := context.WithCancel(context.Background())
-	s.res.Start(ctx)
 	sock := filepath.Join(dir, "api.sock")
-	l, err := localapi.Listen(sock)
-	if err != nil {
+	svc := service.New(service.Options{Role: service.Tray, Config: cfg, Store: s.store, OpenBrowser: opener, SocketPath: sock,
+		NewKeeper: func(conn *config.Resolved) *auth.Keeper {
+			return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}})
+		}})
+	s.fleet = svc.Fleet()
+	s.res = resident.New(svc, resident.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.res.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan struct{})
-	go func() { _ = (&localapi.Server{Hub: s.res.Hub(), Connections: s.fleet}).Serve(ctx, l); close(served) }()
 	followed := make(chan struct{}) // closed when the windows stop following the API
 	t.Cleanup(func() {
 		cancel()
@@ -83,7 +79,6 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 		// windows must not be drawn beside it.
 		s.w.Wait()
 		<-followed
-		<-served
 		s.res.Wait()
 	})
 	a := test.NewTempApp(t)

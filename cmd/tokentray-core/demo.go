@@ -18,10 +18,10 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
-	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/resident"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/ui/tray"
 )
 
@@ -109,11 +109,10 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		return err
 	}
 	defer srv.Close()
-	clock := auth.SystemClock{}
-	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OpenBrowser: opener, OnlyHolder: true, MaxSleep: residentMaxSleep,
-		ShowURL: func(url string) {
-			fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
-		}})
+	svc := demoService(conn, store, opener, func(url string) {
+		fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
+	})
+	k := svc.Keeper(conn.Name)
 	// Breaking refreshes at once, as a person testing it wants to see the
 	// outcome now, not at the next scheduled refresh up to minutes later.
 	breakNow := func() {
@@ -121,16 +120,21 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		go func() { _ = k.Refresh(ctx) }() // fails with invalid_grant: the icon turns red
 	}
 	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
-	f := fleet.New(&config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}},
-		fleet.Options{Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
 	extra := []tray.Item{{Label: "Break the refresh token (demo)", Action: breakNow}}
-	return runResident(ctx, f, resident.Options{Clock: clock, Extra: extra}, func(r *resident.Resident) {
+	return runResident(ctx, svc, resident.Options{Extra: extra}, func(r *resident.Resident) {
 		r.ShowDashboard()
 		r.SignIn(conn.Name)
 		if o.breakAfter > 0 {
 			time.AfterFunc(o.breakAfter, breakNow)
 		}
 	})
+}
+
+// demoService is the running tokentray of the demo: its one connection,
+// kept in memory, and the local API where scripts get its tokens.
+func demoService(conn *auth.Connection, store auth.Store, opener func(string) error, showURL func(string)) *service.Service {
+	return service.New(service.Options{Role: service.Demo, Config: &config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}},
+		Store: store, OpenBrowser: opener, ShowURL: showURL, SocketPath: apiclient.DefaultPath()})
 }
 
 func demoRun(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {
@@ -142,40 +146,38 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	base := srv.URL()
 	clock := auth.SystemClock{}
 	out := io.out
-	k := auth.NewKeeper(conn, auth.KeeperOptions{
-		Store: store, Locker: &auth.ProcessLocker{}, Clock: clock, OnlyHolder: true,
-		OpenBrowser: func(url string) error {
-			if opener != nil {
-				if err := opener(url); err != nil {
-					fmt.Fprintf(out, "Could not open a browser (%v): open the URL yourself.\n", err)
-				}
+	svc := demoService(conn, store, func(url string) error {
+		if opener != nil {
+			if err := opener(url); err != nil {
+				fmt.Fprintf(out, "Could not open a browser (%v): open the URL yourself.\n", err)
 			}
-			return nil
-		},
-		ShowURL: func(url string) {
-			fmt.Fprintf(out, "Sign in to the demo provider in your browser (it opens by itself; if not, open this URL on this machine):\n\n  %s\n\n", url)
-		},
+		}
+		return nil
+	}, func(url string) {
+		fmt.Fprintf(out, "Sign in to the demo provider in your browser (it opens by itself; if not, open this URL on this machine):\n\n  %s\n\n", url)
 	})
+	k := svc.Keeper(conn.Name)
 	fmt.Fprintf(out, "tokentray demo: a demo OAuth server runs at %s; access tokens live %s.\n", base, o.lifetime)
 	fmt.Fprintln(out, "Nothing is saved: demo tokens stay in memory. Press Ctrl-C to quit.")
-	// Scripts are what the demo is for: they get fresh tokens from it as
-	// from the tray.
-	hub := localapi.NewHub(clock)
-	defer hub.Close()
-	hub.SetKeepers([]*auth.Keeper{k})
-	if serveAPI(ctx, &localapi.Server{Hub: hub, Clock: clock}, nil) {
-		fmt.Fprintf(out, "Scripts get its tokens as from the tray: tokentray token demo (or curl --unix-socket %s http://tokentray/v1/connections/demo/token).\n", apiclient.DefaultPath())
-	}
-
 	events, unsubscribe := k.Subscribe()
 	defer unsubscribe()
-	if err := k.Login(ctx, auth.LoginOptions{}); err != nil {
-		return err
-	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- k.Run(runCtx) }()
+	// Scripts are what the demo is for: they get fresh tokens from it as
+	// from the tray.
+	if err := svc.Start(runCtx, nil); err != nil {
+		return err
+	}
+	if svc.Served() {
+		fmt.Fprintf(out, "Scripts get its tokens as from the tray: tokentray token demo (or curl --unix-socket %s http://tokentray/v1/connections/demo/token).\n", apiclient.DefaultPath())
+	}
+	if err := k.Login(ctx, auth.LoginOptions{}); err != nil {
+		stop()
+		svc.Wait()
+		return err
+	}
+	done := make(chan struct{})
+	go func() { svc.Wait(); close(done) }()
 
 	enter := make(chan struct{}, 1)
 	go func() {

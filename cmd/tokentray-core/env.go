@@ -14,8 +14,8 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/filelock"
+	"github.com/tokentray/tokentray/internal/service"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 )
@@ -189,14 +189,5 @@ func (e *env) keeperOptions(conn *config.Resolved) (auth.KeeperOptions, error) {
 	if err != nil {
 		return auth.KeeperOptions{}, err
 	}
-	o := auth.KeeperOptions{Store: store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}
-	if path := conn.ExportFile; path != "" {
-		log, name, apiBase := e.log, conn.Auth.Name, conn.Auth.Endpoints.APIBase
-		o.OnTokens = func(t *auth.TokenSet) {
-			if err := export.Write(path, t, apiBase); err != nil {
-				log.Error("export file not written", "connection", name, "err", err)
-			}
-		}
-	}
-	return o, nil
+	return service.KeeperOptions(conn, auth.KeeperOptions{Store: store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}), nil
 }

@@ -1,8 +1,9 @@
-// Package resident is the process that stays: the fleet of keepers, the
-// local API's event hub, alerts and notifications, and the tray icon and
-// menu drawn with fyne.io/systray alone. Windows are another process
-// (Windows), started on demand; the resident process links no GUI toolkit
-// and runs no event loop, so it costs nothing while nothing happens.
+// Package resident is what a person sees of the desktop's running
+// tokentray (the service's Tray role, internal/service): alerts turned into
+// notifications, the tray icon and menu drawn with fyne.io/systray alone,
+// the windows process started on demand, and the [[remote]] servers
+// followed over ssh. It links no GUI toolkit and runs no event loop, so it
+// costs nothing while nothing happens.
 package resident
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/windowreq"
 	"github.com/tokentray/tokentray/ui/tray"
 )
@@ -41,14 +43,12 @@ type Options struct {
 	Notifier notify.Notifier
 	// Autostart is the start-at-login registration; nil hides the item.
 	Autostart Autostart
-	// Editable: a config file runs, so connections can be added and edited.
-	Editable bool
 	// Extra menu items go above Quit (the demo's).
 	Extra []tray.Item
 	// Windows shows the windows; nil shows none (tests).
 	Windows interface{ Show(windowreq.Request) }
-	// Remotes are the config's [[remote]] servers now (asked again at
-	// each change of the config); nil follows none.
+	// Remotes are the [[remote]] servers to follow now (asked again at
+	// each change of the config); nil: the config's.
 	Remotes func() []config.Remote
 	// ControlDir holds the ssh control sockets of the remotes (private to
 	// the user: the local API's socket directory).
@@ -61,46 +61,52 @@ type Options struct {
 	UnreachableNotice time.Duration
 }
 
-// Resident runs a fleet with its hub, alerts and tray.
+// Resident is the desktop's shell of a running service.
 type Resident struct {
-	fleet  *fleet.Fleet
-	hub    *localapi.Hub
-	opt    Options
-	ctx    context.Context
-	quit   context.CancelFunc
-	redraw chan struct{} // a change to draw
+	svc   *service.Service
+	fleet *fleet.Fleet
+	hub   *localapi.Hub
+	opt   Options
+	// editable: a config file runs, so connections can be added and edited.
+	editable bool
+	ctx      context.Context
+	quit     context.CancelFunc
+	redraw   chan struct{} // a change to draw
 
 	remotes remotes
 }
 
-// New returns the resident process for f.
-func New(f *fleet.Fleet, opt Options) *Resident {
+// New returns the shell of svc, which Start runs.
+func New(svc *service.Service, opt Options) *Resident {
 	if opt.Clock == nil {
-		opt.Clock = auth.SystemClock{}
+		opt.Clock = svc.Clock()
 	}
 	if opt.Log == nil {
-		opt.Log = slog.New(slog.DiscardHandler)
+		opt.Log = svc.Log()
 	}
 	if opt.UnreachableNotice <= 0 {
 		opt.UnreachableNotice = DefaultUnreachableNotice
 	}
-	return &Resident{fleet: f, hub: localapi.NewHub(opt.Clock), opt: opt, ctx: context.Background(), quit: func() {},
+	f := svc.Fleet()
+	if opt.Remotes == nil {
+		opt.Remotes = func() []config.Remote { return f.Config().Remotes }
+	}
+	return &Resident{svc: svc, fleet: f, hub: svc.Hub(), opt: opt, editable: svc.Editable(), ctx: context.Background(), quit: func() {},
 		redraw: make(chan struct{}, 1)}
 }
 
 // Hub is the event stream the local API serves.
 func (r *Resident) Hub() *localapi.Hub { return r.hub }
 
-// Start runs the fleet and follows it until ctx ends or Quit: every
-// keeper's alerts become notifications and log lines, and every change is
-// drawn once Run shows the tray. It does not block; serve the API after it.
-func (r *Resident) Start(ctx context.Context) {
+// Start runs the service with this shell and follows it until ctx ends or
+// Quit: every keeper's alerts become notifications and log lines, and
+// every change is drawn once Run shows the tray. It does not block.
+func (r *Resident) Start(ctx context.Context) error {
 	ctx, r.quit = context.WithCancel(ctx)
 	r.ctx = ctx
 	follows := map[*auth.Keeper]context.CancelFunc{}
 	follow := func() {
 		keepers := r.fleet.Keepers()
-		r.hub.SetKeepers(keepers)
 		keep := map[*auth.Keeper]bool{}
 		for _, k := range keepers {
 			keep[k] = true
@@ -123,7 +129,10 @@ func (r *Resident) Start(ctx context.Context) {
 	}
 	follow()                 // before the keepers run: their first events are heard
 	r.fleet.OnChange(follow) // changes come one at a time (the fleet's lock)
-	r.fleet.Start(ctx)
+	if err := r.svc.Start(ctx, r); err != nil {
+		r.quit()
+		return err
+	}
 	go func() {
 		for ctx.Err() == nil {
 			events, stop := r.hub.Subscribe()
@@ -139,6 +148,7 @@ func (r *Resident) Start(ctx context.Context) {
 			}
 		}
 	}()
+	return nil
 }
 
 // Quit ends the resident process (the menu's Quit).
@@ -147,10 +157,13 @@ func (r *Resident) Quit() { r.quit() }
 // Wait returns once every keeper has stopped: an in-flight refresh is
 // saved first.
 func (r *Resident) Wait() {
-	r.fleet.Wait()
 	r.remotes.children.Wait()
-	r.hub.Close()
+	r.svc.Wait()
 }
+
+// Resumed tries every server that cannot be reached again now (the
+// machine is back from sleep; the service woke its keepers).
+func (r *Resident) Resumed() { r.RetryRemotes() }
 
 // Connections are the statuses of every connection now, as the API has them.
 func (r *Resident) Connections() []apitype.Connection {
@@ -225,7 +238,7 @@ func (r *Resident) notify(a alerts.Alert) {
 	switch {
 	case a.Kind == alerts.ClientRefused && remote:
 		m.Action, m.OnAction = "", nil // fixed on the server, not here
-	case a.Kind == alerts.ClientRefused && r.opt.Editable:
+	case a.Kind == alerts.ClientRefused && r.editable:
 		// A sign-in cannot fix a refused client; the editor can.
 		m.Action, m.OnAction = "Edit…", func() { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) }
 	}
@@ -383,7 +396,7 @@ func (r *Resident) draw(t *tray.Tray, a tray.Actions) time.Time {
 	for i, c := range conns {
 		sts[i] = c.Status
 	}
-	o := tray.MenuOptions{Editable: r.opt.Editable, Extra: r.opt.Extra}
+	o := tray.MenuOptions{Editable: r.editable, Extra: r.opt.Extra}
 	if as := r.opt.Autostart; as != nil {
 		on, err := as.Enabled()
 		on = on && err == nil

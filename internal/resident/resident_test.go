@@ -15,8 +15,8 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/windowreq"
 )
 
@@ -112,9 +112,9 @@ func running(t *testing.T, opt Options) (*Resident, *auth.Keeper) {
 	conn := &auth.Connection{Name: "procore", Provider: procore, Environment: "sandbox", ClientID: "id", RedirectURI: ru, RefreshAt: 0.8,
 		Endpoints: auth.Endpoints{AuthURL: provider.URL + "/authorize", TokenURL: provider.URL + "/token"}}
 	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: browser(t)})
-	f := fleet.New(&config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
-		fleet.Options{Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
-	r := New(f, opt)
+	svc := service.New(service.Options{Role: service.Tray, Config: &config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
+		Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
+	r := New(svc, opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
 	t.Cleanup(func() { cancel(); r.Wait() })
@@ -166,7 +166,7 @@ func TestWithoutActionsTheNotificationSaysWhereToClick(t *testing.T) {
 // the editor, in the window process.
 func TestARefusedClientsNotificationOpensTheEditor(t *testing.T) {
 	rec, ws := &recorder{actionable: true}, &windows{}
-	r, _ := running(t, Options{Notifier: rec, Editable: true, Windows: ws})
+	r, _ := running(t, Options{Notifier: rec, Windows: ws})
 	r.notify(alerts.Alert{Connection: "procore", Kind: alerts.ClientRefused, Error: "invalid_client"})
 	msgs := rec.messages()
 	if len(msgs) != 1 || msgs[0].Action != "Edit…" {
@@ -215,11 +215,11 @@ func TestReauthenticatingAConnectionWithoutARedirectShowsTheCode(t *testing.T) {
 	conn := &auth.Connection{Name: "gh", Provider: generic, ClientID: "id", RefreshAt: 0.8,
 		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token", DeviceAuthURL: provider.URL + "/device"}}
 	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
-	f := fleet.New(&config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
-		fleet.Options{Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
+	svc := service.New(service.Options{Role: service.Tray, Config: &config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
+		Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
 	var opened []string
 	rec := &recorder{actionable: true}
-	r := New(f, Options{Notifier: rec, OpenBrowser: func(u string) error { opened = append(opened, u); close(entered); return nil }})
+	r := New(svc, Options{Notifier: rec, OpenBrowser: func(u string) error { opened = append(opened, u); close(entered); return nil }})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
 	t.Cleanup(func() { cancel(); r.Wait() })
