@@ -160,23 +160,26 @@ type Keeper struct {
 	opt  KeeperOptions
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	token     *TokenSet // as saved in the store; nil when none
-	unsaved   *TokenSet // newer than token, not yet saved: its refresh token is the live one
-	state     State
-	lastErr   *TokenError
-	errText   string // last error for people, also for non-token errors
-	hint      string
-	failures  int
-	retryAt   time.Time
-	expired   bool // EventAccessExpired was sent for the current degradation
-	flight    *flight
-	subs      map[int]chan Event
-	nextSub   int
-	loaded    bool
-	lastCheck CheckResult
-	signIn    *flight // the sign-in waiting for the browser, if any
-	signInURL string  // its authorize URL, to open again
+	mu       sync.Mutex
+	token    *TokenSet // as saved in the store; nil when none
+	unsaved  *TokenSet // newer than token, not yet saved: its refresh token is the live one
+	state    State
+	lastErr  *TokenError
+	errText  string // last error for people, also for non-token errors
+	hint     string
+	failures int
+	retryAt  time.Time
+	expired  bool // EventAccessExpired was sent for the current degradation
+	flight   *flight
+	subs     map[int]chan Event
+	nextSub  int
+	loaded   bool
+	// clientFixed: the provider refused the client settings stored with
+	// the tokens, and other ones are in use now (Load saw them).
+	clientFixed bool
+	lastCheck   CheckResult
+	signIn      *flight // the sign-in waiting for the browser, if any
+	signInURL   string  // its authorize URL, to open again
 	// signInDevice: the sign-in waiting is one with a code, which a
 	// browser sign-in cannot join (nor the other way round).
 	signInDevice bool
@@ -254,22 +257,40 @@ func (k *Keeper) Load(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ErrNotStored) {
 		return err
 	}
+	fixed := false
 	if t != nil && t.RefusedClient != "" {
 		// Refused earlier: if the client settings changed since (a new
 		// secret, client id or method), the kept refresh token gets its try.
 		if secret, err := k.opt.Store.ClientSecret(ctx, k.conn.Name); err == nil || errors.Is(err, ErrNotStored) {
 			if k.clientFingerprint(secret) != t.RefusedClient {
-				fixed := *t
-				fixed.RefusedClient = ""
-				t = &fixed
+				t2 := *t
+				t2.RefusedClient = ""
+				t, fixed = &t2, true
 			}
 		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.loaded = true
+	k.clientFixed = fixed
 	k.adoptLocked(t)
 	return nil
+}
+
+// RetryClient is what follows a change of the client settings (a new
+// client secret stored): a connection whose client the provider refused
+// tries its kept refresh token again now, since a refused client needs no
+// sign-in once it is fixed. Refresh itself sends nothing for the very
+// settings that were refused. Any other connection is left as it is. The
+// outcome is in the status.
+func (k *Keeper) RetryClient(ctx context.Context) {
+	k.mu.Lock()
+	retry := k.state == StateClientRefused || k.clientFixed
+	k.clientFixed = false
+	k.mu.Unlock()
+	if retry {
+		_ = k.Refresh(ctx)
+	}
 }
 
 // ensureLoaded loads the stored tokens unless Load (or a sign-in) did.

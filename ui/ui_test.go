@@ -15,7 +15,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -68,7 +68,7 @@ func (s *scene) dashboard(t *testing.T) (*Windows, fyne.Window) {
 	a.Settings().SetTheme(test.Theme())
 	ws := NewWindows(a, nil, Options{Clock: s.clock})
 	for _, k := range s.keepers {
-		c := localapi.Describe(k)
+		c := op.Describe(k)
 		ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
 	}
 	ws.dash.update(ws.Connections(), s.clock.Now())
@@ -153,7 +153,7 @@ func TestTheEventLogShowsWhatTheStreamSays(t *testing.T) {
 	s := newScene(t)
 	k := s.add(t, "p", "sandbox", tokens(now))
 	ws, _ := s.dashboard(t)
-	c := localapi.Describe(k)
+	c := op.Describe(k)
 	ws.apply(apitype.Event{Time: now, Type: apitype.EventStatus, Connection: "p", Kind: "refresh_failed", Text: "refresh failed: invalid_grant", Status: &c})
 	ws.apply(apitype.Event{Time: now, Type: apitype.EventLog, Text: "tokentray will start at login"})
 	lines, _ := ws.dash.log.Get()

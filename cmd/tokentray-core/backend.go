@@ -12,7 +12,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
-	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/op"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 )
@@ -143,12 +143,12 @@ func (l inProcess) Connections(ctx context.Context) ([]apitype.Connection, error
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_ = k.Resolve(rctx)
 			cancel()
-			st = localapi.WireStatus(k.Status())
+			st = op.Status(k.Status())
 		}
 		all = append(all, apitype.Connection{Status: st, Provider: conn.Provider.Name, Environment: conn.Environment, APIBase: conn.Endpoints.APIBase})
 	}
 	for _, b := range cfg.Broken {
-		all = append(all, localapi.DescribeBroken(b, cfg.Path))
+		all = append(all, op.DescribeBroken(b, cfg.Path))
 	}
 	return all, unread.err()
 }
@@ -158,7 +158,7 @@ func (l inProcess) Connection(ctx context.Context, name string) (*apitype.Connec
 	if err != nil {
 		return nil, err
 	}
-	c := localapi.Describe(k)
+	c := op.Describe(k)
 	return &c, nil
 }
 
@@ -167,12 +167,11 @@ func (l inProcess) Token(ctx context.Context, name string, minValid time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	t, err := k.BareToken(ctx, minValid)
+	t, err := op.Token(ctx, k, minValid, l.e.clock.Now)
 	if err != nil {
 		return nil, err
 	}
-	out := localapi.NewToken(t, k, l.e.clock.Now())
-	return &out, nil
+	return &t, nil
 }
 
 func (l inProcess) Refresh(ctx context.Context, name string) (*apitype.Connection, error) {
@@ -180,10 +179,10 @@ func (l inProcess) Refresh(ctx context.Context, name string) (*apitype.Connectio
 	if err != nil {
 		return nil, err
 	}
-	if err := k.Refresh(ctx); err != nil {
+	c, err := op.Refresh(ctx, k, "")
+	if err != nil {
 		return nil, err
 	}
-	c := localapi.Describe(k)
 	return &c, nil
 }
 
@@ -207,12 +206,8 @@ func (l inProcess) SetClientSecret(ctx context.Context, name string, secret auth
 	if err != nil {
 		return nil, err
 	}
-	// Load saw the new secret; a refusal of the old one shows as a failed
-	// last refresh of a connection that has a refresh token.
-	if st := k.Status(); st.LastError != "" && st.State != auth.StateDisconnected && st.State != auth.StateNeedsReauth {
-		_ = k.Refresh(ctx) // its outcome is in the status
-	}
-	c := localapi.Describe(k)
+	k.RetryClient(ctx)
+	c := op.Describe(k)
 	return &c, nil
 }
 
@@ -221,9 +216,9 @@ func (l inProcess) Logout(ctx context.Context, name string, localOnly bool) (*ap
 	if err != nil {
 		return nil, err
 	}
-	out, err := k.Logout(ctx, localOnly)
+	out, err := op.Logout(ctx, k, localOnly)
 	if err != nil {
 		return nil, err
 	}
-	return &apitype.SignedOut{Connection: localapi.Describe(k), Revoked: out.Revoked, NotRevoked: out.NotRevoked}, nil
+	return &out, nil
 }

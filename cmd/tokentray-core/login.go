@@ -14,7 +14,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/remote"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
@@ -155,7 +155,7 @@ func (l inProcess) Login(ctx context.Context, name string, o loginOptions) (*api
 	if err := k.Login(ctx, auth.LoginOptions{Timeout: o.timeout, Paste: io.in, PasteOnly: o.paste, Device: o.device, ShowCode: showCode}); err != nil {
 		return nil, err
 	}
-	out := localapi.Describe(k)
+	out := op.Describe(k)
 	return &out, nil
 }
 

@@ -359,8 +359,8 @@ func (f *Fleet) SetClientSecret(ctx context.Context, name string, secret auth.Se
 	if err := f.opt.Store.SetClientSecret(ctx, name, secret); err != nil {
 		return err
 	}
-	if k != nil && k.Status().State == auth.StateClientRefused {
-		_ = k.Refresh(ctx) // its outcome is in its status
+	if k != nil {
+		k.RetryClient(ctx)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
+	"github.com/tokentray/tokentray/internal/op"
 )
 
 // Editable is the running set of connections as the config endpoints
@@ -111,7 +112,7 @@ func (s *Server) testSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := apitype.Tested{TestID: out.ID, AuthMethod: out.Resolution.AuthMethod, AuthMethodFrom: out.Resolution.AuthMethodFrom}
-	res.Check = wireCheck(out.Check)
+	res.Check = op.Check(out.Check)
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -182,5 +183,5 @@ func (s *Server) setClientSecret(w http.ResponseWriter, r *http.Request) {
 		writeConfigError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Describe(k))
+	writeJSON(w, http.StatusOK, op.Describe(k))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/op"
 )
 
 // recentLines is how many log lines a stream that opens later is sent.
@@ -68,7 +69,7 @@ func (h *Hub) SetKeepers(keepers []*auth.Keeper) {
 		keep[k] = true
 		if _, ok := h.follows[k]; !ok {
 			h.follows[k] = h.follow(k)
-			h.publishLocked(apitype.Event{Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(Describe(k))})
+			h.publishLocked(apitype.Event{Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(op.Describe(k))})
 		}
 	}
 	for k, stop := range h.follows {
@@ -93,7 +94,7 @@ func (h *Hub) follow(k *auth.Keeper) context.CancelFunc {
 			h.mu.Lock()
 			if h.follows[k] != nil {
 				h.publishLocked(apitype.Event{Time: e.Time, Type: apitype.EventStatus, Connection: e.Connection,
-					Kind: string(e.Kind), Text: EventText(e), Status: ptr(Describe(k))})
+					Kind: string(e.Kind), Text: EventText(e), Status: ptr(op.Describe(k))})
 			}
 			h.mu.Unlock()
 		}
@@ -207,7 +208,7 @@ func (h *Hub) subscribe() (snapshot []apitype.Event, live chan apitype.Event, ca
 	defer h.mu.Unlock()
 	now := h.clock.Now()
 	for _, k := range h.keepers {
-		snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(Describe(k))})
+		snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventStatus, Connection: k.Connection().Name, Status: ptr(op.Describe(k))})
 	}
 	for _, c := range h.remoteConnectionsLocked() {
 		snapshot = append(snapshot, apitype.Event{Time: now, Type: apitype.EventStatus, Connection: c.Name, Status: ptr(c)})

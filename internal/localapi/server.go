@@ -21,6 +21,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/proxy"
 )
 
@@ -208,7 +209,7 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 	}
 	if b, ok := s.broken(name); ok {
 		writeError(w, http.StatusUnprocessableEntity, apitype.Error{Code: apitype.CodeInvalidConfig, Message: b.Error(),
-			Hint: brokenHint(s.Connections.Config().Path), Fields: b.Problems.ByKey()})
+			Hint: op.BrokenHint(s.Connections.Config().Path), Fields: b.Problems.ByKey()})
 		return nil
 	}
 	if c, ok := s.remote(name); ok {
@@ -223,75 +224,12 @@ func (s *Server) keeper(w http.ResponseWriter, r *http.Request) *auth.Keeper {
 	return nil
 }
 
-// NewToken is the API's answer for a token handed out at now.
-func NewToken(t *auth.Handout, k *auth.Keeper, now time.Time) apitype.Token {
-	return apitype.Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, ExpiresAt: t.Expiry().UTC(),
-		ExpiresIn: int64(t.Expiry().Sub(now) / time.Second), APIBase: k.Connection().Endpoints.APIBase,
-		Provider: k.Connection().Provider.Name, Warning: t.Warning}
-}
-
-// Describe is the API's entry for a connection, now.
-func Describe(k *auth.Keeper) apitype.Connection {
-	c := k.Connection()
-	return apitype.Connection{Status: WireStatus(k.Status()), Provider: c.Provider.Name, Environment: c.Environment, APIBase: c.Endpoints.APIBase,
-		CodeSignIn: c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != ""}
-}
-
-// DescribeBroken is the API's entry for a connection whose table cannot
-// be used: listed, so that a person sees it, with what to change.
-func DescribeBroken(b config.Broken, path string) apitype.Connection {
-	name := b.Name
-	if name == "" {
-		name = b.Label // a table without a name of its own
-	}
-	return apitype.Connection{Status: apitype.Status{Name: name, State: apitype.StateInvalidConfig,
-		LastError: b.Error(), Hint: brokenHint(path), Problems: b.Problems.ByKey()}}
-}
-
-func brokenHint(path string) string {
-	return "Fix its [[connection]] table in " + path + " (the other connections run on); it is applied without a restart."
-}
-
 // broken is the broken table called name, if the config has one.
 func (s *Server) broken(name string) (config.Broken, bool) {
 	if s.Connections == nil {
 		return config.Broken{}, false
 	}
 	return s.Connections.Config().BrokenNamed(name)
-}
-
-// wireCheck is a check's result as the API shows it.
-func wireCheck(c *auth.CheckResult) *apitype.CheckResult {
-	if c == nil {
-		return nil
-	}
-	out := &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
-	if i := c.TokenInfo; i != nil {
-		out.TokenInfo = &apitype.TokenInfo{ExpiresIn: i.ExpiresIn, Scopes: i.Scopes, ResourceOwnerID: i.Owner,
-			ApplicationUID: i.Application, Error: i.Error}
-	}
-	return out
-}
-
-// WireStatus is a status as the API and `status --json` show it.
-func WireStatus(st auth.Status) apitype.Status {
-	out := apitype.Status{
-		Name: st.Name, Grant: string(st.Grant), State: string(st.State), Usable: st.Usable,
-		AccessObtained: st.AccessObtained, AccessExpiry: st.AccessExpiry, LifetimeGuessed: st.LifetimeGuessed,
-		NextRefresh: st.NextRefresh, LastRefresh: st.LastRefresh, LastRefreshOK: st.LastRefreshOK,
-		HasRefreshToken: st.HasRefreshToken, RefreshTokenSince: st.RefreshTokenSince,
-		LastError: st.LastError, Hint: st.Hint,
-		Endpoints: apitype.Endpoints(st.Endpoints),
-	}
-	out.LastCheck = wireCheck(st.LastCheck)
-	out.AuthMethod, out.AuthMethodFrom, out.MetadataWarning = st.AuthMethod, st.AuthMethodFrom, st.MetadataWarning
-	out.APIRefused = st.APIRefused
-	out.RefreshTokenEnd, out.RefreshTokenEndAbout = st.RefreshTokenEnd, st.RefreshTokenEndAbout
-	out.RefreshTokenRenewable, out.RefreshTokenEnding = st.RefreshTokenRenewable, st.RefreshTokenEnding
-	if rl := st.RateLimit; rl != nil {
-		out.RateLimit = &apitype.RateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.Reset, Time: rl.Time}
-	}
-	return out
 }
 
 func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
@@ -303,7 +241,7 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	if s.Connections != nil {
 		cfg := s.Connections.Config()
 		for _, b := range cfg.Broken {
-			out = append(out, DescribeBroken(b, cfg.Path))
+			out = append(out, op.DescribeBroken(b, cfg.Path))
 		}
 	}
 	if s.Hub != nil {
@@ -315,7 +253,7 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 // describe is Describe with what only the server knows: the API calls
 // that wait for a sign-in.
 func (s *Server) describe(k *auth.Keeper) apitype.Connection {
-	c := Describe(k)
+	c := op.Describe(k)
 	c.Waiting = s.proxy().Waiting(k)
 	return c
 }
@@ -352,12 +290,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 		minValid = d
 	}
-	t, err := k.BareToken(r.Context(), minValid)
+	t, err := op.Token(r.Context(), k, minValid, s.Clock.Now)
 	if err != nil {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewToken(t, k, s.Clock.Now()))
+	writeJSON(w, http.StatusOK, t)
 }
 
 // refresh refreshes now. With ?stale=HASH (TokenHash of the access token a
@@ -377,17 +315,12 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
-	refresh := k.Refresh
-	if stale := r.URL.Query().Get("stale"); stale != "" {
-		refresh = func(ctx context.Context) error {
-			return k.RefreshRefused(ctx, func(token string) bool { return apitype.TokenHash(token) == stale })
-		}
-	}
-	if err := refresh(r.Context()); err != nil {
+	c, err := op.Refresh(r.Context(), k, r.URL.Query().Get("stale"))
+	if err != nil {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Describe(k))
+	writeJSON(w, http.StatusOK, c)
 }
 
 // login starts the browser sign-in in the tray. With ?wait=true it answers
@@ -435,7 +368,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			writeKeeperError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, Describe(k))
+		writeJSON(w, http.StatusOK, op.Describe(k))
 	case <-r.Context().Done():
 	}
 }
@@ -530,7 +463,7 @@ func (s *Server) loginPaste(w http.ResponseWriter, r *http.Request) {
 			writeKeeperError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, Describe(k))
+		writeJSON(w, http.StatusOK, op.Describe(k))
 	case <-r.Context().Done():
 	}
 }
@@ -540,12 +473,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
-	out, err := k.Logout(r.Context(), r.URL.Query().Get("local_only") == "true")
+	out, err := op.Logout(r.Context(), k, r.URL.Query().Get("local_only") == "true")
 	if err != nil {
 		writeKeeperError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apitype.SignedOut{Connection: Describe(k), Revoked: out.Revoked, NotRevoked: out.NotRevoked})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // api sends the request to the connection's API with its access token
@@ -589,7 +522,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.Check(r.Context())
-	writeJSON(w, http.StatusOK, Describe(k))
+	writeJSON(w, http.StatusOK, op.Describe(k))
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, _ *http.Request) {
@@ -711,7 +644,7 @@ func (s *Server) startDevice(w http.ResponseWriter, r *http.Request, k *auth.Kee
 		s.mu.Unlock()
 		if err == nil {
 			// Over without a code (it joined a sign-in that finished).
-			writeJSON(w, http.StatusOK, Describe(k))
+			writeJSON(w, http.StatusOK, op.Describe(k))
 			return
 		}
 		writeKeeperError(w, err)
@@ -742,7 +675,7 @@ func (s *Server) loginDevice(w http.ResponseWriter, r *http.Request) {
 			writeKeeperError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, Describe(k))
+		writeJSON(w, http.StatusOK, op.Describe(k))
 	case <-r.Context().Done():
 	}
 }

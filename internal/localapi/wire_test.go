@@ -11,6 +11,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/op"
 )
 
 // fill sets every field of the struct v points to, recursively, to a value
@@ -47,7 +48,7 @@ func TestTheWireStatusCarriesEveryFieldOfTheCoresStatus(t *testing.T) {
 	var st auth.Status
 	fill(reflect.ValueOf(&st).Elem(), new(int))
 	core, _ := json.Marshal(st)
-	wire, _ := json.Marshal(WireStatus(st))
+	wire, _ := json.Marshal(op.Status(st))
 	if string(core) != string(wire) {
 		t.Fatalf("the wire status differs from the core's:\ncore %s\nwire %s", core, wire)
 	}

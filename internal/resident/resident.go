@@ -23,6 +23,7 @@ import (
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/windowreq"
 	"github.com/tokentray/tokentray/ui/tray"
@@ -170,7 +171,7 @@ func (r *Resident) Connections() []apitype.Connection {
 	keepers := r.fleet.Keepers()
 	out := make([]apitype.Connection, 0, len(keepers))
 	for _, k := range keepers {
-		out = append(out, localapi.Describe(k))
+		out = append(out, op.Describe(k))
 	}
 	return append(out, r.hub.RemoteConnections()...)
 }

@@ -14,11 +14,11 @@ import (
 // puts together: a second assembly is how the tray, serve and the demo
 // came to differ before.
 var assembly = map[string]bool{
-	"fleet.New":        true, // the keepers
-	"localapi.NewHub":  true, // the event stream
-	"localapi.Listen":  true, // the API's socket
-	"localapi.Server":  true, // the API
-	"localapi.Ports":   true, // the proxy ports
+	"fleet.New":       true, // the keepers
+	"localapi.NewHub": true, // the event stream
+	"localapi.Listen": true, // the API's socket
+	"localapi.Server": true, // the API
+	"localapi.Ports":  true, // the proxy ports
 }
 
 // assembled lists where src (a non-test file) makes a part of assembly.

@@ -1,0 +1,119 @@
+package auth_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+// keeper is a loaded keeper of "p" whose stored token set is t, against a
+// token endpoint that answers with status and counts its requests.
+func keeper(t *testing.T, stored *auth.TokenSet, status int) (*auth.Keeper, *atomic.Int32) {
+	t.Helper()
+	var requests atomic.Int32
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		if status != http.StatusOK {
+			fmt.Fprint(w, `{"error":"invalid_client"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"access_token":"at-%d","token_type":"bearer","expires_in":5400,"refresh_token":"rt-%d"}`, n, n)
+	}))
+	t.Cleanup(provider.Close)
+	store := auth.NewMemoryStore()
+	_ = store.SaveTokens(context.Background(), "p", stored)
+	_ = store.SetClientSecret(context.Background(), "p", "new-secret")
+	generic, _ := auth.LookupPreset("generic")
+	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
+	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
+		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token"}}, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	if err := k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return k, &requests
+}
+
+// A new client secret is tried at once by a connection whose client was
+// refused (its refresh token was kept for this), and by no other: the
+// running tokentray's API and a command without one follow this one rule,
+// with a running keeper and with one just loaded from the store.
+func TestANewClientSecretRetriesOnlyARefusedClient(t *testing.T) {
+	fresh := func() *auth.TokenSet {
+		return &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt", ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute}
+	}
+	refused := fresh()
+	refused.RefusedClient, refused.LastError = "old-client", "invalid_client"
+	failed := fresh()
+	failed.LastRefresh, failed.LastError = time.Now().Round(0), "the provider could not be reached"
+	for _, tc := range []struct {
+		name     string
+		stored   *auth.TokenSet
+		requests int32
+		state    string
+	}{
+		{"refused", refused, 1, string(auth.StateConnected)},
+		{"connected", fresh(), 0, string(auth.StateConnected)},
+		{"unreachable before", failed, 0, string(auth.StateDegraded)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, requests := keeper(t, tc.stored, http.StatusOK)
+			k.RetryClient(context.Background())
+			if got := requests.Load(); got != tc.requests {
+				t.Errorf("%d refresh requests; want %d", got, tc.requests)
+			}
+			if got := string(k.Status().State); got != tc.state {
+				t.Errorf("state %s; want %s", got, tc.state)
+			}
+		})
+	}
+}
+
+// A running keeper whose client was refused tries the new secret at once,
+// and the old one is not sent again.
+func TestARunningKeeperRetriesItsRefusedClientWithTheNewSecret(t *testing.T) {
+	var requests, refusals atomic.Int32
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		if _, secret, _ := r.BasicAuth(); secret != "new-secret" && r.PostFormValue("client_secret") != "new-secret" {
+			refusals.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"invalid_client"}`)
+			return
+		}
+		fmt.Fprint(w, `{"access_token":"at-2","token_type":"bearer","expires_in":5400,"refresh_token":"rt-2"}`)
+	}))
+	t.Cleanup(provider.Close)
+	ctx := context.Background()
+	store := auth.NewMemoryStore()
+	_ = store.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt", ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute})
+	_ = store.SetClientSecret(ctx, "p", "old-secret")
+	generic, _ := auth.LookupPreset("generic")
+	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
+	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
+		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token"}}, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	if err := k.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Refresh(ctx)
+	if st := k.Status().State; st != auth.StateClientRefused {
+		t.Fatalf("state %s after the refusal; want %s", st, auth.StateClientRefused)
+	}
+	k.RetryClient(ctx) // nothing changed: the refused secret is not sent again
+	if got := requests.Load(); got != 1 {
+		t.Fatalf("%d requests; the refused secret was sent again", got)
+	}
+	_ = store.SetClientSecret(ctx, "p", "new-secret")
+	k.RetryClient(ctx)
+	if st := k.Status().State; st != auth.StateConnected || requests.Load() != 2 || refusals.Load() != 1 {
+		t.Fatalf("state %s after %d requests (%d refused); want connected after 2", st, requests.Load(), refusals.Load())
+	}
+}
