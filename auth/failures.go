@@ -114,7 +114,7 @@ func (k *Keeper) recordFailure(current *TokenSet, te *TokenError) error {
 // runs under the refresh lock, on the token set just read from the store.
 func (k *Keeper) record(ctx context.Context, t *TokenSet, errText string) {
 	t.LastError, t.LastRefresh, t.LastRefreshOK = errText, k.opt.Clock.Now(), false
-	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, t); err != nil {
+	if err := k.saveBookkeeping(context.WithoutCancel(ctx), t); err != nil {
 		k.log.Warn("could not record the failed refresh", "err", err)
 		return
 	}

@@ -302,7 +302,7 @@ func (m *memStore) LoadTokens(ctx context.Context, name string) (*TokenSet, erro
 	return m.MemoryStore.LoadTokens(ctx, name)
 }
 
-func (m *memStore) SaveTokens(ctx context.Context, name string, t *TokenSet) error {
+func (m *memStore) SaveTokens(ctx context.Context, name string, t *TokenSet, prev uint64) error {
 	m.mu.Lock()
 	if m.failSave > 0 {
 		m.failSave--
@@ -310,7 +310,7 @@ func (m *memStore) SaveTokens(ctx context.Context, name string, t *TokenSet) err
 		return errKeyringDown
 	}
 	m.mu.Unlock()
-	return m.MemoryStore.SaveTokens(ctx, name, t)
+	return m.MemoryStore.SaveTokens(ctx, name, t, prev)
 }
 
 // stored is what the store holds for name, bypassing the failures.
@@ -324,7 +324,7 @@ func (m *memStore) stored(name string) *TokenSet {
 
 // put stores t for name, as another process would.
 func (m *memStore) put(name string, t *TokenSet) {
-	_ = m.MemoryStore.SaveTokens(context.Background(), name, t)
+	_ = m.MemoryStore.SaveTokens(context.Background(), name, t, AnyGeneration)
 }
 
 // memLocker is the in-process Locker.

@@ -99,7 +99,7 @@ func FuzzTokenResponse(f *testing.F) {
 		conn := &Connection{Name: "f", Provider: &generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
 			Endpoints: Endpoints{TokenURL: srv.URL}}
 		store := NewMemoryStore()
-		_ = store.SaveTokens(context.Background(), "f", &TokenSet{AccessToken: "old", RefreshToken: "r1", ObtainedAt: t0, Lifetime: 3600e9})
+		_ = store.SaveTokens(context.Background(), "f", &TokenSet{AccessToken: "old", RefreshToken: "r1", ObtainedAt: t0, Lifetime: 3600e9}, AnyGeneration)
 		k := NewKeeper(conn, KeeperOptions{Store: store, Locker: &ProcessLocker{}, Jitter: func() float64 { return 0 }})
 		if err := k.Load(context.Background()); err != nil {
 			t.Fatal(err)

@@ -168,7 +168,7 @@ func (k *Keeper) keepPromise(ctx context.Context, t *TokenSet, end time.Time) er
 		next = new(TokenSet)
 		*next = *stored
 		next.Promised, next.PromiseVersion = end, stored.PromiseVersion+1
-		if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, next); err != nil {
+		if err := k.saveBookkeeping(context.WithoutCancel(ctx), next); err != nil {
 			return fmt.Errorf("keep the promise for %s: %w", k.conn.Name, err)
 		}
 	}

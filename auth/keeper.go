@@ -107,9 +107,12 @@ type Status struct {
 
 // KeeperOptions are a Keeper's dependencies. Store and Locker are required.
 type KeeperOptions struct {
+	// Store keeps the connection's tokens and client secret (see Store's
+	// contract); Locker serialises its writers across processes.
 	Store  Store
 	Locker Locker
-	Clock  Clock
+	// Clock is every wait and every time read (SystemClock in programs).
+	Clock Clock
 	// HTTPClient talks to the token and revocation endpoints.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -122,11 +125,16 @@ type KeeperOptions struct {
 	LockTimeout time.Duration
 	// Jitter returns a number in [0,1); tests make it fixed.
 	Jitter func() float64
-	// Browser is used by Login.
+	// OpenBrowser opens a sign-in's authorization URL (Login); an error is
+	// shown, and the URL is shown with ShowURL either way. ShowURL shows
+	// it to the person (a terminal, a notification). Both are called on
+	// the sign-in's goroutine and must return promptly; either may be nil.
 	OpenBrowser func(url string) error
 	ShowURL     func(url string)
 	// OnTokens is called after new tokens were saved (refresh, sign-in) and
-	// with nil after a sign-out, outside the keeper's lock: the export file.
+	// with nil after a sign-out, outside the keeper's lock, on the goroutine
+	// that saved them: the export file. It must not call back into the
+	// keeper's refresh.
 	OnTokens func(t *TokenSet)
 	// MaxSleep is the longest the scheduler sleeps before it looks at the
 	// wall clock again (default 30 s): Go's timers stop while the machine
@@ -160,20 +168,23 @@ type Keeper struct {
 	opt  KeeperOptions
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	token    *TokenSet // as saved in the store; nil when none
-	unsaved  *TokenSet // newer than token, not yet saved: its refresh token is the live one
-	state    State
-	lastErr  *TokenError
-	errText  string // last error for people, also for non-token errors
-	hint     string
-	failures int
-	retryAt  time.Time
-	expired  bool // EventAccessExpired was sent for the current degradation
-	flight   *flight
-	subs     map[int]chan Event
-	nextSub  int
-	loaded   bool
+	mu      sync.Mutex
+	token   *TokenSet // as saved in the store; nil when none
+	unsaved *TokenSet // newer than token, not yet saved: its refresh token is the live one
+	// unsavedOver is the generation unsaved replaces: its write is a
+	// compare-and-set on it.
+	unsavedOver uint64
+	state       State
+	lastErr     *TokenError
+	errText     string // last error for people, also for non-token errors
+	hint        string
+	failures    int
+	retryAt     time.Time
+	expired     bool // EventAccessExpired was sent for the current degradation
+	flight      *flight
+	subs        map[int]chan Event
+	nextSub     int
+	loaded      bool
 	// clientFixed: the provider refused the client settings stored with
 	// the tokens, and other ones are in use now (Load saw them).
 	clientFixed bool
@@ -745,11 +756,25 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	// A newer token set that could not be saved holds the live refresh
 	// token: save it before anything else, and never refresh past it.
 	k.mu.Lock()
-	unsaved := k.unsaved
+	unsaved, over := k.unsaved, k.unsavedOver
 	k.mu.Unlock()
+	var saveErr error
 	if unsaved != nil {
-		if err := k.opt.Store.SaveTokens(ctx, k.conn.Name, unsaved); err != nil {
-			return k.localFailure(fmt.Errorf("the new tokens are still not saved: %w", err), "tokentray holds the only copy of the new refresh token in memory and keeps retrying; unlock or start the keyring, and do not quit tokentray until this clears.")
+		saveErr = k.opt.Store.SaveTokens(ctx, k.conn.Name, unsaved, over)
+		if errors.Is(saveErr, ErrGenerationMoved) {
+			// A sign-in or sign-out wrote since: the tokens held are of a
+			// grant that is no longer this connection's, and are dropped,
+			// never written over the newer ones.
+			k.log.Warn("dropping refreshed tokens that were never saved: the stored tokens changed meanwhile", "err", saveErr)
+			k.mu.Lock()
+			k.unsaved = nil
+			k.mu.Unlock()
+			unsaved = nil
+		}
+	}
+	if unsaved != nil {
+		if saveErr != nil {
+			return k.localFailure(fmt.Errorf("the new tokens are still not saved: %w", saveErr), "tokentray holds the only copy of the new refresh token in memory and keeps retrying; unlock or start the keyring, and do not quit tokentray until this clears.")
 		}
 		k.mu.Lock()
 		k.unsaved = nil
@@ -877,7 +902,9 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 		// writes goes on.
 		next.PromiseVersion = current.PromiseVersion
 	}
-	return k.saveRefreshed(ctx, next)
+	prev := StoredGeneration(current)
+	next.Generation = NextGeneration(prev, now)
+	return k.saveRefreshed(ctx, next, prev)
 }
 
 // restoreDeleted handles a keyring that no longer has the tokens this keeper
@@ -892,7 +919,7 @@ func (k *Keeper) restoreDeleted(ctx context.Context, notStored error) (*TokenSet
 	if held == nil || held.Dead || held.RefreshToken == "" {
 		return nil, notStored
 	}
-	if err := k.opt.Store.SaveTokens(ctx, k.conn.Name, held); err != nil {
+	if err := k.opt.Store.SaveTokens(ctx, k.conn.Name, held, 0); err != nil {
 		return nil, fmt.Errorf("the keyring item of %s was deleted outside tokentray and writing it back failed: %w", k.conn.Name, err)
 	}
 	msg := "the keyring item was deleted outside tokentray; the tokens held in memory were written back (to sign out, use `tokentray logout " + k.conn.Name + "`)"
@@ -909,14 +936,24 @@ func changedElsewhere(mine, stored *TokenSet) bool {
 	if mine == nil || stored == nil {
 		return mine != stored
 	}
-	return mine.RefreshToken != stored.RefreshToken || mine.AccessToken != stored.AccessToken || mine.Dead != stored.Dead
+	return StoredGeneration(mine) != StoredGeneration(stored) ||
+		mine.RefreshToken != stored.RefreshToken || mine.AccessToken != stored.AccessToken || mine.Dead != stored.Dead
 }
 
-// saveRefreshed writes the new tokens to the store before anyone sees them.
-func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet) error {
-	if err := k.opt.Store.SaveTokens(ctx, k.conn.Name, next); err != nil {
+// saveRefreshed writes the new tokens to the store before anyone sees them,
+// over generation prev: new tokens never replace tokens that another
+// writer stored meanwhile.
+func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet, prev uint64) error {
+	err := k.opt.Store.SaveTokens(ctx, k.conn.Name, next, prev)
+	if errors.Is(err, ErrGenerationMoved) {
+		// Only a writer without the Locker can do this: the result is
+		// dropped, never written over theirs; the next look adopts them.
+		k.log.Error("refreshed, but the stored tokens changed meanwhile; dropping this refresh's tokens", "err", err)
+		return k.localFailure(fmt.Errorf("refreshed, but the new tokens were not saved: %w", err), "")
+	}
+	if err != nil {
 		k.mu.Lock()
-		k.unsaved = next
+		k.unsaved, k.unsavedOver = next, prev
 		k.mu.Unlock()
 		k.log.Error("new tokens could not be saved; holding them in memory", "err", err)
 		return k.localFailure(fmt.Errorf("refreshed, but the new tokens could not be saved: %w", err),
@@ -931,6 +968,14 @@ func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet) error {
 	k.log.Info("refreshed", "tokens", next)
 	k.tokensSaved(next)
 	return nil
+}
+
+// saveBookkeeping writes t, a token set as stored with bookkeeping
+// changed (a failure's outcome, a promise, a marker), over its own
+// generation: it never moves the generation, and is not written over new
+// tokens stored meanwhile.
+func (k *Keeper) saveBookkeeping(ctx context.Context, t *TokenSet) error {
+	return k.opt.Store.SaveTokens(ctx, k.conn.Name, t, StoredGeneration(t))
 }
 
 // tokensSaved tells OnTokens about tokens that are now in the store.
@@ -991,7 +1036,7 @@ func (k *Keeper) saveEndWarned(ctx context.Context, end time.Time) {
 	}
 	next := *stored
 	next.EndWarned = end
-	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, &next); err != nil {
+	if err := k.saveBookkeeping(context.WithoutCancel(ctx), &next); err != nil {
 		k.log.Warn("could not keep that the refresh token's end was told", "err", err)
 		return
 	}

@@ -19,6 +19,7 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{tokens: map[string]TokenSet{}, secrets: map[string]Secret{}}
 }
 
+// LoadTokens returns name's token set (Store).
 func (m *MemoryStore) LoadTokens(_ context.Context, name string) (*TokenSet, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -29,13 +30,28 @@ func (m *MemoryStore) LoadTokens(_ context.Context, name string) (*TokenSet, err
 	return &t, nil
 }
 
-func (m *MemoryStore) SaveTokens(_ context.Context, name string, t *TokenSet) error {
+// SaveTokens stores t if the stored generation is prev (Store): the
+// compare-and-set is atomic here, with or without the Locker.
+func (m *MemoryStore) SaveTokens(_ context.Context, name string, t *TokenSet, prev uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.tokens[name] = *t
+	var stored *TokenSet
+	if cur, ok := m.tokens[name]; ok {
+		stored = &cur
+	}
+	if err := CompareGeneration(stored, prev); err != nil {
+		return fmt.Errorf("save tokens of %s: %w", name, err)
+	}
+	next := *t
+	next.Version = 1
+	if stored != nil {
+		next.Version = stored.Version + 1
+	}
+	m.tokens[name] = next
 	return nil
 }
 
+// DeleteTokens forgets name's token set (Store).
 func (m *MemoryStore) DeleteTokens(_ context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -43,6 +59,7 @@ func (m *MemoryStore) DeleteTokens(_ context.Context, name string) error {
 	return nil
 }
 
+// ClientSecret returns name's client secret (Store).
 func (m *MemoryStore) ClientSecret(_ context.Context, name string) (Secret, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -53,6 +70,7 @@ func (m *MemoryStore) ClientSecret(_ context.Context, name string) (Secret, erro
 	return s, nil
 }
 
+// SetClientSecret stores name's client secret (Store).
 func (m *MemoryStore) SetClientSecret(_ context.Context, name string, s Secret) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -60,6 +78,7 @@ func (m *MemoryStore) SetClientSecret(_ context.Context, name string, s Secret) 
 	return nil
 }
 
+// DeleteClientSecret forgets name's client secret (Store).
 func (m *MemoryStore) DeleteClientSecret(_ context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

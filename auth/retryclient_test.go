@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -29,7 +30,7 @@ func keeper(t *testing.T, stored *auth.TokenSet, status int) (*auth.Keeper, *ato
 	}))
 	t.Cleanup(provider.Close)
 	store := auth.NewMemoryStore()
-	_ = store.SaveTokens(context.Background(), "p", stored)
+	_ = store.SaveTokens(context.Background(), "p", stored, auth.AnyGeneration)
 	_ = store.SetClientSecret(context.Background(), "p", "new-secret")
 	generic, _ := auth.LookupPreset("generic")
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
@@ -94,7 +95,7 @@ func TestARunningKeeperRetriesItsRefusedClientWithTheNewSecret(t *testing.T) {
 	t.Cleanup(provider.Close)
 	ctx := context.Background()
 	store := auth.NewMemoryStore()
-	_ = store.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt", ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute})
+	_ = store.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt", ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 	_ = store.SetClientSecret(ctx, "p", "old-secret")
 	generic, _ := auth.LookupPreset("generic")
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
@@ -115,5 +116,45 @@ func TestARunningKeeperRetriesItsRefusedClientWithTheNewSecret(t *testing.T) {
 	k.RetryClient(ctx)
 	if st := k.Status().State; st != auth.StateConnected || requests.Load() != 2 || refusals.Load() != 1 {
 		t.Fatalf("state %s after %d requests (%d refused); want connected after 2", st, requests.Load(), refusals.Load())
+	}
+}
+
+// A refresh whose commit loses the compare-and-set (a sign-in stored new
+// tokens meanwhile, by a writer that did not hold this Locker) drops its
+// own tokens: it never writes over the sign-in's, and the keeper hands
+// out the sign-in's token next.
+func TestARefreshThatLosesTheCompareAndSetDropsItsTokens(t *testing.T) {
+	ctx := context.Background()
+	store := auth.NewMemoryStore()
+	signIn := &auth.TokenSet{AccessToken: "at-sign-in", TokenType: "bearer", RefreshToken: "rt-sign-in", ObtainedAt: time.Now().Round(0),
+		Lifetime: 90 * time.Minute, Generation: auth.NextGeneration(0, time.Now().Add(time.Hour))}
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Meanwhile, elsewhere: a person signs in again.
+		if err := store.SaveTokens(ctx, "p", signIn, auth.AnyGeneration); err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"at-refreshed","token_type":"bearer","expires_in":5400,"refresh_token":"rt-refreshed"}`)
+	}))
+	t.Cleanup(provider.Close)
+	_ = store.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt",
+		ObtainedAt: time.Now().Add(-80 * time.Minute).Round(0), Lifetime: 90 * time.Minute, Generation: 5}, 0)
+	generic, _ := auth.LookupPreset("generic")
+	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
+	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
+		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token"}}, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+	if err := k.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Refresh(ctx); !errors.Is(err, auth.ErrGenerationMoved) {
+		t.Fatalf("refresh: %v; want the lost compare-and-set", err)
+	}
+	stored, _ := store.LoadTokens(ctx, "p")
+	if stored.AccessToken != "at-sign-in" || stored.Generation != signIn.Generation {
+		t.Fatalf("stored %v generation %d; want the sign-in's, untouched", stored, stored.Generation)
+	}
+	tok, err := k.Token(ctx, 0)
+	if err != nil || tok.AccessToken != "at-sign-in" {
+		t.Fatalf("token after the lost commit: %v, %v; want the sign-in's", tok, err)
 	}
 }

@@ -174,7 +174,16 @@ func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, dpopKey Secret
 		return fmt.Errorf("sign in %s: %w", k.conn.Name, err)
 	}
 	defer unlock()
-	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, next); err != nil {
+	// A sign-in starts a new grant on purpose: it replaces whatever is
+	// stored, with a generation above the last one known.
+	k.mu.Lock()
+	prev := StoredGeneration(k.currentLocked())
+	k.mu.Unlock()
+	if stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name); err == nil {
+		prev = max(prev, StoredGeneration(stored))
+	}
+	next.Generation = NextGeneration(prev, now)
+	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, next, AnyGeneration); err != nil {
 		return fmt.Errorf("signed in, but the tokens could not be saved, so the sign-in is lost: %w", err)
 	}
 	k.mu.Lock()

@@ -3,25 +3,164 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 )
 
-// ErrNotStored means nothing is stored for the connection.
+// ErrNotStored means nothing is stored for the connection: no token set, or
+// no client secret. Stores wrap it; test with errors.Is.
 var ErrNotStored = errors.New("nothing stored")
 
-// Store keeps token sets and client secrets. Implementations must bound
-// every call in time and never fall back to a plain file.
+// ErrGenerationMoved means a compare-and-set of SaveTokens failed: the token
+// set stored now is not of the generation the write was made for, because
+// another writer (a sign-in, a sign-out, another process's refresh) moved
+// it. Nothing was written. Stores wrap it; test with errors.Is.
+var ErrGenerationMoved = errors.New("the stored tokens changed meanwhile")
+
+// AnyGeneration as SaveTokens' prev replaces whatever is stored: a sign-in,
+// which starts a new grant on purpose, and a token set written back after
+// it was deleted outside tokentray.
+const AnyGeneration = ^uint64(0)
+
+// Store keeps each connection's token set and client secret. The keyring
+// (internal/store/keyring), the file store (internal/store/file) and
+// MemoryStore implement it, and so will stores shared by several machines;
+// internal/store/storetest is the test every Store passes.
+//
+// Items. A connection has two items, its token set and its client secret,
+// addressed by the connection's name. A token set has a generation and a
+// version (TokenSet.Generation, TokenSet.Version):
+//
+//   - The generation moves with each new set of tokens (a refresh, a
+//     sign-in) and with nothing else. It is what a refresh commits against:
+//     SaveTokens is a compare-and-set on it, so new tokens never overwrite
+//     tokens that another writer put there meanwhile.
+//   - Bookkeeping (a failed refresh's outcome, a promise, that a person was
+//     told of the refresh token's end) is written with the generation it is
+//     about, and never moves it; the promise counts its own writes
+//     (TokenSet.PromiseVersion).
+//   - The version is the store's: it moves with every write of the item,
+//     tokens or bookkeeping, and SaveTokens ignores the one it is given.
+//
+// Concurrency. Every method is safe for concurrent use and returns within a
+// bound (the keyring's calls time out; a Store never blocks forever, and
+// never falls back to a plain file). Calls for different connections are
+// independent. For one connection, every writer holds the connection's
+// Locker, which is the single machine's lease: the compare-and-set of
+// SaveTokens is atomic against every writer that holds it (a store on one
+// machine reads, compares and writes under it; a shared store does it in
+// its engine, and its Locker is a lease). A LoadTokens concurrent with a
+// write returns the old value or the new one, whole.
+//
+// Failures. A write that fails leaves the previous value readable, never a
+// part of the new one (the keyring writes chunks before the header that
+// points at them; the file store renames a synced file over the old one).
+// A write whose outcome is unknown (a timeout) may have landed: the keeper
+// then keeps the new tokens in memory and writes them again, and never
+// refreshes past them.
 type Store interface {
+	// LoadTokens returns name's token set as stored, with its generation
+	// and version, or an error wrapping ErrNotStored when there is none.
 	LoadTokens(ctx context.Context, name string) (*TokenSet, error)
-	SaveTokens(ctx context.Context, name string, t *TokenSet) error
+	// SaveTokens stores t as name's token set if the one stored now is of
+	// generation prev (StoredGeneration: 0 when none is stored), or
+	// whatever is stored when prev is AnyGeneration. Otherwise it writes
+	// nothing and returns an error wrapping ErrGenerationMoved. New tokens
+	// have t.Generation = NextGeneration(prev, now); bookkeeping keeps
+	// t.Generation = prev. The stored item gets the next version.
+	SaveTokens(ctx context.Context, name string, t *TokenSet, prev uint64) error
+	// DeleteTokens forgets name's token set (a sign-out); forgetting
+	// nothing is no error. A later SaveTokens for the deleted generation
+	// fails: generations are not used again.
 	DeleteTokens(ctx context.Context, name string) error
+	// ClientSecret returns name's client secret, or an error wrapping
+	// ErrNotStored.
 	ClientSecret(ctx context.Context, name string) (Secret, error)
+	// SetClientSecret stores name's client secret, replacing any.
 	SetClientSecret(ctx context.Context, name string, secret Secret) error
+	// DeleteClientSecret forgets name's client secret; forgetting nothing
+	// is no error.
 	DeleteClientSecret(ctx context.Context, name string) error
 }
 
-// Locker serialises read-refresh-save of one connection across processes.
-// The tray and a CLI running without the tray both take it, so one refresh
-// token is never presented twice.
+// StoredGeneration is the generation SaveTokens compares with: 0 for no
+// token set (nil), and 1 for a token set written before generations were
+// kept.
+func StoredGeneration(t *TokenSet) uint64 {
+	if t == nil {
+		return 0
+	}
+	return max(t.Generation, 1)
+}
+
+// NextGeneration is the generation of new tokens that replace generation
+// prev. It is taken from the clock, and is above prev, so that a
+// generation is not used twice for a connection, even after a sign-out
+// deleted the one before (a refresh that was under way then must not
+// commit onto the next sign-in's tokens).
+func NextGeneration(prev uint64, now time.Time) uint64 {
+	g := uint64(max(now.UnixNano(), 0))
+	if prev == AnyGeneration {
+		prev = 0
+	}
+	return max(g, prev+1)
+}
+
+// CompareGeneration is what a Store's SaveTokens checks, given what is
+// stored now (nil for nothing): nil when a write made for prev may go on,
+// an error wrapping ErrGenerationMoved when it may not.
+func CompareGeneration(stored *TokenSet, prev uint64) error {
+	if prev == AnyGeneration || StoredGeneration(stored) == prev {
+		return nil
+	}
+	return &generationMoved{stored: StoredGeneration(stored), prev: prev}
+}
+
+// Versioned is t as a store on one machine writes it for SaveTokens: it
+// reads what s holds for name now, compares its generation with prev
+// (CompareGeneration), and gives the copy it returns the next version. A
+// stored set that cannot be read is replaced only for AnyGeneration.
+func Versioned(ctx context.Context, s interface {
+	LoadTokens(ctx context.Context, name string) (*TokenSet, error)
+}, name string, t *TokenSet, prev uint64) (*TokenSet, error) {
+	stored, err := s.LoadTokens(ctx, name)
+	switch {
+	case errors.Is(err, ErrNotStored):
+		stored = nil
+	case err != nil && prev != AnyGeneration:
+		return nil, fmt.Errorf("save tokens of %s: %w", name, err)
+	case err != nil:
+		stored = nil // a sign-in replaces what cannot be read
+	}
+	if err := CompareGeneration(stored, prev); err != nil {
+		return nil, fmt.Errorf("save tokens of %s: %w", name, err)
+	}
+	next := *t
+	next.Version = 1
+	if stored != nil {
+		next.Version = stored.Version + 1
+	}
+	return &next, nil
+}
+
+type generationMoved struct{ stored, prev uint64 }
+
+func (e *generationMoved) Error() string {
+	if e.stored == 0 {
+		return ErrGenerationMoved.Error() + " (they were deleted: a sign-out)"
+	}
+	return ErrGenerationMoved.Error() + " (another sign-in or refresh wrote newer ones)"
+}
+
+func (e *generationMoved) Unwrap() error { return ErrGenerationMoved }
+
+// Locker serialises the writers of one connection's token set: the running
+// tokentray and a CLI working without it both take it around each
+// read-refresh-save, each sign-in, sign-out and bookkeeping write, so one
+// refresh token is never presented twice. On one machine it is a file lock
+// per connection (internal/filelock) or, for a store only this process
+// reaches, ProcessLocker. Lock waits until the lock is free or ctx ends;
+// the returned func releases it, once.
 type Locker interface {
 	Lock(ctx context.Context, name string) (unlock func(), err error)
 }

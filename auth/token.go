@@ -99,6 +99,13 @@ type TokenSet struct {
 	// version for them. PromiseVersion counts the promise writes instead.
 	Promised       time.Time
 	PromiseVersion uint64
+
+	// Generation is the tokens' generation: it moves with each new set of
+	// tokens and with nothing else (see Store). Zero on a set never stored.
+	Generation uint64
+	// Version is the stored item's version, given by the store at each
+	// write (see Store). Zero on a set never stored.
+	Version uint64
 }
 
 // failedLast reports whether the last refresh attempt, made after these
@@ -153,6 +160,10 @@ type storedTokenSet struct {
 	RefusedClient     string    `json:"refused_client,omitempty"`
 	// Promise is bookkeeping apart from the tokens, with its own version.
 	Promise *storedPromise `json:"promise,omitempty"`
+	// Generation and ItemVersion are absent in what a tokentray wrote
+	// before they were kept: generation 1 (StoredGeneration), version 0.
+	Generation  uint64 `json:"generation,omitempty"`
+	ItemVersion uint64 `json:"item_version,omitempty"`
 }
 
 // storedPromise is TokenSet.Promised with its write count.
@@ -161,7 +172,7 @@ type storedPromise struct {
 	Version uint64    `json:"v"`
 }
 
-// MarshalTokenSet encodes t for the keyring.
+// MarshalTokenSet encodes t for a store, with its generation and version.
 func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 	var promise *storedPromise
 	if !t.Promised.IsZero() || t.PromiseVersion != 0 {
@@ -190,6 +201,8 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		RetryAt:           t.RetryAt.UTC(),
 		RefusedClient:     t.RefusedClient,
 		Promise:           promise,
+		Generation:        t.Generation,
+		ItemVersion:       t.Version,
 	})
 }
 
@@ -232,5 +245,7 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		RefusedClient:           s.RefusedClient,
 		Promised:                promise.Until,
 		PromiseVersion:          promise.Version,
+		Generation:              s.Generation,
+		Version:                 s.ItemVersion,
 	}, nil
 }

@@ -35,7 +35,7 @@ func tray(t *testing.T) (*client.Client, *atomic.Int32) {
 	t.Cleanup(provider.Close)
 	store := auth.NewMemoryStore()
 	_ = store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-old", TokenType: "bearer", RefreshToken: "rt-old",
-		ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute})
+		ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 	generic, _ := auth.LookupPreset("generic")
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
 	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,

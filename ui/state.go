@@ -1,7 +1,9 @@
-// Package ui is tokentray's face on the desktop: the tray icon and menu, the
-// dashboard window and the notifications. It is a client of the auth
-// keepers: it subscribes to their events and calls their methods, and holds
-// no token state of its own.
+// Package ui is the window process (tokentray-window): the dashboard and the
+// connection editor, drawn with Fyne. It is a client of the running
+// tokentray's local API (internal/apiclient): it follows the event stream
+// and acts through the API, and holds no token and no config of its own.
+// The tray icon and menu (ui/tray) and the notifications belong to the
+// resident process, which starts this one when a window is asked for.
 package ui
 
 import (

@@ -39,7 +39,7 @@ func (s *scene) add(t *testing.T, name, env string, tokens *auth.TokenSet) *auth
 	ep, _ := procore.Resolve(env, auth.Endpoints{TokenURL: "http://127.0.0.1:1/token"})
 	conn := &auth.Connection{Name: name, Provider: procore, Environment: env, ClientID: "id", RedirectURI: ru, RefreshAt: 0.8, Endpoints: ep}
 	if tokens != nil {
-		_ = s.store.SaveTokens(context.Background(), name, tokens)
+		_ = s.store.SaveTokens(context.Background(), name, tokens, auth.AnyGeneration)
 	}
 	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}, Clock: s.clock, Jitter: func() float64 { return 0 }})
 	if err := k.Load(context.Background()); err != nil {

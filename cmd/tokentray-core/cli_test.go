@@ -64,7 +64,7 @@ token_url = "%s/token"
 
 func (c *cli) signedIn(obtained time.Time) {
 	_ = c.store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-old", TokenType: "bearer",
-		RefreshToken: "rt-old", ObtainedAt: obtained, Lifetime: 90 * time.Minute})
+		RefreshToken: "rt-old", ObtainedAt: obtained, Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 }
 
 func (c *cli) run(stdin string, args ...string) (int, string, string) {

@@ -200,7 +200,10 @@ func (f *Fleet) Save(ctx context.Context, s Save) error {
 			}
 		}
 		if tokens != nil {
-			if err := f.opt.Store.SaveTokens(ctx, name, tokens); err != nil {
+			// A sign-in: a new grant, replacing whatever was stored.
+			signedIn := *tokens
+			signedIn.Generation = auth.NextGeneration(0, time.Now())
+			if err := f.opt.Store.SaveTokens(ctx, name, &signedIn, auth.AnyGeneration); err != nil {
 				problems = append(problems, fmt.Errorf("the test sign-in's tokens were not stored: %w; sign in again", err))
 			}
 		}
@@ -515,7 +518,7 @@ func (f *Fleet) move(ctx context.Context, from, to string, newSecret, newTokens 
 	problems := []error{
 		moveItem("tokens", newTokens,
 			func() (*auth.TokenSet, error) { return st.LoadTokens(ctx, from) },
-			func(t *auth.TokenSet) error { return st.SaveTokens(ctx, to, t) },
+			func(t *auth.TokenSet) error { return st.SaveTokens(ctx, to, t, auth.AnyGeneration) },
 			func() error { return st.DeleteTokens(ctx, from) }),
 		moveItem("client secret", newSecret,
 			func() (auth.Secret, error) { return st.ClientSecret(ctx, from) },

@@ -174,7 +174,7 @@ func TestRenamingMovesTokensAndSecret(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 	tokens := &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}
-	if err := r.store.SaveTokens(ctx, "alpha", tokens); err != nil {
+	if err := r.store.SaveTokens(ctx, "alpha", tokens, auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.store.SetClientSecret(ctx, "alpha", "alpha-secret"); err != nil {
@@ -299,7 +299,7 @@ func TestAnInvalidSaveStopsNothingAndWritesNothing(t *testing.T) {
 func TestRemovingSignsOutAndForgets(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	_ = r.store.SaveTokens(ctx, "beta", &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour})
+	_ = r.store.SaveTokens(ctx, "beta", &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", ObtainedAt: time.Now(), Lifetime: time.Hour}, auth.AnyGeneration)
 	_ = r.store.SetClientSecret(ctx, "beta", "beta-secret")
 	if err := r.f.Remove(ctx, "beta", false); err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func serveConn(t testing.TB, signedIn bool, change func(*auth.Connection), with 
 	}
 	if signedIn {
 		_ = f.store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-old", TokenType: "bearer",
-			RefreshToken: "rt-old", ObtainedAt: time.Now().Add(-80 * time.Minute).Round(0), Lifetime: 90 * time.Minute})
+			RefreshToken: "rt-old", ObtainedAt: time.Now().Add(-80 * time.Minute).Round(0), Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 	}
 	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: f.store, Locker: &auth.ProcessLocker{}})
 	if err := k.Load(context.Background()); err != nil {

@@ -31,7 +31,7 @@ func keeper(t *testing.T, stored *auth.TokenSet, status int) (*auth.Keeper, *ato
 	}))
 	t.Cleanup(provider.Close)
 	store := auth.NewMemoryStore()
-	_ = store.SaveTokens(context.Background(), "p", stored)
+	_ = store.SaveTokens(context.Background(), "p", stored, auth.AnyGeneration)
 	_ = store.SetClientSecret(context.Background(), "p", "new-secret")
 	generic, _ := auth.LookupPreset("generic")
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")

@@ -63,7 +63,7 @@ func newRig(t *testing.T, api http.HandlerFunc, signedIn bool, p *Proxy) *rig {
 		APIHeaders: map[string]string{"Procore-Company-Id": "42"}}
 	if signedIn {
 		_ = r.store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-0", TokenType: "bearer",
-			RefreshToken: "rt-0", ObtainedAt: time.Now().Add(-10 * time.Minute).Round(0), Lifetime: time.Hour})
+			RefreshToken: "rt-0", ObtainedAt: time.Now().Add(-10 * time.Minute).Round(0), Lifetime: time.Hour}, auth.AnyGeneration)
 	}
 	r.k = auth.NewKeeper(conn, auth.KeeperOptions{Store: r.store, Locker: &auth.ProcessLocker{}})
 	if err := r.k.Load(context.Background()); err != nil {
@@ -574,7 +574,7 @@ func TestDPoPBoundTokensGoWithAProofAndNonceRefusalsSpendNoRefresh(t *testing.T)
 	key, _ := auth.NewDPoPKey()
 	stored, _ := key.Marshal()
 	_ = r.store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-0", TokenType: "DPoP", RefreshToken: "rt-0",
-		ObtainedAt: time.Now().Add(-10 * time.Minute).Round(0), Lifetime: time.Hour, DPoPKey: stored})
+		ObtainedAt: time.Now().Add(-10 * time.Minute).Round(0), Lifetime: time.Hour, DPoPKey: stored}, auth.AnyGeneration)
 	if err := r.k.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

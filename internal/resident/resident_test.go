@@ -105,7 +105,7 @@ func running(t *testing.T, opt Options) (*Resident, *auth.Keeper) {
 	// notification of its own, before or after a test's, as the scheduler
 	// has it).
 	_ = store.SaveTokens(context.Background(), "procore", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt",
-		ObtainedAt: time.Now(), Lifetime: 90 * time.Minute})
+		ObtainedAt: time.Now(), Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 	_ = store.SetClientSecret(context.Background(), "procore", "s")
 	procore, _ := auth.LookupPreset("procore")
 	ru, _ := auth.ParseRedirectURI(fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t)))

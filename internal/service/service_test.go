@@ -31,7 +31,7 @@ func signedIn(t *testing.T) (*config.Config, auth.Store) {
 	t.Helper()
 	store := auth.NewMemoryStore()
 	_ = store.SaveTokens(context.Background(), "a", &auth.TokenSet{AccessToken: "at-a", TokenType: "bearer", RefreshToken: "rt-a",
-		ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute})
+		ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 	generic, _ := auth.LookupPreset("generic")
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
 	conn := &auth.Connection{Name: "a", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,

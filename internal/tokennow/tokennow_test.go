@@ -42,11 +42,11 @@ func TestPlainTokenIsAnsweredOnTheOneRequestPath(t *testing.T) {
 
 	store := auth.NewMemoryStore()
 	_ = store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-held", TokenType: "bearer", RefreshToken: "rt",
-		ObtainedAt: time.Now(), Lifetime: time.Hour})
+		ObtainedAt: time.Now(), Lifetime: time.Hour}, auth.AnyGeneration)
 	// q's token is due (55 of 60 minutes gone) and its provider cannot be
 	// reached: it is handed out with a warning while it lasts.
 	_ = store.SaveTokens(context.Background(), "q", &auth.TokenSet{AccessToken: "at-old", TokenType: "bearer", RefreshToken: "rt",
-		ObtainedAt: time.Now().Add(-55 * time.Minute), Lifetime: time.Hour})
+		ObtainedAt: time.Now().Add(-55 * time.Minute), Lifetime: time.Hour}, auth.AnyGeneration)
 	generic, _ := auth.LookupPreset("generic")
 	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
 	keeper := func(name string) *auth.Keeper {

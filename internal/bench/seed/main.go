@@ -46,7 +46,7 @@ func main() {
 		fmt.Fprintf(&cfg, "[[connection]]\nname = %q\nprovider = \"generic\"\nclient_id = \"bench\"\nredirect_uri = \"http://localhost:%d/callback\"\nauth_url = \"http://127.0.0.1:9/auth\"\ntoken_url = \"http://127.0.0.1:9/token\"\n\n", name, 20000+i)
 		t := &auth.TokenSet{AccessToken: auth.Secret(strings.Repeat("a", 1200)), TokenType: "bearer", RefreshToken: "rt-bench",
 			ObtainedAt: now, Lifetime: 24 * time.Hour, RefreshTokenSince: now}
-		if err := store.SaveTokens(context.Background(), name, t); err != nil {
+		if err := store.SaveTokens(context.Background(), name, t, auth.AnyGeneration); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -148,9 +148,15 @@ func (s *Store) LoadTokens(_ context.Context, name string) (*auth.TokenSet, erro
 	return t, nil
 }
 
-// SaveTokens writes the token set of name, durably.
-func (s *Store) SaveTokens(_ context.Context, name string, t *auth.TokenSet) error {
-	b, err := auth.MarshalTokenSet(t)
+// SaveTokens writes name's token set, durably, if the stored one is of
+// generation prev (auth.Store): it reads the stored one and compares under
+// the connection's Locker, which every writer holds.
+func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
+	next, err := auth.Versioned(ctx, s, name, t, prev)
+	if err != nil {
+		return err
+	}
+	b, err := auth.MarshalTokenSet(next)
 	if err != nil {
 		return fmt.Errorf("encode tokens of %s: %w", name, err)
 	}

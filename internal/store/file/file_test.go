@@ -39,7 +39,7 @@ func TestRoundTripAndNothingStored(t *testing.T) {
 	if _, err := s.ClientSecret(ctx, "p"); !errors.Is(err, auth.ErrNotStored) {
 		t.Fatalf("no secret yet: %v", err)
 	}
-	if err := s.SaveTokens(ctx, "p", tokens("rt-1")); err != nil {
+	if err := s.SaveTokens(ctx, "p", tokens("rt-1"), auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetClientSecret(ctx, "p", "s3cret"); err != nil {
@@ -86,7 +86,7 @@ func TestWhatOthersCouldReadIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveTokens(ctx, "p", tokens("rt-1")); err != nil {
+	if err := s.SaveTokens(ctx, "p", tokens("rt-1"), auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "p.tokens")
@@ -100,7 +100,7 @@ func TestWhatOthersCouldReadIsRefused(t *testing.T) {
 		t.Fatalf("the refused file was changed: %v", info.Mode())
 	}
 	for _, name := range []string{"../p", ".hidden", "", "a/b"} {
-		if err := s.SaveTokens(ctx, name, tokens("x")); err == nil {
+		if err := s.SaveTokens(ctx, name, tokens("x"), auth.AnyGeneration); err == nil {
 			t.Errorf("%q was accepted as a connection's file name", name)
 		}
 	}
@@ -119,7 +119,7 @@ func TestSealedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveTokens(ctx, "p", tokens("rt-secret-value")); err != nil {
+	if err := s.SaveTokens(ctx, "p", tokens("rt-secret-value"), auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetClientSecret(ctx, "p", "client-secret-value"); err != nil {
@@ -134,7 +134,7 @@ func TestSealedFiles(t *testing.T) {
 		t.Fatalf("sealed round trip: %v", err)
 	}
 	// Two writes of one value differ: a nonce of their own.
-	_ = s.SaveTokens(ctx, "p", tokens("rt-secret-value"))
+	_ = s.SaveTokens(ctx, "p", tokens("rt-secret-value"), auth.AnyGeneration)
 	if again, _ := os.ReadFile(filepath.Join(dir, "p.tokens")); bytes.Equal(again, raw) {
 		t.Fatal("two writes sealed alike: the nonce was reused")
 	}
@@ -152,7 +152,7 @@ func TestSealedFiles(t *testing.T) {
 	}
 
 	// Another connection's file copied over this one's does not open.
-	_ = s.SaveTokens(ctx, "q", tokens("rt-q"))
+	_ = s.SaveTokens(ctx, "q", tokens("rt-q"), auth.AnyGeneration)
 	q, _ := os.ReadFile(filepath.Join(dir, "q.tokens"))
 	if err := os.WriteFile(filepath.Join(dir, "p.tokens"), q, 0o600); err != nil {
 		t.Fatal(err)
@@ -162,13 +162,13 @@ func TestSealedFiles(t *testing.T) {
 	}
 
 	// A file written before the key was given is read, and sealed when next written.
-	if err := keyless.SaveTokens(ctx, "r", tokens("rt-r")); err != nil {
+	if err := keyless.SaveTokens(ctx, "r", tokens("rt-r"), auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.LoadTokens(ctx, "r"); err != nil || got.RefreshToken != "rt-r" {
 		t.Fatalf("a plain file with a key: %v", err)
 	}
-	_ = s.SaveTokens(ctx, "r", tokens("rt-r2"))
+	_ = s.SaveTokens(ctx, "r", tokens("rt-r2"), auth.AnyGeneration)
 	if raw, _ := os.ReadFile(filepath.Join(dir, "r.tokens")); !bytes.HasPrefix(raw, []byte(sealedPrefix)) {
 		t.Fatal("the plain file was not sealed at its next write")
 	}
@@ -186,7 +186,7 @@ func TestACrashMidWriteLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveTokens(ctx, "p", tokens("rt-1")); err != nil {
+	if err := s.SaveTokens(ctx, "p", tokens("rt-1"), auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	half := filepath.Join(dir, ".p.tokens.tmp-123")

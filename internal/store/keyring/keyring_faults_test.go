@@ -188,7 +188,7 @@ func TestKeyringFaultItemTooLarge(t *testing.T) {
 
 	s.Secrets.ChunkSize = 64 << 20 // as one item: more than a D-Bus message may carry
 	start := time.Now()
-	err := s.SaveTokens(ctx, r.conn.Name, huge)
+	err := s.SaveTokens(ctx, r.conn.Name, huge, auth.AnyGeneration)
 	t.Logf("a 34 MiB item failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	if !errors.Is(err, keyring.ErrUnavailable) || !strings.Contains(err.Error(), "bytes") || !strings.Contains(err.Error(), "ChunkSize") {
 		t.Fatalf("want an error naming the size and what to do, got %v", err)
@@ -199,7 +199,7 @@ func TestKeyringFaultItemTooLarge(t *testing.T) {
 
 	s.Secrets.ChunkSize = keyring.DefaultChunkSize() // the default splits it
 	start = time.Now()
-	if err := s.SaveTokens(ctx, r.conn.Name, huge); err != nil {
+	if err := s.SaveTokens(ctx, r.conn.Name, huge, auth.AnyGeneration); err != nil {
 		t.Fatalf("chunked: %v", err)
 	}
 	got, err := s.LoadTokens(ctx, r.conn.Name)

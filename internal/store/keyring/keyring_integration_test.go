@@ -6,6 +6,7 @@ package keyring_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/store/keyring"
+	"github.com/tokentray/tokentray/internal/store/storetest"
 )
 
 func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
@@ -22,7 +24,7 @@ func TestRealKeyringKeepsLargeTokenSetsInChunks(t *testing.T) {
 	ctx := context.Background()
 	big := &auth.TokenSet{AccessToken: auth.Secret(strings.Repeat("eyJhbGciOi", 600)), RefreshToken: "rt-big", TokenType: "bearer",
 		ObtainedAt: time.Now(), Lifetime: 90 * time.Minute}
-	if err := s.SaveTokens(ctx, "chunky", big); err != nil {
+	if err := s.SaveTokens(ctx, "chunky", big, auth.AnyGeneration); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.LoadTokens(ctx, "chunky")
@@ -111,4 +113,21 @@ func restartKeyring(t *testing.T) {
 	}
 	go func() { _ = cmd.Wait() }()
 	waitName(t, true)
+}
+
+// The store contract on the real Secret Service: each run under a service
+// name of its own, its items deleted afterwards.
+func TestTheRealKeyringKeepsTheStoreContract(t *testing.T) {
+	realStore(t) // inside the session, or a clear failure
+	storetest.Run(t, func(t *testing.T) auth.Store {
+		s := &keyring.Store{Secrets: keyring.NewItems(fmt.Sprintf("tokentray-storetest-%d", time.Now().UnixNano()))}
+		s.Secrets.Timeout = 3 * time.Second
+		t.Cleanup(func() {
+			for _, name := range []string{"p", "a", "b", "none"} {
+				_ = s.DeleteTokens(context.Background(), name)
+				_ = s.DeleteClientSecret(context.Background(), name)
+			}
+		})
+		return s
+	})
 }

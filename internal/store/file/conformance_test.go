@@ -1,0 +1,26 @@
+package file
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/storetest"
+)
+
+func TestTheFileStoreKeepsTheStoreContract(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"plain", nil}, {"sealed", key(7)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) auth.Store {
+				s, err := Open(filepath.Join(t.TempDir(), "state", "tokentray"), tc.key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
+}
