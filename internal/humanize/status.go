@@ -215,7 +215,7 @@ func RefreshTokenLeft(st apitype.Status, now time.Time) string {
 	if d <= 0 {
 		return "its foreseen end has passed"
 	}
-	return "about " + approx(d) + " left"
+	return "about " + Approx(d) + " left"
 }
 
 // RefreshToken is the forecast with what it rests on, for the dashboard
@@ -238,9 +238,11 @@ func RefreshToken(st apitype.Status, now time.Time) string {
 	return s
 }
 
-// approx is a long duration in the one unit that says it: "58 days",
-// "20 hours", "12 minutes".
-func approx(d time.Duration) string {
+// Approx is a long duration in the one unit that says it: "58 days",
+// "20 hours", "12 minutes". The core's messages say a forecast with it
+// too (auth imports this package, which imports only the wire types and
+// the standard library: the thin front program links nothing more).
+func Approx(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour:
 		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
