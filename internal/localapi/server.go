@@ -20,7 +20,9 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/proxy"
 )
 
@@ -265,7 +267,7 @@ func wireCheck(c *auth.CheckResult) *apitype.CheckResult {
 	if c == nil {
 		return nil
 	}
-	out := &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
+	out := &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: wireHint(c.Next, ""), Next: c.Next}
 	if i := c.TokenInfo; i != nil {
 		out.TokenInfo = &apitype.TokenInfo{ExpiresIn: i.ExpiresIn, Scopes: i.Scopes, ResourceOwnerID: i.Owner,
 			ApplicationUID: i.Application, Error: i.Error}
@@ -280,7 +282,7 @@ func WireStatus(st auth.Status) apitype.Status {
 		AccessObtained: st.AccessObtained, AccessExpiry: st.AccessExpiry, LifetimeGuessed: st.LifetimeGuessed,
 		NextRefresh: st.NextRefresh, LastRefresh: st.LastRefresh, LastRefreshOK: st.LastRefreshOK,
 		HasRefreshToken: st.HasRefreshToken, RefreshTokenSince: st.RefreshTokenSince,
-		LastError: st.LastError, Hint: st.Hint,
+		LastError: st.LastError, Hint: wireHint(st.Next, st.Hint), Next: st.Next,
 		Endpoints: apitype.Endpoints(st.Endpoints),
 	}
 	out.LastCheck = wireCheck(st.LastCheck)
@@ -624,7 +626,15 @@ func ErrorOf(err error) (int, apitype.Error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, auth.ErrLoginTimeout):
 		code, status = apitype.CodeTimeout, http.StatusGatewayTimeout
 	}
-	return status, apitype.Error{Code: code, Message: err.Error(), Hint: auth.HintOf(err), ExitCode: apitype.ExitCodeOf(code)}
+	next := auth.NextStepOf(err)
+	return status, apitype.Error{Code: code, Message: err.Error(), Hint: wireHint(next, ""), Next: next, ExitCode: apitype.ExitCodeOf(code)}
+}
+
+// wireHint is the "hint" beside a step on the wire: the step said for a
+// terminal, which scripts and older clients read; without one, the advice
+// in words an older tokentray kept (said), as it is.
+func wireHint(next *nextstep.Step, said string) string {
+	return humanize.Advice(next, said, humanize.Terminal)
 }
 
 // writeKeeperError answers with the keeper's error.
