@@ -1,6 +1,10 @@
 package auth
 
-import "time"
+import (
+	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
+)
 
 // What calls made with a connection's tokens (the local API's proxy) tell
 // its keeper: whether the API takes the token, and how much of its rate
@@ -46,7 +50,7 @@ func (k *Keeper) APIRefused(detail string) {
 	k.apiRefused = detail
 	if first {
 		k.emitLocked(Event{Kind: EventAPIRefused, Error: detail,
-			Hint: "The API refuses even a fresh token: check that api_base is of the same environment as the sign-in, and that the app may use this API."})
+			Next: stepWith(nextstep.CheckAPIBase, k.conn.Name, "The API refuses even a fresh token.")})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -130,9 +131,9 @@ func TestASignInThatNeedsASecretNotStoredStopsBeforeTheBrowser(t *testing.T) {
 		OpenBrowser: func(string) error { opened++; return nil }})
 	for _, device := range []bool{false, true} {
 		err := k.Login(context.Background(), LoginOptions{Timeout: 2 * time.Second, Device: device})
-		if !errors.Is(err, ErrCredentialsRefused) || !strings.Contains(HintOf(err), "tokentray secret conf") ||
+		if next := NextStepOf(err); !errors.Is(err, ErrCredentialsRefused) || next == nil || *next != (nextstep.Step{Kind: nextstep.StoreSecret, Connection: "conf"}) ||
 			!strings.Contains(err.Error(), "client_secret_basic, not none") {
-			t.Fatalf("device %t: err = %v (hint %q); want the missing secret, with `tokentray secret conf`", device, err, HintOf(err))
+			t.Fatalf("device %t: err = %v (next %+v); want the missing secret, with the step to store it", device, err, NextStepOf(err))
 		}
 	}
 	if opened != 0 || srv.exchangeCount() != 0 {

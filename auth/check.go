@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
 
@@ -18,10 +19,12 @@ type CheckResult struct {
 	Status int       `json:"status,omitempty"` // HTTP status; 0 when no answer came
 	Who    string    `json:"who,omitempty"`    // the login, e-mail or name the API reported
 	Error  string    `json:"error,omitempty"`
-	Hint   string    `json:"hint,omitempty"`
 	// TokenInfo is what the server said of the token at the token-info
 	// URL (Procore's /oauth/token/info), when there is one.
 	TokenInfo *TokenInfo `json:"token_info,omitempty"`
+
+	// Next is what a person does about Error.
+	Next *nextstep.Step `json:"next,omitempty"`
 }
 
 // TokenInfo is what a server says of an access token (Doorkeeper's
@@ -52,7 +55,7 @@ func (k *Keeper) Check(ctx context.Context) CheckResult {
 	res := k.check(ctx)
 	k.mu.Lock()
 	k.lastCheck = res
-	k.emitLocked(Event{Kind: EventChecked, Error: res.Error, Hint: res.Hint})
+	k.emitLocked(Event{Kind: EventChecked, Error: res.Error, Next: res.Next})
 	k.mu.Unlock()
 	return res
 }
@@ -61,7 +64,7 @@ func (k *Keeper) check(ctx context.Context) CheckResult {
 	now := k.opt.Clock.Now()
 	ep := k.conn.Endpoints
 	if ep.CheckURL == "" && ep.TokenInfoURL == "" {
-		return CheckResult{Time: now, Error: "no check_url is configured", Hint: "Set check_url to a cheap GET that needs the token, e.g. a /me endpoint."}
+		return CheckResult{Time: now, Error: "no check_url is configured", Next: step(nextstep.SetCheckURL, k.conn.Name)}
 	}
 	// The token only has to outlive one GET. Asking for more would refresh
 	// a token the provider made short on purpose, or fail outright where
@@ -134,7 +137,8 @@ func (k *Keeper) get(ctx context.Context, url string, tok *TokenSet) (*http.Resp
 func (k *Keeper) callCheck(ctx context.Context, url string, tok *TokenSet, now time.Time) CheckResult {
 	resp, body, err := k.get(ctx, url, tok)
 	if err != nil {
-		return CheckResult{Time: now, Error: fmt.Sprintf("GET %s: %v", url, err), Hint: "The API could not be reached: check the network and api_base."}
+		return CheckResult{Time: now, Error: fmt.Sprintf("GET %s: %v", url, err),
+			Next: &nextstep.Step{Kind: nextstep.CheckNetwork, Connection: k.conn.Name, Cause: "The API could not be reached.", Setting: "api_base", URL: k.conn.Endpoints.APIBase}}
 	}
 	res := CheckResult{Time: now, Status: resp.StatusCode}
 	switch {
@@ -142,8 +146,8 @@ func (k *Keeper) callCheck(ctx context.Context, url string, tok *TokenSet, now t
 		res.Who = whoFrom(body)
 	case resp.StatusCode == http.StatusUnauthorized:
 		res.Error = fmt.Sprintf("GET %s: HTTP 401: the API refused a token that the token endpoint just issued", url)
-		res.Hint = fmt.Sprintf("The API base (%s) probably belongs to another environment than the sign-in (%s): all URLs must come from one environment.",
-			k.conn.Endpoints.APIBase, k.conn.Endpoints.TokenURL)
+		res.Next = stepWith(nextstep.CheckAPIBase, k.conn.Name, fmt.Sprintf("The API base (%s) probably belongs to another environment than the sign-in (%s): all URLs must come from one environment.",
+			k.conn.Endpoints.APIBase, k.conn.Endpoints.TokenURL))
 	default:
 		res.Error = fmt.Sprintf("GET %s: HTTP %d", url, resp.StatusCode)
 	}

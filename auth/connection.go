@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // Grant is how a connection obtains tokens.
@@ -188,8 +190,7 @@ func (c *Connection) forSecret(secret Secret) (*Connection, error) {
 // missingSecret refuses a request that needs a client secret when none is
 // stored: a person must store it (exit 3).
 func missingSecret(name, why string) error {
-	return withHint(credentialsRefused(fmt.Sprintf("no client secret is stored for %s (%s): run `tokentray secret %s` and paste the client secret from the provider", name, why, name)),
-		"Store the client secret with `tokentray secret "+name+"` (from the app's settings at the provider), then try again.")
+	return withStep(credentialsRefused(fmt.Sprintf("no client secret is stored for %s (%s)", name, why)), step(nextstep.StoreSecret, name))
 }
 
 // oauthConfig builds the x/oauth2 configuration with an explicit client

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
 
@@ -44,8 +45,8 @@ const defaultDeviceTimeout = 15 * time.Minute
 // deviceSignIn asks for a device code, shows it and waits for the person.
 func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secret, key *DPoPKey, o LoginOptions) (*oauth2.Token, error) {
 	if conn.Endpoints.DeviceAuthURL == "" {
-		return nil, withHint(fmt.Errorf("sign in %s: the provider offers no device sign-in (no device authorization endpoint is known): %w", k.conn.Name, ErrNeedsSignIn),
-			"Set device_auth_url in the config if the provider has one, or sign in with `tokentray login "+k.conn.Name+" --paste` (a browser on any machine).")
+		return nil, withStep(fmt.Errorf("sign in %s: the provider offers no device sign-in (no device authorization endpoint is known): %w", k.conn.Name, ErrNeedsSignIn),
+			step(nextstep.SetDeviceAuthURL, k.conn.Name))
 	}
 	client := k.tokenHTTP(conn, key)
 	da, err := requestDeviceCode(ctx, client, conn, secret)
@@ -91,8 +92,7 @@ func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secr
 	case err == nil:
 		return tok, nil
 	case errors.Is(err, context.DeadlineExceeded) && !da.Expiry.IsZero() && !time.Now().Before(da.Expiry):
-		return nil, withHint(fmt.Errorf("sign in %s: the code %s expired before the sign-in was finished: %w", k.conn.Name, da.UserCode, ErrLoginTimeout),
-			"Run the sign-in again and enter the new code within its time.")
+		return nil, withStep(fmt.Errorf("sign in %s: the code %s expired before the sign-in was finished: %w", k.conn.Name, da.UserCode, ErrLoginTimeout), codeExpired(k.conn.Name))
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("sign in %s: nobody entered the code %s within %s: %w", k.conn.Name, da.UserCode, timeout, ErrLoginTimeout)
 	case ctx.Err() != nil:
@@ -102,11 +102,10 @@ func (k *Keeper) deviceSignIn(ctx context.Context, conn *Connection, secret Secr
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
 		case "access_denied":
-			return nil, withHint(fmt.Errorf("sign in %s: the sign-in was refused on the provider's page (access_denied): %w", k.conn.Name, ErrNeedsSignIn),
-				"Run the sign-in again and allow the access there.")
+			return nil, withStep(fmt.Errorf("sign in %s: the sign-in was refused on the provider's page (access_denied): %w", k.conn.Name, ErrNeedsSignIn),
+				stepWith(nextstep.RetrySignIn, k.conn.Name, "The access was not allowed on the provider's page; allow it there this time."))
 		case "expired_token":
-			return nil, withHint(fmt.Errorf("sign in %s: the code %s expired before the sign-in was finished: %w", k.conn.Name, da.UserCode, ErrLoginTimeout),
-				"Run the sign-in again and enter the new code within its time.")
+			return nil, withStep(fmt.Errorf("sign in %s: the code %s expired before the sign-in was finished: %w", k.conn.Name, da.UserCode, ErrLoginTimeout), codeExpired(k.conn.Name))
 		}
 	}
 	te := classify("device sign-in", err, conn)
@@ -206,4 +205,9 @@ func postAuthenticated(ctx context.Context, client *http.Client, endpoint string
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp, body, err
+}
+
+// codeExpired is the step after a code that ran out before it was entered.
+func codeExpired(name string) *nextstep.Step {
+	return stepWith(nextstep.RetrySignIn, name, "The code ran out before it was entered; a new sign-in shows a new one, to enter within its time.")
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -110,8 +111,8 @@ func TestADeviceSignInRefusedOnThePageSaysSo(t *testing.T) {
 	d := newDeviceServer(t, "access_denied")
 	k, store := deviceKeeper(t, d)
 	err := k.Login(context.Background(), LoginOptions{Device: true})
-	if !errors.Is(err, ErrNeedsSignIn) || !strings.Contains(err.Error(), "refused on the provider's page") || HintOf(err) == "" {
-		t.Fatalf("error %v (hint %q)", err, HintOf(err))
+	if next := NextStepOf(err); !errors.Is(err, ErrNeedsSignIn) || !strings.Contains(err.Error(), "refused on the provider's page") || next == nil || next.Kind != nextstep.RetrySignIn {
+		t.Fatalf("error %v (next %+v)", err, NextStepOf(err))
 	}
 	if store.stored("gh") != nil {
 		t.Fatal("tokens saved after a refusal")
@@ -125,8 +126,8 @@ func TestADeviceSignInWithoutADeviceEndpointSaysWhatToDo(t *testing.T) {
 	k, _ := deviceKeeper(t, d)
 	k.conn.Endpoints.DeviceAuthURL = ""
 	err := k.Login(context.Background(), LoginOptions{Device: true})
-	if !errors.Is(err, ErrNeedsSignIn) || !strings.Contains(HintOf(err), "--paste") {
-		t.Fatalf("error %v (hint %q)", err, HintOf(err))
+	if next := NextStepOf(err); !errors.Is(err, ErrNeedsSignIn) || next == nil || next.Kind != nextstep.SetDeviceAuthURL || next.Connection != "gh" {
+		t.Fatalf("error %v (next %+v)", err, NextStepOf(err))
 	}
 	if len(d.forms) != 0 {
 		t.Fatalf("requests sent: %v", d.forms)

@@ -3,6 +3,17 @@
 // defines (Store, Locker, Clock); a program can use it as a library. The
 // stores are in internal/store (the OS keyring, files); MemoryStore is here.
 //
+// What a person does about an error, or about a refresh token that ends,
+// is a typed step (client/nextstep): its kind (sign in again, store the
+// client secret, fix the client, wait, …), the connection, the time it
+// turns on, and the cause in words that hold on every surface. Errors
+// carry it (NextStepOf), and so do Status, Event and CheckResult, and the
+// store keeps it with a failed refresh's outcome. Each surface says it in
+// its own words (internal/humanize): the CLI names the command to run, the
+// dashboard the button beside the text. No string here names a command
+// line of the CLI (nowording_test.go). Error messages stay here: they say
+// what failed, for a person and a log alike.
+//
 // A Keeper keeps one connection. Its states, and what moves it between them:
 //
 //	                 sign-in (Login)                 refresh due (refresh_at of the lifetime)

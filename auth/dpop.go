@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // DPoP (RFC 9449): the tokens are bound to a key of this connection, and
@@ -238,8 +240,8 @@ func (t *TokenSet) Bound() bool { return strings.EqualFold(t.TokenType, TokenTyp
 
 // BoundTokenError says what to use instead of a bound token.
 func BoundTokenError(name string) error {
-	return withHint(fmt.Errorf("%s: %w (RFC 9449): it works only with a proof signed by the connection's key, which stays in tokentray", name, ErrBoundToken),
-		"Call the API through tokentray, which adds the proof to each request: curl --unix-socket \"$XDG_RUNTIME_DIR/tokentray/api.sock\" http://tokentray/v1/connections/"+name+"/api/PATH (see the README's \"Calling the API through tokentray\").")
+	return withStep(fmt.Errorf("%s: %w (RFC 9449): it works only with a proof signed by the connection's key, which stays in tokentray", name, ErrBoundToken),
+		step(nextstep.UseProxy, name))
 }
 
 // dpopKeyFor is the key the next token request of a connection with DPoP

@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // The token endpoint: the connection as discovered, the client secret, the
@@ -209,7 +211,7 @@ func (k *Keeper) endpointsLocked() Endpoints {
 // provider is unreachable, as for a failed refresh.
 func (k *Keeper) discoveryFailed(current *TokenSet, err error) error {
 	te := &TokenError{Op: k.opName(), Class: Transient, Err: err,
-		Hint: "tokentray retries. Check the issuer URL (" + k.conn.Endpoints.Issuer + ") and the network, or set auth_url and token_url in the config."}
+		Next: &nextstep.Step{Kind: nextstep.CheckIssuer, Connection: k.conn.Name, URL: k.conn.Endpoints.Issuer}}
 	return k.recordFailure(current, te)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
 
@@ -34,36 +35,47 @@ var (
 	ErrNoSignIn = errors.New("nobody signs it in that way")
 )
 
-// hintedError carries advice for a person along with an error.
-type hintedError struct {
+// steppedError carries what a person does next along with an error.
+type steppedError struct {
 	err  error
-	hint string
+	next *nextstep.Step
 }
 
-func (e *hintedError) Error() string { return e.err.Error() }
-func (e *hintedError) Unwrap() error { return e.err }
+func (e *steppedError) Error() string { return e.err.Error() }
+func (e *steppedError) Unwrap() error { return e.err }
 
-// withHint attaches hint to err; an empty hint leaves err as it is.
-func withHint(err error, hint string) error {
-	if hint == "" {
+// withStep attaches next to err; a nil next leaves err as it is.
+func withStep(err error, next *nextstep.Step) error {
+	if next == nil {
 		return err
 	}
-	return &hintedError{err: err, hint: hint}
+	return &steppedError{err: err, next: next}
 }
 
-// HintOf returns the advice err carries for a person: what to do next.
-// Every client shows it in its own place (the CLI's "hint:" line, the API's
-// "hint" field, the dashboard's "What to do").
-func HintOf(err error) string {
-	var h *hintedError
+// NextStepOf returns what a person does next about err, nil when it does
+// not say. The core names the step; every surface says it in its own
+// words (internal/humanize: the CLI's "hint:" line and the API's "hint"
+// name the command, the dashboard's "What to do" its button).
+func NextStepOf(err error) *nextstep.Step {
+	var h *steppedError
 	if errors.As(err, &h) {
-		return h.hint
+		return h.next
 	}
 	var te *TokenError
 	if errors.As(err, &te) {
-		return te.Hint
+		return te.Next
 	}
-	return ""
+	return nil
+}
+
+// step is a next step about the connection called name.
+func step(kind nextstep.Kind, name string) *nextstep.Step {
+	return &nextstep.Step{Kind: kind, Connection: name}
+}
+
+// stepWith is a next step with its cause.
+func stepWith(kind nextstep.Kind, name, cause string) *nextstep.Step {
+	return &nextstep.Step{Kind: kind, Connection: name, Cause: cause}
 }
 
 // credentialsRefused is an ErrCredentialsRefused in its own words, without
@@ -106,8 +118,8 @@ type TokenError struct {
 	// although no usable answer came back. With single-use refresh tokens
 	// the presented token may now be dead.
 	MaybeProcessed bool
-	Hint           string // the likely cause and what to do
-	Err            error  // the underlying error, for errors.Is/As
+	Next           *nextstep.Step // the likely cause and what to do
+	Err            error          // the underlying error, for errors.Is/As
 }
 
 func (e *TokenError) Error() string {
@@ -152,7 +164,7 @@ func classify(op string, err error, conn *Connection) *TokenError {
 	switch {
 	case errors.As(err, &re):
 		// Every token endpoint answer passes here: cleaned here, its words
-		// are safe in every message, hint and log line built from them.
+		// are safe in every message, step and log line built from them.
 		te.Code = safetext.Clean(re.ErrorCode)
 		te.Description = safetext.Clean(re.ErrorDescription)
 		if conn != nil && conn.Provider != nil {
@@ -195,7 +207,7 @@ func classify(op string, err error, conn *Connection) *TokenError {
 		te.MaybeProcessed = true
 		te.Err = fmt.Errorf("the token endpoint's answer was not a usable token (%s)", redactOAuthMessage(err))
 	}
-	te.Hint = diagnose(te, conn)
+	te.Next = diagnose(te, conn)
 	return te
 }
 
@@ -213,7 +225,8 @@ func redactOAuthMessage(err error) string {
 	return safetext.Clean(msg)
 }
 
-func diagnose(te *TokenError, conn *Connection) string {
+// diagnose names the likely cause of a failed token call and what to do.
+func diagnose(te *TokenError, conn *Connection) *nextstep.Step {
 	urls := ""
 	if conn != nil {
 		var in []string
@@ -227,38 +240,39 @@ func diagnose(te *TokenError, conn *Connection) string {
 			urls = " URLs in use: " + strings.Join(in, ", ") + "."
 		}
 	}
+	name := connName(conn)
 	isProcore := conn != nil && conn.Provider != nil && conn.Provider.Name == "procore"
 	switch te.Code {
 	case "invalid_client":
 		if isProcore {
-			return "Procore did not accept the client (\"unknown client\"). Usually the app is registered in another environment " +
-				"(the developer sandbox has its own credentials; production and the monthly sandbox share theirs), the client " +
-				"secret is wrong (set it with `tokentray secret " + conn.Name + "`), or the redirect URI differs from the one " +
-				"registered in the Developer Portal (port, path and trailing slash must match exactly)." + urls
+			return stepWith(nextstep.FixClient, name, "Procore did not accept the client (\"unknown client\"). Usually the app is registered in another environment "+
+				"(the developer sandbox has its own credentials; production and the monthly sandbox share theirs), the client "+
+				"secret is wrong, or the redirect URI differs from the one "+
+				"registered in the Developer Portal (port, path and trailing slash must match exactly)."+urls)
 		}
-		return "The provider did not accept the client: check the client id, the client secret (`tokentray secret " + connName(conn) + "`), " +
-			"and that the token URL belongs to the same environment as the client." + methodHint(te, conn) + urls
+		return stepWith(nextstep.FixClient, name, "The provider did not accept the client: check the client id, the client secret, "+
+			"and that the token URL belongs to the same environment as the client."+methodHint(te, conn)+urls)
 	case "invalid_grant":
 		switch te.Op {
 		case "code exchange":
-			return "The authorization code was refused: it expired, was already used, or the redirect URI differs from the one used to sign in." + urls
+			return stepWith(nextstep.SignInAgain, name, "The authorization code was refused: it expired, was already used, or the redirect URI differs from the one used to sign in."+urls)
 		default:
-			return "The refresh token is no longer valid (revoked, expired, or already used). " + signInHint(connName(conn))
+			return stepWith(nextstep.SignInAgain, name, "The refresh token is no longer valid (revoked, expired, or already used).")
 		}
 	case "unauthorized_client":
-		return "The client is not allowed this grant type: enable it for the app at the provider."
+		return stepWith(nextstep.EnableGrant, name, "The client is not allowed this grant type.")
 	case "invalid_scope":
-		return "The provider refused the requested scopes: check `scopes` in the config."
+		return &nextstep.Step{Kind: nextstep.CheckSetting, Connection: name, Cause: "The provider refused the requested scopes.", Setting: "scopes"}
 	}
 	switch {
 	case te.Status == http.StatusTooManyRequests:
-		return "The provider is rate limiting; tokentray retries after the time it asks for."
+		return stepWith(nextstep.Wait, name, "The provider is rate limiting, and said how long to wait.")
 	case te.Status >= 500:
-		return "The provider had a server error; tokentray retries with backoff."
+		return stepWith(nextstep.Wait, name, "The provider had a server error.")
 	case te.Status == 0 && te.Code == "" && te.Err != nil && isNetwork(te.Err):
-		return "The token endpoint could not be reached: check the network, a proxy, or the token URL (" + tokenURL(conn) + ")."
+		return &nextstep.Step{Kind: nextstep.CheckNetwork, Connection: name, Cause: "The token endpoint could not be reached.", Setting: "token_url", URL: tokenURL(conn)}
 	}
-	return ""
+	return nil
 }
 
 // methodHint says which client authentication method was used, and which

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
+	"github.com/tokentray/tokentray/internal/roughly"
 )
 
 // What a failed refresh means for the connection: the state it leaves the
@@ -27,10 +30,11 @@ func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *T
 		k.mu.Lock()
 		k.lastErr = te
 		k.mu.Unlock()
-		_ = k.clientRefused(te.Error(), te.Hint)
+		next := k.clientRefused(te.Error(), te.Next)
 		if current != nil {
 			refused := *current
-			refused.RefusedClient, refused.LastHint = fingerprint, te.Hint
+			refused.RefusedClient = fingerprint
+			refused.keepNext(next)
 			k.record(ctx, &refused, te.Error())
 		}
 		return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrCredentialsRefused)
@@ -43,17 +47,21 @@ func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *T
 func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProcessed bool) error {
 	k.mu.Lock()
 	k.lastErr = te
-	k.errText, k.hint = te.Error(), te.Hint
+	next := *step(nextstep.SignInAgain, k.conn.Name)
+	if te.Next != nil {
+		next = *te.Next
+	}
 	if prevMaybeProcessed {
-		k.hint = "The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use). " + k.hint
+		next = next.With("The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use).")
 	}
 	if f := k.conn.forecast(current); !f.End.IsZero() && !k.opt.Clock.Now().Before(f.End.Add(-time.Hour)) {
 		// Foreseen: say so, so nobody looks for another cause.
-		k.hint = fmt.Sprintf("Its foreseen end came on %s (%s). %s", f.End.Local().Format(endFormat), f.About, k.hint)
+		next = next.With(fmt.Sprintf("Its foreseen end came on %s (%s).", roughly.EndDate(f.End), f.About))
 	}
+	k.adviseLocked(te.Error(), &next)
 	k.failures = 0
 	k.setStateLocked(StateNeedsReauth)
-	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Next: k.next})
 	k.mu.Unlock()
 	k.log.Warn("refresh rejected", "err", te)
 	if current != nil && k.conn.Grant != GrantClientCredentials {
@@ -68,22 +76,32 @@ func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProce
 }
 
 // clientRefused puts the connection in StateClientRefused: a person must fix
-// the client settings or secret; the refresh token is kept.
-func (k *Keeper) clientRefused(errText, hint string) error {
-	if hint == "" {
-		hint = "Set the client secret with `tokentray secret " + k.conn.Name + "`, or fix client_id and token_endpoint_auth_method in the config."
-		if k.conn.Grant != GrantClientCredentials {
-			hint += " The refresh token is kept: no new sign-in is needed once the client is accepted."
-		}
+// the client settings or secret; the refresh token is kept. Without a step
+// of its own (next nil), the step is to fix the client. It returns the
+// step told.
+func (k *Keeper) clientRefused(errText string, next *nextstep.Step) *nextstep.Step {
+	if next == nil {
+		next = step(nextstep.FixClient, k.conn.Name)
+	}
+	if next.Kind == nextstep.FixClient && k.conn.Grant != GrantClientCredentials {
+		kept := *next
+		kept.KeepsRefreshToken = true
+		next = &kept
 	}
 	k.mu.Lock()
 	k.failures = 0
-	k.errText, k.hint = errText, hint
+	k.adviseLocked(errText, next)
 	k.setStateLocked(StateClientRefused)
-	k.emitLocked(Event{Kind: EventRefreshFailed, Error: errText, Hint: hint})
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: errText, Next: next})
 	k.mu.Unlock()
 	k.log.Warn("client refused", "err", errText)
-	return withHint(fmt.Errorf("%s: %s: %w", k.conn.Name, errText, ErrCredentialsRefused), hint)
+	return next
+}
+
+// clientRefusedError is clientRefused's outcome as the caller's error.
+func (k *Keeper) clientRefusedError(errText string, next *nextstep.Step) error {
+	next = k.clientRefused(errText, next)
+	return withStep(fmt.Errorf("%s: %s: %w", k.conn.Name, errText, ErrCredentialsRefused), next)
 }
 
 // recordFailure records a transient failure: degraded, retried with backoff
@@ -92,18 +110,19 @@ func (k *Keeper) recordFailure(current *TokenSet, te *TokenError) error {
 	now := k.opt.Clock.Now()
 	k.mu.Lock()
 	k.lastErr = te
-	k.errText, k.hint = te.Error(), te.Hint
+	k.adviseLocked(te.Error(), te.Next)
 	k.failures++
 	delay := k.backoffLocked(te.RetryAfter)
 	k.retryAt = now.Add(delay)
 	retryAt := k.retryAt
 	k.setStateLocked(StateDegraded)
-	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Next: k.next})
 	k.mu.Unlock()
 	k.log.Warn("refresh failed; retrying", "err", te, "retry_in", delay)
 	if current != nil {
 		failed := *current
-		failed.LastHint, failed.RetryAt = te.Hint, retryAt
+		failed.RetryAt = retryAt
+		failed.keepNext(te.Next)
 		k.record(context.Background(), &failed, te.Error())
 	}
 	return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrUnreachable)
@@ -133,18 +152,18 @@ func (k *Keeper) opName() string {
 
 // localFailure records a failure on this machine (keyring, lock, missing
 // secret): the connection is degraded and retried, the grant is untouched.
-func (k *Keeper) localFailure(err error, hint string) error {
+func (k *Keeper) localFailure(err error, next *nextstep.Step) error {
 	now := k.opt.Clock.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.failures++
 	k.retryAt = now.Add(k.backoffLocked(0))
 	k.lastErr = nil
-	k.errText, k.hint = err.Error(), hint
+	k.adviseLocked(err.Error(), next)
 	if k.state != StateNeedsReauth && k.state != StateDisconnected {
 		k.setStateLocked(StateDegraded)
 	}
-	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Hint: k.hint})
+	k.emitLocked(Event{Kind: EventRefreshFailed, Error: k.errText, Next: k.next})
 	return err
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // When a refresh token will die, foreseen: from what the server said when
@@ -141,13 +143,14 @@ func (c *Connection) warnAt(f Forecast) time.Time {
 	return f.End.Add(-w)
 }
 
-// ForecastHint is what a person does about an end that is near.
-func ForecastHint(name string, f Forecast) string {
-	when := f.End.Local().Format(endFormat)
+// ForecastStep is what a person does about an end that is near: sign in
+// before it, or, for an end that a sign-in cannot outlive (an environment
+// reset), after it.
+func ForecastStep(name string, f Forecast) *nextstep.Step {
 	if f.Kind == ForecastReset {
-		return "A sign-in before " + when + " does not help: sign in again after it with `tokentray login " + name + "`."
+		return &nextstep.Step{Kind: nextstep.SignInAfter, Connection: name, At: f.End}
 	}
-	return "Sign in again before " + when + " with `tokentray login " + name + "`: a new sign-in starts a new refresh token."
+	return &nextstep.Step{Kind: nextstep.SignInBefore, Connection: name, At: f.End}
 }
 
 // refreshTokenLifetime reads how long the server says the refresh token in
@@ -214,6 +217,3 @@ func SameEnd(a, b time.Time) bool {
 	d := a.Sub(b)
 	return !a.IsZero() && !b.IsZero() && d < time.Minute && d > -time.Minute
 }
-
-// endFormat is how a foreseen end is written in messages.
-const endFormat = "Mon 2 Jan 2006 15:04 MST"

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // runKeeper runs r.k until the test ends.
@@ -84,8 +86,8 @@ func TestAFixedRefreshTokenEndIsToldOnceAtTheWarningTime(t *testing.T) {
 		t.Fatalf("told at %v, want at %v (7 days 5 hours before %v)", now, warnAt, end)
 	}
 	st := r.k.Status()
-	if !st.RefreshTokenEnding || !strings.Contains(st.Hint, "tokentray login "+r.conn.Name) {
-		t.Fatalf("status after the warning: ending=%t hint %q", st.RefreshTokenEnding, st.Hint)
+	if !st.RefreshTokenEnding || st.Next == nil || *st.Next != (nextstep.Step{Kind: nextstep.SignInBefore, Connection: r.conn.Name, At: end}) {
+		t.Fatalf("status after the warning: ending=%t next %+v", st.RefreshTokenEnding, st.Next)
 	}
 	// Kept with the tokens at once, not only at the next refresh.
 	if got := r.store.stored(r.conn.Name).EndWarned; !SameEnd(got, end) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // Handing out access tokens: the margin a caller gets, when a held token
@@ -224,14 +226,14 @@ func (k *Keeper) Token(ctx context.Context, minValid time.Duration) (*Handout, e
 		need := k.margin(t, minValid)
 
 		if state == StateDisconnected && k.conn.Grant != GrantClientCredentials {
-			return nil, fmt.Errorf("%s is not signed in: run `tokentray login %s`: %w", k.conn.Name, k.conn.Name, ErrNeedsSignIn)
+			return nil, withStep(fmt.Errorf("%s is not signed in: %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
 		}
 		if t != nil && promise && minValid >= t.Lifetime {
 			if state == StateNeedsReauth {
 				return nil, k.unavailableError(t, 0)
 			}
 			// No refresh can help; do not spend a refresh token finding out.
-			return nil, fmt.Errorf("%s: the provider issues access tokens valid for %s, so --min-valid %s can never be met; ask for less, or leave --min-valid out for a margin that fits: %w",
+			return nil, fmt.Errorf("%s: the provider issues access tokens valid for %s, so a minimum validity of %s can never be met; ask for less, or for none, which leaves a margin that fits: %w",
 				k.conn.Name, t.Lifetime.Round(time.Second), minValid, ErrMinValidUnmeetable)
 		}
 		if k.meets(t, now, need, promise) {
@@ -358,7 +360,17 @@ func (k *Keeper) warning() string {
 func (k *Keeper) unavailableError(t *TokenSet, minValid time.Duration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return withHint(k.unavailableLocked(t, minValid), k.hint)
+	err := k.unavailableLocked(t, minValid)
+	switch {
+	case k.next != nil:
+		return withStep(err, k.next)
+	case k.conn.Grant == GrantClientCredentials:
+	case k.state == StateNeedsReauth:
+		return withStep(err, step(nextstep.SignInAgain, k.conn.Name))
+	case k.state == StateDisconnected:
+		return withStep(err, step(nextstep.SignIn, k.conn.Name))
+	}
+	return err
 }
 
 func (k *Keeper) unavailableLocked(t *TokenSet, minValid time.Duration) error {
@@ -366,7 +378,7 @@ func (k *Keeper) unavailableLocked(t *TokenSet, minValid time.Duration) error {
 	case k.state == StateClientRefused || (k.conn.Grant == GrantClientCredentials && (k.state == StateNeedsReauth || k.state == StateDisconnected)):
 		return fmt.Errorf("%s has no usable access token: %s: %w", k.conn.Name, orUnknown(k.errText), ErrCredentialsRefused)
 	case k.state == StateNeedsReauth || k.state == StateDisconnected:
-		return fmt.Errorf("%s needs a new sign-in (%s): run `tokentray login %s`: %w", k.conn.Name, orUnknown(k.errText), k.conn.Name, ErrNeedsSignIn)
+		return fmt.Errorf("%s needs a new sign-in (%s): %w", k.conn.Name, orUnknown(k.errText), ErrNeedsSignIn)
 	case k.state == StateDegraded:
 		valid := "no valid access token"
 		if t.ValidFor(k.opt.Clock.Now(), 0) {

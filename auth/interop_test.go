@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // shortLived signs the rig in with tokens of the given lifetime.
@@ -175,7 +177,7 @@ func TestARefusedClientKeepsTheRefreshTokenAndANewSecretRecoversIt(t *testing.T)
 		t.Fatalf("err = %v", err)
 	}
 	st := r.k.Status()
-	if st.State != StateClientRefused || !st.HasRefreshToken || !strings.Contains(st.Hint, "tokentray secret") {
+	if st.State != StateClientRefused || !st.HasRefreshToken || st.Next == nil || st.Next.Kind != nextstep.FixClient || !st.Next.KeepsRefreshToken {
 		t.Fatalf("status %+v", st)
 	}
 	// The same client settings are not sent again: nothing at the server.
@@ -238,14 +240,14 @@ func TestTheLastFailureIsSeenByEveryProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := other.Status()
-	if st.State != StateDegraded || st.Usable || !strings.Contains(st.LastError, "HTTP 503") || st.Hint == "" {
+	if st.State != StateDegraded || st.Usable || !strings.Contains(st.LastError, "HTTP 503") || st.Next == nil || st.Next.Kind != nextstep.Wait {
 		t.Fatalf("another process sees %+v", st)
 	}
 	// It respects the backoff the failing process chose.
 	if _, err := other.Token(context.Background(), DefaultMinValid); !errors.Is(err, ErrUnreachable) || r.srv.refreshCount() != 1 {
 		t.Fatalf("err = %v after %d calls; want no call during the backoff", err, r.srv.refreshCount())
 	}
-	if stored := r.store.stored(r.conn.Name); strings.Contains(fmt.Sprint(stored.LastError, stored.LastHint), "rt-") {
+	if stored := r.store.stored(r.conn.Name); strings.Contains(fmt.Sprint(stored.LastError, stored.LastHint, *stored.LastNext), "rt-") {
 		t.Fatal("a token reached the recorded error")
 	}
 }
@@ -347,8 +349,8 @@ func TestAWrongMethodIsRefusedOnceWithAHintNamingTheRightOne(t *testing.T) {
 	if !errors.Is(err, ErrCredentialsRefused) {
 		t.Fatalf("err = %v", err)
 	}
-	if st := k.Status(); !strings.Contains(st.Hint, `token_endpoint_auth_method = "client_secret_basic"`) {
-		t.Fatalf("hint %q does not name the method the server asked for", st.Hint)
+	if st := k.Status(); st.Next == nil || st.Next.Kind != nextstep.FixClient || !strings.Contains(st.Next.Cause, `token_endpoint_auth_method = "client_secret_basic"`) {
+		t.Fatalf("next %+v does not name the method the server asked for", st.Next)
 	}
 	// Never retried with the other method: one request, the refresh token kept.
 	m.mu.Lock()
@@ -444,7 +446,7 @@ func TestSignInStopsBeforeTheBrowserWhenItCannotSucceed(t *testing.T) {
 	k := NewKeeper(conn, KeeperOptions{Store: newMemStore(), Locker: &memLocker{}, OpenBrowser: open})
 	err := k.Login(context.Background(), LoginOptions{Timeout: time.Minute})
 	var te *TokenError
-	if !errors.Is(err, ErrUnreachable) || !errors.As(err, &te) || !strings.Contains(te.Hint, "Nothing was opened") {
+	if !errors.Is(err, ErrUnreachable) || !errors.As(err, &te) || te.Next == nil || te.Next.Kind != nextstep.CheckNetwork || !strings.Contains(te.Next.Cause, "Nothing was opened") {
 		t.Fatalf("server down: err = %v", err)
 	}
 	// A confidential client without its secret.
@@ -455,7 +457,7 @@ func TestSignInStopsBeforeTheBrowserWhenItCannotSucceed(t *testing.T) {
 	conn2.RedirectURI = conn.RedirectURI
 	k2 := NewKeeper(conn2, KeeperOptions{Store: newMemStore(), Locker: &memLocker{}, OpenBrowser: open})
 	err = k2.Login(context.Background(), LoginOptions{Timeout: time.Minute})
-	if !errors.Is(err, ErrCredentialsRefused) || !strings.Contains(err.Error(), "tokentray secret nosecret") {
+	if next := NextStepOf(err); !errors.Is(err, ErrCredentialsRefused) || next == nil || next.Kind != nextstep.StoreSecret || next.Connection != "nosecret" {
 		t.Fatalf("no secret: err = %v", err)
 	}
 	if opened != 0 {
@@ -485,7 +487,7 @@ func TestNoRefreshTokenIssuedIsSaidPlainly(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.k.Status()
-	if st.HasRefreshToken || st.Hint != NoRefreshTokenHint || !strings.Contains(st.Hint, "offline_access") {
+	if st.HasRefreshToken || st.Next == nil || st.Next.Kind != nextstep.AskOfflineAccess {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -513,7 +515,7 @@ func TestTheMethodHintNamesOnlyWhatTheServerAskedFor(t *testing.T) {
 		{"", "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method). The provided client secret did not match.", "if the client is registered with another method", "The server's answer names"},
 	} {
 		conn.AuthMethod = tc.configured
-		hint := diagnose(&TokenError{Op: "refresh", Code: "invalid_client", Description: tc.desc}, conn)
+		hint := diagnose(&TokenError{Op: "refresh", Code: "invalid_client", Description: tc.desc}, conn).Cause
 		if !strings.Contains(hint, tc.want) || (tc.not != "" && strings.Contains(hint, tc.not)) {
 			t.Errorf("configured %q, server said %q:\nhint %q", tc.configured, tc.desc, hint)
 		}
@@ -575,7 +577,7 @@ func TestAServiceAccountWithoutASecretIsToldOnceWhatToDo(t *testing.T) {
 		strings.Count(err.Error(), ErrCredentialsRefused.Error()) > 1 {
 		t.Fatalf("err = %q", err)
 	}
-	if hint := HintOf(err); !strings.Contains(hint, "tokentray secret svc") || strings.Contains(hint, "refresh token") {
-		t.Fatalf("hint %q: a service account has no refresh token to keep", hint)
+	if next := NextStepOf(err); next == nil || *next != (nextstep.Step{Kind: nextstep.StoreSecret, Connection: "svc"}) {
+		t.Fatalf("next %+v: a service account has no refresh token to keep", next)
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
+	"github.com/tokentray/tokentray/internal/roughly"
 )
 
 // State is a connection's state, as in DESIGN.md.
@@ -33,7 +36,7 @@ type EventKind string
 const (
 	EventState         EventKind = "state"          // the state changed (From → To)
 	EventRefreshed     EventKind = "refreshed"      // a refresh succeeded and was saved
-	EventRefreshFailed EventKind = "refresh_failed" // a refresh failed (Error, Hint)
+	EventRefreshFailed EventKind = "refresh_failed" // a refresh failed (Error, Next)
 	EventSignedIn      EventKind = "signed_in"
 	EventSignedOut     EventKind = "signed_out"
 	// EventAccessExpired: the access token expired while no new one could be
@@ -48,7 +51,7 @@ const (
 	EventRecorded EventKind = "recorded"
 	// EventRefreshTokenExpiring: the refresh token's foreseen end is less
 	// than refresh_token_warning away and no refresh will move it (Error
-	// says when and why, Hint what to do). Once per foreseen end.
+	// says when and why, Next what to do). Once per foreseen end.
 	EventRefreshTokenExpiring EventKind = "refresh_token_expiring"
 )
 
@@ -60,7 +63,11 @@ type Event struct {
 	From       State     `json:"from,omitempty"`
 	To         State     `json:"to,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	Hint       string    `json:"hint,omitempty"`
+	// Next is what a person does about Error.
+	Next *nextstep.Step `json:"next,omitempty"`
+	// Hint is advice in words that an older tokentray kept in the store,
+	// as it said it; only when there is no Next.
+	Hint string `json:"hint,omitempty"`
 }
 
 // Status is a snapshot of one connection, for people and scripts.
@@ -78,7 +85,9 @@ type Status struct {
 	HasRefreshToken   bool      `json:"has_refresh_token"`
 	RefreshTokenSince time.Time `json:"refresh_token_since,omitzero"`
 	LastError         string    `json:"last_error,omitempty"`
-	Hint              string    `json:"hint,omitempty"`
+	// Hint is advice in words that an older tokentray kept in the store,
+	// as it said it (a last_hint); only when there is no Next.
+	Hint string `json:"hint,omitempty"`
 	// LastCheck is the last "who am I" call against the API, if any.
 	LastCheck *CheckResult `json:"last_check,omitempty"`
 	// Endpoints are the URLs in use, including those discovered from the
@@ -103,6 +112,11 @@ type Status struct {
 	// RefreshTokenEnding: a person was told that the end is near, and no
 	// refresh will move it.
 	RefreshTokenEnding bool `json:"refresh_token_ending,omitempty"`
+
+	// Next is what a person does next (about LastError, a refresh token
+	// that ends, a sign-in without one): the step, for each surface to say
+	// in its own words.
+	Next *nextstep.Step `json:"next,omitempty"`
 }
 
 // KeeperOptions are a Keeper's dependencies. Store and Locker are required.
@@ -176,8 +190,9 @@ type Keeper struct {
 	unsavedOver uint64
 	state       State
 	lastErr     *TokenError
-	errText     string // last error for people, also for non-token errors
-	hint        string
+	errText     string         // last error for people, also for non-token errors
+	next        *nextstep.Step // what a person does about it
+	said        string         // or an older tokentray's advice in words, as stored
 	failures    int
 	retryAt     time.Time
 	expired     bool // EventAccessExpired was sent for the current degradation
@@ -328,16 +343,16 @@ func (k *Keeper) adoptLocked(t *TokenSet) {
 	case t == nil:
 		k.setStateLocked(StateDisconnected)
 	case t.Dead:
-		k.errText, k.hint = t.LastError, signInHint(k.conn.Name)
+		k.adviseLocked(t.LastError, step(nextstep.SignInAgain, k.conn.Name))
 		k.setStateLocked(StateNeedsReauth)
 	case t.RefusedClient != "":
-		k.errText, k.hint = t.LastError, t.LastHint
+		k.adoptAdviceLocked(t)
 		k.setStateLocked(StateClientRefused)
 	case t.RefreshToken == "" && k.conn.Grant != GrantClientCredentials && !t.ValidFor(now, 0):
-		k.errText, k.hint = "the access token expired and there is no refresh token", signInHint(k.conn.Name)
+		k.adviseLocked("the access token expired and there is no refresh token", step(nextstep.SignInAgain, k.conn.Name))
 		k.setStateLocked(StateNeedsReauth)
 	case t.failedLast():
-		k.errText, k.hint = t.LastError, t.LastHint
+		k.adoptAdviceLocked(t)
 		k.retryAt = t.RetryAt
 		k.setStateLocked(StateDegraded)
 	default:
@@ -347,9 +362,18 @@ func (k *Keeper) adoptLocked(t *TokenSet) {
 	}
 }
 
-// signInHint is the advice when a connection needs a new sign-in.
-func signInHint(name string) string {
-	return "Sign in again with `tokentray login " + name + "`."
+// adviseLocked sets the error a person sees and what they do about it.
+func (k *Keeper) adviseLocked(errText string, next *nextstep.Step) {
+	k.errText, k.next, k.said = errText, next, ""
+}
+
+// adoptAdviceLocked takes the error and the step recorded with t, or the
+// advice in words an older tokentray recorded, shown as it is.
+func (k *Keeper) adoptAdviceLocked(t *TokenSet) {
+	k.adviseLocked(t.LastError, t.LastNext)
+	if t.LastNext == nil {
+		k.said = t.LastHint
+	}
 }
 
 // Subscribe returns a channel of the keeper's events and a function that ends
@@ -397,26 +421,16 @@ func (k *Keeper) setStateLocked(s State) {
 		k.expired = false
 	}
 	k.log.Info("state", "from", from, "to", s)
-	k.emitLocked(Event{Kind: EventState, From: from, To: s, Error: k.errTextIfBad(s), Hint: k.hintIfBad(s)})
+	ev := Event{Kind: EventState, From: from, To: s}
+	if bad(s) {
+		ev.Error, ev.Next, ev.Hint = k.errText, k.next, k.said
+	}
+	k.emitLocked(ev)
 }
 
 // bad reports whether s carries an error and advice for a person.
 func bad(s State) bool {
 	return s == StateDegraded || s == StateNeedsReauth || s == StateClientRefused
-}
-
-func (k *Keeper) errTextIfBad(s State) string {
-	if bad(s) {
-		return k.errText
-	}
-	return ""
-}
-
-func (k *Keeper) hintIfBad(s State) string {
-	if bad(s) {
-		return k.hint
-	}
-	return ""
 }
 
 // Status returns a snapshot of the connection.
@@ -448,13 +462,13 @@ func (k *Keeper) Status() Status {
 	}
 	switch {
 	case bad(k.state):
-		st.LastError, st.Hint = k.errText, k.hint
+		st.LastError, st.Next, st.Hint = k.errText, k.next, k.said
 	case t != nil && !t.LastRefreshOK && t.LastError != "":
 		st.LastError = t.LastError
 	case t != nil && t.RefreshToken == "" && k.conn.Grant == GrantAuthorizationCode:
-		st.Hint = NoRefreshTokenHint
+		st.Next = NoRefreshToken(k.conn.Name)
 	case st.RefreshTokenEnding:
-		st.Hint = ForecastHint(k.conn.Name, f)
+		st.Next = ForecastStep(k.conn.Name, f)
 	}
 	st.Endpoints = k.endpointsLocked()
 	st.Resolution = k.resolutionLocked()
@@ -466,10 +480,10 @@ func (k *Keeper) Status() Status {
 	return st
 }
 
-// NoRefreshTokenHint explains a sign-in that brought no refresh token.
-const NoRefreshTokenHint = "The server issued no refresh token, so a new sign-in will be needed when the access token expires. " +
-	"Usually fixed by asking for offline access: add \"offline_access\" to scopes (OpenID Connect servers; some want \"offline\"), " +
-	"or the provider's own parameter in auth_params (Google: access_type = \"offline\"; Dropbox: token_access_type = \"offline\"); then sign in again."
+// NoRefreshToken is the step after a sign-in that brought no refresh token.
+func NoRefreshToken(name string) *nextstep.Step {
+	return stepWith(nextstep.AskOfflineAccess, name, "The server issued no refresh token, so a new sign-in will be needed when the access token expires.")
+}
 
 // currentLocked is the newest token set, saved or not.
 func (k *Keeper) currentLocked() *TokenSet {
@@ -631,7 +645,7 @@ func (k *Keeper) noteExpiryLocked(now time.Time) {
 	}
 	if t := k.currentLocked(); t == nil || !t.ValidFor(now, 0) {
 		k.expired = true
-		k.emitLocked(Event{Kind: EventAccessExpired, From: k.state, To: k.state, Error: k.errText, Hint: k.hint})
+		k.emitLocked(Event{Kind: EventAccessExpired, From: k.state, To: k.state, Error: k.errText, Next: k.next, Hint: k.said})
 	}
 }
 
@@ -749,7 +763,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
 	cancel()
 	if err != nil {
-		return k.localFailure(fmt.Errorf("wait for another tokentray refreshing %s: %w", k.conn.Name, err), "Another tokentray process holds the refresh lock; if none is running, remove the stale lock file.")
+		return k.localFailure(fmt.Errorf("wait for another tokentray refreshing %s: %w", k.conn.Name, err), step(nextstep.StaleLock, k.conn.Name))
 	}
 	defer unlock()
 
@@ -774,7 +788,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	}
 	if unsaved != nil {
 		if saveErr != nil {
-			return k.localFailure(fmt.Errorf("the new tokens are still not saved: %w", saveErr), "tokentray holds the only copy of the new refresh token in memory and keeps retrying; unlock or start the keyring, and do not quit tokentray until this clears.")
+			return k.localFailure(fmt.Errorf("the new tokens are still not saved: %w", saveErr), step(nextstep.KeepRunning, k.conn.Name))
 		}
 		k.mu.Lock()
 		k.unsaved = nil
@@ -799,12 +813,12 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 			k.mu.Lock()
 			k.adoptLocked(nil)
 			k.mu.Unlock()
-			return fmt.Errorf("%s is not signed in (signed out elsewhere?): run `tokentray login %s`: %w", k.conn.Name, k.conn.Name, ErrNeedsSignIn)
+			return withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
 		}
 	case err != nil:
 		// Without reading the keyring we cannot know the live refresh token,
 		// and a refresh now could not be saved either: wait for the keyring.
-		return k.localFailure(err, "The keyring could not be read; tokentray retries. Unlock or start the keyring.")
+		return k.localFailure(err, stepWith(nextstep.UnlockKeyring, k.conn.Name, "The keyring could not be read."))
 	}
 	now := k.opt.Clock.Now()
 	k.mu.Lock()
@@ -852,20 +866,21 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	}
 	if k.conn.Grant != GrantClientCredentials && (current == nil || current.RefreshToken == "") {
 		k.mu.Lock()
-		k.errText, k.hint = "there is no refresh token", signInHint(k.conn.Name)
+		next := step(nextstep.SignInAgain, k.conn.Name)
+		k.adviseLocked("there is no refresh token", next)
 		if current != nil {
 			k.setStateLocked(StateNeedsReauth)
 		}
 		k.mu.Unlock()
-		return fmt.Errorf("%s has no refresh token: run `tokentray login %s`: %w", k.conn.Name, k.conn.Name, ErrNeedsSignIn)
+		return withStep(fmt.Errorf("%s has no refresh token: %w", k.conn.Name, ErrNeedsSignIn), next)
 	}
 
 	secret, err := k.clientSecret(ctx)
 	if errors.Is(err, ErrCredentialsRefused) {
-		return k.clientRefused(err.Error(), "")
+		return k.clientRefusedError(err.Error(), NextStepOf(err))
 	}
 	if err != nil {
-		return k.localFailure(err, "")
+		return k.localFailure(err, nil)
 	}
 	fingerprint := k.clientFingerprint(secret)
 	if current != nil && current.RefusedClient == fingerprint {
@@ -873,21 +888,27 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 		// again cannot help, and some providers count every refresh call
 		// against the refresh token.
 		k.mu.Lock()
-		k.errText, k.hint = current.LastError, current.LastHint
+		k.adoptAdviceLocked(current)
+		next := current.LastNext
+		if next == nil {
+			// Kept by an older tokentray, in words: the status shows them;
+			// the error names the step all the same.
+			next = &nextstep.Step{Kind: nextstep.FixClient, Connection: k.conn.Name, KeepsRefreshToken: k.conn.Grant != GrantClientCredentials}
+		}
 		k.setStateLocked(StateClientRefused)
 		k.mu.Unlock()
-		return withHint(fmt.Errorf("%s: %s: %w", k.conn.Name, orUnknown(current.LastError), ErrCredentialsRefused), current.LastHint)
+		return withStep(fmt.Errorf("%s: %s: %w", k.conn.Name, orUnknown(current.LastError), ErrCredentialsRefused), next)
 	}
 	conn, err := k.resolved(ctx)
 	if err != nil {
 		return k.discoveryFailed(current, err)
 	}
 	if conn, err = conn.forSecret(secret); err != nil {
-		return k.clientRefused(err.Error(), "")
+		return k.clientRefusedError(err.Error(), NextStepOf(err))
 	}
 	key, kept, err := k.dpopKeyFor(current)
 	if err != nil {
-		return k.localFailure(err, "The DPoP key kept with the tokens cannot be read: sign in again (tokentray login "+k.conn.Name+") to make a new one.")
+		return k.localFailure(err, stepWith(nextstep.SignInAgain, k.conn.Name, "The DPoP key kept with the tokens cannot be read; a new sign-in makes a new one."))
 	}
 	callCtx, cancel := context.WithTimeout(ctx, k.callTimeout(current))
 	tok, err := k.callTokenEndpoint(callCtx, conn, current, secret, key)
@@ -922,10 +943,10 @@ func (k *Keeper) restoreDeleted(ctx context.Context, notStored error) (*TokenSet
 	if err := k.opt.Store.SaveTokens(ctx, k.conn.Name, held, 0); err != nil {
 		return nil, fmt.Errorf("the keyring item of %s was deleted outside tokentray and writing it back failed: %w", k.conn.Name, err)
 	}
-	msg := "the keyring item was deleted outside tokentray; the tokens held in memory were written back (to sign out, use `tokentray logout " + k.conn.Name + "`)"
+	msg := "the keyring item was deleted outside tokentray; the tokens held in memory were written back"
 	k.log.Warn(msg)
 	k.mu.Lock()
-	k.emitLocked(Event{Kind: EventRestored, Error: msg})
+	k.emitLocked(Event{Kind: EventRestored, Error: msg, Next: step(nextstep.SignOutIfMeant, k.conn.Name)})
 	k.mu.Unlock()
 	return held, nil
 }
@@ -949,19 +970,19 @@ func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet, prev uint64)
 		// Only a writer without the Locker can do this: the result is
 		// dropped, never written over theirs; the next look adopts them.
 		k.log.Error("refreshed, but the stored tokens changed meanwhile; dropping this refresh's tokens", "err", err)
-		return k.localFailure(fmt.Errorf("refreshed, but the new tokens were not saved: %w", err), "")
+		return k.localFailure(fmt.Errorf("refreshed, but the new tokens were not saved: %w", err), nil)
 	}
 	if err != nil {
 		k.mu.Lock()
 		k.unsaved, k.unsavedOver = next, prev
 		k.mu.Unlock()
 		k.log.Error("new tokens could not be saved; holding them in memory", "err", err)
-		return k.localFailure(fmt.Errorf("refreshed, but the new tokens could not be saved: %w", err),
-			"tokentray holds the only copy of the new refresh token in memory and keeps retrying; unlock or start the keyring, and do not quit tokentray until this clears.")
+		return k.localFailure(fmt.Errorf("refreshed, but the new tokens could not be saved: %w", err), step(nextstep.KeepRunning, k.conn.Name))
 	}
 	k.mu.Lock()
 	k.token = next
-	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
+	k.failures, k.lastErr = 0, nil
+	k.adviseLocked("", nil)
 	k.setStateLocked(StateConnected)
 	k.emitLocked(Event{Kind: EventRefreshed})
 	k.mu.Unlock()
@@ -1010,11 +1031,11 @@ func (k *Keeper) noteEndLocked(now time.Time) {
 	k.warnedEnd, k.endToSave = f.End, f.End
 	left := "has ended"
 	if d := f.End.Sub(now); d > 0 {
-		left = "ends in about " + approxDays(d)
+		left = "ends in about " + roughly.Duration(d)
 	}
-	msg := fmt.Sprintf("the refresh token %s, on %s (%s)", left, f.End.Local().Format(endFormat), f.About)
+	msg := fmt.Sprintf("the refresh token %s, on %s (%s)", left, roughly.EndDate(f.End), f.About)
 	k.log.Warn("refresh token ending", "end", f.End, "about", f.About)
-	k.emitLocked(Event{Kind: EventRefreshTokenExpiring, Error: msg, Hint: ForecastHint(k.conn.Name, f)})
+	k.emitLocked(Event{Kind: EventRefreshTokenExpiring, Error: msg, Next: ForecastStep(k.conn.Name, f)})
 }
 
 // saveEndWarned keeps with the stored tokens that end was told of, so that
@@ -1065,15 +1086,4 @@ func (k *Keeper) endWarned(ts *TokenSet) time.Time {
 func (k *Keeper) renewDue(t *TokenSet, now time.Time) bool {
 	at := k.conn.renewAt(t)
 	return !at.IsZero() && !now.Before(at)
-}
-
-// approxDays says d the way a forecast can: "6 days", "20 hours".
-func approxDays(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
-	}
-	return fmt.Sprintf("%d minutes", max(int(d.Minutes()+0.5), 1))
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -186,15 +187,16 @@ func TestRefreshFailures(t *testing.T) {
 		state      State
 		sentinel   error
 		errHas     string
-		hintHas    string
+		next       nextstep.Kind // what a person does next ("" for nothing said)
+		causeHas   string
 		retryAfter time.Duration // minimum delay before the next attempt
 	}{
-		{"invalid_grant needs a new sign-in", replyInvalidGrant, StateNeedsReauth, ErrNeedsSignIn, "invalid_grant", "tokentray login procore-sandbox", 0},
-		{"invalid_client names the likely causes and the URLs", replyInvalidClient, StateClientRefused, ErrCredentialsRefused, "invalid_client", "registered in another environment", 0},
-		{"429 is retried after Retry-After", replyTooMany, StateDegraded, ErrUnreachable, "HTTP 429", "rate limiting", 120 * time.Second},
-		{"503 is retried with backoff", replyUnavailable, StateDegraded, ErrUnreachable, "HTTP 503", "server error", 2500 * time.Millisecond},
-		{"garbage JSON is transient", replyGarbage, StateDegraded, ErrUnreachable, "not a usable token", "", 2500 * time.Millisecond},
-		{"a hang times out and is transient", replyTimeout, StateDegraded, ErrUnreachable, "no answer", "", 2500 * time.Millisecond},
+		{"invalid_grant needs a new sign-in", replyInvalidGrant, StateNeedsReauth, ErrNeedsSignIn, "invalid_grant", nextstep.SignInAgain, "no longer valid", 0},
+		{"invalid_client names the likely causes and the URLs", replyInvalidClient, StateClientRefused, ErrCredentialsRefused, "invalid_client", nextstep.FixClient, "registered in another environment", 0},
+		{"429 is retried after Retry-After", replyTooMany, StateDegraded, ErrUnreachable, "HTTP 429", nextstep.Wait, "rate limiting", 120 * time.Second},
+		{"503 is retried with backoff", replyUnavailable, StateDegraded, ErrUnreachable, "HTTP 503", nextstep.Wait, "server error", 2500 * time.Millisecond},
+		{"garbage JSON is transient", replyGarbage, StateDegraded, ErrUnreachable, "not a usable token", "", "", 2500 * time.Millisecond},
+		{"a hang times out and is transient", replyTimeout, StateDegraded, ErrUnreachable, "no answer", "", "", 2500 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,8 +214,11 @@ func TestRefreshFailures(t *testing.T) {
 			if st.State != tc.state {
 				t.Fatalf("state %s, want %s", st.State, tc.state)
 			}
-			if !strings.Contains(st.Hint, tc.hintHas) {
-				t.Fatalf("hint %q does not mention %q", st.Hint, tc.hintHas)
+			switch {
+			case tc.next == "" && st.Next != nil:
+				t.Fatalf("next %+v, want none", st.Next)
+			case tc.next != "" && (st.Next == nil || st.Next.Kind != tc.next || st.Next.Connection != r.conn.Name || !strings.Contains(st.Next.Cause, tc.causeHas)):
+				t.Fatalf("next %+v, want %s for %s with a cause that mentions %q", st.Next, tc.next, r.conn.Name, tc.causeHas)
 			}
 			if strings.Contains(err.Error(), "rt-") || strings.Contains(st.LastError, "rt-") || strings.Contains(err.Error(), "s3cret") {
 				t.Fatalf("a secret leaked into an error: %q", err)
@@ -228,8 +233,8 @@ func TestRefreshFailures(t *testing.T) {
 				if saved := r.store.stored(r.conn.Name); saved.Dead || saved.RefreshToken == "" || saved.RefusedClient == "" {
 					t.Fatalf("a refused client must keep the refresh token and record the refusal: dead %t, refused %q", saved.Dead, saved.RefusedClient)
 				}
-				if !strings.Contains(st.Hint, r.conn.Endpoints.TokenURL) {
-					t.Fatalf("invalid_client hint must show the URLs in use: %q", st.Hint)
+				if !strings.Contains(st.Next.Cause, r.conn.Endpoints.TokenURL) {
+					t.Fatalf("invalid_client's cause must show the URLs in use: %q", st.Next.Cause)
 				}
 				return
 			}
@@ -432,7 +437,7 @@ func TestSaveFailureKeepsNewTokensInMemoryAndNeverRefreshesPastThem(t *testing.T
 	if err == nil || !strings.Contains(err.Error(), "could not be saved") {
 		t.Fatalf("err = %v, want a save failure", err)
 	}
-	if st := r.k.Status(); st.State != StateDegraded || !strings.Contains(st.Hint, "do not quit") {
+	if st := r.k.Status(); st.State != StateDegraded || st.Next == nil || st.Next.Kind != nextstep.KeepRunning {
 		t.Fatalf("status %+v", st)
 	}
 	// Not handed out before it is saved: the old token is served meanwhile.
@@ -488,8 +493,8 @@ func TestNotSignedInAndDeadTokens(t *testing.T) {
 	if err := r.k.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.k.Token(context.Background(), 0); !errors.Is(err, ErrNeedsSignIn) || !strings.Contains(err.Error(), "tokentray login procore-sandbox") {
-		t.Fatalf("not signed in: %v", err)
+	if _, err := r.k.Token(context.Background(), 0); !errors.Is(err, ErrNeedsSignIn) || NextStepOf(err) == nil || *NextStepOf(err) != (nextstep.Step{Kind: nextstep.SignIn, Connection: "procore-sandbox"}) {
+		t.Fatalf("not signed in: %v (next %+v)", err, NextStepOf(err))
 	}
 	r.signedIn()
 	r.srv.then(replyInvalidGrant)
@@ -528,8 +533,8 @@ func TestStateTransitionsAreEvents(t *testing.T) {
 	r.waitFor(EventRefreshed, "")
 	_ = r.k.Refresh(context.Background())
 	e := r.waitFor(EventState, StateNeedsReauth)
-	if e.Error == "" || e.Hint == "" {
-		t.Fatalf("needs_reauth event without error and hint: %+v", e)
+	if e.Error == "" || e.Next == nil || e.Next.Kind != nextstep.SignInAgain {
+		t.Fatalf("needs_reauth event without error and next step: %+v", e)
 	}
 	if _, err := r.k.Logout(context.Background(), true); err != nil {
 		t.Fatal(err)
@@ -621,8 +626,8 @@ func TestLostAnswerThenRejectionExplainsWhy(t *testing.T) {
 	if !errors.Is(err, ErrNeedsSignIn) {
 		t.Fatalf("retry with the consumed refresh token: %v, want needs sign-in", err)
 	}
-	if st := r.k.Status(); !strings.Contains(st.Hint, "answer was lost") {
-		t.Fatalf("hint %q does not explain the lost answer", st.Hint)
+	if st := r.k.Status(); st.Next == nil || st.Next.Kind != nextstep.SignInAgain || !strings.Contains(st.Next.Cause, "answer was lost") {
+		t.Fatalf("next %+v does not explain the lost answer", st.Next)
 	}
 }
 
@@ -682,7 +687,7 @@ func TestCheckCallsTheAPIWithTheToken(t *testing.T) {
 	r.store.put(r.conn.Name, other)
 	r.k = NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
 	res = r.k.Check(context.Background())
-	if res.Status != 401 || !strings.Contains(res.Hint, "another environment") {
+	if res.Status != 401 || res.Next == nil || res.Next.Kind != nextstep.CheckAPIBase || !strings.Contains(res.Next.Cause, "another environment") {
 		t.Fatalf("check with a token the API refuses: %+v", res)
 	}
 }

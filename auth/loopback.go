@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
 
@@ -157,10 +158,10 @@ func (f *LoopbackFlow) Run(ctx context.Context) (*oauth2.Token, error) {
 	paste := !ru.Loopback || f.PasteOnly
 	if paste && f.Paste == nil {
 		if ru.Loopback {
-			return nil, errors.New("a sign-in by pasting needs a terminal to paste into: run `tokentray login " + f.Conn.Name + " --paste`")
+			return nil, withStep(errors.New("a sign-in by pasting needs a terminal to paste into"), step(nextstep.SignInPasting, f.Conn.Name))
 		}
-		return nil, fmt.Errorf("redirect URI %s is not one tokentray can listen on, so the provider sends the browser elsewhere: "+
-			"sign in from a terminal (`tokentray login %s` asks you to paste the address you land on, or the code), or register http://localhost:PORT/callback", ru.Raw, f.Conn.Name)
+		return nil, withStep(fmt.Errorf("redirect URI %s is not one tokentray can listen on, so the provider sends the browser elsewhere "+
+			"(a redirect URI of the form http://localhost:PORT/callback is)", ru.Raw), step(nextstep.SignInPasting, f.Conn.Name))
 	}
 	clock := f.Clock
 	if clock == nil {
@@ -393,13 +394,23 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		te := classify("code exchange", err, h.conn)
 		h.render(w, http.StatusOK, page{Outcome: "exchange-failed", Title: "Sign-in failed",
 			Message: "The provider accepted the sign-in, but exchanging the code for tokens failed.",
-			Detail:  te.Error(), Hint: te.Hint})
+			Detail:  te.Error(), Hint: pageHint(te)})
 		h.results <- callbackResult{err: te}
 		return
 	}
 	h.render(w, http.StatusOK, page{OK: true, Outcome: "signed-in", Title: "Signed in",
 		Message: "tokentray now holds the tokens and keeps them fresh. You can close this tab."})
 	h.results <- callbackResult{token: tok}
+}
+
+// pageHint is what a sign-in's page in the browser says about err: the
+// cause the core names, in words that hold on every surface. The step
+// itself is said where the sign-in was started, in that surface's words.
+func pageHint(err error) string {
+	if s := NextStepOf(err); s != nil {
+		return s.Cause
+	}
+	return ""
 }
 
 // ErrWrongIssuer means the authorization response named another server.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -439,8 +440,8 @@ func TestPasteOnlyWithALoopbackRedirectURI(t *testing.T) {
 		t.Fatalf("paste sign-in: %v (URL %q)", err, shown)
 	}
 	f = &LoopbackFlow{Conn: conn, PasteOnly: true, Clock: fakeclock.New(t0)}
-	if _, err := f.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "--paste") {
-		t.Fatalf("no terminal: %v", err)
+	if _, err := f.Run(context.Background()); err == nil || NextStepOf(err) == nil || NextStepOf(err).Kind != nextstep.SignInPasting {
+		t.Fatalf("no terminal: %v (next %+v)", err, NextStepOf(err))
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/client/nextstep"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 // raw reports what of a terminal's escape sequences is left in s: an ESC,
@@ -53,11 +56,11 @@ func TestAProvidersErrorAnswerReachesNoTerminalRaw(t *testing.T) {
 				t.Fatalf("err %q, want an ErrNeedsSignIn with %q", err, tc.want)
 			}
 			st := r.k.Status()
-			shown := map[string]string{"the error": err.Error(), "the last error": st.LastError, "the hint": st.Hint,
+			shown := map[string]string{"the error": err.Error(), "the last error": st.LastError, "the next step": humanize.NextStep(st.Next, humanize.Terminal),
 				"the stored last error": r.store.stored(r.conn.Name).LastError}
 			for len(r.events) > 0 {
 				e := <-r.events
-				shown["the "+string(e.Kind)+" event"] = e.Error + " " + e.Hint
+				shown["the "+string(e.Kind)+" event"] = e.Error + " " + humanize.NextStep(e.Next, humanize.Terminal)
 			}
 			for what, s := range shown {
 				if raw(s) {
@@ -117,10 +120,11 @@ func TestAnAuthorizationErrorIsCleaned(t *testing.T) {
 
 // Tokens kept by an older tokentray may hold a provider's words raw.
 func TestAStoredLastErrorIsCleanedWhenRead(t *testing.T) {
-	b, _ := MarshalTokenSet(&TokenSet{AccessToken: "at", LastError: "refresh failed: invalid_grant\x1b]0;T\x07", LastHint: "sign in\x1b[2J"})
+	b, _ := MarshalTokenSet(&TokenSet{AccessToken: "at", LastError: "refresh failed: invalid_grant\x1b]0;T\x07", LastHint: "sign in\x1b[2J",
+		LastNext: &nextstep.Step{Kind: nextstep.FixClient, Connection: "p", Cause: "The provider said \x1b]0;T\x07no."}})
 	ts, err := UnmarshalTokenSet(b)
-	if err != nil || ts.LastError != "refresh failed: invalid_grant" || ts.LastHint != "sign in" {
-		t.Fatalf("%q, %q, %v", ts.LastError, ts.LastHint, err)
+	if err != nil || ts.LastError != "refresh failed: invalid_grant" || ts.LastHint != "sign in" || ts.LastNext.Cause != "The provider said no." {
+		t.Fatalf("%q, %q, %+v, %v", ts.LastError, ts.LastHint, ts.LastNext, err)
 	}
 }
 

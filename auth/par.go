@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // Pushed authorization requests (RFC 9126): the authorization request's
@@ -37,7 +39,7 @@ func pushAuthorization(ctx context.Context, client *http.Client, conn *Connectio
 	resp, body, err := postAuthenticated(ctx, client, conn.Endpoints.PARURL, conn, secret, u.Query())
 	if err != nil {
 		return "", parFailed(conn, &TokenError{Op: "pushed authorization request", Class: Transient, Err: unwrapURLError(err),
-			Hint: "The pushed authorization endpoint (" + conn.Endpoints.PARURL + ") could not be reached: check the network and par_url."})
+			Next: &nextstep.Step{Kind: nextstep.CheckNetwork, Connection: conn.Name, Cause: "The pushed authorization endpoint could not be reached.", Setting: "par_url", URL: conn.Endpoints.PARURL}})
 	}
 	var out struct {
 		RequestURI       string `json:"request_uri"`

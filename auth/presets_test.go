@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -265,8 +266,8 @@ func TestAMonthlySandboxGrantEndsWithTheMonth(t *testing.T) {
 	r.clock.Set(time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC))
 	r.srv.then(replyInvalidGrant)
 	_ = r.k.Refresh(context.Background())
-	if st := r.k.Status(); st.State != StateNeedsReauth || !strings.Contains(st.Hint, "overwritten from production") {
-		t.Fatalf("state %s, hint %q", st.State, st.Hint)
+	if st := r.k.Status(); st.State != StateNeedsReauth || st.Next == nil || st.Next.Kind != nextstep.SignInAgain || !strings.Contains(st.Next.Cause, "overwritten from production") {
+		t.Fatalf("state %s, next %+v", st.State, st.Next)
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // Relay is the desktop's half of a sign-in that another tokentray prepared
@@ -37,7 +40,9 @@ type Relay struct {
 // Run waits for the callback and returns Forward's outcome.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.RedirectURI.Loopback {
-		return fmt.Errorf("the redirect URI %s is not a loopback one, so the browser cannot be caught on this machine: sign in on the server with `tokentray login NAME --paste`", r.RedirectURI.Raw)
+		there, _, _ := strings.Cut(r.Name, "@") // its name on the server
+		return withStep(fmt.Errorf("the redirect URI %s is not a loopback one, so the browser cannot be caught on this machine", r.RedirectURI.Raw),
+			stepWith(nextstep.SignInPasting, there, "The sign-in is then made on the server that keeps the connection."))
 	}
 	// The URL comes from the other machine: it is opened here only if it
 	// is a web page (a server that was taken over could send any scheme).
@@ -130,7 +135,7 @@ func (h *relayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.render(w, http.StatusOK, page{Outcome: "relay-failed", Title: "Sign-in failed",
 			Message: "The sign-in reached this machine, but the tokentray that keeps the connection did not complete it.",
-			Detail:  err.Error(), Hint: HintOf(err)})
+			Detail:  err.Error(), Hint: pageHint(err)})
 	} else {
 		h.render(w, http.StatusOK, page{OK: true, Outcome: "signed-in", Title: "Signed in",
 			Message: "The tokentray that keeps this connection holds the tokens now and keeps them fresh. You can close this tab."})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -73,8 +74,9 @@ func TestRelayHandsOnTheOneCallbackOfItsSignIn(t *testing.T) {
 	}
 
 	https, _ := ParseRedirectURI("https://example.com/cb")
-	if err := (&Relay{RedirectURI: https, AuthorizeURL: r.AuthorizeURL}).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "--paste") {
-		t.Fatalf("a redirect URI that is not loopback: %v", err)
+	if err := (&Relay{Name: "agent@moby", RedirectURI: https, AuthorizeURL: r.AuthorizeURL}).Run(context.Background()); err == nil || NextStepOf(err) == nil ||
+		NextStepOf(err).Kind != nextstep.SignInPasting || NextStepOf(err).Connection != "agent" {
+		t.Fatalf("a redirect URI that is not loopback: %v (next %+v)", err, NextStepOf(err))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // LoginOptions tune one sign-in.
@@ -42,8 +44,7 @@ type LoginOptions struct {
 // closed the tab clicks again) and waits for its outcome.
 func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
 	if o.Device && k.conn.Grant == GrantClientCredentials {
-		return withHint(fmt.Errorf("%s is a service account (client credentials): %w", k.conn.Name, ErrNoSignIn),
-			"It fetches its tokens itself: `tokentray refresh "+k.conn.Name+"`.")
+		return withStep(fmt.Errorf("%s is a service account (client credentials): %w", k.conn.Name, ErrNoSignIn), step(nextstep.Refresh, k.conn.Name))
 	}
 	k.mu.Lock()
 	if f := k.signIn; f != nil && o.Device != k.signInDevice {
@@ -52,8 +53,7 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) error {
 		if k.signInDevice {
 			other = "with a code"
 		}
-		return withHint(fmt.Errorf("%s: a sign-in %s is already waiting: %w", k.conn.Name, other, ErrSignInBusy),
-			"Finish that one, or wait until it times out; then sign in again.")
+		return withStep(fmt.Errorf("%s: a sign-in %s is already waiting: %w", k.conn.Name, other, ErrSignInBusy), step(nextstep.FinishSignIn, k.conn.Name))
 	}
 	if f := k.signIn; f != nil {
 		url := k.signInURL
@@ -112,8 +112,7 @@ func (k *Keeper) login(ctx context.Context, o LoginOptions) error {
 	}
 	var tok *oauth2.Token
 	if !o.Device && conn.RedirectURI.Raw == "" {
-		return withHint(fmt.Errorf("sign in %s: no redirect_uri is configured: %w", k.conn.Name, ErrNeedsSignIn),
-			"Sign in with a code instead: `tokentray login "+k.conn.Name+" --device`; or register a redirect URI with the provider and set redirect_uri.")
+		return withStep(fmt.Errorf("sign in %s: no redirect_uri is configured: %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignInWithCode, k.conn.Name))
 	}
 	if o.Device {
 		tok, err = k.deviceSignIn(ctx, conn, secret, key, o)
@@ -189,7 +188,8 @@ func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, dpopKey Secret
 	k.mu.Lock()
 	k.loaded = true
 	k.token, k.unsaved = next, nil
-	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
+	k.failures, k.lastErr = 0, nil
+	k.adviseLocked("", nil)
 	k.setStateLocked(StateConnected)
 	k.emitLocked(Event{Kind: EventSignedIn})
 	k.mu.Unlock()
@@ -257,7 +257,8 @@ func (k *Keeper) Logout(ctx context.Context, localOnly bool) (SignOut, error) {
 	k.mu.Lock()
 	k.loaded = true
 	k.token, k.unsaved = nil, nil
-	k.failures, k.lastErr, k.errText, k.hint = 0, nil, "", ""
+	k.failures, k.lastErr = 0, nil
+	k.adviseLocked("", nil)
 	k.setStateLocked(StateDisconnected)
 	k.emitLocked(Event{Kind: EventSignedOut, Error: out.NotRevoked})
 	k.mu.Unlock()
@@ -324,7 +325,7 @@ func (k *Keeper) preflight(ctx context.Context, conn *Connection) error {
 	defer cancel()
 	client := *k.opt.HTTPClient
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	for _, ep := range []struct{ what, url string }{{"authorization", conn.Endpoints.AuthURL}, {"token", conn.Endpoints.TokenURL}} {
+	for _, ep := range []struct{ what, key, url string }{{"authorization", "auth_url", conn.Endpoints.AuthURL}, {"token", "token_url", conn.Endpoints.TokenURL}} {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.url, nil)
 		if err != nil {
 			return fmt.Errorf("sign in %s: the %s URL %q: %w", k.conn.Name, ep.what, ep.url, err)
@@ -332,7 +333,8 @@ func (k *Keeper) preflight(ctx context.Context, conn *Connection) error {
 		resp, err := client.Do(req)
 		if err != nil {
 			te := &TokenError{Op: "sign-in", Class: Transient, Err: fmt.Errorf("the %s endpoint %s does not answer: %w", ep.what, ep.url, unwrapURLError(err)),
-				Hint: "Nothing was opened in the browser. Check that the provider is up and the network or proxy lets this machine reach it, and that " + ep.url + " is right; then run the sign-in again."}
+				Next: &nextstep.Step{Kind: nextstep.CheckNetwork, Connection: k.conn.Name, Setting: ep.key, URL: ep.url,
+					Cause: "Nothing was opened in the browser: the provider's " + ep.what + " endpoint does not answer (is the provider up?)."}}
 			return fmt.Errorf("%s: %w: %w", k.conn.Name, te, ErrUnreachable)
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))

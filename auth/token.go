@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/safetext"
 )
 
@@ -77,7 +78,10 @@ type TokenSet struct {
 	// LastRefresh is the time of the last refresh attempt and its outcome.
 	LastRefresh   time.Time
 	LastRefreshOK bool
-	// LastHint is the advice that went with LastError.
+	// LastNext is what a person does about LastError.
+	LastNext *nextstep.Step
+	// LastHint is the advice that went with LastError as an older
+	// tokentray kept it, in words; read, never written.
 	LastHint string
 	// RetryAt is when a failed refresh may be tried again (the backoff or
 	// the provider's Retry-After), so that every process respects it.
@@ -137,27 +141,28 @@ func (t *TokenSet) LogValue() slog.Value { return slog.StringValue(t.String()) }
 // storedTokenSet is the keyring representation. It is the only place token
 // values are serialized, and it is written only to the OS keyring.
 type storedTokenSet struct {
-	Version           int       `json:"v"`
-	AccessToken       string    `json:"access_token,omitempty"`
-	TokenType         string    `json:"token_type,omitempty"`
-	RefreshToken      string    `json:"refresh_token,omitempty"`
-	Scope             string    `json:"scope,omitempty"`
-	ObtainedAt        time.Time `json:"obtained_at"`
-	LifetimeSeconds   int64     `json:"lifetime_s"`
-	LifetimeGuessed   bool      `json:"lifetime_guessed,omitempty"`
-	RefreshTokenSince time.Time `json:"refresh_token_since,omitzero"`
-	RefreshTokenEnd   time.Time `json:"refresh_token_end,omitzero"`
-	RefreshTokenFixed bool      `json:"refresh_token_end_fixed,omitempty"`
-	GrantSince        time.Time `json:"grant_since,omitzero"`
-	EndWarned         time.Time `json:"end_warned,omitzero"`
-	DPoPKey           string    `json:"dpop_key,omitempty"`
-	Dead              bool      `json:"dead,omitempty"`
-	LastError         string    `json:"last_error,omitempty"`
-	LastRefresh       time.Time `json:"last_refresh,omitzero"`
-	LastRefreshOK     bool      `json:"last_refresh_ok,omitempty"`
-	LastHint          string    `json:"last_hint,omitempty"`
-	RetryAt           time.Time `json:"retry_at,omitzero"`
-	RefusedClient     string    `json:"refused_client,omitempty"`
+	Version           int            `json:"v"`
+	AccessToken       string         `json:"access_token,omitempty"`
+	TokenType         string         `json:"token_type,omitempty"`
+	RefreshToken      string         `json:"refresh_token,omitempty"`
+	Scope             string         `json:"scope,omitempty"`
+	ObtainedAt        time.Time      `json:"obtained_at"`
+	LifetimeSeconds   int64          `json:"lifetime_s"`
+	LifetimeGuessed   bool           `json:"lifetime_guessed,omitempty"`
+	RefreshTokenSince time.Time      `json:"refresh_token_since,omitzero"`
+	RefreshTokenEnd   time.Time      `json:"refresh_token_end,omitzero"`
+	RefreshTokenFixed bool           `json:"refresh_token_end_fixed,omitempty"`
+	GrantSince        time.Time      `json:"grant_since,omitzero"`
+	EndWarned         time.Time      `json:"end_warned,omitzero"`
+	DPoPKey           string         `json:"dpop_key,omitempty"`
+	Dead              bool           `json:"dead,omitempty"`
+	LastError         string         `json:"last_error,omitempty"`
+	LastRefresh       time.Time      `json:"last_refresh,omitzero"`
+	LastRefreshOK     bool           `json:"last_refresh_ok,omitempty"`
+	LastHint          string         `json:"last_hint,omitempty"`
+	LastNext          *nextstep.Step `json:"last_next,omitempty"`
+	RetryAt           time.Time      `json:"retry_at,omitzero"`
+	RefusedClient     string         `json:"refused_client,omitempty"`
 	// Promise is bookkeeping apart from the tokens, with its own version.
 	Promise *storedPromise `json:"promise,omitempty"`
 	// Generation and ItemVersion are absent in what a tokentray wrote
@@ -198,6 +203,7 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		LastRefresh:       t.LastRefresh.UTC(),
 		LastRefreshOK:     t.LastRefreshOK,
 		LastHint:          t.LastHint,
+		LastNext:          t.LastNext,
 		RetryAt:           t.RetryAt.UTC(),
 		RefusedClient:     t.RefusedClient,
 		Promise:           promise,
@@ -222,6 +228,8 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 	}
 	// LastError and LastHint are cleaned as they are now when they come in
 	// (internal/safetext): an older tokentray kept the provider's words raw.
+	// So is LastNext, which holds them too (its cause).
+	safetext.CleanAll(s.LastNext)
 	return &TokenSet{
 		AccessToken:             Secret(s.AccessToken),
 		TokenType:               s.TokenType,
@@ -241,6 +249,7 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		LastRefresh:             s.LastRefresh,
 		LastRefreshOK:           s.LastRefreshOK,
 		LastHint:                safetext.Clean(s.LastHint),
+		LastNext:                s.LastNext,
 		RetryAt:                 s.RetryAt,
 		RefusedClient:           s.RefusedClient,
 		Promised:                promise.Until,
@@ -248,4 +257,10 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		Generation:              s.Generation,
 		Version:                 s.ItemVersion,
 	}, nil
+}
+
+// keepNext records next as the step that goes with LastError; the words of
+// an older tokentray, if t had them, give way to it.
+func (t *TokenSet) keepNext(next *nextstep.Step) {
+	t.LastNext, t.LastHint = next, ""
 }

@@ -306,9 +306,10 @@ func (c *card) update(st apitype.Status, now time.Time) {
 		text, _ := c.check.Get()
 		_ = c.check.Set(text + " · " + rl)
 	}
-	errText, hint := st.LastError, st.Hint
+	// The step, said for the window: its buttons are beside the text.
+	errText, hint := st.LastError, humanize.Advice(st.Next, st.Hint, humanize.Window)
 	if errText == "" && st.LastCheck != nil && !st.LastCheck.OK() {
-		hint = st.LastCheck.Hint
+		hint = humanize.Advice(st.LastCheck.Next, st.LastCheck.Hint, humanize.Window)
 	}
 	if errText == "" && st.RefreshTokenEnding {
 		errText = humanize.RefreshToken(st, now)

@@ -104,7 +104,8 @@ func TestDashboardNeedsReauthShowsErrorAndHint(t *testing.T) {
 	if errText, _ := c.errText.Get(); !strings.Contains(errText, "invalid_grant") || !c.errLabel.Visible() {
 		t.Fatalf("error not shown: %q", errText)
 	}
-	if hint, _ := c.hint.Get(); !strings.Contains(hint, "tokentray login procore") {
+	// The card's own Sign in button is beside it: no command line.
+	if hint, _ := c.hint.Get(); hint != "What to do: Sign in again." {
 		t.Fatalf("hint %q", hint)
 	}
 	if c.reauth.Text != "Sign in" || c.reauth.Importance != widget.HighImportance || !c.refresh.Disabled() || !c.copyTok.Disabled() {

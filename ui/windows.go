@@ -303,11 +303,12 @@ func (w *Windows) ConfirmSignOut(name string) {
 		}, w.dash.Window)
 }
 
-// errorHint is the advice that came with an API error, if any.
+// errorHint is the advice that came with an API error, if any, said for
+// a window.
 func errorHint(err error) string {
 	var ae *apiclient.APIError
 	if errors.As(err, &ae) {
-		return ae.Hint()
+		return humanize.Advice(ae.Next(), ae.Hint(), humanize.Window)
 	}
 	return ""
 }

@@ -1,15 +1,23 @@
 // Package apitype holds the wire types of tokentray's local API: the JSON
 // bodies, the error codes and the exit codes they carry. The server, the
 // CLI, the window process and the Go client all use these types, and this
-// package imports nothing of tokentray, so a change in the core can never
-// change the contract by accident, and a program using the client links
-// only this and the standard library.
+// package imports nothing of tokentray but client/nextstep (the vocabulary
+// of next steps, itself a leaf), so a change in the core can never change
+// the contract by accident, and a program using the client links only
+// these two and the standard library.
+//
+// Advice comes twice: "next", the step as data (a nextstep.Step), for a
+// client to say in its own words, and "hint", the same step said for a
+// terminal, which scripts and older clients read. An older tokentray
+// sends "hint" alone, and a client shows it as it is.
 package apitype
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 // Exit codes of the CLI, also carried in every API error (DESIGN.md): they
@@ -68,6 +76,9 @@ type Error struct {
 	// Fields are the settings at fault in an invalid_config answer, by
 	// config key, each with what to change.
 	Fields map[string]string `json:"fields,omitempty"`
+
+	// Next is the step that Hint says, when the server names one.
+	Next *nextstep.Step `json:"next,omitempty"`
 }
 
 // Endpoints are the URLs a connection uses.
@@ -94,6 +105,9 @@ type CheckResult struct {
 	// TokenInfo is what the server said of the token at its token-info
 	// URL (Procore's /oauth/token/info), when it has one.
 	TokenInfo *TokenInfo `json:"token_info,omitempty"`
+
+	// Next is the step that Hint says, when the server names one.
+	Next *nextstep.Step `json:"next,omitempty"`
 }
 
 // TokenInfo is what a server says of an access token.
@@ -178,6 +192,9 @@ type Status struct {
 	// Problems are what to change in the table of a connection in
 	// invalid_config, by config key ("" for the table as a whole).
 	Problems map[string]string `json:"problems,omitempty"`
+
+	// Next is the step that Hint says, when the server names one.
+	Next *nextstep.Step `json:"next,omitempty"`
 }
 
 // RateLimit is an API's rate limit as it reported it on the last call

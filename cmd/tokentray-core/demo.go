@@ -219,8 +219,8 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 			clearLine(out, live)
 			if msg := localapi.EventText(e); msg != "" {
 				fmt.Fprintf(out, "%s  %s\n", stamp(e.Time), msg)
-				if e.Hint != "" && e.Kind == auth.EventRefreshFailed {
-					fmt.Fprintf(out, "           hint: %s\n", e.Hint)
+				if hint := humanize.Advice(e.Next, e.Hint, humanize.Terminal); hint != "" && e.Kind == auth.EventRefreshFailed {
+					fmt.Fprintf(out, "           hint: %s\n", hint)
 				}
 			}
 			if e.Kind == auth.EventRefreshed {

@@ -186,7 +186,7 @@ func printSignedIn(io streams, name string, st apitype.Status, now time.Time) {
 	left := humanize.Duration(st.AccessExpiry.Sub(now))
 	if st.Grant == string(auth.GrantAuthorizationCode) && !st.HasRefreshToken {
 		fmt.Fprintf(io.err, "Signed in to %s, but the server issued no refresh token: the access token is valid for %s, and then a new sign-in is needed.\nhint: %s\n",
-			name, left, auth.NoRefreshTokenHint)
+			name, left, humanize.NextStep(auth.NoRefreshToken(name), humanize.Terminal))
 		return
 	}
 	fmt.Fprintf(io.err, "Signed in to %s. The access token is valid for %s; tokentray refreshes it before then.\n", name, left)

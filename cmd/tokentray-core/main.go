@@ -13,9 +13,11 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/tokennow"
 )
@@ -43,16 +45,28 @@ func run(ctx context.Context, args []string, io streams, d deps) int {
 	return report(io, err)
 }
 
-// report tells what went wrong, with the hint that came with it, and
-// returns the exit code.
+// report tells what went wrong, with what to do next, and returns the
+// exit code.
 func report(io streams, err error) int {
-	hint := auth.HintOf(err)
-	var hinted interface{ Hint() string } // the running tokentray's answer; a socket refused
-	if hint == "" && errors.As(err, &hinted) {
+	tokennow.PrintError(io.err, err.Error(), hintOf(err))
+	return exitCode(err)
+}
+
+// hintOf is what to do about err, said for a terminal: the core's step, or
+// the one the running tokentray named, or, from one that names none (an
+// older one; a socket refused), its advice as it came.
+func hintOf(err error) string {
+	next := auth.NextStepOf(err)
+	var stepped interface{ Next() *nextstep.Step } // the running tokentray's answer; a failed API check
+	if next == nil && errors.As(err, &stepped) {
+		next = stepped.Next()
+	}
+	hint := ""
+	var hinted interface{ Hint() string }
+	if errors.As(err, &hinted) {
 		hint = hinted.Hint()
 	}
-	tokennow.PrintError(io.err, err.Error(), hint)
-	return exitCode(err)
+	return humanize.Advice(next, hint, humanize.Terminal)
 }
 
 // deps are the outside things commands use; tests replace them.

@@ -140,8 +140,8 @@ func printStatus(e *env, all []statusJSON) {
 	for _, s := range all {
 		if s.LastError != "" {
 			fmt.Fprintf(e.streams.out, "\n%s: %s\n", s.Name, s.LastError)
-			if s.Hint != "" {
-				fmt.Fprintf(e.streams.out, "  hint: %s\n", s.Hint)
+			if hint := humanize.Advice(s.Next, s.Hint, humanize.Terminal); hint != "" {
+				fmt.Fprintf(e.streams.out, "  hint: %s\n", hint)
 			}
 		}
 		if s.APIRefused != "" {

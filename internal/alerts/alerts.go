@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/humanize"
 )
 
@@ -44,8 +45,10 @@ type Alert struct {
 	From       string    `json:"old_state,omitempty"`
 	To         string    `json:"new_state,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	Hint       string    `json:"hint,omitempty"`
+	Hint       string    `json:"hint,omitempty"` // Next said for a terminal, for the on_alert script
 	Time       time.Time `json:"time"`
+	// Next is what a person does next, as data (client/nextstep).
+	Next *nextstep.Step `json:"next,omitempty"`
 }
 
 // Tracker turns keeper events into alerts. It is not safe for concurrent
@@ -66,7 +69,8 @@ func NewTracker() *Tracker {
 
 // Observe returns the alert that e calls for, if any.
 func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
-	a := Alert{Connection: e.Connection, From: string(e.From), To: string(e.To), Error: e.Error, Hint: e.Hint, Time: e.Time}
+	a := Alert{Connection: e.Connection, From: string(e.From), To: string(e.To), Error: e.Error,
+		Hint: humanize.Advice(e.Next, e.Hint, humanize.Terminal), Next: e.Next, Time: e.Time}
 	in := t.raised[e.Connection]
 	switch {
 	case e.Kind == auth.EventState && e.To == auth.StateNeedsReauth:
@@ -128,7 +132,7 @@ func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 // start-up, a dead refresh token fails within milliseconds) is told of
 // all the same, and its event, if it comes after, is no second alert.
 func (t *Tracker) Seed(st auth.Status, at time.Time) (Alert, bool) {
-	return t.ObserveStatus(nil, apitype.Status{Name: st.Name, State: string(st.State), Usable: st.Usable, LastError: st.LastError, Hint: st.Hint}, at)
+	return t.ObserveStatus(nil, apitype.Status{Name: st.Name, State: string(st.State), Usable: st.Usable, LastError: st.LastError, Hint: st.Hint, Next: st.Next}, at)
 }
 
 // ObserveStatus returns the alert that a change of a connection's reported
@@ -145,17 +149,17 @@ func (t *Tracker) ObserveStatus(before *apitype.Status, now apitype.Status, at t
 	}
 	if from != now.State {
 		if a, ok := t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventState, From: auth.State(from), To: auth.State(now.State),
-			Error: now.LastError, Hint: now.Hint, Time: at}); ok {
+			Error: now.LastError, Hint: now.Hint, Next: now.Next, Time: at}); ok {
 			return a, true
 		}
 	}
 	if now.State == apitype.StateDegraded && !now.Usable && (before == nil || before.Usable) {
-		return t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventAccessExpired, Error: now.LastError, Hint: now.Hint, Time: at})
+		return t.Observe(auth.Event{Connection: now.Name, Kind: auth.EventAccessExpired, Error: now.LastError, Hint: now.Hint, Next: now.Next, Time: at})
 	}
 	if now.RefreshTokenEnding && !auth.SameEnd(t.ending[now.Name], now.RefreshTokenEnd) {
 		t.ending[now.Name] = now.RefreshTokenEnd
 		return Alert{Connection: now.Name, Kind: RefreshTokenExpiring, From: now.State, To: now.State,
-			Error: humanize.RefreshToken(now, at), Hint: now.Hint, Time: at}, true
+			Error: humanize.RefreshToken(now, at), Hint: humanize.Advice(now.Next, now.Hint, humanize.Terminal), Next: now.Next, Time: at}, true
 	}
 	return Alert{}, false
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 )
 
 func state(from, to auth.State) auth.Event {
@@ -178,5 +179,19 @@ func TestARefreshTokenComingToItsEndIsToldOncePerEnd(t *testing.T) {
 	// process before, with the tokens; not again.
 	if _, ok := NewTracker().Seed(auth.Status{Name: "c", State: auth.StateConnected, Usable: true, RefreshTokenEnd: end, RefreshTokenEnding: true}, at); ok {
 		t.Fatal("told again at start")
+	}
+}
+
+// The on_alert script reads the step said for a terminal ("hint") and as
+// data ("next"); words an older tokentray kept come as they are.
+func TestAnAlertSaysTheStepForAScript(t *testing.T) {
+	next := &nextstep.Step{Kind: nextstep.SignInAgain, Connection: "p"}
+	a, ok := NewTracker().Observe(auth.Event{Connection: "p", Kind: auth.EventState, To: auth.StateNeedsReauth, Error: "refresh failed: invalid_grant", Next: next})
+	if !ok || a.Next != next || a.Hint != "Sign in again with `tokentray login p`." {
+		t.Fatalf("alert %+v", a)
+	}
+	a, ok = NewTracker().Observe(auth.Event{Connection: "p", Kind: auth.EventState, To: auth.StateNeedsReauth, Hint: "Sign in again (older words)."})
+	if !ok || a.Next != nil || a.Hint != "Sign in again (older words)." {
+		t.Fatalf("alert %+v", a)
 	}
 }

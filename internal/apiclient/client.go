@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/apiclient/socket"
 )
 
@@ -92,8 +93,12 @@ func (e *APIError) Unwrap() error {
 // ExitCode is the CLI exit code the server chose.
 func (e *APIError) ExitCode() int { return e.Body.ExitCode }
 
-// Hint is the server's advice, if any.
+// Hint is the server's advice, if any, said for a terminal.
 func (e *APIError) Hint() string { return e.Body.Hint }
+
+// Next is the step that Hint says, when the server names one (an older
+// tokentray sends Hint alone).
+func (e *APIError) Next() *nextstep.Step { return e.Body.Next }
 
 // request sends one request; in is the JSON body, if any.
 func (c *Client) request(ctx context.Context, method, path string, q url.Values, in any) (*http.Response, error) {

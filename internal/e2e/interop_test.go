@@ -520,8 +520,9 @@ func TestHydraWithoutOfflineAccessIssuesNoRefreshToken(t *testing.T) {
 		t.Fatal("a refresh token is stored although Hydra issued none")
 	}
 	st := ix.status()
-	if hint, _ := st["hint"].(string); !strings.Contains(hint, "offline_access") || st["has_refresh_token"] != false {
-		t.Fatalf("status: hint %q, has_refresh_token %v; want the offline_access hint and false", hint, st["has_refresh_token"])
+	next, _ := st["next"].(map[string]any)
+	if hint, _ := st["hint"].(string); !strings.Contains(hint, "offline_access") || next["kind"] != "ask_offline_access" || st["has_refresh_token"] != false {
+		t.Fatalf("status: hint %q, next %v, has_refresh_token %v; want the offline_access hint and step, and false", hint, next, st["has_refresh_token"])
 	}
 	// The access token is handed out while it lasts.
 	r = ix.run("", "token", ix.name)

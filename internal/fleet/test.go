@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/config"
 )
 
@@ -98,8 +99,8 @@ func (e *CheckFailed) Error() string {
 	return "signed in, but the API check failed: " + e.Result.Error
 }
 
-// Hint is the check's advice.
-func (e *CheckFailed) Hint() string { return e.Result.Hint }
+// Next is what a person does about the check's failure.
+func (e *CheckFailed) Next() *nextstep.Step { return e.Result.Next }
 
 // testKeeper is the keeper of a test sign-in.
 func (f *Fleet) testKeeper(conn *auth.Connection, store auth.Store) *auth.Keeper {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/roughly"
 )
 
 // Level is a colour of the tray icon and of a connection's dot.
@@ -215,7 +216,7 @@ func RefreshTokenLeft(st apitype.Status, now time.Time) string {
 	if d <= 0 {
 		return "its foreseen end has passed"
 	}
-	return "about " + approx(d) + " left"
+	return "about " + roughly.Duration(d) + " left"
 }
 
 // RefreshToken is the forecast with what it rests on, for the dashboard
@@ -236,16 +237,4 @@ func RefreshToken(st apitype.Status, now time.Time) string {
 		s += " (" + st.RefreshTokenEndAbout + ")"
 	}
 	return s
-}
-
-// approx is a long duration in the one unit that says it: "58 days",
-// "20 hours", "12 minutes".
-func approx(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24+0.5))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()+0.5))
-	}
-	return fmt.Sprintf("%d minutes", max(int(d.Minutes()+0.5), 1))
 }

@@ -144,7 +144,7 @@ func writeConfigError(w http.ResponseWriter, err error) {
 	case errors.Is(err, config.ErrNoSuchConnection):
 		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeUnknownConnection, Message: err.Error()})
 	case errors.As(err, &cf):
-		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeCheckFailed, Message: err.Error(), Hint: cf.Hint()})
+		writeError(w, http.StatusConflict, apitype.Error{Code: apitype.CodeCheckFailed, Message: err.Error(), Hint: op.Hint(cf.Next(), ""), Next: cf.Next()})
 	default:
 		writeKeeperError(w, err)
 	}

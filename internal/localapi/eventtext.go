@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 // EventText says what happened in one line for a person, or "" for events not
@@ -25,6 +26,10 @@ func EventText(e auth.Event) string {
 	case auth.EventSignedOut:
 		return "signed out"
 	case auth.EventRestored:
+		// A log line, read in a terminal too: the step is said for one.
+		if next := humanize.NextStep(e.Next, humanize.Terminal); next != "" {
+			return e.Error + ". " + next
+		}
 		return e.Error
 	case auth.EventAccessExpired:
 		return "the access token expired and no new one could be had"

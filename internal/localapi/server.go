@@ -557,7 +557,8 @@ func ErrorOf(err error) (int, apitype.Error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, auth.ErrLoginTimeout):
 		code, status = apitype.CodeTimeout, http.StatusGatewayTimeout
 	}
-	return status, apitype.Error{Code: code, Message: err.Error(), Hint: auth.HintOf(err), ExitCode: apitype.ExitCodeOf(code)}
+	next := auth.NextStepOf(err)
+	return status, apitype.Error{Code: code, Message: err.Error(), Hint: op.Hint(next, ""), Next: next, ExitCode: apitype.ExitCodeOf(code)}
 }
 
 // writeKeeperError answers with the keeper's error.

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/op"
 )
 
@@ -87,6 +90,58 @@ func TestErrorsOfTheCoreHaveTheirExitCodes(t *testing.T) {
 	} {
 		if _, e := ErrorOf(tc.err); e.Code != tc.code || e.ExitCode != tc.exit {
 			t.Errorf("%v: %s exit %d, want %s exit %d", tc.err, e.Code, e.ExitCode, tc.code, tc.exit)
+		}
+	}
+}
+
+// On the wire a step comes twice: as data ("next") and said for a
+// terminal ("hint"), which scripts and older clients read. Advice that an
+// older tokentray kept in words comes as "hint" alone, as it is.
+func TestTheWireCarriesTheStepAndItsWordsForOlderClients(t *testing.T) {
+	next := &nextstep.Step{Kind: nextstep.SignInAgain, Connection: "e2e"}
+	for _, tc := range []struct {
+		name string
+		st   auth.Status
+		want []string
+	}{
+		{"a step", auth.Status{Name: "e2e", Next: next},
+			[]string{`"hint":"Sign in again with ` + "`tokentray login e2e`" + `."`, `"next":{"kind":"sign_in_again","connection":"e2e"}`}},
+		{"words an older tokentray kept", auth.Status{Name: "e2e", Hint: "The provider had a server error; tokentray retries with backoff."},
+			[]string{`"hint":"The provider had a server error; tokentray retries with backoff."`}},
+	} {
+		b, _ := json.Marshal(op.Status(tc.st))
+		for _, want := range tc.want {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s: %s\nwant %s", tc.name, b, want)
+			}
+		}
+		if tc.st.Next == nil && strings.Contains(string(b), `"next"`) {
+			t.Errorf("%s: %s has a step", tc.name, b)
+		}
+	}
+	_, e := ErrorOf(fmt.Errorf("e2e: %w", &auth.TokenError{Op: "refresh", Next: next}))
+	if e.Next != next || e.Hint != "Sign in again with `tokentray login e2e`." {
+		t.Errorf("error answer: next %+v, hint %q", e.Next, e.Hint)
+	}
+	res := op.Check(&auth.CheckResult{Error: "no check_url is configured", Next: &nextstep.Step{Kind: nextstep.SetCheckURL, Connection: "e2e"}})
+	if res.Next == nil || res.Hint != "Set check_url in the config to a cheap GET that needs the token, e.g. a /me endpoint." {
+		t.Errorf("check: next %+v, hint %q", res.Next, res.Hint)
+	}
+}
+
+// A client of this version reads what an older server sends (no "next")
+// and what a newer one sends (a kind it does not know) by the "hint".
+func TestAClientShowsTheHintOfAnOlderOrNewerServer(t *testing.T) {
+	for _, body := range []string{
+		`{"name":"agent","state":"needs_reauth","hint":"Sign in again with ` + "`tokentray login agent`" + `."}`,
+		`{"name":"agent","state":"needs_reauth","hint":"Sign in again with ` + "`tokentray login agent`" + `.","next":{"kind":"a_kind_from_the_future","connection":"agent"}}`,
+	} {
+		var st apitype.Status
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := humanize.Advice(st.Next, st.Hint, humanize.Window); got != "Sign in again with `tokentray login agent`." {
+			t.Errorf("%s: shown %q", body, got)
 		}
 	}
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/humanize"
 )
 
 // NewToken is the API's answer for a token handed out at now.
@@ -50,7 +52,7 @@ func Check(c *auth.CheckResult) *apitype.CheckResult {
 	if c == nil {
 		return nil
 	}
-	out := &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: c.Hint}
+	out := &apitype.CheckResult{Time: c.Time, Status: c.Status, Who: c.Who, Error: c.Error, Hint: Hint(c.Next, ""), Next: c.Next}
 	if i := c.TokenInfo; i != nil {
 		out.TokenInfo = &apitype.TokenInfo{ExpiresIn: i.ExpiresIn, Scopes: i.Scopes, ResourceOwnerID: i.Owner,
 			ApplicationUID: i.Application, Error: i.Error}
@@ -65,7 +67,7 @@ func Status(st auth.Status) apitype.Status {
 		AccessObtained: st.AccessObtained, AccessExpiry: st.AccessExpiry, LifetimeGuessed: st.LifetimeGuessed,
 		NextRefresh: st.NextRefresh, LastRefresh: st.LastRefresh, LastRefreshOK: st.LastRefreshOK,
 		HasRefreshToken: st.HasRefreshToken, RefreshTokenSince: st.RefreshTokenSince,
-		LastError: st.LastError, Hint: st.Hint,
+		LastError: st.LastError, Hint: Hint(st.Next, st.Hint), Next: st.Next,
 		Endpoints: apitype.Endpoints(st.Endpoints),
 	}
 	out.LastCheck = Check(st.LastCheck)
@@ -77,6 +79,13 @@ func Status(st auth.Status) apitype.Status {
 		out.RateLimit = &apitype.RateLimit{Limit: rl.Limit, Remaining: rl.Remaining, Reset: rl.Reset, Time: rl.Time}
 	}
 	return out
+}
+
+// Hint is the "hint" beside a step on the wire: the step said for a
+// terminal, which scripts and older clients read; without one, the advice
+// in words an older tokentray kept (said), as it is.
+func Hint(next *nextstep.Step, said string) string {
+	return humanize.Advice(next, said, humanize.Terminal)
 }
 
 // Token hands out k's access token, valid for at least minValid, as the

@@ -267,9 +267,15 @@ func (w *Watcher) changedLocked() {
 		c := w.conns[name]
 		c.Name = name + "@" + w.Remote.Name
 		c.Remote = w.Remote.Name
+		if c.Next != nil {
+			// Its steps are said with the name it has here.
+			next := *c.Next
+			next.Connection = c.Name
+			c.Next = &next
+		}
 		if !v.Reachable {
 			c.State, c.Usable, c.UnreachableSince = apitype.StateUnreachable, false, v.Since
-			c.LastError, c.Hint = v.Error, unreachableHint(w.Remote)
+			c.LastError, c.Hint, c.Next = v.Error, unreachableHint(w.Remote), nil
 			c.NextRefresh = time.Time{}
 		}
 		v.Connections = append(v.Connections, c)

@@ -38,7 +38,7 @@ func Run(args []string, stdout, stderr io.Writer, socketPath string) (code int, 
 	case err != nil:
 		return 0, false
 	case refused != nil:
-		PrintError(stderr, refused.Message, refused.Hint)
+		PrintError(stderr, refused.Message, humanize.Advice(refused.Next, refused.Hint, humanize.Terminal))
 		if refused.ExitCode != 0 {
 			return refused.ExitCode, true
 		}

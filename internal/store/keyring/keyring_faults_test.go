@@ -96,8 +96,8 @@ func checkFault(t *testing.T, r *rig, want string) {
 	if n := r.refreshes(); n != 0 {
 		t.Fatalf("%d refreshes were sent while the keyring failed", n)
 	}
-	if st := r.k.Status(); st.State != auth.StateDegraded || !strings.Contains(st.LastError, "keyring") || st.Hint == "" {
-		t.Fatalf("status: %s, %q, hint %q", st.State, st.LastError, st.Hint)
+	if st := r.k.Status(); st.State != auth.StateDegraded || !strings.Contains(st.LastError, "keyring") || st.Next == nil {
+		t.Fatalf("status: %s, %q, next %+v", st.State, st.LastError, st.Next)
 	}
 }
 

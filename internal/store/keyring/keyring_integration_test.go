@@ -71,7 +71,7 @@ func TestKeyringStoppedMidRunLosesNothing(t *testing.T) {
 	if n := r.refreshes(); n != 0 {
 		t.Fatalf("%d refreshes were sent while the keyring was down: the rotated token could not have been saved", n)
 	}
-	if st := r.k.Status(); st.State != auth.StateDegraded || st.Hint == "" {
+	if st := r.k.Status(); st.State != auth.StateDegraded || st.Next == nil {
 		t.Fatalf("status while the keyring is down: %+v", st)
 	}
 
