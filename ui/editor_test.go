@@ -18,8 +18,8 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/fleet"
-	"github.com/tokentray/tokentray/internal/resident"
 	"github.com/tokentray/tokentray/internal/service"
+	"github.com/tokentray/tokentray/ui/desktop"
 	"github.com/tokentray/tokentray/ui/tray"
 )
 
@@ -40,7 +40,7 @@ type studio struct {
 	w     *Windows
 	api   *apiclient.Client
 	fleet *fleet.Fleet
-	res   *resident.Resident
+	res   *desktop.Resident
 	store *auth.MemoryStore
 	path  string
 }
@@ -66,7 +66,7 @@ func newStudio(t *testing.T, configText string, opener func(string) error) *stud
 			return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: s.store, Locker: &auth.ProcessLocker{}})
 		}})
 	s.fleet = svc.Fleet()
-	s.res = resident.New(svc, resident.Options{})
+	s.res = desktop.New(svc, desktop.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.res.Start(ctx); err != nil {
 		t.Fatal(err)

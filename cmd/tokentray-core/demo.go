@@ -20,8 +20,8 @@ import (
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/localapi"
-	"github.com/tokentray/tokentray/internal/resident"
 	"github.com/tokentray/tokentray/internal/service"
+	"github.com/tokentray/tokentray/ui/desktop"
 	"github.com/tokentray/tokentray/ui/tray"
 )
 
@@ -121,7 +121,7 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 	}
 	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
 	extra := []tray.Item{{Label: "Break the refresh token (demo)", Action: breakNow}}
-	return runResident(ctx, svc, resident.Options{Extra: extra}, func(r *resident.Resident) {
+	return runResident(ctx, svc, desktop.Options{Extra: extra}, func(r *desktop.Resident) {
 		r.ShowDashboard()
 		r.SignIn(conn.Name)
 		if o.breakAfter > 0 {

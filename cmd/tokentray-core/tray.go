@@ -16,10 +16,10 @@ import (
 	"github.com/tokentray/tokentray/internal/autostart"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/notify"
-	"github.com/tokentray/tokentray/internal/resident"
 	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/sibling"
 	"github.com/tokentray/tokentray/internal/windowreq"
+	"github.com/tokentray/tokentray/ui/desktop"
 )
 
 // appID identifies tokentray to the desktop (preferences, notifications).
@@ -53,7 +53,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	}
 	svc := service.New(service.Options{Role: service.Tray, Config: e.cfg, Store: store, Locker: e.locker, Clock: e.clock, Log: e.log,
 		OpenBrowser: e.opener, SocketPath: apiclient.DefaultPath()})
-	opt := resident.Options{
+	opt := desktop.Options{
 		ControlDir:  filepath.Dir(apiclient.DefaultPath()),
 		OpenBrowser: e.opener,
 	}
@@ -84,8 +84,8 @@ func emptyEnv(c *cobra.Command) (*env, error) {
 // (tokentray-window), started when a person asks for one. It returns once every
 // keeper has finished (an in-flight refresh is saved first). afterStart
 // runs once the keepers and the API run, before the tray is drawn.
-func runResident(ctx context.Context, svc *service.Service, opt resident.Options, afterStart func(*resident.Resident)) error {
-	windows := &resident.Windows{Log: svc.Log(), Command: windowCommand}
+func runResident(ctx context.Context, svc *service.Service, opt desktop.Options, afterStart func(*desktop.Resident)) error {
+	windows := &desktop.Windows{Log: svc.Log(), Command: windowCommand}
 	if _, err := sibling.Find(windowProgram, windowRole); err != nil {
 		fmt.Fprintf(os.Stderr, "tokentray: %v\n", err)
 	}
@@ -95,7 +95,7 @@ func runResident(ctx context.Context, svc *service.Service, opt resident.Options
 		opt.Notifier = notify.New("tokentray", svc.Log())
 		defer opt.Notifier.Close()
 	}
-	r := resident.New(svc, opt)
+	r := desktop.New(svc, opt)
 	windows.Problem = r.Problem
 	if err := r.Start(ctx); err != nil {
 		return err

@@ -118,3 +118,48 @@ func f() {
 		t.Fatalf("found %v; want the hub, the listener, the server, the ports and the fleet", got)
 	}
 }
+
+// Imports point one way: no product package under internal/ imports ui/
+// (what a person sees is a client of the service, never a part of it). A
+// benchmark that draws a reference tray may.
+func TestNoProductPackageUnderInternalImportsUI(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	files := 0
+	err = filepath.WalkDir(filepath.Join(root, "internal"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if rel, _ := filepath.Rel(root, path); rel == "internal/bench" || d.Name() == "node_modules" || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); p == uiPath || strings.HasPrefix(p, uiPath+"/") {
+				t.Errorf("%s imports %s: no product package under internal/ imports ui/", fset.Position(imp.Pos()), p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 50 {
+		t.Fatalf("looked at %d files; the walk missed internal/", files)
+	}
+}
+
+const uiPath = "github.com/tokentray/tokentray/ui"

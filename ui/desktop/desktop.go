@@ -1,10 +1,10 @@
-// Package resident is what a person sees of the desktop's running
+// Package desktop is what a person sees of the desktop's running
 // tokentray (the service's Tray role, internal/service): alerts turned into
 // notifications, the tray icon and menu drawn with fyne.io/systray alone,
 // the windows process started on demand, and the [[remote]] servers
 // followed over ssh. It links no GUI toolkit and runs no event loop, so it
 // costs nothing while nothing happens.
-package resident
+package desktop
 
 import (
 	"context"
