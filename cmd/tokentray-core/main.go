@@ -1,5 +1,10 @@
-// Command tokentray keeps OAuth 2.0 connections alive and hands fresh access
-// tokens to people, scripts and agents. See the README for the contracts.
+// Command tokentray-core is the whole of tokentray's command line, which
+// the small front program (cmd/tokentray) hands every command to but the
+// plain `token NAME` of scripts: the running tokentray in its roles (the
+// tray, `serve`, the demo; internal/service), and every other command,
+// which asks the running tokentray over its socket or, when none runs,
+// does the work in its own process with the same operations (internal/op).
+// See the README for the contracts.
 package main
 
 import (

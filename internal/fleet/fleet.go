@@ -1,5 +1,5 @@
 // Package fleet runs one keeper per configured connection and changes that
-// set while the tray runs: a connection saved in the editor, removed, or
+// set while tokentray runs: a connection saved in the editor, removed, or
 // renamed takes effect at once, without a restart, and nothing writes under
 // a connection's name while its keyring items are being moved.
 package fleet

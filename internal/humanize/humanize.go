@@ -1,5 +1,7 @@
-// Package humanize writes times and durations the way tokentray shows them
-// to people, the same in the terminal and in the tray.
+// Package humanize is tokentray's wording for people: states, times and
+// durations the same in the terminal, the tray and the windows, and each
+// next step (client/nextstep) said for its surface: the terminal names the
+// command to run, a window the button beside the text.
 package humanize
 
 import (
