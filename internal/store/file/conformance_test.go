@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 
@@ -12,7 +13,7 @@ func TestTheFileStoreKeepsTheStoreContract(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		key  []byte
-	}{{"plain", nil}, {"sealed", key(7)}} {
+	}{{"plain", nil}, {"sealed", bytes.Repeat([]byte{7}, 32)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) auth.Store {
 				s, err := Open(filepath.Join(t.TempDir(), "state", "tokentray"), tc.key)
