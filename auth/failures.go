@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/client/nextstep"
-	"github.com/tokentray/tokentray/internal/roughly"
+	"github.com/tokentray/tokentray/internal/humanize/duration"
 )
 
 // What a failed refresh means for the connection: the state it leaves the
@@ -56,7 +56,7 @@ func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProce
 	}
 	if f := k.conn.forecast(current); !f.End.IsZero() && !k.opt.Clock.Now().Before(f.End.Add(-time.Hour)) {
 		// Foreseen: say so, so nobody looks for another cause.
-		next = next.With(fmt.Sprintf("Its foreseen end came on %s (%s).", roughly.EndDate(f.End), f.About))
+		next = next.With(fmt.Sprintf("Its foreseen end came on %s (%s).", duration.EndDate(f.End), f.About))
 	}
 	k.adviseLocked(te.Error(), &next)
 	k.failures = 0

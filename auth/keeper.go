@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/client/nextstep"
-	"github.com/tokentray/tokentray/internal/roughly"
+	"github.com/tokentray/tokentray/internal/humanize/duration"
 )
 
 // State is a connection's state, as in DESIGN.md.
@@ -1031,9 +1031,9 @@ func (k *Keeper) noteEndLocked(now time.Time) {
 	k.warnedEnd, k.endToSave = f.End, f.End
 	left := "has ended"
 	if d := f.End.Sub(now); d > 0 {
-		left = "ends in about " + roughly.Duration(d)
+		left = "ends in about " + duration.Approx(d)
 	}
-	msg := fmt.Sprintf("the refresh token %s, on %s (%s)", left, roughly.EndDate(f.End), f.About)
+	msg := fmt.Sprintf("the refresh token %s, on %s (%s)", left, duration.EndDate(f.End), f.About)
 	k.log.Warn("refresh token ending", "end", f.End, "about", f.About)
 	k.emitLocked(Event{Kind: EventRefreshTokenExpiring, Error: msg, Next: ForecastStep(k.conn.Name, f)})
 }

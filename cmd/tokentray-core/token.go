@@ -40,7 +40,7 @@ func tokenFrom(ctx context.Context, e *env, name string, minValid time.Duration)
 // printWarning says, on stderr, that tok was handed out although the
 // refresh it called for failed, and when it expires.
 func printWarning(io streams, name string, tok *apitype.Token) {
-	if w := tokennow.Warning(name, tok); w != "" {
+	if w := tokennow.Warning(name, tok.Warning, tok.ExpiresAt, tok.ExpiresIn); w != "" {
 		fmt.Fprintln(io.err, w)
 	}
 }

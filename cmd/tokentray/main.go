@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	if code, done := tokennow.Run(os.Args[1:], os.Stdout, os.Stderr, socket.Path()); done {
+	if code, done := tokennow.Run(os.Args[1:], os.Stdout, os.Stderr, socket.StartPath()); done {
 		os.Exit(code)
 	}
 	core, err := sibling.Find("tokentray-core", "everything but `tokentray token NAME`")

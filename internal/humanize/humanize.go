@@ -7,32 +7,12 @@ package humanize
 import (
 	"fmt"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/humanize/duration"
 )
 
 // Duration prints 1 h 12 m, 4 m 05 s or 12 s; a negative duration ends in "ago".
-func Duration(d time.Duration) string {
-	neg := d < 0
-	if neg {
-		d = -d
-	}
-	d = d.Round(time.Second)
-	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
-	var out string
-	switch {
-	case h >= 48:
-		out = fmt.Sprintf("%d d %d h", h/24, h%24)
-	case h > 0:
-		out = fmt.Sprintf("%d h %02d m", h, m)
-	case m > 0:
-		out = fmt.Sprintf("%d m %02d s", m, s)
-	default:
-		out = fmt.Sprintf("%d s", s)
-	}
-	if neg {
-		return out + " ago"
-	}
-	return out
-}
+func Duration(d time.Duration) string { return duration.String(d) }
 
 // Clock prints a countdown as H:MM:SS or M:SS, for a display ticking each second.
 func Clock(d time.Duration) string {

@@ -2,7 +2,7 @@ package humanize
 
 import (
 	"github.com/tokentray/tokentray/client/nextstep"
-	"github.com/tokentray/tokentray/internal/roughly"
+	"github.com/tokentray/tokentray/internal/humanize/duration"
 )
 
 // Surface is where a next step is said.
@@ -67,14 +67,14 @@ func step(s nextstep.Step, on Surface) string {
 		return "Sign in again."
 	case nextstep.SignInBefore:
 		if term {
-			return "Sign in again before " + roughly.EndDate(s.At) + " with `tokentray login " + name + "`: a new sign-in starts a new refresh token."
+			return "Sign in again before " + duration.EndDate(s.At) + " with `tokentray login " + name + "`: a new sign-in starts a new refresh token."
 		}
-		return "Sign in again before " + roughly.EndDate(s.At) + ": a new sign-in starts a new refresh token."
+		return "Sign in again before " + duration.EndDate(s.At) + ": a new sign-in starts a new refresh token."
 	case nextstep.SignInAfter:
 		if term {
-			return "A sign-in before " + roughly.EndDate(s.At) + " does not help: sign in again after it with `tokentray login " + name + "`."
+			return "A sign-in before " + duration.EndDate(s.At) + " does not help: sign in again after it with `tokentray login " + name + "`."
 		}
-		return "A sign-in before " + roughly.EndDate(s.At) + " does not help: sign in again after it."
+		return "A sign-in before " + duration.EndDate(s.At) + " does not help: sign in again after it."
 	case nextstep.SignInPasting:
 		// No button does this: the window, too, names the command.
 		return "Sign in with `tokentray login " + name + " --paste` in a terminal: it gives the address to open in a browser on any machine, and asks for the address that browser lands on (or the code)."

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/client/apitype"
-	"github.com/tokentray/tokentray/internal/roughly"
+	"github.com/tokentray/tokentray/internal/humanize/duration"
 )
 
 // Level is a colour of the tray icon and of a connection's dot.
@@ -216,7 +216,7 @@ func RefreshTokenLeft(st apitype.Status, now time.Time) string {
 	if d <= 0 {
 		return "its foreseen end has passed"
 	}
-	return "about " + roughly.Duration(d) + " left"
+	return "about " + duration.Approx(d) + " left"
 }
 
 // RefreshToken is the forecast with what it rests on, for the dashboard

@@ -4,7 +4,7 @@
 package sibling
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +29,7 @@ func Find(name, role string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("%s is the program %s, which is neither beside this one nor on PATH: install all of tokentray's programs side by side (go install ./cmd/..., or bash .ci/app, builds them)", role, name)
+	return "", errors.New(role + " is the program " + name + ", which is neither beside this one nor on PATH: install all of tokentray's programs side by side (go install ./cmd/..., or bash .ci/app, builds them)")
 }
 
 func isFile(p string) bool {

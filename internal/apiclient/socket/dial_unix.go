@@ -4,6 +4,7 @@ package socket
 
 import (
 	"io"
+	"os"
 	"syscall"
 	"time"
 )
@@ -19,14 +20,14 @@ import (
 // talks only to a socket of the user's own (Check, checkPeer), and sends
 // nothing before it knows.
 func Dial(path string, timeout time.Duration) (io.ReadWriteCloser, error) {
-	if err := Check(path); err != nil {
+	uid := os.Getuid()
+	if err := check(path, uid); err != nil {
 		return nil, err
 	}
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	fd, err := newSocket()
 	if err != nil {
 		return nil, err
 	}
-	syscall.CloseOnExec(fd)
 	tv := syscall.NsecToTimeval(timeout.Nanoseconds())
 	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil {
 		syscall.Close(fd)
@@ -39,7 +40,7 @@ func Dial(path string, timeout time.Duration) (io.ReadWriteCloser, error) {
 		}
 	}
 	if err == nil {
-		err = checkPeer(path, fd)
+		err = checkPeer(path, fd, uid)
 	}
 	if err != nil {
 		syscall.Close(fd)

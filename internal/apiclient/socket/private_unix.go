@@ -4,9 +4,9 @@ package socket
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -19,29 +19,29 @@ import (
 // itself, so nothing is changed through a link swapped in between.
 func PrivateDir(dir string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
+		return &wrapError{"create " + filepath.Dir(dir), err}
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create %s: %w", dir, err)
+		return &wrapError{"create " + dir, err}
 	}
 	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		if info, lerr := os.Lstat(dir); lerr == nil {
 			return &UnsafeError{Path: dir, Why: "is " + kindOf(info) + ", not a directory of yours"}
 		}
-		return fmt.Errorf("open %s: %w", dir, err)
+		return &wrapError{"open " + dir, err}
 	}
 	defer syscall.Close(fd)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("stat %s: %w", dir, err)
+		return &wrapError{"stat " + dir, err}
 	}
-	if err := ownedByMe(dir, &st); err != nil {
+	if err := ownedBy(dir, &st, os.Getuid()); err != nil {
 		return err
 	}
 	if st.Mode&0o077 != 0 {
 		if err := syscall.Fchmod(fd, 0o700); err != nil {
-			return fmt.Errorf("%s is open to other users and cannot be restricted: %w", dir, err)
+			return &wrapError{dir + " is open to other users and cannot be restricted", err}
 		}
 	}
 	return nil
@@ -51,29 +51,47 @@ func PrivateDir(dir string) error {
 // its directory is a directory of the user's that no one else can write
 // to (not a link), and the socket is a socket of the user's. An error that
 // satisfies IsNotRunning means there is nothing there yet.
-func Check(path string) error {
+func Check(path string) error { return check(path, os.Getuid()) }
+
+// check is Check for the user uid: two lstat calls, and no allocation
+// unless it refuses (`tokentray token NAME` runs it, and every allocation
+// of a new size that a short process makes costs it page faults).
+func check(path string, uid int) error {
 	dir := filepath.Dir(path)
-	info, err := os.Lstat(dir)
-	if err != nil {
+	var st syscall.Stat_t
+	if err := lstat(dir, &st); err != nil {
 		return err
 	}
-	if !info.IsDir() {
-		return &UnsafeError{Path: dir, Why: "is " + kindOf(info) + ", not a directory of yours"}
+	if mode := uint32(st.Mode); mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return &UnsafeError{Path: dir, Why: "is " + kindOfMode(mode) + ", not a directory of yours"}
 	}
-	if err := ownedByMe(dir, info.Sys().(*syscall.Stat_t)); err != nil {
+	if err := ownedBy(dir, &st, uid); err != nil {
 		return err
 	}
-	if info.Mode().Perm()&0o022 != 0 {
-		return &UnsafeError{Path: dir, Why: fmt.Sprintf("can be written by other users (mode %04o)", info.Mode().Perm())}
+	if perm := uint32(st.Mode) & 0o777; perm&0o022 != 0 {
+		return &UnsafeError{Path: dir, Why: "can be written by other users (mode " + octal4(perm) + ")"}
 	}
-	info, err = os.Lstat(path)
-	if err != nil {
+	if err := lstat(path, &st); err != nil {
 		return err
 	}
-	if info.Mode().Type() != os.ModeSocket {
-		return &UnsafeError{Path: path, Why: "is " + kindOf(info) + ", not a socket"}
+	if mode := uint32(st.Mode); mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		return &UnsafeError{Path: path, Why: "is " + kindOfMode(mode) + ", not a socket"}
 	}
-	return ownedByMe(path, info.Sys().(*syscall.Stat_t))
+	return ownedBy(path, &st, uid)
+}
+
+// lstat is os.Lstat without its FileInfo: the same errors.
+func lstat(path string, st *syscall.Stat_t) error {
+	for {
+		err := syscall.Lstat(path, st)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "lstat", Path: path, Err: err}
+		}
+		return nil
+	}
 }
 
 // CheckConn refuses a connection whose other end is a process of another
@@ -84,35 +102,44 @@ func CheckConn(path string, c syscall.Conn) error {
 		return err
 	}
 	var cerr error
-	if err := raw.Control(func(fd uintptr) { cerr = checkPeer(path, int(fd)) }); err != nil {
+	if err := raw.Control(func(fd uintptr) { cerr = checkPeer(path, int(fd), os.Getuid()) }); err != nil {
 		return err
 	}
 	return cerr
 }
 
 // checkPeer compares the uid of the process that listens at the other end
-// of fd with ours.
-func checkPeer(path string, fd int) error {
-	uid, ok, err := peerUID(fd)
+// of fd with uid, ours.
+func checkPeer(path string, fd, uid int) error {
+	peer, ok, err := peerUID(fd)
 	switch {
 	case err != nil:
-		return fmt.Errorf("ask who answers on %s: %w", path, err)
-	case ok && uid != os.Getuid():
-		return &UnsafeError{Path: path, Why: fmt.Sprintf("is answered by a process of %s, not by one of yours (uid %d)", userName(uid), os.Getuid())}
+		return &wrapError{"ask who answers on " + path, err}
+	case ok && peer != uid:
+		return &UnsafeError{Path: path, Why: "is answered by a process of " + userName(peer) + ", not by one of yours (" + userName(uid) + ")"}
 	}
 	return nil
 }
 
-func ownedByMe(path string, st *syscall.Stat_t) error {
-	if int(st.Uid) != os.Getuid() {
-		return &UnsafeError{Path: path, Why: fmt.Sprintf("belongs to %s, not to you (uid %d)", userName(int(st.Uid)), os.Getuid())}
+func ownedBy(path string, st *syscall.Stat_t, uid int) error {
+	if int(st.Uid) != uid {
+		return &UnsafeError{Path: path, Why: "belongs to " + userName(int(st.Uid)) + ", not to you (" + userName(uid) + ")"}
 	}
 	return nil
 }
 
 // userName is "uid N", without asking the user database: os/user would
 // link cgo or parse /etc/passwd into the small front program.
-func userName(uid int) string { return fmt.Sprintf("uid %d", uid) }
+func userName(uid int) string { return "uid " + strconv.Itoa(uid) }
+
+// octal4 is fmt's %04o.
+func octal4(n uint32) string {
+	s := strconv.FormatUint(uint64(n), 8)
+	for len(s) < 4 {
+		s = "0" + s
+	}
+	return s
+}
 
 func kindOf(info os.FileInfo) string {
 	switch t := info.Mode().Type(); {
@@ -123,6 +150,21 @@ func kindOf(info os.FileInfo) string {
 	case info.IsDir():
 		return "a directory"
 	case t == 0:
+		return "a file"
+	}
+	return "a special file"
+}
+
+// kindOfMode is kindOf for a stat's mode.
+func kindOfMode(mode uint32) string {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFLNK:
+		return "a symbolic link"
+	case syscall.S_IFSOCK:
+		return "a socket"
+	case syscall.S_IFDIR:
+		return "a directory"
+	case syscall.S_IFREG:
 		return "a file"
 	}
 	return "a special file"
