@@ -11,35 +11,17 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/tstest/keepertest"
 )
 
-// keeper is a loaded keeper of "p" whose stored token set is t, against a
-// token endpoint that answers with status and counts its requests.
+// keeper is a loaded keeper of "p" whose stored token set is stored,
+// against a token endpoint that answers with status and counts requests.
 func keeper(t *testing.T, stored *auth.TokenSet, status int) (*auth.Keeper, *atomic.Int32) {
-	t.Helper()
-	var requests atomic.Int32
-	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := requests.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if status != http.StatusOK {
-			fmt.Fprint(w, `{"error":"invalid_client"}`)
-			return
-		}
-		fmt.Fprintf(w, `{"access_token":"at-%d","token_type":"bearer","expires_in":5400,"refresh_token":"rt-%d"}`, n, n)
-	}))
-	t.Cleanup(provider.Close)
+	tokenURL, requests := keepertest.Counting(t, status)
 	store := auth.NewMemoryStore()
 	_ = store.SaveTokens(context.Background(), "p", stored, auth.AnyGeneration)
 	_ = store.SetClientSecret(context.Background(), "p", "new-secret")
-	generic, _ := auth.LookupPreset("generic")
-	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
-	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
-		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token"}}, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
-	if err := k.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return k, &requests
+	return keepertest.Loaded(t, store, tokenURL), requests
 }
 
 // A new client secret is tried at once by a connection whose client was
@@ -97,13 +79,7 @@ func TestARunningKeeperRetriesItsRefusedClientWithTheNewSecret(t *testing.T) {
 	store := auth.NewMemoryStore()
 	_ = store.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt", ObtainedAt: time.Now().Round(0), Lifetime: 90 * time.Minute}, auth.AnyGeneration)
 	_ = store.SetClientSecret(ctx, "p", "old-secret")
-	generic, _ := auth.LookupPreset("generic")
-	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
-	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
-		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token"}}, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
-	if err := k.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	k := keepertest.Loaded(t, store, provider.URL+"/token")
 	_ = k.Refresh(ctx)
 	if st := k.Status().State; st != auth.StateClientRefused {
 		t.Fatalf("state %s after the refusal; want %s", st, auth.StateClientRefused)
@@ -139,13 +115,7 @@ func TestARefreshThatLosesTheCompareAndSetDropsItsTokens(t *testing.T) {
 	t.Cleanup(provider.Close)
 	_ = store.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt",
 		ObtainedAt: time.Now().Add(-80 * time.Minute).Round(0), Lifetime: 90 * time.Minute, Generation: 5}, 0)
-	generic, _ := auth.LookupPreset("generic")
-	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/cb")
-	k := auth.NewKeeper(&auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
-		Endpoints: auth.Endpoints{TokenURL: provider.URL + "/token"}}, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
-	if err := k.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	k := keepertest.Loaded(t, store, provider.URL+"/token")
 	if err := k.Refresh(ctx); !errors.Is(err, auth.ErrGenerationMoved) {
 		t.Fatalf("refresh: %v; want the lost compare-and-set", err)
 	}

@@ -116,13 +116,14 @@ func CompareGeneration(stored *TokenSet, prev uint64) error {
 	return &generationMoved{stored: StoredGeneration(stored), prev: prev}
 }
 
-// Versioned is t as a store on one machine writes it for SaveTokens: it
+// EncodeSave is what a store on one machine writes for SaveTokens: it
 // reads what s holds for name now, compares its generation with prev
-// (CompareGeneration), and gives the copy it returns the next version. A
-// stored set that cannot be read is replaced only for AnyGeneration.
-func Versioned(ctx context.Context, s interface {
+// (CompareGeneration), and encodes t (MarshalTokenSet) with the next
+// version. A stored set that cannot be read is replaced only for
+// AnyGeneration.
+func EncodeSave(ctx context.Context, s interface {
 	LoadTokens(ctx context.Context, name string) (*TokenSet, error)
-}, name string, t *TokenSet, prev uint64) (*TokenSet, error) {
+}, name string, t *TokenSet, prev uint64) ([]byte, error) {
 	stored, err := s.LoadTokens(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotStored):
@@ -140,7 +141,11 @@ func Versioned(ctx context.Context, s interface {
 	if stored != nil {
 		next.Version = stored.Version + 1
 	}
-	return &next, nil
+	b, err := MarshalTokenSet(&next)
+	if err != nil {
+		return nil, fmt.Errorf("encode tokens of %s: %w", name, err)
+	}
+	return b, nil
 }
 
 type generationMoved struct{ stored, prev uint64 }

@@ -152,13 +152,9 @@ func (s *Store) LoadTokens(_ context.Context, name string) (*auth.TokenSet, erro
 // generation prev (auth.Store): it reads the stored one and compares under
 // the connection's Locker, which every writer holds.
 func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
-	next, err := auth.Versioned(ctx, s, name, t, prev)
+	b, err := auth.EncodeSave(ctx, s, name, t, prev)
 	if err != nil {
 		return err
-	}
-	b, err := auth.MarshalTokenSet(next)
-	if err != nil {
-		return fmt.Errorf("encode tokens of %s: %w", name, err)
 	}
 	if err := s.write(name, tokensFile(name), b); err != nil {
 		return fmt.Errorf("save tokens of %s: %w", name, err)
