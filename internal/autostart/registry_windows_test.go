@@ -3,10 +3,12 @@ package autostart
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 )
 
@@ -53,5 +55,22 @@ func TestATemporaryBuildIsNotRegistered(t *testing.T) {
 	}
 	if _, err := ForThisExecutable("io.tokentray.test", "tokentray"); err == nil {
 		t.Fatalf("%s was accepted for the Run key", exe)
+	}
+}
+
+// Windows starts the Run key's command line, and the program splits it
+// with the rules of CommandLineToArgvW: it must get back the arguments.
+func TestWindowsSplitsTheRunValueBackIntoItsArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{`C:\Program Files\tokentray\tokentray-core.exe`},
+		{`C:\tokentray\tokentray-core.exe`, "--minimized"},
+		{`C:\Users\Ann Lee\tokentray.exe`, `--config`, `C:\Users\Ann Lee\My Config\`},
+		{`C:\tokentray.exe`, `say "hi"`, `back\"slash`, ""},
+	} {
+		line := RunValue(args)
+		got, err := windows.DecomposeCommandLine(line)
+		if err != nil || !slices.Equal(got, args) {
+			t.Errorf("RunValue(%q) = %s, which Windows splits into %q (%v)", args, line, got, err)
+		}
 	}
 }
