@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,23 +268,41 @@ func listenLoopback(ru RedirectURI) ([]net.Listener, error) {
 	for i, a := range addrs {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
-			optionalIPv6 := i > 0 && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT))
+			optionalIPv6 := i > 0 && (isErrno(err, syscall.EADDRNOTAVAIL, wsaEADDRNOTAVAIL) || isErrno(err, syscall.EAFNOSUPPORT, wsaEAFNOSUPPORT))
 			if optionalIPv6 {
 				continue
 			}
 			for _, open := range ls {
 				_ = open.Close()
 			}
-			if errors.Is(err, syscall.EADDRINUSE) {
+			if isErrno(err, syscall.EADDRINUSE, wsaEADDRINUSE) {
+				which := fmt.Sprintf("`ss -ltnp 'sport = :%d'`", ru.Port)
+				if runtime.GOOS == "windows" {
+					which = fmt.Sprintf("`netstat -ano | findstr :%d`", ru.Port)
+				}
 				return nil, fmt.Errorf("port %d is already in use on %s, and the registered redirect URI %s requires exactly that port: "+
-					"close the program using it (another sign-in, or `ss -ltnp 'sport = :%d'` shows which), or register a different port with the provider and change redirect_uri to match",
-					ru.Port, a, ru.Raw, ru.Port)
+					"close the program using it (another sign-in, or %s shows which), or register a different port with the provider and change redirect_uri to match",
+					ru.Port, a, ru.Raw, which)
 			}
 			return nil, fmt.Errorf("listen for the sign-in callback on %s: %w", a, err)
 		}
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// Winsock's numbers for the errors a listener meets: on Windows, Go's
+// syscall.EADDRINUSE, EADDRNOTAVAIL and EAFNOSUPPORT are numbers of Go's own,
+// which no Windows call returns.
+const (
+	wsaEAFNOSUPPORT  = syscall.Errno(10047)
+	wsaEADDRINUSE    = syscall.Errno(10048)
+	wsaEADDRNOTAVAIL = syscall.Errno(10049)
+)
+
+// isErrno reports whether err is errno, or on Windows its Winsock number wsa.
+func isErrno(err error, errno, wsa syscall.Errno) bool {
+	return errors.Is(err, errno) || runtime.GOOS == "windows" && errors.Is(err, wsa)
 }
 
 // callbackHandler serves the redirect URI. Only the first callback with the

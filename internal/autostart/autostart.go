@@ -83,38 +83,42 @@ func LaunchAgent(label string, args []string) []byte {
 	return b.Bytes()
 }
 
-// RunValue is the Windows Run key's value: the command line, quoted.
+// RunValue is the Windows Run key's value: the command line, each argument
+// quoted so that Windows' CommandLineToArgvW (the rules every Go and C
+// program splits its command line with) gives it back as it was: a
+// backslash is literal except before a quote, so the backslashes before a
+// quote, and before the closing quote, are doubled.
 func RunValue(args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		if strings.ContainsAny(a, " \t\"") {
-			a = `"` + strings.ReplaceAll(a, `"`, `\"`) + `"`
-		}
-		quoted[i] = a
+		quoted[i] = quoteArg(a)
 	}
 	return strings.Join(quoted, " ")
 }
 
-// writeFile writes atomically (temp file, rename) with mode 0644.
-func writeFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+func quoteArg(s string) string {
+	if s == "" {
+		return `""`
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tokentray-*")
-	if err != nil {
-		return err
+	if !strings.ContainsAny(s, " \t\"") {
+		return s
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	var b strings.Builder
+	b.WriteByte('"')
+	slashes := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			slashes++
+		case '"':
+			b.WriteString(strings.Repeat(`\`, slashes+1))
+			slashes = 0
+		default:
+			slashes = 0
+		}
+		b.WriteByte(s[i])
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	b.WriteString(strings.Repeat(`\`, slashes))
+	b.WriteByte('"')
+	return b.String()
 }

@@ -33,7 +33,20 @@ func TestLaunchAgentIsValidXML(t *testing.T) {
 }
 
 func TestRunValue(t *testing.T) {
-	if got := RunValue([]string{`C:\Program Files\tokentray\tokentray.exe`}); got != `"C:\Program Files\tokentray\tokentray.exe"` {
-		t.Fatalf("got %s", got)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{`C:\Program Files\tokentray\tokentray.exe`}, `"C:\Program Files\tokentray\tokentray.exe"`},
+		{[]string{`C:\tokentray\tokentray.exe`, "--minimized"}, `C:\tokentray\tokentray.exe --minimized`},
+		// Backslashes before the closing quote are doubled, or it is escaped.
+		{[]string{`C:\t.exe`, `C:\My Config\`}, `C:\t.exe "C:\My Config\\"`},
+		// A quote is escaped, and so are the backslashes before it.
+		{[]string{`C:\t.exe`, `say "hi"`, `back\"slash`}, `C:\t.exe "say \"hi\"" "back\\\"slash"`},
+		{[]string{`C:\t.exe`, ""}, `C:\t.exe ""`},
+	} {
+		if got := RunValue(tc.args); got != tc.want {
+			t.Errorf("RunValue(%q) = %s, want %s", tc.args, got, tc.want)
+		}
 	}
 }

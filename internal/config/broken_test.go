@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
 const goodAndHalfWritten = `[[connection]]
@@ -35,7 +37,7 @@ token_url = "https://a.example.com/t"
 // connection; the broken ones are listed with their problems by key and
 // refused by name; a second table of a name is the broken one.
 func TestOneBrokenTableStopsNoOther(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.toml")
+	path := filepath.Join(tempdir.New(t), "config.toml")
 	if err := os.WriteFile(path, []byte(goodAndHalfWritten), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestOneBrokenTableStopsNoOther(t *testing.T) {
 
 // What every connection depends on still stops the start.
 func TestATopLevelProblemStopsTheStart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.toml")
+	path := filepath.Join(tempdir.New(t), "config.toml")
 	for _, text := range []string{"store = \"redis\"\n" + goodAndHalfWritten, "[[connection]\nname = \"x\"\n"} {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)

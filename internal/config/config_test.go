@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
 const good = `
@@ -139,7 +141,7 @@ func TestUnknownKeysWarnButLoad(t *testing.T) {
 }
 
 func TestMissingFileSaysHowToCreateIt(t *testing.T) {
-	_, err := Load(t.TempDir() + "/none.toml")
+	_, err := Load(tempdir.New(t) + "/none.toml")
 	if !errors.Is(err, ErrNoFile) || !strings.Contains(err.Error(), "--config") {
 		t.Fatalf("err = %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/store/storetest"
+	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
 func TestTheFileStoreKeepsTheStoreContract(t *testing.T) {
@@ -16,7 +17,7 @@ func TestTheFileStoreKeepsTheStoreContract(t *testing.T) {
 	}{{"plain", nil}, {"sealed", bytes.Repeat([]byte{7}, 32)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) auth.Store {
-				s, err := Open(filepath.Join(t.TempDir(), "state", "tokentray"), tc.key)
+				s, err := Open(filepath.Join(tempdir.New(t), "state", "tokentray"), tc.key)
 				if err != nil {
 					t.Fatal(err)
 				}
