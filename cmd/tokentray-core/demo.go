@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -109,7 +110,7 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 		return err
 	}
 	defer srv.Close()
-	svc := demoService(conn, store, opener, func(url string) {
+	svc := demoService(io.err, conn, store, opener, func(url string) {
 		fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
 	})
 	k := svc.Keeper(conn.Name)
@@ -131,10 +132,12 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 }
 
 // demoService is the running tokentray of the demo: its one connection,
-// kept in memory, and the local API where scripts get its tokens.
-func demoService(conn *auth.Connection, store auth.Store, opener func(string) error, showURL func(string)) *service.Service {
+// kept in memory, and the local API where scripts get its tokens. Its
+// errors go to stderr (another tokentray serving the socket, say).
+func demoService(stderr io.Writer, conn *auth.Connection, store auth.Store, opener func(string) error, showURL func(string)) *service.Service {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	return service.New(service.Options{Role: service.Demo, Config: &config.Config{Path: "(demo)", Connections: []*auth.Connection{conn}},
-		Store: store, OpenBrowser: opener, ShowURL: showURL, SocketPath: apiclient.DefaultPath()})
+		Store: store, OpenBrowser: opener, ShowURL: showURL, SocketPath: apiclient.DefaultPath(), Log: log})
 }
 
 func demoRun(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {
@@ -146,7 +149,7 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	base := srv.URL()
 	clock := auth.SystemClock{}
 	out := io.out
-	svc := demoService(conn, store, func(url string) error {
+	svc := demoService(io.err, conn, store, func(url string) error {
 		if opener != nil {
 			if err := opener(url); err != nil {
 				fmt.Fprintf(out, "Could not open a browser (%v): open the URL yourself.\n", err)
