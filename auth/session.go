@@ -174,13 +174,11 @@ func (k *Keeper) signedIn(ctx context.Context, tok *oauth2.Token, dpopKey Secret
 	}
 	defer unlock()
 	// A sign-in starts a new grant on purpose: it replaces whatever is
-	// stored, with a generation above the last one known.
+	// stored (the store reads that itself), with a generation of its own,
+	// taken from the clock (NextGeneration).
 	k.mu.Lock()
 	prev := StoredGeneration(k.currentLocked())
 	k.mu.Unlock()
-	if stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name); err == nil {
-		prev = max(prev, StoredGeneration(stored))
-	}
 	next.Generation = NextGeneration(prev, now)
 	if err := k.opt.Store.SaveTokens(context.WithoutCancel(ctx), k.conn.Name, next, AnyGeneration); err != nil {
 		return fmt.Errorf("signed in, but the tokens could not be saved, so the sign-in is lost: %w", err)
