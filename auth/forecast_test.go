@@ -25,7 +25,7 @@ func runKeeper(t *testing.T, r *rig) {
 func parkUntil(t *testing.T, r *rig, until time.Time, stop func() bool) {
 	t.Helper()
 	for {
-		if !r.clock.BlockUntil(1, 5*time.Second) {
+		if !r.clock.BlockUntil(1, 30*time.Second) {
 			t.Fatalf("the scheduler did not park (now %v)", r.clock.Now())
 		}
 		if stop() {

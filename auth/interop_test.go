@@ -62,7 +62,7 @@ func (r *rig) tokenAfterTheEarlierPromises(minValid, wait time.Duration) *Handou
 		tok, err := r.k.Token(context.Background(), minValid)
 		done <- result{tok, err}
 	}()
-	if !r.clock.BlockUntil(1, 5*time.Second) {
+	if !r.clock.BlockUntil(1, 30*time.Second) {
 		r.t.Fatal("Token did not wait for the earlier promises")
 	}
 	select {

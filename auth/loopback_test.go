@@ -135,7 +135,7 @@ func TestCallbackPages(t *testing.T) {
 					}
 					got <- [2]string{strconv.Itoa(code), page}
 					if !tc.flowEnds {
-						clock.BlockUntil(1, 5*time.Second)
+						clock.BlockUntil(1, 30*time.Second)
 						clock.Advance(2 * time.Minute) // let the flow time out
 					}
 				}()
@@ -227,7 +227,7 @@ func TestSignInTimesOutAndCancels(t *testing.T) {
 	f, _ := flowFor(t, srv, "127.0.0.1")
 	clock := f.Clock.(*fakeclock.Clock)
 	go func() {
-		clock.BlockUntil(1, 5*time.Second)
+		clock.BlockUntil(1, 30*time.Second)
 		clock.Advance(time.Minute)
 	}()
 	if _, err := f.Run(context.Background()); !errors.Is(err, ErrLoginTimeout) {

@@ -167,11 +167,11 @@ func TestKeepersOverOneStoreKeepEachOthersPromises(t *testing.T) {
 		tok, err := other.Token(context.Background(), 22*time.Second)
 		done <- result{tok, err}
 	}()
-	if !r.clock.BlockUntil(1, 5*time.Second) {
+	if !r.clock.BlockUntil(1, 30*time.Second) {
 		t.Fatal("the other process did not wait")
 	}
 	r.clock.Advance(19 * time.Second) // 24 s
-	if !r.clock.BlockUntil(1, 5*time.Second) {
+	if !r.clock.BlockUntil(1, 30*time.Second) {
 		t.Fatal("the other process did not wait for the promise it found in the store")
 	}
 	if n := r.srv.refreshCount(); n != 0 {
