@@ -21,6 +21,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client"
 	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/service"
 )
 
 // tray serves one connection whose provider counts refreshes.
@@ -49,7 +50,7 @@ func tray(t *testing.T) (*client.Client, *atomic.Int32) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go func() { _ = (&localapi.Server{Keepers: localapi.Fixed(k)}).Serve(ctx, l) }()
+	go func() { _ = (&localapi.Server{Backend: service.OneShot(service.Options{}, k)}).Serve(ctx, l) }()
 	return client.NewAt(path), &refreshes
 }
 

@@ -81,6 +81,11 @@ type Error struct {
 	Next *nextstep.Step `json:"next,omitempty"`
 }
 
+// Error is the message: a running tokentray's refusals are errors in the
+// process that makes them too, so that one answer goes to the socket and
+// to a command that works without one.
+func (e *Error) Error() string { return e.Message }
+
 // Endpoints are the URLs a connection uses.
 type Endpoints struct {
 	AuthURL   string `json:"auth_url,omitempty"`

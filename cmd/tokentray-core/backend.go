@@ -13,6 +13,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/op"
+	"github.com/tokentray/tokentray/internal/service"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 )
@@ -117,8 +118,18 @@ func (r viaRunning) Login(ctx context.Context, name string, o loginOptions) (*ap
 // only path that reads the config file.
 type inProcess struct{ e *env }
 
-func (l inProcess) keeper(ctx context.Context, name string) (*auth.Keeper, error) {
-	return l.e.keeper(ctx, name)
+// one is the one-shot service of name's keeper: the running tokentray's
+// operations, in this process, over a keeper loaded from the store.
+func (l inProcess) one(ctx context.Context, name string) (*service.Service, error) {
+	k, err := l.e.keeper(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	store, err := l.e.openStore()
+	if err != nil {
+		return nil, err
+	}
+	return service.OneShot(service.Options{Store: store, Clock: l.e.clock}, k), nil
 }
 
 // Connections is every configured connection's status. A store that cannot
@@ -154,71 +165,54 @@ func (l inProcess) Connections(ctx context.Context) ([]apitype.Connection, error
 }
 
 func (l inProcess) Connection(ctx context.Context, name string) (*apitype.Connection, error) {
-	k, err := l.keeper(ctx, name)
+	svc, err := l.one(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	c := op.Describe(k)
-	return &c, nil
+	return svc.Connection(ctx, name)
 }
 
 func (l inProcess) Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error) {
-	k, err := l.keeper(ctx, name)
+	svc, err := l.one(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	t, err := op.Token(ctx, k, minValid, l.e.clock.Now)
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return svc.Token(ctx, name, minValid)
 }
 
 func (l inProcess) Refresh(ctx context.Context, name string) (*apitype.Connection, error) {
-	k, err := l.keeper(ctx, name)
+	svc, err := l.one(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	c, err := op.Refresh(ctx, k, "")
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return svc.Refresh(ctx, name)
 }
 
+// SetClientSecret stores the secret in this machine's store, says where,
+// and tries a connection whose client was refused again.
 func (l inProcess) SetClientSecret(ctx context.Context, name string, secret auth.Secret) (*apitype.Connection, error) {
-	if _, err := l.e.lookup(name); err != nil {
-		return nil, err
-	}
-	store, err := l.e.openStore()
+	svc, err := l.one(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := store.SetClientSecret(ctx, name, secret); err != nil {
+	c, err := svc.SetClientSecret(ctx, name, secret.Reveal())
+	if err != nil {
 		return nil, err
 	}
 	where := fmt.Sprintf("the keyring (service %q)", keyringstore.Service)
-	if fs, ok := store.(*filestore.Store); ok {
-		where = fs.Dir
+	if store, err := l.e.openStore(); err == nil {
+		if fs, ok := store.(*filestore.Store); ok {
+			where = fs.Dir
+		}
 	}
 	fmt.Fprintf(l.e.streams.err, "Saved the client secret of %s in %s.\n", name, where)
-	k, err := l.keeper(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	k.RetryClient(ctx)
-	c := op.Describe(k)
-	return &c, nil
+	return c, nil
 }
 
 func (l inProcess) Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error) {
-	k, err := l.keeper(ctx, name)
+	svc, err := l.one(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	out, err := op.Logout(ctx, k, localOnly)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return svc.Logout(ctx, name, localOnly)
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/demoprovider"
+	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/ui/desktop"
 	"github.com/tokentray/tokentray/ui/tray"
@@ -162,7 +162,7 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 	k := svc.Keeper(conn.Name)
 	fmt.Fprintf(out, "tokentray demo: a demo OAuth server runs at %s; access tokens live %s.\n", base, o.lifetime)
 	fmt.Fprintln(out, "Nothing is saved: demo tokens stay in memory. Press Ctrl-C to quit.")
-	events, unsubscribe := k.Subscribe()
+	keeperEvents, unsubscribe := k.Subscribe()
 	defer unsubscribe()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -218,9 +218,9 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 					fmt.Fprintf(out, "Sign-in failed: %v\n", err)
 				}
 			}
-		case e := <-events:
+		case e := <-keeperEvents:
 			clearLine(out, live)
-			if msg := localapi.EventText(e); msg != "" {
+			if msg := events.EventText(e); msg != "" {
 				fmt.Fprintf(out, "%s  %s\n", stamp(e.Time), msg)
 				if hint := humanize.Advice(e.Next, e.Hint, humanize.Terminal); hint != "" && e.Kind == auth.EventRefreshFailed {
 					fmt.Fprintf(out, "           hint: %s\n", hint)

@@ -23,7 +23,7 @@ import (
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/tokennow"
 )
 
@@ -101,6 +101,5 @@ func exitCode(err error) int {
 	case errors.As(err, &ue), errors.As(err, &ve), errors.Is(err, config.ErrNoFile):
 		return apitype.ExitUsage
 	}
-	_, e := localapi.ErrorOf(err)
-	return e.ExitCode
+	return op.ErrorOf(err).ExitCode
 }

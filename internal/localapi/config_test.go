@@ -1,6 +1,6 @@
 //go:build unix
 
-package localapi
+package localapi_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient/socket"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/fleet"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/tokennow"
 )
 
@@ -62,23 +63,18 @@ func editing(t *testing.T) (*apiclient.Client, *fleet.Fleet, *auth.MemoryStore, 
 		t.Fatal(err)
 	}
 	store := auth.NewMemoryStore()
-	f := fleet.New(cfg, fleet.Options{Store: store, NewKeeper: func(conn *config.Resolved) *auth.Keeper {
-		return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
-	}})
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Start(ctx)
-	hub := NewHub(nil)
-	hub.SetKeepers(f.Keepers())
-	f.OnChange(func() { hub.SetKeepers(f.Keepers()) })
 	sock := filepath.Join(dir, "api.sock")
-	l, err := Listen(sock)
-	if err != nil {
+	svc := service.New(service.Options{Role: service.Tray, Config: cfg, Store: store, SocketPath: sock,
+		NewKeeper: func(conn *config.Resolved) *auth.Keeper {
+			return auth.NewKeeper(conn.Auth, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}})
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := svc.Start(ctx, nil); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = (&Server{Hub: hub, Connections: f}).Serve(ctx, l); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; f.Wait(); hub.Close() })
-	return apiclient.New(sock), f, store, token.URL
+	t.Cleanup(func() { cancel(); svc.Wait() })
+	return apiclient.New(sock), svc.Fleet(), store, token.URL
 }
 
 func TestTheEditorsEndpointsAddTestSaveAndRemove(t *testing.T) {

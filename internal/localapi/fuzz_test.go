@@ -1,6 +1,6 @@
 //go:build unix
 
-package localapi
+package localapi_test
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // FuzzRequest sends arbitrary HTTP requests to the API's handlers: no
@@ -28,7 +30,7 @@ func FuzzRequest(f *testing.F) {
 		f.Add(seed)
 	}
 	fx := serve(f, true)
-	handler := fx.server.handler()
+	handler := localapi.HandlerOf(fx.server)
 	f.Fuzz(func(t *testing.T, raw string) {
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
 		if err != nil {
@@ -40,7 +42,7 @@ func FuzzRequest(f *testing.F) {
 		// ones, as long as they run): as a client that gives up soon. The
 		// fuzzer's inputs share one server, so a wait of one would
 		// otherwise be the next one's hang.
-		ctx, cancel := context.WithTimeout(context.WithValue(req.Context(), peerKey{}, peerUnknown), 250*time.Millisecond)
+		ctx, cancel := context.WithTimeout(localapi.WithUnknownPeer(req.Context()), 250*time.Millisecond)
 		defer cancel()
 		handler.ServeHTTP(rec, req.WithContext(ctx))
 		body := rec.Body.Bytes()

@@ -1,6 +1,6 @@
 //go:build unix
 
-package localapi
+package localapi_test
 
 import (
 	"bufio"
@@ -24,26 +24,41 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
+	"github.com/tokentray/tokentray/internal/events"
+	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/service"
 )
 
 // fixture is a served API over a keeper whose provider counts refreshes.
 type fixture struct {
-	server    *Server
+	server    *localapi.Server
+	service   *service.Service
 	path      string
 	client    *apiclient.Client
 	refreshes atomic.Int32
 	store     *auth.MemoryStore
 	keeper    *auth.Keeper
-	hub       *Hub
+	hub       *events.Hub
 	stop      func() // stops the server and waits for it
 }
 
-func serve(t testing.TB, signedIn bool, with ...func(*Server)) *fixture {
+// shell is the tray's side of a fixture: its actions on [[remote]]
+// connections.
+type shell struct{ remotes service.Remotes }
+
+func (shell) Problem(string)                   {}
+func (shell) ShowDashboard()                   {}
+func (shell) Resumed()                         {}
+func (s shell) RemoteActions() service.Remotes { return s.remotes }
+
+func serve(t testing.TB, signedIn bool, with ...func(*shell)) *fixture {
 	return serveConn(t, signedIn, nil, with...)
 }
 
-// serveConn is serve with the connection changed by conn first.
-func serveConn(t testing.TB, signedIn bool, change func(*auth.Connection), with ...func(*Server)) *fixture {
+// serveConn is serve with the connection changed by conn first. It serves
+// the one-shot service of the connection's keeper (the running tokentray's
+// operations over a fixed keeper) with short timeouts.
+func serveConn(t testing.TB, signedIn bool, change func(*auth.Connection), with ...func(*shell)) *fixture {
 	f := &fixture{store: auth.NewMemoryStore()}
 	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.refreshes.Add(1)
@@ -73,23 +88,27 @@ func serveConn(t testing.TB, signedIn bool, change func(*auth.Connection), with 
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	f.path = filepath.Join(dir, "tokentray", "api.sock")
-	l, err := Listen(f.path)
+	l, err := localapi.Listen(f.path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f.keeper, f.hub = k, NewHub(nil)
-	f.hub.SetKeepers([]*auth.Keeper{k})
-	s := &Server{Hub: f.hub, HeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, Clock: auth.SystemClock{}}
+	sh := &shell{}
 	for _, w := range with {
-		w(s)
+		w(sh)
 	}
+	f.service = service.OneShot(service.Options{Role: service.Tray, Store: f.store}, k)
+	if err := f.service.Start(ctx, sh); err != nil {
+		t.Fatal(err)
+	}
+	f.keeper, f.hub = k, f.service.Hub()
+	s := &localapi.Server{Backend: f.service, HeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond}
 	f.server = s
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx, l); close(done) }()
 	f.stop = func() { cancel(); <-done }
 	t.Cleanup(f.stop)
-	t.Cleanup(f.hub.Close)
+	t.Cleanup(f.service.Wait)
 	f.client = apiclient.New(f.path)
 	return f
 }
@@ -105,7 +124,7 @@ func TestSocketAndDirectoryArePrivate(t *testing.T) {
 			t.Errorf("%s mode %o, want %o", path, got, want)
 		}
 	}
-	if _, err := Listen(f.path); err == nil || !strings.Contains(err.Error(), "already listens") {
+	if _, err := localapi.Listen(f.path); err == nil || !strings.Contains(err.Error(), "already listens") {
 		t.Fatalf("a second Listen on a live socket: %v", err)
 	}
 }
@@ -117,7 +136,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 	l, _ := net.Listen("unix", path)
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close() // the file stays, nobody answers: a crashed tray
-	l2, err := Listen(path)
+	l2, err := localapi.Listen(path)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -223,7 +242,7 @@ func TestAnotherUserIsRefused(t *testing.T) {
 	_ = os.Chmod(openPath, 0o666)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = (&Server{}).Serve(ctx, l) }()
+	go func() { _ = (&localapi.Server{}).Serve(ctx, l) }()
 
 	// The test binary lives in Go's private build directory: copy it where
 	// the other user can run it.

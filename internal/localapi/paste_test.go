@@ -16,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/demoprovider"
 	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/service"
 )
 
 // `tokentray login NAME --paste` against a running tokentray (a server's
@@ -48,7 +49,10 @@ func TestASignInByPastingThroughTheAPI(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
-	go func() { _ = (&localapi.Server{Keepers: localapi.Fixed(k)}).Serve(ctx, l); close(served) }()
+	go func() {
+		_ = (&localapi.Server{Backend: service.OneShot(service.Options{}, k)}).Serve(ctx, l)
+		close(served)
+	}()
 	defer func() { cancel(); <-served }()
 	api := apiclient.New(sock)
 

@@ -156,6 +156,6 @@ func (p *Ports) handler(k *auth.Keeper) http.Handler {
 				Hint:    "tokentray proxy-key " + name + " prints it (and --rotate replaces it)"})
 			return
 		}
-		p.Server.forward(w, r, k, strings.TrimPrefix(r.URL.EscapedPath(), "/"))
+		p.Server.forward(w, r, name, strings.TrimPrefix(r.URL.EscapedPath(), "/"))
 	})
 }

@@ -1,4 +1,4 @@
-package localapi
+package localapi_test
 
 import (
 	"fmt"
@@ -15,6 +15,8 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/proxy"
 	"github.com/tokentray/tokentray/internal/tstest/sshtest"
+
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 // A connection's loopback port serves its API to clients that send the
@@ -29,7 +31,7 @@ func TestTheLoopbackPortWantsTheKeyAndTheSameUser(t *testing.T) {
 	f := serveConn(t, true, func(c *auth.Connection) { c.Endpoints.APIBase = api.URL + "/rest"; c.ProxyPort = num })
 	key := "ttk_test-key"
 	serveTLS, caPEM, client := portTLS(t)
-	ports := &Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return key, nil }}
+	ports := &localapi.Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return key, nil }}
 	ports.Sync([]*auth.Keeper{f.keeper})
 	defer ports.Close()
 	base := fmt.Sprintf("https://127.0.0.1:%d", num)
@@ -133,7 +135,7 @@ func TestThePeerOfALoopbackConnectionIsFoundInBothTables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := checkTCPPeer(server); got != peerSameUser {
+		if got := localapi.CheckTCPPeer(server); got != localapi.PeerSameUser {
 			t.Errorf("a client over IPv6=%v: %v, want the same user", ipv6, got)
 		}
 		server.Close()

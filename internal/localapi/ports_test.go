@@ -1,6 +1,6 @@
 //go:build unix
 
-package localapi
+package localapi_test
 
 import (
 	"crypto/tls"
@@ -22,6 +22,8 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/proxy"
 	"github.com/tokentray/tokentray/internal/proxy/proxykey"
+
+	"github.com/tokentray/tokentray/internal/localapi"
 )
 
 func freeLoopbackPort(t *testing.T) int {
@@ -70,7 +72,7 @@ func TestThePortServesHTTPSToClientsThatPinItsCA(t *testing.T) {
 	num := freeLoopbackPort(t)
 	f := serveConn(t, true, func(c *auth.Connection) { c.Endpoints.APIBase = api.URL + "/rest"; c.ProxyPort = num })
 	serveTLS, caPEM, client := portTLS(t)
-	ports := &Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return "ttk_test-key", nil },
+	ports := &localapi.Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return "ttk_test-key", nil },
 		Problem: func(_, text string) { t.Errorf("a problem: %s", text) }}
 	ports.Sync([]*auth.Keeper{f.keeper})
 	defer ports.Close()
@@ -224,7 +226,7 @@ func TestASquatterOnThePortGetsNeitherTheKeyNorTheBody(t *testing.T) {
 			f := serveConn(t, true, func(c *auth.Connection) { c.ProxyPort = num })
 			serveTLS, _, client := portTLS(t)
 			var problems []string
-			ports := &Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return "ttk_test-key", nil },
+			ports := &localapi.Ports{Server: f.server, TLS: serveTLS, Key: func(string) (string, error) { return "ttk_test-key", nil },
 				Problem: func(_, text string) { problems = append(problems, text) }}
 			ports.Sync([]*auth.Keeper{f.keeper})
 			defer ports.Close()

@@ -1,6 +1,6 @@
 //go:build unix
 
-package localapi
+package localapi_test
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func (a *remoteActions) Refresh(_ context.Context, name string) error {
 // here, and their tokens are not handed out here (exit 2, and where to ask).
 func TestAServersConnectionsAreListedAndSignedInButTheirTokensStayThere(t *testing.T) {
 	actions := &remoteActions{}
-	f := serve(t, true, func(s *Server) { s.Remotes = actions })
+	f := serve(t, true, func(s *shell) { s.remotes = actions })
 	ctx := context.Background()
 	row := apitype.Connection{Status: apitype.Status{Name: "agent@moby", State: apitype.StateConnected, Usable: true, Remote: "moby"}, Provider: "procore"}
 	f.hub.SetRemote("moby", []apitype.Connection{row})

@@ -1,8 +1,7 @@
-package localapi
+package localapi_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/humanize"
+	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/op"
 )
 
@@ -72,24 +72,18 @@ func TestTheWireStatesAreTheCoresStates(t *testing.T) {
 	}
 }
 
-// Each error of the core has its code and exit code once, for the server
-// and the CLI alike.
-func TestErrorsOfTheCoreHaveTheirExitCodes(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		code string
-		exit int
-	}{
-		{fmt.Errorf("x: %w", auth.ErrNeedsSignIn), apitype.CodeNeedsSignIn, 3},
-		{auth.ErrCredentialsRefused, apitype.CodeClientRefused, 3},
-		{auth.ErrMinValidUnmeetable, apitype.CodeMinValidUnmeetable, 2},
-		{auth.ErrUnreachable, apitype.CodeProviderUnreachable, 4},
-		{auth.ErrRevokeFailed, apitype.CodeProviderUnreachable, 4},
-		{auth.ErrLoginTimeout, apitype.CodeTimeout, 1},
-		{errors.New("disk full"), apitype.CodeInternal, 1},
+// Each code has one HTTP status, whichever endpoint answers with it.
+func TestEachErrorCodeHasItsStatus(t *testing.T) {
+	for code, want := range map[string]int{
+		apitype.CodeNotFound: 404, apitype.CodeUnknownConnection: 404, apitype.CodeBadRequest: 400,
+		apitype.CodeMinValidUnmeetable: 400, apitype.CodeForbidden: 403, apitype.CodeInvalidConfig: 422,
+		apitype.CodeClientRefused: 409, apitype.CodeNeedsSignIn: 409, apitype.CodeHeadless: 409,
+		apitype.CodeRemoteConnection: 409, apitype.CodeTokenBound: 409, apitype.CodeCheckFailed: 409,
+		apitype.CodeProviderUnreachable: 502, apitype.CodeAPIUnreachable: 502, apitype.CodeTimeout: 504,
+		apitype.CodeInternal: 500, "a_code_from_the_future": 500,
 	} {
-		if _, e := ErrorOf(tc.err); e.Code != tc.code || e.ExitCode != tc.exit {
-			t.Errorf("%v: %s exit %d, want %s exit %d", tc.err, e.Code, e.ExitCode, tc.code, tc.exit)
+		if got := localapi.StatusOf(code); got != want {
+			t.Errorf("%s: HTTP %d, want %d", code, got, want)
 		}
 	}
 }
@@ -119,7 +113,7 @@ func TestTheWireCarriesTheStepAndItsWordsForOlderClients(t *testing.T) {
 			t.Errorf("%s: %s has a step", tc.name, b)
 		}
 	}
-	_, e := ErrorOf(fmt.Errorf("e2e: %w", &auth.TokenError{Op: "refresh", Next: next}))
+	e := op.ErrorOf(fmt.Errorf("e2e: %w", &auth.TokenError{Op: "refresh", Next: next}))
 	if e.Next != next || e.Hint != "Sign in again with `tokentray login e2e`." {
 		t.Errorf("error answer: next %+v, hint %q", e.Next, e.Hint)
 	}

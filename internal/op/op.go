@@ -1,9 +1,9 @@
-// Package op is each operation on one connection that the local API
-// offers, implemented once, with the core's values turned into the API's
-// wire types (client/apitype): the running tokentray answers its API with
-// them (internal/localapi), and a command works with them in its own
-// process when none runs (cmd/tokentray-core), so that a command means
-// the same either way.
+// Package op turns the core's values into the local API's wire types
+// (client/apitype), and its errors into the API's errors (ErrorOf), once:
+// the service's operations (internal/service) answer with them over the
+// socket and in a command's own process alike, so that a command means
+// the same either way. It also holds the steps of an operation on one
+// keeper that the service's methods are made of.
 package op
 
 import (

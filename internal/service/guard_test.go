@@ -15,7 +15,7 @@ import (
 // came to differ before.
 var assembly = map[string]bool{
 	"fleet.New":       true, // the keepers
-	"localapi.NewHub": true, // the event stream
+	"events.NewHub":   true, // the event stream
 	"localapi.Listen": true, // the API's socket
 	"localapi.Server": true, // the API
 	"localapi.Ports":  true, // the proxy ports
@@ -72,7 +72,7 @@ func TestOnlyTheServiceAssemblesTheRunningTokentray(t *testing.T) {
 				return filepath.SkipDir
 			}
 			// The parts themselves, and this package.
-			if rel == "internal/service" || rel == "internal/localapi" || rel == "internal/fleet" {
+			if rel == "internal/service" || rel == "internal/localapi" || rel == "internal/fleet" || rel == "internal/events" {
 				return filepath.SkipDir
 			}
 			return nil
@@ -102,9 +102,9 @@ func TestOnlyTheServiceAssemblesTheRunningTokentray(t *testing.T) {
 func TestTheGuardFindsAnAssembly(t *testing.T) {
 	src := `package x
 func f() {
-	h := localapi.NewHub(clock)
+	h := events.NewHub(clock)
 	l, _ := localapi.Listen(path)
-	s := &localapi.Server{Hub: h}
+	s := &localapi.Server{Backend: h}
 	p := localapi.Ports{Server: s}
 	fl := fleet.New(cfg, fleet.Options{})
 	_, _, _ = l, p, fl

@@ -15,14 +15,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/export"
 	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/hook"
 	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/proxy"
 )
 
 // Role is what the running tokentray is for.
@@ -62,6 +65,10 @@ type Options struct {
 	// NewKeeper replaces the keepers built from the options above (tests
 	// and the demo hold theirs).
 	NewKeeper func(conn *config.Resolved) *auth.Keeper
+	// Keepers, when set, are the connections served instead of the
+	// config's, for a command's one-shot service and tests: Start serves
+	// them but runs none, no file is watched and no config can be edited.
+	Keepers []*auth.Keeper
 }
 
 // Shell is what a person sees of the running tokentray: the tray's menu,
@@ -77,16 +84,21 @@ type Shell interface {
 	Resumed()
 	// RemoteActions act on the connections of [[remote]] servers; nil:
 	// none are followed.
-	RemoteActions() localapi.Remotes
+	RemoteActions() Remotes
 }
 
 // Service is the running tokentray.
 type Service struct {
 	opt   Options
-	fleet *fleet.Fleet
-	hub   *localapi.Hub
+	fleet *fleet.Fleet // nil: Options.Keepers
+	hub   *events.Hub
 	hooks *hook.Runner
 	shell Shell
+	proxy *proxy.Proxy // the API calls sent with a connection's token
+
+	mu      sync.Mutex
+	pastes  map[string]*pasteSignIn  // sign-ins waiting for a pasted address, by connection
+	devices map[string]*deviceSignIn // sign-ins with a code waiting for a person, by connection
 	// served receives the API's end if it stops before the service;
 	// apiDone is closed once it has stopped. Both nil when the API is not
 	// served.
@@ -117,7 +129,12 @@ func New(o Options) *Service {
 	if o.Role == Serve {
 		o.OpenBrowser = nil // a server has no browser: a sign-in is pasted, made with a code or relayed
 	}
-	s := &Service{opt: o, hooks: &hook.Runner{Log: o.Log}, hub: localapi.NewHub(o.Clock)}
+	s := &Service{opt: o, hooks: &hook.Runner{Log: o.Log}, hub: events.NewHub(o.Clock), proxy: &proxy.Proxy{Clock: o.Clock},
+		pastes: map[string]*pasteSignIn{}, devices: map[string]*deviceSignIn{}}
+	if o.Keepers != nil {
+		s.hub.SetKeepers(o.Keepers)
+		return s
+	}
 	newKeeper := o.NewKeeper
 	if newKeeper == nil {
 		newKeeper = func(conn *config.Resolved) *auth.Keeper {
@@ -172,11 +189,20 @@ func KeeperOptions(conn *config.Resolved, base auth.KeeperOptions) auth.KeeperOp
 	return o
 }
 
-// Fleet is the set of keepers, which follows the config.
+// OneShot is a service over keepers, for a command that finds no
+// tokentray running: the same operations, in this process, with nothing
+// started (no API, watches, hooks, ports or followers).
+func OneShot(o Options, keepers ...*auth.Keeper) *Service {
+	o.Keepers = keepers
+	return New(o)
+}
+
+// Fleet is the set of keepers, which follows the config; nil for a
+// service over fixed keepers.
 func (s *Service) Fleet() *fleet.Fleet { return s.fleet }
 
 // Hub is the event stream the local API serves.
-func (s *Service) Hub() *localapi.Hub { return s.hub }
+func (s *Service) Hub() *events.Hub { return s.hub }
 
 // Role is what this tokentray is for.
 func (s *Service) Role() Role { return s.opt.Role }
@@ -189,11 +215,11 @@ func (s *Service) Log() *slog.Logger { return s.opt.Log }
 
 // Editable reports whether connections can be added and edited: a config
 // file runs (not the demo's).
-func (s *Service) Editable() bool { return s.opt.Role != Demo }
+func (s *Service) Editable() bool { return s.fleet != nil && s.opt.Role != Demo }
 
 // Keeper is the keeper of the connection called name, or nil.
 func (s *Service) Keeper(name string) *auth.Keeper {
-	for _, k := range s.fleet.Keepers() {
+	for _, k := range s.keepers() {
 		if k.Connection().Name == name {
 			return k
 		}
@@ -213,13 +239,7 @@ var ErrAPINotServed = errors.New("the local API is not served")
 // registered before Start hear the keepers' first events.
 func (s *Service) Start(ctx context.Context, shell Shell) error {
 	s.shell = shell
-	api := &localapi.Server{Hub: s.hub, Clock: s.opt.Clock, Headless: s.opt.Role == Serve}
-	if s.Editable() {
-		api.Connections = s.fleet
-	}
-	if shell != nil {
-		api.ShowDashboard, api.Remotes = shell.ShowDashboard, shell.RemoteActions()
-	}
+	api := &localapi.Server{Backend: s}
 	var apiErr error
 	if s.opt.SocketPath != "" {
 		l, err := localapi.Listen(s.opt.SocketPath)
@@ -237,6 +257,9 @@ func (s *Service) Start(ctx context.Context, shell Shell) error {
 				}
 			}()
 		}
+	}
+	if s.fleet == nil {
+		return nil // fixed keepers: served, not run
 	}
 	s.fleet.Start(ctx)
 	if apiErr != nil {
@@ -277,7 +300,9 @@ func (s *Service) APIStopped() <-chan error { return s.served }
 // Wait returns once every keeper and the API have stopped (after the
 // context given to Start ended): a refresh in flight is saved first.
 func (s *Service) Wait() {
-	s.fleet.Wait()
+	if s.fleet != nil {
+		s.fleet.Wait()
+	}
 	if s.apiDone != nil {
 		<-s.apiDone
 	}

@@ -13,17 +13,16 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/service"
 )
 
 // shell is a Shell that counts what it was asked.
 type shell struct{ dashboards, problems atomic.Int32 }
 
-func (s *shell) Problem(string)                  { s.problems.Add(1) }
-func (s *shell) ShowDashboard()                  { s.dashboards.Add(1) }
-func (s *shell) Resumed()                        {}
-func (s *shell) RemoteActions() localapi.Remotes { return nil }
+func (s *shell) Problem(string)                 { s.problems.Add(1) }
+func (s *shell) ShowDashboard()                 { s.dashboards.Add(1) }
+func (s *shell) Resumed()                       {}
+func (s *shell) RemoteActions() service.Remotes { return nil }
 
 // signedIn is a config of one connection "a" whose fresh tokens are in the
 // store: no request reaches its (unreachable) provider.

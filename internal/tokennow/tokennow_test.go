@@ -17,6 +17,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/apiclient/socket"
 	"github.com/tokentray/tokentray/internal/localapi"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/tokennow"
 )
 
@@ -60,7 +61,7 @@ func TestPlainTokenIsAnsweredOnTheOneRequestPath(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() {
-		_ = (&localapi.Server{Keepers: localapi.Fixed(keeper("p"), keeper("q"))}).Serve(ctx, l)
+		_ = (&localapi.Server{Backend: service.OneShot(service.Options{}, keeper("p"), keeper("q"))}).Serve(ctx, l)
 		close(served)
 	}()
 	defer func() { cancel(); <-served }()

@@ -19,9 +19,9 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
-	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
 	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/service"
@@ -66,7 +66,7 @@ type Options struct {
 type Resident struct {
 	svc   *service.Service
 	fleet *fleet.Fleet
-	hub   *localapi.Hub
+	hub   *events.Hub
 	opt   Options
 	// editable: a config file runs, so connections can be added and edited.
 	editable bool
@@ -97,7 +97,7 @@ func New(svc *service.Service, opt Options) *Resident {
 }
 
 // Hub is the event stream the local API serves.
-func (r *Resident) Hub() *localapi.Hub { return r.hub }
+func (r *Resident) Hub() *events.Hub { return r.hub }
 
 // Start runs the service with this shell and follows it until ctx ends or
 // Quit: every keeper's alerts become notifications and log lines, and

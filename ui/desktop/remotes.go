@@ -13,9 +13,9 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/config"
-	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/notify"
 	"github.com/tokentray/tokentray/internal/remote"
+	"github.com/tokentray/tokentray/internal/service"
 )
 
 // DefaultUnreachableNotice is how long a [[remote]] server stays out of
@@ -319,7 +319,7 @@ func (r *Resident) refreshRemote(ctx context.Context, name string) (bool, error)
 
 // RemoteActions are what the local API may do with the servers'
 // connections: sign them in with this machine's browser, and refresh them.
-func (r *Resident) RemoteActions() localapi.Remotes { return remoteActions{r} }
+func (r *Resident) RemoteActions() service.Remotes { return remoteActions{r} }
 
 type remoteActions struct{ r *Resident }
 

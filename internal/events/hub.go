@@ -1,9 +1,11 @@
-package localapi
+// Package events is the running tokentray's event stream: the keepers'
+// events and the app's own lines, as the local API's wire events
+// (client/apitype), with the recent lines kept for windows that open later.
+// The service feeds it; the API's GET /v1/events and the tray read it.
+package events
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"reflect"
 	"slices"
 	"sync"
@@ -231,6 +233,34 @@ func (h *Hub) subscribe() (snapshot []apitype.Event, live chan apitype.Event, ca
 	}
 }
 
+// Follow calls f with the opening snapshot (every connection's status, the
+// recent lines, then "ready") and every event after it, until ctx ends, f
+// returns an error, or the hub ends the stream (Close, or f fell too far
+// behind: the caller follows again and gets a new snapshot). It returns
+// f's error, or nil.
+func (h *Hub) Follow(ctx context.Context, f func(apitype.Event) error) error {
+	snapshot, live, cancel := h.subscribe()
+	defer cancel()
+	for _, e := range snapshot {
+		if err := f(e); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case e, ok := <-live:
+			if !ok {
+				return nil
+			}
+			if err := f(e); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // Subscribe follows the hub's events from now on, for a reader in this
 // process; like a stream, it is closed when the reader falls too far
 // behind (or at Close), and the reader subscribes again.
@@ -255,39 +285,3 @@ func (h *Hub) Close() {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// events streams the hub's events as JSON lines until the client goes, the
-// server stops, or the client falls too far behind.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	if s.Hub == nil {
-		writeError(w, http.StatusNotFound, apitype.Error{Code: apitype.CodeNotFound, Message: "this tokentray does not serve an event stream"})
-		return
-	}
-	snapshot, live, cancel := s.Hub.subscribe()
-	defer cancel()
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	for _, e := range snapshot {
-		if enc.Encode(e) != nil {
-			return
-		}
-	}
-	if rc.Flush() != nil {
-		return
-	}
-	for {
-		select {
-		case e, ok := <-live:
-			if !ok || enc.Encode(e) != nil || rc.Flush() != nil {
-				return
-			}
-		case <-r.Context().Done():
-			return
-		case <-s.stopping:
-			return
-		}
-	}
-}
