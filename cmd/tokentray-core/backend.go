@@ -15,6 +15,7 @@ import (
 	"github.com/tokentray/tokentray/internal/op"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
+	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
 )
 
 // backend is where a command's work is done, answering in the API's wire
@@ -198,8 +199,11 @@ func (l inProcess) SetClientSecret(ctx context.Context, name string, secret auth
 		return nil, err
 	}
 	where := fmt.Sprintf("the keyring (service %q)", keyringstore.Service)
-	if fs, ok := store.(*filestore.Store); ok {
-		where = fs.Dir
+	switch s := store.(type) {
+	case *filestore.Store:
+		where = s.Dir
+	case *pgstore.Store:
+		where = s.Where() + ", sealed"
 	}
 	fmt.Fprintf(l.e.streams.err, "Saved the client secret of %s in %s.\n", name, where)
 	k, err := l.keeper(ctx, name)

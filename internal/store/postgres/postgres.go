@@ -44,7 +44,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +51,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/postgres/conninfo"
 	"github.com/tokentray/tokentray/internal/store/seal"
 )
 
@@ -106,7 +106,7 @@ var _ auth.Store = (*Store)(nil)
 // in the URL, a key missing or of the wrong size, a server that cannot be
 // reached, a login refused, a schema from a newer tokentray.
 func Open(ctx context.Context, o Options) (*Store, error) {
-	if err := RefusePassword(o.URL); err != nil {
+	if err := conninfo.RefusePassword(o.URL); err != nil {
 		return nil, err
 	}
 	if o.Key == nil {
@@ -159,30 +159,6 @@ func (s *Store) Close() {
 
 // Where names the server, the database and the role, for messages.
 func (s *Store) Where() string { return s.where }
-
-// RefusePassword refuses a connection string that holds a password: in a
-// config file it would sit in the clear. libpq's other ways carry it.
-func RefusePassword(conn string) error {
-	refused := errors.New("store_url holds a password: tokentray keeps none in its config; remove it and give it in ~/.pgpass or the file PGPASSFILE names (0600), or in the PGPASSWORD environment of the service (a systemd credential), as libpq users do")
-	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
-		has, err := urlHasPassword(conn)
-		if err != nil {
-			return err
-		}
-		if has {
-			return refused
-		}
-		return nil
-	}
-	kv, err := parseKeywordValue(conn)
-	if err != nil {
-		return err
-	}
-	if _, ok := kv["password"]; ok {
-		return refused
-	}
-	return nil
-}
 
 // migrate brings the tables to SchemaVersion, in a short transaction that
 // a transaction-scoped advisory lock serialises between instances starting

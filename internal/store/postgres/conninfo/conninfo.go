@@ -1,4 +1,7 @@
-package postgres
+// Package conninfo reads PostgreSQL connection strings as libpq takes
+// them, without a driver: the config checks store_url with it, and so does
+// the store before it connects.
+package conninfo
 
 import (
 	"errors"
@@ -6,6 +9,36 @@ import (
 	"strings"
 	"unicode"
 )
+
+// RefusePassword refuses a connection string (store_url) that holds a
+// password: in a config file it would sit in the clear. libpq's other ways
+// carry it. The error never quotes the string.
+func RefusePassword(conn string) error {
+	refused := errors.New("store_url holds a password: tokentray keeps none in its config; remove it and give it in ~/.pgpass or the file PGPASSFILE names (0600), or in the PGPASSWORD environment of the service (a systemd credential), as libpq users do")
+	var has bool
+	if IsURL(conn) {
+		var err error
+		if has, err = urlHasPassword(conn); err != nil {
+			return err
+		}
+	} else {
+		kv, err := ParseKeywordValue(conn)
+		if err != nil {
+			return err
+		}
+		_, has = kv["password"]
+	}
+	if has {
+		return refused
+	}
+	return nil
+}
+
+// IsURL reports whether conn is a URL (postgres:// or postgresql://)
+// rather than key=value pairs.
+func IsURL(conn string) bool {
+	return strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://")
+}
 
 // urlHasPassword reports whether a postgres:// URL carries a password, in
 // its user info or as a password= parameter. It reads the URL as libpq
@@ -28,13 +61,16 @@ func urlHasPassword(conn string) (bool, error) {
 	return params.Has("password"), nil
 }
 
-// parseKeywordValue reads a libpq key=value connection string: pairs
+// ParseKeywordValue reads a libpq key=value connection string: pairs
 // separated by white space, a value either bare or in single quotes, with
 // backslash escaping the next character in both. Errors never quote the
 // string, which may hold a password.
-func parseKeywordValue(conn string) (map[string]string, error) {
+func ParseKeywordValue(conn string) (map[string]string, error) {
 	out := map[string]string{}
 	s := strings.TrimLeftFunc(conn, unicode.IsSpace)
+	if s == "" {
+		return nil, errors.New("store_url is empty: give a postgres:// URL or key=value pairs (host=… dbname=… user=…)")
+	}
 	for s != "" {
 		eq := strings.IndexByte(s, '=')
 		if eq <= 0 {
