@@ -16,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/internal/service"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
+	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
 )
 
 // backend is where a command's work is done, answering in the API's wire
@@ -201,8 +202,11 @@ func (l inProcess) SetClientSecret(ctx context.Context, name string, secret auth
 	}
 	where := fmt.Sprintf("the keyring (service %q)", keyringstore.Service)
 	if store, err := l.e.openStore(); err == nil {
-		if fs, ok := store.(*filestore.Store); ok {
-			where = fs.Dir
+		switch s := store.(type) {
+		case *filestore.Store:
+			where = s.Dir
+		case *pgstore.Store:
+			where = s.Where() + ", sealed"
 		}
 	}
 	fmt.Fprintf(l.e.streams.err, "Saved the client secret of %s in %s.\n", name, where)

@@ -18,6 +18,8 @@ import (
 	"github.com/tokentray/tokentray/internal/service"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
+	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
+	"github.com/tokentray/tokentray/internal/store/seal"
 )
 
 // streams are the command's standard streams.
@@ -89,7 +91,16 @@ func (e *env) openStore() (auth.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Store != config.StoreFile {
+	switch cfg.Store {
+	case config.StoreFile:
+	case config.StorePostgres:
+		s, err := openPostgres(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("store = \"postgres\": %w", err)
+		}
+		e.store = s
+		return s, nil
+	default:
 		e.store = keyringstore.New()
 		return e.store, nil
 	}
@@ -107,6 +118,31 @@ func (e *env) openStore() (auth.Store, error) {
 	}
 	e.store = s
 	return s, nil
+}
+
+// openPostgres opens the PostgreSQL store of cfg, with the key of
+// store_key_file or else of the systemd credential tokentray.key, and the
+// instance name of the file or else the host name. Until the lease of
+// issue #21 lands, the connection's Locker stays this machine's file lock:
+// one machine per PostgreSQL-backed connection (README, Shared store).
+func openPostgres(cfg *config.Config) (*pgstore.Store, error) {
+	var key []byte
+	var err error
+	if cfg.StoreKeyFile != "" {
+		key, err = seal.KeyFromFile(cfg.StoreKeyFile)
+	} else {
+		key, err = seal.KeyFromCredentials()
+	}
+	if err != nil {
+		return nil, err
+	}
+	instance := cfg.Instance
+	if instance == "" {
+		if instance, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("name this machine with instance = \"…\" in the config: the host name is not known (%w)", err)
+		}
+	}
+	return pgstore.Open(context.Background(), pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance})
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.

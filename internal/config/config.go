@@ -24,12 +24,18 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/postgres/conninfo"
 )
 
 // File is the config file as written.
 type File struct {
-	Store   string `toml:"store"`
-	OnAlert string `toml:"on_alert"`
+	Store string `toml:"store"`
+	// StoreURL, StoreKeyFile and Instance are the PostgreSQL store's
+	// (store = "postgres").
+	StoreURL     string `toml:"store_url"`
+	StoreKeyFile string `toml:"store_key_file"`
+	Instance     string `toml:"instance"`
+	OnAlert      string `toml:"on_alert"`
 	// RefreshTokenWarning is every connection's refresh_token_warning
 	// unless it sets its own.
 	RefreshTokenWarning string       `toml:"refresh_token_warning"`
@@ -186,8 +192,17 @@ func (c *Connection) SetOverrides(e auth.Endpoints) {
 type Config struct {
 	Path string
 	// Store is where tokens and client secrets live: StoreKeyring (the
-	// default) or StoreFile.
-	Store       string
+	// default), StoreFile or StorePostgres.
+	Store string
+	// StoreURL is the PostgreSQL store's connection string, without a
+	// password (store = "postgres").
+	StoreURL string
+	// StoreKeyFile is the file of the shared store's key; "" means the
+	// systemd credential tokentray.key.
+	StoreKeyFile string
+	// Instance names this machine in a shared store; "" means the host
+	// name.
+	Instance    string
 	OnAlert     string
 	Connections []*auth.Connection
 	// Remotes are the [[remote]] tables, Command defaulted.
@@ -204,8 +219,9 @@ type Config struct {
 
 // The stores tokentray keeps tokens and client secrets in (store = …).
 const (
-	StoreKeyring = "keyring"
-	StoreFile    = "file"
+	StoreKeyring  = "keyring"
+	StoreFile     = "file"
+	StorePostgres = "postgres"
 )
 
 // Resolved is one connection as tokentray runs it: what the auth core
@@ -472,7 +488,7 @@ func parse(path string, b []byte) (*Config, error) {
 		}
 		return nil, &ValidationError{Path: path, Problems: []string{decodeProblem(b, err)}}
 	}
-	cfg := &Config{Path: path, Store: f.Store, OnAlert: f.OnAlert, tables: map[string]Connection{}}
+	cfg := &Config{Path: path, Store: f.Store, StoreURL: f.StoreURL, StoreKeyFile: f.StoreKeyFile, Instance: f.Instance, OnAlert: f.OnAlert, tables: map[string]Connection{}}
 	for _, key := range md.Undecoded() {
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q is ignored (known connection keys: %s)", path, key.String(), strings.Join(knownKeys(), ", ")))
 	}
@@ -480,10 +496,11 @@ func parse(path string, b []byte) (*Config, error) {
 	switch f.Store {
 	case "":
 		cfg.Store = StoreKeyring
-	case StoreKeyring, StoreFile:
+	case StoreKeyring, StoreFile, StorePostgres:
 	default:
-		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default) or \"file\" (files only this user can read, for servers without a Secret Service)", f.Store))
+		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default), \"file\" (files only this user can read, for servers without a Secret Service) or \"postgres\" (a PostgreSQL database that several machines share)", f.Store))
 	}
+	problems = append(problems, checkSharedStore(cfg)...)
 	problems = append(problems, checkRemotes(cfg, f.Remotes)...)
 	var topWarning time.Duration
 	if f.RefreshTokenWarning != "" {
@@ -535,6 +552,33 @@ func parse(path string, b []byte) (*Config, error) {
 		return nil, &ValidationError{Path: path, Problems: problems}
 	}
 	return cfg, nil
+}
+
+// checkSharedStore checks the keys of store = "postgres": a connection
+// string without a password, an absolute key file, an instance name. For
+// another store they are ignored, with a warning.
+func checkSharedStore(cfg *Config) []string {
+	if cfg.Store != StorePostgres {
+		for _, kv := range [][2]string{{"store_url", cfg.StoreURL}, {"store_key_file", cfg.StoreKeyFile}, {"instance", cfg.Instance}} {
+			if kv[1] != "" {
+				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s is ignored: it is for store = \"postgres\", and this file says store = %q", cfg.Path, kv[0], cfg.Store))
+			}
+		}
+		return nil
+	}
+	var problems []string
+	if cfg.StoreURL == "" {
+		problems = append(problems, `store_url: store = "postgres" needs it: the database to share, as a libpq URL or key=value pairs without a password, e.g. store_url = "postgres://tokentray@db.example/tokentray?sslmode=verify-full"`)
+	} else if err := conninfo.RefusePassword(cfg.StoreURL); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if cfg.StoreKeyFile != "" && !filepath.IsAbs(cfg.StoreKeyFile) {
+		problems = append(problems, fmt.Sprintf("store_key_file: %q is not an absolute path; write the full path of a 0600 file of 32 random bytes (head -c 32 /dev/urandom), the same key on every instance", cfg.StoreKeyFile))
+	}
+	if cfg.Instance != "" && !nameRE().MatchString(cfg.Instance) {
+		problems = append(problems, fmt.Sprintf("instance: %q is not a name: letters, digits, '.', '_' and '-', up to 64 (it names this machine to the others; the default is the host name)", cfg.Instance))
+	}
+	return problems
 }
 
 // Strict is the ValidationError of every broken table, or nil: for a

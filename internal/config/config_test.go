@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -401,5 +402,62 @@ redirect_uri = "http://127.0.0.1:8765/callback"
 				t.Errorf("%q: error %q does not mention %q", tc.toml, err, w)
 			}
 		}
+	}
+}
+
+func TestThePostgresStoreNeedsAURLWithoutAPassword(t *testing.T) {
+	conn := "[[connection]]\nname = \"p\"\nprovider = \"procore\"\nclient_id = \"abc\"\nredirect_uri = \"http://localhost:9876/callback\"\n"
+	keyFile := "/etc/tokentray/store.key"
+	if runtime.GOOS == "windows" {
+		keyFile = `C:\tokentray\store.key`
+	}
+	for _, tc := range []struct {
+		name, top string
+		problem   string // "" when it loads
+		warning   string
+	}{
+		{"a URL, a key file and an instance", `store = "postgres"
+store_url = "postgres://tokentray@db.example/tokentray?sslmode=verify-full"
+store_key_file = '` + keyFile + `'
+instance = "moby-2"`, "", ""},
+		{"key=value pairs, the credential's key, the host name", `store = "postgres"
+store_url = "host=db.example dbname=tokentray user=tokentray"`, "", ""},
+		{"no URL", `store = "postgres"`, "store_url: store = \"postgres\" needs it", ""},
+		{"a password in the URL", `store = "postgres"
+store_url = "postgres://tokentray:hunter2@db.example/tokentray"`, "PGPASSFILE", ""},
+		{"a password in the pairs", `store = "postgres"
+store_url = "host=db.example password=hunter2"`, "~/.pgpass", ""},
+		{"a relative key file", `store = "postgres"
+store_url = "host=db.example"
+store_key_file = "store.key"`, "store_key_file: \"store.key\" is not an absolute path", ""},
+		{"an instance that is not a name", `store = "postgres"
+store_url = "host=db.example"
+instance = "a b"`, "instance: \"a b\" is not a name", ""},
+		{"the keys with another store", `store = "file"
+store_url = "host=db.example"`, "", "store_url is ignored"},
+		{"an unknown store", `store = "etcd"`, `"postgres" (a PostgreSQL database`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("config.toml", []byte(tc.top+"\n"+conn))
+			if tc.problem == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.warning != "" && !strings.Contains(strings.Join(cfg.Warnings, "\n"), tc.warning) {
+					t.Fatalf("warnings %q; want one with %q", cfg.Warnings, tc.warning)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.problem) {
+				t.Fatalf("%v; want a problem with %q", err, tc.problem)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the problem quotes the password: %v", err)
+			}
+		})
+	}
+	cfg, err := Parse("config.toml", []byte("store = \"postgres\"\nstore_url = \"host=db\"\nstore_key_file = '"+keyFile+"'\ninstance = \"i-1\"\n"+conn))
+	if err != nil || cfg.Store != StorePostgres || cfg.StoreURL != "host=db" || cfg.StoreKeyFile != keyFile || cfg.Instance != "i-1" {
+		t.Fatalf("read back: %+v, %v", cfg, err)
 	}
 }

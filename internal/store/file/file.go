@@ -12,8 +12,8 @@
 // is on disk before the new access token is handed out.
 //
 // With a key (the service's systemd credential, KeyFromCredentials), every
-// file is sealed with AES-256-GCM, a fresh random nonce per write, and the
-// file's name as associated data, so that a file copied over another
+// file is sealed (internal/store/seal: AES-256-GCM, a fresh random nonce
+// per write) with the file's name as associated data, so that a file copied over another
 // connection's does not decrypt. Without one, the files are plain JSON
 // protected by their permissions only: against other users of the machine,
 // not against root, a backup that copies them, or a stolen disk.
@@ -22,9 +22,6 @@ package file
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -34,11 +31,12 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/seal"
 )
 
 // KeyCredential is the name of the systemd credential that holds the key
 // (LoadCredentialEncrypted=tokentray.key:…).
-const KeyCredential = "tokentray.key"
+const KeyCredential = seal.KeyCredential
 
 // sealedPrefix starts every encrypted file; the nonce and the sealed value
 // follow.
@@ -55,8 +53,8 @@ var ErrUnsafe = errors.New("not private to this user")
 
 // Store is auth.Store in the files of Dir.
 type Store struct {
-	Dir  string
-	aead cipher.AEAD // nil: plain files
+	Dir    string
+	sealer *seal.Sealer // nil: plain files
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -80,16 +78,11 @@ func DefaultDir() (string, error) {
 func Open(dir string, key []byte) (*Store, error) {
 	s := &Store{Dir: dir}
 	if key != nil {
-		if len(key) != 32 {
-			return nil, fmt.Errorf("the key of the token files must be 32 bytes, this one has %d: make it with head -c 32 /dev/urandom (see the README, Servers and agents)", len(key))
-		}
-		block, err := aes.NewCipher(key)
+		sealer, err := seal.New(key)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the key of the token files: %w", err)
 		}
-		if s.aead, err = cipher.NewGCM(block); err != nil {
-			return nil, err
-		}
+		s.sealer = sealer
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the directory of the token files: %w", err)
@@ -109,25 +102,12 @@ func Open(dir string, key []byte) (*Store, error) {
 }
 
 // KeyFromCredentials is the key systemd passes the service as the
-// credential tokentray.key ($CREDENTIALS_DIRECTORY), or nil when there is
-// none: a process that was not started with it.
-func KeyFromCredentials() ([]byte, error) {
-	dir := os.Getenv("CREDENTIALS_DIRECTORY")
-	if dir == "" {
-		return nil, nil
-	}
-	key, err := os.ReadFile(filepath.Join(dir, KeyCredential))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the credential %s: %w", KeyCredential, err)
-	}
-	return key, nil
-}
+// credential tokentray.key, or nil when there is none
+// (seal.KeyFromCredentials).
+func KeyFromCredentials() ([]byte, error) { return seal.KeyFromCredentials() }
 
 // Encrypted reports whether the store seals what it writes.
-func (s *Store) Encrypted() bool { return s.aead != nil }
+func (s *Store) Encrypted() bool { return s.sealer != nil }
 
 func tokensFile(name string) string { return name + ".tokens" }
 func secretFile(name string) string { return name + ".client-secret" }
@@ -238,13 +218,10 @@ func (s *Store) open(path, file string, b []byte) ([]byte, error) {
 	switch {
 	case !sealed:
 		return b, nil
-	case s.aead == nil:
+	case s.sealer == nil:
 		return nil, fmt.Errorf("%s is encrypted, and this process has no key: only the service started with the credential %s can read it (ask it through its socket: tokentray commands do when it runs)", path, KeyCredential)
-	case len(rest) < s.aead.NonceSize():
-		return nil, fmt.Errorf("%s is cut short: it holds no sealed value", path)
 	}
-	nonce, sealedValue := rest[:s.aead.NonceSize()], rest[s.aead.NonceSize():]
-	v, err := s.aead.Open(nil, nonce, sealedValue, []byte(file))
+	v, err := s.sealer.Open(rest, []byte(file))
 	if err != nil {
 		return nil, fmt.Errorf("%s does not decrypt with this key (another key, or another connection's file copied here); it is left as it is", path)
 	}
@@ -255,12 +232,12 @@ func (s *Store) write(name, file string, value []byte) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	if s.aead != nil {
-		nonce := make([]byte, s.aead.NonceSize())
-		if _, err := rand.Read(nonce); err != nil {
+	if s.sealer != nil {
+		sealed, err := s.sealer.Seal(value, []byte(file))
+		if err != nil {
 			return err
 		}
-		value = append(append([]byte(sealedPrefix), nonce...), s.aead.Seal(nil, nonce, value, []byte(file))...)
+		value = append([]byte(sealedPrefix), sealed...)
 	}
 	tmp, err := os.CreateTemp(s.Dir, "."+file+".tmp-*") // 0600
 	if err != nil {

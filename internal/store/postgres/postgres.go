@@ -1,0 +1,466 @@
+// Package postgres is auth.Store in a PostgreSQL database that several
+// machines share: `store = "postgres"` in the config (issue #21, its first
+// part: the store; the lease, the refresh intent and the rescue window are
+// still to come).
+//
+// Tables. tokentray creates and migrates its own tables, in the first
+// schema of the role's search_path (by default the schema named as the
+// role): tokentray_schema (one row: the schema version) and tokentray_items,
+// one row per item of a connection (its token set, its client secret):
+//
+//	name, kind     the connection and the item ("tokens", "client-secret")
+//	version        moves with every write of the item, deletions too
+//	generation     the token set's generation (auth.StoredGeneration)
+//	sealed         the item sealed with the instance key; NULL once deleted
+//	updated_at     the server's now() at the last write
+//	updated_by     the instance that wrote it last
+//
+// A schema newer than this binary knows is refused: that tokentray must be
+// upgraded, not the tables rolled back.
+//
+// Writes. SaveTokens is a compare-and-set that the engine does in one
+// statement: it reads the row, seals the new value for the next version, and
+// writes it only where the row still has the version and the generation it
+// read (an INSERT … ON CONFLICT DO NOTHING when there was none). No
+// transaction is held across anything but that statement. A deletion leaves
+// the row as a tombstone (sealed NULL, the version moved on), so versions are
+// never used twice for a name, and a token set is "not stored" again, so a
+// refresh that read the deleted generation cannot commit (auth.Store).
+//
+// Sealing. Every value is sealed (internal/store/seal, AES-256-GCM) with a
+// key that every instance is given; the row's name, kind, version and
+// generation are its associated data, so a row copied onto another
+// connection, or put back at another version, does not open. A dump of the
+// database, a backup or a DBA sees no token.
+//
+// Bounds. Every call runs under a timeout (Options.Timeout), connecting
+// included, so a store whose server is unreachable returns an error, never
+// hangs the keeper.
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/postgres/conninfo"
+	"github.com/tokentray/tokentray/internal/store/seal"
+)
+
+// SchemaVersion is the version of the tables this tokentray writes. A
+// database whose tables are newer is refused (ErrSchemaNewer).
+const SchemaVersion = 1
+
+// DefaultTimeout bounds each call when Options.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// ErrSchemaNewer is the error of a database whose tokentray tables were
+// made by a newer tokentray.
+var ErrSchemaNewer = errors.New("the tokentray tables are newer than this tokentray")
+
+// The kinds of item a connection has.
+const (
+	kindTokens = "tokens"
+	kindSecret = "client-secret"
+)
+
+// Options are what Open needs.
+type Options struct {
+	// URL is the connection string: a libpq URL (postgres://…) or
+	// key=value string. It must not hold a password: pgx reads PGPASSFILE,
+	// ~/.pgpass and the PG* environment, as libpq does.
+	URL string
+	// Key is the instance key, seal.KeySize bytes, the same on every
+	// instance that shares the database.
+	Key []byte
+	// Instance names this machine in the rows it writes (default: the
+	// host name, which the caller fills in).
+	Instance string
+	// Timeout bounds each call, connecting included (default
+	// DefaultTimeout).
+	Timeout time.Duration
+}
+
+// Store is auth.Store in PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool     *pgxpool.Pool
+	sealer   *seal.Sealer
+	instance string
+	timeout  time.Duration
+	// where names the server in errors: host, port, database, role.
+	where string
+}
+
+var _ auth.Store = (*Store)(nil)
+
+// Open connects to the database of o.URL, creates or migrates tokentray's
+// tables, and returns the store. Each failure says what to do: a password
+// in the URL, a key missing or of the wrong size, a server that cannot be
+// reached, a login refused, a schema from a newer tokentray.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if err := conninfo.RefusePassword(o.URL); err != nil {
+		return nil, err
+	}
+	if o.Key == nil {
+		return nil, fmt.Errorf("the PostgreSQL store needs the instance key, and this process has none: give store_key_file (a 0600 file of 32 random bytes, the same on every instance: head -c 32 /dev/urandom) or start it with the systemd credential %s", seal.KeyCredential)
+	}
+	sealer, err := seal.New(o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("the PostgreSQL store's key: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(o.URL)
+	if err != nil {
+		// pgx's error may quote the string; it holds no password (refused above).
+		return nil, fmt.Errorf("store_url is not a PostgreSQL connection string (postgres://user@host/db or \"host=… dbname=… user=…\"): %w", err)
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if cfg.ConnConfig.ConnectTimeout <= 0 || cfg.ConnConfig.ConnectTimeout > timeout {
+		cfg.ConnConfig.ConnectTimeout = timeout
+	}
+	cfg.MaxConns = 4
+	cfg.ConnConfig.RuntimeParams["application_name"] = "tokentray"
+	s := &Store{sealer: sealer, instance: o.Instance, timeout: timeout,
+		where: fmt.Sprintf("PostgreSQL at %s:%d (database %q, role %q)", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, s.explain("connect to", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the store's connections, waiting for them at most the
+// store's timeout: a connection to a server that stopped answering is left
+// to close in the background (pgxpool would wait 15 s for it).
+func (s *Store) Close() {
+	done := make(chan struct{})
+	go func() {
+		s.pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.timeout):
+	}
+}
+
+// Where names the server, the database and the role, for messages.
+func (s *Store) Where() string { return s.where }
+
+// migrate brings the tables to SchemaVersion, in a short transaction that
+// a transaction-scoped advisory lock serialises between instances starting
+// at once. Tables that are already current are only read: a role that may
+// no longer create tables still works.
+func (s *Store) migrate(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	version, err := s.schemaVersion(ctx)
+	if err != nil {
+		return s.explain("read the tokentray tables of", err)
+	}
+	if version > SchemaVersion {
+		return fmt.Errorf("%w: %s has tables of schema version %d, this tokentray knows up to %d; upgrade tokentray on this machine (another instance is newer), never roll the tables back", ErrSchemaNewer, s.where, version, SchemaVersion)
+	}
+	if version == SchemaVersion {
+		return nil
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS tokentray_schema (
+			only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+			version integer NOT NULL)`); err != nil {
+			return err
+		}
+		var v int
+		err := tx.QueryRow(ctx, `SELECT version FROM tokentray_schema`).Scan(&v)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("%w: %s has tables of schema version %d, this tokentray knows up to %d; upgrade tokentray on this machine", ErrSchemaNewer, s.where, v, SchemaVersion)
+		}
+		for ; v < SchemaVersion; v++ {
+			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("migrate to schema version %d: %w", v+1, err)
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO tokentray_schema (version) VALUES ($1)
+			ON CONFLICT (only_row) DO UPDATE SET version = EXCLUDED.version`, SchemaVersion)
+		return err
+	})
+	if errors.Is(err, ErrSchemaNewer) {
+		return err
+	}
+	if err != nil {
+		return s.explain("create the tokentray tables in", err)
+	}
+	return nil
+}
+
+// migrationLock is the advisory lock key of migrations: "tokentray" in
+// its first eight bytes.
+var migrationLock = int64(binary.BigEndian.Uint64([]byte("tokentra")))
+
+// migrations[i] takes the tables from schema version i to i+1.
+var migrations = []string{
+	`CREATE TABLE tokentray_items (
+		name text NOT NULL,
+		kind text NOT NULL,
+		version bigint NOT NULL,
+		generation bigint NOT NULL DEFAULT 0,
+		sealed bytea,
+		updated_at timestamptz NOT NULL DEFAULT now(),
+		updated_by text NOT NULL DEFAULT '',
+		PRIMARY KEY (name, kind))`,
+}
+
+// schemaVersion is the version of the tables, 0 when there are none.
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('tokentray_schema') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v int
+	err := s.pool.QueryRow(ctx, `SELECT version FROM tokentray_schema`).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// row is an item's row as read: exists is false when there is none, and
+// sealed is nil when it is a tombstone.
+type row struct {
+	exists     bool
+	version    int64
+	generation uint64
+	sealed     []byte
+}
+
+func (s *Store) read(ctx context.Context, name, kind string) (row, error) {
+	var r row
+	var gen int64
+	err := s.pool.QueryRow(ctx, `SELECT version, generation, sealed FROM tokentray_items WHERE name = $1 AND kind = $2`, name, kind).
+		Scan(&r.version, &gen, &r.sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return row{}, nil
+	}
+	if err != nil {
+		return row{}, err
+	}
+	r.exists, r.generation = true, uint64(gen)
+	return r, nil
+}
+
+// aad is what a row's seal binds: its name, kind, version and generation.
+func aad(name, kind string, version int64, generation uint64) []byte {
+	return fmt.Appendf(nil, "tokentray-item:v1\x00%s\x00%s\x00%d\x00%d", name, kind, version, generation)
+}
+
+// open unseals r, the row of name's kind.
+func (s *Store) open(name, kind string, r row) ([]byte, error) {
+	b, err := s.sealer.Open(r.sealed, aad(name, kind, r.version, r.generation))
+	if err != nil {
+		return nil, fmt.Errorf("the %s of %s in %s do not open with this instance's key (another key, or a row copied from another connection or version); the row is left as it is: give every instance the same key", kind, name, s.where)
+	}
+	return b, nil
+}
+
+// maxAttempts bounds the retries of a write whose row another write
+// changed between its read and its statement, without moving the
+// generation (bookkeeping of a writer that does not hold the Locker).
+const maxAttempts = 8
+
+// put writes the value that seal returns for the next version of name's
+// kind, if check (given the stored generation, 0 for none) allows it: a
+// compare-and-set on the row's version and generation, in one statement.
+func (s *Store) put(ctx context.Context, name, kind string, check func(stored uint64) error, next func(version int64) (gen uint64, value []byte, err error)) error {
+	for range maxAttempts {
+		r, err := s.read(ctx, name, kind)
+		if err != nil {
+			return s.explain("read", err)
+		}
+		stored := r.generation
+		if r.sealed == nil {
+			stored = 0
+		}
+		if err := check(stored); err != nil {
+			return err
+		}
+		gen, value, err := next(r.version + 1)
+		if err != nil {
+			return err
+		}
+		sealed, err := s.sealer.Seal(value, aad(name, kind, r.version+1, gen))
+		if err != nil {
+			return err
+		}
+		var tag pgconn.CommandTag
+		if !r.exists {
+			tag, err = s.pool.Exec(ctx, `INSERT INTO tokentray_items (name, kind, version, generation, sealed, updated_by)
+				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name, kind) DO NOTHING`,
+				name, kind, r.version+1, int64(gen), sealed, s.instance)
+		} else {
+			tag, err = s.pool.Exec(ctx, `UPDATE tokentray_items
+				SET version = $3, generation = $4, sealed = $5, updated_at = now(), updated_by = $6
+				WHERE name = $1 AND kind = $2 AND version = $7 AND generation = $8 AND (sealed IS NULL) = $9`,
+				name, kind, r.version+1, int64(gen), sealed, s.instance, r.version, int64(r.generation), r.sealed == nil)
+		}
+		if err != nil {
+			return s.explain("write", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+		// Another write landed between the read and the statement: read
+		// again, and compare the generation with what it wrote.
+	}
+	return fmt.Errorf("the row kept changing under this write (writers without the connection's lock?); nothing was written")
+}
+
+// LoadTokens reads name's token set.
+func (s *Store) LoadTokens(ctx context.Context, name string) (*auth.TokenSet, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	r, err := s.read(ctx, name, kindTokens)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens of %s: %w", name, s.explain("read", err))
+	}
+	if r.sealed == nil {
+		return nil, fmt.Errorf("tokens of %s: %w", name, auth.ErrNotStored)
+	}
+	b, err := s.open(name, kindTokens, r)
+	if err != nil {
+		return nil, err
+	}
+	t, err := auth.UnmarshalTokenSet(b)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens of %s from %s: %w", name, s.where, err)
+	}
+	t.Version = uint64(r.version)
+	return t, nil
+}
+
+// SaveTokens writes name's token set if the stored one is of generation
+// prev (auth.Store), compared and written in the engine.
+func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	err := s.put(ctx, name, kindTokens, func(stored uint64) error {
+		var cur *auth.TokenSet
+		if stored != 0 {
+			cur = &auth.TokenSet{Generation: stored}
+		}
+		return auth.CompareGeneration(cur, prev)
+	}, func(version int64) (uint64, []byte, error) {
+		next := *t
+		next.Version = uint64(version)
+		b, err := auth.MarshalTokenSet(&next)
+		return auth.StoredGeneration(&next), b, err
+	})
+	if err != nil {
+		return fmt.Errorf("save tokens of %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteTokens forgets name's token set, leaving a tombstone whose version
+// moved on.
+func (s *Store) DeleteTokens(ctx context.Context, name string) error {
+	if err := s.delete(ctx, name, kindTokens); err != nil {
+		return fmt.Errorf("delete tokens of %s: %w", name, err)
+	}
+	return nil
+}
+
+// ClientSecret reads name's client secret.
+func (s *Store) ClientSecret(ctx context.Context, name string) (auth.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	r, err := s.read(ctx, name, kindSecret)
+	if err != nil {
+		return "", fmt.Errorf("read client secret of %s: %w", name, s.explain("read", err))
+	}
+	if r.sealed == nil {
+		return "", fmt.Errorf("client secret of %s: %w", name, auth.ErrNotStored)
+	}
+	b, err := s.open(name, kindSecret, r)
+	if err != nil {
+		return "", err
+	}
+	return auth.Secret(b), nil
+}
+
+// SetClientSecret writes name's client secret, replacing any.
+func (s *Store) SetClientSecret(ctx context.Context, name string, secret auth.Secret) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	err := s.put(ctx, name, kindSecret, func(uint64) error { return nil }, func(int64) (uint64, []byte, error) {
+		return 0, []byte(secret.Reveal()), nil
+	})
+	if err != nil {
+		return fmt.Errorf("save client secret of %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteClientSecret forgets name's client secret.
+func (s *Store) DeleteClientSecret(ctx context.Context, name string) error {
+	if err := s.delete(ctx, name, kindSecret); err != nil {
+		return fmt.Errorf("delete client secret of %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) delete(ctx context.Context, name, kind string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `UPDATE tokentray_items
+		SET version = version + 1, sealed = NULL, updated_at = now(), updated_by = $3
+		WHERE name = $1 AND kind = $2 AND sealed IS NOT NULL`, name, kind, s.instance)
+	if err != nil {
+		return s.explain("write", err)
+	}
+	return nil
+}
+
+// explain is err, from doing what to the server, with what to do next.
+// The server's messages hold no value of ours: values go as parameters.
+func (s *Store) explain(doing string, err error) error {
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000"):
+		return fmt.Errorf("%s refused the login (%s): give the role's password in ~/.pgpass or the file PGPASSFILE names (never in store_url), and check that pg_hba.conf lets this machine in", s.where, pgErr.Message)
+	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
+		return fmt.Errorf("%s: the database does not exist (%s): create it, or fix dbname in store_url", s.where, pgErr.Message)
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return fmt.Errorf("%s: the role may not do this (%s): it needs its own schema with CREATE (see the README, Shared store), and nothing else", s.where, pgErr.Message)
+	case errors.As(err, &pgErr):
+		return fmt.Errorf("%s %s: %s (SQLSTATE %s)", doing, s.where, pgErr.Message, pgErr.Code)
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || isConnectError(err):
+		return fmt.Errorf("cannot reach %s (each call waits at most %s): check that the server runs and that store_url's host and port are right (%v)", s.where, s.timeout, err)
+	default:
+		return fmt.Errorf("%s %s: %w", doing, s.where, err)
+	}
+}
+
+func isConnectError(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
+}
