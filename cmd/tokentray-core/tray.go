@@ -52,11 +52,8 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 		return err
 	}
 	svc := service.New(service.Options{Role: service.Tray, Config: e.cfg, Store: store, Locker: e.locker, Clock: e.clock, Log: e.log,
-		OpenBrowser: e.opener, SocketPath: apiclient.DefaultPath()})
-	opt := desktop.Options{
-		ControlDir:  filepath.Dir(apiclient.DefaultPath()),
-		OpenBrowser: e.opener,
-	}
+		OpenBrowser: e.opener, SocketPath: apiclient.DefaultPath(), ControlDir: filepath.Dir(apiclient.DefaultPath())})
+	opt := desktop.Options{OpenBrowser: e.opener}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {
 		opt.Autostart = entry
 	} else {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/localapi"
@@ -42,14 +43,16 @@ type fixture struct {
 	stop      func() // stops the server and waits for it
 }
 
-// shell is the tray's side of a fixture: its actions on [[remote]]
-// connections.
-type shell struct{ remotes service.Remotes }
+// shell is the tray's side of a fixture: it hears nothing.
+type shell struct{}
 
-func (shell) Problem(string)                   {}
-func (shell) ShowDashboard()                   {}
-func (shell) Resumed()                         {}
-func (s shell) RemoteActions() service.Remotes { return s.remotes }
+func (shell) Problem(string)                                {}
+func (shell) ShowDashboard()                                {}
+func (shell) Resumed()                                      {}
+func (shell) Alert(alerts.Alert)                            {}
+func (shell) ShowCode(string, string, apitype.DeviceSignIn) {}
+func (shell) Unreachable(string, time.Time, string)         {}
+func (shell) Reachable(string)                              {}
 
 func serve(t testing.TB, signedIn bool, with ...func(*shell)) *fixture {
 	return serveConn(t, signedIn, nil, with...)

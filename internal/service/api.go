@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -21,17 +22,6 @@ import (
 
 // DefaultMinValid asks Token for the core's default margin.
 const DefaultMinValid time.Duration = -1
-
-// Remotes act on connections that [[remote]] servers keep. Their tokens
-// stay there: this machine signs them in (its browser) and asks for a
-// refresh, and nothing else.
-type Remotes interface {
-	// SignIn starts a sign-in of name through this machine's browser; how
-	// it goes is told in the event log.
-	SignIn(name string)
-	// Refresh asks the server to refresh name now.
-	Refresh(ctx context.Context, name string) error
-}
 
 // keepers are the keepers served: the fleet's, or the fixed ones of a
 // one-shot service.
@@ -80,14 +70,6 @@ func (s *Service) remote(name string) (apitype.Connection, bool) {
 		return apitype.Connection{}, false
 	}
 	return s.hub.RemoteConnection(name)
-}
-
-// remotes are the shell's actions on [[remote]] connections, or nil.
-func (s *Service) remotes() Remotes {
-	if s.shell == nil {
-		return nil
-	}
-	return s.shell.RemoteActions()
 }
 
 // describe is op.Describe with what only the running tokentray knows: the
@@ -153,14 +135,12 @@ func (s *Service) Refresh(ctx context.Context, name string) (*apitype.Connection
 // apitype.TokenHash is stale is still the current one ("" for always): a
 // burst of 401s costs one refresh, not one each.
 func (s *Service) RefreshIfCurrent(ctx context.Context, name, stale string) (*apitype.Connection, error) {
-	if c, ok := s.remote(name); ok {
-		if rs := s.remotes(); rs != nil {
-			if err := rs.Refresh(ctx, c.Name); err != nil {
-				return nil, op.Refusal(apitype.CodeProviderUnreachable, err.Error(), "")
-			}
-			c, _ = s.remote(c.Name)
-			return &c, nil
+	if c, ok := s.remote(name); ok && s.followsRemotes() {
+		if err := s.refreshRemote(ctx, c.Name); err != nil {
+			return nil, err
 		}
+		c, _ = s.remote(c.Name)
+		return &c, nil
 	}
 	k, err := s.keeper(name)
 	if err != nil {
@@ -182,24 +162,40 @@ func (s *Service) headless(k *auth.Keeper) error {
 		"sign in with a browser on any machine: tokentray login "+k.Connection().Name+" --paste")
 }
 
-// StartLogin starts the browser sign-in of name (a [[remote]] server's
-// connection through this machine's browser) and does not wait for it;
-// how it goes is told in the event log. timeout 0 is the core's default.
-func (s *Service) StartLogin(ctx context.Context, name string, timeout time.Duration) error {
-	if c, ok := s.remote(name); ok {
-		if rs := s.remotes(); rs != nil {
-			rs.SignIn(c.Name)
-			return nil
-		}
+// StartLogin starts the sign-in of name and does not wait for it (the
+// menu, a notification's action, POST …/login): in the browser, or, for a
+// connection that signs in only with a code, with the code shown in the
+// event log and by the shell; a [[remote]] server's connection through
+// this machine's browser. How it goes is told in the event log. timeout 0
+// is the core's default.
+func (s *Service) StartLogin(_ context.Context, name string, timeout time.Duration) error {
+	if c, ok := s.remote(name); ok && s.followsRemotes() {
+		return s.signInRemote(c.Name)
 	}
 	k, err := s.keeper(name)
 	if err != nil {
 		return err
 	}
-	if err := s.headless(k); err != nil {
-		return err
+	o := auth.LoginOptions{Timeout: loginTimeout(timeout)}
+	if c := k.Connection(); c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != "" {
+		o.Timeout = timeout // as long as the code is valid, unless asked
+		o.Device, o.ShowCode = true, func(code auth.DeviceCode) {
+			s.showCode(name, "tokentray", apitype.DeviceSignIn{UserCode: code.UserCode, VerificationURI: code.VerificationURI,
+				VerificationURIComplete: code.VerificationURIComplete, Expires: code.Expires})
+		}
+		s.hub.Log(name, "sign-in with a code started")
+	} else {
+		if err := s.headless(k); err != nil {
+			return err
+		}
+		s.hub.Log(name, "sign-in started: finish it in the browser")
 	}
-	go func() { _ = k.Login(context.WithoutCancel(ctx), auth.LoginOptions{Timeout: loginTimeout(timeout)}) }()
+	go func() {
+		// The sign-in outlives the request that started it, not the service.
+		if err := k.Login(s.running, o); err != nil && !errors.Is(err, context.Canceled) {
+			s.hub.Log(name, "sign-in failed: "+err.Error())
+		}
+	}()
 	return nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/export"
@@ -65,6 +67,15 @@ type Options struct {
 	// NewKeeper replaces the keepers built from the options above (tests
 	// and the demo hold theirs).
 	NewKeeper func(conn *config.Resolved) *auth.Keeper
+	// Remotes are the [[remote]] servers the Tray role follows (asked again
+	// at each change of the config); nil: the config's.
+	Remotes func() []config.Remote
+	// ControlDir holds the ssh control sockets of the remotes (private to
+	// the user: the local API's socket directory).
+	ControlDir string
+	// UnreachableNotice is how long a remote stays out of reach before the
+	// shell is told (DefaultUnreachableNotice when zero).
+	UnreachableNotice time.Duration
 	// Keepers, when set, are the connections served instead of the
 	// config's, for a command's one-shot service and tests: Start serves
 	// them but runs none, no file is watched and no config can be edited.
@@ -72,7 +83,8 @@ type Options struct {
 }
 
 // Shell is what a person sees of the running tokentray: the tray's menu,
-// notifications and windows. Serve has none.
+// notifications and windows. Serve has none. The service tells it what
+// happened as data; the shell chooses the words.
 type Shell interface {
 	// Problem tells a person about a problem of the app itself, or of one
 	// connection that is not an alert of its keeper.
@@ -82,9 +94,17 @@ type Shell interface {
 	// Resumed is called when the machine is back from suspend, after
 	// every keeper was woken.
 	Resumed()
-	// RemoteActions act on the connections of [[remote]] servers; nil:
-	// none are followed.
-	RemoteActions() Remotes
+	// Alert tells a person of a connection's alert (of a keeper here, or
+	// of a [[remote]] server's connection), once per transition.
+	Alert(a alerts.Alert)
+	// ShowCode shows the code of a sign-in with a code of name, whose
+	// tokens keeper keeps ("tokentray", or the server's name).
+	ShowCode(name, keeper string, code apitype.DeviceSignIn)
+	// Unreachable tells that a [[remote]] server has been out of reach
+	// since since (for reason), once per outage, after UnreachableNotice;
+	// Reachable, that it answers again after that was told.
+	Unreachable(server string, since time.Time, reason string)
+	Reachable(server string)
 }
 
 // Service is the running tokentray.
@@ -95,6 +115,11 @@ type Service struct {
 	hooks *hook.Runner
 	shell Shell
 	proxy *proxy.Proxy // the API calls sent with a connection's token
+
+	// running is the context Start was given: what the service starts
+	// on its own (a remote sign-in) ends with it.
+	running context.Context
+	remotes remotes
 
 	mu      sync.Mutex
 	pastes  map[string]*pasteSignIn  // sign-ins waiting for a pasted address, by connection
@@ -130,7 +155,11 @@ func New(o Options) *Service {
 		o.OpenBrowser = nil // a server has no browser: a sign-in is pasted, made with a code or relayed
 	}
 	s := &Service{opt: o, hooks: &hook.Runner{Log: o.Log}, hub: events.NewHub(o.Clock), proxy: &proxy.Proxy{Clock: o.Clock},
-		pastes: map[string]*pasteSignIn{}, devices: map[string]*deviceSignIn{}}
+		pastes: map[string]*pasteSignIn{}, devices: map[string]*deviceSignIn{}, running: context.Background(),
+		remotes: remotes{byName: map[string]*followed{}, signing: map[string]bool{}}}
+	if s.opt.UnreachableNotice <= 0 {
+		s.opt.UnreachableNotice = DefaultUnreachableNotice
+	}
 	if o.Keepers != nil {
 		s.hub.SetKeepers(o.Keepers)
 		return s
@@ -238,7 +267,7 @@ var ErrAPINotServed = errors.New("the local API is not served")
 // shell is what a person sees (nil for none). Listeners of the fleet
 // registered before Start hear the keepers' first events.
 func (s *Service) Start(ctx context.Context, shell Shell) error {
-	s.shell = shell
+	s.shell, s.running = shell, ctx
 	api := &localapi.Server{Backend: s}
 	var apiErr error
 	if s.opt.SocketPath != "" {
@@ -261,6 +290,13 @@ func (s *Service) Start(ctx context.Context, shell Shell) error {
 	if s.fleet == nil {
 		return nil // fixed keepers: served, not run
 	}
+	if s.shell != nil {
+		s.followAlerts(ctx) // before the keepers run: their first events are heard
+	}
+	if s.followsRemotes() {
+		s.followRemotes(ctx)
+		s.fleet.OnChange(func() { s.followRemotes(ctx) })
+	}
 	s.fleet.Start(ctx)
 	if apiErr != nil {
 		// Another tokentray serves it (a demo beside the tray): this one
@@ -278,6 +314,7 @@ func (s *Service) Start(ctx context.Context, shell Shell) error {
 		for _, k := range s.fleet.Keepers() {
 			k.Wake()
 		}
+		s.retryRemotes()
 		if s.shell != nil {
 			s.shell.Resumed()
 		}
@@ -303,6 +340,7 @@ func (s *Service) Wait() {
 	if s.fleet != nil {
 		s.fleet.Wait()
 	}
+	s.remotes.children.Wait()
 	if s.apiDone != nil {
 		<-s.apiDone
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/service"
@@ -19,10 +20,13 @@ import (
 // shell is a Shell that counts what it was asked.
 type shell struct{ dashboards, problems atomic.Int32 }
 
-func (s *shell) Problem(string)                 { s.problems.Add(1) }
-func (s *shell) ShowDashboard()                 { s.dashboards.Add(1) }
-func (s *shell) Resumed()                       {}
-func (s *shell) RemoteActions() service.Remotes { return nil }
+func (s *shell) Problem(string)                                { s.problems.Add(1) }
+func (s *shell) ShowDashboard()                                { s.dashboards.Add(1) }
+func (s *shell) Resumed()                                      {}
+func (s *shell) Alert(alerts.Alert)                            {}
+func (s *shell) ShowCode(string, string, apitype.DeviceSignIn) {}
+func (s *shell) Unreachable(string, time.Time, string)         {}
+func (s *shell) Reachable(string)                              {}
 
 // signedIn is a config of one connection "a" whose fresh tokens are in the
 // store: no request reaches its (unreachable) provider.

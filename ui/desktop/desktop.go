@@ -1,14 +1,15 @@
 // Package desktop is what a person sees of the desktop's running
-// tokentray (the service's Tray role, internal/service): alerts turned into
-// notifications, the tray icon and menu drawn with fyne.io/systray alone,
-// the windows process started on demand, and the [[remote]] servers
-// followed over ssh. It links no GUI toolkit and runs no event loop, so it
-// costs nothing while nothing happens.
+// tokentray (the service's Tray role, internal/service): its Shell. The
+// service's alerts (its keepers' and its [[remote]] servers') become
+// notifications, the tray icon and menu are drawn with fyne.io/systray
+// alone, and the windows process is started on demand. Every action of
+// the menu and of a notification is a method of the service. It links no
+// GUI toolkit and runs no event loop, so it costs nothing while nothing
+// happens.
 package desktop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -18,12 +19,9 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/alerts"
-	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/events"
-	"github.com/tokentray/tokentray/internal/fleet"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/notify"
-	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/windowreq"
 	"github.com/tokentray/tokentray/ui/tray"
@@ -48,33 +46,21 @@ type Options struct {
 	Extra []tray.Item
 	// Windows shows the windows; nil shows none (tests).
 	Windows interface{ Show(windowreq.Request) }
-	// Remotes are the [[remote]] servers to follow now (asked again at
-	// each change of the config); nil: the config's.
-	Remotes func() []config.Remote
-	// ControlDir holds the ssh control sockets of the remotes (private to
-	// the user: the local API's socket directory).
-	ControlDir string
-	// OpenBrowser opens a remote connection's sign-in in this machine's
-	// browser.
+	// OpenBrowser opens a page that a notification offers (a sign-in
+	// with a code's) in this machine's browser.
 	OpenBrowser func(string) error
-	// UnreachableNotice is how long a remote stays out of reach before a
-	// person is told (DefaultUnreachableNotice when zero).
-	UnreachableNotice time.Duration
 }
 
 // Resident is the desktop's shell of a running service.
 type Resident struct {
-	svc   *service.Service
-	fleet *fleet.Fleet
-	hub   *events.Hub
-	opt   Options
+	svc *service.Service
+	hub *events.Hub
+	opt Options
 	// editable: a config file runs, so connections can be added and edited.
 	editable bool
 	ctx      context.Context
 	quit     context.CancelFunc
 	redraw   chan struct{} // a change to draw
-
-	remotes remotes
 }
 
 // New returns the shell of svc, which Start runs.
@@ -85,14 +71,7 @@ func New(svc *service.Service, opt Options) *Resident {
 	if opt.Log == nil {
 		opt.Log = svc.Log()
 	}
-	if opt.UnreachableNotice <= 0 {
-		opt.UnreachableNotice = DefaultUnreachableNotice
-	}
-	f := svc.Fleet()
-	if opt.Remotes == nil {
-		opt.Remotes = func() []config.Remote { return f.Config().Remotes }
-	}
-	return &Resident{svc: svc, fleet: f, hub: svc.Hub(), opt: opt, editable: svc.Editable(), ctx: context.Background(), quit: func() {},
+	return &Resident{svc: svc, hub: svc.Hub(), opt: opt, editable: svc.Editable(), ctx: context.Background(), quit: func() {},
 		redraw: make(chan struct{}, 1)}
 }
 
@@ -100,36 +79,11 @@ func New(svc *service.Service, opt Options) *Resident {
 func (r *Resident) Hub() *events.Hub { return r.hub }
 
 // Start runs the service with this shell and follows it until ctx ends or
-// Quit: every keeper's alerts become notifications and log lines, and
+// Quit: the service's alerts become notifications and log lines, and
 // every change is drawn once Run shows the tray. It does not block.
 func (r *Resident) Start(ctx context.Context) error {
 	ctx, r.quit = context.WithCancel(ctx)
 	r.ctx = ctx
-	follows := map[*auth.Keeper]context.CancelFunc{}
-	follow := func() {
-		keepers := r.fleet.Keepers()
-		keep := map[*auth.Keeper]bool{}
-		for _, k := range keepers {
-			keep[k] = true
-			if follows[k] == nil {
-				kctx, cancel := context.WithCancel(ctx)
-				follows[k] = cancel
-				// Subscribed here, not in the goroutine: an event right
-				// after Start must not pass before anyone listens.
-				events, stop := k.Subscribe()
-				go r.alerts(kctx, k, events, stop)
-			}
-		}
-		for k, cancel := range follows {
-			if !keep[k] {
-				cancel()
-				delete(follows, k)
-			}
-		}
-		r.followRemotes(ctx)
-	}
-	follow()                 // before the keepers run: their first events are heard
-	r.fleet.OnChange(follow) // changes come one at a time (the fleet's lock)
 	if err := r.svc.Start(ctx, r); err != nil {
 		r.quit()
 		return err
@@ -157,44 +111,25 @@ func (r *Resident) Quit() { r.quit() }
 
 // Wait returns once every keeper has stopped: an in-flight refresh is
 // saved first.
-func (r *Resident) Wait() {
-	r.remotes.children.Wait()
-	r.svc.Wait()
-}
+func (r *Resident) Wait() { r.svc.Wait() }
 
-// Resumed tries every server that cannot be reached again now (the
-// machine is back from sleep; the service woke its keepers).
-func (r *Resident) Resumed() { r.RetryRemotes() }
+// Resumed is told when the machine is back from sleep (the service woke
+// its keepers and retried its servers): the menu's times are redrawn.
+func (r *Resident) Resumed() {
+	select {
+	case r.redraw <- struct{}{}:
+	default:
+	}
+}
 
 // Connections are the statuses of every connection now, as the API has them.
 func (r *Resident) Connections() []apitype.Connection {
-	keepers := r.fleet.Keepers()
-	out := make([]apitype.Connection, 0, len(keepers))
-	for _, k := range keepers {
-		out = append(out, op.Describe(k))
-	}
-	return append(out, r.hub.RemoteConnections()...)
+	out, _ := r.svc.Connections(r.ctx)
+	return out
 }
 
-// alerts turns a keeper's events into notifications, once per transition.
-func (r *Resident) alerts(ctx context.Context, k *auth.Keeper, events <-chan auth.Event, stop func()) {
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	tracker := alerts.NewTracker()
-	if a, ok := tracker.Seed(k.Status(), r.opt.Clock.Now()); ok {
-		r.notify(a)
-	}
-	for e := range events {
-		if a, ok := tracker.Observe(e); ok {
-			r.notify(a)
-		}
-	}
-}
-
-// notify tells a person about an alert, with a one-click Re-authenticate.
-func (r *Resident) notify(a alerts.Alert) {
+// Alert tells a person about an alert, with a one-click Re-authenticate.
+func (r *Resident) Alert(a alerts.Alert) {
 	name := a.Connection
 	c, remote := r.hub.RemoteConnection(name)
 	m := notify.Message{Key: name}
@@ -276,51 +211,19 @@ func (r *Resident) Problem(text string) {
 	}
 }
 
-func (r *Resident) keeper(name string) *auth.Keeper {
-	for _, k := range r.fleet.Keepers() {
-		if k.Connection().Name == name {
-			return k
-		}
-	}
-	return nil
-}
-
-// SignIn starts the browser sign-in of name (the menu, a notification).
+// SignIn starts the sign-in of name (the menu, a notification): the
+// service's, which says how it goes in the event log.
 func (r *Resident) SignIn(name string) {
-	k := r.keeper(name)
-	if k == nil {
-		r.signInRemote(name)
-		return
+	if err := r.svc.StartLogin(r.ctx, name, 0); err != nil {
+		r.hub.Log(name, "sign-in not started: "+err.Error())
 	}
-	o := auth.LoginOptions{}
-	if c := k.Connection(); c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != "" {
-		// It signs in only with a code: the notification shows it, and
-		// its action opens the page here (or enter it on a phone).
-		o.Device = true
-		o.ShowCode = func(code auth.DeviceCode) {
-			r.showCode(name, "tokentray", apitype.DeviceSignIn{UserCode: code.UserCode, VerificationURI: code.VerificationURI,
-				VerificationURIComplete: code.VerificationURIComplete, Expires: code.Expires}, r.opener())
-		}
-		r.hub.Log(name, "sign-in with a code started")
-	} else {
-		r.hub.Log(name, "sign-in started: finish it in the browser")
-	}
-	go func() {
-		if err := k.Login(r.ctx, o); err != nil && !errors.Is(err, context.Canceled) {
-			r.hub.Log(name, "sign-in failed: "+err.Error())
-		}
-	}()
 }
 
-// Refresh refreshes name now.
+// Refresh refreshes name now (a failure is in the event log).
 func (r *Resident) Refresh(name string) {
-	if k := r.keeper(name); k != nil {
-		if err := k.Refresh(r.ctx); err != nil {
-			r.opt.Log.Warn("refresh from the menu failed", "connection", name, "err", err)
-		}
-		return
+	if _, err := r.svc.Refresh(r.ctx, name); err != nil {
+		r.opt.Log.Warn("refresh from the menu failed", "connection", name, "err", err)
 	}
-	_, _ = r.refreshRemote(r.ctx, name) // a failure is in the event log
 }
 
 // ShowDashboard brings the dashboard up (the menu, a second start).
@@ -361,7 +264,7 @@ func (r *Resident) drawLoop(t *tray.Tray, redraw <-chan struct{}) {
 		Edit:         func(name string) { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) },
 		Dashboard:    r.ShowDashboard,
 		Add:          func() { r.show(windowreq.Request{Show: windowreq.Add}) },
-		Retry:        r.retryRemote,
+		Retry:        r.svc.RetryRemote,
 		Quit:         r.Quit,
 		SetAutostart: r.setAutostart, // its log line redraws the menu
 	}

@@ -98,6 +98,12 @@ func browser(t *testing.T) func(string) error {
 }
 
 func running(t *testing.T, opt Options) (*Resident, *auth.Keeper) {
+	return runningWith(t, opt, nil)
+}
+
+// runningWith is running with the service's options changed by change
+// first (its [[remote]] servers, its clock).
+func runningWith(t *testing.T, opt Options, change func(*service.Options)) (*Resident, *auth.Keeper) {
 	provider := refusingProvider(t)
 	store := auth.NewMemoryStore()
 	// Fresh tokens: no refresh is due when the keeper starts, so the only
@@ -112,8 +118,12 @@ func running(t *testing.T, opt Options) (*Resident, *auth.Keeper) {
 	conn := &auth.Connection{Name: "procore", Provider: procore, Environment: "sandbox", ClientID: "id", RedirectURI: ru, RefreshAt: 0.8,
 		Endpoints: auth.Endpoints{AuthURL: provider.URL + "/authorize", TokenURL: provider.URL + "/token"}}
 	k := auth.NewKeeper(conn, auth.KeeperOptions{Store: store, Locker: &auth.ProcessLocker{}, OpenBrowser: browser(t)})
-	svc := service.New(service.Options{Role: service.Tray, Config: &config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
-		Store: store, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }})
+	so := service.Options{Role: service.Tray, Config: &config.Config{Path: "(test)", Connections: []*auth.Connection{conn}},
+		Store: store, Clock: opt.Clock, NewKeeper: func(*config.Resolved) *auth.Keeper { return k }}
+	if change != nil {
+		change(&so)
+	}
+	svc := service.New(so)
 	r := New(svc, opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
@@ -156,7 +166,7 @@ func TestARefusedRefreshNotifiesOnceAndTheActionSignsIn(t *testing.T) {
 func TestWithoutActionsTheNotificationSaysWhereToClick(t *testing.T) {
 	rec := &recorder{actionable: false}
 	r, _ := running(t, Options{Notifier: rec})
-	r.notify(alerts.Alert{Connection: "procore", Kind: alerts.NeedsReauth, Error: "refresh failed: invalid_grant"})
+	r.Alert(alerts.Alert{Connection: "procore", Kind: alerts.NeedsReauth, Error: "refresh failed: invalid_grant"})
 	if msgs := rec.messages(); len(msgs) != 1 || !strings.Contains(msgs[0].Body, "Re-authenticate in the tokentray menu") {
 		t.Fatalf("%+v", msgs)
 	}
@@ -167,7 +177,7 @@ func TestWithoutActionsTheNotificationSaysWhereToClick(t *testing.T) {
 func TestARefusedClientsNotificationOpensTheEditor(t *testing.T) {
 	rec, ws := &recorder{actionable: true}, &windows{}
 	r, _ := running(t, Options{Notifier: rec, Windows: ws})
-	r.notify(alerts.Alert{Connection: "procore", Kind: alerts.ClientRefused, Error: "invalid_client"})
+	r.Alert(alerts.Alert{Connection: "procore", Kind: alerts.ClientRefused, Error: "invalid_client"})
 	msgs := rec.messages()
 	if len(msgs) != 1 || msgs[0].Action != "Edit…" {
 		t.Fatalf("%+v", msgs)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -21,7 +22,9 @@ func TestWhatAServerSaysIsShownCleanAndANameNotAllowedMakesItUnreachable(t *test
 	rec := &recorder{actionable: true}
 	remotes := []config.Remote{{Name: "moby", SSH: "agent@moby", Command: "tokentray"}}
 	clock := fakeclock.New(time.Now())
-	r, _ := running(t, Options{Notifier: rec, Clock: clock, Remotes: func() []config.Remote { return remotes }, ControlDir: t.TempDir()})
+	r, _ := runningWith(t, Options{Notifier: rec, Clock: clock}, func(o *service.Options) {
+		o.Remotes, o.ControlDir = func() []config.Remote { return remotes }, t.TempDir()
+	})
 	log, stop := r.Hub().Subscribe()
 	defer stop()
 
@@ -61,7 +64,7 @@ func TestWhatAServerSaysIsShownCleanAndANameNotAllowedMakesItUnreachable(t *test
 	if !clock.BlockUntil(2, 20*time.Second) { // the retry, and the notice
 		t.Fatalf("waiting for %d timers, want 2", clock.Waiters())
 	}
-	clock.Advance(DefaultUnreachableNotice)
+	clock.Advance(service.DefaultUnreachableNotice)
 	waitUntil(t, func() bool { return len(told(rec)) == 1 })
 	if m := told(rec)[0]; !strings.Contains(m.Body, "not allowed") || strings.ContainsAny(m.Body, "\x1b\x07") {
 		t.Fatalf("unreachable notification %q: %q", m.Title, m.Body)

@@ -14,6 +14,7 @@ import (
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/notify"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -99,8 +100,20 @@ func TestTheResidentFollowsAServerAndSaysWhenItCannot(t *testing.T) {
 	events, calls := fakeSSH(t)
 	clock := fakeclock.New(time.Now())
 	rec := &recorder{actionable: true}
-	remotes := []config.Remote{{Name: "moby", SSH: "agent@moby", Command: "tokentray"}}
-	r, _ := running(t, Options{Notifier: rec, Clock: clock, Remotes: func() []config.Remote { return remotes }, ControlDir: t.TempDir()})
+	// The config file names the server; taken out of the file, the
+	// server is let go.
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte("[[remote]]\nname = \"moby\"\nssh = \"agent@moby\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := runningWith(t, Options{Notifier: rec, Clock: clock}, func(o *service.Options) {
+		cfg.Connections = o.Config.Connections
+		o.Config, o.ControlDir = cfg, t.TempDir()
+	})
 
 	say, hangUp := serverSays(t, events)
 	say(remoteStatus("agent", apitype.StateConnected, true), apitype.Event{Type: apitype.EventReady})
@@ -135,7 +148,7 @@ func TestTheResidentFollowsAServerAndSaysWhenItCannot(t *testing.T) {
 	if !clock.BlockUntil(2, 20*time.Second) { // the retry, and the notice
 		t.Fatalf("waiting for %d timers, want 2", clock.Waiters())
 	}
-	clock.Advance(DefaultUnreachableNotice)
+	clock.Advance(service.DefaultUnreachableNotice)
 	waitUntil(t, func() bool { return len(told(rec)) == 2 })
 	if m := told(rec)[1]; m.Title != "moby cannot be reached since "+lostAt.Format("15:04") || m.Action != "" {
 		t.Fatalf("unreachable notification %+v", m)
@@ -159,8 +172,12 @@ func TestTheResidentFollowsAServerAndSaysWhenItCannot(t *testing.T) {
 	}
 
 	// The server is taken out of the config: its rows go.
-	remotes = nil
-	r.followRemotes(r.ctx)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Fleet().Reload(); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := row(r, "agent@moby"); ok {
 		t.Fatal("a server no longer in the config is still listed")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/internal/config"
+	"github.com/tokentray/tokentray/internal/service"
 	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 )
 
@@ -29,8 +30,9 @@ func TestAServerCannotMakeTheDesktopOpenAnyURL(t *testing.T) {
 	open := func(u string) error { mu.Lock(); opened = append(opened, u); mu.Unlock(); return nil }
 	rec := &recorder{actionable: true}
 	remotes := []config.Remote{{Name: "moby", SSH: "agent@moby", Command: "tokentray"}}
-	r, _ := running(t, Options{Notifier: rec, Clock: fakeclock.New(time.Now()), OpenBrowser: open,
-		Remotes: func() []config.Remote { return remotes }, ControlDir: t.TempDir()})
+	r, _ := runningWith(t, Options{Notifier: rec, Clock: fakeclock.New(time.Now()), OpenBrowser: open}, func(o *service.Options) {
+		o.Remotes, o.ControlDir, o.OpenBrowser = func() []config.Remote { return remotes }, t.TempDir(), open
+	})
 	log, stop := r.Hub().Subscribe()
 	defer stop()
 
