@@ -910,6 +910,11 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	if err != nil {
 		return k.localFailure(err, stepWith(nextstep.SignInAgain, k.conn.Name, "The DPoP key kept with the tokens cannot be read; a new sign-in makes a new one."))
 	}
+	if err := k.confirmLease(ctx, k.callTimeout(current)); err != nil {
+		// The next holder refreshes, or this one once it holds the lease
+		// again: the refresh token was not presented.
+		return k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "another tokentray may hold the lease on this connection now"))
+	}
 	callCtx, cancel := context.WithTimeout(ctx, k.callTimeout(current))
 	tok, err := k.callTokenEndpoint(callCtx, conn, current, secret, key)
 	cancel()
@@ -926,6 +931,26 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	prev := StoredGeneration(current)
 	next.Generation = NextGeneration(prev, now)
 	return k.saveRefreshed(ctx, next, prev)
+}
+
+// confirmLease asks a Locker that is a Lease, with a round trip, whether
+// this process still holds the connection's lease for longer than the
+// request it is about to send may take (need); with a Locker of one
+// machine there is nothing to ask.
+func (k *Keeper) confirmLease(ctx context.Context, need time.Duration) error {
+	l, ok := k.opt.Locker.(Lease)
+	if !ok {
+		return nil
+	}
+	left, err := l.Left(ctx, k.conn.Name)
+	if err != nil {
+		return fmt.Errorf("%s: not refreshed, since the lease may be another's now: %w", k.conn.Name, err)
+	}
+	if left <= need {
+		return fmt.Errorf("%s: not refreshed, since the lease has %s left, less than the request may take (%s): %w", k.conn.Name,
+			left.Round(time.Millisecond), need, ErrLeaseLost)
+	}
+	return nil
 }
 
 // restoreDeleted handles a keyring that no longer has the tokens this keeper

@@ -159,6 +159,27 @@ func (e *generationMoved) Error() string {
 
 func (e *generationMoved) Unwrap() error { return ErrGenerationMoved }
 
+// ErrLeaseLost means this process no longer holds the lease on a
+// connection that its Locker gave it: the engine's clock ended it while the
+// process was paused or cut off, and another may hold it now. Nothing was
+// sent. Lease implementations wrap it; test with errors.Is.
+var ErrLeaseLost = errors.New("the lease on the connection ran out")
+
+// Lease is what a Locker shared by several machines offers besides Lock
+// (a shared store's: the lease of internal/store/postgres). Its hold is a
+// lease that the engine's clock ends when the holder pauses or is cut off,
+// without the holder knowing; the next holder may then present the same
+// refresh token. So the keeper asks it, with a round trip to the engine,
+// immediately before it presents a refresh token, and presents nothing
+// unless the lease has more than the request's timeout left. The pause of
+// a process between that answer and its request leaving is the one gap
+// this leaves (README, "Many machines, one grant").
+type Lease interface {
+	// Left returns how long this process's lease on name has left, as the
+	// engine says now; an error wrapping ErrLeaseLost when it holds none.
+	Left(ctx context.Context, name string) (time.Duration, error)
+}
+
 // Locker serialises the writers of one connection's token set: the running
 // tokentray and a CLI working without it both take it around each
 // read-refresh-save, each sign-in, sign-out and bookkeeping write, so one
