@@ -46,7 +46,10 @@ func systemStreams() streams {
 type env struct {
 	// store is where this process keeps tokens: the config's choice,
 	// opened by openStore on first use (tests set it).
-	store   auth.Store
+	store auth.Store
+	// locker serialises the writers of a connection: this machine's file
+	// lock, or, once openStore opened a PostgreSQL store, its lease, which
+	// every machine sharing the database takes (storage returns both).
 	locker  auth.Locker
 	clock   auth.Clock
 	log     *slog.Logger
@@ -98,7 +101,14 @@ func (e *env) openStore() (auth.Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store = \"postgres\": %w", err)
 		}
-		e.store = s
+		// The file lock excludes only this machine's processes: the
+		// database's lease excludes every instance.
+		lease, err := s.NewLease(pgstore.LeaseOptions{Log: e.log})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store = \"postgres\": %w", err)
+		}
+		e.store, e.locker = s, lease
 		return s, nil
 	default:
 		e.store = keyringstore.New()
@@ -120,11 +130,19 @@ func (e *env) openStore() (auth.Store, error) {
 	return s, nil
 }
 
+// storage is the store the config chooses and the Locker that goes with
+// it: the file lock of this machine, or the PostgreSQL store's lease.
+func (e *env) storage() (auth.Store, auth.Locker, error) {
+	store, err := e.openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, e.locker, nil
+}
+
 // openPostgres opens the PostgreSQL store of cfg, with the key of
 // store_key_file or else of the systemd credential tokentray.key, and the
-// instance name of the file or else the host name. Until the lease of
-// issue #21 lands, the connection's Locker stays this machine's file lock:
-// one machine per PostgreSQL-backed connection (README, Shared store).
+// instance name of the file or else the host name.
 func openPostgres(cfg *config.Config) (*pgstore.Store, error) {
 	var key []byte
 	var err error
@@ -221,9 +239,9 @@ func (e *env) lookup(name string) (*config.Resolved, error) {
 // keeperOptions are the options of every keeper this process makes: the
 // store, the lock, the clock, the browser, and the export file if any.
 func (e *env) keeperOptions(conn *config.Resolved) (auth.KeeperOptions, error) {
-	store, err := e.openStore()
+	store, locker, err := e.storage()
 	if err != nil {
 		return auth.KeeperOptions{}, err
 	}
-	return service.KeeperOptions(conn, auth.KeeperOptions{Store: store, Locker: e.locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}), nil
+	return service.KeeperOptions(conn, auth.KeeperOptions{Store: store, Locker: locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}), nil
 }

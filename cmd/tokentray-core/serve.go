@@ -40,12 +40,12 @@ func serveRun(ctx context.Context, e *env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, err := e.openStore()
+	store, locker, err := e.storage()
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	svc := service.New(service.Options{Role: service.Serve, Config: cfg, Store: store, Locker: e.locker, Clock: e.clock, Log: log,
+	svc := service.New(service.Options{Role: service.Serve, Config: cfg, Store: store, Locker: locker, Clock: e.clock, Log: log,
 		SocketPath: apiclient.DefaultPath()})
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

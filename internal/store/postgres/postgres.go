@@ -1,12 +1,14 @@
 // Package postgres is auth.Store in a PostgreSQL database that several
-// machines share: `store = "postgres"` in the config (issue #21, its first
-// part: the store; the lease, the refresh intent and the rescue window are
-// still to come).
+// machines share, and Lease, its Locker: `store = "postgres"` in the
+// config (issue #21: the store and the lease; the refresh intent and the
+// rescue window are still to come).
 //
 // Tables. tokentray creates and migrates its own tables, in the first
 // schema of the role's search_path (by default the schema named as the
-// role): tokentray_schema (one row: the schema version) and tokentray_items,
-// one row per item of a connection (its token set, its client secret):
+// role): tokentray_schema (one row: the schema version), tokentray_leases
+// (a row per connection whose lease is held: see Lease) and
+// tokentray_items, one row per item of a connection (its token set, its
+// client secret):
 //
 //	name, kind     the connection and the item ("tokens", "client-secret")
 //	version        moves with every write of the item, deletions too
@@ -57,7 +59,7 @@ import (
 
 // SchemaVersion is the version of the tables this tokentray writes. A
 // database whose tables are newer is refused (ErrSchemaNewer).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultTimeout bounds each call when Options.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
@@ -227,6 +229,11 @@ var migrations = []string{
 		updated_at timestamptz NOT NULL DEFAULT now(),
 		updated_by text NOT NULL DEFAULT '',
 		PRIMARY KEY (name, kind))`,
+	// 2: the leases (lease.go), one row per connection being refreshed.
+	`CREATE TABLE tokentray_leases (
+		name text PRIMARY KEY,
+		holder text NOT NULL,
+		expires_at timestamptz NOT NULL)`,
 }
 
 // schemaVersion is the version of the tables, 0 when there are none.

@@ -215,8 +215,8 @@ func TestTheSchemaIsCreatedOnceWhenInstancesStartTogether(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := query(t, conn, `SELECT version::text FROM tokentray_schema`); len(got) != 1 || got[0] != "1" {
-		t.Fatalf("schema versions: %q; want one row, 1", got)
+	if got := query(t, conn, `SELECT version::text FROM tokentray_schema`); len(got) != 1 || got[0] != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("schema versions: %q; want one row, %d", got, SchemaVersion)
 	}
 }
 
