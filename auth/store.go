@@ -173,10 +173,13 @@ var ErrLeaseLost = errors.New("the lease on the connection ran out")
 // immediately before it presents a refresh token, and presents nothing
 // unless the lease has more than the request's timeout left. The pause of
 // a process between that answer and its request leaving is the one gap
-// this leaves (README, "Many machines, one grant").
+// this leaves (README, "Shared store (PostgreSQL)").
 type Lease interface {
 	// Left returns how long this process's lease on name has left, as the
 	// engine says now; an error wrapping ErrLeaseLost when it holds none.
+	// It may renew the lease as it answers (PostgreSQL's does, in the same
+	// round trip), so that a lease whose TTL is above the request's
+	// timeout always has enough left for one request.
 	Left(ctx context.Context, name string) (time.Duration, error)
 }
 
