@@ -384,7 +384,11 @@ func (k *Keeper) unavailableLocked(t *TokenSet, minValid time.Duration) error {
 		if t.ValidFor(k.opt.Clock.Now(), 0) {
 			valid = fmt.Sprintf("the access token held expires at %s, sooner than the %s asked for,", t.Expiry().Format(time.RFC3339), minValid)
 		}
-		return fmt.Errorf("%s: %s and the last refresh failed: %s: %w", k.conn.Name, valid, orUnknown(k.errText), ErrUnreachable)
+		cause := ErrUnreachable
+		if k.storeDown {
+			cause = ErrStoreUnreachable // the provider was not even asked
+		}
+		return fmt.Errorf("%s: %s and the last refresh failed: %s: %w", k.conn.Name, valid, orUnknown(k.errText), cause)
 	}
 	return fmt.Errorf("%s: no access token valid for %s could be obtained", k.conn.Name, minValid)
 }

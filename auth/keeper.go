@@ -196,10 +196,13 @@ type Keeper struct {
 	failures    int
 	retryAt     time.Time
 	expired     bool // EventAccessExpired was sent for the current degradation
-	flight      *flight
-	subs        map[int]chan Event
-	nextSub     int
-	loaded      bool
+	// storeDown: the last refresh could not take its lease, since the
+	// shared store did not answer (ErrStoreUnreachable).
+	storeDown bool
+	flight    *flight
+	subs      map[int]chan Event
+	nextSub   int
+	loaded    bool
 	// clientFixed: the provider refused the client settings stored with
 	// the tokens, and other ones are in use now (Load saw them).
 	clientFixed bool
@@ -418,7 +421,7 @@ func (k *Keeper) setStateLocked(s State) {
 	from := k.state
 	k.state = s
 	if s != StateDegraded {
-		k.expired = false
+		k.expired, k.storeDown = false, false
 	}
 	k.log.Info("state", "from", from, "to", s)
 	ev := Event{Kind: EventState, From: from, To: s}
@@ -762,10 +765,23 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	lockCtx, cancel := context.WithTimeout(ctx, k.opt.LockTimeout)
 	unlock, err := k.opt.Locker.Lock(lockCtx, k.conn.Name)
 	cancel()
+	if errors.Is(err, ErrStoreUnreachable) {
+		// A shared store's lease: without it nobody may refresh; the
+		// tokens held serve while they are valid.
+		err = k.localFailure(fmt.Errorf("%s: not refreshed: %w", k.conn.Name, err),
+			stepWith(nextstep.Wait, k.conn.Name, "the shared store cannot be reached; the valid tokens held are handed out meanwhile"))
+		k.mu.Lock()
+		k.storeDown = k.state == StateDegraded
+		k.mu.Unlock()
+		return err
+	}
 	if err != nil {
 		return k.localFailure(fmt.Errorf("wait for another tokentray refreshing %s: %w", k.conn.Name, err), step(nextstep.StaleLock, k.conn.Name))
 	}
 	defer unlock()
+	k.mu.Lock()
+	k.storeDown = false
+	k.mu.Unlock()
 
 	// A newer token set that could not be saved holds the live refresh
 	// token: save it before anything else, and never refresh past it.

@@ -84,3 +84,41 @@ func TestARefreshUnderALeaseThatRanOutPresentsNothing(t *testing.T) {
 	}
 	r.noReuse()
 }
+
+// unreachableLocker is a shared store's lease whose database does not
+// answer.
+type unreachableLocker struct{}
+
+func (unreachableLocker) Lock(context.Context, string) (func(), error) {
+	return nil, fmt.Errorf("cannot reach postgres://db/tokentray: %w", ErrStoreUnreachable)
+}
+
+// While a shared store cannot be reached, nobody refreshes (no lease), the
+// valid token held is still handed out, and once none is left the caller
+// hears that the store is unreachable, not that a person must sign in.
+func TestWithTheStoreUnreachableValidTokensServeAndNothingIsRefreshed(t *testing.T) {
+	r := newRigWith(t, func(o *KeeperOptions) { o.Locker = unreachableLocker{} })
+	r.signedIn()
+	r.clock.Advance(80 * time.Minute) // past the refresh point, 10 minutes left
+
+	err := r.k.Refresh(context.Background())
+	if !errors.Is(err, ErrStoreUnreachable) {
+		t.Fatalf("refresh without the store: %v", err)
+	}
+	st := r.k.Status()
+	if st.State != StateDegraded || !st.Usable || st.Next == nil || st.Next.Kind != nextstep.Wait || !strings.Contains(st.Next.Cause, "shared store") {
+		t.Fatalf("without the store: state %s, usable %t, next %+v", st.State, st.Usable, st.Next)
+	}
+	if tok, err := r.k.Token(context.Background(), time.Minute); err != nil || tok.AccessToken != "at-initial" {
+		t.Fatalf("a valid token while the store is unreachable: %v, %v", tok, err)
+	}
+
+	r.clock.Advance(11 * time.Minute) // expired
+	_, err = r.k.Token(context.Background(), time.Minute)
+	if !errors.Is(err, ErrStoreUnreachable) || errors.Is(err, ErrNeedsSignIn) {
+		t.Fatalf("no valid token and no store: %v", err)
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("%d refreshes without the lease", n)
+	}
+}

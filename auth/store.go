@@ -159,6 +159,12 @@ func (e *generationMoved) Error() string {
 
 func (e *generationMoved) Unwrap() error { return ErrGenerationMoved }
 
+// ErrStoreUnreachable means a store's engine (a shared store's database)
+// did not answer: nothing was read or written. The keeper goes on handing
+// out the valid tokens it holds, takes no lease and refreshes nothing
+// until it answers again. Stores wrap it; test with errors.Is.
+var ErrStoreUnreachable = errors.New("the store cannot be reached")
+
 // ErrLeaseLost means this process no longer holds the lease on a
 // connection that its Locker gave it: the engine's clock ended it while the
 // process was paused or cut off, and another may hold it now. Nothing was

@@ -50,6 +50,7 @@ const (
 	CodeHeadless            = "headless"             // a window or a browser was asked of tokentray serve, which has none
 	CodeRemoteConnection    = "remote_connection"    // the connection is kept on a [[remote]] server: ask there
 	CodeAPIUnreachable      = "api_unreachable"      // the proxy could not reach the connection's API
+	CodeStoreUnreachable    = "store_unreachable"    // a shared store's database did not answer, and no token valid long enough is held
 	CodeTokenBound          = "token_bound"          // a DPoP-bound token is useless bare: call the API through the proxy
 	CodeInternal            = "internal"             // anything else
 )
@@ -61,7 +62,7 @@ func ExitCodeOf(code string) int {
 		return ExitUsage
 	case CodeClientRefused, CodeNeedsSignIn:
 		return ExitPersonMustAct
-	case CodeProviderUnreachable, CodeAPIUnreachable:
+	case CodeProviderUnreachable, CodeAPIUnreachable, CodeStoreUnreachable:
 		return ExitUnreachable
 	}
 	return ExitFailure

@@ -343,7 +343,7 @@ func statusOf(code string) int {
 	case apitype.CodeClientRefused, apitype.CodeNeedsSignIn, apitype.CodeHeadless, apitype.CodeRemoteConnection,
 		apitype.CodeTokenBound, apitype.CodeCheckFailed:
 		return http.StatusConflict
-	case apitype.CodeProviderUnreachable, apitype.CodeAPIUnreachable:
+	case apitype.CodeProviderUnreachable, apitype.CodeAPIUnreachable, apitype.CodeStoreUnreachable:
 		return http.StatusBadGateway
 	case apitype.CodeTimeout:
 		return http.StatusGatewayTimeout

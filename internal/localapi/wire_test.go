@@ -79,7 +79,7 @@ func TestEachErrorCodeHasItsStatus(t *testing.T) {
 		apitype.CodeMinValidUnmeetable: 400, apitype.CodeForbidden: 403, apitype.CodeInvalidConfig: 422,
 		apitype.CodeClientRefused: 409, apitype.CodeNeedsSignIn: 409, apitype.CodeHeadless: 409,
 		apitype.CodeRemoteConnection: 409, apitype.CodeTokenBound: 409, apitype.CodeCheckFailed: 409,
-		apitype.CodeProviderUnreachable: 502, apitype.CodeAPIUnreachable: 502, apitype.CodeTimeout: 504,
+		apitype.CodeProviderUnreachable: 502, apitype.CodeAPIUnreachable: 502, apitype.CodeStoreUnreachable: 502, apitype.CodeTimeout: 504,
 		apitype.CodeInternal: 500, "a_code_from_the_future": 500,
 	} {
 		if got := localapi.StatusOf(code); got != want {

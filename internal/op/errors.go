@@ -56,6 +56,8 @@ func codeOf(err error) string {
 		return apitype.CodeClientRefused
 	case errors.Is(err, auth.ErrNeedsSignIn):
 		return apitype.CodeNeedsSignIn
+	case errors.Is(err, auth.ErrStoreUnreachable):
+		return apitype.CodeStoreUnreachable
 	case errors.Is(err, auth.ErrUnreachable), errors.Is(err, auth.ErrRevokeFailed):
 		return apitype.CodeProviderUnreachable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, auth.ErrLoginTimeout):

@@ -24,6 +24,7 @@ func TestErrorsOfTheCoreHaveTheirExitCodes(t *testing.T) {
 		{auth.ErrMinValidUnmeetable, apitype.CodeMinValidUnmeetable, 2},
 		{auth.ErrUnreachable, apitype.CodeProviderUnreachable, 4},
 		{auth.ErrRevokeFailed, apitype.CodeProviderUnreachable, 4},
+		{fmt.Errorf("p: not refreshed: %w", auth.ErrStoreUnreachable), apitype.CodeStoreUnreachable, 4},
 		{auth.ErrLoginTimeout, apitype.CodeTimeout, 1},
 		{errors.New("disk full"), apitype.CodeInternal, 1},
 		{op.Refusal(apitype.CodeRemoteConnection, "kept elsewhere", ""), apitype.CodeRemoteConnection, 2},

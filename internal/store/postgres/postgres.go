@@ -461,11 +461,18 @@ func (s *Store) explain(doing string, err error) error {
 	case errors.As(err, &pgErr):
 		return fmt.Errorf("%s %s: %s (SQLSTATE %s)", doing, s.where, pgErr.Message, pgErr.Code)
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || isConnectError(err):
-		return fmt.Errorf("cannot reach %s (each call waits at most %s): check that the server runs and that store_url's host and port are right (%v)", s.where, s.timeout, err)
+		return unreachable(fmt.Sprintf("cannot reach %s (each call waits at most %s): check that the server runs and that store_url's host and port are right (%v)", s.where, s.timeout, err))
 	default:
 		return fmt.Errorf("%s %s: %w", doing, s.where, err)
 	}
 }
+
+// unreachable is the error of a server that does not answer: the keeper
+// tells it apart (auth.ErrStoreUnreachable) from a refusal.
+type unreachable string
+
+func (e unreachable) Error() string { return string(e) }
+func (e unreachable) Unwrap() error { return auth.ErrStoreUnreachable }
 
 func isConnectError(err error) bool {
 	var ce *pgconn.ConnectError
