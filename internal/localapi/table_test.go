@@ -1,12 +1,9 @@
 package localapi_test
 
 import (
-	"go/parser"
-	"go/token"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/tokentray/tokentray/internal/tstest/importguard"
 )
 
 // The API is a table of handlers over its Backend: it decodes, encodes and
@@ -15,31 +12,6 @@ import (
 // config, the event hub, the service itself): a second implementation of
 // an operation here would need one of them.
 func TestTheAPIIsATableOfHandlersOverItsBackend(t *testing.T) {
-	forbidden := []string{"internal/fleet", "internal/config", "internal/events", "internal/service", "internal/humanize"}
-	entries, err := os.ReadDir(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := 0
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), e.Name(), nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files++
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			for _, no := range forbidden {
-				if strings.HasSuffix(path, "/"+no) {
-					t.Errorf("%s imports %s: an operation belongs to internal/service, the API only calls it", e.Name(), path)
-				}
-			}
-		}
-	}
-	if files < 5 {
-		t.Fatalf("looked at %d files", files)
-	}
+	importguard.Forbid(t, ".", 5, "an operation belongs to internal/service, the API only calls it",
+		"internal/fleet", "internal/config", "internal/events", "internal/service", "internal/humanize")
 }
