@@ -213,7 +213,7 @@ func exitCodeOf(code string) int {
 		return 2
 	case "client_refused", "needs_sign_in":
 		return 3
-	case "provider_unreachable", "api_unreachable":
+	case "provider_unreachable", "api_unreachable", "store_unreachable":
 		return 4
 	}
 	return exitFailure
