@@ -20,9 +20,6 @@ import (
 // *apitype.Error values and the core's errors keep their identity
 // (op.ErrorOf turns either into the API's error).
 
-// DefaultMinValid asks Token for the core's default margin.
-const DefaultMinValid time.Duration = -1
-
 // keepers are the keepers served: the fleet's, or the fixed ones of a
 // one-shot service.
 func (s *Service) keepers() []*auth.Keeper {
@@ -108,8 +105,8 @@ func (s *Service) Connection(_ context.Context, name string) (*apitype.Connectio
 	return s.describe(k), nil
 }
 
-// Token hands out name's access token, valid for at least minValid
-// (DefaultMinValid: the core's margin).
+// Token hands out name's access token, valid for at least minValid (< 0:
+// the core's margin).
 func (s *Service) Token(ctx context.Context, name string, minValid time.Duration) (*apitype.Token, error) {
 	k, err := s.keeper(name)
 	if err != nil {
@@ -179,10 +176,7 @@ func (s *Service) StartLogin(_ context.Context, name string, timeout time.Durati
 	o := auth.LoginOptions{Timeout: loginTimeout(timeout)}
 	if c := k.Connection(); c.RedirectURI.Raw == "" && c.Endpoints.DeviceAuthURL != "" {
 		o.Timeout = timeout // as long as the code is valid, unless asked
-		o.Device, o.ShowCode = true, func(code auth.DeviceCode) {
-			s.showCode(name, "tokentray", apitype.DeviceSignIn{UserCode: code.UserCode, VerificationURI: code.VerificationURI,
-				VerificationURIComplete: code.VerificationURIComplete, Expires: code.Expires})
-		}
+		o.Device, o.ShowCode = true, func(code auth.DeviceCode) { s.showCode(name, "tokentray", *deviceCode(code)) }
 		s.hub.Log(name, "sign-in with a code started")
 	} else {
 		if err := s.headless(k); err != nil {

@@ -170,8 +170,7 @@ func (s *Service) StartDeviceLogin(ctx context.Context, name string, timeout tim
 	s.mu.Unlock()
 	answer := func(c auth.DeviceCode) *apitype.DeviceSignIn {
 		d.code <- c // for the next caller
-		return &apitype.DeviceSignIn{UserCode: c.UserCode, VerificationURI: c.VerificationURI,
-			VerificationURIComplete: c.VerificationURIComplete, Expires: c.Expires}
+		return deviceCode(c)
 	}
 	select {
 	case c := <-d.code:
@@ -189,6 +188,12 @@ func (s *Service) StartDeviceLogin(ctx context.Context, name string, timeout tim
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// deviceCode is a sign-in's code as the API shows it.
+func deviceCode(c auth.DeviceCode) *apitype.DeviceSignIn {
+	return &apitype.DeviceSignIn{UserCode: c.UserCode, VerificationURI: c.VerificationURI,
+		VerificationURIComplete: c.VerificationURIComplete, Expires: c.Expires}
 }
 
 // WaitDeviceLogin waits for the sign-in with a code of name to end.
