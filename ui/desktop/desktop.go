@@ -84,26 +84,45 @@ func (r *Resident) Hub() *events.Hub { return r.hub }
 func (r *Resident) Start(ctx context.Context) error {
 	ctx, r.quit = context.WithCancel(ctx)
 	r.ctx = ctx
+	subscribe := func() <-chan apitype.Event {
+		events, stop := r.hub.Subscribe()
+		go func() {
+			<-ctx.Done()
+			stop()
+		}()
+		return events
+	}
+	// Subscribed before the service starts: a change that comes before
+	// anyone listens (a keeper's first state) would otherwise go undrawn
+	// until the next timed redraw, an hour away when nothing counts down.
+	events := subscribe()
 	if err := r.svc.Start(ctx, r); err != nil {
 		r.quit()
 		return err
 	}
 	go func() {
-		for ctx.Err() == nil {
-			events, stop := r.hub.Subscribe()
-			go func() {
-				<-ctx.Done()
-				stop()
-			}()
+		for {
 			for range events {
-				select {
-				case r.redraw <- struct{}{}:
-				default: // a redraw is pending anyway
-				}
+				r.askRedraw()
 			}
+			if ctx.Err() != nil {
+				return
+			}
+			// Dropped for falling behind: follow again, and draw what
+			// was missed meanwhile.
+			events = subscribe()
+			r.askRedraw()
 		}
 	}()
 	return nil
+}
+
+// askRedraw asks the draw loop for a redraw; one pending is enough.
+func (r *Resident) askRedraw() {
+	select {
+	case r.redraw <- struct{}{}:
+	default:
+	}
 }
 
 // Quit ends the resident process (the menu's Quit).
@@ -115,12 +134,7 @@ func (r *Resident) Wait() { r.svc.Wait() }
 
 // Resumed is told when the machine is back from sleep (the service woke
 // its keepers and retried its servers): the menu's times are redrawn.
-func (r *Resident) Resumed() {
-	select {
-	case r.redraw <- struct{}{}:
-	default:
-	}
-}
+func (r *Resident) Resumed() { r.askRedraw() }
 
 // Connections are the statuses of every connection now, as the API has them.
 func (r *Resident) Connections() []apitype.Connection {
