@@ -62,7 +62,7 @@ mkdir -p /run/sshd
 sshd=$!
 
 display=:$((120 + RANDOM % 60))
-Xvfb "$display" -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
+Xvfb "$display" -screen 0 1024x768x24 -nolisten tcp -noreset >/dev/null 2>&1 &
 xvfb=$!
 "$bin/watcher" & watcher=$!
 sleep 1

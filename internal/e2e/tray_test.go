@@ -21,12 +21,19 @@ import (
 
 // startXvfb starts a virtual X display and returns its DISPLAY value. Xvfb
 // picks a free display number itself (-displayfd) and reports it.
+//
+// -noreset: by default an X server resets when its last client leaves, and
+// a client that connects during the reset fails ("Failed to open display").
+// The tests' xwininfo polls come and go as the only clients, so the window
+// process, starting meanwhile, lost that race now and then (twice in CI). A
+// desktop's X server always has its window manager as a client: it does not
+// reset under a session either.
 func startXvfb(t testing.TB) string {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset")
 	cmd.ExtraFiles = []*os.File{w}
 	// What it says goes to a file, told when the test fails: a display
 	// that went away mid-test must say why.
