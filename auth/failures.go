@@ -18,14 +18,14 @@ import (
 // refresh token; the client's own problems (invalid_client and the other
 // permanent errors) keep it for when the client settings are fixed;
 // transient failures are retried with backoff and jitter.
-func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *TokenSet, fingerprint string, err error) error {
+func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *TokenSet, fingerprint string, err error, lost *Intent) error {
 	te := classify(k.opName(), err, conn)
 	k.mu.Lock()
 	prevMaybeProcessed := k.lastErr != nil && k.lastErr.MaybeProcessed
 	k.mu.Unlock()
 	switch {
 	case te.Class == Permanent && te.Code == "invalid_grant":
-		return k.grantRejected(current, te, prevMaybeProcessed)
+		return k.grantRejected(current, te, prevMaybeProcessed, lost)
 	case te.Class == Permanent:
 		k.mu.Lock()
 		k.lastErr = te
@@ -44,14 +44,22 @@ func (k *Keeper) refreshFailed(ctx context.Context, conn *Connection, current *T
 
 // grantRejected: the refresh token is dead. It is recorded as such, so that
 // every process and a restart know a sign-in is needed.
-func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProcessed bool) error {
+func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProcessed bool, lost *Intent) error {
 	k.mu.Lock()
 	k.lastErr = te
 	next := *step(nextstep.SignInAgain, k.conn.Name)
 	if te.Next != nil {
 		next = *te.Next
 	}
-	if prevMaybeProcessed {
+	switch {
+	case lost != nil:
+		// Another instance presented this refresh token and never
+		// committed what came back (it died, or its answer was lost):
+		// the one case a shared grant cannot survive at a provider with
+		// no reuse grace. Said once: the token is recorded dead below.
+		next = next.With(fmt.Sprintf("The refresh answer was lost with instance %s at %s: it presented the refresh token and never saved what the provider sent back, and the provider has since retired that refresh token (it is single-use).",
+			lost.Instance, lost.At.Local().Format("2006-01-02 15:04:05 MST")))
+	case prevMaybeProcessed:
 		next = next.With("The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use).")
 	}
 	if f := k.conn.forecast(current); !f.End.IsZero() && !k.opt.Clock.Now().Before(f.End.Add(-time.Hour)) {

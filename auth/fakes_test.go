@@ -30,6 +30,9 @@ const (
 	replyUnavailable
 	replyGarbage
 	replyHang
+	// replyHeldOK: replyOK once the test releases it (unhang), as a
+	// holder paused mid-request would get it.
+	replyHeldOK
 	// replyTimeout: the answer never comes in time. The test's transport
 	// (timeoutTransport) turns it into the timeout error the keeper's
 	// request timeout gives, without a real timer that a busy machine
@@ -228,6 +231,10 @@ func (s *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 	lifetime := s.lifetime
 	extra := s.extra
 	s.mu.Unlock()
+	if next == replyHeldOK {
+		<-release
+		next = replyOK
+	}
 
 	writeJSON := func(status int, v any) {
 		w.Header().Set("Content-Type", "application/json")

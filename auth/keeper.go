@@ -806,6 +806,9 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 		if saveErr != nil {
 			return k.localFailure(fmt.Errorf("the new tokens are still not saved: %w", saveErr), step(nextstep.KeepRunning, k.conn.Name))
 		}
+		if lease, shared := k.opt.Locker.(Lease); shared {
+			k.settle(lease)
+		}
 		k.mu.Lock()
 		k.unsaved = nil
 		k.failures = 0
@@ -926,16 +929,36 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	if err != nil {
 		return k.localFailure(err, stepWith(nextstep.SignInAgain, k.conn.Name, "The DPoP key kept with the tokens cannot be read; a new sign-in makes a new one."))
 	}
-	if err := k.confirmLease(ctx, k.callTimeout(current)); err != nil {
-		// The next holder refreshes, or this one once it holds the lease
-		// again: the refresh token was not presented.
-		return k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "another tokentray may hold the lease on this connection now"))
+	lease, shared := k.opt.Locker.(Lease)
+	var lost *Intent
+	if shared {
+		var adopted bool
+		current, lost, adopted, err = k.awaitIntent(ctx, lease, current)
+		if err != nil || adopted {
+			return err
+		}
+		if err := k.intend(ctx, lease, current); err != nil {
+			// The next holder refreshes, or this one once it holds the
+			// lease again: the refresh token was not presented.
+			return k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "another tokentray may hold the lease on this connection now"))
+		}
 	}
+	sent := k.opt.Clock.Now()
 	callCtx, cancel := context.WithTimeout(ctx, k.callTimeout(current))
 	tok, err := k.callTokenEndpoint(callCtx, conn, current, secret, key)
 	cancel()
 	if err != nil {
-		return k.refreshFailed(ctx, conn, current, fingerprint, err)
+		err = k.refreshFailed(ctx, conn, current, fingerprint, err, lost)
+		k.mu.Lock()
+		unknown := k.lastErr != nil && k.lastErr.MaybeProcessed
+		k.mu.Unlock()
+		if shared && !unknown {
+			// The provider answered: the refresh token was not rotated
+			// (or is dead, as recorded), and nobody need wait for this
+			// holder. Without an answer the intent stays.
+			k.settle(lease)
+		}
+		return err
 	}
 	next := k.tokenSetFrom(tok, current, now)
 	next.DPoPKey = kept
@@ -946,27 +969,14 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 	}
 	prev := StoredGeneration(current)
 	next.Generation = NextGeneration(prev, now)
-	return k.saveRefreshed(ctx, next, prev)
-}
-
-// confirmLease asks a Locker that is a Lease, with a round trip, whether
-// this process still holds the connection's lease for longer than the
-// request it is about to send may take (need); with a Locker of one
-// machine there is nothing to ask.
-func (k *Keeper) confirmLease(ctx context.Context, need time.Duration) error {
-	l, ok := k.opt.Locker.(Lease)
-	if !ok {
-		return nil
+	if !shared {
+		return k.saveRefreshed(ctx, next, prev, time.Time{})
 	}
-	left, err := l.Left(ctx, k.conn.Name)
-	if err != nil {
-		return fmt.Errorf("%s: not refreshed, since the lease may be another's now: %w", k.conn.Name, err)
+	err = k.saveRefreshed(ctx, next, prev, sent.Add(k.rescueWindow(current)))
+	if err == nil {
+		k.settle(lease)
 	}
-	if left <= need {
-		return fmt.Errorf("%s: not refreshed, since the lease has %s left, less than the request may take (%s): %w", k.conn.Name,
-			left.Round(time.Millisecond), need, ErrLeaseLost)
-	}
-	return nil
+	return err
 }
 
 // restoreDeleted handles a keyring that no longer has the tokens this keeper
@@ -1004,9 +1014,10 @@ func changedElsewhere(mine, stored *TokenSet) bool {
 
 // saveRefreshed writes the new tokens to the store before anyone sees them,
 // over generation prev: new tokens never replace tokens that another
-// writer stored meanwhile.
-func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet, prev uint64) error {
-	err := k.opt.Store.SaveTokens(ctx, k.conn.Name, next, prev)
+// writer stored meanwhile. Until is the end of a shared store's rescue
+// window (commit).
+func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet, prev uint64, until time.Time) error {
+	err := k.commit(ctx, next, prev, until)
 	if errors.Is(err, ErrGenerationMoved) {
 		// Only a writer without the Locker can do this: the result is
 		// dropped, never written over theirs; the next look adopts them.

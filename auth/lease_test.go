@@ -12,52 +12,110 @@ import (
 	"github.com/tokentray/tokentray/client/nextstep"
 )
 
-// leaseLocker is a Locker whose hold is a lease, as a shared store's is:
-// the test says how long the engine would say it has left.
-type leaseLocker struct {
-	ProcessLocker
-	mu    sync.Mutex
-	left  time.Duration
-	err   error
-	asked int
+// sharedLease is a shared store's lease table as the keepers of one test
+// see it: one holder per connection at a time (the lock), the intents,
+// timed by the test's clock as an engine's clock would time them, and what
+// the engine says of the lease when asked (lost, or too little left).
+type sharedLease struct {
+	lock  ProcessLocker
+	clock interface{ Now() time.Time }
+
+	mu      sync.Mutex
+	intents map[string]Intent
+	refuse  error // Intend's answer when set: the lease is lost
 }
 
-func (l *leaseLocker) Left(context.Context, string) (time.Duration, error) {
+func newSharedLease(clock interface{ Now() time.Time }) *sharedLease {
+	return &sharedLease{clock: clock, intents: map[string]Intent{}}
+}
+
+// holder is one instance's view of the lease (its Locker).
+func (l *sharedLease) holder(instance string) *leaseHolder {
+	return &leaseHolder{l: l, instance: instance, id: instance + "/1/x"}
+}
+
+// left records an intent of another instance, as one that died after
+// recording it would leave it.
+func (l *sharedLease) left(name, instance string, gen uint64, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.asked++
-	return l.left, l.err
+	l.intents[name] = Intent{Instance: instance, Holder: instance + "/2/y", Generation: gen, At: at}
 }
 
-func (l *leaseLocker) set(left time.Duration, err error) {
+func (l *sharedLease) intent(name string) (Intent, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.left, l.err = left, err
+	in, ok := l.intents[name]
+	return in, ok
 }
 
-// A keeper under a lease asks it right before it presents the refresh
-// token, and presents nothing when the lease is gone (a holder that slept
-// past it) or has less left than the request may take; once the lease is
-// its own again, it refreshes.
+func (l *sharedLease) set(refuse error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refuse = refuse
+}
+
+type leaseHolder struct {
+	l            *sharedLease
+	instance, id string
+	asked        int
+}
+
+func (h *leaseHolder) Lock(ctx context.Context, name string) (func(), error) {
+	return h.l.lock.Lock(ctx, name)
+}
+
+func (h *leaseHolder) Intend(_ context.Context, name string, gen uint64, need time.Duration) error {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	h.asked++
+	if h.l.refuse != nil {
+		return h.l.refuse
+	}
+	h.l.intents[name] = Intent{Instance: h.instance, Holder: h.id, Generation: gen, At: h.l.clock.Now()}
+	return nil
+}
+
+func (h *leaseHolder) Settle(_ context.Context, name string) error {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	if h.l.intents[name].Holder == h.id {
+		delete(h.l.intents, name)
+	}
+	return nil
+}
+
+func (h *leaseHolder) Intent(_ context.Context, name string) (*Intent, error) {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	in, ok := h.l.intents[name]
+	if !ok {
+		return nil, nil
+	}
+	in.Age = h.l.clock.Now().Sub(in.At)
+	in.Mine = in.Holder == h.id
+	return &in, nil
+}
+
+// A keeper under a lease records its intent right before it presents the
+// refresh token, and presents nothing when the engine says the lease is
+// gone (a holder that slept past it) or has less left than the request
+// may take; once the lease is its own again, it refreshes, and clears its
+// intent once the new tokens are committed.
 func TestARefreshUnderALeaseThatRanOutPresentsNothing(t *testing.T) {
-	lease := &leaseLocker{}
-	r := newRigWith(t, func(o *KeeperOptions) { o.Locker = lease })
+	var lease *leaseHolder
+	r := newRigWith(t, func(o *KeeperOptions) {
+		lease = newSharedLease(o.Clock).holder("moby-1")
+		o.Locker = lease
+	})
 	r.signedIn()
 	r.clock.Advance(80 * time.Minute) // past the refresh point, still valid
 
-	for _, tc := range []struct {
-		left time.Duration
-		err  error
-		says string
-	}{
-		{0, fmt.Errorf("lease of procore-sandbox held by moby-2: %w", ErrLeaseLost), "held by moby-2"},
-		{30 * time.Second, nil, "has 30s left, less than the request may take (1m0s)"},
-		{time.Minute, nil, "has 1m0s left"},
-	} {
-		lease.set(tc.left, tc.err)
+	for _, says := range []string{"held by moby-2", "has 30s left, less than the request may take (1m0s)"} {
+		lease.l.set(fmt.Errorf("lease of procore-sandbox %s: %w", says, ErrLeaseLost))
 		err := r.k.Refresh(context.Background())
-		if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), tc.says) {
-			t.Fatalf("lease with %s left (%v): refresh %v", tc.left, tc.err, err)
+		if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), says) {
+			t.Fatalf("lease %s: refresh %v", says, err)
 		}
 		if n := r.srv.refreshCount(); n != 0 {
 			t.Fatalf("a refresh token was presented %d times without the lease", n)
@@ -72,17 +130,211 @@ func TestARefreshUnderALeaseThatRanOutPresentsNothing(t *testing.T) {
 		}
 	}
 
-	lease.set(5*time.Minute, nil)
+	lease.l.set(nil)
 	if err := r.k.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := r.srv.refreshCount(); n != 1 {
 		t.Fatalf("refreshes with the lease held: %d, want 1", n)
 	}
-	if lease.asked != 4 {
-		t.Fatalf("the lease was asked %d times, want once per refresh (4)", lease.asked)
+	if lease.asked != 3 {
+		t.Fatalf("the lease was asked %d times, want once per refresh (3)", lease.asked)
+	}
+	if in, ok := lease.l.intent(r.conn.Name); ok {
+		t.Fatalf("the intent stayed after the commit: %+v", in)
 	}
 	r.noReuse()
+}
+
+// sharedRig is a rig whose keeper is instance moby-1 under a shared lease,
+// past its refresh point with a valid token, and the generation stored.
+func sharedRig(t *testing.T) (*rig, *leaseHolder, uint64) {
+	var lease *leaseHolder
+	r := newRigWith(t, func(o *KeeperOptions) {
+		lease = newSharedLease(o.Clock).holder("moby-1")
+		o.Locker = lease
+	})
+	r.signedIn()
+	r.clock.Advance(80 * time.Minute)
+	stored, err := r.store.LoadTokens(context.Background(), r.conn.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, lease, StoredGeneration(stored)
+}
+
+// refreshAsync starts a refresh and returns its outcome's channel.
+func refreshAsync(k *Keeper) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- k.Refresh(context.Background()) }()
+	return done
+}
+
+// An instance recorded its intent and died before its request left: the
+// next holder waits out the rescue window (twice the request's timeout),
+// presenting nothing meanwhile, then takes the refresh over and refreshes
+// with the same refresh token, which is still live.
+func TestAnIntentLeftByAHolderThatDiedIsWaitedOutThenTakenOver(t *testing.T) {
+	r, lease, gen := sharedRig(t)
+	lease.l.left(r.conn.Name, "moby-2", gen, r.clock.Now().Add(-10*time.Second))
+	waiters := r.clock.Waiters()
+
+	done := refreshAsync(r.k)
+	if !r.clock.BlockUntil(waiters+1, 30*time.Second) {
+		t.Fatal("the keeper did not wait for the other instance's intent")
+	}
+	if d := r.clock.Deadlines(); len(d) == 0 || !d[len(d)-1].Equal(r.clock.Now().Add(2*time.Minute-10*time.Second)) {
+		t.Fatalf("waits until %v; want the rescue window's end, %v", d, r.clock.Now().Add(2*time.Minute-10*time.Second))
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("presented the refresh token %d times within the rescue window", n)
+	}
+	r.clock.Advance(2*time.Minute - 10*time.Second)
+	if err := <-done; err != nil {
+		t.Fatalf("refresh after the window: %v", err)
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("%d token requests, want 1", n)
+	}
+	stored, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
+	if g := StoredGeneration(stored); g <= gen {
+		t.Fatalf("stored generation %d after the takeover and refresh of %d", g, gen)
+	}
+	if in, ok := lease.l.intent(r.conn.Name); ok {
+		t.Fatalf("an intent stayed after the commit: %+v", in)
+	}
+	if st := r.k.Status(); st.State != StateConnected {
+		t.Fatalf("state %s", st.State)
+	}
+	r.noReuse()
+}
+
+// The other instance's commit comes within the rescue window: the waiting
+// holder adopts it and presents nothing.
+func TestACommitWithinTheRescueWindowIsAdoptedNotRefreshedAgain(t *testing.T) {
+	r, lease, gen := sharedRig(t)
+	lease.l.left(r.conn.Name, "moby-2", gen, r.clock.Now())
+	waiters := r.clock.Waiters()
+	done := refreshAsync(r.k)
+	if !r.clock.BlockUntil(waiters+1, 30*time.Second) {
+		t.Fatal("the keeper did not wait for the other instance's intent")
+	}
+	// moby-2's answer and commit.
+	now := r.clock.Now()
+	theirs := &TokenSet{AccessToken: "at-theirs", TokenType: "bearer", RefreshToken: Secret(r.srv.issueRefreshToken()),
+		ObtainedAt: now, Lifetime: 90 * time.Minute, RefreshTokenSince: now, Generation: NextGeneration(gen, now)}
+	if err := r.store.SaveTokens(context.Background(), r.conn.Name, theirs, gen); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(2 * time.Minute)
+	if err := <-done; err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("%d token requests after the other's commit, want 0", n)
+	}
+	if tok, err := r.k.Token(context.Background(), time.Minute); err != nil || tok.AccessToken != "at-theirs" {
+		t.Fatalf("token: %v, %v; want the other instance's", tok, err)
+	}
+}
+
+// The other instance presented the refresh token and died with the
+// answer: the provider has rotated it. After the rescue window the next
+// holder presents the old one, which the provider refuses: one
+// needs_reauth that names the instance and when, recorded, and no retry.
+func TestAnAnswerLostWithAnotherInstanceIsOneSignInNeededThatSaysSo(t *testing.T) {
+	r, lease, gen := sharedRig(t)
+	at := r.clock.Now().Add(-5 * time.Minute)
+	lease.l.left(r.conn.Name, "moby-2", gen, at)
+	stored, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
+	r.srv.mu.Lock()
+	delete(r.srv.live, stored.RefreshToken.Reveal()) // moby-2's refresh, whose answer died with it
+	r.srv.mu.Unlock()
+
+	err := r.k.Refresh(context.Background())
+	if !errors.Is(err, ErrNeedsSignIn) {
+		t.Fatalf("refresh after the lost answer: %v", err)
+	}
+	st := r.k.Status()
+	if st.State != StateNeedsReauth || st.Next == nil || !strings.Contains(st.Next.Cause, "lost with instance moby-2 at "+at.Local().Format("2006-01-02 15:04:05")) {
+		t.Fatalf("state %s, next %+v", st.State, st.Next)
+	}
+	for range 3 {
+		_ = r.k.Refresh(context.Background())
+	}
+	if n := r.srv.refreshCount(); n != 1 {
+		t.Fatalf("%d token requests, want 1: no retry of a dead refresh token", n)
+	}
+	if dead, _ := r.store.LoadTokens(context.Background(), r.conn.Name); dead == nil || !dead.Dead {
+		t.Fatalf("the dead refresh token is not recorded: %+v", dead)
+	}
+	if in, ok := lease.l.intent(r.conn.Name); ok {
+		t.Fatalf("an intent stayed after the provider's answer: %+v", in)
+	}
+}
+
+// A holder whose answer came after another took the refresh over (it was
+// paused past its lease): its commit fails the compare-and-set on the
+// generation, and its tokens are dropped, never written over the newer
+// ones nor handed out.
+func TestALateCommitAfterATakeoverIsDropped(t *testing.T) {
+	r, _, gen := sharedRig(t)
+	r.srv.then(replyHeldOK)
+	done := refreshAsync(r.k)
+	for deadline := time.Now().Add(30 * time.Second); r.srv.refreshCount() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request")
+		}
+	}
+	// moby-2 takes the refresh over meanwhile (the same tokens under a
+	// new generation).
+	stored, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
+	over := *stored
+	over.Generation = NextGeneration(gen, r.clock.Now())
+	if err := r.store.SaveTokens(context.Background(), r.conn.Name, &over, gen); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.unhang()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "not saved") {
+		t.Fatalf("the late commit: %v", err)
+	}
+	now, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
+	if now.AccessToken != "at-initial" || StoredGeneration(now) != over.Generation {
+		t.Fatalf("stored after the late commit: %s at generation %d; want the takeover's", now.AccessToken.Reveal(), StoredGeneration(now))
+	}
+	if tok, err := r.k.Token(context.Background(), time.Minute); err == nil && tok.AccessToken != "at-initial" {
+		t.Fatalf("handed out %s, which was never committed", tok.AccessToken.Reveal())
+	}
+}
+
+// The engine does not take a refresh's commit at once: it is tried again
+// every second within the rescue window, and the tokens are handed out
+// only once committed.
+func TestACommitIsRetriedWithinTheRescueWindow(t *testing.T) {
+	r, lease, _ := sharedRig(t)
+	r.store.mu.Lock()
+	r.store.failSave = 3
+	r.store.mu.Unlock()
+	waiters := r.clock.Waiters()
+	done := refreshAsync(r.k)
+	for range 3 {
+		if !r.clock.BlockUntil(waiters+1, 30*time.Second) {
+			t.Fatal("the commit was not tried again")
+		}
+		if d := r.clock.Deadlines(); !d[len(d)-1].Equal(r.clock.Now().Add(time.Second)) {
+			t.Fatalf("tried again at %v, want in a second", d)
+		}
+		r.clock.Advance(time.Second)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("refresh with the commit retried: %v", err)
+	}
+	if in, ok := lease.l.intent(r.conn.Name); ok {
+		t.Fatalf("the intent stayed after the commit: %+v", in)
+	}
+	if tok, err := r.k.Token(context.Background(), time.Minute); err != nil || tok.AccessToken == "at-initial" {
+		t.Fatalf("token after the commit: %v, %v", tok, err)
+	}
 }
 
 // unreachableLocker is a shared store's lease whose database does not

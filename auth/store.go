@@ -175,18 +175,54 @@ var ErrLeaseLost = errors.New("the lease on the connection ran out")
 // (a shared store's: the lease of internal/store/postgres). Its hold is a
 // lease that the engine's clock ends when the holder pauses or is cut off,
 // without the holder knowing; the next holder may then present the same
-// refresh token. So the keeper asks it, with a round trip to the engine,
-// immediately before it presents a refresh token, and presents nothing
-// unless the lease has more than the request's timeout left. The pause of
-// a process between that answer and its request leaving is the one gap
-// this leaves (README, "Shared store (PostgreSQL)").
+// refresh token. So a refresh under a Lease goes (doc.go, "Many machines"):
+//
+//  1. The keeper reads the Intent left on the connection. One of another
+//     holder for the generation stored now means that holder may have
+//     presented the refresh token and not yet committed what came back: the
+//     keeper waits until the intent is RescueWindow old (by the engine's
+//     clock), then moves the stored generation (same tokens), so that the
+//     other's late commit fails its compare-and-set and never lands.
+//  2. Intend, with one round trip, records this holder's intent, and only
+//     while the lease has more than the request's timeout left; otherwise
+//     nothing is presented. The pause of a process between that answer
+//     and its request leaving is the one gap this leaves (README, "Shared
+//     store (PostgreSQL)").
+//  3. The new tokens are committed with a compare-and-set on the
+//     generation, and then Settle clears the intent. A holder that dies
+//     leaves its intent; so does one whose request had no answer.
 type Lease interface {
-	// Left returns how long this process's lease on name has left, as the
-	// engine says now; an error wrapping ErrLeaseLost when it holds none.
-	// It may renew the lease as it answers (PostgreSQL's does, in the same
-	// round trip), so that a lease whose TTL is above the request's
-	// timeout always has enough left for one request.
-	Left(ctx context.Context, name string) (time.Duration, error)
+	// Intend records that this process is about to present the refresh
+	// token of name's generation gen, if it holds name's lease and the
+	// lease has more than need left as the engine says now (it may renew
+	// the lease in the same round trip, as PostgreSQL's does). Otherwise
+	// it records nothing and returns an error wrapping ErrLeaseLost. The
+	// intent outlives the lease and the process, until Settle or another
+	// holder's Intend.
+	Intend(ctx context.Context, name string, gen uint64, need time.Duration) error
+	// Settle clears this process's intent on name: its outcome is
+	// committed, or it presented nothing. Another holder's is left.
+	Settle(ctx context.Context, name string) error
+	// Intent returns the intent recorded on name, of any holder, with its
+	// age by the engine's clock; nil when there is none.
+	Intent(ctx context.Context, name string) (*Intent, error)
+}
+
+// Intent is a holder's record that it is about to present a connection's
+// refresh token (Lease).
+type Intent struct {
+	// Instance names the machine (the `instance` setting); Holder is the
+	// lease holder in full (the instance, a process id and a random id).
+	Instance, Holder string
+	// Generation is the generation of the token set whose refresh token
+	// it presents.
+	Generation uint64
+	// At is when it was recorded, and Age how long ago, both by the
+	// engine's clock.
+	At  time.Time
+	Age time.Duration
+	// Mine is true when this process recorded it.
+	Mine bool
 }
 
 // Locker serialises the writers of one connection's token set: the running

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // It must exceed the longest token request the keeper sends (its
 // RequestTimeout, 30 s by default, and never less than 10 s): the keeper
 // presents a refresh token only while the lease has more than that left
-// (auth.Lease), and Left renews the lease to a full TTL as it answers. So
+// (auth.Lease), and Intend renews the lease to a full TTL as it answers. So
 //
 //	TTL > request timeout, and TTL − request timeout is the longest pause
 //	between the keeper's check and its request leaving that the lease
@@ -67,14 +68,21 @@ type LeaseOptions struct {
 //     ctx ends, then says who holds the lease and until when.
 //   - While held, a goroutine renews it every TTL/3 (expires_at = now() +
 //     TTL, only while it is still this holder's and has not run out); a
-//     renewal that finds it gone stops: the lease is lost, and Left says
+//     renewal that finds it gone stops: the lease is lost, and Intend says
 //     so.
-//   - Left renews the lease and returns what is left of it, in one round
-//     trip, less the round trip's own time: the keeper asks it right
-//     before it presents a refresh token.
-//   - The unlock func stops the renewer and deletes the row if it is still
-//     this holder's (never a successor's), NOTIFYing the waiters; it is
-//     bounded by the store's timeout, and idempotent.
+//   - Intend, right before the keeper presents a refresh token, renews the
+//     lease and records the intent (holder, generation, the server's now())
+//     in the row, in one statement, only while the lease is this holder's;
+//     then checks that what is left of it, less the round trip's own time,
+//     is more than the request may take. Settle clears the intent if it is
+//     still this holder's; Intent reads it, with its age by the server's
+//     clock. Taking the lease keeps the row's intent: the next holder sees
+//     it.
+//   - The unlock func stops the renewer and releases the row if it is
+//     still this holder's (never a successor's), NOTIFYing the waiters: it
+//     deletes the row, or, while an intent is left in it, ends the lease
+//     and keeps the intent. It is bounded by the store's timeout, and
+//     idempotent.
 //
 // No transaction and no session lock is held across anything but one
 // statement: never across the provider's request (a pooled connection
@@ -266,20 +274,85 @@ func (l *Lease) extend(ctx context.Context, name string) (left time.Duration, ok
 	return seconds(secs), true, nil
 }
 
-// Left renews this process's lease on name and returns how long it has
-// left by the server's clock, less the time the answer took to come back;
-// an error wrapping auth.ErrLeaseLost, saying who holds it now, when this
-// process holds none.
-func (l *Lease) Left(ctx context.Context, name string) (time.Duration, error) {
+// Intend renews this process's lease on name and records its intent to
+// present the refresh token of generation gen, in one round trip, if the
+// lease is still this process's; then it checks that the lease has more
+// than need left by the server's clock, less the time the answer took to
+// come back (auth.Lease). Without the lease it records nothing and returns
+// an error wrapping auth.ErrLeaseLost that says who holds it now.
+func (l *Lease) Intend(ctx context.Context, name string, gen uint64, need time.Duration) error {
+	if l.ttl <= need {
+		// No renewal can help: the TTL is below what a request may take.
+		return fmt.Errorf("%w: the lease on %s lives %s, no longer than a token request may take (%s): the lease's TTL must be longer", auth.ErrLeaseLost, name, l.ttl, need)
+	}
 	start := time.Now()
-	left, ok, err := l.extend(ctx, name)
+	cctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+	defer cancel()
+	var secs float64
+	err := l.s.pool.QueryRow(cctx, `UPDATE tokentray_leases SET expires_at = now() + make_interval(secs => $3),
+			intent_holder = $2, intent_generation = $4, intent_at = now()
+		WHERE name = $1 AND holder = $2 AND expires_at > now()
+		RETURNING extract(epoch FROM expires_at - now())::float8`, name, l.holder, l.ttl.Seconds(), int64(gen)).Scan(&secs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %s is %s, not by %s", auth.ErrLeaseLost, name, l.describe(name), l.holder)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("ask for the lease on %s: %w", name, err)
+		return fmt.Errorf("record the refresh intent on %s: %w", name, l.s.explain("write", err))
 	}
-	if !ok {
-		return 0, fmt.Errorf("%w: %s is %s, not by %s", auth.ErrLeaseLost, name, l.describe(name), l.holder)
+	if left := seconds(secs) - time.Since(start); left <= need {
+		// The intent stays: the next holder waits out its rescue window,
+		// which is safe, if slow; this one presents nothing.
+		return fmt.Errorf("%w: the lease on %s has %s left, less than the request may take (%s)", auth.ErrLeaseLost, name, left.Round(time.Millisecond), need)
 	}
-	return left - time.Since(start), nil
+	return nil
+}
+
+// Settle clears this process's intent on name; another holder's stays.
+func (l *Lease) Settle(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+	defer cancel()
+	_, err := l.s.pool.Exec(ctx, `UPDATE tokentray_leases SET intent_holder = NULL, intent_generation = NULL, intent_at = NULL
+		WHERE name = $1 AND intent_holder = $2`, name, l.holder)
+	if err != nil {
+		return fmt.Errorf("clear the refresh intent on %s: %w", name, l.s.explain("write", err))
+	}
+	return nil
+}
+
+// Intent returns the intent recorded on name, with its age by the
+// server's clock; nil when there is none.
+func (l *Lease) Intent(ctx context.Context, name string) (*auth.Intent, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+	defer cancel()
+	var (
+		in  auth.Intent
+		gen int64
+		age float64
+	)
+	err := l.s.pool.QueryRow(ctx, `SELECT intent_holder, intent_generation, intent_at, extract(epoch FROM now() - intent_at)::float8
+		FROM tokentray_leases WHERE name = $1 AND intent_holder IS NOT NULL`, name).Scan(&in.Holder, &gen, &in.At, &age)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the refresh intent on %s: %w", name, l.s.explain("read", err))
+	}
+	in.Instance = instanceOf(in.Holder)
+	in.Generation = uint64(gen)
+	in.Age = seconds(age)
+	in.Mine = in.Holder == l.holder
+	return &in, nil
+}
+
+// instanceOf is the instance name in a holder ("instance/pid/random").
+func instanceOf(holder string) string {
+	s := holder
+	for range 2 {
+		if i := strings.LastIndexByte(s, '/'); i >= 0 {
+			s = s[:i]
+		}
+	}
+	return s
 }
 
 // renew renews name's lease every renewEvery until the returned func is
@@ -318,15 +391,18 @@ func (l *Lease) renew(name string) (stop func()) {
 	}
 }
 
-// release deletes name's row if it is still this holder's, and tells the
-// waiters. A release that fails leaves the row to run out by itself within
-// the TTL.
+// release ends name's lease if it is still this holder's, and tells the
+// waiters: it deletes the row, or ends the lease and keeps the row while
+// an intent is left in it (the next holder must see it). A release that
+// fails leaves the lease to run out by itself within the TTL.
 func (l *Lease) release(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.s.timeout)
 	defer cancel()
-	_, err := l.s.pool.Exec(ctx, `WITH released AS (
-			DELETE FROM tokentray_leases WHERE name = $1 AND holder = $2 RETURNING name)
-		SELECT pg_notify('`+releasedChannel+`', name) FROM released`, name, l.holder)
+	_, err := l.s.pool.Exec(ctx, `WITH deleted AS (
+			DELETE FROM tokentray_leases WHERE name = $1 AND holder = $2 AND intent_holder IS NULL RETURNING name),
+		ended AS (
+			UPDATE tokentray_leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND intent_holder IS NOT NULL RETURNING name)
+		SELECT pg_notify('`+releasedChannel+`', name) FROM (SELECT name FROM deleted UNION ALL SELECT name FROM ended) AS released`, name, l.holder)
 	if err != nil {
 		l.log.Warn("the lease on the connection was not released; it runs out by itself", "connection", name, "ttl", l.ttl, "err", l.s.explain("write", err))
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
 	"github.com/tokentray/tokentray/internal/tstest/pgtest"
 )
 
@@ -115,8 +116,8 @@ func TestTwoInstancesOfOneNameNeverHoldALeaseAtOnceAndAReleaseWakesTheWaiter(t *
 	if h := holderOf(t, conn, "p"); h != b.Holder() {
 		t.Fatalf("holder %q after a released; want b, %q", h, b.Holder())
 	}
-	if _, err := a.Left(ctx, "p"); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), b.Holder()) {
-		t.Fatalf("a's Left after its release: %v; want %v naming b", err, auth.ErrLeaseLost)
+	if err := a.Intend(ctx, "p", 1, 0); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), b.Holder()) {
+		t.Fatalf("a's Intend after its release: %v; want %v naming b", err, auth.ErrLeaseLost)
 	}
 	// Other connections are free meanwhile.
 	unlockQ, err := a.Lock(c, "q")
@@ -126,29 +127,36 @@ func TestTwoInstancesOfOneNameNeverHoldALeaseAtOnceAndAReleaseWakesTheWaiter(t *
 	unlockQ()
 }
 
-func TestLeftReportsAboutTheTTLWhileHeld(t *testing.T) {
+// Intend records an intent only while the lease is held, and only when
+// the lease has more left than the request may take.
+func TestIntendChecksTheLeaseAndWhatIsLeftOfIt(t *testing.T) {
 	conn, _ := pgtest.Schema(t)
 	_, a := instance(t, conn, "moby", LeaseOptions{TTL: 30 * time.Second})
-	if _, err := a.Left(ctx, "p"); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), "no one") {
-		t.Fatalf("Left before any Lock: %v; want %v saying no one holds it", err, auth.ErrLeaseLost)
+	if err := a.Intend(ctx, "p", 1, time.Second); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), "no one") {
+		t.Fatalf("Intend before any Lock: %v; want %v saying no one holds it", err, auth.ErrLeaseLost)
 	}
 	unlock, err := a.Lock(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	left, err := a.Left(ctx, "p")
-	if err != nil || left <= 20*time.Second || left > 30*time.Second {
-		t.Fatalf("Left while held: %s, %v; want about 30s", left, err)
+	if err := a.Intend(ctx, "p", 1, 30*time.Second); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), "TTL must be longer") {
+		t.Fatalf("Intend needing the whole TTL: %v; want %v", err, auth.ErrLeaseLost)
+	}
+	if in, err := a.Intent(ctx, "p"); err != nil || in != nil {
+		t.Fatalf("an Intend refused recorded %+v, %v", in, err)
+	}
+	if err := a.Intend(ctx, "p", 1, 20*time.Second); err != nil {
+		t.Fatalf("Intend while held, 20 s of 30 needed: %v", err)
 	}
 	unlock()
-	if _, err := a.Left(ctx, "p"); !errors.Is(err, auth.ErrLeaseLost) {
-		t.Fatalf("Left after the unlock: %v; want %v", err, auth.ErrLeaseLost)
+	if err := a.Intend(ctx, "p", 1, time.Second); !errors.Is(err, auth.ErrLeaseLost) {
+		t.Fatalf("Intend after the unlock: %v; want %v", err, auth.ErrLeaseLost)
 	}
 }
 
 // A holder that pauses (its renewer stops) loses the lease once the
 // server's clock passes its expiry: the other instance takes it then, not
-// before; the paused one's Left fails, and its unlock leaves the
+// before; the paused one's Intend fails, and its unlock leaves the
 // successor's row alone.
 func TestAPausedHolderLosesTheLeaseByTheServersClock(t *testing.T) {
 	conn, _ := pgtest.Schema(t)
@@ -174,16 +182,16 @@ func TestAPausedHolderLosesTheLeaseByTheServersClock(t *testing.T) {
 		b.TTL().Milliseconds(), aUntil)); len(got) != 1 || got[0] != "true" {
 		t.Fatalf("b's lease began before a's ran out (%s): %q", aUntil, got)
 	}
-	_, err = a.Left(ctx, "p")
+	err = a.Intend(ctx, "p", 1, 0)
 	if !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), b.Holder()) || !strings.Contains(err.Error(), "server's clock") {
-		t.Fatalf("a's Left once b holds it: %v; want %v naming b", err, auth.ErrLeaseLost)
+		t.Fatalf("a's Intend once b holds it: %v; want %v naming b", err, auth.ErrLeaseLost)
 	}
 	unlockA()
 	if h := holderOf(t, conn, "p"); h != b.Holder() {
 		t.Fatalf("after the paused holder's unlock the holder is %q; want b, %q", h, b.Holder())
 	}
-	if left, err := b.Left(ctx, "p"); err != nil || left <= 0 {
-		t.Fatalf("b's lease after a's unlock: %s, %v", left, err)
+	if err := b.Intend(ctx, "p", 1, 0); err != nil {
+		t.Fatalf("b's lease after a's unlock: %v", err)
 	}
 }
 
@@ -252,8 +260,8 @@ func TestTheRenewerKeepsALeaseAcrossSeveralTTLs(t *testing.T) {
 	if h := holderOf(t, conn, "p"); h != a.Holder() {
 		t.Fatalf("holder %q; want a, %q", h, a.Holder())
 	}
-	if left, err := a.Left(ctx, "p"); err != nil || left <= 0 {
-		t.Fatalf("a's lease after several TTLs: %s, %v", left, err)
+	if err := a.Intend(ctx, "p", 1, 0); err != nil {
+		t.Fatalf("a's lease after several TTLs: %v", err)
 	}
 	unlock()
 	select {
@@ -289,25 +297,90 @@ func TestOneProcessTakesALeaseOnceAtATime(t *testing.T) {
 	unlock()
 }
 
-func TestTablesOfSchemaVersion1GainTheLeases(t *testing.T) {
-	s, conn := open(t)
-	if err := s.SaveTokens(ctx, "p", signedIn("p"), 0); err != nil {
-		t.Fatal(err)
+func TestTablesOfOlderSchemaVersionsAreMigrated(t *testing.T) {
+	for _, from := range []int{1, 2} {
+		t.Run(fmt.Sprint(from), func(t *testing.T) {
+			s, conn := open(t)
+			if err := s.SaveTokens(ctx, "p", signedIn("p"), 0); err != nil {
+				t.Fatal(err)
+			}
+			pgtest.Exec(t, conn, `DROP TABLE tokentray_leases`)
+			if from == 2 {
+				pgtest.Exec(t, conn, migrations[1])
+			}
+			pgtest.Exec(t, conn, fmt.Sprintf(`UPDATE tokentray_schema SET version = %d`, from))
+			s2, l := instance(t, conn, "moby", LeaseOptions{})
+			if got := query(t, conn, `SELECT version::text FROM tokentray_schema`); got[0] != fmt.Sprint(SchemaVersion) {
+				t.Fatalf("schema version after the migration: %q", got)
+			}
+			if got, err := s2.LoadTokens(ctx, "p"); err != nil || got.AccessToken != "at-p-cleartext" {
+				t.Fatalf("tokens written at version %d: %v, %v", from, got, err)
+			}
+			unlock, err := l.Lock(ctx, "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			if err := l.Intend(ctx, "p", 1, time.Second); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-	pgtest.Exec(t, conn, `DROP TABLE tokentray_leases`)
-	pgtest.Exec(t, conn, `UPDATE tokentray_schema SET version = 1`)
-	s2, l := instance(t, conn, "moby", LeaseOptions{})
-	if got := query(t, conn, `SELECT version::text FROM tokentray_schema`); got[0] != "2" {
-		t.Fatalf("schema version after the migration: %q", got)
-	}
-	if got, err := s2.LoadTokens(ctx, "p"); err != nil || got.AccessToken != "at-p-cleartext" {
-		t.Fatalf("tokens written at version 1: %v, %v", got, err)
-	}
-	unlock, err := l.Lock(ctx, "p")
+}
+
+// An intent is the holder's, outlives its lease (an unlock ends the lease
+// and keeps the row), and is what the next holder sees, with its age by
+// the server's clock; the next holder's intent replaces it, and Settle
+// clears only the settling holder's own.
+func TestARefreshIntentOutlivesItsLeaseUntilSettled(t *testing.T) {
+	conn, _ := pgtest.Schema(t)
+	_, a := instance(t, conn, "moby-1", LeaseOptions{})
+	_, b := instance(t, conn, "moby-2", LeaseOptions{Poll: time.Hour})
+	unlockA, err := a.Lock(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock()
+	if err := a.Intend(ctx, "p", 7, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := a.Intent(ctx, "p"); err != nil || in == nil || !in.Mine || in.Generation != 7 {
+		t.Fatalf("a's own intent: %+v, %v", in, err)
+	}
+	unlockA() // dies with its answer, say: the intent stays
+	c, cancel := context.WithTimeout(ctx, hang)
+	defer cancel()
+	unlockB, err := b.Lock(c, "p") // at once: the unlock ended the lease
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, conn, `UPDATE tokentray_leases SET intent_at = now() - interval '90 seconds'`)
+	in, err := b.Intent(ctx, "p")
+	if err != nil || in == nil || in.Mine || in.Instance != "moby-1" || in.Holder != a.Holder() || in.Generation != 7 ||
+		in.Age < 89*time.Second || in.Age > 2*time.Minute {
+		t.Fatalf("the intent b sees: %+v, %v", in, err)
+	}
+	if err := a.Settle(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Intend(ctx, "p", 8, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Settle(ctx, "p"); err != nil { // a's late settle leaves b's
+		t.Fatal(err)
+	}
+	if in, err := b.Intent(ctx, "p"); err != nil || in == nil || !in.Mine || in.Generation != 8 {
+		t.Fatalf("b's intent after a's late Settle: %+v, %v", in, err)
+	}
+	if err := b.Settle(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := b.Intent(ctx, "p"); err != nil || in != nil {
+		t.Fatalf("after b's Settle: %+v, %v", in, err)
+	}
+	unlockB()
+	if got := query(t, conn, `SELECT count(*)::text FROM tokentray_leases`); got[0] != "0" {
+		t.Fatalf("%s rows left once the lease is released with no intent", got[0])
+	}
 }
 
 // rotating is a token endpoint whose refresh tokens are single-use: each
@@ -416,4 +489,139 @@ func TestTwoInstancesRefreshingOneGrantPresentEachRefreshTokenOnce(t *testing.T)
 			t.Fatalf("instance %d's token after the rounds: %v, %v", i, tok, err)
 		}
 	}
+}
+
+// sharedGrant is a grant kept in the test's database: the client secret,
+// signed-in tokens with refresh token rt-0 at generation 1, and the
+// single-use provider.
+func sharedGrant(t *testing.T, conn string) (*rotating, *httptest.Server, *auth.Connection) {
+	t.Helper()
+	p := &rotating{live: "rt-0", seen: map[string]bool{}}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	ac := &auth.Connection{Name: "procore", Grant: auth.GrantAuthorizationCode, ClientID: "client-1", RefreshAt: 0.8,
+		AuthMethod: auth.AuthMethodPost, Endpoints: auth.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"}}
+	s, _ := instance(t, conn, "setup", LeaseOptions{})
+	if err := s.SetClientSecret(ctx, ac.Name, "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTokens(ctx, ac.Name, &auth.TokenSet{AccessToken: "at-0", RefreshToken: "rt-0", TokenType: "bearer",
+		ObtainedAt: time.Now().Add(-50 * time.Minute), Lifetime: time.Hour, Generation: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	return p, srv, ac
+}
+
+// keeperOf is instance name's keeper of ac, over the database, with clock.
+func keeperOf(t *testing.T, conn, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, *Lease) {
+	t.Helper()
+	s, l := instance(t, conn, name, LeaseOptions{})
+	c := *ac
+	k := auth.NewKeeper(&c, auth.KeeperOptions{Store: s, Locker: l, Clock: clock,
+		HTTPClient: srv.Client(), RequestTimeout: 10 * time.Second, LockTimeout: hang})
+	if err := k.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return k, l
+}
+
+// moby1Presents plays an instance that took the lease, recorded its
+// intent, presented rt-0 when present is true, and died before it
+// committed; its intent is backdated by age.
+func moby1Presents(t *testing.T, conn string, srv *httptest.Server, present bool, age time.Duration) {
+	t.Helper()
+	_, l := instance(t, conn, "moby-1", LeaseOptions{})
+	unlock, err := l.Lock(ctx, "procore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Intend(ctx, "procore", 1, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if present {
+		resp, err := srv.Client().PostForm(srv.URL+"/token", map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {"rt-0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	unlock() // as its lease running out would leave it
+	pgtest.Exec(t, conn, fmt.Sprintf(`UPDATE tokentray_leases SET intent_at = intent_at - interval '%d seconds'`, int(age.Seconds())))
+}
+
+// The failure semantics of a holder that dies mid-refresh (auth.Lease), on
+// the real engine: dead before presenting, the next holder refreshes with
+// the same refresh token; dead with the provider's answer, the next one
+// gets one needs_reauth that names the instance, and presents nothing
+// again; dead with its commit still to come within the rescue window, the
+// next one waits, adopts the commit, and presents nothing.
+func TestAHolderThatDiesMidRefresh(t *testing.T) {
+	t.Run("before presenting", func(t *testing.T) {
+		conn, _ := pgtest.Schema(t)
+		p, srv, ac := sharedGrant(t, conn)
+		moby1Presents(t, conn, srv, false, time.Minute)
+		k, l := keeperOf(t, conn, "moby-2", ac, srv, auth.SystemClock{})
+		if err := k.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if tok, err := k.Token(ctx, time.Minute); err != nil || tok.AccessToken != "at-1" {
+			t.Fatalf("moby-2's token: %v, %v", tok, err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.seq != 1 || len(p.reused) != 0 {
+			t.Fatalf("%d token requests, reused %v; want one, none", p.seq, p.reused)
+		}
+		if in, err := l.Intent(ctx, "procore"); err != nil || in != nil {
+			t.Fatalf("intent after the refresh: %+v, %v", in, err)
+		}
+	})
+	t.Run("with the answer", func(t *testing.T) {
+		conn, _ := pgtest.Schema(t)
+		p, srv, ac := sharedGrant(t, conn)
+		moby1Presents(t, conn, srv, true, time.Minute)
+		k, _ := keeperOf(t, conn, "moby-2", ac, srv, auth.SystemClock{})
+		err := k.Refresh(ctx)
+		st := k.Status()
+		if !errors.Is(err, auth.ErrNeedsSignIn) || st.State != auth.StateNeedsReauth || st.Next == nil || !strings.Contains(st.Next.Cause, "lost with instance moby-1 at ") {
+			t.Fatalf("refresh after moby-1 died with the answer: %v; state %s, next %+v", err, st.State, st.Next)
+		}
+		_ = k.Refresh(ctx)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.seq != 2 {
+			t.Fatalf("%d token requests, want 2 (moby-1's, then moby-2's once)", p.seq)
+		}
+	})
+	t.Run("commit within the window", func(t *testing.T) {
+		conn, _ := pgtest.Schema(t)
+		p, srv, ac := sharedGrant(t, conn)
+		moby1Presents(t, conn, srv, true, 0)
+		clock := fakeclock.New(time.Now())
+		k, _ := keeperOf(t, conn, "moby-2", ac, srv, clock)
+		waiters := clock.Waiters()
+		done := make(chan error, 1)
+		go func() { done <- k.Refresh(ctx) }()
+		if !clock.BlockUntil(waiters+1, hang) {
+			t.Fatal("moby-2 did not wait for moby-1's intent")
+		}
+		// moby-1's commit, late but within the window.
+		s, _ := instance(t, conn, "moby-1", LeaseOptions{})
+		if err := s.SaveTokens(ctx, "procore", &auth.TokenSet{AccessToken: "at-1", RefreshToken: "rt-1", TokenType: "bearer",
+			ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: 2}, 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if tok, err := k.Token(ctx, time.Minute); err != nil || tok.AccessToken != "at-1" {
+			t.Fatalf("moby-2's token: %v, %v", tok, err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.seq != 1 || len(p.reused) != 0 {
+			t.Fatalf("%d token requests, reused %v; want moby-1's only", p.seq, p.reused)
+		}
+	})
 }

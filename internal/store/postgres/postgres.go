@@ -1,12 +1,12 @@
 // Package postgres is auth.Store in a PostgreSQL database that several
 // machines share, and Lease, its Locker: `store = "postgres"` in the
-// config (issue #21: the store and the lease; the refresh intent and the
-// rescue window are still to come).
+// config (issue #21).
 //
 // Tables. tokentray creates and migrates its own tables, in the first
 // schema of the role's search_path (by default the schema named as the
 // role): tokentray_schema (one row: the schema version), tokentray_leases
-// (a row per connection whose lease is held: see Lease) and
+// (a row per connection whose lease is held or whose refresh intent is
+// left: see Lease) and
 // tokentray_items, one row per item of a connection (its token set, its
 // client secret):
 //
@@ -59,7 +59,7 @@ import (
 
 // SchemaVersion is the version of the tables this tokentray writes. A
 // database whose tables are newer is refused (ErrSchemaNewer).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // DefaultTimeout bounds each call when Options.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
@@ -234,6 +234,11 @@ var migrations = []string{
 		name text PRIMARY KEY,
 		holder text NOT NULL,
 		expires_at timestamptz NOT NULL)`,
+	// 3: the refresh intent (auth.Lease), kept with the lease and past it.
+	`ALTER TABLE tokentray_leases
+		ADD COLUMN intent_holder text,
+		ADD COLUMN intent_generation bigint,
+		ADD COLUMN intent_at timestamptz`,
 }
 
 // schemaVersion is the version of the tables, 0 when there are none.

@@ -1,0 +1,158 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokentray/tokentray/client/nextstep"
+)
+
+// A connection kept by several machines through a shared store: one
+// refresher at a time by the store's Lease, its intent, and the token
+// set's generation (Lease; doc.go, "Many machines, one grant").
+
+// rescueWindow is how long after a holder recorded its intent to present
+// t's refresh token another holder waits before it may present the same
+// token: the holder's request (callTimeout), then as long again to commit
+// what came back (commitRetry). Within it, the two never both act.
+func (k *Keeper) rescueWindow(t *TokenSet) time.Duration {
+	return 2 * k.callTimeout(t)
+}
+
+// commitRetry is how often a refresh's commit to a shared store is tried
+// again within the rescue window while the engine does not answer.
+const commitRetry = time.Second
+
+// awaitIntent looks, before this holder presents current's refresh token,
+// for the intent of another holder that presented it and has not
+// committed (Lease, step 1). It returns the token set to refresh from
+// (current, or current under a generation of this holder's once it took
+// the refresh over), the intent taken over (nil when none was), and
+// adopted when the other holder's commit came meanwhile and was adopted:
+// then there is nothing to refresh.
+func (k *Keeper) awaitIntent(ctx context.Context, lease Lease, current *TokenSet) (_ *TokenSet, taken *Intent, adopted bool, _ error) {
+	if k.conn.Grant == GrantClientCredentials || current == nil {
+		return current, nil, false, nil // no single-use token at stake
+	}
+	for {
+		gen := StoredGeneration(current)
+		in, err := lease.Intent(ctx, k.conn.Name)
+		if err != nil {
+			return nil, nil, false, k.localFailure(fmt.Errorf("%s: not refreshed: %w", k.conn.Name, err),
+				stepWith(nextstep.Wait, k.conn.Name, "the shared store did not say whether another tokentray is refreshing this connection"))
+		}
+		if in == nil || in.Mine || in.Generation != gen {
+			// None, this process's own (its request had no answer: it
+			// presents the token again, as on one machine), or one
+			// whose outcome was committed since.
+			return current, nil, false, nil
+		}
+		if wait := k.rescueWindow(current) - in.Age; wait > 0 {
+			k.log.Warn("another instance is refreshing this connection and has not committed yet; waiting out the rescue window before presenting the refresh token",
+				"instance", in.Instance, "since", in.At, "wait", wait.Round(time.Millisecond))
+			<-k.opt.Clock.After(wait)
+			stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+			if err != nil && !errors.Is(err, ErrNotStored) {
+				return nil, nil, false, k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "the shared store could not be read"))
+			}
+			if changedElsewhere(current, stored) {
+				if done, next := k.adoptCommitted(stored); done {
+					return nil, nil, true, nil
+				} else if next != nil {
+					current = next
+					continue
+				}
+				return nil, nil, true, withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
+			}
+		}
+		// Take the refresh over: the same tokens under a new generation,
+		// so that the other holder's late commit fails its
+		// compare-and-set and never lands over what this refresh gets.
+		over := *current
+		over.Generation = NextGeneration(gen, k.opt.Clock.Now())
+		err = k.opt.Store.SaveTokens(ctx, k.conn.Name, &over, gen)
+		if errors.Is(err, ErrGenerationMoved) {
+			stored, lerr := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+			if lerr != nil && !errors.Is(lerr, ErrNotStored) {
+				return nil, nil, false, k.localFailure(lerr, stepWith(nextstep.Wait, k.conn.Name, "the shared store could not be read"))
+			}
+			if done, next := k.adoptCommitted(stored); done {
+				return nil, nil, true, nil
+			} else if next != nil {
+				current = next
+				continue
+			}
+			return nil, nil, true, withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
+		}
+		if err != nil {
+			return nil, nil, false, k.localFailure(fmt.Errorf("%s: not refreshed: take over the refresh of instance %s: %w", k.conn.Name, in.Instance, err),
+				stepWith(nextstep.Wait, k.conn.Name, "the shared store could not be written"))
+		}
+		k.log.Warn("took over the refresh of another instance that never committed its outcome", "instance", in.Instance, "since", in.At)
+		k.mu.Lock()
+		k.token = &over
+		k.mu.Unlock()
+		return &over, in, false, nil
+	}
+}
+
+// adoptCommitted adopts stored, written by another holder while this one
+// waited. done is true when it is usable (nothing to refresh); otherwise
+// next is the token set to refresh from, or nil when nothing is stored.
+func (k *Keeper) adoptCommitted(stored *TokenSet) (done bool, next *TokenSet) {
+	now := k.opt.Clock.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.log.Info("adopting tokens refreshed by another instance")
+	k.adoptLocked(stored)
+	if stored != nil && !stored.Dead && stored.ValidFor(now, 0) {
+		k.failures = 0
+		k.setStateLocked(StateConnected)
+		return true, nil
+	}
+	return false, stored
+}
+
+// intend records this holder's intent to present current's refresh token,
+// or says why it may not (Lease, step 2).
+func (k *Keeper) intend(ctx context.Context, lease Lease, current *TokenSet) error {
+	if err := lease.Intend(ctx, k.conn.Name, StoredGeneration(current), k.callTimeout(current)); err != nil {
+		return fmt.Errorf("%s: not refreshed, since the lease may be another's now: %w", k.conn.Name, err)
+	}
+	return nil
+}
+
+// settle clears this holder's intent (Lease, step 3). One that stays makes
+// the next holder wait out the rescue window for nothing: worth a line in
+// the log, never a failure.
+func (k *Keeper) settle(lease Lease) {
+	if err := lease.Settle(context.Background(), k.conn.Name); err != nil {
+		k.log.Warn("the refresh intent was not cleared: the next instance to refresh waits out the rescue window first", "err", err)
+	}
+}
+
+// commit writes a refresh's new tokens over generation prev. Until is the
+// end of the rescue window on a shared store (zero on one machine): within
+// it a commit that the engine did not take is tried again every
+// commitRetry. After it another holder may take the refresh over; the
+// tokens are then held unsaved (never handed out), and their next commit
+// is still a compare-and-set, which fails once another holder took over,
+// so that the two never both act.
+func (k *Keeper) commit(ctx context.Context, next *TokenSet, prev uint64, until time.Time) error {
+	for {
+		err := k.opt.Store.SaveTokens(ctx, k.conn.Name, next, prev)
+		if err == nil || errors.Is(err, ErrGenerationMoved) {
+			return err
+		}
+		left := until.Sub(k.opt.Clock.Now())
+		if left <= 0 {
+			if !until.IsZero() {
+				k.log.Error("the new tokens were not committed within the rescue window: another instance may take the refresh over now, and then they are dropped", "err", err)
+			}
+			return err
+		}
+		<-k.opt.Clock.After(min(commitRetry, left))
+	}
+}
