@@ -51,6 +51,38 @@
 // never retried another way (another client authentication method, another
 // endpoint).
 //
+// Many machines, one grant. With a shared store (internal/store/postgres)
+// the Locker is a Lease, timed by the engine's clock, and a refresh adds
+// three steps (Lease): before step 4 it looks for the intent another
+// holder left on the generation stored now and, if there is one, waits
+// until it is the rescue window old (twice the request's timeout) and
+// takes the refresh over by moving the generation; then it records its own
+// intent, with a round trip that checks the lease has more than the
+// request's timeout left; after step 5 it clears that intent. Its
+// failures:
+//
+//   - The holder dies before presenting the refresh token: its intent is
+//     left; the next holder waits out the rescue window, then refreshes
+//     with the same refresh token, which is still live.
+//   - The holder dies after the provider answered and before its commit,
+//     or had no answer (a timeout): the next holder waits out the window
+//     and presents the old refresh token. A provider with a reuse grace
+//     answers; one without (Procore) refuses it, and the connection is
+//     needs_reauth once, recorded dead, with the reason ("the refresh
+//     answer was lost with instance moby-2 at …"): never a retry storm.
+//   - The holder pauses (SIGSTOP, a VM migration) or is cut off past its
+//     lease: it presents nothing once it wakes (Intend fails); if it had
+//     presented, its commit, a compare-and-set on the generation, fails
+//     once the next holder took the refresh over, so its result is dropped
+//     and never lands over the newer one. Within the window its commit
+//     wins and the waiting holder adopts it. Safety rests on the engine's
+//     compare-and-set, not on clocks: the window only says when the next
+//     holder stops waiting.
+//   - The engine is unreachable: nobody takes the lease, so nobody
+//     refreshes; the valid tokens held are handed out (degraded), and once
+//     none is left, Token's error wraps ErrStoreUnreachable. The schedule
+//     resumes when the engine answers.
+//
 // Every wait takes the injected Clock, and deadlines are wall-clock times:
 // a laptop that slept through a refresh refreshes when it wakes (Wake, or
 // within MaxSleep). Token values have a type (Secret) whose every printed
