@@ -53,18 +53,13 @@ func (k *Keeper) awaitIntent(ctx context.Context, lease Lease, current *TokenSet
 			k.log.Warn("another instance is refreshing this connection and has not committed yet; waiting out the rescue window before presenting the refresh token",
 				"instance", in.Instance, "since", in.At, "wait", wait.Round(time.Millisecond))
 			<-k.opt.Clock.After(wait)
-			stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
-			if err != nil && !errors.Is(err, ErrNotStored) {
-				return nil, nil, false, k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "the shared store could not be read"))
+			next, changed, err := k.reloadAfterOther(ctx, current)
+			if err != nil || (changed && next == nil) {
+				return nil, nil, true, err
 			}
-			if changedElsewhere(current, stored) {
-				if done, next := k.adoptCommitted(stored); done {
-					return nil, nil, true, nil
-				} else if next != nil {
-					current = next
-					continue
-				}
-				return nil, nil, true, withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
+			if changed {
+				current = next
+				continue
 			}
 		}
 		// Take the refresh over: the same tokens under a new generation,
@@ -74,17 +69,12 @@ func (k *Keeper) awaitIntent(ctx context.Context, lease Lease, current *TokenSet
 		over.Generation = NextGeneration(gen, k.opt.Clock.Now())
 		err = k.opt.Store.SaveTokens(ctx, k.conn.Name, &over, gen)
 		if errors.Is(err, ErrGenerationMoved) {
-			stored, lerr := k.opt.Store.LoadTokens(ctx, k.conn.Name)
-			if lerr != nil && !errors.Is(lerr, ErrNotStored) {
-				return nil, nil, false, k.localFailure(lerr, stepWith(nextstep.Wait, k.conn.Name, "the shared store could not be read"))
+			next, _, err := k.reloadAfterOther(ctx, current)
+			if err != nil || next == nil {
+				return nil, nil, true, err
 			}
-			if done, next := k.adoptCommitted(stored); done {
-				return nil, nil, true, nil
-			} else if next != nil {
-				current = next
-				continue
-			}
-			return nil, nil, true, withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
+			current = next
+			continue
 		}
 		if err != nil {
 			return nil, nil, false, k.localFailure(fmt.Errorf("%s: not refreshed: take over the refresh of instance %s: %w", k.conn.Name, in.Instance, err),
@@ -98,21 +88,32 @@ func (k *Keeper) awaitIntent(ctx context.Context, lease Lease, current *TokenSet
 	}
 }
 
-// adoptCommitted adopts stored, written by another holder while this one
-// waited. done is true when it is usable (nothing to refresh); otherwise
-// next is the token set to refresh from, or nil when nothing is stored.
-func (k *Keeper) adoptCommitted(stored *TokenSet) (done bool, next *TokenSet) {
+// reloadAfterOther re-reads the token set, which another holder may have
+// written while this one waited, and adopts it if it changed. Unless it is
+// usable (then nothing is to be refreshed: next is nil and err too), next
+// is the token set to refresh from; nothing stored is an error.
+func (k *Keeper) reloadAfterOther(ctx context.Context, current *TokenSet) (next *TokenSet, changed bool, err error) {
+	stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+	if err != nil && !errors.Is(err, ErrNotStored) {
+		return nil, false, k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "the shared store could not be read"))
+	}
+	if !changedElsewhere(current, stored) {
+		return current, false, nil
+	}
 	now := k.opt.Clock.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.log.Info("adopting tokens refreshed by another instance")
 	k.adoptLocked(stored)
-	if stored != nil && !stored.Dead && stored.ValidFor(now, 0) {
+	switch {
+	case stored == nil:
+		return nil, true, withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
+	case !stored.Dead && stored.ValidFor(now, 0):
 		k.failures = 0
 		k.setStateLocked(StateConnected)
-		return true, nil
+		return nil, true, nil
 	}
-	return false, stored
+	return stored, true, nil
 }
 
 // intend records this holder's intent to present current's refresh token,
