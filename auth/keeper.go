@@ -49,6 +49,10 @@ const (
 	// (the last refresh, a dead refresh token): the status changed, with
 	// nothing new to tell a person.
 	EventRecorded EventKind = "recorded"
+	// EventAdopted: new tokens that another process or machine committed
+	// were adopted (a shared store told of them): this keeper hands them
+	// out now.
+	EventAdopted EventKind = "adopted"
 	// EventRefreshTokenExpiring: the refresh token's foreseen end is less
 	// than refresh_token_warning away and no refresh will move it (Error
 	// says when and why, Next what to do). Once per foreseen end.

@@ -374,3 +374,36 @@ func TestWithTheStoreUnreachableValidTokensServeAndNothingIsRefreshed(t *testing
 		t.Fatalf("%d refreshes without the lease", n)
 	}
 }
+
+// Told of a commit by another instance, a keeper adopts it at once: it
+// hands out the new access token, writes it where OnTokens says, and
+// presents nothing.
+func TestStoreChangedAdoptsAnotherInstancesCommit(t *testing.T) {
+	var told []string
+	r := newRigWith(t, func(o *KeeperOptions) {
+		o.Locker = newSharedLease(o.Clock).holder("moby-1")
+		o.OnTokens = func(ts *TokenSet) { told = append(told, ts.AccessToken.Reveal()) }
+	})
+	r.signedIn()
+	commit := func(at string) {
+		stored, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
+		now := r.clock.Now()
+		next := &TokenSet{AccessToken: Secret(at), TokenType: "bearer", RefreshToken: Secret(r.srv.issueRefreshToken()),
+			ObtainedAt: now, Lifetime: 90 * time.Minute, RefreshTokenSince: now, Generation: NextGeneration(StoredGeneration(stored), now)}
+		if err := r.store.SaveTokens(context.Background(), r.conn.Name, next, StoredGeneration(stored)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.clock.Advance(time.Minute)
+	commit("at-moby-2")
+	r.k.StoreChanged(context.Background())
+	r.waitFor(EventAdopted, "")
+	if tok, err := r.k.Token(context.Background(), time.Minute); err != nil || tok.AccessToken != "at-moby-2" {
+		t.Fatalf("token after the other's commit: %v, %v", tok, err)
+	}
+	if len(told) != 1 || told[0] != "at-moby-2" || r.srv.refreshCount() != 0 {
+		t.Fatalf("OnTokens told %q, %d token requests", told, r.srv.refreshCount())
+	}
+
+	r.noReuse()
+}

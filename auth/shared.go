@@ -157,3 +157,41 @@ func (k *Keeper) commit(ctx context.Context, next *TokenSet, prev uint64, until 
 		<-k.opt.Clock.After(min(commitRetry, left))
 	}
 }
+
+// StoreChanged re-reads the token set, which another process or machine
+// wrote (StoreWatcher), and adopts it when it changed: this keeper then
+// hands out the newest access token, writes its export files (OnTokens)
+// and schedules its refresh from it, without taking the lease. A refresh
+// of this keeper under way is left alone (it re-reads the store itself,
+// under the lease), and so is a read that a write of this keeper
+// overtook.
+func (k *Keeper) StoreChanged(ctx context.Context) {
+	k.mu.Lock()
+	held, busy := k.token, k.flight != nil || k.unsaved != nil
+	k.mu.Unlock()
+	if busy {
+		return
+	}
+	stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+	if err != nil && !errors.Is(err, ErrNotStored) {
+		k.log.Warn("told of tokens written by another instance, but could not read them; they are read at the next refresh", "err", err)
+		return
+	}
+	k.mu.Lock()
+	if k.token != held || k.flight != nil || k.unsaved != nil || !changedElsewhere(held, stored) {
+		k.mu.Unlock()
+		return
+	}
+	k.log.Info("adopting tokens committed by another instance")
+	k.adoptLocked(stored)
+	usable := stored != nil && !stored.Dead && stored.ValidFor(k.opt.Clock.Now(), 0)
+	if usable {
+		k.failures, k.lastErr = 0, nil
+		k.setStateLocked(StateConnected)
+	}
+	k.emitLocked(Event{Kind: EventAdopted})
+	k.mu.Unlock()
+	if usable {
+		k.tokensSaved(stored)
+	}
+}

@@ -208,6 +208,17 @@ type Lease interface {
 	Intent(ctx context.Context, name string) (*Intent, error)
 }
 
+// StoreWatcher is a Store that hears of the writes of other processes and
+// machines (a shared store: PostgreSQL's LISTEN/NOTIFY), so that the
+// keepers that did not refresh hand out the new access token at once
+// (Keeper.StoreChanged) instead of when they next look. WatchTokens calls
+// changed with the name of each connection whose items another writer
+// changed, and with "" after a time in which it may have missed some (it
+// was reconnecting), until ctx ends.
+type StoreWatcher interface {
+	WatchTokens(ctx context.Context, changed func(name string))
+}
+
 // Intent is a holder's record that it is about to present a connection's
 // refresh token (Lease).
 type Intent struct {

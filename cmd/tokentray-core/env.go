@@ -97,7 +97,7 @@ func (e *env) openStore() (auth.Store, error) {
 	switch cfg.Store {
 	case config.StoreFile:
 	case config.StorePostgres:
-		s, err := openPostgres(cfg)
+		s, err := openPostgres(cfg, e.log)
 		if err != nil {
 			return nil, fmt.Errorf("store = \"postgres\": %w", err)
 		}
@@ -143,7 +143,7 @@ func (e *env) storage() (auth.Store, auth.Locker, error) {
 // openPostgres opens the PostgreSQL store of cfg, with the key of
 // store_key_file or else of the systemd credential tokentray.key, and the
 // instance name of the file or else the host name.
-func openPostgres(cfg *config.Config) (*pgstore.Store, error) {
+func openPostgres(cfg *config.Config, log *slog.Logger) (*pgstore.Store, error) {
 	var key []byte
 	var err error
 	if cfg.StoreKeyFile != "" {
@@ -160,7 +160,7 @@ func openPostgres(cfg *config.Config) (*pgstore.Store, error) {
 			return nil, fmt.Errorf("name this machine with instance = \"…\" in the config: the host name is not known (%w)", err)
 		}
 	}
-	return pgstore.Open(context.Background(), pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance})
+	return pgstore.Open(context.Background(), pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance, Log: log})
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.

@@ -19,6 +19,8 @@ func EventText(e auth.Event) string {
 		return fmt.Sprintf("%s → %s", e.From, e.To)
 	case auth.EventRefreshed:
 		return "refreshed: new access token and a new (rotated) refresh token, saved first"
+	case auth.EventAdopted:
+		return "new tokens, committed by another instance, adopted"
 	case auth.EventRefreshFailed:
 		return e.Error
 	case auth.EventSignedIn:

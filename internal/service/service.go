@@ -298,6 +298,11 @@ func (s *Service) Start(ctx context.Context, shell Shell) error {
 		s.fleet.OnChange(func() { s.followRemotes(ctx) })
 	}
 	s.fleet.Start(ctx)
+	if w, ok := s.opt.Store.(auth.StoreWatcher); ok {
+		// A shared store: the tokens another instance commits are handed
+		// out here at once.
+		go w.WatchTokens(ctx, func(name string) { s.storeChanged(ctx, name) })
+	}
 	if apiErr != nil {
 		// Another tokentray serves it (a demo beside the tray): this one
 		// runs without.
@@ -384,5 +389,15 @@ func (s *Service) logEvents(ctx context.Context) {
 			attrs = append(attrs, "state", e.Status.State)
 		}
 		s.opt.Log.Info(e.Text, attrs...)
+	}
+}
+
+// storeChanged tells the keeper of name (every keeper for "") that the
+// shared store holds tokens another instance wrote (auth.StoreWatcher).
+func (s *Service) storeChanged(ctx context.Context, name string) {
+	for _, k := range s.fleet.Keepers() {
+		if name == "" || k.Connection().Name == name {
+			k.StoreChanged(ctx)
+		}
 	}
 }

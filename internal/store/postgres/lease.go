@@ -497,26 +497,5 @@ func (l *Lease) run(ctx context.Context, ln *listener) {
 }
 
 func (l *Lease) listenOnce(ctx context.Context, ready func()) error {
-	cctx, cancel := context.WithTimeout(ctx, l.s.timeout)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, l.s.pool.Config().ConnConfig)
-	if err != nil {
-		return l.s.explain("connect to", err)
-	}
-	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), l.s.timeout)
-		defer cancel()
-		_ = conn.Close(c)
-	}()
-	if _, err := conn.Exec(cctx, "LISTEN "+releasedChannel); err != nil {
-		return l.s.explain("listen on", err)
-	}
-	ready()
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		l.notify(n.Payload)
-	}
+	return l.s.listen(ctx, releasedChannel, ready, l.notify)
 }

@@ -45,6 +45,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -89,6 +90,9 @@ type Options struct {
 	// Timeout bounds each call, connecting included (default
 	// DefaultTimeout).
 	Timeout time.Duration
+	// Log hears of a watch that lost its connection (WatchTokens); never
+	// given a token (default: none).
+	Log *slog.Logger
 }
 
 // Store is auth.Store in PostgreSQL. It is safe for concurrent use.
@@ -97,11 +101,17 @@ type Store struct {
 	sealer   *seal.Sealer
 	instance string
 	timeout  time.Duration
+	log      *slog.Logger
+	// watchRetry: see the constant.
+	watchRetry time.Duration
 	// where names the server in errors: host, port, database, role.
 	where string
 }
 
-var _ auth.Store = (*Store)(nil)
+var (
+	_ auth.Store        = (*Store)(nil)
+	_ auth.StoreWatcher = (*Store)(nil)
+)
 
 // Open connects to the database of o.URL, creates or migrates tokentray's
 // tables, and returns the store. Each failure says what to do: a password
@@ -132,7 +142,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	cfg.MaxConns = 4
 	cfg.ConnConfig.RuntimeParams["application_name"] = "tokentray"
-	s := &Store{sealer: sealer, instance: o.Instance, timeout: timeout,
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{sealer: sealer, instance: o.Instance, timeout: timeout, log: o.Log, watchRetry: watchRetry,
 		where: fmt.Sprintf("PostgreSQL at %s:%d (database %q, role %q)", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, s.explain("connect to", err)
@@ -324,13 +337,17 @@ func (s *Store) put(ctx context.Context, name, kind string, check func(stored ui
 		}
 		var tag pgconn.CommandTag
 		if !r.exists {
-			tag, err = s.pool.Exec(ctx, `INSERT INTO tokentray_items (name, kind, version, generation, sealed, updated_by)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name, kind) DO NOTHING`,
+			tag, err = s.pool.Exec(ctx, `WITH written AS (
+					INSERT INTO tokentray_items (name, kind, version, generation, sealed, updated_by)
+					VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name, kind) DO NOTHING RETURNING name)
+				SELECT pg_notify('`+changedChannel+`', name) FROM written`,
 				name, kind, r.version+1, int64(gen), sealed, s.instance)
 		} else {
-			tag, err = s.pool.Exec(ctx, `UPDATE tokentray_items
-				SET version = $3, generation = $4, sealed = $5, updated_at = now(), updated_by = $6
-				WHERE name = $1 AND kind = $2 AND version = $7 AND generation = $8 AND (sealed IS NULL) = $9`,
+			tag, err = s.pool.Exec(ctx, `WITH written AS (
+					UPDATE tokentray_items
+					SET version = $3, generation = $4, sealed = $5, updated_at = now(), updated_by = $6
+					WHERE name = $1 AND kind = $2 AND version = $7 AND generation = $8 AND (sealed IS NULL) = $9 RETURNING name)
+				SELECT pg_notify('`+changedChannel+`', name) FROM written`,
 				name, kind, r.version+1, int64(gen), sealed, s.instance, r.version, int64(r.generation), r.sealed == nil)
 		}
 		if err != nil {
@@ -442,9 +459,11 @@ func (s *Store) DeleteClientSecret(ctx context.Context, name string) error {
 func (s *Store) delete(ctx context.Context, name, kind string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `UPDATE tokentray_items
-		SET version = version + 1, sealed = NULL, updated_at = now(), updated_by = $3
-		WHERE name = $1 AND kind = $2 AND sealed IS NOT NULL`, name, kind, s.instance)
+	_, err := s.pool.Exec(ctx, `WITH deleted AS (
+			UPDATE tokentray_items
+			SET version = version + 1, sealed = NULL, updated_at = now(), updated_by = $3
+			WHERE name = $1 AND kind = $2 AND sealed IS NOT NULL RETURNING name)
+		SELECT pg_notify('`+changedChannel+`', name) FROM deleted`, name, kind, s.instance)
 	if err != nil {
 		return s.explain("write", err)
 	}
