@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -406,4 +407,40 @@ func TestStoreChangedAdoptsAnotherInstancesCommit(t *testing.T) {
 	}
 
 	r.noReuse()
+}
+
+// flakyLocker is a shared store's lease whose database is away while down
+// is set.
+type flakyLocker struct {
+	ProcessLocker
+	down atomic.Bool
+}
+
+func (l *flakyLocker) Lock(ctx context.Context, name string) (func(), error) {
+	if l.down.Load() {
+		return nil, fmt.Errorf("cannot reach postgres://db/tokentray: %w", ErrStoreUnreachable)
+	}
+	return l.ProcessLocker.Lock(ctx, name)
+}
+
+// A refresh that waited for the store is tried as soon as the store's watch
+// says it answers again, not after its backoff.
+func TestTheStoreBackMakesAWaitingRefreshDueNow(t *testing.T) {
+	lock := &flakyLocker{}
+	lock.down.Store(true)
+	r := newRigWith(t, func(o *KeeperOptions) { o.Locker = lock })
+	r.signedIn()
+	r.clock.Advance(80 * time.Minute)
+	if err := r.k.Refresh(context.Background()); !errors.Is(err, ErrStoreUnreachable) {
+		t.Fatalf("refresh without the store: %v", err)
+	}
+	due := r.k.Status().NextRefresh
+	if !due.After(r.clock.Now()) {
+		t.Fatalf("next refresh %v, want after a backoff from %v", due, r.clock.Now())
+	}
+	lock.down.Store(false)
+	r.k.StoreChanged(context.Background())
+	if got := r.k.Status().NextRefresh; !got.Equal(r.clock.Now()) {
+		t.Fatalf("next refresh %v once the store answers, want now (%v)", got, r.clock.Now())
+	}
 }

@@ -159,12 +159,14 @@ func (k *Keeper) commit(ctx context.Context, next *TokenSet, prev uint64, until 
 }
 
 // StoreChanged re-reads the token set, which another process or machine
-// wrote (StoreWatcher), and adopts it when it changed: this keeper then
+// wrote, or may have written while the store could not be reached
+// (StoreWatcher), and adopts it when it changed: this keeper then
 // hands out the newest access token, writes its export files (OnTokens)
 // and schedules its refresh from it, without taking the lease. A refresh
 // of this keeper under way is left alone (it re-reads the store itself,
 // under the lease), and so is a read that a write of this keeper
-// overtook.
+// overtook. A keeper that waited for the store to answer again tries its
+// refresh now.
 func (k *Keeper) StoreChanged(ctx context.Context) {
 	k.mu.Lock()
 	held, busy := k.token, k.flight != nil || k.unsaved != nil
@@ -178,6 +180,15 @@ func (k *Keeper) StoreChanged(ctx context.Context) {
 		return
 	}
 	k.mu.Lock()
+	if k.storeDown && k.state == StateDegraded && k.flight == nil {
+		// The store answers again: the refresh that waited for it is
+		// tried now, not after its backoff.
+		k.retryAt = k.opt.Clock.Now()
+		select {
+		case k.kick <- struct{}{}:
+		default:
+		}
+	}
 	if k.token != held || k.flight != nil || k.unsaved != nil || !changedElsewhere(held, stored) {
 		k.mu.Unlock()
 		return
