@@ -342,8 +342,14 @@ func (h *harness) run(stdin string, args ...string) result {
 
 // runQuiet is run without logging: for the many-process tests.
 func (h *harness) runQuiet(stdin string, args ...string) result {
-	cmd := exec.Command(h.bin, args...)
-	cmd.Env = h.env
+	return runProgram(h.bin, h.env, stdin, args...)
+}
+
+// runProgram runs bin with env, stdin and args; its code is -1 (the error
+// in stderr) when it did not run.
+func runProgram(bin string, env []string, stdin string, args ...string) result {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

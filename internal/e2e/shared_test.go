@@ -162,20 +162,9 @@ func (m *member) stop(t *testing.T) {
 func (m *member) run(args ...string) result { return m.runIn("", args...) }
 
 func (m *member) runIn(stdin string, args ...string) result {
-	cmd := exec.Command(m.h.bin, args...)
-	cmd.Env = m.env
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		errb.WriteString(err.Error())
-	}
-	return result{code, strings.TrimSpace(out.String()), errb.String()}
+	r := runProgram(m.h.bin, m.env, stdin, args...)
+	r.stdout = strings.TrimSpace(r.stdout)
+	return r
 }
 
 func (m *member) must(t *testing.T, stdin string, args ...string) result {
