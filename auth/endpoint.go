@@ -280,7 +280,7 @@ func (k *Keeper) tokenSetFrom(tok *oauth2.Token, prev *TokenSet, now time.Time) 
 	ts := &TokenSet{
 		AccessToken: Secret(tok.AccessToken), TokenType: tok.TokenType,
 		RefreshToken: Secret(tok.RefreshToken), ObtainedAt: now, Lifetime: lifetime, LifetimeGuessed: guessed,
-		RefreshTokenSince: now, LastRefresh: now, LastRefreshOK: true, GrantSince: now,
+		RefreshTokenSince: now, LastRefresh: now, LastRefreshOK: true, LastRefreshBy: k.opt.Instance, GrantSince: now,
 	}
 	if s, ok := tok.Extra("scope").(string); ok {
 		ts.Scope = s

@@ -75,6 +75,7 @@ func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProce
 	if current != nil && k.conn.Grant != GrantClientCredentials {
 		dead := *current
 		dead.Dead = true
+		dead.keepNext(&next) // its reason too, for every process's status
 		k.record(context.Background(), &dead, te.Error())
 	}
 	if k.conn.Grant == GrantClientCredentials {
@@ -140,7 +141,7 @@ func (k *Keeper) recordFailure(current *TokenSet, te *TokenError) error {
 // unchanged, so that `tokentray status` in any process tells the truth. It
 // runs under the refresh lock, on the token set just read from the store.
 func (k *Keeper) record(ctx context.Context, t *TokenSet, errText string) {
-	t.LastError, t.LastRefresh, t.LastRefreshOK = errText, k.opt.Clock.Now(), false
+	t.LastError, t.LastRefresh, t.LastRefreshOK, t.LastRefreshBy = errText, k.opt.Clock.Now(), false, k.opt.Instance
 	if err := k.saveBookkeeping(context.WithoutCancel(ctx), t); err != nil {
 		k.log.Warn("could not record the failed refresh", "err", err)
 		return

@@ -86,6 +86,7 @@ type Status struct {
 	NextRefresh       time.Time `json:"next_refresh,omitzero"`
 	LastRefresh       time.Time `json:"last_refresh,omitzero"`
 	LastRefreshOK     bool      `json:"last_refresh_ok"`
+	LastRefreshBy     string    `json:"last_refresh_by,omitempty"`
 	HasRefreshToken   bool      `json:"has_refresh_token"`
 	RefreshTokenSince time.Time `json:"refresh_token_since,omitzero"`
 	LastError         string    `json:"last_error,omitempty"`
@@ -129,6 +130,10 @@ type KeeperOptions struct {
 	// contract); Locker serialises its writers across processes.
 	Store  Store
 	Locker Locker
+	// Instance names this machine among those that share the Store (the
+	// `instance` setting), in the refreshes it records; empty on one
+	// machine.
+	Instance string
 	// Clock is every wait and every time read (SystemClock in programs).
 	Clock Clock
 	// HTTPClient talks to the token and revocation endpoints.
@@ -350,7 +355,11 @@ func (k *Keeper) adoptLocked(t *TokenSet) {
 	case t == nil:
 		k.setStateLocked(StateDisconnected)
 	case t.Dead:
-		k.adviseLocked(t.LastError, step(nextstep.SignInAgain, k.conn.Name))
+		next := t.LastNext // with the reason its writer gave, if any
+		if next == nil {
+			next = step(nextstep.SignInAgain, k.conn.Name)
+		}
+		k.adviseLocked(t.LastError, next)
 		k.setStateLocked(StateNeedsReauth)
 	case t.RefusedClient != "":
 		k.adoptAdviceLocked(t)
@@ -455,6 +464,7 @@ func (k *Keeper) Status() Status {
 		st.RefreshTokenSince = t.RefreshTokenSince
 		st.LastRefresh = t.LastRefresh
 		st.LastRefreshOK = t.LastRefreshOK
+		st.LastRefreshBy = t.LastRefreshBy
 	}
 	st.NextRefresh = k.nextDueLocked()
 	if !k.lastCheck.Time.IsZero() {
@@ -1023,8 +1033,10 @@ func changedElsewhere(mine, stored *TokenSet) bool {
 func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet, prev uint64, until time.Time) error {
 	err := k.commit(ctx, next, prev, until)
 	if errors.Is(err, ErrGenerationMoved) {
-		// Only a writer without the Locker can do this: the result is
-		// dropped, never written over theirs; the next look adopts them.
+		// A writer without the Locker, or, on a shared store, the next
+		// holder that took this refresh over after its rescue window (this
+		// process paused or was cut off): the result is dropped, never
+		// written over theirs; the next look adopts them.
 		k.log.Error("refreshed, but the stored tokens changed meanwhile; dropping this refresh's tokens", "err", err)
 		return k.localFailure(fmt.Errorf("refreshed, but the new tokens were not saved: %w", err), nil)
 	}

@@ -269,6 +269,14 @@ func TestAnAnswerLostWithAnotherInstanceIsOneSignInNeededThatSaysSo(t *testing.T
 	if dead, _ := r.store.LoadTokens(context.Background(), r.conn.Name); dead == nil || !dead.Dead {
 		t.Fatalf("the dead refresh token is not recorded: %+v", dead)
 	}
+	// Another process (a third instance, a restart) says the same.
+	other := NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
+	if err := other.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := other.Status(); st.State != StateNeedsReauth || st.Next == nil || !strings.Contains(st.Next.Cause, "lost with instance moby-2") {
+		t.Fatalf("another process's status: %s, next %+v", st.State, st.Next)
+	}
 	if in, ok := lease.l.intent(r.conn.Name); ok {
 		t.Fatalf("an intent stayed after the provider's answer: %+v", in)
 	}
@@ -442,5 +450,36 @@ func TestTheStoreBackMakesAWaitingRefreshDueNow(t *testing.T) {
 	r.k.StoreChanged(context.Background())
 	if got := r.k.Status().NextRefresh; !got.Equal(r.clock.Now()) {
 		t.Fatalf("next refresh %v once the store answers, want now (%v)", got, r.clock.Now())
+	}
+}
+
+// A keeper of a shared store records which instance made each refresh, a
+// failed one too, and every process's status says it.
+func TestTheInstanceThatRefreshedIsRecorded(t *testing.T) {
+	r := newRigWith(t, func(o *KeeperOptions) {
+		o.Locker = newSharedLease(o.Clock).holder("moby-1")
+		o.Instance = "moby-1"
+	})
+	r.signedIn()
+	if err := r.k.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
+	b, err := MarshalTokenSet(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := UnmarshalTokenSet(b)
+	if err != nil || back.LastRefreshBy != "moby-1" || r.k.Status().LastRefreshBy != "moby-1" {
+		t.Fatalf("after a refresh: stored %q (%v), status %q", back.LastRefreshBy, err, r.k.Status().LastRefreshBy)
+	}
+	r.srv.then(replyUnavailable)
+	_ = r.k.Refresh(context.Background())
+	other := NewKeeper(r.conn, KeeperOptions{Store: r.store, Locker: &memLocker{}, Clock: r.clock})
+	if err := other.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := other.Status(); st.LastRefreshBy != "moby-1" || st.LastRefreshOK {
+		t.Fatalf("another process's status after a failed refresh: by %q, ok %t", st.LastRefreshBy, st.LastRefreshOK)
 	}
 }

@@ -75,9 +75,12 @@ type TokenSet struct {
 	Dead bool
 	// LastError is the last failure shown to people, kept across restarts.
 	LastError string
-	// LastRefresh is the time of the last refresh attempt and its outcome.
+	// LastRefresh is the time of the last refresh attempt and its outcome;
+	// LastRefreshBy the instance that made it, when several machines share
+	// the store (KeeperOptions.Instance), empty on one machine.
 	LastRefresh   time.Time
 	LastRefreshOK bool
+	LastRefreshBy string
 	// LastNext is what a person does about LastError.
 	LastNext *nextstep.Step
 	// LastHint is the advice that went with LastError as an older
@@ -159,6 +162,7 @@ type storedTokenSet struct {
 	LastError         string         `json:"last_error,omitempty"`
 	LastRefresh       time.Time      `json:"last_refresh,omitzero"`
 	LastRefreshOK     bool           `json:"last_refresh_ok,omitempty"`
+	LastRefreshBy     string         `json:"last_refresh_by,omitempty"`
 	LastHint          string         `json:"last_hint,omitempty"`
 	LastNext          *nextstep.Step `json:"last_next,omitempty"`
 	RetryAt           time.Time      `json:"retry_at,omitzero"`
@@ -202,6 +206,7 @@ func MarshalTokenSet(t *TokenSet) ([]byte, error) {
 		LastError:         t.LastError,
 		LastRefresh:       t.LastRefresh.UTC(),
 		LastRefreshOK:     t.LastRefreshOK,
+		LastRefreshBy:     t.LastRefreshBy,
 		LastHint:          t.LastHint,
 		LastNext:          t.LastNext,
 		RetryAt:           t.RetryAt.UTC(),
@@ -248,6 +253,7 @@ func UnmarshalTokenSet(b []byte) (*TokenSet, error) {
 		LastError:               safetext.Clean(s.LastError),
 		LastRefresh:             s.LastRefresh,
 		LastRefreshOK:           s.LastRefreshOK,
+		LastRefreshBy:           safetext.Clean(s.LastRefreshBy),
 		LastHint:                safetext.Clean(s.LastHint),
 		LastNext:                s.LastNext,
 		RetryAt:                 s.RetryAt,

@@ -263,16 +263,7 @@ func (c *card) update(st apitype.Status, now time.Time) {
 	default:
 		_ = c.next.Set(fmt.Sprintf("in %s (at %s)", humanize.Duration(st.NextRefresh.Sub(now)), st.NextRefresh.Local().Format("15:04:05")))
 	}
-	switch {
-	case st.State == apitype.StateDisconnected:
-		_ = c.last.Set("—")
-	case st.LastRefresh.IsZero():
-		_ = c.last.Set("none since sign-in")
-	case st.LastRefreshOK:
-		_ = c.last.Set(fmt.Sprintf("%s · ok", humanize.Ago(st.LastRefresh, now)))
-	default:
-		_ = c.last.Set(fmt.Sprintf("%s · failed", humanize.Ago(st.LastRefresh, now)))
-	}
+	_ = c.last.Set(humanize.LastRefresh(st, now))
 	switch {
 	case !st.HasRefreshToken:
 		_ = c.rtAge.Set("none")

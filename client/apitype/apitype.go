@@ -147,16 +147,19 @@ const (
 
 // Status is one connection's state, as `tokentray status --json` prints it.
 type Status struct {
-	Name              string       `json:"name"`
-	Grant             string       `json:"grant"`
-	State             string       `json:"state"`
-	Usable            bool         `json:"usable"` // a valid access token is held now
-	AccessObtained    time.Time    `json:"access_obtained,omitzero"`
-	AccessExpiry      time.Time    `json:"access_expiry,omitzero"`
-	LifetimeGuessed   bool         `json:"lifetime_guessed,omitempty"`
-	NextRefresh       time.Time    `json:"next_refresh,omitzero"`
-	LastRefresh       time.Time    `json:"last_refresh,omitzero"`
-	LastRefreshOK     bool         `json:"last_refresh_ok"`
+	Name            string    `json:"name"`
+	Grant           string    `json:"grant"`
+	State           string    `json:"state"`
+	Usable          bool      `json:"usable"` // a valid access token is held now
+	AccessObtained  time.Time `json:"access_obtained,omitzero"`
+	AccessExpiry    time.Time `json:"access_expiry,omitzero"`
+	LifetimeGuessed bool      `json:"lifetime_guessed,omitempty"`
+	NextRefresh     time.Time `json:"next_refresh,omitzero"`
+	LastRefresh     time.Time `json:"last_refresh,omitzero"`
+	LastRefreshOK   bool      `json:"last_refresh_ok"`
+	// LastRefreshBy is the instance (`instance`) that made the last
+	// refresh, when several machines share the store.
+	LastRefreshBy     string       `json:"last_refresh_by,omitempty"`
 	HasRefreshToken   bool         `json:"has_refresh_token"`
 	RefreshTokenSince time.Time    `json:"refresh_token_since,omitzero"`
 	LastError         string       `json:"last_error,omitempty"`

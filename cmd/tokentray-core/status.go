@@ -128,13 +128,27 @@ func hasText(err error, text string) bool {
 func printStatus(e *env, all []statusJSON) {
 	now := e.clock.Now()
 	w := tabwriter.NewWriter(e.streams.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPROVIDER\tSTATE\tACCESS TOKEN\tNEXT REFRESH\tREFRESH TOKEN")
+	// Where machines share the store, which one refreshed last matters:
+	// a column of its own then.
+	shared := false
+	for _, s := range all {
+		shared = shared || s.LastRefreshBy != ""
+	}
+	header := "NAME\tPROVIDER\tSTATE\tACCESS TOKEN\tNEXT REFRESH\tREFRESH TOKEN"
+	if shared {
+		header += "\tLAST REFRESH"
+	}
+	fmt.Fprintln(w, header)
 	for _, s := range all {
 		rt := humanize.RefreshTokenLeft(s.Status, now)
 		if rt == "" {
 			rt = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, providerLabel(s), s.State, humanize.Expiry(s.Status, now), humanize.NextRefresh(s.Status, now), rt)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", s.Name, providerLabel(s), s.State, humanize.Expiry(s.Status, now), humanize.NextRefresh(s.Status, now), rt)
+		if shared {
+			line += "\t" + humanize.LastRefresh(s.Status, now)
+		}
+		fmt.Fprintln(w, line)
 	}
 	_ = w.Flush()
 	for _, s := range all {

@@ -3,16 +3,26 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tokentray/tokentray/internal/tstest/pgtest"
 )
@@ -77,7 +87,7 @@ type member struct {
 // members makes the instances named, on db, sharing the instance key; the
 // connection is the harness's (its config, below the store's lines). No
 // session bus: a server's environment.
-func (h *harness) members(t *testing.T, db *database, names ...string) []*member {
+func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...string) []*member {
 	t.Helper()
 	key := filepath.Join(h.dir, "store.key")
 	b := make([]byte, 32)
@@ -89,6 +99,9 @@ func (h *harness) members(t *testing.T, db *database, names ...string) []*member
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The token endpoint through the test's gate (the issuer stays the
+	// provider's: a token_url set wins over its metadata).
+	conn = regexp.MustCompile(`(?m)^token_url = .*$`).ReplaceAll(conn, []byte(fmt.Sprintf("token_url = %q", tokenURL)))
 	var out []*member
 	for _, name := range names {
 		m := &member{name: name, dir: filepath.Join(h.dir, name), h: h}
@@ -234,6 +247,148 @@ func noGrantErrors(t *testing.T, h *harness, what string) {
 	}
 }
 
+// gate is a proxy in front of the provider's token endpoint that can hold
+// the next refresh: its request before the provider sees it, or the
+// provider's answer (the refresh token already rotated) before the client
+// sees it. Whatever it holds is dropped, never delivered: the client that
+// sent it is killed meanwhile.
+type gate struct {
+	target string
+	srv    *httptest.Server
+
+	mu   sync.Mutex
+	mode gateMode
+	held chan struct{} // closed once the refresh is held
+	drop chan struct{} // closed to drop it
+}
+
+type gateMode int
+
+const (
+	gatePass gateMode = iota
+	gateHoldRequest
+	gateHoldAnswer
+)
+
+func startGate(t *testing.T, target string) *gate {
+	g := &gate{target: target}
+	g.srv = httptest.NewServer(g)
+	t.Cleanup(func() {
+		g.mu.Lock()
+		if g.drop != nil {
+			select {
+			case <-g.drop:
+			default:
+				close(g.drop)
+			}
+		}
+		g.mu.Unlock()
+		g.srv.Close()
+	})
+	return g
+}
+
+// hold makes the gate hold the next refresh as mode says; held is closed
+// once it does, and drop ends the hold.
+func (g *gate) hold(mode gateMode) (held <-chan struct{}, drop func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.mode, g.held, g.drop = mode, make(chan struct{}), make(chan struct{})
+	d := g.drop
+	return g.held, sync.OnceFunc(func() { close(d) })
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	form, _ := url.ParseQuery(string(body))
+	mode := gatePass
+	var held, drop chan struct{}
+	g.mu.Lock()
+	if form.Get("grant_type") == "refresh_token" {
+		mode, held, drop = g.mode, g.held, g.drop
+		g.mode = gatePass
+	}
+	g.mu.Unlock()
+	wait := func() {
+		close(held)
+		select {
+		case <-drop:
+		case <-r.Context().Done():
+		}
+		panic(http.ErrAbortHandler) // the connection closes with no answer
+	}
+	if mode == gateHoldRequest {
+		wait()
+	}
+	req, err := http.NewRequest(r.Method, g.target+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if mode == gateHoldAnswer {
+		wait()
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(answer)
+}
+
+// holder is the member that holds the lease on e2e now, by the database.
+func holder(t *testing.T, db *database, ms []*member) *member {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), db.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var h string
+	if err := c.QueryRow(context.Background(), `SELECT holder FROM tokentray.tokentray_leases WHERE name = 'e2e' AND expires_at > now()`).Scan(&h); err != nil {
+		t.Fatalf("the lease's holder: %v", err)
+	}
+	for _, m := range ms {
+		if strings.HasPrefix(h, fmt.Sprintf("%s/%d/", m.name, m.cmd.Process.Pid)) {
+			return m
+		}
+	}
+	t.Fatalf("the lease is held by %s, none of the members", h)
+	return nil
+}
+
+// states is each member's status of e2e (status --json).
+func states(t *testing.T, ms ...*member) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, m := range ms {
+		var list []map[string]any
+		r := m.run("status", "--json")
+		if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 {
+			t.Fatalf("%s: status --json: exit %d %v\n%s%s", m.name, r.code, err, r.stdout, r.stderr)
+		}
+		out = append(out, list[0])
+	}
+	return out
+}
+
+// others is ms without m.
+func others(ms []*member, m *member) []*member {
+	var out []*member
+	for _, o := range ms {
+		if o != m {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // Issue #21: three servers keep one grant through PostgreSQL. Three real
 // `tokentray serve` processes, each with its own home and instance name,
 // share the grant of oidc-provider (30 s access tokens, single-use refresh
@@ -244,13 +399,17 @@ func noGrantErrors(t *testing.T, h *harness, what string) {
 // killed (SIGKILL), one is paused beyond its tokens' lifetime (SIGSTOP,
 // then SIGCONT), both idle; the database is taken away and brought back;
 // all three are restarted: no refresh token is presented twice, no sign-in
-// is needed again, and the database holds no token in the clear. (A holder
-// killed or paused mid-refresh is tested in internal/store/postgres, with
-// keepers over the real database; here it is still to come.)
+// is needed again, and the database holds no token in the clear. Then the
+// lease holder is killed mid-refresh, through a gate in front of the token
+// endpoint: before its request reached the provider (the next holder takes
+// the refresh over once the lease ran out, with the same refresh token),
+// and after the provider answered, before the commit (one needs_reauth on
+// every instance, with the reason; nothing presented again).
 func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	h := setup(t)
 	db := startPostgres(t)
-	ms := h.members(t, db, "moby-1", "moby-2", "moby-3")
+	gt := startGate(t, fmt.Sprintf("http://127.0.0.1:%d", h.port))
+	ms := h.members(t, db, gt.srv.URL+"/token", "moby-1", "moby-2", "moby-3")
 	// Signed in on moby-1 before the servers run, with its browser: the
 	// command keeps the tokens itself, in the shared store, under its
 	// lease.
@@ -279,6 +438,16 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 		t.Fatalf("%d refreshes at the provider in %s: more than one per rotation (at most %d)", n, time.Since(start).Round(time.Second), most)
 	}
 	noGrantErrors(t, h, "the rotations")
+	// Every instance's status names the instance that refreshed last.
+	sts := states(t, ms...)
+	for i, st := range sts {
+		if by, _ := st["last_refresh_by"].(string); !strings.HasPrefix(by, "moby-") || by != sts[0]["last_refresh_by"] {
+			t.Fatalf("%s: last_refresh_by %q; want the same instance on all three", ms[i].name, st["last_refresh_by"])
+		}
+	}
+	if r := ms[2].run("status"); !strings.Contains(r.stdout, "LAST REFRESH") || !strings.Contains(r.stdout, " by "+sts[0]["last_refresh_by"].(string)) {
+		t.Fatalf("status on moby-3 does not say which instance refreshed:\n%s", r.stdout)
+	}
 
 	// moby-1 is killed, idle (right after a rotation was committed): the
 	// others go on.
@@ -348,6 +517,74 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	h.waitRefreshes(t, 1, 2*lifetime, "after the restart")
 	agree(t, 15*time.Second, "the rotation after the restart", ms...)
 	noGrantErrors(t, h, "the restart")
+
+	// The holder is killed after its intent and before its request
+	// reached the provider (the gate holds it, then drops it). Once its
+	// lease runs out (45 s), the next holder finds the intent, older than
+	// the rescue window, takes the refresh over and refreshes with the
+	// same refresh token, still live.
+	rotated(t, h, "the rotation before the holder's death", ms...)
+	held, drop := gt.hold(gateHoldRequest)
+	select {
+	case <-held:
+	case <-time.After(2 * lifetime):
+		t.Fatal("no refresh came to the gate")
+	}
+	victim := holder(t, db, ms)
+	_ = victim.cmd.Process.Kill()
+	_ = victim.cmd.Wait()
+	drop()
+	h.waitRefreshes(t, 1, 3*time.Minute, "the refresh after the holder died before its request")
+	tok, took = agree(t, 30*time.Second, "after the takeover", others(ms, victim)...)
+	seen = append(seen, tok)
+	t.Logf("%s killed before its request: the others refreshed with the same refresh token and agree %s after the provider's answer", victim.name, took.Round(time.Millisecond))
+	noGrantErrors(t, h, "the holder's death before its request")
+	victim.start(t)
+	rotated(t, h, "the rotation after the takeover", ms...)
+
+	// The holder is killed after the provider answered (the refresh token
+	// rotated) and before its commit: the answer dies with it. The next
+	// holder presents the old refresh token after the window, oidc-provider
+	// refuses it (and revokes the grant): each instance says needs_reauth,
+	// once, with the reason, and nobody presents it again.
+	held, drop = gt.hold(gateHoldAnswer)
+	select {
+	case <-held:
+	case <-time.After(2 * lifetime):
+		t.Fatal("no refresh came to the gate")
+	}
+	victim = holder(t, db, ms)
+	_ = victim.cmd.Process.Kill()
+	_ = victim.cmd.Wait()
+	drop()
+	rest := others(ms, victim)
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		sts := states(t, rest...)
+		if sts[0]["state"] == "needs_reauth" && sts[1]["state"] == "needs_reauth" {
+			for i, st := range sts {
+				next, _ := st["next"].(map[string]any)
+				if cause, _ := next["cause"].(string); !strings.Contains(cause, "The refresh answer was lost with instance "+victim.name+" at ") {
+					t.Fatalf("%s: needs_reauth without the reason: %v", rest[i].name, st)
+				}
+			}
+			t.Logf("the answer lost with %s: %v", victim.name, sts[0]["next"])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not needs_reauth with the reason within 3 minutes of %s's death: %v", victim.name, sts)
+		}
+	}
+	h.sync()
+	refused := len(h.events.errors())
+	time.Sleep(lifetime)
+	if h.sync(); len(h.events.errors()) != refused || refused != 1 {
+		t.Fatalf("%d refusals at the provider, then %d: want exactly one (the old refresh token, presented once)", refused, len(h.events.errors()))
+	}
+	for _, m := range rest {
+		if r := m.run("token", "e2e"); r.code != 3 {
+			t.Fatalf("%s: token after the lost answer: exit %d, want 3 (sign in again): %s", m.name, r.code, r.stderr)
+		}
+	}
 
 	// A dump of the database holds no token and no client secret.
 	var dump strings.Builder

@@ -205,6 +205,26 @@ func NextRefresh(st apitype.Status, now time.Time) string {
 	}
 }
 
+// LastRefresh is the last refresh and its outcome, as the dashboard and
+// `status` say it: "2 minutes ago · ok", with the instance that made it
+// when several machines share the store ("2 minutes ago by moby-2 · ok").
+func LastRefresh(st apitype.Status, now time.Time) string {
+	switch {
+	case st.State == apitype.StateDisconnected:
+		return "—"
+	case st.LastRefresh.IsZero():
+		return "none since sign-in"
+	}
+	s := Ago(st.LastRefresh, now)
+	if st.LastRefreshBy != "" {
+		s += " by " + st.LastRefreshBy
+	}
+	if st.LastRefreshOK {
+		return s + " · ok"
+	}
+	return s + " · failed"
+}
+
 // RefreshTokenLeft is how long the refresh token is expected to live, as
 // `status`, the menu and the dashboard say it: "about 58 days left";
 // "" when nobody knows.

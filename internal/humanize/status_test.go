@@ -119,3 +119,23 @@ func TestTheRefreshTokensForecast(t *testing.T) {
 		t.Errorf("a renewable end: %q", got)
 	}
 }
+
+// The last refresh names the instance that made it where machines share
+// the store, and only there.
+func TestTheLastRefreshNamesItsInstanceWhenShared(t *testing.T) {
+	ago := now.Add(-2 * time.Minute)
+	for _, tc := range []struct {
+		st   apitype.Status
+		want string
+	}{
+		{apitype.Status{State: apitype.StateDisconnected}, "—"},
+		{apitype.Status{State: apitype.StateConnected}, "none since sign-in"},
+		{apitype.Status{State: apitype.StateConnected, LastRefresh: ago, LastRefreshOK: true}, Ago(ago, now) + " · ok"},
+		{apitype.Status{State: apitype.StateConnected, LastRefresh: ago, LastRefreshOK: true, LastRefreshBy: "moby-2"}, Ago(ago, now) + " by moby-2 · ok"},
+		{apitype.Status{State: apitype.StateDegraded, LastRefresh: ago, LastRefreshBy: "moby-3"}, Ago(ago, now) + " by moby-3 · failed"},
+	} {
+		if got := LastRefresh(tc.st, now); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.st, got, tc.want)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func Status(st auth.Status) apitype.Status {
 	out := apitype.Status{
 		Name: st.Name, Grant: string(st.Grant), State: string(st.State), Usable: st.Usable,
 		AccessObtained: st.AccessObtained, AccessExpiry: st.AccessExpiry, LifetimeGuessed: st.LifetimeGuessed,
-		NextRefresh: st.NextRefresh, LastRefresh: st.LastRefresh, LastRefreshOK: st.LastRefreshOK,
+		NextRefresh: st.NextRefresh, LastRefresh: st.LastRefresh, LastRefreshOK: st.LastRefreshOK, LastRefreshBy: st.LastRefreshBy,
 		HasRefreshToken: st.HasRefreshToken, RefreshTokenSince: st.RefreshTokenSince,
 		LastError: st.LastError, Hint: Hint(st.Next, st.Hint), Next: st.Next,
 		Endpoints: apitype.Endpoints(st.Endpoints),

@@ -55,8 +55,11 @@ type Options struct {
 	// demo's is in memory).
 	Store  auth.Store
 	Locker auth.Locker
-	Clock  auth.Clock
-	Log    *slog.Logger
+	// Instance names this machine among those that share a shared store
+	// (the `instance` setting); empty with a store of this machine's.
+	Instance string
+	Clock    auth.Clock
+	Log      *slog.Logger
 	// OpenBrowser opens a sign-in page; nil: none opens here.
 	OpenBrowser func(string) error
 	// ShowURL shows a sign-in's address besides (the demo's terminal).
@@ -196,7 +199,7 @@ func New(o Options) *Service {
 // keeperBase are the options every keeper of this tokentray shares.
 func (s *Service) keeperBase() auth.KeeperOptions {
 	o := s.opt
-	return auth.KeeperOptions{Store: o.Store, Locker: o.Locker, Clock: o.Clock, Logger: o.Log, OpenBrowser: o.OpenBrowser, ShowURL: o.ShowURL}
+	return auth.KeeperOptions{Store: o.Store, Locker: o.Locker, Instance: o.Instance, Clock: o.Clock, Logger: o.Log, OpenBrowser: o.OpenBrowser, ShowURL: o.ShowURL}
 }
 
 // KeeperOptions are base with what conn's table adds: its export file,
