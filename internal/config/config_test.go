@@ -155,9 +155,13 @@ func TestREADMEAlertExamplesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	// The README's server examples are for Linux: under Windows a Unix
+	// path such as store_key_file's is not absolute, and the config says
+	// so, rightly.
+	unixPath := regexp.MustCompile(`"/[a-z]`)
 	n := 0
 	for _, b := range blocks {
-		if !strings.Contains(b[1], "on_alert") {
+		if !strings.Contains(b[1], "on_alert") || (runtime.GOOS == "windows" && unixPath.MatchString(b[1])) {
 			continue
 		}
 		n++
