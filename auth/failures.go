@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokentray/tokentray/client/nextstep"
 	"github.com/tokentray/tokentray/internal/humanize/duration"
+	"github.com/tokentray/tokentray/internal/safetext"
 )
 
 // What a failed refresh means for the connection: the state it leaves the
@@ -58,7 +59,7 @@ func (k *Keeper) grantRejected(current *TokenSet, te *TokenError, prevMaybeProce
 		// the one case a shared grant cannot survive at a provider with
 		// no reuse grace. Said once: the token is recorded dead below.
 		next = next.With(fmt.Sprintf("The refresh answer was lost with instance %s at %s: it presented the refresh token and never saved what the provider sent back, and the provider has since retired that refresh token (it is single-use).",
-			lost.Instance, lost.At.Local().Format("2006-01-02 15:04:05 MST")))
+			safetext.Clean(lost.Instance), lost.At.Local().Format("2006-01-02 15:04:05 MST")))
 	case prevMaybeProcessed:
 		next = next.With("The previous refresh reached the provider but its answer was lost, and the provider has since retired that refresh token (it is single-use).")
 	}

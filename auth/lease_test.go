@@ -246,7 +246,9 @@ func TestACommitWithinTheRescueWindowIsAdoptedNotRefreshedAgain(t *testing.T) {
 func TestAnAnswerLostWithAnotherInstanceIsOneSignInNeededThatSaysSo(t *testing.T) {
 	r, lease, gen := sharedRig(t)
 	at := r.clock.Now().Add(-5 * time.Minute)
-	lease.l.left(r.conn.Name, "moby-2", gen, at)
+	// The name as another machine's config gave it, with an escape
+	// sequence: shown, it must not reach a terminal as one.
+	lease.l.left(r.conn.Name, "moby-2\x1b[2J", gen, at)
 	stored, _ := r.store.LoadTokens(context.Background(), r.conn.Name)
 	r.srv.mu.Lock()
 	delete(r.srv.live, stored.RefreshToken.Reveal()) // moby-2's refresh, whose answer died with it
@@ -257,7 +259,7 @@ func TestAnAnswerLostWithAnotherInstanceIsOneSignInNeededThatSaysSo(t *testing.T
 		t.Fatalf("refresh after the lost answer: %v", err)
 	}
 	st := r.k.Status()
-	if st.State != StateNeedsReauth || st.Next == nil || !strings.Contains(st.Next.Cause, "lost with instance moby-2 at "+at.Local().Format("2006-01-02 15:04:05")) {
+	if st.State != StateNeedsReauth || st.Next == nil || !strings.Contains(st.Next.Cause, "lost with instance moby-2 at "+at.Local().Format("2006-01-02 15:04:05")) || strings.Contains(st.Next.Cause, "\x1b") {
 		t.Fatalf("state %s, next %+v", st.State, st.Next)
 	}
 	for range 3 {

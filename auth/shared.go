@@ -100,20 +100,29 @@ func (k *Keeper) reloadAfterOther(ctx context.Context, current *TokenSet) (next 
 	if !changedElsewhere(current, stored) {
 		return current, false, nil
 	}
-	now := k.opt.Clock.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.log.Info("adopting tokens refreshed by another instance")
-	k.adoptLocked(stored)
 	switch {
+	case k.adoptOthersLocked(stored):
+		return nil, true, nil
 	case stored == nil:
 		return nil, true, withStep(fmt.Errorf("%s is not signed in (signed out elsewhere?): %w", k.conn.Name, ErrNeedsSignIn), step(nextstep.SignIn, k.conn.Name))
-	case !stored.Dead && stored.ValidFor(now, 0):
-		k.failures = 0
-		k.setStateLocked(StateConnected)
-		return nil, true, nil
 	}
 	return stored, true, nil
+}
+
+// adoptOthersLocked adopts stored, which another process or machine
+// wrote, and reports whether it is usable now; a usable one ends this
+// keeper's failures.
+func (k *Keeper) adoptOthersLocked(stored *TokenSet) bool {
+	k.log.Info("adopting tokens written by another instance")
+	k.adoptLocked(stored)
+	if stored == nil || stored.Dead || !stored.ValidFor(k.opt.Clock.Now(), 0) {
+		return false
+	}
+	k.failures, k.lastErr = 0, nil
+	k.setStateLocked(StateConnected)
+	return true
 }
 
 // intend records this holder's intent to present current's refresh token,
@@ -184,22 +193,13 @@ func (k *Keeper) StoreChanged(ctx context.Context) {
 		// The store answers again: the refresh that waited for it is
 		// tried now, not after its backoff.
 		k.retryAt = k.opt.Clock.Now()
-		select {
-		case k.kick <- struct{}{}:
-		default:
-		}
+		k.Wake()
 	}
 	if k.token != held || k.flight != nil || k.unsaved != nil || !changedElsewhere(held, stored) {
 		k.mu.Unlock()
 		return
 	}
-	k.log.Info("adopting tokens committed by another instance")
-	k.adoptLocked(stored)
-	usable := stored != nil && !stored.Dead && stored.ValidFor(k.opt.Clock.Now(), 0)
-	if usable {
-		k.failures, k.lastErr = 0, nil
-		k.setStateLocked(StateConnected)
-	}
+	usable := k.adoptOthersLocked(stored)
 	k.emitLocked(Event{Kind: EventAdopted})
 	k.mu.Unlock()
 	if usable {

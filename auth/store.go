@@ -180,8 +180,8 @@ var ErrLeaseLost = errors.New("the lease on the connection ran out")
 //  1. The keeper reads the Intent left on the connection. One of another
 //     holder for the generation stored now means that holder may have
 //     presented the refresh token and not yet committed what came back: the
-//     keeper waits until the intent is RescueWindow old (by the engine's
-//     clock), then moves the stored generation (same tokens), so that the
+//     keeper waits until the intent is the rescue window old (by the
+//     engine's clock), then moves the stored generation (same tokens), so that the
 //     other's late commit fails its compare-and-set and never lands.
 //  2. Intend, with one round trip, records this holder's intent, and only
 //     while the lease has more than the request's timeout left; otherwise

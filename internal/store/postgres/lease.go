@@ -74,7 +74,7 @@ type LeaseOptions struct {
 //     lease and records the intent (holder, generation, the server's now())
 //     in the row, in one statement, only while the lease is this holder's;
 //     then checks that what is left of it, less the round trip's own time,
-//     is more than the request may take. Settle clears the intent if it is
+//     is more than the request may take (if not, it clears the intent). Settle clears the intent if it is
 //     still this holder's; Intent reads it, with its age by the server's
 //     clock. Taking the lease keeps the row's intent: the next holder sees
 //     it.
@@ -300,8 +300,12 @@ func (l *Lease) Intend(ctx context.Context, name string, gen uint64, need time.D
 		return fmt.Errorf("record the refresh intent on %s: %w", name, l.s.explain("write", err))
 	}
 	if left := seconds(secs) - time.Since(start); left <= need {
-		// The intent stays: the next holder waits out its rescue window,
-		// which is safe, if slow; this one presents nothing.
+		// The answer took so long that too little is left: this holder
+		// presents nothing, so its intent goes again (auth.Lease: an
+		// Intend refused records nothing).
+		if err := l.Settle(ctx, name); err != nil {
+			l.log.Warn("the refresh intent was not cleared: the next instance waits out the rescue window first", "connection", name, "err", err)
+		}
 		return fmt.Errorf("%w: the lease on %s has %s left, less than the request may take (%s)", auth.ErrLeaseLost, name, left.Round(time.Millisecond), need)
 	}
 	return nil
