@@ -50,14 +50,11 @@ type env struct {
 	// locker serialises the writers of a connection: this machine's file
 	// lock, or, once openStore opened a PostgreSQL store, its lease, which
 	// every machine sharing the database takes (storage returns both).
-	locker auth.Locker
-	// instance names this machine among those sharing a PostgreSQL store
-	// (its rows and refreshes); empty with a store of this machine's.
-	instance string
-	clock    auth.Clock
-	log      *slog.Logger
-	streams  streams
-	opener   func(string) error
+	locker  auth.Locker
+	clock   auth.Clock
+	log     *slog.Logger
+	streams streams
+	opener  func(string) error
 	// api reaches the running tokentray; nil where there is none to ask
 	// (tests).
 	api *apiclient.Client
@@ -100,11 +97,10 @@ func (e *env) openStore() (auth.Store, error) {
 	switch cfg.Store {
 	case config.StoreFile:
 	case config.StorePostgres:
-		s, instance, err := openPostgres(cfg, e.log)
+		s, err := openPostgres(cfg, e.log)
 		if err != nil {
 			return nil, fmt.Errorf("store = \"postgres\": %w", err)
 		}
-		e.instance = instance
 		// The file lock excludes only this machine's processes: the
 		// database's lease excludes every instance.
 		lease, err := s.NewLease(pgstore.LeaseOptions{Log: e.log})
@@ -146,9 +142,8 @@ func (e *env) storage() (auth.Store, auth.Locker, error) {
 
 // openPostgres opens the PostgreSQL store of cfg, with the key of
 // store_key_file or else of the systemd credential tokentray.key, and the
-// instance name of the file or else the host name, and returns it with
-// that instance name.
-func openPostgres(cfg *config.Config, log *slog.Logger) (*pgstore.Store, string, error) {
+// instance name of the file or else the host name.
+func openPostgres(cfg *config.Config, log *slog.Logger) (*pgstore.Store, error) {
 	var key []byte
 	var err error
 	if cfg.StoreKeyFile != "" {
@@ -157,16 +152,15 @@ func openPostgres(cfg *config.Config, log *slog.Logger) (*pgstore.Store, string,
 		key, err = seal.KeyFromCredentials()
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	instance := cfg.Instance
 	if instance == "" {
 		if instance, err = os.Hostname(); err != nil {
-			return nil, "", fmt.Errorf("name this machine with instance = \"…\" in the config: the host name is not known (%w)", err)
+			return nil, fmt.Errorf("name this machine with instance = \"…\" in the config: the host name is not known (%w)", err)
 		}
 	}
-	s, err := pgstore.Open(context.Background(), pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance, Log: log})
-	return s, instance, err
+	return pgstore.Open(context.Background(), pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance, Log: log})
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.
@@ -249,5 +243,5 @@ func (e *env) keeperOptions(conn *config.Resolved) (auth.KeeperOptions, error) {
 	if err != nil {
 		return auth.KeeperOptions{}, err
 	}
-	return service.KeeperOptions(conn, auth.KeeperOptions{Store: store, Locker: locker, Instance: e.instance, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}), nil
+	return service.KeeperOptions(conn, auth.KeeperOptions{Store: store, Locker: locker, Clock: e.clock, Logger: e.log, OpenBrowser: e.opener}), nil
 }

@@ -45,7 +45,7 @@ func serveRun(ctx context.Context, e *env, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	svc := service.New(service.Options{Role: service.Serve, Config: cfg, Store: store, Locker: locker, Instance: e.instance, Clock: e.clock, Log: log,
+	svc := service.New(service.Options{Role: service.Serve, Config: cfg, Store: store, Locker: locker, Clock: e.clock, Log: log,
 		SocketPath: apiclient.DefaultPath()})
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -51,7 +51,7 @@ func trayRun(c *cobra.Command, envFor envGetter) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(service.Options{Role: service.Tray, Config: e.cfg, Store: store, Locker: locker, Instance: e.instance, Clock: e.clock, Log: e.log,
+	svc := service.New(service.Options{Role: service.Tray, Config: e.cfg, Store: store, Locker: locker, Clock: e.clock, Log: e.log,
 		OpenBrowser: e.opener, SocketPath: apiclient.DefaultPath(), ControlDir: filepath.Dir(apiclient.DefaultPath())})
 	opt := desktop.Options{OpenBrowser: e.opener}
 	if entry, err := autostart.ForThisExecutable(appID, "tokentray"); err == nil {

@@ -55,11 +55,8 @@ type Options struct {
 	// demo's is in memory).
 	Store  auth.Store
 	Locker auth.Locker
-	// Instance names this machine among those that share a shared store
-	// (the `instance` setting); empty with a store of this machine's.
-	Instance string
-	Clock    auth.Clock
-	Log      *slog.Logger
+	Clock  auth.Clock
+	Log    *slog.Logger
 	// OpenBrowser opens a sign-in page; nil: none opens here.
 	OpenBrowser func(string) error
 	// ShowURL shows a sign-in's address besides (the demo's terminal).
@@ -199,14 +196,19 @@ func New(o Options) *Service {
 // keeperBase are the options every keeper of this tokentray shares.
 func (s *Service) keeperBase() auth.KeeperOptions {
 	o := s.opt
-	return auth.KeeperOptions{Store: o.Store, Locker: o.Locker, Instance: o.Instance, Clock: o.Clock, Logger: o.Log, OpenBrowser: o.OpenBrowser, ShowURL: o.ShowURL}
+	return auth.KeeperOptions{Store: o.Store, Locker: o.Locker, Clock: o.Clock, Logger: o.Log, OpenBrowser: o.OpenBrowser, ShowURL: o.ShowURL}
 }
 
 // KeeperOptions are base with what conn's table adds: its export file,
-// written at every new token set. Every keeper, of a running tokentray or
-// of a command that works in its own process, is made with them.
+// written at every new token set; and, with a store that several machines
+// share, this machine's name among them, as the store was opened with it.
+// Every keeper, of a running tokentray or of a command that works in its
+// own process, is made with them.
 func KeeperOptions(conn *config.Resolved, base auth.KeeperOptions) auth.KeeperOptions {
 	o := base
+	if s, ok := o.Store.(interface{ Instance() string }); ok && o.Instance == "" {
+		o.Instance = s.Instance()
+	}
 	if path := conn.ExportFile; path != "" {
 		log, name, apiBase := o.Logger, conn.Auth.Name, conn.Auth.Endpoints.APIBase
 		if log == nil {

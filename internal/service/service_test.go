@@ -143,3 +143,21 @@ func TestServeRefusesToRunWithoutItsAPI(t *testing.T) {
 		svc.Wait()
 	}
 }
+
+// sharedStore is a store that several machines share, opened as moby-2.
+type sharedStore struct{ *auth.MemoryStore }
+
+func (sharedStore) Instance() string { return "moby-2" }
+
+// Every keeper of a store that several machines share records this
+// machine's name with its refreshes, as the store was opened with it; a
+// store of this machine's names none.
+func TestKeepersOfASharedStoreKnowTheirInstance(t *testing.T) {
+	conn := &config.Resolved{Auth: &auth.Connection{Name: "p"}}
+	if o := service.KeeperOptions(conn, auth.KeeperOptions{Store: sharedStore{auth.NewMemoryStore()}}); o.Instance != "moby-2" {
+		t.Fatalf("instance %q with a shared store, want moby-2", o.Instance)
+	}
+	if o := service.KeeperOptions(conn, auth.KeeperOptions{Store: auth.NewMemoryStore()}); o.Instance != "" {
+		t.Fatalf("instance %q with a store of this machine's, want none", o.Instance)
+	}
+}

@@ -172,6 +172,10 @@ func (s *Store) Close() {
 	}
 }
 
+// Instance is this machine's name among those that share the database,
+// as it writes it in its rows.
+func (s *Store) Instance() string { return s.instance }
+
 // Where names the server, the database and the role, for messages.
 func (s *Store) Where() string { return s.where }
 
