@@ -32,6 +32,8 @@ type cli struct {
 	status   atomic.Int32 // the token endpoint's answer: 200 or an error status
 	refresh  atomic.Int32
 	cfgText  string
+	// local are this machine's other stores (store copy), by kind.
+	local map[string]auth.Store
 }
 
 func newCLI(t *testing.T) *cli {
@@ -76,7 +78,7 @@ func (c *cli) run(stdin string, args ...string) (int, string, string) {
 			return nil, err
 		}
 		return &env{cfg: cfg, store: c.store, locker: &auth.ProcessLocker{}, clock: c.clock,
-			log: slog.New(slog.DiscardHandler), streams: io}, nil
+			log: slog.New(slog.DiscardHandler), streams: io, localStores: c.local}, nil
 	}
 	code := run(context.Background(), args, io, deps{env: mk})
 	return code, out.String(), errb.String()

@@ -50,11 +50,16 @@ type env struct {
 	// locker serialises the writers of a connection: this machine's file
 	// lock, or, once openStore opened a PostgreSQL store, its lease, which
 	// every machine sharing the database takes (storage returns both).
-	locker  auth.Locker
-	clock   auth.Clock
-	log     *slog.Logger
-	streams streams
-	opener  func(string) error
+	locker auth.Locker
+	// fileLocks is this machine's file lock once locker is a shared
+	// store's lease (nil until then: locker is the file lock).
+	fileLocks auth.Locker
+	// localStores replace the keyring or the file store (tests).
+	localStores map[string]auth.Store
+	clock       auth.Clock
+	log         *slog.Logger
+	streams     streams
+	opener      func(string) error
 	// api reaches the running tokentray; nil where there is none to ask
 	// (tests).
 	api *apiclient.Client
@@ -94,9 +99,7 @@ func (e *env) openStore() (auth.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch cfg.Store {
-	case config.StoreFile:
-	case config.StorePostgres:
+	if cfg.Store == config.StorePostgres {
 		s, err := openPostgres(cfg, e.log)
 		if err != nil {
 			return nil, fmt.Errorf("store = \"postgres\": %w", err)
@@ -108,11 +111,26 @@ func (e *env) openStore() (auth.Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("store = \"postgres\": %w", err)
 		}
+		e.fileLocks = e.localLocker()
 		e.store, e.locker = s, lease
 		return s, nil
-	default:
-		e.store = keyringstore.New()
-		return e.store, nil
+	}
+	s, err := e.openLocal(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	e.store = s
+	return s, nil
+}
+
+// openLocal opens one of this machine's stores, the keyring or the file
+// store (kind), which this machine's file lock guards (localLocker).
+func (e *env) openLocal(kind string) (auth.Store, error) {
+	if s := e.localStores[kind]; s != nil {
+		return s, nil
+	}
+	if kind != config.StoreFile {
+		return keyringstore.New(), nil
 	}
 	dir, err := filestore.DefaultDir()
 	if err != nil {
@@ -126,8 +144,16 @@ func (e *env) openStore() (auth.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store = \"file\": %w", err)
 	}
-	e.store = s
 	return s, nil
+}
+
+// localLocker is this machine's file lock, which the keyring's and the
+// file store's writers hold, whatever store the config chooses.
+func (e *env) localLocker() auth.Locker {
+	if e.fileLocks != nil {
+		return e.fileLocks
+	}
+	return e.locker
 }
 
 // storage is the store the config chooses and the Locker that goes with

@@ -57,6 +57,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 sign-in needed,
 		newServeCmd(envFor),
 		newEventsCmd(envFor),
 		newProxyKeyCmd(envFor),
+		newStoreCmd(envFor),
 		newManCmd(),
 	)
 	return root
