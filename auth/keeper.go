@@ -72,6 +72,11 @@ type Event struct {
 	// Hint is advice in words that an older tokentray kept in the store,
 	// as it said it; only when there is no Next.
 	Hint string `json:"hint,omitempty"`
+	// Generation is the generation of the tokens held when it happened
+	// (StoredGeneration; 0 for none). The instances that share a store
+	// hold the same generation, so it tells them apart from a later
+	// happening of the same kind: an alert is told once for all of them.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // Status is a snapshot of one connection, for people and scripts.
@@ -419,6 +424,7 @@ func (k *Keeper) emitLocked(e Event) {
 	}
 	e.Connection = k.conn.Name
 	e.Time = k.opt.Clock.Now()
+	e.Generation = StoredGeneration(k.currentLocked())
 	for _, ch := range k.subs {
 		select {
 		case ch <- e:
@@ -503,6 +509,13 @@ func NoRefreshToken(name string) *nextstep.Step {
 }
 
 // currentLocked is the newest token set, saved or not.
+// Generation is the generation of the tokens held now (Event.Generation).
+func (k *Keeper) Generation() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return StoredGeneration(k.currentLocked())
+}
+
 func (k *Keeper) currentLocked() *TokenSet {
 	if k.unsaved != nil {
 		return k.unsaved

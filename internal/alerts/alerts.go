@@ -5,6 +5,7 @@
 package alerts
 
 import (
+	"context"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
@@ -49,6 +50,35 @@ type Alert struct {
 	Time       time.Time `json:"time"`
 	// Next is what a person does next, as data (client/nextstep).
 	Next *nextstep.Step `json:"next,omitempty"`
+	// Generation is the generation of the tokens it is about
+	// (auth.Event.Generation); 0 when not known. Not in the hook's JSON:
+	// it serves Occurrence.
+	Generation uint64 `json:"-"`
+}
+
+// Occurrence names the happening that a tells of, alike on every instance
+// that shares the connection's store: what is claimed (Claimer) so that
+// one instance tells it. kind is the alert's kind, with what recovered
+// ("recovered" from a token's state, "recovered_api" from the API's
+// refusal, which can end with the same tokens); ok is false when the
+// generation is not known, and a is told wherever it is seen.
+func (a Alert) Occurrence() (kind string, generation uint64, ok bool) {
+	kind = string(a.Kind)
+	if a.Kind == Recovered && a.From == "" {
+		kind = "recovered_api"
+	}
+	return kind, a.Generation, a.Generation != 0
+}
+
+// Claimer is a store that several instances share, which picks the one
+// instance that tells an occurrence (Alert.Occurrence): the first to claim
+// it, by a compare-and-set in the store's engine (internal/store/postgres).
+// On one machine there is nothing to pick.
+type Claimer interface {
+	// ClaimAlert records that this instance tells alert kind of name for
+	// generation, unless the same kind was claimed for that generation or
+	// a later one. won: tell it; otherwise by is the instance that did.
+	ClaimAlert(ctx context.Context, name, kind string, generation uint64) (won bool, by string, err error)
 }
 
 // Tracker turns keeper events into alerts. It is not safe for concurrent
@@ -70,7 +100,7 @@ func NewTracker() *Tracker {
 // Observe returns the alert that e calls for, if any.
 func (t *Tracker) Observe(e auth.Event) (Alert, bool) {
 	a := Alert{Connection: e.Connection, From: string(e.From), To: string(e.To), Error: e.Error,
-		Hint: humanize.Advice(e.Next, e.Hint, humanize.Terminal), Next: e.Next, Time: e.Time}
+		Hint: humanize.Advice(e.Next, e.Hint, humanize.Terminal), Next: e.Next, Time: e.Time, Generation: e.Generation}
 	in := t.raised[e.Connection]
 	switch {
 	case e.Kind == auth.EventState && e.To == auth.StateNeedsReauth:

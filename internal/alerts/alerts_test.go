@@ -195,3 +195,36 @@ func TestAnAlertSaysTheStepForAScript(t *testing.T) {
 		t.Fatalf("alert %+v", a)
 	}
 }
+
+// The occurrence an alert names is alike on every instance that sees it
+// (the kind and the tokens' generation, whatever state each came from),
+// and tells a token's recovery from the API's, which can come with the
+// same tokens.
+func TestAnAlertsOccurrenceIsAlikeOnEveryInstance(t *testing.T) {
+	// Instance A refreshed and was refused; instance B adopted the dead
+	// tokens of the same generation from the store.
+	a, _ := NewTracker().Observe(auth.Event{Connection: "p", Kind: auth.EventState, From: auth.StateRefreshing, To: auth.StateNeedsReauth, Generation: 7})
+	b, _ := NewTracker().Observe(auth.Event{Connection: "p", Kind: auth.EventState, From: auth.StateConnected, To: auth.StateNeedsReauth, Generation: 7})
+	ka, ga, oka := a.Occurrence()
+	kb, gb, okb := b.Occurrence()
+	if !oka || !okb || ka != kb || ga != gb || ka != "needs_reauth" || ga != 7 {
+		t.Fatalf("occurrences %q/%d/%v and %q/%d/%v; want needs_reauth/7 on both", ka, ga, oka, kb, gb, okb)
+	}
+
+	tr := NewTracker()
+	tr.Observe(auth.Event{Connection: "p", Kind: auth.EventAPIRefused, Generation: 9})
+	api, _ := tr.Observe(auth.Event{Connection: "p", Kind: auth.EventAPIAccepted, Generation: 9})
+	tr.Observe(auth.Event{Connection: "p", Kind: auth.EventState, From: auth.StateConnected, To: auth.StateNeedsReauth, Generation: 9})
+	token, _ := tr.Observe(auth.Event{Connection: "p", Kind: auth.EventState, From: auth.StateNeedsReauth, To: auth.StateConnected, Generation: 9})
+	if k, _, _ := api.Occurrence(); k != "recovered_api" {
+		t.Fatalf("the API's recovery: %q", k)
+	}
+	if k, _, _ := token.Occurrence(); k != "recovered" {
+		t.Fatalf("the token's recovery: %q", k)
+	}
+
+	// Not knowing the generation is no occurrence: told wherever seen.
+	if _, _, ok := (Alert{Kind: NeedsReauth}).Occurrence(); ok {
+		t.Fatal("an alert without a generation names an occurrence")
+	}
+}

@@ -112,7 +112,10 @@ func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...
 				t.Fatal(err)
 			}
 		}
-		top := fmt.Sprintf("store = \"postgres\"\nstore_url = %q\nstore_key_file = %q\ninstance = %q\n\n", db.conn, key, name)
+		// Each instance's on_alert appends to a file of its own: an
+		// alert is told by one of them.
+		top := fmt.Sprintf("store = \"postgres\"\nstore_url = %q\nstore_key_file = %q\ninstance = %q\non_alert = %q\n\n",
+			db.conn, key, name, "cat >> "+filepath.Join(m.dir, "alerts.jsonl"))
 		if err := os.WriteFile(filepath.Join(cfg, "config.toml"), append([]byte(top), conn...), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -410,11 +413,32 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	db := startPostgres(t)
 	gt := startGate(t, fmt.Sprintf("http://127.0.0.1:%d", h.port))
 	ms := h.members(t, db, gt.srv.URL+"/token", "moby-1", "moby-2", "moby-3")
-	// Signed in on moby-1 before the servers run, with its browser: the
-	// command keeps the tokens itself, in the shared store, under its
-	// lease.
+	// Signed in on moby-1 before the servers run, with its browser, when
+	// it was a server of its own with the file store. It joins the others
+	// with `store copy`, no sign-in: the copied refresh token is the one
+	// the rotations below present.
+	cfgPath := filepath.Join(ms[0].dir, "config", "tokentray", "config.toml")
+	shared, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := regexp.MustCompile(`(?s)^store = "postgres".*?\n\n`).ReplaceAll(shared, []byte("store = \"file\"\n\n"))
+	if err := os.WriteFile(cfgPath, own, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ms[0].must(t, clientSecret+"\n", "secret", "e2e")
 	ms[0].must(t, "", "login", "e2e", "--timeout", "90s")
+	if err := os.WriteFile(cfgPath, shared, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := ms[0].must(t, "", "store", "copy", "--from", "file")
+	if !strings.Contains(r.stderr, "e2e: moved its tokens and client secret from the file store to the PostgreSQL store") {
+		t.Fatalf("store copy said:\n%s", r.stderr)
+	}
+	left, _ := filepath.Glob(filepath.Join(ms[0].dir, "state", "tokentray", "e2e.*"))
+	if len(left) > 0 {
+		t.Fatalf("the file store still holds %v after the copy", left)
+	}
 	for _, m := range ms {
 		m.start(t)
 	}
@@ -585,10 +609,36 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 			t.Fatalf("%s: token after the lost answer: exit %d, want 3 (sign in again): %s", m.name, r.code, r.stderr)
 		}
 	}
+	// The needs_reauth is alerted once for the cluster: each instance
+	// that saw it either ran on_alert or logged which one did.
+	for _, m := range rest {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			b, _ := os.ReadFile(filepath.Join(m.dir, "serve.log"))
+			if regexp.MustCompile(`(alert hook ran|alert told by another instance)[^\n]*kind=needs_reauth`).Match(b) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s logged neither its on_alert's run nor another instance's for the needs_reauth", m.name)
+			}
+		}
+	}
+	told := 0
+	for _, m := range ms {
+		b, _ := os.ReadFile(filepath.Join(m.dir, "alerts.jsonl"))
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if strings.Contains(line, `"kind":"needs_reauth"`) {
+				told++
+				t.Logf("%s's on_alert told: %s", m.name, line)
+			}
+		}
+	}
+	if told != 1 {
+		t.Fatalf("the needs_reauth was told by on_alert %d times across the instances; want once", told)
+	}
 
 	// A dump of the database holds no token and no client secret.
 	var dump strings.Builder
-	for _, table := range []string{"tokentray_items", "tokentray_leases", "tokentray_schema"} {
+	for _, table := range []string{"tokentray_items", "tokentray_leases", "tokentray_schema", "tokentray_alerts"} {
 		out, err := exec.Command("psql", db.conn+" options='-c search_path=tokentray'", "-XAtc", "SELECT t::text FROM "+table+" t").CombinedOutput()
 		if err != nil {
 			t.Fatalf("psql: %v\n%s", err, out)

@@ -35,6 +35,10 @@ type Payload struct {
 type Runner struct {
 	Timeout time.Duration
 	Log     *slog.Logger
+	// Claim says whether this instance runs the hook of a keeper's alert,
+	// when several share the connection's store: the one that claims the
+	// alert's occurrence first (alerts.Claimer). nil: always.
+	Claim func(ctx context.Context, a alerts.Alert) bool
 }
 
 // Run runs command with p on stdin and returns its failure, if any, with
@@ -115,17 +119,21 @@ func Watch(ctx context.Context, k *auth.Keeper, command string, r *Runner) {
 	// A keeper that failed before this subscription (it runs already) is
 	// told of all the same.
 	seed, seeded := tracker.Seed(k.Status(), time.Now())
+	seed.Generation = k.Generation()
+	run := func(a alerts.Alert) {
+		if r.Claim != nil && !r.Claim(ctx, a) {
+			return // another instance runs it
+		}
+		r.RunAndLog(ctx, command, Payload{Alert: a, Provider: conn.Provider.Name, Environment: conn.Environment})
+	}
 	go func() {
 		if seeded {
-			go r.RunAndLog(ctx, command, Payload{Alert: seed, Provider: conn.Provider.Name, Environment: conn.Environment})
+			go run(seed)
 		}
 		for e := range events {
-			a, ok := tracker.Observe(e)
-			if !ok {
-				continue
+			if a, ok := tracker.Observe(e); ok {
+				go run(a)
 			}
-			p := Payload{Alert: a, Provider: conn.Provider.Name, Environment: conn.Environment}
-			go r.RunAndLog(ctx, command, p)
 		}
 	}()
 }

@@ -6,14 +6,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/alerts"
+	"github.com/tokentray/tokentray/internal/tstest/keepertest"
 )
 
 var payload = Payload{Alert: alerts.Alert{Connection: "procore", Kind: alerts.NeedsReauth, From: "connected", To: "needs_reauth",
@@ -81,5 +85,67 @@ func TestStoppingTokentrayIsNotAHookFailure(t *testing.T) {
 		if got := strings.Contains(logs.String(), "alert hook failed"); got != tc.wantWarn {
 			t.Fatalf("%q (quit=%t): logged a failure %t, want %t:\n%s", tc.command, tc.quit, got, tc.wantWarn, logs.String())
 		}
+	}
+}
+
+// With a shared store, the hook of a keeper's alert runs only on the
+// instance that claims the alert's occurrence (Runner.Claim), which names
+// the generation of the tokens it is about.
+func TestWatchRunsTheHookOnlyWhereTheAlertIsClaimed(t *testing.T) {
+	tokenURL, _ := keepertest.Counting(t, http.StatusUnauthorized) // invalid_client
+	for _, claimed := range []bool{true, false} {
+		t.Run(fmt.Sprint("claimed=", claimed), func(t *testing.T) {
+			store := auth.NewMemoryStore()
+			gen := auth.NextGeneration(0, time.Now())
+			if err := store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at", TokenType: "bearer", RefreshToken: "rt",
+				ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: gen}, 0); err != nil {
+				t.Fatal(err)
+			}
+			k := keepertest.Loaded(t, store, tokenURL)
+			out := filepath.Join(t.TempDir(), "alerts")
+			asked := make(chan alerts.Alert, 1)
+			ran := make(chan struct{})
+			var log bytes.Buffer
+			r := &Runner{Timeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(&log, nil)), Claim: func(_ context.Context, a alerts.Alert) bool {
+				asked <- a
+				return claimed
+			}}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			Watch(ctx, k, "cat >> "+out+" && touch "+out+".done", r)
+			go func() {
+				for {
+					if _, err := os.Stat(out + ".done"); err == nil {
+						close(ran)
+						return
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}()
+			_ = k.Refresh(ctx)
+			a := <-asked
+			if a.Kind != alerts.ClientRefused || a.Generation != gen {
+				t.Fatalf("claimed %s of generation %d; want client_refused of %d", a.Kind, a.Generation, gen)
+			}
+			if claimed {
+				<-ran
+				b, _ := os.ReadFile(out)
+				if !strings.Contains(string(b), `"kind":"client_refused"`) || strings.Contains(string(b), "generation") {
+					t.Fatalf("the hook read %q", b)
+				}
+				return
+			}
+			// Not claimed: the hook must not run. Its absence is only seen
+			// by waiting; a run would be a failure, never a pass.
+			select {
+			case <-ran:
+				t.Fatal("the hook ran for an alert another instance claimed")
+			case <-time.After(500 * time.Millisecond):
+			}
+		})
 	}
 }

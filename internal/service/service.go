@@ -160,6 +160,9 @@ func New(o Options) *Service {
 	if s.opt.UnreachableNotice <= 0 {
 		s.opt.UnreachableNotice = DefaultUnreachableNotice
 	}
+	if c, ok := o.Store.(alerts.Claimer); ok {
+		s.hooks.Claim = s.claimAlert(c)
+	}
 	if o.Keepers != nil {
 		s.hub.SetKeepers(o.Keepers)
 		return s
@@ -394,6 +397,28 @@ func (s *Service) logEvents(ctx context.Context) {
 			attrs = append(attrs, "state", e.Status.State)
 		}
 		s.opt.Log.Info(e.Text, attrs...)
+	}
+}
+
+// claimAlert is the hooks' Claim with a shared store: on_alert runs once
+// for every instance, on the one that claims the alert's occurrence
+// first. A claim that cannot be made (the database is away) runs it here
+// all the same: an alert told twice beats one never told.
+func (s *Service) claimAlert(c alerts.Claimer) func(ctx context.Context, a alerts.Alert) bool {
+	return func(ctx context.Context, a alerts.Alert) bool {
+		kind, gen, ok := a.Occurrence()
+		if !ok {
+			return true
+		}
+		won, by, err := c.ClaimAlert(ctx, a.Connection, kind, gen)
+		switch {
+		case err != nil:
+			s.opt.Log.Warn("could not tell the other instances of this alert, so on_alert runs here whether or not one of them runs it too", "connection", a.Connection, "kind", a.Kind, "err", err)
+			return true
+		case !won:
+			s.opt.Log.Info("alert told by another instance", "connection", a.Connection, "kind", a.Kind, "by", by)
+		}
+		return won
 	}
 }
 

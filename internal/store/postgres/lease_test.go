@@ -298,15 +298,17 @@ func TestOneProcessTakesALeaseOnceAtATime(t *testing.T) {
 }
 
 func TestTablesOfOlderSchemaVersionsAreMigrated(t *testing.T) {
-	for _, from := range []int{1, 2} {
+	for _, from := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint(from), func(t *testing.T) {
 			s, conn := open(t)
 			if err := s.SaveTokens(ctx, "p", signedIn("p"), 0); err != nil {
 				t.Fatal(err)
 			}
-			pgtest.Exec(t, conn, `DROP TABLE tokentray_leases`)
-			if from == 2 {
-				pgtest.Exec(t, conn, migrations[1])
+			// Back to the tables of version from: the items alone, then
+			// each migration up to it.
+			pgtest.Exec(t, conn, `DROP TABLE tokentray_leases, tokentray_alerts`)
+			for v := 1; v < from; v++ {
+				pgtest.Exec(t, conn, migrations[v])
 			}
 			pgtest.Exec(t, conn, fmt.Sprintf(`UPDATE tokentray_schema SET version = %d`, from))
 			s2, l := instance(t, conn, "moby", LeaseOptions{})
@@ -323,6 +325,9 @@ func TestTablesOfOlderSchemaVersionsAreMigrated(t *testing.T) {
 			defer unlock()
 			if err := l.Intend(ctx, "p", 1, time.Second); err != nil {
 				t.Fatal(err)
+			}
+			if won, _, err := s2.ClaimAlert(ctx, "p", "needs_reauth", 1); err != nil || !won {
+				t.Fatalf("an alert claimed after the migration: %v, %v", won, err)
 			}
 		})
 	}

@@ -60,7 +60,7 @@ import (
 
 // SchemaVersion is the version of the tables this tokentray writes. A
 // database whose tables are newer is refused (ErrSchemaNewer).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // DefaultTimeout bounds each call when Options.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
@@ -256,6 +256,15 @@ var migrations = []string{
 		ADD COLUMN intent_holder text,
 		ADD COLUMN intent_generation bigint,
 		ADD COLUMN intent_at timestamptz`,
+	// 4: the alerts told (alerts.go), one row per connection and kind:
+	// the latest generation told of, and by which instance.
+	`CREATE TABLE tokentray_alerts (
+		name text NOT NULL,
+		kind text NOT NULL,
+		generation bigint NOT NULL,
+		told_by text NOT NULL,
+		told_at timestamptz NOT NULL DEFAULT now(),
+		PRIMARY KEY (name, kind))`,
 }
 
 // schemaVersion is the version of the tables, 0 when there are none.
