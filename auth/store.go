@@ -219,6 +219,26 @@ type StoreWatcher interface {
 	WatchTokens(ctx context.Context, changed func(name string))
 }
 
+// Presence is who is at a shared store now, for the people who look
+// (status, the dashboard); no keeper reads it. Every name in it is an
+// instance's `instance`.
+type Presence struct {
+	// Instances are the instances serving from the store now (a running
+	// tokentray's connection to its engine), sorted, each once.
+	Instances []string
+	// Leases are the instances holding a connection's lease now (a
+	// refresh under way), by connection.
+	Leases map[string]string
+	// Intents are the refresh intents not settled, by connection: a
+	// refresh token presented, or about to be, and nothing committed yet.
+	Intents map[string]Intent
+}
+
+// PresenceTeller is a shared store that says who is at it (Presence).
+type PresenceTeller interface {
+	Presence(ctx context.Context) (*Presence, error)
+}
+
 // Intent is a holder's record that it is about to present a connection's
 // refresh token (Lease).
 type Intent struct {

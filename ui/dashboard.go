@@ -49,6 +49,10 @@ type card struct {
 	bar       *lifetimeBar
 	next      binding.String
 	last      binding.String
+	shared    binding.String
+	// sharedRow is the "Shared store" row's key and value, shown only for
+	// a connection that several instances share.
+	sharedRow []fyne.CanvasObject
 	rtAge     binding.String
 	check     binding.String
 	errText   binding.String
@@ -127,7 +131,7 @@ func where(c apitype.Connection) string {
 
 func (d *Dashboard) newCard(conn apitype.Connection) *card {
 	c := &card{name: conn.Name, where: where(conn), state: binding.NewString(), countdown: binding.NewString(), bar: newLifetimeBar(),
-		next: binding.NewString(), last: binding.NewString(), rtAge: binding.NewString(), check: binding.NewString(),
+		next: binding.NewString(), last: binding.NewString(), shared: binding.NewString(), rtAge: binding.NewString(), check: binding.NewString(),
 		errText: binding.NewString(), hint: binding.NewString()}
 	c.dot = canvas.NewCircle(colourGrey)
 	title := widget.NewLabelWithStyle(conn.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -148,10 +152,14 @@ func (d *Dashboard) newCard(conn apitype.Connection) *card {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignTrailing, fyne.TextStyle{})
 	}
 	value := func(b binding.String) fyne.CanvasObject { return widget.NewLabelWithData(b) }
+	sharedValue := widget.NewLabelWithData(c.shared)
+	sharedValue.Wrapping = fyne.TextWrapWord
+	c.sharedRow = []fyne.CanvasObject{key("Shared store"), sharedValue}
 	facts := container.New(layout.NewFormLayout(),
 		key("Access token"), container.NewVBox(value(c.countdown), c.bar),
 		key("Next refresh"), value(c.next),
 		key("Last refresh"), value(c.last),
+		c.sharedRow[0], c.sharedRow[1],
 		key("Refresh token"), value(c.rtAge),
 		key("API check"), value(c.check),
 	)
@@ -264,6 +272,18 @@ func (c *card) update(st apitype.Status, now time.Time) {
 		_ = c.next.Set(fmt.Sprintf("in %s (at %s)", humanize.Duration(st.NextRefresh.Sub(now)), st.NextRefresh.Local().Format("15:04:05")))
 	}
 	_ = c.last.Set(humanize.LastRefresh(st, now))
+	shared := humanize.Instances(st)
+	if r := humanize.SharedRefresh(st, now); r != "" {
+		shared += " · " + r
+	}
+	_ = c.shared.Set(shared)
+	for _, o := range c.sharedRow {
+		if shared == "" {
+			o.Hide()
+		} else {
+			o.Show()
+		}
+	}
 	switch {
 	case !st.HasRefreshToken:
 		_ = c.rtAge.Set("none")

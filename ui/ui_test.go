@@ -223,3 +223,77 @@ func TestDashboardForeseesTheRefreshTokensEnd(t *testing.T) {
 		t.Fatalf("refresh token line %q", age)
 	}
 }
+
+// A connection that three servers share: the dashboard names them, this
+// one marked, and the one refreshing it now.
+func TestDashboardSaysWhoSharesAConnection(t *testing.T) {
+	s := newScene(t)
+	shared := tokens(now.Add(-18 * time.Minute))
+	shared.LastRefreshBy = "moby-2"
+	s.add(t, "procore", "production", shared)
+	a := test.NewTempApp(t)
+	a.Settings().SetTheme(test.Theme())
+	ws := NewWindows(a, nil, Options{Clock: s.clock})
+	c := op.Describe(s.keepers[0])
+	c.Shared = &apitype.Shared{Instance: "moby-1", Instances: []string{"moby-1", "moby-2", "moby-3"}, LeaseHolder: "moby-3", IntentBy: "moby-3", IntentAt: now.Add(-time.Second)}
+	ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
+	ws.dash.update(ws.Connections(), s.clock.Now())
+	w := test.NewTempWindow(t, ws.dash.content)
+	w.Resize(fyne.NewSize(820, 800))
+	test.AssertImageMatches(t, "dashboard_shared.png", w.Canvas().Capture())
+	card := ws.dash.cards[0]
+	if got, _ := card.shared.Get(); got != "moby-1 (this one), moby-2, moby-3 · being refreshed by moby-3 now" {
+		t.Fatalf("shared store row: %q", got)
+	}
+	if last, _ := card.last.Get(); !strings.Contains(last, "by moby-2 · ok") {
+		t.Fatalf("last refresh: %q", last)
+	}
+	for _, o := range card.sharedRow {
+		if !o.Visible() {
+			t.Fatal("the shared store row is hidden")
+		}
+	}
+
+	// On one machine the row is not there.
+	c.Shared = nil
+	ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
+	ws.dash.update(ws.Connections(), s.clock.Now())
+	for _, o := range card.sharedRow {
+		if o.Visible() {
+			t.Fatal("the shared store row is shown for a connection of one machine")
+		}
+	}
+}
+
+// sharedAPI answers Connections with who is at a shared store; the rest of
+// the API is not used.
+type sharedAPI struct {
+	Backend
+	shared *apitype.Shared
+}
+
+func (a sharedAPI) Connections(context.Context) ([]apitype.Connection, error) {
+	return []apitype.Connection{{Status: apitype.Status{Name: "procore", Shared: a.shared}}}, nil
+}
+
+// The event stream does not carry who is at a shared store: the dashboard
+// asks the API, and keeps the answer across the stream's statuses.
+func TestTheDashboardAsksWhoIsAtASharedStore(t *testing.T) {
+	s := newScene(t)
+	s.add(t, "procore", "production", tokens(now.Add(-18*time.Minute)))
+	a := test.NewTempApp(t)
+	sh := &apitype.Shared{Instance: "moby-1", Instances: []string{"moby-1", "moby-2"}}
+	ws := NewWindows(a, sharedAPI{shared: sh}, Options{Clock: s.clock})
+	c := op.Describe(s.keepers[0])
+	ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
+	if !ws.lookShared() {
+		t.Fatal("lookShared says no connection is shared")
+	}
+	ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c}) // a refresh, say
+	if got := ws.Connections()[0].Shared; got != sh {
+		t.Fatalf("after a status from the stream: shared %+v; want the API's answer kept", got)
+	}
+	if (&Windows{api: sharedAPI{}, ctx: context.Background()}).lookShared() {
+		t.Fatal("lookShared says a connection of one machine is shared")
+	}
+}

@@ -23,6 +23,7 @@ import (
 // through it.
 type Backend interface {
 	Events(ctx context.Context, f func(apitype.Event) error) error
+	Connections(ctx context.Context) ([]apitype.Connection, error)
 	StartLogin(ctx context.Context, name string) error
 	Refresh(ctx context.Context, name string) (*apitype.Connection, error)
 	Check(ctx context.Context, name string) (*apitype.Connection, error)
@@ -126,7 +127,13 @@ func (w *Windows) apply(e apitype.Event) {
 		found := false
 		for i := range w.conns {
 			if w.conns[i].Name == e.Connection {
+				// The stream does not say who is at a shared store:
+				// lookShared does, and it holds until its next look.
+				shared := w.conns[i].Shared
 				w.conns[i], found = *e.Status, true
+				if w.conns[i].Shared == nil {
+					w.conns[i].Shared = shared
+				}
 			}
 		}
 		if !found {
@@ -204,6 +211,39 @@ func (w *Windows) Show(r windowreq.Request) {
 	}
 }
 
+// sharedLook is how often the open dashboard asks who is at a shared store
+// (the instances, a refresh under way, an intent left): the event stream
+// does not carry it, and asking costs the database two reads.
+const sharedLook = 10 * time.Second
+
+// lookShared asks the API who is at a shared store and keeps it with each
+// connection (the stream's statuses keep it until the next look); it says
+// whether any connection is shared, so that a dashboard of one machine
+// asks once. Not on the UI goroutine.
+func (w *Windows) lookShared() bool {
+	if w.api == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+	defer cancel()
+	conns, err := w.api.Connections(ctx)
+	if err != nil {
+		return true // not known: asked again at the next look
+	}
+	shared := false
+	w.mu.Lock()
+	for _, c := range conns {
+		shared = shared || c.Shared != nil
+		for i := range w.conns {
+			if w.conns[i].Name == c.Name {
+				w.conns[i].Shared = c.Shared
+			}
+		}
+	}
+	w.mu.Unlock()
+	return shared
+}
+
 // ShowDashboard brings the dashboard window up; its countdowns tick every
 // second while it is open. Call on the UI goroutine.
 func (w *Windows) ShowDashboard() {
@@ -222,11 +262,16 @@ func (w *Windows) ShowDashboard() {
 		go func() {
 			ticker := time.NewTicker(w.opt.Tick)
 			defer ticker.Stop()
+			shared := w.lookShared() // and again while the store is shared
+			last := w.opt.Clock.Now()
 			for {
 				select {
 				case <-stop:
 					return
 				case <-ticker.C:
+					if now := w.opt.Clock.Now(); shared && now.Sub(last) >= sharedLook {
+						shared, last = w.lookShared(), now
+					}
 					w.onUI(w.refresh)
 				}
 			}

@@ -198,12 +198,35 @@ type Status struct {
 	// RefreshTokenEnding: the end is within refresh_token_warning and no
 	// refresh will move it; a person was told (refresh_token_expiring).
 	RefreshTokenEnding bool `json:"refresh_token_ending,omitempty"`
+	// Shared is who is at the store, for a connection kept in a store that
+	// several instances share (store = "postgres"); nil on one machine,
+	// and when the store did not answer in time.
+	Shared *Shared `json:"shared,omitempty"`
 	// Problems are what to change in the table of a connection in
 	// invalid_config, by config key ("" for the table as a whole).
 	Problems map[string]string `json:"problems,omitempty"`
 
 	// Next is the step that Hint says, when the server names one.
 	Next *nextstep.Step `json:"next,omitempty"`
+}
+
+// Shared is who is at a shared store now, for one connection. Each name is
+// an instance's `instance` setting.
+type Shared struct {
+	// Instance is the instance that answers.
+	Instance string `json:"instance"`
+	// Instances are the instances serving from the store now (each has a
+	// connection to its database), sorted.
+	Instances []string `json:"instances"`
+	// LeaseHolder is the instance refreshing the connection now.
+	LeaseHolder string `json:"lease_holder,omitempty"`
+	// IntentBy and IntentAt are a refresh intent not settled: that
+	// instance presented the refresh token (or was about to) at IntentAt
+	// and has committed nothing yet. It lasts a moment; a longer one is of
+	// an instance that died or paused mid-refresh, and the next holder
+	// waits out the rescue window before it refreshes.
+	IntentBy string    `json:"refresh_intent_by,omitempty"`
+	IntentAt time.Time `json:"refresh_intent_at,omitzero"`
 }
 
 // RateLimit is an API's rate limit as it reported it on the last call

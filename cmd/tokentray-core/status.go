@@ -130,9 +130,12 @@ func printStatus(e *env, all []statusJSON) {
 	w := tabwriter.NewWriter(e.streams.out, 0, 0, 2, ' ', 0)
 	// Where machines share the store, which one refreshed last matters:
 	// a column of its own then.
-	shared := false
+	shared, instances := false, ""
 	for _, s := range all {
-		shared = shared || s.LastRefreshBy != ""
+		shared = shared || s.LastRefreshBy != "" || s.Shared != nil
+		if in := humanize.Instances(s.Status); in != "" && instances == "" {
+			instances = in
+		}
 	}
 	header := "NAME\tPROVIDER\tSTATE\tACCESS TOKEN\tNEXT REFRESH\tREFRESH TOKEN"
 	if shared {
@@ -151,7 +154,13 @@ func printStatus(e *env, all []statusJSON) {
 		fmt.Fprintln(w, line)
 	}
 	_ = w.Flush()
+	if instances != "" {
+		fmt.Fprintf(e.streams.out, "\nshared store: %s\n", instances)
+	}
 	for _, s := range all {
+		if r := humanize.SharedRefresh(s.Status, now); r != "" {
+			fmt.Fprintf(e.streams.out, "\n%s: %s\n", s.Name, r)
+		}
 		if s.LastError != "" {
 			fmt.Fprintf(e.streams.out, "\n%s: %s\n", s.Name, s.LastError)
 			if hint := humanize.Advice(s.Next, s.Hint, humanize.Terminal); hint != "" {

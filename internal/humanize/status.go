@@ -2,6 +2,7 @@ package humanize
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tokentray/tokentray/client/apitype"
@@ -257,4 +258,47 @@ func RefreshToken(st apitype.Status, now time.Time) string {
 		s += " (" + st.RefreshTokenEndAbout + ")"
 	}
 	return s
+}
+
+// Instances are the instances at a shared store, as `status` and the
+// dashboard say them: "moby-1 (this one), moby-2, moby-3"; "" when the
+// connection's store is not shared (or did not tell).
+func Instances(st apitype.Status) string {
+	sh := st.Shared
+	if sh == nil {
+		return ""
+	}
+	var names []string
+	here := false
+	for _, n := range sh.Instances {
+		if n == sh.Instance {
+			n, here = n+" (this one)", true
+		}
+		names = append(names, n)
+	}
+	s := strings.Join(names, ", ")
+	if !here && sh.Instance != "" {
+		s = strings.TrimPrefix(s+"; this one ("+sh.Instance+") is not listening to the store", "; ")
+	}
+	return s
+}
+
+// SharedRefresh is what is under way at a shared store for the connection:
+// "being refreshed by moby-2 now", or an intent left uncommitted by an
+// instance that died or paused mid-refresh; "" when nothing is.
+func SharedRefresh(st apitype.Status, now time.Time) string {
+	sh := st.Shared
+	switch {
+	case sh == nil:
+		return ""
+	case sh.LeaseHolder != "" && (sh.IntentBy == "" || sh.IntentBy == sh.LeaseHolder):
+		return "being refreshed by " + sh.LeaseHolder + " now"
+	case sh.IntentBy != "":
+		s := "a refresh by " + sh.IntentBy + " left uncommitted (" + Ago(sh.IntentAt, now) + "): it died or paused mid-refresh, and the next refresh waits out the rescue window"
+		if sh.LeaseHolder != "" {
+			s += "; " + sh.LeaseHolder + " holds the lease now"
+		}
+		return s
+	}
+	return ""
 }

@@ -139,3 +139,29 @@ func TestTheLastRefreshNamesItsInstanceWhenShared(t *testing.T) {
 		}
 	}
 }
+
+func TestWhoSharesAConnectionIsSaidOnce(t *testing.T) {
+	now := time.Date(2026, 12, 6, 2, 15, 0, 0, time.UTC)
+	at := now.Add(-2 * time.Minute)
+	for _, tc := range []struct {
+		shared             *apitype.Shared
+		instances, refresh string
+	}{
+		{nil, "", ""},
+		{&apitype.Shared{Instance: "moby-1", Instances: []string{"moby-1", "moby-2"}}, "moby-1 (this one), moby-2", ""},
+		{&apitype.Shared{Instance: "moby-1", Instances: []string{"moby-2"}, LeaseHolder: "moby-2"},
+			"moby-2; this one (moby-1) is not listening to the store", "being refreshed by moby-2 now"},
+		{&apitype.Shared{Instance: "moby-1", Instances: []string{"moby-1"}, IntentBy: "moby-3", IntentAt: at},
+			"moby-1 (this one)", "a refresh by moby-3 left uncommitted (" + Ago(at, now) + "): it died or paused mid-refresh, and the next refresh waits out the rescue window"},
+		{&apitype.Shared{Instance: "moby-1", Instances: []string{"moby-1"}, LeaseHolder: "moby-1", IntentBy: "moby-3", IntentAt: at},
+			"moby-1 (this one)", "a refresh by moby-3 left uncommitted (" + Ago(at, now) + "): it died or paused mid-refresh, and the next refresh waits out the rescue window; moby-1 holds the lease now"},
+	} {
+		st := apitype.Status{Name: "p", Shared: tc.shared}
+		if got := Instances(st); got != tc.instances {
+			t.Errorf("Instances(%+v) = %q; want %q", tc.shared, got, tc.instances)
+		}
+		if got := SharedRefresh(st, now); got != tc.refresh {
+			t.Errorf("SharedRefresh(%+v) = %q; want %q", tc.shared, got, tc.refresh)
+		}
+	}
+}

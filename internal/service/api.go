@@ -79,11 +79,29 @@ func (s *Service) describe(k *auth.Keeper) *apitype.Connection {
 
 // Connections is every connection: the keepers', the tables that cannot be
 // used (with what to change), and the [[remote]] servers'.
-func (s *Service) Connections(context.Context) ([]apitype.Connection, error) {
+//
+// With a shared store, each says who is there (Shared): two reads of its
+// database, for a person who asks (status, the dashboard).
+func (s *Service) Connections(ctx context.Context) ([]apitype.Connection, error) {
+	return s.connections(s.presence(ctx))
+}
+
+// ConnectionsHere is Connections as this process knows them, without
+// asking a shared store who is there: for the tray's menu, redrawn every
+// minute, which does not show it, so that an idle tray costs the database
+// nothing.
+func (s *Service) ConnectionsHere() []apitype.Connection {
+	out, _ := s.connections(nil)
+	return out
+}
+
+func (s *Service) connections(p *auth.Presence) ([]apitype.Connection, error) {
 	keepers := s.keepers()
 	out := make([]apitype.Connection, 0, len(keepers))
 	for _, k := range keepers {
-		out = append(out, *s.describe(k))
+		c := s.describe(k)
+		c.Shared = s.shared(p, c.Name)
+		out = append(out, *c)
 	}
 	if cfg := s.config(); cfg != nil {
 		for _, b := range cfg.Broken {
@@ -94,7 +112,7 @@ func (s *Service) Connections(context.Context) ([]apitype.Connection, error) {
 }
 
 // Connection is one connection, of this tokentray or of a [[remote]] one.
-func (s *Service) Connection(_ context.Context, name string) (*apitype.Connection, error) {
+func (s *Service) Connection(ctx context.Context, name string) (*apitype.Connection, error) {
 	if c, ok := s.remote(name); ok {
 		return &c, nil
 	}
@@ -102,7 +120,45 @@ func (s *Service) Connection(_ context.Context, name string) (*apitype.Connectio
 	if err != nil {
 		return nil, err
 	}
-	return s.describe(k), nil
+	c := s.describe(k)
+	c.Shared = s.shared(s.presence(ctx), name)
+	return c, nil
+}
+
+// presenceTimeout bounds the look at who is at a shared store: a status
+// asked for while its database is away answers without it, soon.
+const presenceTimeout = time.Second
+
+// presence is who is at the shared store now; nil with a store of one
+// machine, or when the store did not answer within presenceTimeout.
+func (s *Service) presence(ctx context.Context) *auth.Presence {
+	t, ok := s.opt.Store.(auth.PresenceTeller)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	p, err := t.Presence(ctx)
+	if err != nil {
+		s.opt.Log.Info("the status says nothing of the other instances: the shared store did not tell who is there", "err", err)
+		return nil
+	}
+	return p
+}
+
+// shared is what p says of name, for its status.
+func (s *Service) shared(p *auth.Presence, name string) *apitype.Shared {
+	if p == nil {
+		return nil
+	}
+	sh := &apitype.Shared{Instances: p.Instances, LeaseHolder: p.Leases[name]}
+	if i, ok := s.opt.Store.(interface{ Instance() string }); ok {
+		sh.Instance = i.Instance()
+	}
+	if in, ok := p.Intents[name]; ok {
+		sh.IntentBy, sh.IntentAt = in.Instance, in.At
+	}
+	return sh
 }
 
 // Token hands out name's access token, valid for at least minValid (< 0:

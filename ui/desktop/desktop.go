@@ -136,10 +136,10 @@ func (r *Resident) Wait() { r.svc.Wait() }
 // its keepers and retried its servers): the menu's times are redrawn.
 func (r *Resident) Resumed() { r.askRedraw() }
 
-// Connections are the statuses of every connection now, as the API has them.
+// Connections are the statuses of every connection now, as the API has
+// them but for who is at a shared store, which the menu does not show.
 func (r *Resident) Connections() []apitype.Connection {
-	out, _ := r.svc.Connections(r.ctx)
-	return out
+	return r.svc.ConnectionsHere()
 }
 
 // Alert tells a person about an alert, with a one-click Re-authenticate.

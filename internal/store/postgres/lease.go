@@ -501,5 +501,5 @@ func (l *Lease) run(ctx context.Context, ln *listener) {
 }
 
 func (l *Lease) listenOnce(ctx context.Context, ready func()) error {
-	return l.s.listen(ctx, releasedChannel, ready, l.notify)
+	return l.s.listen(ctx, releasedChannel, nil, ready, l.notify)
 }

@@ -306,7 +306,7 @@ func TestTablesOfOlderSchemaVersionsAreMigrated(t *testing.T) {
 			}
 			// Back to the tables of version from: the items alone, then
 			// each migration up to it.
-			pgtest.Exec(t, conn, `DROP TABLE tokentray_leases, tokentray_alerts`)
+			pgtest.Exec(t, conn, `DROP TABLE tokentray_leases, tokentray_alerts, tokentray_instances`)
 			for v := 1; v < from; v++ {
 				pgtest.Exec(t, conn, migrations[v])
 			}

@@ -109,8 +109,9 @@ type Store struct {
 }
 
 var (
-	_ auth.Store        = (*Store)(nil)
-	_ auth.StoreWatcher = (*Store)(nil)
+	_ auth.Store          = (*Store)(nil)
+	_ auth.StoreWatcher   = (*Store)(nil)
+	_ auth.PresenceTeller = (*Store)(nil)
 )
 
 // Open connects to the database of o.URL, creates or migrates tokentray's
@@ -257,14 +258,21 @@ var migrations = []string{
 		ADD COLUMN intent_generation bigint,
 		ADD COLUMN intent_at timestamptz`,
 	// 4: the alerts told (alerts.go), one row per connection and kind:
-	// the latest generation told of, and by which instance.
+	// the latest generation told of, and by which instance; ...
 	`CREATE TABLE tokentray_alerts (
 		name text NOT NULL,
 		kind text NOT NULL,
 		generation bigint NOT NULL,
 		told_by text NOT NULL,
 		told_at timestamptz NOT NULL DEFAULT now(),
-		PRIMARY KEY (name, kind))`,
+		PRIMARY KEY (name, kind));
+	-- and the instances serving from the store (notify.go), one row per
+	-- watch connection, alive while pg_stat_activity has its backend.
+	CREATE TABLE tokentray_instances (
+		backend_pid integer NOT NULL,
+		backend_start timestamptz NOT NULL,
+		instance text NOT NULL,
+		PRIMARY KEY (backend_pid, backend_start))`,
 }
 
 // schemaVersion is the version of the tables, 0 when there are none.
