@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -82,6 +83,8 @@ type member struct {
 	sock string
 	cmd  *exec.Cmd
 	h    *harness
+	// px is its way to the database, which the test can cut.
+	px *cutProxy
 }
 
 // members makes the instances named, on db, sharing the instance key; the
@@ -105,6 +108,12 @@ func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...
 	var out []*member
 	for _, name := range names {
 		m := &member{name: name, dir: filepath.Join(h.dir, name), h: h}
+		port := regexp.MustCompile(`port=(\d+)`).FindStringSubmatch(db.conn)
+		if port == nil {
+			t.Fatalf("no port in %q", db.conn)
+		}
+		m.px = startCutProxy(t, "127.0.0.1:"+port[1])
+		storeURL := strings.Replace(db.conn, port[0], "port="+fmt.Sprint(m.px.ln.Addr().(*net.TCPAddr).Port), 1)
 		cfg := filepath.Join(m.dir, "config", "tokentray")
 		run := filepath.Join(m.dir, "run")
 		for _, d := range []string{cfg, run, filepath.Join(m.dir, "state")} {
@@ -115,7 +124,7 @@ func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...
 		// Each instance's on_alert appends to a file of its own: an
 		// alert is told by one of them.
 		top := fmt.Sprintf("store = \"postgres\"\nstore_url = %q\nstore_key_file = %q\ninstance = %q\non_alert = %q\n\n",
-			db.conn, key, name, "cat >> "+filepath.Join(m.dir, "alerts.jsonl"))
+			storeURL, key, name, "cat >> "+filepath.Join(m.dir, "alerts.jsonl"))
 		if err := os.WriteFile(filepath.Join(cfg, "config.toml"), append([]byte(top), conn...), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -253,16 +262,17 @@ func noGrantErrors(t *testing.T, h *harness, what string) {
 // gate is a proxy in front of the provider's token endpoint that can hold
 // the next refresh: its request before the provider sees it, or the
 // provider's answer (the refresh token already rotated) before the client
-// sees it. Whatever it holds is dropped, never delivered: the client that
-// sent it is killed meanwhile.
+// sees it. What it holds is dropped (the client that sent it is killed
+// meanwhile), or an answer is delivered late (to a client that was paused).
 type gate struct {
 	target string
 	srv    *httptest.Server
 
-	mu   sync.Mutex
-	mode gateMode
-	held chan struct{} // closed once the refresh is held
-	drop chan struct{} // closed to drop it
+	mu      sync.Mutex
+	mode    gateMode
+	held    chan struct{} // closed once the refresh is held
+	drop    chan struct{} // closed to drop it
+	deliver chan struct{} // closed to deliver a held answer
 }
 
 type gateMode int
@@ -296,25 +306,34 @@ func startGate(t *testing.T, target string) *gate {
 func (g *gate) hold(mode gateMode) (held <-chan struct{}, drop func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.mode, g.held, g.drop = mode, make(chan struct{}), make(chan struct{})
+	g.mode, g.held, g.drop, g.deliver = mode, make(chan struct{}), make(chan struct{}), make(chan struct{})
 	d := g.drop
 	return g.held, sync.OnceFunc(func() { close(d) })
+}
+
+// answerHeld delivers the answer that the gate holds (gateHoldAnswer).
+func (g *gate) answerHeld() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.deliver)
 }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	form, _ := url.ParseQuery(string(body))
 	mode := gatePass
-	var held, drop chan struct{}
+	var held, drop, deliver chan struct{}
 	g.mu.Lock()
 	if form.Get("grant_type") == "refresh_token" {
-		mode, held, drop = g.mode, g.held, g.drop
+		mode, held, drop, deliver = g.mode, g.held, g.drop, g.deliver
 		g.mode = gatePass
 	}
 	g.mu.Unlock()
 	wait := func() {
 		close(held)
 		select {
+		case <-deliver:
+			return
 		case <-drop:
 		case <-r.Context().Done():
 		}
@@ -343,6 +362,79 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(answer)
+}
+
+// cutProxy is a TCP proxy between one member and the database that can cut
+// it off as a network partition does: no byte passes either way, and no
+// connection closes, until it is healed.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	cut  bool
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	p.cond = sync.NewCond(&p.mu)
+	t.Cleanup(func() { p.setCut(false); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			p.mu.Lock()
+			for p.cut {
+				p.cond.Wait()
+			}
+			p.mu.Unlock()
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+	<-done
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	p.cut = cut
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 // holder is the member that holds the lease on e2e now, by the database.
@@ -396,18 +488,22 @@ func others(ms []*member, m *member) []*member {
 // `tokentray serve` processes, each with its own home and instance name,
 // share the grant of oidc-provider (30 s access tokens, single-use refresh
 // tokens with reuse detection) through a PostgreSQL cluster of the test's
-// own. One signs in (its command line, before the servers run); all three
-// hand out its tokens; each rotation is one refresh at the provider, and
-// the others hand out its result without a request of their own. One is
-// killed (SIGKILL), one is paused beyond its tokens' lifetime (SIGSTOP,
-// then SIGCONT), both idle; the database is taken away and brought back;
-// all three are restarted: no refresh token is presented twice, no sign-in
-// is needed again, and the database holds no token in the clear. Then the
-// lease holder is killed mid-refresh, through a gate in front of the token
-// endpoint: before its request reached the provider (the next holder takes
-// the refresh over once the lease ran out, with the same refresh token),
-// and after the provider answered, before the commit (one needs_reauth on
-// every instance, with the reason; nothing presented again).
+// own, each instance through a TCP proxy the test can cut. One signs in
+// with the file store and joins with `store copy`; all three hand out its
+// tokens; each rotation is one refresh at the provider, and the others
+// hand out its result without a request of their own. One is killed
+// (SIGKILL), one is paused beyond its tokens' lifetime (SIGSTOP, then
+// SIGCONT), both idle; the database is taken away and brought back; all
+// three are restarted; one is cut off from the database: no refresh token
+// is presented twice, no sign-in is needed again, and the database holds
+// no token in the clear. Then, through a gate in front of the token
+// endpoint, the lease holder is killed mid-refresh: before its request
+// reached the provider (the next holder takes the refresh over once the
+// lease ran out, with the same refresh token), and after the provider
+// answered, before the commit (one needs_reauth on every instance, with
+// the reason; nothing presented again; on_alert told once). Signed in
+// again, the holder is paused after the provider answered, past its lease
+// and the window: the same end, and its late commit overwrites nothing.
 func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	h := setup(t)
 	db := startPostgres(t)
@@ -471,6 +567,14 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	}
 	if r := ms[2].run("status"); !strings.Contains(r.stdout, "LAST REFRESH") || !strings.Contains(r.stdout, " by "+sts[0]["last_refresh_by"].(string)) {
 		t.Fatalf("status on moby-3 does not say which instance refreshed:\n%s", r.stdout)
+	} else if !regexp.MustCompile(`(?m)^shared store: moby-1, moby-2, moby-3 \(this one\)$`).MatchString(r.stdout) {
+		t.Fatalf("status on moby-3 does not say which instances serve from the store:\n%s", r.stdout)
+	}
+	for i, st := range sts {
+		sh, _ := st["shared"].(map[string]any)
+		if sh["instance"] != ms[i].name || fmt.Sprint(sh["instances"]) != "[moby-1 moby-2 moby-3]" {
+			t.Fatalf("%s: status --json says %v of the store; want itself and all three", ms[i].name, sh)
+		}
 	}
 
 	// moby-1 is killed, idle (right after a rotation was committed): the
@@ -541,6 +645,40 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	h.waitRefreshes(t, 1, 2*lifetime, "after the restart")
 	agree(t, 15*time.Second, "the rotation after the restart", ms...)
 	noGrantErrors(t, h, "the restart")
+
+	// moby-3 is cut off from the database (a partition: no byte passes,
+	// no connection closes): the others carry on through a rotation; it
+	// takes no lease, so it refreshes nothing and presents nothing, hands
+	// out the token it holds while it is valid, then says the store
+	// cannot be reached. Healed, it hands out the others' token.
+	rotated(t, h, "the rotation before the partition", ms...)
+	ms[2].px.setCut(true)
+	cutAt := time.Now()
+	before = h.events.count("grant.success", "refresh_token")
+	var cut []int
+	for end := time.Now().Add(lifetime + 15*time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		for _, m := range ms[:2] {
+			if r := m.run("token", "e2e"); r.code != 0 || r.stdout == "" {
+				t.Fatalf("with moby-3 cut off: an agent on %s got exit %d: %s", m.name, r.code, r.stderr)
+			}
+		}
+		r := ms[2].run("token", "e2e")
+		cut = append(cut, r.code)
+		if r.code != 0 && (r.code != 4 || !strings.Contains(r.stderr, "store")) {
+			t.Fatalf("token on moby-3, cut off from the database: exit %d: %s", r.code, r.stderr)
+		}
+	}
+	if cut[len(cut)-1] != 4 {
+		t.Fatalf("exit codes of token on moby-3 while cut off: %v; want 4 (the store cannot be reached) once its token expired", cut)
+	}
+	if h.events.count("grant.success", "refresh_token") == before {
+		t.Fatal("nobody refreshed while moby-3 was cut off")
+	}
+	ms[2].px.setCut(false)
+	tok, took = agree(t, 2*time.Minute, "moby-3 healed", ms...)
+	seen = append(seen, tok)
+	t.Logf("moby-3 cut off for %s, then healed: all three agree %s later", (time.Since(cutAt)-took).Round(time.Second), took.Round(time.Millisecond))
+	noGrantErrors(t, h, "the partition")
 
 	// The holder is killed after its intent and before its request
 	// reached the provider (the gate holds it, then drops it). Once its
@@ -634,6 +772,77 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	}
 	if told != 1 {
 		t.Fatalf("the needs_reauth was told by on_alert %d times across the instances; want once", told)
+	}
+
+	// Signed in again (the servers stopped: the command signs in with the
+	// browser and keeps the tokens in the database), all three started.
+	for _, m := range rest {
+		m.stop(t)
+	}
+	ms[0].must(t, "", "login", "e2e", "--timeout", "90s")
+	for _, m := range ms {
+		m.start(t)
+	}
+	agree(t, 30*time.Second, "after the new sign-in", ms...)
+
+	// The holder is paused (SIGSTOP, a VM migration) after the provider
+	// answered and before its commit, past its lease and the rescue
+	// window; the answer reaches it while it cannot read. The next holder
+	// presents the old refresh token once the window ends: refused, one
+	// needs_reauth naming the paused instance. Woken, the paused one finds
+	// the generation moved: its late commit fails its compare-and-set,
+	// overwrites nothing, and nothing more is presented.
+	rotated(t, h, "the rotation before the pause mid-refresh", ms...)
+	h.sync()
+	refusedBefore := len(h.events.errors())
+	held, _ = gt.hold(gateHoldAnswer)
+	select {
+	case <-held:
+	case <-time.After(2 * lifetime):
+		t.Fatal("no refresh came to the gate")
+	}
+	paused := holder(t, db, ms)
+	_ = paused.cmd.Process.Signal(syscall.SIGSTOP)
+	gt.answerHeld()
+	pausedAt := time.Now()
+	rest = others(ms, paused)
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		sts := states(t, rest...)
+		if sts[0]["state"] == "needs_reauth" && sts[1]["state"] == "needs_reauth" {
+			for i, st := range sts {
+				next, _ := st["next"].(map[string]any)
+				if cause, _ := next["cause"].(string); !strings.Contains(cause, "The refresh answer was lost with instance "+paused.name+" at ") {
+					t.Fatalf("%s: needs_reauth without the reason: %v", rest[i].name, st)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not needs_reauth with the reason within 3 minutes of %s's pause: %v", paused.name, sts)
+		}
+	}
+	_ = paused.cmd.Process.Signal(syscall.SIGCONT)
+	t.Logf("%s paused %s after the provider's answer; the others said needs_reauth, naming it", paused.name, time.Since(pausedAt).Round(time.Second))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		if st := states(t, paused)[0]; st["state"] == "needs_reauth" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s, woken, is not needs_reauth within a minute: %v", paused.name, states(t, paused)[0])
+		}
+	}
+	// Whatever the woken one tries (its commit, within or past the
+	// window), every instance stays at needs_reauth, and the provider saw
+	// one refusal: the old refresh token, presented once.
+	for end := time.Now().Add(lifetime); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		for i, st := range states(t, ms...) {
+			if st["state"] != "needs_reauth" {
+				t.Fatalf("%s after %s woke: %v; a late commit overwrote the store, or a refresh followed", ms[i].name, paused.name, st)
+			}
+		}
+	}
+	if h.sync(); len(h.events.errors()) != refusedBefore+1 {
+		t.Fatalf("%d refusals at the provider for the pause; want exactly one", len(h.events.errors())-refusedBefore)
 	}
 
 	// A dump of the database holds no token and no client secret.
