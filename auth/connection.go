@@ -87,6 +87,12 @@ type Connection struct {
 	// RefreshTokenWarning is how long before a refresh token's foreseen
 	// end a person hears of it (DefaultRefreshTokenWarning when 0).
 	RefreshTokenWarning time.Duration
+	// RequestTimeout, if not 0, is how long a token request may take
+	// before it is abandoned (request_timeout), exactly: it overrides
+	// KeeperOptions.RequestTimeout and the scaling for short lifetimes.
+	// With a shared store it sets the rescue window (twice as long), so a
+	// short one makes room for short-lived tokens (README, "Shared store").
+	RequestTimeout time.Duration
 	// AccessLifetime is assumed for an access token whose answer carried
 	// no expires_in (DefaultLifetime when 0): the preset's (Salesforce) or
 	// the config's access_token_lifetime.

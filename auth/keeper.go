@@ -213,10 +213,13 @@ type Keeper struct {
 	// storeDown: the last refresh could not take its lease, since the
 	// shared store did not answer (ErrStoreUnreachable).
 	storeDown bool
-	flight    *flight
-	subs      map[int]chan Event
-	nextSub   int
-	loaded    bool
+	// timingsTold is the lifetime that checkTimings said the shared
+	// store's timings do not fit, so that it says so once.
+	timingsTold time.Duration
+	flight      *flight
+	subs        map[int]chan Event
+	nextSub     int
+	loaded      bool
 	// clientFixed: the provider refused the client settings stored with
 	// the tokens, and other ones are in use now (Load saw them).
 	clientFixed bool
@@ -270,6 +273,9 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	}
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if conn.RequestTimeout > 0 {
+		opt.RequestTimeout = conn.RequestTimeout
 	}
 	scaleTimeout := opt.RequestTimeout <= 0
 	if scaleTimeout {

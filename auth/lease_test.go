@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -483,5 +485,72 @@ func TestTheInstanceThatRefreshedIsRecorded(t *testing.T) {
 	}
 	if st := other.Status(); st.LastRefreshBy != "moby-1" || st.LastRefreshOK {
 		t.Fatalf("another process's status after a failed refresh: by %q, ok %t", st.LastRefreshBy, st.LastRefreshOK)
+	}
+}
+
+// ttlLease is a shared lease that says its time to live, as PostgreSQL's
+// does.
+type ttlLease struct {
+	*leaseHolder
+	ttl time.Duration
+}
+
+func (l ttlLease) TTL() time.Duration { return l.ttl }
+
+// A shared store's timings that do not fit the tokens' lifetime (a holder's
+// death mid-refresh could let the access token run out) are said once in
+// the log, with the numbers; shorter ones that fit are not.
+func TestTimingsThatDoNotFitTheLifetimeAreSaidOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ttl     time.Duration
+		timeout time.Duration // 0: the default, scaled
+		warned  int
+	}{
+		{"the defaults with 60 s tokens", 45 * time.Second, 0, 1},
+		{"request_timeout 1s, store_lease_ttl 5s", 5 * time.Second, time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log bytes.Buffer
+			r := newRigWith(t, func(o *KeeperOptions) {
+				o.Locker = ttlLease{newSharedLease(o.Clock).holder("moby-1"), tc.ttl}
+				o.RequestTimeout = tc.timeout
+				o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			})
+			r.srv.lifetime = 60
+			rt := r.srv.issueRefreshToken()
+			r.store.put(r.conn.Name, &TokenSet{AccessToken: "at-initial", TokenType: "bearer", RefreshToken: Secret(rt),
+				ObtainedAt: r.clock.Now(), Lifetime: time.Minute, RefreshTokenSince: r.clock.Now()})
+			if err := r.k.Load(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := r.k.Refresh(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := strings.Count(log.String(), "timings do not fit"); n != tc.warned {
+				t.Fatalf("said %d times; want %d:\n%s", n, tc.warned, log.String())
+			}
+			if tc.warned > 0 && !strings.Contains(log.String(), "lease_ttl=45s rescue_window=20s request_timeout=10s room_after_refresh_at=12s") {
+				t.Fatalf("the numbers are not said:\n%s", log.String())
+			}
+		})
+	}
+}
+
+// request_timeout, set on the connection, is the request's bound exactly:
+// neither the keeper's default nor the scaling for short lifetimes.
+func TestAConnectionsRequestTimeoutIsKeptExactly(t *testing.T) {
+	short := &TokenSet{Lifetime: time.Minute}
+	k := NewKeeper(&Connection{Name: "p", RequestTimeout: 3 * time.Second}, KeeperOptions{RequestTimeout: 20 * time.Second})
+	if got := k.callTimeout(short); got != 3*time.Second {
+		t.Fatalf("callTimeout %s; want the connection's 3s", got)
+	}
+	if got := k.rescueWindow(short); got != 6*time.Second {
+		t.Fatalf("rescueWindow %s; want twice the request timeout", got)
+	}
+	if got := NewKeeper(&Connection{Name: "p"}, KeeperOptions{}).callTimeout(short); got != minCallTimeout {
+		t.Fatalf("without one: %s; want the scaled default's floor %s", got, minCallTimeout)
 	}
 }

@@ -125,9 +125,39 @@ func (k *Keeper) adoptOthersLocked(stored *TokenSet) bool {
 	return true
 }
 
+// checkTimings says once per lifetime, in the log, that a shared store's
+// timings do not fit current's lifetime. A holder that dies mid-refresh
+// delays the next refresh by up to the lease's TTL and the rescue window,
+// and the access token in hand must outlive that and the next request:
+//
+//	lease TTL + rescue window + request timeout < lifetime × (1 − refresh_at)
+//
+// One refresher at a time holds either way; what does not fit is an access
+// token that may run out before the next refresh.
+func (k *Keeper) checkTimings(lease Lease, current *TokenSet) {
+	l, ok := lease.(interface{ TTL() time.Duration })
+	if !ok || current == nil || current.Lifetime <= 0 {
+		return
+	}
+	need := l.TTL() + k.rescueWindow(current) + k.callTimeout(current)
+	room := current.Expiry().Sub(k.conn.refreshAt(current.ObtainedAt, current.Lifetime))
+	k.mu.Lock()
+	told := k.timingsTold == current.Lifetime
+	if need >= room {
+		k.timingsTold = current.Lifetime
+	}
+	k.mu.Unlock()
+	if need < room || told {
+		return
+	}
+	k.log.Warn("the shared store's timings do not fit this connection's token lifetime: if the instance refreshing dies mid-refresh, the access token can run out before another refreshes; shorten request_timeout in its table and store_lease_ttl (README, \"Shared store (PostgreSQL)\")",
+		"lease_ttl", l.TTL(), "rescue_window", k.rescueWindow(current), "request_timeout", k.callTimeout(current), "room_after_refresh_at", room)
+}
+
 // intend records this holder's intent to present current's refresh token,
 // or says why it may not (Lease, step 2).
 func (k *Keeper) intend(ctx context.Context, lease Lease, current *TokenSet) error {
+	k.checkTimings(lease, current)
 	if err := lease.Intend(ctx, k.conn.Name, StoredGeneration(current), k.callTimeout(current)); err != nil {
 		return fmt.Errorf("%s: not refreshed, since the lease may be another's now: %w", k.conn.Name, err)
 	}

@@ -383,6 +383,7 @@ type ConnectionConfig struct {
 	RefreshTokenLifetime string `json:"refresh_token_lifetime,omitempty"`
 	RefreshTokenWarning  string `json:"refresh_token_warning,omitempty"`
 	AccessTokenLifetime  string `json:"access_token_lifetime,omitempty"`
+	RequestTimeout       string `json:"request_timeout,omitempty"`
 }
 
 // Config is the body of GET /v1/config: the config file the running

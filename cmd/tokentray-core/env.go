@@ -106,7 +106,7 @@ func (e *env) openStore() (auth.Store, error) {
 		}
 		// The file lock excludes only this machine's processes: the
 		// database's lease excludes every instance.
-		lease, err := s.NewLease(pgstore.LeaseOptions{Log: e.log})
+		lease, err := s.NewLease(pgstore.LeaseOptions{Log: e.log, TTL: cfg.StoreLeaseTTL})
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("store = \"postgres\": %w", err)

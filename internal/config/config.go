@@ -35,7 +35,9 @@ type File struct {
 	StoreURL     string `toml:"store_url"`
 	StoreKeyFile string `toml:"store_key_file"`
 	Instance     string `toml:"instance"`
-	OnAlert      string `toml:"on_alert"`
+	// StoreLeaseTTL is the shared store's lease ("45s").
+	StoreLeaseTTL string `toml:"store_lease_ttl"`
+	OnAlert       string `toml:"on_alert"`
 	// RefreshTokenWarning is every connection's refresh_token_warning
 	// unless it sets its own.
 	RefreshTokenWarning string       `toml:"refresh_token_warning"`
@@ -109,6 +111,8 @@ type Connection struct {
 	RefreshTokenWarning  string `toml:"refresh_token_warning"`
 	// AccessTokenLifetime is assumed when the server sends no expires_in.
 	AccessTokenLifetime string `toml:"access_token_lifetime"`
+	// RequestTimeout bounds each token request ("10s").
+	RequestTimeout string `toml:"request_timeout"`
 }
 
 // Params are extra request parameters: a TOML table of strings.
@@ -202,9 +206,12 @@ type Config struct {
 	StoreKeyFile string
 	// Instance names this machine in a shared store; "" means the host
 	// name.
-	Instance    string
-	OnAlert     string
-	Connections []*auth.Connection
+	Instance string
+	// StoreLeaseTTL is how long the shared store's lease lives without
+	// renewal; 0 means DefaultStoreLeaseTTL.
+	StoreLeaseTTL time.Duration
+	OnAlert       string
+	Connections   []*auth.Connection
 	// Remotes are the [[remote]] tables, Command defaulted.
 	Remotes []Remote
 	// Warnings are problems that do not stop tokentray (unknown keys).
@@ -216,6 +223,10 @@ type Config struct {
 	// tables are the file's connection tables, by name (Resolve).
 	tables map[string]Connection
 }
+
+// DefaultStoreLeaseTTL is the shared store's lease when store_lease_ttl is
+// not set: the PostgreSQL store's default (a test holds them equal).
+const DefaultStoreLeaseTTL = 45 * time.Second
 
 // The stores tokentray keeps tokens and client secrets in (store = …).
 const (
@@ -500,7 +511,7 @@ func parse(path string, b []byte) (*Config, error) {
 	default:
 		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default), \"file\" (files only this user can read, for servers without a Secret Service) or \"postgres\" (a PostgreSQL database that several machines share)", f.Store))
 	}
-	problems = append(problems, checkSharedStore(cfg)...)
+	problems = append(problems, checkSharedStore(cfg, f.StoreLeaseTTL)...)
 	problems = append(problems, checkRemotes(cfg, f.Remotes)...)
 	var topWarning time.Duration
 	if f.RefreshTokenWarning != "" {
@@ -521,6 +532,15 @@ func parse(path string, b []byte) (*Config, error) {
 		conn, errs := build(raw)
 		if raw.RefreshTokenWarning == "" && topWarning > 0 {
 			conn.RefreshTokenWarning = topWarning
+		}
+		if cfg.Store == StorePostgres {
+			ttl := cfg.StoreLeaseTTL
+			if ttl == 0 {
+				ttl = DefaultStoreLeaseTTL
+			}
+			if e, bad := leaseProblem(conn, ttl); bad {
+				errs = append(errs, e)
+			}
 		}
 		if raw.Name != "" {
 			if first, dup := seen[raw.Name]; dup {
@@ -557,9 +577,9 @@ func parse(path string, b []byte) (*Config, error) {
 // checkSharedStore checks the keys of store = "postgres": a connection
 // string without a password, an absolute key file, an instance name. For
 // another store they are ignored, with a warning.
-func checkSharedStore(cfg *Config) []string {
+func checkSharedStore(cfg *Config, leaseTTL string) []string {
 	if cfg.Store != StorePostgres {
-		for _, kv := range [][2]string{{"store_url", cfg.StoreURL}, {"store_key_file", cfg.StoreKeyFile}, {"instance", cfg.Instance}} {
+		for _, kv := range [][2]string{{"store_url", cfg.StoreURL}, {"store_key_file", cfg.StoreKeyFile}, {"instance", cfg.Instance}, {"store_lease_ttl", leaseTTL}} {
 			if kv[1] != "" {
 				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s is ignored: it is for store = \"postgres\", and this file says store = %q", cfg.Path, kv[0], cfg.Store))
 			}
@@ -578,7 +598,29 @@ func checkSharedStore(cfg *Config) []string {
 	if cfg.Instance != "" && !nameRE().MatchString(cfg.Instance) {
 		problems = append(problems, fmt.Sprintf("instance: %q is not a name: letters, digits, '.', '_' and '-', up to 64 (it names this machine to the others; the default is the host name)", cfg.Instance))
 	}
+	if leaseTTL != "" {
+		d, err := ParseDuration(leaseTTL)
+		if err != nil || d < 5*time.Second || d > 10*time.Minute {
+			problems = append(problems, fmt.Sprintf("store_lease_ttl: %q is not a duration from 5s to 10m; write e.g. store_lease_ttl = \"20s\" (default %s)", leaseTTL, DefaultStoreLeaseTTL))
+		} else {
+			cfg.StoreLeaseTTL = d
+		}
+	}
 	return problems
+}
+
+// leaseProblem is what is wrong with a connection's request_timeout under
+// a shared store's lease of ttl: a request must end within the lease that
+// it was sent under (auth.Lease), or the connection never refreshes.
+func leaseProblem(conn *auth.Connection, ttl time.Duration) (FieldError, bool) {
+	timeout := conn.RequestTimeout
+	if timeout == 0 {
+		timeout = MaxRequestTimeout
+	}
+	if timeout < ttl {
+		return FieldError{}, false
+	}
+	return FieldError{"request_timeout", fmt.Sprintf("%s is not shorter than the shared store's lease (store_lease_ttl, %s): a refresh token is presented only while the lease outlives the request; shorten request_timeout or lengthen store_lease_ttl", timeout, ttl)}, true
 }
 
 // Strict is the ValidationError of every broken table, or nil: for a
@@ -948,6 +990,10 @@ func lazyRegexp(expr string) func() *regexp.Regexp {
 
 var tenantRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$`)
 
+// MaxRequestTimeout is the longest request_timeout: the default, which the
+// HTTP client's own bound matches.
+const MaxRequestTimeout = 30 * time.Second
+
 // lifetimes reads the connection's durations and its company id into conn.
 func lifetimes(raw Connection, conn *auth.Connection) FieldErrors {
 	var errs FieldErrors
@@ -969,6 +1015,11 @@ func lifetimes(raw Connection, conn *auth.Connection) FieldErrors {
 	read("refresh_token_lifetime", raw.RefreshTokenLifetime, &conn.RefreshTokenRule.Absolute, time.Hour, "365d")
 	read("refresh_token_warning", raw.RefreshTokenWarning, &conn.RefreshTokenWarning, time.Minute, "7d")
 	read("access_token_lifetime", raw.AccessTokenLifetime, &conn.AccessLifetime, time.Minute, "2h")
+	read("request_timeout", raw.RequestTimeout, &conn.RequestTimeout, time.Second, "10s")
+	if conn.RequestTimeout > MaxRequestTimeout {
+		errs = append(errs, FieldError{"request_timeout", fmt.Sprintf("%s is longer than %s, the most a token request is given; write e.g. request_timeout = \"10s\"", raw.RequestTimeout, MaxRequestTimeout)})
+		conn.RequestTimeout = 0
+	}
 	if conn.RefreshTokenRule.Known() {
 		conn.RefreshTokenRule.About = "refresh_token_idle and refresh_token_lifetime in the config"
 	}

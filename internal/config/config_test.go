@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
 	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
@@ -463,5 +465,56 @@ store_url = "host=db.example"`, "", "store_url is ignored"},
 	cfg, err := Parse("config.toml", []byte("store = \"postgres\"\nstore_url = \"host=db\"\nstore_key_file = '"+keyFile+"'\ninstance = \"i-1\"\n"+conn))
 	if err != nil || cfg.Store != StorePostgres || cfg.StoreURL != "host=db" || cfg.StoreKeyFile != keyFile || cfg.Instance != "i-1" {
 		t.Fatalf("read back: %+v, %v", cfg, err)
+	}
+}
+
+// The shared store's timings are settings: the lease's TTL at the top,
+// each connection's request timeout in its table; a request timeout that
+// the lease does not outlive breaks that connection alone, with what to
+// change.
+func TestTheTimingsOfASharedStoreAreSettings(t *testing.T) {
+	top := "store = \"postgres\"\nstore_url = \"host=db.example\"\n"
+	table := func(name, extra string) string {
+		return "[[connection]]\nname = \"" + name + "\"\nprovider = \"generic\"\nclient_id = \"abc\"\nredirect_uri = \"http://127.0.0.1:9876/callback\"\n" +
+			"auth_url = \"https://as.example/authorize\"\ntoken_url = \"https://as.example/token\"\n" + extra
+	}
+	cfg, err := parse("config.toml", []byte(top+"store_lease_ttl = \"12s\"\n"+table("short", "request_timeout = \"3s\"\n")+table("slow", "request_timeout = \"20s\"\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StoreLeaseTTL != 12*time.Second {
+		t.Fatalf("store_lease_ttl read as %s", cfg.StoreLeaseTTL)
+	}
+	if len(cfg.Connections) != 1 || cfg.Connections[0].Name != "short" || cfg.Connections[0].RequestTimeout != 3*time.Second {
+		t.Fatalf("connections %v", cfg.Connections)
+	}
+	if len(cfg.Broken) != 1 || !strings.Contains(cfg.Broken[0].Error(), "request_timeout: 20s is not shorter than the shared store's lease (store_lease_ttl, 12s)") {
+		t.Fatalf("broken %v", cfg.Broken)
+	}
+	// The default lease outlives the default request.
+	if cfg, err := parse("config.toml", []byte(top+table("p", ""))); err != nil || len(cfg.Broken) != 0 || cfg.StoreLeaseTTL != 0 {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+	for _, tc := range []struct{ text, problem string }{
+		{top + "store_lease_ttl = \"2s\"\n" + table("p", ""), `store_lease_ttl: "2s" is not a duration from 5s to 10m`},
+		{top + "store_lease_ttl = \"soon\"\n" + table("p", ""), `store_lease_ttl: "soon" is not a duration`},
+		{top + table("p", "request_timeout = \"2m\"\n"), "request_timeout: 2m is longer than 30s"},
+		{top + table("p", "request_timeout = \"500ms\"\n"), "request_timeout: 500ms is shorter than 1s"},
+	} {
+		cfg, err := parse("config.toml", []byte(tc.text))
+		got := fmt.Sprint(err)
+		if err == nil && len(cfg.Broken) > 0 {
+			got = cfg.Broken[0].Error()
+		}
+		if !strings.Contains(got, tc.problem) {
+			t.Errorf("%q: %s; want %q", tc.text, got, tc.problem)
+		}
+	}
+	if cfg, err := parse("config.toml", []byte("store = \"file\"\nstore_lease_ttl = \"20s\"\n"+table("p", ""))); err != nil || !strings.Contains(strings.Join(cfg.Warnings, "\n"), "store_lease_ttl is ignored") {
+		t.Fatalf("store_lease_ttl with the file store: %v, %v", cfg.Warnings, err)
+	}
+	// One default, held in two places: the config's and the store's.
+	if DefaultStoreLeaseTTL != pgstore.DefaultLeaseTTL {
+		t.Fatalf("config.DefaultStoreLeaseTTL %s, postgres.DefaultLeaseTTL %s", DefaultStoreLeaseTTL, pgstore.DefaultLeaseTTL)
 	}
 }

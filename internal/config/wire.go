@@ -12,7 +12,7 @@ func (c Connection) Wire() apitype.ConnectionConfig {
 		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders, ProxyPort: c.ProxyPort,
 		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL, DPoP: c.DPoP, Handle: c.Handle,
 		Tenant: c.Tenant, CompanyID: c.CompanyID, RefreshTokenIdle: c.RefreshTokenIdle, RefreshTokenLifetime: c.RefreshTokenLifetime,
-		RefreshTokenWarning: c.RefreshTokenWarning, AccessTokenLifetime: c.AccessTokenLifetime,
+		RefreshTokenWarning: c.RefreshTokenWarning, AccessTokenLifetime: c.AccessTokenLifetime, RequestTimeout: c.RequestTimeout,
 	}
 }
 
@@ -26,6 +26,6 @@ func FromWire(c apitype.ConnectionConfig) Connection {
 		AuthParams: c.AuthParams, TokenParams: c.TokenParams, APIHeaders: c.APIHeaders, ProxyPort: c.ProxyPort,
 		DeviceAuthURL: c.DeviceAuthURL, TokenInfoURL: c.TokenInfoURL, PARURL: c.PARURL, DPoP: c.DPoP, Handle: c.Handle,
 		Tenant: c.Tenant, CompanyID: c.CompanyID, RefreshTokenIdle: c.RefreshTokenIdle, RefreshTokenLifetime: c.RefreshTokenLifetime,
-		RefreshTokenWarning: c.RefreshTokenWarning, AccessTokenLifetime: c.AccessTokenLifetime,
+		RefreshTokenWarning: c.RefreshTokenWarning, AccessTokenLifetime: c.AccessTokenLifetime, RequestTimeout: c.RequestTimeout,
 	}
 }
