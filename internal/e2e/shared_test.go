@@ -677,7 +677,7 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	ms[2].px.setCut(false)
 	tok, took = agree(t, 2*time.Minute, "moby-3 healed", ms...)
 	seen = append(seen, tok)
-	t.Logf("moby-3 cut off for %s, then healed: all three agree %s later", (time.Since(cutAt)-took).Round(time.Second), took.Round(time.Millisecond))
+	t.Logf("moby-3 cut off for %s, then healed: all three agree %s later", (time.Since(cutAt) - took).Round(time.Second), took.Round(time.Millisecond))
 	noGrantErrors(t, h, "the partition")
 
 	// The holder is killed after its intent and before its request
