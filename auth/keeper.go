@@ -829,6 +829,7 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 			// grant that is no longer this connection's, and are dropped,
 			// never written over the newer ones.
 			k.log.Warn("dropping refreshed tokens that were never saved: the stored tokens changed meanwhile", "err", saveErr)
+			k.dropOvertaken(ctx, unsaved)
 			k.mu.Lock()
 			k.unsaved = nil
 			k.mu.Unlock()
@@ -1057,6 +1058,7 @@ func (k *Keeper) saveRefreshed(ctx context.Context, next *TokenSet, prev uint64,
 		// process paused or was cut off): the result is dropped, never
 		// written over theirs; the next look adopts them.
 		k.log.Error("refreshed, but the stored tokens changed meanwhile; dropping this refresh's tokens", "err", err)
+		k.dropOvertaken(ctx, next)
 		return k.localFailure(fmt.Errorf("refreshed, but the new tokens were not saved: %w", err), nil)
 	}
 	if err != nil {

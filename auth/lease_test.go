@@ -554,3 +554,63 @@ func TestAConnectionsRequestTimeoutIsKeptExactly(t *testing.T) {
 		t.Fatalf("without one: %s; want the scaled default's floor %s", got, minCallTimeout)
 	}
 }
+
+// A refresh whose commit a sign-in or a sign-out overtook holds the only
+// refresh token of a grant that nobody keeps any more: it is revoked. One
+// that another instance's takeover overtook is of the grant stored now,
+// and revoking it could end that grant at some providers: it is kept.
+func TestARefreshTokenThatASignInOvertookIsRevoked(t *testing.T) {
+	for _, tc := range []struct {
+		overtaker string
+		revoked   bool
+	}{{"a sign-in", true}, {"a sign-out", true}, {"another instance's takeover", false}} {
+		t.Run(tc.overtaker, func(t *testing.T) {
+			ctx := context.Background()
+			r, _, gen := sharedRig(t)
+			stored, _ := r.store.LoadTokens(ctx, r.conn.Name)
+			stored.GrantSince = r.clock.Now().Add(-80 * time.Minute)
+			if err := r.store.SaveTokens(ctx, r.conn.Name, stored, gen); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.k.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.srv.then(replyHeldOK)
+			done := refreshAsync(r.k)
+			for deadline := time.Now().Add(30 * time.Second); r.srv.refreshCount() == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no request")
+				}
+			}
+			switch tc.overtaker {
+			case "a sign-in":
+				signIn := &TokenSet{AccessToken: "at-signin", TokenType: "bearer", RefreshToken: "rt-signin", ObtainedAt: r.clock.Now(),
+					Lifetime: 90 * time.Minute, GrantSince: r.clock.Now(), Generation: NextGeneration(gen, r.clock.Now())}
+				if err := r.store.SaveTokens(ctx, r.conn.Name, signIn, AnyGeneration); err != nil {
+					t.Fatal(err)
+				}
+			case "a sign-out":
+				if err := r.store.DeleteTokens(ctx, r.conn.Name); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				over := *stored
+				over.Generation = NextGeneration(gen, r.clock.Now())
+				if err := r.store.SaveTokens(ctx, r.conn.Name, &over, gen); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.srv.unhang()
+			if err := <-done; err == nil || !strings.Contains(err.Error(), "not saved") {
+				t.Fatalf("the overtaken commit: %v", err)
+			}
+			r.srv.mu.Lock()
+			answered := fmt.Sprintf("rt-%d", r.srv.seq)
+			live := r.srv.live[answered]
+			r.srv.mu.Unlock()
+			if live == tc.revoked {
+				t.Fatalf("the refresh token of the overtaken refresh (%s): live %v; want revoked %v", answered, live, tc.revoked)
+			}
+		})
+	}
+}

@@ -197,6 +197,32 @@ func (k *Keeper) commit(ctx context.Context, next *TokenSet, prev uint64, until 
 	}
 }
 
+// dropOvertaken is the end of new tokens whose commit another writer
+// overtook. When another grant took their place (a sign-in wrote new
+// tokens, or a sign-out deleted them), their refresh token belongs to a
+// grant nobody holds any more: it is revoked, best effort (RFC 7009), so
+// that it does not stay live unseen. When the same grant moved on (another
+// instance took the refresh over), nothing is revoked: at some providers
+// revoking a refresh token ends its whole grant, the one stored now.
+func (k *Keeper) dropOvertaken(ctx context.Context, dropped *TokenSet) {
+	if dropped == nil || dropped.RefreshToken == "" || k.conn.Endpoints.RevokeURL == "" {
+		return
+	}
+	stored, err := k.opt.Store.LoadTokens(ctx, k.conn.Name)
+	switch {
+	case errors.Is(err, ErrNotStored):
+	case err != nil:
+		return // not known whose: nothing revoked
+	case dropped.GrantSince.IsZero() || stored.GrantSince.IsZero() || stored.GrantSince.Equal(dropped.GrantSince):
+		return // the same grant, or not known
+	}
+	if err := k.revoke(ctx, k.conn, dropped); err != nil {
+		k.log.Warn("could not revoke the refresh token of tokens that a sign-in or sign-out overtook; it stays valid at the provider until it expires", "err", err)
+		return
+	}
+	k.log.Info("revoked the refresh token of tokens that a sign-in or sign-out overtook")
+}
+
 // StoreChanged re-reads the token set, which another process or machine
 // wrote, or may have written while the store could not be reached
 // (StoreWatcher), and adopts it when it changed: this keeper then
