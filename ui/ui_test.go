@@ -256,9 +256,10 @@ func TestDashboardSaysWhoSharesAConnection(t *testing.T) {
 
 	// On one machine the row is not there.
 	c.Shared = nil
-	ws.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
-	ws.dash.update(ws.Connections(), s.clock.Now())
-	for _, o := range card.sharedRow {
+	one := NewWindows(a, nil, Options{Clock: s.clock})
+	one.apply(apitype.Event{Type: apitype.EventStatus, Connection: c.Name, Status: &c})
+	one.dash.update(one.Connections(), s.clock.Now())
+	for _, o := range one.dash.cards[0].sharedRow {
 		if o.Visible() {
 			t.Fatal("the shared store row is shown for a connection of one machine")
 		}

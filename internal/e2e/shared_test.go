@@ -473,6 +473,33 @@ func states(t *testing.T, ms ...*member) []map[string]any {
 	return out
 }
 
+// lostAnswer waits up to 3 minutes for every member of rest to say
+// needs_reauth with the reason that the refresh answer was lost with gone
+// (killed or paused after the provider answered), and returns the first's
+// status.
+func lostAnswer(t *testing.T, gone *member, rest []*member) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		sts := states(t, rest...)
+		all := true
+		for _, st := range sts {
+			all = all && st["state"] == "needs_reauth"
+		}
+		if all {
+			for i, st := range sts {
+				next, _ := st["next"].(map[string]any)
+				if cause, _ := next["cause"].(string); !strings.Contains(cause, "The refresh answer was lost with instance "+gone.name+" at ") {
+					t.Fatalf("%s: needs_reauth without the reason: %v", rest[i].name, st)
+				}
+			}
+			return sts[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not needs_reauth with the reason within 3 minutes of what happened to %s: %v", gone.name, sts)
+		}
+	}
+}
+
 // others is ms without m.
 func others(ms []*member, m *member) []*member {
 	var out []*member
@@ -720,22 +747,7 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	_ = victim.cmd.Wait()
 	drop()
 	rest := others(ms, victim)
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
-		sts := states(t, rest...)
-		if sts[0]["state"] == "needs_reauth" && sts[1]["state"] == "needs_reauth" {
-			for i, st := range sts {
-				next, _ := st["next"].(map[string]any)
-				if cause, _ := next["cause"].(string); !strings.Contains(cause, "The refresh answer was lost with instance "+victim.name+" at ") {
-					t.Fatalf("%s: needs_reauth without the reason: %v", rest[i].name, st)
-				}
-			}
-			t.Logf("the answer lost with %s: %v", victim.name, sts[0]["next"])
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not needs_reauth with the reason within 3 minutes of %s's death: %v", victim.name, sts)
-		}
-	}
+	t.Logf("the answer lost with %s: %v", victim.name, lostAnswer(t, victim, rest)["next"])
 	h.sync()
 	refused := len(h.events.errors())
 	time.Sleep(lifetime)
@@ -806,21 +818,7 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	gt.answerHeld()
 	pausedAt := time.Now()
 	rest = others(ms, paused)
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
-		sts := states(t, rest...)
-		if sts[0]["state"] == "needs_reauth" && sts[1]["state"] == "needs_reauth" {
-			for i, st := range sts {
-				next, _ := st["next"].(map[string]any)
-				if cause, _ := next["cause"].(string); !strings.Contains(cause, "The refresh answer was lost with instance "+paused.name+" at ") {
-					t.Fatalf("%s: needs_reauth without the reason: %v", rest[i].name, st)
-				}
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not needs_reauth with the reason within 3 minutes of %s's pause: %v", paused.name, sts)
-		}
-	}
+	lostAnswer(t, paused, rest)
 	_ = paused.cmd.Process.Signal(syscall.SIGCONT)
 	t.Logf("%s paused %s after the provider's answer; the others said needs_reauth, naming it", paused.name, time.Since(pausedAt).Round(time.Second))
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {

@@ -1,9 +1,10 @@
 // Command seed writes N signed-in connections for the idle benchmarks: a
 // config file and token sets whose access tokens live a day, so that
 // nothing refreshes while the tray is measured. They go to the OS keyring,
-// or with -file to the file store of a server ($XDG_STATE_HOME/tokentray).
+// or with -file to the file store of a server ($XDG_STATE_HOME/tokentray),
+// or with -postgres URL -key FILE to a shared PostgreSQL store.
 //
-// usage: go run ./internal/bench/seed [-file] N CONFIG_PATH
+// usage: go run ./internal/bench/seed [-file | -postgres URL -key FILE] N CONFIG_PATH
 package main
 
 import (
@@ -19,10 +20,14 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
+	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
+	"github.com/tokentray/tokentray/internal/store/seal"
 )
 
 func main() {
 	file := flag.Bool("file", false, "the file store (a server's), not the OS keyring")
+	pg := flag.String("postgres", "", "the PostgreSQL store of this store_url, not the OS keyring")
+	keyFile := flag.String("key", "", "with -postgres: the store_key_file")
 	flag.Parse()
 	n, err := strconv.Atoi(flag.Arg(0))
 	if err != nil || flag.NArg() != 2 {
@@ -30,6 +35,19 @@ func main() {
 	}
 	var cfg strings.Builder
 	var store auth.Store = keyringstore.New()
+	if *pg != "" {
+		key, err := seal.KeyFromFile(*keyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		s, err := pgstore.Open(context.Background(), pgstore.Options{URL: *pg, Key: key, Instance: "seed"})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer s.Close()
+		store = s
+		fmt.Fprintf(&cfg, "store = \"postgres\"\nstore_url = %q\nstore_key_file = %q\ninstance = \"bench\"\n\n", *pg, *keyFile)
+	}
 	if *file {
 		cfg.WriteString("store = \"file\"\n\n")
 		dir, err := filestore.DefaultDir()

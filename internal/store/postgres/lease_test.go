@@ -22,7 +22,7 @@ import (
 const hang = 60 * time.Second
 
 // instance opens a store on conn as the named instance, and its lease.
-func instance(t *testing.T, conn, name string, o LeaseOptions) (*Store, *Lease) {
+func instance(t testing.TB, conn, name string, o LeaseOptions) (*Store, *Lease) {
 	t.Helper()
 	s, err := Open(ctx, Options{URL: conn, Key: key(7), Instance: name})
 	if err != nil {
@@ -499,7 +499,7 @@ func TestTwoInstancesRefreshingOneGrantPresentEachRefreshTokenOnce(t *testing.T)
 // sharedGrant is a grant kept in the test's database: the client secret,
 // signed-in tokens with refresh token rt-0 at generation 1, and the
 // single-use provider.
-func sharedGrant(t *testing.T, conn string) (*rotating, *httptest.Server, *auth.Connection) {
+func sharedGrant(t testing.TB, conn string) (*rotating, *httptest.Server, *auth.Connection) {
 	t.Helper()
 	p := &rotating{live: "rt-0", seen: map[string]bool{}}
 	srv := httptest.NewServer(p)
@@ -518,7 +518,7 @@ func sharedGrant(t *testing.T, conn string) (*rotating, *httptest.Server, *auth.
 }
 
 // keeperOf is instance name's keeper of ac, over the database, with clock.
-func keeperOf(t *testing.T, conn, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, *Lease) {
+func keeperOf(t testing.TB, conn, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, *Lease) {
 	t.Helper()
 	s, l := instance(t, conn, name, LeaseOptions{})
 	c := *ac
