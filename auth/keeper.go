@@ -216,10 +216,15 @@ type Keeper struct {
 	// timingsTold is the lifetime that checkTimings said the shared
 	// store's timings do not fit, so that it says so once.
 	timingsTold time.Duration
-	flight      *flight
-	subs        map[int]chan Event
-	nextSub     int
-	loaded      bool
+	// stopping is closed when Run ends: a refresh that is only waiting
+	// (out another instance's rescue window) gives up then, presenting
+	// nothing, so that a stop is not held up for the window.
+	stopping chan struct{}
+	stopOnce sync.Once
+	flight   *flight
+	subs     map[int]chan Event
+	nextSub  int
+	loaded   bool
 	// clientFixed: the provider refused the client settings stored with
 	// the tokens, and other ones are in use now (Load saw them).
 	clientFixed bool
@@ -294,7 +299,7 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1), scaleTimeout: scaleTimeout}
+	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1), scaleTimeout: scaleTimeout, stopping: make(chan struct{})}
 }
 
 // Connection returns the keeper's connection.
@@ -583,6 +588,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		return err
 	}
 	defer k.waitFlight()
+	defer k.stopOnce.Do(func() { close(k.stopping) }) // before the wait for the flight
 	if k.conn.Discover {
 		// Off the loop: an issuer that does not answer must not hold up a
 		// refresh that is due.

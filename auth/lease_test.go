@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -612,5 +613,34 @@ func TestARefreshTokenThatASignInOvertookIsRevoked(t *testing.T) {
 				t.Fatalf("the refresh token of the overtaken refresh (%s): live %v; want revoked %v", answered, live, tc.revoked)
 			}
 		})
+	}
+}
+
+// A keeper that waits out another instance's rescue window when tokentray
+// is stopped (SIGTERM) gives up at once, presenting nothing: the stop is
+// not held up for the window, and the intent stays for whoever is next.
+func TestAStopDoesNotWaitOutTheRescueWindow(t *testing.T) {
+	r, lease, gen := sharedRig(t)
+	lease.l.left(r.conn.Name, "moby-2", gen, r.clock.Now().Add(-10*time.Second))
+	end := r.clock.Now().Add(2*time.Minute - 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- r.k.Run(ctx) }() // due: it refreshes, and waits
+	for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(r.clock.Deadlines(), end.Equal); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the keeper did not wait for the other instance's intent: deadlines %v", r.clock.Deadlines())
+		}
+	}
+	cancel()
+	select {
+	case <-ran:
+	case <-time.After(30 * time.Second): // a bound for a hang: the fake clock never reaches the window's end
+		t.Fatal("Run did not return: the stop waits out the rescue window")
+	}
+	if n := r.srv.refreshCount(); n != 0 {
+		t.Fatalf("presented the refresh token %d times", n)
+	}
+	if in, ok := lease.l.intent(r.conn.Name); !ok || in.Instance != "moby-2" {
+		t.Fatalf("the other instance's intent: %+v, %v; want it kept", in, ok)
 	}
 }

@@ -52,7 +52,13 @@ func (k *Keeper) awaitIntent(ctx context.Context, lease Lease, current *TokenSet
 		if wait := k.rescueWindow(current) - in.Age; wait > 0 {
 			k.log.Warn("another instance is refreshing this connection and has not committed yet; waiting out the rescue window before presenting the refresh token",
 				"instance", in.Instance, "since", in.At, "wait", wait.Round(time.Millisecond))
-			<-k.opt.Clock.After(wait)
+			select {
+			case <-k.opt.Clock.After(wait):
+			case <-k.stopping:
+				// Nothing was presented: the next start, or another
+				// instance, finds the intent and goes on from there.
+				return nil, nil, false, fmt.Errorf("%s: not refreshed: tokentray stopped while another instance's refresh was being waited out", k.conn.Name)
+			}
 			next, changed, err := k.reloadAfterOther(ctx, current)
 			if err != nil || (changed && next == nil) {
 				return nil, nil, true, err
