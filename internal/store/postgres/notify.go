@@ -109,9 +109,15 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the instances at the store: %w", s.explain("read", err))
 	}
-	rows, err = s.pool.Query(ctx, `SELECT name, CASE WHEN expires_at > now() THEN holder END,
-			intent_holder, intent_at, extract(epoch FROM now() - intent_at)::float8
-		FROM tokentray_leases WHERE expires_at > now() OR intent_holder IS NOT NULL`)
+	// An intent counts only on the generation stored now: one on an
+	// older generation was committed, and its holder died before clearing
+	// it (auth.Lease), which leaves nothing to wait for.
+	rows, err = s.pool.Query(ctx, `SELECT l.name, CASE WHEN l.expires_at > now() THEN l.holder END,
+			i.generation IS NOT NULL AND l.intent_holder IS NOT NULL, l.intent_holder, l.intent_at,
+			extract(epoch FROM now() - l.intent_at)::float8
+		FROM tokentray_leases l LEFT JOIN tokentray_items i
+			ON i.name = l.name AND i.kind = $1 AND i.sealed IS NOT NULL AND i.generation = l.intent_generation
+		WHERE l.expires_at > now() OR l.intent_holder IS NOT NULL`, kindTokens)
 	if err != nil {
 		return nil, fmt.Errorf("read the leases: %w", s.explain("read", err))
 	}
@@ -120,16 +126,17 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 		var (
 			name             string
 			holder, intentBy *string
+			current          bool
 			intentAt         *time.Time
 			intentAge        *float64
 		)
-		if err := rows.Scan(&name, &holder, &intentBy, &intentAt, &intentAge); err != nil {
+		if err := rows.Scan(&name, &holder, &current, &intentBy, &intentAt, &intentAge); err != nil {
 			return nil, fmt.Errorf("read the leases: %w", s.explain("read", err))
 		}
 		if holder != nil {
 			p.Leases[name] = instanceOf(*holder)
 		}
-		if intentBy != nil && intentAt != nil && intentAge != nil {
+		if current && intentBy != nil && intentAt != nil && intentAge != nil {
 			p.Intents[name] = auth.Intent{Instance: instanceOf(*intentBy), Holder: *intentBy, At: *intentAt, Age: seconds(*intentAge)}
 		}
 	}

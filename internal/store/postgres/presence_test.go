@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/auth"
 )
 
 // The instances at the store are those whose watch is connected, as the
@@ -50,6 +52,10 @@ func TestPresenceSaysWhoIsAtTheStore(t *testing.T) {
 	stopA()
 	eventually("moby-1 stopped", func(in []string) bool { return slices.Equal(in, []string{"moby-2"}) })
 
+	if err := a.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at", RefreshToken: "rt", TokenType: "bearer",
+		ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: 7}, 0); err != nil {
+		t.Fatal(err)
+	}
 	unlock, err := la.Lock(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
@@ -69,5 +75,14 @@ func TestPresenceSaysWhoIsAtTheStore(t *testing.T) {
 	p, _ = b.Presence(ctx)
 	if _, held := p.Leases["p"]; held || p.Intents["p"].Instance != "moby-1" {
 		t.Fatalf("after the unlock with the intent left: leases %v, intents %+v", p.Leases, p.Intents)
+	}
+	// Its commit landed before it died (a newer generation stored): the
+	// intent left on the older one is nothing to wait for, and not told.
+	if err := a.SaveTokens(ctx, "p", &auth.TokenSet{AccessToken: "at-2", RefreshToken: "rt-2", TokenType: "bearer",
+		ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: 8}, 7); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ = b.Presence(ctx); len(p.Intents) != 0 {
+		t.Fatalf("an intent on a committed generation is told: %+v", p.Intents)
 	}
 }
