@@ -79,6 +79,11 @@ type Event struct {
 	Generation uint64 `json:"generation,omitempty"`
 }
 
+// DefaultRequestTimeout bounds one call to the token endpoint when neither
+// KeeperOptions nor the Connection sets one, and is the most a call is
+// given: the default HTTP client's bound.
+const DefaultRequestTimeout = 30 * time.Second
+
 // Status is a snapshot of one connection, for people and scripts.
 type Status struct {
 	Name              string    `json:"name"`
@@ -277,14 +282,14 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 		opt.Clock = SystemClock{}
 	}
 	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		opt.HTTPClient = &http.Client{Timeout: DefaultRequestTimeout}
 	}
 	if conn.RequestTimeout > 0 {
 		opt.RequestTimeout = conn.RequestTimeout
 	}
 	scaleTimeout := opt.RequestTimeout <= 0
 	if scaleTimeout {
-		opt.RequestTimeout = 30 * time.Second
+		opt.RequestTimeout = DefaultRequestTimeout
 	}
 	if opt.MaxSleep <= 0 {
 		opt.MaxSleep = pollInterval

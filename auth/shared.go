@@ -156,7 +156,7 @@ func (k *Keeper) checkTimings(lease Lease, current *TokenSet) {
 	if need < room || told {
 		return
 	}
-	k.log.Warn("the shared store's timings do not fit this connection's token lifetime: if the instance refreshing dies mid-refresh, the access token can run out before another refreshes; shorten request_timeout in its table and store_lease_ttl (README, \"Shared store (PostgreSQL)\")",
+	k.log.Warn("the shared store's timings do not fit this connection's token lifetime: if the instance refreshing dies mid-refresh, the access token can run out before another refreshes; a shorter request timeout and lease make room",
 		"lease_ttl", l.TTL(), "rescue_window", k.rescueWindow(current), "request_timeout", k.callTimeout(current), "room_after_refresh_at", room)
 }
 

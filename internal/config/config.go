@@ -990,9 +990,9 @@ func lazyRegexp(expr string) func() *regexp.Regexp {
 
 var tenantRE = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$`)
 
-// MaxRequestTimeout is the longest request_timeout: the default, which the
-// HTTP client's own bound matches.
-const MaxRequestTimeout = 30 * time.Second
+// MaxRequestTimeout is the longest request_timeout: the keeper's default,
+// which its HTTP client's bound matches.
+const MaxRequestTimeout = auth.DefaultRequestTimeout
 
 // lifetimes reads the connection's durations and its company id into conn.
 func lifetimes(raw Connection, conn *auth.Connection) FieldErrors {
