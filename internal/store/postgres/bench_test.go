@@ -75,10 +75,8 @@ func BenchmarkSharedBurstDuringARefresh(b *testing.B) {
 		}
 		resp.Body.Close()
 		provider = append(provider, time.Since(start))
-		p.mu.Lock()
-		p.live = due.RefreshToken.Reveal() // the reference request rotated nothing that counts
-		before := p.seq
-		p.mu.Unlock()
+		p.SetLive(due.RefreshToken.Reveal()) // the reference request rotated nothing that counts
+		before, _ := p.Requests()
 		b.StartTimer()
 
 		var mu sync.Mutex
@@ -106,12 +104,10 @@ func BenchmarkSharedBurstDuringARefresh(b *testing.B) {
 		wg.Wait()
 		b.StopTimer()
 		all = append(all, lat...)
-		p.mu.Lock()
-		requests += p.seq - before
-		reused := len(p.reused)
-		p.mu.Unlock()
-		if reused > 0 {
-			b.Fatalf("a refresh token was presented twice: %d", reused)
+		n, reused := p.Requests()
+		requests += n - before
+		if len(reused) > 0 {
+			b.Fatalf("a refresh token was presented twice: %v", reused)
 		}
 		b.StartTimer()
 	}

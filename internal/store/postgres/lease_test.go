@@ -2,18 +2,15 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
-	"github.com/tokentray/tokentray/internal/tstest/fakeclock"
+	"github.com/tokentray/tokentray/internal/store/sharedtest"
 	"github.com/tokentray/tokentray/internal/tstest/pgtest"
 )
 
@@ -125,33 +122,6 @@ func TestTwoInstancesOfOneNameNeverHoldALeaseAtOnceAndAReleaseWakesTheWaiter(t *
 		t.Fatal(err)
 	}
 	unlockQ()
-}
-
-// Intend records an intent only while the lease is held, and only when
-// the lease has more left than the request may take.
-func TestIntendChecksTheLeaseAndWhatIsLeftOfIt(t *testing.T) {
-	conn, _ := pgtest.Schema(t)
-	_, a := instance(t, conn, "moby", LeaseOptions{TTL: 30 * time.Second})
-	if err := a.Intend(ctx, "p", 1, time.Second); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), "no one") {
-		t.Fatalf("Intend before any Lock: %v; want %v saying no one holds it", err, auth.ErrLeaseLost)
-	}
-	unlock, err := a.Lock(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Intend(ctx, "p", 1, 30*time.Second); !errors.Is(err, auth.ErrLeaseLost) || !strings.Contains(err.Error(), "TTL must be longer") {
-		t.Fatalf("Intend needing the whole TTL: %v; want %v", err, auth.ErrLeaseLost)
-	}
-	if in, err := a.Intent(ctx, "p"); err != nil || in != nil {
-		t.Fatalf("an Intend refused recorded %+v, %v", in, err)
-	}
-	if err := a.Intend(ctx, "p", 1, 20*time.Second); err != nil {
-		t.Fatalf("Intend while held, 20 s of 30 needed: %v", err)
-	}
-	unlock()
-	if err := a.Intend(ctx, "p", 1, time.Second); !errors.Is(err, auth.ErrLeaseLost) {
-		t.Fatalf("Intend after the unlock: %v; want %v", err, auth.ErrLeaseLost)
-	}
 }
 
 // A holder that pauses (its renewer stops) loses the lease once the
@@ -275,28 +245,6 @@ func TestTheRenewerKeepsALeaseAcrossSeveralTTLs(t *testing.T) {
 	}
 }
 
-func TestOneProcessTakesALeaseOnceAtATime(t *testing.T) {
-	conn, _ := pgtest.Schema(t)
-	_, a := instance(t, conn, "moby", LeaseOptions{})
-	unlock, err := a.Lock(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	if _, err := a.Lock(c, "p"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("a second Lock of the same process: %v; want it to wait", err)
-	}
-	unlock()
-	c2, cancel2 := context.WithTimeout(ctx, hang)
-	defer cancel2()
-	unlock, err = a.Lock(c2, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlock()
-}
-
 func TestTablesOfOlderSchemaVersionsAreMigrated(t *testing.T) {
 	for _, from := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint(from), func(t *testing.T) {
@@ -333,300 +281,61 @@ func TestTablesOfOlderSchemaVersionsAreMigrated(t *testing.T) {
 	}
 }
 
-// An intent is the holder's, outlives its lease (an unlock ends the lease
-// and keeps the row), and is what the next holder sees, with its age by
-// the server's clock; the next holder's intent replaces it, and Settle
-// clears only the settling holder's own.
-func TestARefreshIntentOutlivesItsLeaseUntilSettled(t *testing.T) {
+// A release with no intent left deletes the lease's row; one with an
+// intent left keeps the row, with the lease ended (sharedtest checks what
+// the next holder sees).
+func TestAReleaseLeavesARowOnlyForAnIntent(t *testing.T) {
 	conn, _ := pgtest.Schema(t)
 	_, a := instance(t, conn, "moby-1", LeaseOptions{})
-	_, b := instance(t, conn, "moby-2", LeaseOptions{Poll: time.Hour})
-	unlockA, err := a.Lock(ctx, "p")
+	unlock, err := a.Lock(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Intend(ctx, "p", 7, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if in, err := a.Intent(ctx, "p"); err != nil || in == nil || !in.Mine || in.Generation != 7 {
-		t.Fatalf("a's own intent: %+v, %v", in, err)
+	unlock()
+	if got := query(t, conn, `SELECT (expires_at <= now())::text || ' ' || intent_holder FROM tokentray_leases`); len(got) != 1 || got[0] != "true "+a.Holder() {
+		t.Fatalf("rows after a release with an intent left: %q; want one, its lease ended, its intent a's", got)
 	}
-	unlockA() // dies with its answer, say: the intent stays
-	c, cancel := context.WithTimeout(ctx, hang)
-	defer cancel()
-	unlockB, err := b.Lock(c, "p") // at once: the unlock ended the lease
+	unlock, err = a.Lock(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
-	}
-	pgtest.Exec(t, conn, `UPDATE tokentray_leases SET intent_at = now() - interval '90 seconds'`)
-	in, err := b.Intent(ctx, "p")
-	if err != nil || in == nil || in.Mine || in.Instance != "moby-1" || in.Holder != a.Holder() || in.Generation != 7 ||
-		in.Age < 89*time.Second || in.Age > 2*time.Minute {
-		t.Fatalf("the intent b sees: %+v, %v", in, err)
 	}
 	if err := a.Settle(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Intend(ctx, "p", 8, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Settle(ctx, "p"); err != nil { // a's late settle leaves b's
-		t.Fatal(err)
-	}
-	if in, err := b.Intent(ctx, "p"); err != nil || in == nil || !in.Mine || in.Generation != 8 {
-		t.Fatalf("b's intent after a's late Settle: %+v, %v", in, err)
-	}
-	if err := b.Settle(ctx, "p"); err != nil {
-		t.Fatal(err)
-	}
-	if in, err := b.Intent(ctx, "p"); err != nil || in != nil {
-		t.Fatalf("after b's Settle: %+v, %v", in, err)
-	}
-	unlockB()
+	unlock()
 	if got := query(t, conn, `SELECT count(*)::text FROM tokentray_leases`); got[0] != "0" {
 		t.Fatalf("%s rows left once the lease is released with no intent", got[0])
 	}
 }
 
-// rotating is a token endpoint whose refresh tokens are single-use: each
-// is accepted once, and a token presented again is counted as a reuse
-// (a strict provider would have revoked the grant).
-type rotating struct {
-	mu       sync.Mutex
-	live     string
-	seq      int
-	seen     map[string]bool
-	reused   []string
-	inFlight int
-	overlaps int
+// engine is a schema of the test server, for sharedtest.
+type engine struct{ conn string }
+
+func (e engine) Open(t testing.TB, name string, o sharedtest.LeaseOptions) (auth.Store, sharedtest.Lease) {
+	return instance(t, e.conn, name, LeaseOptions{TTL: o.TTL, Poll: o.Poll})
 }
 
-func (p *rotating) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	rt := r.PostForm.Get("refresh_token")
-	p.mu.Lock()
-	p.inFlight++
-	if p.inFlight > 1 {
-		p.overlaps++
-	}
-	ok := rt == p.live && !p.seen[rt]
-	if rt != "" {
-		if p.seen[rt] {
-			p.reused = append(p.reused, rt)
-		}
-		p.seen[rt] = true
-	}
-	p.seq++
-	p.live = fmt.Sprintf("rt-%d", p.seq)
-	body := map[string]any{"access_token": fmt.Sprintf("at-%d", p.seq), "token_type": "bearer", "expires_in": 3600, "refresh_token": p.live}
-	p.mu.Unlock()
-	// A little while on the wire, so that a second request, if any were
-	// sent, would overlap this one.
-	time.Sleep(20 * time.Millisecond)
-	p.mu.Lock()
-	p.inFlight--
-	p.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
-		return
-	}
-	_ = json.NewEncoder(w).Encode(body)
+func (e engine) Backdate(t testing.TB, name string, age time.Duration) {
+	pgtest.Exec(t, e.conn, fmt.Sprintf(`UPDATE tokentray_leases SET intent_at = intent_at - interval '%d milliseconds' WHERE name = '%s'`, age.Milliseconds(), name))
 }
 
-// Two instances of tokentray, each a keeper under its lease on the same
-// database, asked to refresh at once, again and again: one token request
-// per rotation, never two at once, and no refresh token presented twice.
-func TestTwoInstancesRefreshingOneGrantPresentEachRefreshTokenOnce(t *testing.T) {
-	conn, _ := pgtest.Schema(t)
-	p := &rotating{live: "rt-0", seen: map[string]bool{}}
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	ac := &auth.Connection{Name: "procore", Grant: auth.GrantAuthorizationCode, ClientID: "client-1", RefreshAt: 0.8,
-		AuthMethod: auth.AuthMethodPost, Endpoints: auth.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"}}
-	var keepers []*auth.Keeper
-	for i, name := range []string{"moby", "moby"} {
-		s, l := instance(t, conn, name, LeaseOptions{})
-		if i == 0 {
-			if err := s.SetClientSecret(ctx, ac.Name, "s3cret"); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SaveTokens(ctx, ac.Name, &auth.TokenSet{AccessToken: "at-0", RefreshToken: "rt-0", TokenType: "bearer",
-				ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: 1}, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		conn := *ac
-		k := auth.NewKeeper(&conn, auth.KeeperOptions{Store: s, Locker: l, Clock: auth.SystemClock{},
-			HTTPClient: srv.Client(), RequestTimeout: 10 * time.Second, LockTimeout: hang})
-		if err := k.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		keepers = append(keepers, k)
-	}
-	const rounds = 15
-	for round := range rounds {
-		var wg sync.WaitGroup
-		errs := make([]error, len(keepers))
-		for i, k := range keepers {
-			wg.Go(func() {
-				c, cancel := context.WithTimeout(ctx, hang)
-				defer cancel()
-				errs[i] = k.Refresh(c)
-			})
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Fatalf("round %d, instance %d: %v", round, i, err)
-			}
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.reused) != 0 || p.overlaps != 0 || p.seq != rounds {
-		t.Fatalf("%d token requests for %d rotations, %d at once, refresh tokens presented again: %v", p.seq, rounds, p.overlaps, p.reused)
-	}
-	for i, k := range keepers {
-		tok, err := k.Token(ctx, time.Minute)
-		if err != nil || tok.AccessToken != auth.Secret(fmt.Sprintf("at-%d", rounds)) {
-			t.Fatalf("instance %d's token after the rounds: %v, %v", i, tok, err)
-		}
-	}
+func TestThePostgreSQLStoreKeepsTheSharedStoreContract(t *testing.T) {
+	sharedtest.Run(t, func(t *testing.T) sharedtest.Engine {
+		conn, _ := pgtest.Schema(t)
+		return engine{conn}
+	})
 }
 
-// sharedGrant is a grant kept in the test's database: the client secret,
-// signed-in tokens with refresh token rt-0 at generation 1, and the
-// single-use provider.
-func sharedGrant(t testing.TB, conn string) (*rotating, *httptest.Server, *auth.Connection) {
-	t.Helper()
-	p := &rotating{live: "rt-0", seen: map[string]bool{}}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	ac := &auth.Connection{Name: "procore", Grant: auth.GrantAuthorizationCode, ClientID: "client-1", RefreshAt: 0.8,
-		AuthMethod: auth.AuthMethodPost, Endpoints: auth.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"}}
-	s, _ := instance(t, conn, "setup", LeaseOptions{})
-	if err := s.SetClientSecret(ctx, ac.Name, "s3cret"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SaveTokens(ctx, ac.Name, &auth.TokenSet{AccessToken: "at-0", RefreshToken: "rt-0", TokenType: "bearer",
-		ObtainedAt: time.Now().Add(-50 * time.Minute), Lifetime: time.Hour, Generation: 1}, 0); err != nil {
-		t.Fatal(err)
-	}
-	return p, srv, ac
+// sharedGrant is sharedtest.SharedGrant in the schema of conn.
+func sharedGrant(t testing.TB, conn string) (*sharedtest.Rotating, *httptest.Server, *auth.Connection) {
+	return sharedtest.SharedGrant(t, engine{conn})
 }
 
-// keeperOf is instance name's keeper of ac, over the database, with clock.
+// keeperOf is sharedtest.KeeperOf in the schema of conn, with its Lease.
 func keeperOf(t testing.TB, conn, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, *Lease) {
-	t.Helper()
-	s, l := instance(t, conn, name, LeaseOptions{})
-	c := *ac
-	k := auth.NewKeeper(&c, auth.KeeperOptions{Store: s, Locker: l, Clock: clock,
-		HTTPClient: srv.Client(), RequestTimeout: 10 * time.Second, LockTimeout: hang})
-	if err := k.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return k, l
-}
-
-// moby1Presents plays an instance that took the lease, recorded its
-// intent, presented rt-0 when present is true, and died before it
-// committed; its intent is backdated by age.
-func moby1Presents(t *testing.T, conn string, srv *httptest.Server, present bool, age time.Duration) {
-	t.Helper()
-	_, l := instance(t, conn, "moby-1", LeaseOptions{})
-	unlock, err := l.Lock(ctx, "procore")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Intend(ctx, "procore", 1, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if present {
-		resp, err := srv.Client().PostForm(srv.URL+"/token", map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {"rt-0"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
-	unlock() // as its lease running out would leave it
-	pgtest.Exec(t, conn, fmt.Sprintf(`UPDATE tokentray_leases SET intent_at = intent_at - interval '%d seconds'`, int(age.Seconds())))
-}
-
-// oneRefreshThenAt1 checks that the provider was asked once, with no
-// refresh token presented again, and that k hands out that answer's token.
-func oneRefreshThenAt1(t *testing.T, p *rotating, k *auth.Keeper) {
-	t.Helper()
-	if tok, err := k.Token(ctx, time.Minute); err != nil || tok.AccessToken != "at-1" {
-		t.Fatalf("moby-2's token: %v, %v", tok, err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.seq != 1 || len(p.reused) != 0 {
-		t.Fatalf("%d token requests, reused %v; want one (moby-2's, or moby-1's it adopted), none again", p.seq, p.reused)
-	}
-}
-
-// The failure semantics of a holder that dies mid-refresh (auth.Lease), on
-// the real engine: dead before presenting, the next holder refreshes with
-// the same refresh token; dead with the provider's answer, the next one
-// gets one needs_reauth that names the instance, and presents nothing
-// again; dead with its commit still to come within the rescue window, the
-// next one waits, adopts the commit, and presents nothing.
-func TestAHolderThatDiesMidRefresh(t *testing.T) {
-	t.Run("before presenting", func(t *testing.T) {
-		conn, _ := pgtest.Schema(t)
-		p, srv, ac := sharedGrant(t, conn)
-		moby1Presents(t, conn, srv, false, time.Minute)
-		k, l := keeperOf(t, conn, "moby-2", ac, srv, auth.SystemClock{})
-		if err := k.Refresh(ctx); err != nil {
-			t.Fatal(err)
-		}
-		oneRefreshThenAt1(t, p, k)
-		if in, err := l.Intent(ctx, "procore"); err != nil || in != nil {
-			t.Fatalf("intent after the refresh: %+v, %v", in, err)
-		}
-	})
-	t.Run("with the answer", func(t *testing.T) {
-		conn, _ := pgtest.Schema(t)
-		p, srv, ac := sharedGrant(t, conn)
-		moby1Presents(t, conn, srv, true, time.Minute)
-		k, _ := keeperOf(t, conn, "moby-2", ac, srv, auth.SystemClock{})
-		err := k.Refresh(ctx)
-		st := k.Status()
-		if !errors.Is(err, auth.ErrNeedsSignIn) || st.State != auth.StateNeedsReauth || st.Next == nil || !strings.Contains(st.Next.Cause, "lost with instance moby-1 at ") {
-			t.Fatalf("refresh after moby-1 died with the answer: %v; state %s, next %+v", err, st.State, st.Next)
-		}
-		_ = k.Refresh(ctx)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.seq != 2 {
-			t.Fatalf("%d token requests, want 2 (moby-1's, then moby-2's once)", p.seq)
-		}
-	})
-	t.Run("commit within the window", func(t *testing.T) {
-		conn, _ := pgtest.Schema(t)
-		p, srv, ac := sharedGrant(t, conn)
-		moby1Presents(t, conn, srv, true, 0)
-		clock := fakeclock.New(time.Now())
-		k, _ := keeperOf(t, conn, "moby-2", ac, srv, clock)
-		waiters := clock.Waiters()
-		done := make(chan error, 1)
-		go func() { done <- k.Refresh(ctx) }()
-		if !clock.BlockUntil(waiters+1, hang) {
-			t.Fatal("moby-2 did not wait for moby-1's intent")
-		}
-		// moby-1's commit, late but within the window.
-		s, _ := instance(t, conn, "moby-1", LeaseOptions{})
-		if err := s.SaveTokens(ctx, "procore", &auth.TokenSet{AccessToken: "at-1", RefreshToken: "rt-1", TokenType: "bearer",
-			ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: 2}, 1); err != nil {
-			t.Fatal(err)
-		}
-		clock.Advance(time.Minute)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		oneRefreshThenAt1(t, p, k)
-	})
+	k, l := sharedtest.KeeperOf(t, engine{conn}, name, ac, srv, clock)
+	return k, l.(*Lease)
 }

@@ -149,10 +149,8 @@ func TestAnInstanceHandsOutTheTokensAnotherCommittedOnceTold(t *testing.T) {
 	if tok, err := b.Token(ctx, time.Minute); err != nil || tok.AccessToken != "at-1" {
 		t.Fatalf("b's token after a's refresh: %v, %v", tok, err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.seq != 1 {
-		t.Fatalf("%d token requests, want a's one", p.seq)
+	if n, _ := p.Requests(); n != 1 {
+		t.Fatalf("%d token requests, want a's one", n)
 	}
 	if got := query(t, conn, `SELECT count(*)::text FROM tokentray_leases WHERE holder = '`+bl.Holder()+`'`); got[0] != "0" {
 		t.Fatal("b took a lease")

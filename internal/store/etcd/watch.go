@@ -1,0 +1,167 @@
+package etcd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tokentray/tokentray/auth"
+)
+
+// watchRetry is how long WatchTokens waits before it watches again after
+// its watch ended with an error (Store.watchRetry, which tests shorten).
+const watchRetry = 5 * time.Second
+
+// presenceTTL is the life in seconds of an instance's key at the store
+// without a keep-alive: an instance that dies leaves the list within it.
+const presenceTTL = 15
+
+// WatchTokens calls changed with the name of each connection whose items
+// another instance (or this one) wrote, until ctx ends; and with "" each
+// time it watches again after its watch ended with an error, since writes
+// may have gone unheard meanwhile (auth.StoreWatcher). etcd's client
+// resumes a watch cut by a member's death on another member, from the
+// revision it had reached, so nothing is missed then; a watch that cannot
+// resume (its revision compacted, or the member without a leader) ends
+// here, and is started again.
+//
+// While it watches, this instance is at the store: a key of its own under
+// /tokentray/instances/, attached to an etcd lease that a keep-alive
+// renews (Presence).
+func (s *Store) WatchTokens(ctx context.Context, changed func(name string)) {
+	go s.present(ctx)
+	prefix := s.prefix + "items/"
+	for again := false; ctx.Err() == nil; again = true {
+		if again {
+			changed("")
+		}
+		err := s.watchOnce(ctx, prefix, changed)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("not told of tokens written by other instances until watching again (each reads the store when it next refreshes)", "retry", s.watchRetry, "err", err)
+		t := time.NewTimer(s.watchRetry)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (s *Store) watchOnce(ctx context.Context, prefix string, changed func(string)) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for resp := range s.cli.Watch(wctx, prefix, clientv3.WithPrefix()) {
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		for _, ev := range resp.Events {
+			name, _, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), prefix), "/")
+			changed(name)
+		}
+	}
+	return ctx.Err()
+}
+
+// present keeps this instance's key at the store until ctx ends: made
+// again whenever its etcd lease ran out (the cluster was out of reach for
+// longer than presenceTTL), and revoked at the end.
+func (s *Store) present(ctx context.Context) {
+	id := make([]byte, 6)
+	_, _ = rand.Read(id)
+	key := fmt.Sprintf("%s%s/%d/%s", s.prefix+"instances/", s.instance, os.Getpid(), hex.EncodeToString(id))
+	for ctx.Err() == nil {
+		lease, err := s.register(ctx, key)
+		if err == nil {
+			alive, kerr := s.cli.KeepAlive(ctx, lease)
+			if kerr == nil {
+				for range alive {
+				}
+			}
+			if ctx.Err() != nil {
+				c, cancel := context.WithTimeout(context.Background(), s.timeout)
+				_, _ = s.cli.Revoke(c, lease)
+				cancel()
+				return
+			}
+		} else {
+			s.log.Warn("could not record this instance among those serving from the store (status lists it not)", "err", err)
+		}
+		t := time.NewTimer(s.watchRetry)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (s *Store) register(ctx context.Context, key string) (clientv3.LeaseID, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	grant, err := s.cli.Grant(ctx, s.presenceTTL)
+	if err != nil {
+		return 0, s.explain("write", err)
+	}
+	if _, err := s.cli.Put(ctx, key, s.instance, clientv3.WithLease(grant.ID)); err != nil {
+		return 0, s.explain("write", err)
+	}
+	return grant.ID, nil
+}
+
+// Presence is who is at the store now (auth.PresenceTeller): the instances
+// whose key is alive, and each connection's lease holder and unsettled
+// refresh intent, read at one revision.
+func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	p := &auth.Presence{Leases: map[string]string{}, Intents: map[string]auth.Intent{}}
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.prefix+"instances/", clientv3.WithPrefix()),
+		clientv3.OpGet(s.prefix+"leases/", clientv3.WithPrefix()),
+		clientv3.OpGet(s.prefix+"intents/", clientv3.WithPrefix())).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("read who is at the store: %w", s.explain("read", err))
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		if name := string(kv.Value); !slices.Contains(p.Instances, name) {
+			p.Instances = append(p.Instances, name)
+		}
+	}
+	slices.Sort(p.Instances)
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		p.Leases[strings.TrimPrefix(string(kv.Key), s.prefix+"leases/")] = instanceOf(string(kv.Value))
+	}
+	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		name := strings.TrimPrefix(string(kv.Key), s.prefix+"intents/")
+		var v intentValue
+		if json.Unmarshal(kv.Value, &v) != nil {
+			continue
+		}
+		// An intent counts only on the generation stored now: one on an
+		// older generation was committed, and its holder died before
+		// clearing it (auth.Lease), which leaves nothing to wait for.
+		item, _, err := s.read(ctx, name, kindTokens)
+		if err != nil {
+			return nil, fmt.Errorf("read who is at the store: %w", s.explain("read", err))
+		}
+		if item.Sealed == nil || item.Generation != v.Generation {
+			continue
+		}
+		age, err := s.clockAge(ctx, v)
+		if err != nil {
+			return nil, fmt.Errorf("read who is at the store: %w", err)
+		}
+		p.Intents[name] = auth.Intent{Instance: instanceOf(v.Holder), Holder: v.Holder, Generation: v.Generation, Age: age, At: time.Now().Add(-age)}
+	}
+	return p, nil
+}
