@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 
@@ -17,6 +18,9 @@ var _ alerts.Claimer = (*Store)(nil)
 type told struct {
 	Generation uint64 `json:"generation"`
 	By         string `json:"told_by"`
+	// Claim is random, so that a claim whose answer was lost is known
+	// for this instance's own when read back.
+	Claim string `json:"claim"`
 }
 
 // ClaimAlert records that this instance tells alert kind of name for
@@ -28,27 +32,36 @@ func (s *Store) ClaimAlert(ctx context.Context, name, kind string, generation ui
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key := s.prefix + "alerts/" + name + "/" + kind
-	for range maxAttempts {
-		got, err := s.cli.Get(ctx, key)
+	var a attempt
+	for tries := 0; tries < maxAttempts; {
+		got, err := s.get(ctx, key)
 		if err != nil {
 			return false, "", fmt.Errorf("claim the %s alert of %s: %w", kind, name, s.explain("read", err))
 		}
 		var rev int64
 		if len(got.Kvs) > 0 {
+			if a.landed(got.Kvs[0].Value) {
+				return true, s.instance, nil // its answer was lost
+			}
 			var t told
 			if json.Unmarshal(got.Kvs[0].Value, &t) == nil && t.Generation >= generation {
 				return false, t.By, nil
 			}
 			rev = got.Kvs[0].ModRevision
 		}
-		b, _ := json.Marshal(told{Generation: generation, By: s.instance})
+		b, _ := json.Marshal(told{Generation: generation, By: s.instance, Claim: rand.Text()})
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-		if err != nil {
+		switch {
+		case transient(err) && ctx.Err() == nil:
+			a.sent = append(a.sent, b)
+			pause(ctx)
+			continue
+		case err != nil:
 			return false, "", fmt.Errorf("claim the %s alert of %s: %w", kind, name, s.explain("write", err))
-		}
-		if resp.Succeeded {
+		case resp.Succeeded:
 			return true, s.instance, nil
 		}
+		tries++
 	}
 	return false, "", fmt.Errorf("claim the %s alert of %s: the key kept changing", kind, name)
 }

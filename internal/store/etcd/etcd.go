@@ -44,6 +44,7 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -227,10 +228,12 @@ func redactEndpoint(e string) string {
 func (s *Store) migrate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.prefix+"schema"), "=", 0)).
-		Then(clientv3.OpPut(s.prefix+"schema", strconv.Itoa(SchemaVersion))).
-		Else(clientv3.OpGet(s.prefix + "schema")).Commit()
+	resp, err := retry(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(s.prefix+"schema"), "=", 0)).
+			Then(clientv3.OpPut(s.prefix+"schema", strconv.Itoa(SchemaVersion))).
+			Else(clientv3.OpGet(s.prefix + "schema")).Commit()
+	})
 	if err != nil {
 		return s.explain("read the tokentray keys of", err)
 	}
@@ -264,18 +267,56 @@ func (s *Store) itemKey(name, kind string) string { return s.prefix + "items/" +
 
 // read returns name's kind as stored, and the key's mod revision (0: no key).
 func (s *Store) read(ctx context.Context, name, kind string) (itemValue, int64, error) {
-	resp, err := s.cli.Get(ctx, s.itemKey(name, kind))
+	v, _, rev, err := s.readRaw(ctx, name, kind)
+	return v, rev, err
+}
+
+// readRaw is read with the value's bytes as stored.
+func (s *Store) readRaw(ctx context.Context, name, kind string) (itemValue, []byte, int64, error) {
+	resp, err := s.get(ctx, s.itemKey(name, kind))
 	if err != nil {
-		return itemValue{}, 0, err
+		return itemValue{}, nil, 0, err
 	}
 	if len(resp.Kvs) == 0 {
-		return itemValue{}, 0, nil
+		return itemValue{}, nil, 0, nil
 	}
 	var v itemValue
 	if err := json.Unmarshal(resp.Kvs[0].Value, &v); err != nil {
-		return itemValue{}, 0, fmt.Errorf("%s holds something that is not a tokentray item: %w", s.itemKey(name, kind), err)
+		return itemValue{}, nil, 0, fmt.Errorf("%s holds something that is not a tokentray item: %w", s.itemKey(name, kind), err)
 	}
-	return v, resp.Kvs[0].ModRevision, nil
+	return v, resp.Kvs[0].Value, resp.Kvs[0].ModRevision, nil
+}
+
+// get reads key (and what opts add), through elections (retry).
+func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	return retry(ctx, func(ctx context.Context) (*clientv3.GetResponse, error) { return s.cli.Get(ctx, key, opts...) })
+}
+
+// attempt is a write that goes on through elections: when an answer is
+// lost (a member died, a leader was elected), the write may have landed,
+// so the key is read again before anything is sent again, and sent (every
+// value this write sent, each unique by its seal's nonce) tells whether
+// it did.
+type attempt struct{ sent [][]byte }
+
+// landed reports whether raw is a value this call sent.
+func (a *attempt) landed(raw []byte) bool {
+	for _, b := range a.sent {
+		if bytes.Equal(b, raw) {
+			return true
+		}
+	}
+	return false
+}
+
+// pause waits a moment after a transient error, or until ctx ends.
+func pause(ctx context.Context) {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // aad is what an item's seal binds: the same as the PostgreSQL store's.
@@ -302,10 +343,14 @@ const maxAttempts = 8
 // compare-and-set on the key's mod revision, in one transaction.
 func (s *Store) put(ctx context.Context, name, kind string, check func(stored uint64) error, next func(version int64) (gen uint64, value []byte, err error)) error {
 	key := s.itemKey(name, kind)
-	for range maxAttempts {
-		cur, rev, err := s.read(ctx, name, kind)
+	var a attempt
+	for tries := 0; tries < maxAttempts; {
+		cur, raw, rev, err := s.readRaw(ctx, name, kind)
 		if err != nil {
 			return s.explain("read", err)
+		}
+		if a.landed(raw) {
+			return nil // an answer lost, a write in place
 		}
 		stored := cur.Generation
 		if cur.Sealed == nil {
@@ -327,14 +372,19 @@ func (s *Store) put(ctx context.Context, name, kind string, check func(stored ui
 			return err
 		}
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-		if err != nil {
+		switch {
+		case transient(err) && ctx.Err() == nil:
+			a.sent = append(a.sent, b)
+			pause(ctx)
+			continue
+		case err != nil:
 			return s.explain("write", err)
-		}
-		if resp.Succeeded {
+		case resp.Succeeded:
 			return nil
 		}
 		// Another write landed between the read and the transaction: read
 		// again, and compare the generation with what it wrote.
+		tries++
 	}
 	return fmt.Errorf("the key kept changing under this write (writers without the connection's lock?); nothing was written")
 }
@@ -439,25 +489,29 @@ func (s *Store) delete(ctx context.Context, name, kind string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key := s.itemKey(name, kind)
-	for range maxAttempts {
+	for tries := 0; tries < maxAttempts; {
 		cur, rev, err := s.read(ctx, name, kind)
 		if err != nil {
 			return s.explain("read", err)
 		}
 		if rev == 0 || cur.Sealed == nil {
-			return nil
+			return nil // nothing stored, or a deletion whose answer was lost
 		}
 		b, err := json.Marshal(itemValue{Version: cur.Version + 1, Generation: cur.Generation, UpdatedBy: s.instance})
 		if err != nil {
 			return err
 		}
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-		if err != nil {
+		switch {
+		case transient(err) && ctx.Err() == nil:
+			pause(ctx)
+			continue
+		case err != nil:
 			return s.explain("write", err)
-		}
-		if resp.Succeeded {
+		case resp.Succeeded:
 			return nil
 		}
+		tries++
 	}
 	return fmt.Errorf("the key kept changing under this deletion; nothing was deleted")
 }
@@ -467,7 +521,7 @@ func (s *Store) explain(doing string, err error) error {
 	code := status.Code(err)
 	switch {
 	case errors.Is(err, rpctypes.ErrPermissionDenied) || code == codes.PermissionDenied:
-		return fmt.Errorf("%s: the etcd user may not do this (%v): grant its role readwrite on the prefix %s (see the README, Shared store), and nothing else", s.where, err, s.prefix)
+		return fmt.Errorf("%s: this instance's etcd user (its client certificate's common name) may not do this (%v): add that user, and grant its role readwrite on the prefix %s and nothing else (see the README, Shared store (etcd))", s.where, err, s.prefix)
 	case errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrAuthFailed) || code == codes.Unauthenticated:
 		return fmt.Errorf("%s refused this instance (%v): give it a client certificate whose common name is an etcd user (store_tls_cert, store_tls_key), and check store_tls_ca", s.where, err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || code == codes.Unavailable || code == codes.DeadlineExceeded ||

@@ -197,7 +197,7 @@ func (l *Lease) take(ctx context.Context, name string) (clientv3.LeaseID, int64,
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
 	key := l.s.leaseKey(name)
-	got, err := l.s.cli.Get(ctx, key)
+	got, err := l.s.get(ctx, key)
 	if err != nil {
 		return 0, 0, l.s.explain("read", err)
 	}
@@ -209,12 +209,18 @@ func (l *Lease) take(ctx context.Context, name string) (clientv3.LeaseID, int64,
 		// admits no other operation of this process meanwhile): let it go.
 		l.release(clientv3.LeaseID(got.Kvs[0].Lease))
 	}
-	grant, err := l.s.cli.Grant(ctx, int64(l.ttl/time.Second))
+	grant, err := retry(ctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
+		return l.s.cli.Grant(ctx, int64(l.ttl/time.Second))
+	})
 	if err != nil {
 		return 0, 0, l.s.explain("write", err)
 	}
-	resp, err := l.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, l.holder, clientv3.WithLease(grant.ID))).Commit()
+	// A retry whose first try landed finds the key this Lease's own at
+	// the next take, which lets it go and takes it again.
+	resp, err := retry(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return l.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, l.holder, clientv3.WithLease(grant.ID))).Commit()
+	})
 	if err != nil || !resp.Succeeded {
 		l.release(grant.ID)
 		if err != nil {
@@ -237,7 +243,7 @@ func (l *Lease) waitedOut(ctx context.Context, name string) error {
 func (l *Lease) describe(name string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), l.s.timeout)
 	defer cancel()
-	got, err := l.s.cli.Get(ctx, l.s.leaseKey(name))
+	got, err := l.s.get(ctx, l.s.leaseKey(name))
 	switch {
 	case err != nil:
 		return "held by an instance this one could not ask about (" + l.s.explain("read", err).Error() + ")"
@@ -245,7 +251,9 @@ func (l *Lease) describe(name string) string {
 		return "held by no one now"
 	}
 	holder := string(got.Kvs[0].Value)
-	ttl, err := l.s.cli.TimeToLive(ctx, clientv3.LeaseID(got.Kvs[0].Lease))
+	ttl, err := retry(ctx, func(ctx context.Context) (*clientv3.LeaseTimeToLiveResponse, error) {
+		return l.s.cli.TimeToLive(ctx, clientv3.LeaseID(got.Kvs[0].Lease))
+	})
 	if err != nil || ttl.TTL < 0 {
 		return fmt.Sprintf("held by %s", holder)
 	}
@@ -271,22 +279,30 @@ func (l *Lease) Intend(ctx context.Context, name string, gen uint64, need time.D
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
-	renewed, err := l.s.cli.KeepAliveOnce(cctx, id)
+	renewed, err := retry(cctx, func(ctx context.Context) (*clientv3.LeaseKeepAliveResponse, error) {
+		return l.s.cli.KeepAliveOnce(ctx, id)
+	})
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("%w: %s is %s, not by %s", auth.ErrLeaseLost, name, l.describe(name), l.holder)
 	}
 	if err != nil {
 		return fmt.Errorf("renew the lease on %s: %w", name, l.s.explain("write", err))
 	}
-	clock, err := l.s.cli.Grant(cctx, int64(clockTTL/time.Second))
+	clock, err := retry(cctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
+		return l.s.cli.Grant(ctx, int64(clockTTL/time.Second))
+	})
 	if err != nil {
 		return fmt.Errorf("record the refresh intent on %s: %w", name, l.s.explain("write", err))
 	}
 	b, _ := json.Marshal(intentValue{Holder: l.holder, Generation: gen, Clock: int64(clock.ID), ClockTTL: clock.TTL})
 	key := l.s.leaseKey(name)
-	resp, err := l.s.cli.Txn(cctx).
-		If(clientv3.Compare(clientv3.Value(key), "=", l.holder), clientv3.Compare(clientv3.LeaseValue(key), "=", id)).
-		Then(clientv3.OpPut(l.s.intentKey(name), string(b))).Commit()
+	// Sent again after a lost answer, the same intent is written again:
+	// no harm.
+	resp, err := retry(cctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return l.s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.Value(key), "=", l.holder), clientv3.Compare(clientv3.LeaseValue(key), "=", id)).
+			Then(clientv3.OpPut(l.s.intentKey(name), string(b))).Commit()
+	})
 	if err != nil || !resp.Succeeded {
 		l.release(clock.ID)
 		if err != nil {
@@ -318,7 +334,7 @@ type intentValue struct {
 func (l *Lease) Settle(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
-	got, err := l.s.cli.Get(ctx, l.s.intentKey(name))
+	got, err := l.s.get(ctx, l.s.intentKey(name))
 	if err != nil {
 		return fmt.Errorf("clear the refresh intent on %s: %w", name, l.s.explain("read", err))
 	}
@@ -329,8 +345,10 @@ func (l *Lease) Settle(ctx context.Context, name string) error {
 	if json.Unmarshal(got.Kvs[0].Value, &in) == nil && in.Holder != l.holder {
 		return nil
 	}
-	_, err = l.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(l.s.intentKey(name)), "=", got.Kvs[0].ModRevision)).
-		Then(clientv3.OpDelete(l.s.intentKey(name))).Commit()
+	_, err = retry(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return l.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(l.s.intentKey(name)), "=", got.Kvs[0].ModRevision)).
+			Then(clientv3.OpDelete(l.s.intentKey(name))).Commit()
+	})
 	if err != nil {
 		return fmt.Errorf("clear the refresh intent on %s: %w", name, l.s.explain("write", err))
 	}
@@ -353,7 +371,7 @@ func (l *Lease) Intent(ctx context.Context, name string) (*auth.Intent, error) {
 
 // intent reads the intent on name and its age (nil when there is none).
 func (s *Store) intent(ctx context.Context, name string) (*auth.Intent, error) {
-	got, err := s.cli.Get(ctx, s.intentKey(name))
+	got, err := s.get(ctx, s.intentKey(name))
 	if err != nil {
 		return nil, fmt.Errorf("read the refresh intent on %s: %w", name, s.explain("read", err))
 	}
@@ -377,7 +395,9 @@ func (s *Store) intent(ctx context.Context, name string) (*auth.Intent, error) {
 // is the least of that second, never more than the truth. A clock that ran
 // out tells ClockTTL, which exceeds any rescue window.
 func (s *Store) clockAge(ctx context.Context, v intentValue) (time.Duration, error) {
-	ttl, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(v.Clock))
+	ttl, err := retry(ctx, func(ctx context.Context) (*clientv3.LeaseTimeToLiveResponse, error) {
+		return s.cli.TimeToLive(ctx, clientv3.LeaseID(v.Clock))
+	})
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && ttl.TTL < 0) {
 		return time.Duration(v.ClockTTL) * time.Second, nil
 	}
@@ -418,7 +438,9 @@ func (l *Lease) renew(name string, id clientv3.LeaseID) (stop func()) {
 			case <-t.C:
 			}
 			c, cancelCall := context.WithTimeout(ctx, l.s.timeout)
-			_, err := l.s.cli.KeepAliveOnce(c, id)
+			_, err := retry(c, func(ctx context.Context) (*clientv3.LeaseKeepAliveResponse, error) {
+				return l.s.cli.KeepAliveOnce(ctx, id)
+			})
 			cancelCall()
 			switch {
 			case ctx.Err() != nil:
@@ -445,7 +467,8 @@ func (l *Lease) release(id clientv3.LeaseID) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.s.timeout)
 	defer cancel()
-	if _, err := l.s.cli.Revoke(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	_, err := retry(ctx, func(ctx context.Context) (*clientv3.LeaseRevokeResponse, error) { return l.s.cli.Revoke(ctx, id) })
+	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		l.log.Warn("an etcd lease was not revoked; it runs out by itself", "ttl", l.ttl, "err", l.s.explain("write", err))
 	}
 }

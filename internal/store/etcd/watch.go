@@ -108,11 +108,15 @@ func (s *Store) present(ctx context.Context) {
 func (s *Store) register(ctx context.Context, key string) (clientv3.LeaseID, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	grant, err := s.cli.Grant(ctx, s.presenceTTL)
+	grant, err := retry(ctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
+		return s.cli.Grant(ctx, s.presenceTTL)
+	})
 	if err != nil {
 		return 0, s.explain("write", err)
 	}
-	if _, err := s.cli.Put(ctx, key, s.instance, clientv3.WithLease(grant.ID)); err != nil {
+	if _, err := retry(ctx, func(ctx context.Context) (*clientv3.PutResponse, error) {
+		return s.cli.Put(ctx, key, s.instance, clientv3.WithLease(grant.ID))
+	}); err != nil {
 		return 0, s.explain("write", err)
 	}
 	return grant.ID, nil
@@ -125,10 +129,12 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	p := &auth.Presence{Leases: map[string]string{}, Intents: map[string]auth.Intent{}}
-	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(s.prefix+"instances/", clientv3.WithPrefix()),
-		clientv3.OpGet(s.prefix+"leases/", clientv3.WithPrefix()),
-		clientv3.OpGet(s.prefix+"intents/", clientv3.WithPrefix())).Commit()
+	resp, err := retry(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.cli.Txn(ctx).Then(
+			clientv3.OpGet(s.prefix+"instances/", clientv3.WithPrefix()),
+			clientv3.OpGet(s.prefix+"leases/", clientv3.WithPrefix()),
+			clientv3.OpGet(s.prefix+"intents/", clientv3.WithPrefix())).Commit()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read who is at the store: %w", s.explain("read", err))
 	}

@@ -1,0 +1,248 @@
+package etcd
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/tstest/etcdtest"
+)
+
+// pki is a CA of the test's own and the certificates it signed, as PEM
+// files in dir.
+type pki struct {
+	dir string
+	ca  *x509.Certificate
+	key *ecdsa.PrivateKey
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tokentray test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	p := &pki{dir: t.TempDir(), ca: ca, key: key}
+	p.write(t, "ca.crt", "CERTIFICATE", der)
+	return p
+}
+
+func (p *pki) write(t *testing.T, name, kind string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// issue makes a certificate of common name cn (a server's, for 127.0.0.1,
+// when server is true) and returns its file and its key's.
+func (p *pki) issue(t *testing.T, cn string, server bool) (cert, key string) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &k.PublicKey, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalECPrivateKey(k)
+	return p.write(t, cn+".crt", "CERTIFICATE", der), p.write(t, cn+".key", "EC PRIVATE KEY", kd)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// The README's least-privilege setup, on a real etcd with TLS and client
+// certificates (--client-cert-auth: the certificate's common name is the
+// user) and authentication on: a user without a password whose role may
+// read and write /tokentray/ and nothing else. tokentray works in full
+// with it (items, the lease and its intent, the watch, presence, alerts),
+// may touch no key outside its prefix, and an instance whose certificate
+// names no user is refused with what to do.
+func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
+	etcdtest.Endpoints(t) // skips (or fails in CI) as the other etcd tests do
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd is not on PATH: %v; %s", err, etcdtest.How)
+	}
+	p := newPKI(t)
+	serverCert, serverKey := p.issue(t, "etcd-1", true)
+	client, peer := freePort(t), freePort(t)
+	url := fmt.Sprintf("https://127.0.0.1:%d", client)
+	cmd := exec.Command(bin, "--name", "m1", "--data-dir", filepath.Join(t.TempDir(), "data"),
+		"--listen-client-urls", url, "--advertise-client-urls", url,
+		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer), "--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer),
+		"--initial-cluster", fmt.Sprintf("m1=http://127.0.0.1:%d", peer),
+		"--cert-file", serverCert, "--key-file", serverKey, "--trusted-ca-file", filepath.Join(p.dir, "ca.crt"), "--client-cert-auth")
+	logPath := filepath.Join(t.TempDir(), "etcd.log")
+	logFile, _ := os.Create(logPath)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("etcd's log:\n%s", b)
+		}
+	})
+
+	// As root: the README's commands, through the client API.
+	rootCert, rootKey := p.issue(t, "root", false)
+	tlsCfg, err := transport.TLSInfo{CertFile: rootCert, KeyFile: rootKey, TrustedCAFile: filepath.Join(p.dir, "ca.crt")}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, TLS: tlsCfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	c, cancel := context.WithTimeout(ctx, hang)
+	defer cancel()
+	for {
+		if _, err := root.Get(c, "ready"); err == nil {
+			break
+		} else if c.Err() != nil {
+			t.Fatalf("the TLS cluster never answered: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	noPassword := &clientv3.UserAddOptions{NoPassword: true}
+	for _, step := range []func() error{
+		func() error { _, err := root.UserAddWithOptions(c, "root", "", noPassword); return err },
+		func() error { _, err := root.RoleAdd(c, "root"); return err },
+		func() error { _, err := root.UserGrantRole(c, "root", "root"); return err },
+		func() error { _, err := root.UserAddWithOptions(c, "tokentray", "", noPassword); return err },
+		func() error { _, err := root.RoleAdd(c, "tokentray"); return err },
+		func() error {
+			_, err := root.RoleGrantPermission(c, "tokentray", DefaultPrefix, clientv3.GetPrefixRangeEnd(DefaultPrefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := root.UserGrantRole(c, "tokentray", "tokentray"); return err },
+		func() error { _, err := root.AuthEnable(c); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("setting up the role: %v", err)
+		}
+	}
+
+	// tokentray with the role's certificate: everything it does.
+	cert, key := p.issue(t, "tokentray", false)
+	open := func(instance string) (*Store, error) {
+		return Open(ctx, Options{Endpoints: []string{url}, TLSCA: filepath.Join(p.dir, "ca.crt"), TLSCert: cert, TLSKey: key,
+			Key: key32(), Instance: instance, Timeout: 5 * time.Second})
+	}
+	s, err := open("moby-1")
+	if err != nil {
+		t.Fatalf("open with the role's certificate: %v", err)
+	}
+	defer s.Close()
+	if err := s.SetClientSecret(ctx, "p", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTokens(ctx, "p", signedIn("p"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadTokens(ctx, "p"); err != nil || got.AccessToken != "at-p-cleartext" {
+		t.Fatalf("tokens read back: %v, %v", got, err)
+	}
+	l, err := s.NewLease(LeaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := l.Lock(ctx, "p")
+	if err != nil {
+		t.Fatalf("the lease: %v", err)
+	}
+	if err := l.Intend(ctx, "p", 5, time.Second); err != nil {
+		t.Fatalf("the intent: %v", err)
+	}
+	if in, err := l.Intent(ctx, "p"); err != nil || in == nil || !in.Mine {
+		t.Fatalf("the intent read back: %+v, %v", in, err)
+	}
+	if err := l.Settle(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if won, _, err := s.ClaimAlert(ctx, "p", "needs_reauth", 5); err != nil || !won {
+		t.Fatalf("an alert claimed: %v, %v", won, err)
+	}
+	heard := watch(t, s, nil)
+	if err := s.DeleteTokens(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	heard.want(t, "p", "a sign-out, with the role's rights")
+	for deadline := time.Now().Add(hang); ; time.Sleep(50 * time.Millisecond) {
+		pr, err := s.Presence(ctx)
+		if err != nil {
+			t.Fatalf("presence: %v", err)
+		}
+		if len(pr.Instances) == 1 && pr.Instances[0] == "moby-1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the instance is not listed: %+v", pr)
+		}
+	}
+
+	// Nothing outside its prefix.
+	if _, err := s.cli.Put(ctx, "/kubernetes/secret", "x"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("a write outside /tokentray/: %v; want permission denied", err)
+	}
+	if _, err := s.cli.Get(ctx, "/", clientv3.WithPrefix()); err == nil {
+		t.Fatal("a read of the whole keyspace was allowed")
+	}
+
+	// A certificate whose name is no user: refused, with what to do.
+	strangerCert, strangerKey := p.issue(t, "stranger", false)
+	_, err = Open(ctx, Options{Endpoints: []string{url}, TLSCA: filepath.Join(p.dir, "ca.crt"), TLSCert: strangerCert, TLSKey: strangerKey,
+		Key: key32(), Timeout: 5 * time.Second})
+	t.Logf("a certificate of no user: %v", err)
+	if err == nil || errors.Is(err, auth.ErrStoreUnreachable) || !strings.Contains(err.Error(), "etcd user") {
+		t.Fatalf("a certificate of no user: %v; want a refusal that says what to do", err)
+	}
+}
+
+func key32() []byte { return key(7) }
