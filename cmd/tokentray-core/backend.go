@@ -16,7 +16,6 @@ import (
 	"github.com/tokentray/tokentray/internal/service"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
-	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
 )
 
 // backend is where a command's work is done, answering in the API's wire
@@ -205,7 +204,7 @@ func (l inProcess) SetClientSecret(ctx context.Context, name string, secret auth
 		switch s := store.(type) {
 		case *filestore.Store:
 			where = s.Dir
-		case *pgstore.Store:
+		case interface{ Where() string }: // a shared store
 			where = s.Where() + ", sealed"
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/filelock"
 	"github.com/tokentray/tokentray/internal/service"
+	etcdstore "github.com/tokentray/tokentray/internal/store/etcd"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
@@ -99,17 +100,12 @@ func (e *env) openStore() (auth.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Store == config.StorePostgres {
-		s, err := openPostgres(cfg, e.log)
-		if err != nil {
-			return nil, fmt.Errorf("store = \"postgres\": %w", err)
-		}
+	if cfg.Shared() {
 		// The file lock excludes only this machine's processes: the
-		// database's lease excludes every instance.
-		lease, err := s.NewLease(pgstore.LeaseOptions{Log: e.log, TTL: cfg.StoreLeaseTTL})
+		// engine's lease excludes every instance.
+		s, lease, err := openShared(cfg, e.log)
 		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("store = \"postgres\": %w", err)
+			return nil, fmt.Errorf("store = %q: %w", cfg.Store, err)
 		}
 		e.fileLocks = e.localLocker()
 		e.store, e.locker = s, lease
@@ -166,10 +162,10 @@ func (e *env) storage() (auth.Store, auth.Locker, error) {
 	return store, e.locker, nil
 }
 
-// openPostgres opens the PostgreSQL store of cfg, with the key of
-// store_key_file or else of the systemd credential tokentray.key, and the
-// instance name of the file or else the host name.
-func openPostgres(cfg *config.Config, log *slog.Logger) (*pgstore.Store, error) {
+// openShared opens the shared store of cfg (PostgreSQL or etcd) and its
+// lease, with the key of store_key_file or else of the systemd credential
+// tokentray.key, and the instance name of the file or else the host name.
+func openShared(cfg *config.Config, log *slog.Logger) (auth.Store, auth.Locker, error) {
 	var key []byte
 	var err error
 	if cfg.StoreKeyFile != "" {
@@ -178,15 +174,38 @@ func openPostgres(cfg *config.Config, log *slog.Logger) (*pgstore.Store, error) 
 		key, err = seal.KeyFromCredentials()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	instance := cfg.Instance
 	if instance == "" {
 		if instance, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("name this machine with instance = \"…\" in the config: the host name is not known (%w)", err)
+			return nil, nil, fmt.Errorf("name this machine with instance = \"…\" in the config: the host name is not known (%w)", err)
 		}
 	}
-	return pgstore.Open(context.Background(), pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance, Log: log})
+	ctx := context.Background()
+	if cfg.Store == config.StoreEtcd {
+		s, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: cfg.StoreEndpoints, TLSCA: cfg.StoreTLSCA, TLSCert: cfg.StoreTLSCert, TLSKey: cfg.StoreTLSKey,
+			Key: key, Instance: instance, Log: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		lease, err := s.NewLease(etcdstore.LeaseOptions{Log: log, TTL: cfg.StoreLeaseTTL})
+		if err != nil {
+			s.Close()
+			return nil, nil, err
+		}
+		return s, lease, nil
+	}
+	s, err := pgstore.Open(ctx, pgstore.Options{URL: cfg.StoreURL, Key: key, Instance: instance, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	lease, err := s.NewLease(pgstore.LeaseOptions{Log: log, TTL: cfg.StoreLeaseTTL})
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, lease, nil
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.

@@ -80,8 +80,8 @@ func storeCopy(ctx context.Context, e *env, from, to string, names []string) err
 	}
 	switch other {
 	case config.StoreKeyring, config.StoreFile:
-	case config.StorePostgres:
-		return usageError{fmt.Errorf("the PostgreSQL store can only be the configured one (its store_url is in the config): set store = %q and move with --from keyring or --from file, or move out of it with --to", config.StorePostgres)}
+	case config.StorePostgres, config.StoreEtcd:
+		return usageError{fmt.Errorf("the %s can only be the configured one (where it is, is in the config): set store = %q and move with --from keyring or --from file, or move out of it with --to", storeWords(other), other)}
 	default:
 		return usageError{fmt.Errorf("unknown store %q: KIND is keyring or file", other)}
 	}
@@ -178,6 +178,8 @@ func storeWords(kind string) string {
 		return "file store"
 	case config.StorePostgres:
 		return "PostgreSQL store"
+	case config.StoreEtcd:
+		return "etcd store"
 	}
 	return "keyring"
 }

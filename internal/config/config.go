@@ -30,11 +30,16 @@ import (
 // File is the config file as written.
 type File struct {
 	Store string `toml:"store"`
-	// StoreURL, StoreKeyFile and Instance are the PostgreSQL store's
-	// (store = "postgres").
-	StoreURL     string `toml:"store_url"`
-	StoreKeyFile string `toml:"store_key_file"`
-	Instance     string `toml:"instance"`
+	// StoreURL is the PostgreSQL store's (store = "postgres");
+	// StoreEndpoints and the TLS files are the etcd store's (store =
+	// "etcd"); StoreKeyFile and Instance are both's.
+	StoreURL       string   `toml:"store_url"`
+	StoreEndpoints []string `toml:"store_endpoints"`
+	StoreTLSCA     string   `toml:"store_tls_ca"`
+	StoreTLSCert   string   `toml:"store_tls_cert"`
+	StoreTLSKey    string   `toml:"store_tls_key"`
+	StoreKeyFile   string   `toml:"store_key_file"`
+	Instance       string   `toml:"instance"`
 	// StoreLeaseTTL is the shared store's lease ("45s").
 	StoreLeaseTTL string `toml:"store_lease_ttl"`
 	OnAlert       string `toml:"on_alert"`
@@ -196,11 +201,15 @@ func (c *Connection) SetOverrides(e auth.Endpoints) {
 type Config struct {
 	Path string
 	// Store is where tokens and client secrets live: StoreKeyring (the
-	// default), StoreFile or StorePostgres.
+	// default), StoreFile, StorePostgres or StoreEtcd.
 	Store string
 	// StoreURL is the PostgreSQL store's connection string, without a
 	// password (store = "postgres").
 	StoreURL string
+	// StoreEndpoints are the etcd cluster's client URLs, and StoreTLSCA,
+	// StoreTLSCert and StoreTLSKey its TLS files (store = "etcd").
+	StoreEndpoints                        []string
+	StoreTLSCA, StoreTLSCert, StoreTLSKey string
 	// StoreKeyFile is the file of the shared store's key; "" means the
 	// systemd credential tokentray.key.
 	StoreKeyFile string
@@ -233,7 +242,13 @@ const (
 	StoreKeyring  = "keyring"
 	StoreFile     = "file"
 	StorePostgres = "postgres"
+	StoreEtcd     = "etcd"
 )
+
+// Shared reports whether the store is one that several machines share
+// (PostgreSQL or etcd): it has a lease, an instance key and an instance
+// name.
+func (c *Config) Shared() bool { return c.Store == StorePostgres || c.Store == StoreEtcd }
 
 // Resolved is one connection as tokentray runs it: what the auth core
 // keeps, and what the file says the programs around it do, with the
@@ -499,7 +514,8 @@ func parse(path string, b []byte) (*Config, error) {
 		}
 		return nil, &ValidationError{Path: path, Problems: []string{decodeProblem(b, err)}}
 	}
-	cfg := &Config{Path: path, Store: f.Store, StoreURL: f.StoreURL, StoreKeyFile: f.StoreKeyFile, Instance: f.Instance, OnAlert: f.OnAlert, tables: map[string]Connection{}}
+	cfg := &Config{Path: path, Store: f.Store, StoreURL: f.StoreURL, StoreKeyFile: f.StoreKeyFile,
+		StoreEndpoints: f.StoreEndpoints, StoreTLSCA: f.StoreTLSCA, StoreTLSCert: f.StoreTLSCert, StoreTLSKey: f.StoreTLSKey, Instance: f.Instance, OnAlert: f.OnAlert, tables: map[string]Connection{}}
 	for _, key := range md.Undecoded() {
 		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: unknown key %q is ignored (known connection keys: %s)", path, key.String(), strings.Join(knownKeys(), ", ")))
 	}
@@ -507,9 +523,9 @@ func parse(path string, b []byte) (*Config, error) {
 	switch f.Store {
 	case "":
 		cfg.Store = StoreKeyring
-	case StoreKeyring, StoreFile, StorePostgres:
+	case StoreKeyring, StoreFile, StorePostgres, StoreEtcd:
 	default:
-		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default), \"file\" (files only this user can read, for servers without a Secret Service) or \"postgres\" (a PostgreSQL database that several machines share)", f.Store))
+		problems = append(problems, fmt.Sprintf("store: %q is not a store tokentray has; use \"keyring\" (the OS keyring, the default), \"file\" (files only this user can read, for servers without a Secret Service) or \"postgres\" or \"etcd\" (a PostgreSQL database or an etcd cluster that several machines share)", f.Store))
 	}
 	problems = append(problems, checkSharedStore(cfg, f.StoreLeaseTTL)...)
 	problems = append(problems, checkRemotes(cfg, f.Remotes)...)
@@ -533,7 +549,7 @@ func parse(path string, b []byte) (*Config, error) {
 		if raw.RefreshTokenWarning == "" && topWarning > 0 {
 			conn.RefreshTokenWarning = topWarning
 		}
-		if cfg.Store == StorePostgres {
+		if cfg.Shared() {
 			ttl := cfg.StoreLeaseTTL
 			if ttl == 0 {
 				ttl = DefaultStoreLeaseTTL
@@ -574,23 +590,46 @@ func parse(path string, b []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// checkSharedStore checks the keys of store = "postgres": a connection
-// string without a password, an absolute key file, an instance name. For
-// another store they are ignored, with a warning.
+// checkSharedStore checks the keys of a shared store: for store =
+// "postgres" a connection string without a password, for store = "etcd"
+// client URLs without one and TLS files given whole; for both an absolute
+// key file and an instance name. A key of another store is ignored, with
+// a warning.
 func checkSharedStore(cfg *Config, leaseTTL string) []string {
-	if cfg.Store != StorePostgres {
-		for _, kv := range [][2]string{{"store_url", cfg.StoreURL}, {"store_key_file", cfg.StoreKeyFile}, {"instance", cfg.Instance}, {"store_lease_ttl", leaseTTL}} {
-			if kv[1] != "" {
-				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s is ignored: it is for store = \"postgres\", and this file says store = %q", cfg.Path, kv[0], cfg.Store))
-			}
+	keys := []struct {
+		key, value, store string
+	}{
+		{"store_url", cfg.StoreURL, StorePostgres},
+		{"store_endpoints", strings.Join(cfg.StoreEndpoints, ","), StoreEtcd},
+		{"store_tls_ca", cfg.StoreTLSCA, StoreEtcd},
+		{"store_tls_cert", cfg.StoreTLSCert, StoreEtcd},
+		{"store_tls_key", cfg.StoreTLSKey, StoreEtcd},
+		{"store_key_file", cfg.StoreKeyFile, ""},
+		{"instance", cfg.Instance, ""},
+		{"store_lease_ttl", leaseTTL, ""},
+	}
+	for _, k := range keys {
+		switch {
+		case k.value == "" || k.store == cfg.Store || (k.store == "" && cfg.Shared()):
+		case k.store == "":
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s is ignored: it is for a shared store (store = \"postgres\" or \"etcd\"), and this file says store = %q", cfg.Path, k.key, cfg.Store))
+		default:
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: %s is ignored: it is for store = %q, and this file says store = %q", cfg.Path, k.key, k.store, cfg.Store))
 		}
+	}
+	if !cfg.Shared() {
 		return nil
 	}
 	var problems []string
-	if cfg.StoreURL == "" {
-		problems = append(problems, `store_url: store = "postgres" needs it: the database to share, as a libpq URL or key=value pairs without a password, e.g. store_url = "postgres://tokentray@db.example/tokentray?sslmode=verify-full"`)
-	} else if err := conninfo.RefusePassword(cfg.StoreURL); err != nil {
-		problems = append(problems, err.Error())
+	switch cfg.Store {
+	case StorePostgres:
+		if cfg.StoreURL == "" {
+			problems = append(problems, `store_url: store = "postgres" needs it: the database to share, as a libpq URL or key=value pairs without a password, e.g. store_url = "postgres://tokentray@db.example/tokentray?sslmode=verify-full"`)
+		} else if err := conninfo.RefusePassword(cfg.StoreURL); err != nil {
+			problems = append(problems, err.Error())
+		}
+	case StoreEtcd:
+		problems = append(problems, checkEtcd(cfg)...)
 	}
 	if cfg.StoreKeyFile != "" && !filepath.IsAbs(cfg.StoreKeyFile) {
 		problems = append(problems, fmt.Sprintf("store_key_file: %q is not an absolute path; write the full path of a 0600 file of 32 random bytes (head -c 32 /dev/urandom), the same key on every instance", cfg.StoreKeyFile))
@@ -605,6 +644,37 @@ func checkSharedStore(cfg *Config, leaseTTL string) []string {
 		} else {
 			cfg.StoreLeaseTTL = d
 		}
+	}
+	return problems
+}
+
+// checkEtcd checks the keys of store = "etcd": client URLs, with no user
+// or password in them, and the TLS files as absolute paths, the
+// certificate with its key.
+func checkEtcd(cfg *Config) []string {
+	var problems []string
+	if len(cfg.StoreEndpoints) == 0 {
+		problems = append(problems, `store_endpoints: store = "etcd" needs it: the cluster's client URLs, e.g. store_endpoints = ["https://etcd-1.example:2379", "https://etcd-2.example:2379", "https://etcd-3.example:2379"]`)
+	}
+	for _, e := range cfg.StoreEndpoints {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			if u != nil && u.User != nil {
+				e = "(a URL with a user or password)"
+			}
+			problems = append(problems, fmt.Sprintf("store_endpoints: %q is not an etcd client URL; write it as \"https://HOST:2379\" (or http:// on a private network)", e))
+		case u.User != nil:
+			problems = append(problems, "store_endpoints: a URL holds a user name or password; tokentray keeps no password in its config: give this instance a client certificate the cluster trusts (store_tls_cert, store_tls_key)")
+		}
+	}
+	for _, f := range [][2]string{{"store_tls_ca", cfg.StoreTLSCA}, {"store_tls_cert", cfg.StoreTLSCert}, {"store_tls_key", cfg.StoreTLSKey}} {
+		if f[1] != "" && !filepath.IsAbs(f[1]) {
+			problems = append(problems, fmt.Sprintf("%s: %q is not an absolute path; write the full path of the PEM file", f[0], f[1]))
+		}
+	}
+	if (cfg.StoreTLSCert == "") != (cfg.StoreTLSKey == "") {
+		problems = append(problems, "store_tls_cert, store_tls_key: give both (this instance's client certificate and its key) or neither")
 	}
 	return problems
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	etcdstore "github.com/tokentray/tokentray/internal/store/etcd"
 	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
 	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
@@ -441,7 +442,31 @@ store_url = "host=db.example"
 instance = "a b"`, "instance: \"a b\" is not a name", ""},
 		{"the keys with another store", `store = "file"
 store_url = "host=db.example"`, "", "store_url is ignored"},
-		{"an unknown store", `store = "etcd"`, `"postgres" (a PostgreSQL database`, ""},
+		{"an unknown store", `store = "redis"`, `"postgres" or "etcd" (a PostgreSQL database or an etcd cluster`, ""},
+		{"etcd: endpoints, TLS files, a key file and an instance", `store = "etcd"
+store_endpoints = ["https://etcd-1.example:2379", "https://etcd-2.example:2379"]
+store_tls_ca = '` + keyFile + `'
+store_tls_cert = '` + keyFile + `'
+store_tls_key = '` + keyFile + `'
+store_key_file = '` + keyFile + `'
+instance = "moby-2"`, "", ""},
+		{"etcd: no endpoints", `store = "etcd"`, "store_endpoints: store = \"etcd\" needs it", ""},
+		{"etcd: not a URL", `store = "etcd"
+store_endpoints = ["etcd-1.example:2379"]`, "is not an etcd client URL", ""},
+		{"etcd: a password in an endpoint", `store = "etcd"
+store_endpoints = ["https://root:hunter2@etcd-1.example:2379"]`, "holds a user name or password", ""},
+		{"etcd: a certificate without its key", `store = "etcd"
+store_endpoints = ["https://etcd-1.example:2379"]
+store_tls_cert = '` + keyFile + `'`, "give both", ""},
+		{"etcd: a relative CA file", `store = "etcd"
+store_endpoints = ["https://etcd-1.example:2379"]
+store_tls_ca = "ca.pem"`, "store_tls_ca: \"ca.pem\" is not an absolute path", ""},
+		{"etcd's keys with PostgreSQL", `store = "postgres"
+store_url = "host=db.example"
+store_endpoints = ["https://etcd-1.example:2379"]`, "", `store_endpoints is ignored: it is for store = "etcd"`},
+		{"PostgreSQL's URL with etcd", `store = "etcd"
+store_endpoints = ["https://etcd-1.example:2379"]
+store_url = "host=db.example"`, "", `store_url is ignored: it is for store = "postgres"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse("config.toml", []byte(tc.top+"\n"+conn))
@@ -514,7 +539,9 @@ func TestTheTimingsOfASharedStoreAreSettings(t *testing.T) {
 		t.Fatalf("store_lease_ttl with the file store: %v, %v", cfg.Warnings, err)
 	}
 	// One default, held in two places: the config's and the store's.
-	if DefaultStoreLeaseTTL != pgstore.DefaultLeaseTTL {
-		t.Fatalf("config.DefaultStoreLeaseTTL %s, postgres.DefaultLeaseTTL %s", DefaultStoreLeaseTTL, pgstore.DefaultLeaseTTL)
+	for store, d := range map[string]time.Duration{"postgres": pgstore.DefaultLeaseTTL, "etcd": etcdstore.DefaultLeaseTTL} {
+		if d != DefaultStoreLeaseTTL {
+			t.Errorf("config.DefaultStoreLeaseTTL %s, %s.DefaultLeaseTTL %s", DefaultStoreLeaseTTL, store, d)
+		}
 	}
 }
