@@ -87,10 +87,26 @@ type member struct {
 	px *cutProxy
 }
 
-// members makes the instances named, on db, sharing the instance key; the
-// connection is the harness's (its config, below the store's lines). No
-// session bus: a server's environment.
-func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...string) []*member {
+// storeLines gives a member the config lines that choose its shared
+// store (store = …, and where it is).
+type storeLines func(t *testing.T, m *member) string
+
+// postgresFor is db's storeLines: each member reaches the database through
+// a TCP proxy of its own, which the test can cut.
+func (db *database) postgresFor(t *testing.T, m *member) string {
+	port := regexp.MustCompile(`port=(\d+)`).FindStringSubmatch(db.conn)
+	if port == nil {
+		t.Fatalf("no port in %q", db.conn)
+	}
+	m.px = startCutProxy(t, "127.0.0.1:"+port[1])
+	storeURL := strings.Replace(db.conn, port[0], "port="+fmt.Sprint(m.px.ln.Addr().(*net.TCPAddr).Port), 1)
+	return fmt.Sprintf("store = \"postgres\"\nstore_url = %q\n", storeURL)
+}
+
+// members makes the instances named, on the store that store chooses,
+// sharing the instance key; the connection is the harness's (its config,
+// below the store's lines). No session bus: a server's environment.
+func (h *harness) members(t *testing.T, store storeLines, tokenURL string, names ...string) []*member {
 	t.Helper()
 	key := filepath.Join(h.dir, "store.key")
 	b := make([]byte, 32)
@@ -108,12 +124,6 @@ func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...
 	var out []*member
 	for _, name := range names {
 		m := &member{name: name, dir: filepath.Join(h.dir, name), h: h}
-		port := regexp.MustCompile(`port=(\d+)`).FindStringSubmatch(db.conn)
-		if port == nil {
-			t.Fatalf("no port in %q", db.conn)
-		}
-		m.px = startCutProxy(t, "127.0.0.1:"+port[1])
-		storeURL := strings.Replace(db.conn, port[0], "port="+fmt.Sprint(m.px.ln.Addr().(*net.TCPAddr).Port), 1)
 		cfg := filepath.Join(m.dir, "config", "tokentray")
 		run := filepath.Join(m.dir, "run")
 		for _, d := range []string{cfg, run, filepath.Join(m.dir, "state")} {
@@ -123,8 +133,8 @@ func (h *harness) members(t *testing.T, db *database, tokenURL string, names ...
 		}
 		// Each instance's on_alert appends to a file of its own: an
 		// alert is told by one of them.
-		top := fmt.Sprintf("store = \"postgres\"\nstore_url = %q\nstore_key_file = %q\ninstance = %q\non_alert = %q\n\n",
-			storeURL, key, name, "cat >> "+filepath.Join(m.dir, "alerts.jsonl"))
+		top := store(t, m) + fmt.Sprintf("store_key_file = %q\ninstance = %q\non_alert = %q\n\n",
+			key, name, "cat >> "+filepath.Join(m.dir, "alerts.jsonl"))
 		if err := os.WriteFile(filepath.Join(cfg, "config.toml"), append([]byte(top), conn...), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -535,7 +545,7 @@ func TestThreeServersKeepOneGrantThroughPostgreSQL(t *testing.T) {
 	h := setup(t)
 	db := startPostgres(t)
 	gt := startGate(t, fmt.Sprintf("http://127.0.0.1:%d", h.port))
-	ms := h.members(t, db, gt.srv.URL+"/token", "moby-1", "moby-2", "moby-3")
+	ms := h.members(t, db.postgresFor, gt.srv.URL+"/token", "moby-1", "moby-2", "moby-3")
 	// Signed in on moby-1 before the servers run, with its browser, when
 	// it was a server of its own with the file store. It joins the others
 	// with `store copy`, no sign-in: the copied refresh token is the one

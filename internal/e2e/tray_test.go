@@ -111,7 +111,7 @@ func waitColourOr(t *testing.T, it dbustest.Item, want colour, explain func() st
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tray icon is %s, want %s; %s", got, want, explain())
+			t.Fatalf("tray icon is %s, want %s at %s; %s", got, want, time.Now().Format(time.RFC3339Nano), explain())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -405,7 +405,9 @@ func (h *harness) startTray(t testing.TB, display string, args ...string) (*exec
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { watcher.Close() })
-	tray := exec.Command(h.bin, args...)
+	// --verbose: the keepers' state changes reach tray.log, which a failure
+	// prints; the tray's own output is otherwise errors only.
+	tray := exec.Command(h.bin, append([]string{"--verbose"}, args...)...)
 	tray.Env = append(append([]string{}, h.env...), "DISPLAY="+display, "LANG=C.UTF-8", "LIBGL_ALWAYS_SOFTWARE=1")
 	logPath := filepath.Join(h.dir, "tray.log")
 	logFile, _ := os.Create(logPath)
