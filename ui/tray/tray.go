@@ -145,11 +145,30 @@ type made struct {
 // run. Call it from the main goroutine: macOS and Windows draw trays there.
 func Run(onReady func(*Tray), onExit func()) {
 	t := &Tray{level: -1}
+	// Listening before the item exists: its registration is not missed.
+	stop := followRegistrations(t.resend)
+	defer stop()
 	systray.Run(func() {
 		// Some StatusNotifierHosts fail on an item without a title.
-		systray.SetTitle("tokentray")
+		systray.SetTitle(title)
 		onReady(t)
 	}, onExit)
+}
+
+const title = "tokentray"
+
+// resend sends the icon, title and hover text that Show last sent once
+// more (followRegistrations says why).
+func (t *Tray) resend() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	systray.SetTitle(title)
+	if t.level >= 0 {
+		systray.SetIcon(Icon(t.level))
+	}
+	if t.tooltip != "" {
+		systray.SetTooltip(t.tooltip)
+	}
 }
 
 // Quit takes the tray off the bus; Run returns.
