@@ -254,13 +254,19 @@ func SharedGrant(t testing.TB, e Engine) (*Rotating, *httptest.Server, *auth.Con
 func KeeperOf(t testing.TB, e Engine, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, Lease) {
 	t.Helper()
 	s, l := e.Open(t, name, LeaseOptions{})
+	return keeperOn(t, s, l, ac, srv, clock), l
+}
+
+// keeperOn is a keeper of ac over s and l, loaded.
+func keeperOn(t testing.TB, s auth.Store, l Lease, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) *auth.Keeper {
+	t.Helper()
 	c := *ac
 	k := auth.NewKeeper(&c, auth.KeeperOptions{Store: s, Locker: l, Clock: clock,
 		HTTPClient: srv.Client(), RequestTimeout: 10 * time.Second, LockTimeout: hang})
 	if err := k.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return k, l
+	return k
 }
 
 // Two instances of tokentray (of one host name), each a keeper under its
