@@ -40,6 +40,9 @@ func (m *MemoryStore) SaveTokens(_ context.Context, name string, t *TokenSet, pr
 		stored = &cur
 	}
 	if err := CompareGeneration(stored, prev); err != nil {
+		if InPlace(stored, t, prev) {
+			return nil
+		}
 		return fmt.Errorf("save tokens of %s: %w", name, err)
 	}
 	next := *t

@@ -65,9 +65,12 @@ type Store interface {
 	// SaveTokens stores t as name's token set if the one stored now is of
 	// generation prev (StoredGeneration: 0 when none is stored), or
 	// whatever is stored when prev is AnyGeneration. Otherwise it writes
-	// nothing and returns an error wrapping ErrGenerationMoved. New tokens
-	// have t.Generation = NextGeneration(prev, now); bookkeeping keeps
-	// t.Generation = prev. The stored item gets the next version.
+	// nothing and returns an error wrapping ErrGenerationMoved, unless t
+	// is stored already (InPlace: the same write sent again after its
+	// answer was lost, which landed): then it writes nothing and succeeds.
+	// New tokens have t.Generation = NextGeneration(prev, now);
+	// bookkeeping keeps t.Generation = prev. The stored item gets the next
+	// version.
 	SaveTokens(ctx context.Context, name string, t *TokenSet, prev uint64) error
 	// DeleteTokens forgets name's token set (a sign-out); forgetting
 	// nothing is no error. A later SaveTokens for the deleted generation
@@ -116,11 +119,25 @@ func CompareGeneration(stored *TokenSet, prev uint64) error {
 	return &generationMoved{stored: StoredGeneration(stored), prev: prev}
 }
 
+// InPlace reports whether stored is t as SaveTokens writes it: the same
+// generation, of new tokens (not prev), and the same tokens. A SaveTokens
+// whose compare-and-set fails on such a set is the same write sent again
+// after its answer was lost (a timeout, an engine's failover), which
+// landed: it succeeds, so that the keeper does not drop the tokens it just
+// committed. Generations come from the clock, so two different refreshes
+// hardly share one; the tokens tell them apart when they do.
+func InPlace(stored, t *TokenSet, prev uint64) bool {
+	return stored != nil && t != nil && prev != AnyGeneration && StoredGeneration(t) != prev &&
+		StoredGeneration(stored) == StoredGeneration(t) &&
+		stored.AccessToken == t.AccessToken && stored.RefreshToken == t.RefreshToken && stored.Dead == t.Dead
+}
+
 // EncodeSave is what a store on one machine writes for SaveTokens: it
 // reads what s holds for name now, compares its generation with prev
 // (CompareGeneration), and encodes t (MarshalTokenSet) with the next
-// version. A stored set that cannot be read is replaced only for
-// AnyGeneration.
+// version. It returns nil and no error when t is stored already
+// (InPlace): nothing is to be written. A stored set that cannot be read
+// is replaced only for AnyGeneration.
 func EncodeSave(ctx context.Context, s interface {
 	LoadTokens(ctx context.Context, name string) (*TokenSet, error)
 }, name string, t *TokenSet, prev uint64) ([]byte, error) {
@@ -134,6 +151,9 @@ func EncodeSave(ctx context.Context, s interface {
 		stored = nil // a sign-in replaces what cannot be read
 	}
 	if err := CompareGeneration(stored, prev); err != nil {
+		if InPlace(stored, t, prev) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("save tokens of %s: %w", name, err)
 	}
 	next := *t

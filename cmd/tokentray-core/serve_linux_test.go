@@ -195,9 +195,15 @@ redirect_uri = "`+provider.RedirectURI+`"
 		t.Fatal(err)
 	}
 	defer func() { _ = serve.Process.Kill(); _ = serve.Wait() }()
+	// The socket, not `status`: status answers in-process too, before the
+	// service serves, and the next step must reach the service.
 	waitUntil(t, "the service's socket", func() bool {
-		_, _, err := run("", "status")
-		return err == nil
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
 	})
 	if _, stderrText, err := run(demoprovider.ClientSecret+"\n", "secret", "agent-api"); err != nil || !strings.Contains(stderrText, "running tokentray's store") {
 		t.Fatalf("secret with the service running: %v\n%s", err, stderrText)

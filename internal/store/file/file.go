@@ -133,8 +133,8 @@ func (s *Store) LoadTokens(_ context.Context, name string) (*auth.TokenSet, erro
 // the connection's Locker, which every writer holds.
 func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
 	b, err := auth.EncodeSave(ctx, s, name, t, prev)
-	if err != nil {
-		return err
+	if err != nil || b == nil {
+		return err // b nil: t is stored already (auth.InPlace)
 	}
 	if err := s.write(name, tokensFile(name), b); err != nil {
 		return fmt.Errorf("save tokens of %s: %w", name, err)

@@ -54,8 +54,8 @@ func (s *Store) LoadTokens(ctx context.Context, name string) (*auth.TokenSet, er
 // connection's Locker, which every writer holds.
 func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
 	b, err := auth.EncodeSave(ctx, s, name, t, prev)
-	if err != nil {
-		return err
+	if err != nil || b == nil {
+		return err // b nil: t is stored already (auth.InPlace)
 	}
 	if err := s.Secrets.Set(ctx, tokenKey(name), string(b)); err != nil {
 		return fmt.Errorf("save tokens of %s: %w", name, err)

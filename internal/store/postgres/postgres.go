@@ -423,6 +423,12 @@ func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, p
 		b, err := auth.MarshalTokenSet(&next)
 		return auth.StoredGeneration(&next), b, err
 	})
+	if errors.Is(err, auth.ErrGenerationMoved) {
+		// Sent again after its answer was lost? Then it is in place.
+		if stored, lerr := s.LoadTokens(ctx, name); lerr == nil && auth.InPlace(stored, t, prev) {
+			return nil
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("save tokens of %s: %w", name, err)
 	}

@@ -28,6 +28,23 @@ func Run(t *testing.T, open func(t *testing.T) auth.Store) {
 	t.Run("ConnectionsAreApart", func(t *testing.T) { apart(t, open(t)) })
 	t.Run("ClientSecrets", func(t *testing.T) { secrets(t, open(t)) })
 	t.Run("WritersUnderTheLockerLoseNothing", func(t *testing.T) { underLocker(t, open(t)) })
+	t.Run("AWriteSentAgainAfterItsAnswerWasLostSucceeds", func(t *testing.T) { sentAgain(t, open(t)) })
+}
+
+// sentAgain: new tokens written over generation 1, then the same write
+// again (its answer was lost, and the caller tries again): it succeeds and
+// changes nothing. Other tokens of the same generation are another write,
+// and are refused.
+func sentAgain(t *testing.T, s auth.Store) {
+	save(t, s, "p", tokens("one", 1), 0)
+	next := tokens("two", 2)
+	save(t, s, "p", next, 1)
+	before := load(t, s, "p")
+	save(t, s, "p", next, 1)
+	if got := load(t, s, "p"); got.Version != before.Version || got.AccessToken != next.AccessToken {
+		t.Fatalf("after the same write again: version %d, %s; want version %d unchanged", got.Version, got.AccessToken, before.Version)
+	}
+	refused(t, s, "p", tokens("other", 2), 1, next)
 }
 
 var ctx = context.Background()
