@@ -2,9 +2,10 @@
 // config file and token sets whose access tokens live a day, so that
 // nothing refreshes while the tray is measured. They go to the OS keyring,
 // or with -file to the file store of a server ($XDG_STATE_HOME/tokentray),
-// or with -postgres URL -key FILE to a shared PostgreSQL store.
+// with -postgres URL -key FILE to a shared PostgreSQL store, or with -etcd
+// ENDPOINTS -key FILE to a shared etcd store.
 //
-// usage: go run ./internal/bench/seed [-file | -postgres URL -key FILE] N CONFIG_PATH
+// usage: go run ./internal/bench/seed [-file | -postgres URL -key FILE | -etcd URL,… -key FILE] N CONFIG_PATH
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/auth"
+	etcdstore "github.com/tokentray/tokentray/internal/store/etcd"
 	filestore "github.com/tokentray/tokentray/internal/store/file"
 	keyringstore "github.com/tokentray/tokentray/internal/store/keyring"
 	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
@@ -27,7 +29,8 @@ import (
 func main() {
 	file := flag.Bool("file", false, "the file store (a server's), not the OS keyring")
 	pg := flag.String("postgres", "", "the PostgreSQL store of this store_url, not the OS keyring")
-	keyFile := flag.String("key", "", "with -postgres: the store_key_file")
+	etcd := flag.String("etcd", "", "the etcd store of these store_endpoints (comma-separated), not the OS keyring")
+	keyFile := flag.String("key", "", "with -postgres or -etcd: the store_key_file")
 	flag.Parse()
 	n, err := strconv.Atoi(flag.Arg(0))
 	if err != nil || flag.NArg() != 2 {
@@ -47,6 +50,20 @@ func main() {
 		defer s.Close()
 		store = s
 		fmt.Fprintf(&cfg, "store = \"postgres\"\nstore_url = %q\nstore_key_file = %q\ninstance = \"bench\"\n\n", *pg, *keyFile)
+	}
+	if *etcd != "" {
+		key, err := seal.KeyFromFile(*keyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		endpoints := strings.Split(*etcd, ",")
+		s, err := etcdstore.Open(context.Background(), etcdstore.Options{Endpoints: endpoints, Key: key, Instance: "seed"})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer s.Close()
+		store = s
+		fmt.Fprintf(&cfg, "store = \"etcd\"\nstore_endpoints = [\"%s\"]\nstore_key_file = %q\ninstance = \"bench\"\n\n", strings.Join(endpoints, `", "`), *keyFile)
 	}
 	if *file {
 		cfg.WriteString("store = \"file\"\n\n")

@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tokentray/tokentray/auth"
@@ -21,8 +23,8 @@ import (
 const watchRetry = 5 * time.Second
 
 // presenceTTL is the life in seconds of an instance's key at the store
-// without a keep-alive: an instance that dies leaves the list within it.
-const presenceTTL = 15
+// without a renewal: an instance that dies leaves the list within it.
+const presenceTTL = 30
 
 // WatchTokens calls changed with the name of each connection whose items
 // another instance (or this one) wrote, until ctx ends; and with "" each
@@ -74,34 +76,45 @@ func (s *Store) watchOnce(ctx context.Context, prefix string, changed func(strin
 
 // present keeps this instance's key at the store until ctx ends: made
 // again whenever its etcd lease ran out (the cluster was out of reach for
-// longer than presenceTTL), and revoked at the end.
+// longer than presenceTTL), and revoked at the end. It renews the lease
+// with one call every third of its life, from a timer of its own: etcd's
+// client keeps leases alive from loops that wake twice a second, which an
+// idle instance must not pay for.
 func (s *Store) present(ctx context.Context) {
 	id := make([]byte, 6)
 	_, _ = rand.Read(id)
-	key := fmt.Sprintf("%s%s/%d/%s", s.prefix+"instances/", s.instance, os.Getpid(), hex.EncodeToString(id))
-	for ctx.Err() == nil {
-		lease, err := s.register(ctx, key)
-		if err == nil {
-			alive, kerr := s.cli.KeepAlive(ctx, lease)
-			if kerr == nil {
-				for range alive {
-				}
-			}
-			if ctx.Err() != nil {
-				c, cancel := context.WithTimeout(context.Background(), s.timeout)
-				_, _ = s.cli.Revoke(c, lease)
-				cancel()
-				return
+	key := fmt.Sprintf("%sinstances/%s/%d/%s", s.prefix, s.instance, os.Getpid(), hex.EncodeToString(id))
+	every := time.Duration(s.presenceTTL) * time.Second / 3
+	var lease clientv3.LeaseID
+	defer func() {
+		if lease != 0 {
+			c, cancel := context.WithTimeout(context.Background(), s.timeout)
+			_, _ = s.cli.Revoke(c, lease)
+			cancel()
+		}
+	}()
+	for {
+		if lease == 0 {
+			var err error
+			if lease, err = s.register(ctx, key); err != nil && ctx.Err() == nil {
+				s.log.Warn("could not record this instance among those serving from the store (status lists it not)", "err", err)
 			}
 		} else {
-			s.log.Warn("could not record this instance among those serving from the store (status lists it not)", "err", err)
+			c, cancel := context.WithTimeout(ctx, s.timeout)
+			_, err := s.cli.KeepAliveOnce(c, lease)
+			cancel()
+			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				lease = 0 // ran out while the cluster was away: made again now
+				continue
+			}
 		}
-		t := time.NewTimer(s.watchRetry)
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
+			return
 		case <-t.C:
 		}
-		t.Stop()
 	}
 }
 
