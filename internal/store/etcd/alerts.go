@@ -1,10 +1,13 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -12,6 +15,10 @@ import (
 )
 
 var _ alerts.Claimer = (*Store)(nil)
+
+// maxClaims bounds the tries of a claim whose key another instance's
+// claim changed between the read and the transaction.
+const maxClaims = 8
 
 // told is an alert's key's value: the latest generation told of, and by
 // which instance. It holds no token.
@@ -32,16 +39,16 @@ func (s *Store) ClaimAlert(ctx context.Context, name, kind string, generation ui
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key := s.prefix + "alerts/" + name + "/" + kind
-	var a attempt
-	for tries := 0; tries < maxAttempts; {
+	var sent [][]byte // claims whose answer was lost: each unique (Claim)
+	for tries := 0; tries < maxClaims; {
 		got, err := s.get(ctx, key)
 		if err != nil {
 			return false, "", fmt.Errorf("claim the %s alert of %s: %w", kind, name, s.explain("read", err))
 		}
 		var rev int64
 		if len(got.Kvs) > 0 {
-			if a.landed(got.Kvs[0].Value) {
-				return true, s.instance, nil // its answer was lost
+			if slices.ContainsFunc(sent, func(b []byte) bool { return bytes.Equal(b, got.Kvs[0].Value) }) {
+				return true, s.instance, nil // its answer was lost, and it landed
 			}
 			var t told
 			if json.Unmarshal(got.Kvs[0].Value, &t) == nil && t.Generation >= generation {
@@ -53,8 +60,8 @@ func (s *Store) ClaimAlert(ctx context.Context, name, kind string, generation ui
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
 		switch {
 		case transient(err) && ctx.Err() == nil:
-			a.sent = append(a.sent, b)
-			pause(ctx)
+			sent = append(sent, b)
+			time.Sleep(100 * time.Millisecond)
 			continue
 		case err != nil:
 			return false, "", fmt.Errorf("claim the %s alert of %s: %w", kind, name, s.explain("write", err))

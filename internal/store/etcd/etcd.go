@@ -44,7 +44,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -64,6 +63,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/items"
 	"github.com/tokentray/tokentray/internal/store/seal"
 )
 
@@ -80,12 +80,6 @@ const DefaultPrefix = "/tokentray/"
 // ErrSchemaNewer is the error of a cluster whose tokentray keys were laid out
 // by a newer tokentray.
 var ErrSchemaNewer = errors.New("the tokentray keys are of a newer layout than this tokentray knows")
-
-// The kinds of item a connection has (the same as the PostgreSQL store's).
-const (
-	kindTokens = "tokens"
-	kindSecret = "client-secret"
-)
 
 // Options are what Open needs.
 type Options struct {
@@ -114,8 +108,9 @@ type Options struct {
 
 // Store is auth.Store in etcd. It is safe for concurrent use.
 type Store struct {
+	// Items are the token sets and client secrets (auth.Store's methods).
+	*items.Items
 	cli      *clientv3.Client
-	sealer   *seal.Sealer
 	instance string
 	timeout  time.Duration
 	log      *slog.Logger
@@ -181,8 +176,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
-	s := &Store{prefix: o.Prefix, sealer: sealer, instance: o.Instance, timeout: timeout, log: o.Log, watchRetry: watchRetry,
+	s := &Store{prefix: o.Prefix, instance: o.Instance, timeout: timeout, log: o.Log, watchRetry: watchRetry,
 		presenceTTL: presenceTTL, where: "etcd at " + strings.Join(o.Endpoints, ", ")}
+	s.Items = items.New(keys{s}, sealer, timeout, s.where)
 	s.cli, err = clientv3.New(clientv3.Config{
 		Endpoints:   o.Endpoints,
 		DialTimeout: timeout,
@@ -265,262 +261,48 @@ type itemValue struct {
 
 func (s *Store) itemKey(name, kind string) string { return s.prefix + "items/" + name + "/" + kind }
 
-// read returns name's kind as stored, and the key's mod revision (0: no key).
-func (s *Store) read(ctx context.Context, name, kind string) (itemValue, int64, error) {
-	v, _, rev, err := s.readRaw(ctx, name, kind)
-	return v, rev, err
-}
-
-// readRaw is read with the value's bytes as stored.
-func (s *Store) readRaw(ctx context.Context, name, kind string) (itemValue, []byte, int64, error) {
-	resp, err := s.get(ctx, s.itemKey(name, kind))
-	if err != nil {
-		return itemValue{}, nil, 0, err
-	}
-	if len(resp.Kvs) == 0 {
-		return itemValue{}, nil, 0, nil
-	}
-	var v itemValue
-	if err := json.Unmarshal(resp.Kvs[0].Value, &v); err != nil {
-		return itemValue{}, nil, 0, fmt.Errorf("%s holds something that is not a tokentray item: %w", s.itemKey(name, kind), err)
-	}
-	return v, resp.Kvs[0].Value, resp.Kvs[0].ModRevision, nil
-}
-
 // get reads key (and what opts add), through elections (retry).
 func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	return retry(ctx, func(ctx context.Context) (*clientv3.GetResponse, error) { return s.cli.Get(ctx, key, opts...) })
 }
 
-// attempt is a write that goes on through elections: when an answer is
-// lost (a member died, a leader was elected), the write may have landed,
-// so the key is read again before anything is sent again, and sent (every
-// value this write sent, each unique by its seal's nonce) tells whether
-// it did.
-type attempt struct{ sent [][]byte }
+// keys is the etcd engine of the store's items (items.Engine): a key per
+// item, replaced by a transaction on the key's mod revision as read.
+type keys struct{ s *Store }
 
-// landed reports whether raw is a value this call sent.
-func (a *attempt) landed(raw []byte) bool {
-	for _, b := range a.sent {
-		if bytes.Equal(b, raw) {
-			return true
-		}
-	}
-	return false
-}
-
-// pause waits a moment after a transient error, or until ctx ends.
-func pause(ctx context.Context) {
-	t := time.NewTimer(100 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// aad is what an item's seal binds: the same as the PostgreSQL store's.
-func aad(name, kind string, version int64, generation uint64) []byte {
-	return fmt.Appendf(nil, "tokentray-item:v1\x00%s\x00%s\x00%d\x00%d", name, kind, version, generation)
-}
-
-// open unseals v, the item of name's kind.
-func (s *Store) open(name, kind string, v itemValue) ([]byte, error) {
-	b, err := s.sealer.Open(v.Sealed, aad(name, kind, v.Version, v.Generation))
+func (e keys) Read(ctx context.Context, name, kind string) (items.Row, error) {
+	resp, err := e.s.get(ctx, e.s.itemKey(name, kind))
 	if err != nil {
-		return nil, fmt.Errorf("the %s of %s in %s do not open with this instance's key (another key, or a value copied from another connection or version); the key is left as it is: give every instance the same key", kind, name, s.where)
+		return items.Row{}, err
 	}
-	return b, nil
+	if len(resp.Kvs) == 0 {
+		return items.Row{}, nil
+	}
+	var v itemValue
+	if err := json.Unmarshal(resp.Kvs[0].Value, &v); err != nil {
+		return items.Row{}, fmt.Errorf("%s holds something that is not a tokentray item: %w", e.s.itemKey(name, kind), err)
+	}
+	return items.Row{Exists: true, Version: v.Version, Generation: v.Generation, Sealed: v.Sealed, Rev: resp.Kvs[0].ModRevision}, nil
 }
 
-// maxAttempts bounds the retries of a write whose key another write
-// changed between its read and its transaction, without moving the
-// generation (bookkeeping of a writer that does not hold the Locker).
-const maxAttempts = 8
-
-// put writes the value that next returns for the next version of name's
-// kind, if check (given the stored generation, 0 for none) allows it: a
-// compare-and-set on the key's mod revision, in one transaction.
-func (s *Store) put(ctx context.Context, name, kind string, check func(stored uint64) error, next func(version int64) (gen uint64, value []byte, err error)) error {
-	key := s.itemKey(name, kind)
-	var a attempt
-	for tries := 0; tries < maxAttempts; {
-		cur, raw, rev, err := s.readRaw(ctx, name, kind)
-		if err != nil {
-			return s.explain("read", err)
-		}
-		if a.landed(raw) {
-			return nil // an answer lost, a write in place
-		}
-		stored := cur.Generation
-		if cur.Sealed == nil {
-			stored = 0
-		}
-		if err := check(stored); err != nil {
-			return err
-		}
-		gen, value, err := next(cur.Version + 1)
-		if err != nil {
-			return err
-		}
-		sealed, err := s.sealer.Seal(value, aad(name, kind, cur.Version+1, gen))
-		if err != nil {
-			return err
-		}
-		b, err := json.Marshal(itemValue{Version: cur.Version + 1, Generation: gen, Sealed: sealed, UpdatedBy: s.instance})
-		if err != nil {
-			return err
-		}
-		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-		switch {
-		case transient(err) && ctx.Err() == nil:
-			a.sent = append(a.sent, b)
-			pause(ctx)
-			continue
-		case err != nil:
-			return s.explain("write", err)
-		case resp.Succeeded:
-			return nil
-		}
-		// Another write landed between the read and the transaction: read
-		// again, and compare the generation with what it wrote.
-		tries++
-	}
-	return fmt.Errorf("the key kept changing under this write (writers without the connection's lock?); nothing was written")
-}
-
-// LoadTokens reads name's token set.
-func (s *Store) LoadTokens(ctx context.Context, name string) (*auth.TokenSet, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	v, _, err := s.read(ctx, name, kindTokens)
+func (e keys) Write(ctx context.Context, name, kind string, cur, next items.Row) (bool, error) {
+	b, err := json.Marshal(itemValue{Version: next.Version, Generation: next.Generation, Sealed: next.Sealed, UpdatedBy: e.s.instance})
 	if err != nil {
-		return nil, fmt.Errorf("read tokens of %s: %w", name, s.explain("read", err))
+		return false, err
 	}
-	if v.Sealed == nil {
-		return nil, fmt.Errorf("tokens of %s: %w", name, auth.ErrNotStored)
-	}
-	b, err := s.open(name, kindTokens, v)
+	key := e.s.itemKey(name, kind)
+	resp, err := e.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", cur.Rev)).Then(clientv3.OpPut(key, string(b))).Commit()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	t, err := auth.UnmarshalTokenSet(b)
-	if err != nil {
-		return nil, fmt.Errorf("read tokens of %s from %s: %w", name, s.where, err)
-	}
-	t.Version = uint64(v.Version)
-	return t, nil
+	return resp.Succeeded, nil
 }
 
-// SaveTokens writes name's token set if the stored one is of generation
-// prev (auth.Store), compared and written in one transaction.
-func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := s.put(ctx, name, kindTokens, func(stored uint64) error {
-		var cur *auth.TokenSet
-		if stored != 0 {
-			cur = &auth.TokenSet{Generation: stored}
-		}
-		return auth.CompareGeneration(cur, prev)
-	}, func(version int64) (uint64, []byte, error) {
-		next := *t
-		next.Version = uint64(version)
-		b, err := auth.MarshalTokenSet(&next)
-		return auth.StoredGeneration(&next), b, err
-	})
-	if errors.Is(err, auth.ErrGenerationMoved) {
-		// Sent again after its answer was lost? Then it is in place.
-		if stored, lerr := s.LoadTokens(ctx, name); lerr == nil && auth.InPlace(stored, t, prev) {
-			return nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("save tokens of %s: %w", name, err)
-	}
-	return nil
-}
+func (e keys) Explain(doing string, err error) error { return e.s.explain(doing, err) }
 
-// DeleteTokens forgets name's token set, leaving a tombstone whose version
-// moved on.
-func (s *Store) DeleteTokens(ctx context.Context, name string) error {
-	if err := s.delete(ctx, name, kindTokens); err != nil {
-		return fmt.Errorf("delete tokens of %s: %w", name, err)
-	}
-	return nil
-}
-
-// ClientSecret reads name's client secret.
-func (s *Store) ClientSecret(ctx context.Context, name string) (auth.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	v, _, err := s.read(ctx, name, kindSecret)
-	if err != nil {
-		return "", fmt.Errorf("read client secret of %s: %w", name, s.explain("read", err))
-	}
-	if v.Sealed == nil {
-		return "", fmt.Errorf("client secret of %s: %w", name, auth.ErrNotStored)
-	}
-	b, err := s.open(name, kindSecret, v)
-	if err != nil {
-		return "", err
-	}
-	return auth.Secret(b), nil
-}
-
-// SetClientSecret writes name's client secret, replacing any.
-func (s *Store) SetClientSecret(ctx context.Context, name string, secret auth.Secret) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := s.put(ctx, name, kindSecret, func(uint64) error { return nil }, func(int64) (uint64, []byte, error) {
-		return 0, []byte(secret.Reveal()), nil
-	})
-	if err != nil {
-		return fmt.Errorf("save client secret of %s: %w", name, err)
-	}
-	return nil
-}
-
-// DeleteClientSecret forgets name's client secret.
-func (s *Store) DeleteClientSecret(ctx context.Context, name string) error {
-	if err := s.delete(ctx, name, kindSecret); err != nil {
-		return fmt.Errorf("delete client secret of %s: %w", name, err)
-	}
-	return nil
-}
-
-// delete turns name's kind into a tombstone: the version moves on, the
-// generation stays, the sealed value goes.
-func (s *Store) delete(ctx context.Context, name, kind string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	key := s.itemKey(name, kind)
-	for tries := 0; tries < maxAttempts; {
-		cur, rev, err := s.read(ctx, name, kind)
-		if err != nil {
-			return s.explain("read", err)
-		}
-		if rev == 0 || cur.Sealed == nil {
-			return nil // nothing stored, or a deletion whose answer was lost
-		}
-		b, err := json.Marshal(itemValue{Version: cur.Version + 1, Generation: cur.Generation, UpdatedBy: s.instance})
-		if err != nil {
-			return err
-		}
-		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-		switch {
-		case transient(err) && ctx.Err() == nil:
-			pause(ctx)
-			continue
-		case err != nil:
-			return s.explain("write", err)
-		case resp.Succeeded:
-			return nil
-		}
-		tries++
-	}
-	return fmt.Errorf("the key kept changing under this deletion; nothing was deleted")
-}
+// Transient: a write that an election or a member's death interrupted is
+// read back and sent again (items says how its landing is told).
+func (keys) Transient(err error) bool { return transient(err) }
 
 // explain is err, from doing what to the cluster, with what to do next.
 func (s *Store) explain(doing string, err error) error {

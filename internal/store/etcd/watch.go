@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/items"
 )
 
 // watchRetry is how long WatchTokens waits before it watches again after
@@ -169,7 +170,7 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 		// An intent counts only on the generation stored now: one on an
 		// older generation was committed, and its holder died before
 		// clearing it (auth.Lease), which leaves nothing to wait for.
-		item, _, err := s.read(ctx, name, kindTokens)
+		item, err := keys{s}.Read(ctx, name, items.KindTokens)
 		if err != nil {
 			return nil, fmt.Errorf("read who is at the store: %w", s.explain("read", err))
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/items"
 )
 
 // changedChannel is the NOTIFY channel of written items: every write and
@@ -117,7 +118,7 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 			extract(epoch FROM now() - l.intent_at)::float8
 		FROM tokentray_leases l LEFT JOIN tokentray_items i
 			ON i.name = l.name AND i.kind = $1 AND i.sealed IS NOT NULL AND i.generation = l.intent_generation
-		WHERE l.expires_at > now() OR l.intent_holder IS NOT NULL`, kindTokens)
+		WHERE l.expires_at > now() OR l.intent_holder IS NOT NULL`, items.KindTokens)
 	if err != nil {
 		return nil, fmt.Errorf("read the leases: %w", s.explain("read", err))
 	}

@@ -54,6 +54,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/items"
 	"github.com/tokentray/tokentray/internal/store/postgres/conninfo"
 	"github.com/tokentray/tokentray/internal/store/seal"
 )
@@ -68,12 +69,6 @@ const DefaultTimeout = 5 * time.Second
 // ErrSchemaNewer is the error of a database whose tokentray tables were
 // made by a newer tokentray.
 var ErrSchemaNewer = errors.New("the tokentray tables are newer than this tokentray")
-
-// The kinds of item a connection has.
-const (
-	kindTokens = "tokens"
-	kindSecret = "client-secret"
-)
 
 // Options are what Open needs.
 type Options struct {
@@ -97,8 +92,9 @@ type Options struct {
 
 // Store is auth.Store in PostgreSQL. It is safe for concurrent use.
 type Store struct {
+	// Items are the token sets and client secrets (auth.Store's methods).
+	*items.Items
 	pool     *pgxpool.Pool
-	sealer   *seal.Sealer
 	instance string
 	timeout  time.Duration
 	log      *slog.Logger
@@ -146,8 +142,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{sealer: sealer, instance: o.Instance, timeout: timeout, log: o.Log, watchRetry: watchRetry,
+	s := &Store{instance: o.Instance, timeout: timeout, log: o.Log, watchRetry: watchRetry,
 		where: fmt.Sprintf("PostgreSQL at %s:%d (database %q, role %q)", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)}
+	s.Items = items.New(rows{s}, sealer, timeout, s.where)
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, s.explain("connect to", err)
 	}
@@ -289,213 +286,57 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// row is an item's row as read: exists is false when there is none, and
-// sealed is nil when it is a tombstone.
-type row struct {
-	exists     bool
-	version    int64
-	generation uint64
-	sealed     []byte
-}
+// rows is the PostgreSQL engine of the store's items (items.Engine): a
+// row of tokentray_items per item, replaced by one statement that
+// compares the row's version, generation and tombstone with what was read,
+// and notifies changedChannel in the same statement (a commit and its news
+// are one).
+type rows struct{ s *Store }
 
-func (s *Store) read(ctx context.Context, name, kind string) (row, error) {
-	var r row
+func (e rows) Read(ctx context.Context, name, kind string) (items.Row, error) {
+	var r items.Row
 	var gen int64
-	err := s.pool.QueryRow(ctx, `SELECT version, generation, sealed FROM tokentray_items WHERE name = $1 AND kind = $2`, name, kind).
-		Scan(&r.version, &gen, &r.sealed)
+	err := e.s.pool.QueryRow(ctx, `SELECT version, generation, sealed FROM tokentray_items WHERE name = $1 AND kind = $2`, name, kind).
+		Scan(&r.Version, &gen, &r.Sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return row{}, nil
+		return items.Row{}, nil
 	}
 	if err != nil {
-		return row{}, err
+		return items.Row{}, err
 	}
-	r.exists, r.generation = true, uint64(gen)
+	r.Exists, r.Generation = true, uint64(gen)
 	return r, nil
 }
 
-// aad is what a row's seal binds: its name, kind, version and generation.
-func aad(name, kind string, version int64, generation uint64) []byte {
-	return fmt.Appendf(nil, "tokentray-item:v1\x00%s\x00%s\x00%d\x00%d", name, kind, version, generation)
-}
-
-// open unseals r, the row of name's kind.
-func (s *Store) open(name, kind string, r row) ([]byte, error) {
-	b, err := s.sealer.Open(r.sealed, aad(name, kind, r.version, r.generation))
-	if err != nil {
-		return nil, fmt.Errorf("the %s of %s in %s do not open with this instance's key (another key, or a row copied from another connection or version); the row is left as it is: give every instance the same key", kind, name, s.where)
-	}
-	return b, nil
-}
-
-// maxAttempts bounds the retries of a write whose row another write
-// changed between its read and its statement, without moving the
-// generation (bookkeeping of a writer that does not hold the Locker).
-const maxAttempts = 8
-
-// put writes the value that seal returns for the next version of name's
-// kind, if check (given the stored generation, 0 for none) allows it: a
-// compare-and-set on the row's version and generation, in one statement.
-func (s *Store) put(ctx context.Context, name, kind string, check func(stored uint64) error, next func(version int64) (gen uint64, value []byte, err error)) error {
-	for range maxAttempts {
-		r, err := s.read(ctx, name, kind)
-		if err != nil {
-			return s.explain("read", err)
-		}
-		stored := r.generation
-		if r.sealed == nil {
-			stored = 0
-		}
-		if err := check(stored); err != nil {
-			return err
-		}
-		gen, value, err := next(r.version + 1)
-		if err != nil {
-			return err
-		}
-		sealed, err := s.sealer.Seal(value, aad(name, kind, r.version+1, gen))
-		if err != nil {
-			return err
-		}
-		var tag pgconn.CommandTag
-		if !r.exists {
-			tag, err = s.pool.Exec(ctx, `WITH written AS (
-					INSERT INTO tokentray_items (name, kind, version, generation, sealed, updated_by)
-					VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name, kind) DO NOTHING RETURNING name)
-				SELECT pg_notify('`+changedChannel+`', name) FROM written`,
-				name, kind, r.version+1, int64(gen), sealed, s.instance)
-		} else {
-			tag, err = s.pool.Exec(ctx, `WITH written AS (
-					UPDATE tokentray_items
-					SET version = $3, generation = $4, sealed = $5, updated_at = now(), updated_by = $6
-					WHERE name = $1 AND kind = $2 AND version = $7 AND generation = $8 AND (sealed IS NULL) = $9 RETURNING name)
-				SELECT pg_notify('`+changedChannel+`', name) FROM written`,
-				name, kind, r.version+1, int64(gen), sealed, s.instance, r.version, int64(r.generation), r.sealed == nil)
-		}
-		if err != nil {
-			return s.explain("write", err)
-		}
-		if tag.RowsAffected() == 1 {
-			return nil
-		}
-		// Another write landed between the read and the statement: read
-		// again, and compare the generation with what it wrote.
-	}
-	return fmt.Errorf("the row kept changing under this write (writers without the connection's lock?); nothing was written")
-}
-
-// LoadTokens reads name's token set.
-func (s *Store) LoadTokens(ctx context.Context, name string) (*auth.TokenSet, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	r, err := s.read(ctx, name, kindTokens)
-	if err != nil {
-		return nil, fmt.Errorf("read tokens of %s: %w", name, s.explain("read", err))
-	}
-	if r.sealed == nil {
-		return nil, fmt.Errorf("tokens of %s: %w", name, auth.ErrNotStored)
-	}
-	b, err := s.open(name, kindTokens, r)
-	if err != nil {
-		return nil, err
-	}
-	t, err := auth.UnmarshalTokenSet(b)
-	if err != nil {
-		return nil, fmt.Errorf("read tokens of %s from %s: %w", name, s.where, err)
-	}
-	t.Version = uint64(r.version)
-	return t, nil
-}
-
-// SaveTokens writes name's token set if the stored one is of generation
-// prev (auth.Store), compared and written in the engine.
-func (s *Store) SaveTokens(ctx context.Context, name string, t *auth.TokenSet, prev uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := s.put(ctx, name, kindTokens, func(stored uint64) error {
-		var cur *auth.TokenSet
-		if stored != 0 {
-			cur = &auth.TokenSet{Generation: stored}
-		}
-		return auth.CompareGeneration(cur, prev)
-	}, func(version int64) (uint64, []byte, error) {
-		next := *t
-		next.Version = uint64(version)
-		b, err := auth.MarshalTokenSet(&next)
-		return auth.StoredGeneration(&next), b, err
-	})
-	if errors.Is(err, auth.ErrGenerationMoved) {
-		// Sent again after its answer was lost? Then it is in place.
-		if stored, lerr := s.LoadTokens(ctx, name); lerr == nil && auth.InPlace(stored, t, prev) {
-			return nil
-		}
+func (e rows) Write(ctx context.Context, name, kind string, cur, next items.Row) (bool, error) {
+	var tag pgconn.CommandTag
+	var err error
+	if !cur.Exists {
+		tag, err = e.s.pool.Exec(ctx, `WITH written AS (
+				INSERT INTO tokentray_items (name, kind, version, generation, sealed, updated_by)
+				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name, kind) DO NOTHING RETURNING name)
+			SELECT pg_notify('`+changedChannel+`', name) FROM written`,
+			name, kind, next.Version, int64(next.Generation), next.Sealed, e.s.instance)
+	} else {
+		tag, err = e.s.pool.Exec(ctx, `WITH written AS (
+				UPDATE tokentray_items
+				SET version = $3, generation = $4, sealed = $5, updated_at = now(), updated_by = $6
+				WHERE name = $1 AND kind = $2 AND version = $7 AND generation = $8 AND (sealed IS NULL) = $9 RETURNING name)
+			SELECT pg_notify('`+changedChannel+`', name) FROM written`,
+			name, kind, next.Version, int64(next.Generation), next.Sealed, e.s.instance, cur.Version, int64(cur.Generation), cur.Sealed == nil)
 	}
 	if err != nil {
-		return fmt.Errorf("save tokens of %s: %w", name, err)
+		return false, err
 	}
-	return nil
+	return tag.RowsAffected() == 1, nil
 }
 
-// DeleteTokens forgets name's token set, leaving a tombstone whose version
-// moved on.
-func (s *Store) DeleteTokens(ctx context.Context, name string) error {
-	if err := s.delete(ctx, name, kindTokens); err != nil {
-		return fmt.Errorf("delete tokens of %s: %w", name, err)
-	}
-	return nil
-}
+func (e rows) Explain(doing string, err error) error { return e.s.explain(doing, err) }
 
-// ClientSecret reads name's client secret.
-func (s *Store) ClientSecret(ctx context.Context, name string) (auth.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	r, err := s.read(ctx, name, kindSecret)
-	if err != nil {
-		return "", fmt.Errorf("read client secret of %s: %w", name, s.explain("read", err))
-	}
-	if r.sealed == nil {
-		return "", fmt.Errorf("client secret of %s: %w", name, auth.ErrNotStored)
-	}
-	b, err := s.open(name, kindSecret, r)
-	if err != nil {
-		return "", err
-	}
-	return auth.Secret(b), nil
-}
-
-// SetClientSecret writes name's client secret, replacing any.
-func (s *Store) SetClientSecret(ctx context.Context, name string, secret auth.Secret) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := s.put(ctx, name, kindSecret, func(uint64) error { return nil }, func(int64) (uint64, []byte, error) {
-		return 0, []byte(secret.Reveal()), nil
-	})
-	if err != nil {
-		return fmt.Errorf("save client secret of %s: %w", name, err)
-	}
-	return nil
-}
-
-// DeleteClientSecret forgets name's client secret.
-func (s *Store) DeleteClientSecret(ctx context.Context, name string) error {
-	if err := s.delete(ctx, name, kindSecret); err != nil {
-		return fmt.Errorf("delete client secret of %s: %w", name, err)
-	}
-	return nil
-}
-
-func (s *Store) delete(ctx context.Context, name, kind string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	_, err := s.pool.Exec(ctx, `WITH deleted AS (
-			UPDATE tokentray_items
-			SET version = version + 1, sealed = NULL, updated_at = now(), updated_by = $3
-			WHERE name = $1 AND kind = $2 AND sealed IS NOT NULL RETURNING name)
-		SELECT pg_notify('`+changedChannel+`', name) FROM deleted`, name, kind, s.instance)
-	if err != nil {
-		return s.explain("write", err)
-	}
-	return nil
-}
+// Transient is false: a statement whose answer was lost is not sent again
+// here (the keeper tries its commit again, and auth.InPlace tells a
+// write that landed).
+func (rows) Transient(error) bool { return false }
 
 // explain is err, from doing what to the server, with what to do next.
 // The server's messages hold no value of ours: values go as parameters.
