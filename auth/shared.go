@@ -13,6 +13,17 @@ import (
 // refresher at a time by the store's Lease, its intent, and the token
 // set's generation (Lease; doc.go, "Many machines, one grant").
 
+// DefaultLeaseTTL is a shared store's lease's time to live unless set
+// (store_lease_ttl). It must exceed the longest token request the keeper
+// sends (DefaultRequestTimeout, and never less than 10 s): the keeper
+// presents a refresh token only while the lease has more than that left
+// (Lease), and Intend renews the lease to a full TTL as it answers. So
+//
+//	TTL > request timeout, and TTL − request timeout is the longest pause
+//	between the keeper's check and its request leaving that the lease
+//	still covers (15 s with these defaults).
+const DefaultLeaseTTL = 45 * time.Second
+
 // rescueWindow is how long after a holder recorded its intent to present
 // t's refresh token another holder waits before it may present the same
 // token: the holder's request (callTimeout), then as long again to commit

@@ -234,8 +234,8 @@ type Config struct {
 }
 
 // DefaultStoreLeaseTTL is the shared store's lease when store_lease_ttl is
-// not set: the PostgreSQL store's default (a test holds them equal).
-const DefaultStoreLeaseTTL = 45 * time.Second
+// not set: the stores' own default.
+const DefaultStoreLeaseTTL = auth.DefaultLeaseTTL
 
 // The stores tokentray keeps tokens and client secrets in (store = …).
 const (

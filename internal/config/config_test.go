@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	etcdstore "github.com/tokentray/tokentray/internal/store/etcd"
-	pgstore "github.com/tokentray/tokentray/internal/store/postgres"
 	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
@@ -537,11 +535,5 @@ func TestTheTimingsOfASharedStoreAreSettings(t *testing.T) {
 	}
 	if cfg, err := parse("config.toml", []byte("store = \"file\"\nstore_lease_ttl = \"20s\"\n"+table("p", ""))); err != nil || !strings.Contains(strings.Join(cfg.Warnings, "\n"), "store_lease_ttl is ignored") {
 		t.Fatalf("store_lease_ttl with the file store: %v, %v", cfg.Warnings, err)
-	}
-	// One default, held in two places: the config's and the store's.
-	for store, d := range map[string]time.Duration{"postgres": pgstore.DefaultLeaseTTL, "etcd": etcdstore.DefaultLeaseTTL} {
-		if d != DefaultStoreLeaseTTL {
-			t.Errorf("config.DefaultStoreLeaseTTL %s, %s.DefaultLeaseTTL %s", DefaultStoreLeaseTTL, store, d)
-		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokentray/tokentray/auth"
+	"github.com/tokentray/tokentray/internal/store/sharedtest"
 	"github.com/tokentray/tokentray/internal/tstest/etcdtest"
 )
 
@@ -209,11 +210,11 @@ func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
 	if won, _, err := s.ClaimAlert(ctx, "p", "needs_reauth", 5); err != nil || !won {
 		t.Fatalf("an alert claimed: %v, %v", won, err)
 	}
-	heard := watch(t, s, nil)
+	heard := sharedtest.Watch(t, s, nil)
 	if err := s.DeleteTokens(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	heard.want(t, "p", "a sign-out, with the role's rights")
+	heard.Want(t, "p", "a sign-out, with the role's rights")
 	for deadline := time.Now().Add(hang); ; time.Sleep(50 * time.Millisecond) {
 		pr, err := s.Presence(ctx)
 		if err != nil {

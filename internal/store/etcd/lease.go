@@ -21,9 +21,8 @@ import (
 )
 
 // DefaultLeaseTTL is a lease's time to live when LeaseOptions.TTL is zero:
-// the PostgreSQL store's, for the same reasons (it must exceed the longest
-// token request the keeper sends).
-const DefaultLeaseTTL = 45 * time.Second
+// auth.DefaultLeaseTTL, which says what it must exceed.
+const DefaultLeaseTTL = auth.DefaultLeaseTTL
 
 // DefaultLeasePoll is how often a Lock waiting for a lease looks again
 // when no watch event wakes it (LeaseOptions.Poll zero).

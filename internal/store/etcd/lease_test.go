@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -249,15 +248,4 @@ func TestAnIntentsAgeIsNeverToldLongerThanItIs(t *testing.T) {
 	if waited := time.Since(start); in.Age > waited || in.Age < waited-2*time.Second {
 		t.Fatalf("age %v after %v; want at most that, and within 2 s of it (whole seconds, cut down)", in.Age, waited)
 	}
-}
-
-// sharedGrant is sharedtest.SharedGrant on c.
-func sharedGrant(t testing.TB, c cluster) (*sharedtest.Rotating, *httptest.Server, *auth.Connection) {
-	return sharedtest.SharedGrant(t, c)
-}
-
-// keeperOf is sharedtest.KeeperOf on c, with its Lease.
-func keeperOf(t testing.TB, c cluster, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, *Lease) {
-	k, l := sharedtest.KeeperOf(t, c, name, ac, srv, clock)
-	return k, l.(*Lease)
 }

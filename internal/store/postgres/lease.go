@@ -17,16 +17,9 @@ import (
 	"github.com/tokentray/tokentray/auth"
 )
 
-// DefaultLeaseTTL is a lease's time to live when LeaseOptions.TTL is zero.
-// It must exceed the longest token request the keeper sends (its
-// RequestTimeout, 30 s by default, and never less than 10 s): the keeper
-// presents a refresh token only while the lease has more than that left
-// (auth.Lease), and Intend renews the lease to a full TTL as it answers. So
-//
-//	TTL > request timeout, and TTL − request timeout is the longest pause
-//	between the keeper's check and its request leaving that the lease
-//	still covers (15 s with these defaults).
-const DefaultLeaseTTL = 45 * time.Second
+// DefaultLeaseTTL is a lease's time to live when LeaseOptions.TTL is zero:
+// auth.DefaultLeaseTTL, which says what it must exceed.
+const DefaultLeaseTTL = auth.DefaultLeaseTTL
 
 // DefaultLeasePoll is how often a Lock waiting for a lease looks again
 // when LeaseOptions.Poll is zero. A release wakes the waiters at once

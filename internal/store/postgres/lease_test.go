@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -327,15 +326,4 @@ func TestThePostgreSQLStoreKeepsTheSharedStoreContract(t *testing.T) {
 		conn, _ := pgtest.Schema(t)
 		return engine{conn}
 	})
-}
-
-// sharedGrant is sharedtest.SharedGrant in the schema of conn.
-func sharedGrant(t testing.TB, conn string) (*sharedtest.Rotating, *httptest.Server, *auth.Connection) {
-	return sharedtest.SharedGrant(t, engine{conn})
-}
-
-// keeperOf is sharedtest.KeeperOf in the schema of conn, with its Lease.
-func keeperOf(t testing.TB, conn, name string, ac *auth.Connection, srv *httptest.Server, clock auth.Clock) (*auth.Keeper, *Lease) {
-	k, l := sharedtest.KeeperOf(t, engine{conn}, name, ac, srv, clock)
-	return k, l.(*Lease)
 }

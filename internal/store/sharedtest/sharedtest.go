@@ -64,6 +64,8 @@ func Run(t *testing.T, newEngine func(t *testing.T) Engine) {
 	t.Run("AHolderThatDiesMidRefresh", func(t *testing.T) { holderDies(t, newEngine) })
 	t.Run("OneInstanceClaimsEachAlert", func(t *testing.T) { claimsOnce(t, newEngine(t)) })
 	t.Run("PresenceSaysWhoIsAtTheStore", func(t *testing.T) { presence(t, newEngine(t)) })
+	t.Run("AWatchHearsEveryWrite", func(t *testing.T) { watchHears(t, newEngine(t)) })
+	t.Run("AnInstanceHandsOutTheTokensAnotherCommittedOnceTold", func(t *testing.T) { toldOfACommit(t, newEngine(t)) })
 }
 
 func onceAtATime(t *testing.T, e Engine) {

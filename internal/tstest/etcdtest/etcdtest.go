@@ -11,13 +11,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tokentray/tokentray/internal/tstest/needenv"
 )
 
 // Env is the variable that names the test cluster.
@@ -30,17 +31,7 @@ const How = `start a throwaway etcd with: eval "$(.ci/etcd-start /tmp/tokentray-
 // in CI) when there is none.
 func Endpoints(t testing.TB) []string {
 	t.Helper()
-	v := os.Getenv(Env)
-	if v == "skip" {
-		t.Skipf("%s=skip: the etcd tests are skipped on purpose in this run", Env)
-	}
-	if v == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set, and CI=true: the etcd tests must run in CI; %s", Env, How)
-		}
-		t.Skipf("%s is not set: no etcd to test against; %s", Env, How)
-	}
-	return strings.Split(v, ",")
+	return strings.Split(needenv.Value(t, Env, "etcd", How), ",")
 }
 
 // Prefix returns a key prefix of the test's own on the test cluster,

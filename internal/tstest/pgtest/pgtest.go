@@ -12,11 +12,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tokentray/tokentray/internal/tstest/needenv"
 )
 
 // Env is the variable that names the test server.
@@ -29,17 +30,7 @@ const How = `start a throwaway PostgreSQL with: eval "$(.ci/postgres-start /tmp/
 // it in CI) when there is none.
 func Conninfo(t testing.TB) string {
 	t.Helper()
-	conn := os.Getenv(Env)
-	if conn == "skip" {
-		t.Skipf("%s=skip: the PostgreSQL tests are skipped on purpose in this run", Env)
-	}
-	if conn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set, and CI=true: the PostgreSQL tests must run in CI; %s", Env, How)
-		}
-		t.Skipf("%s is not set: no PostgreSQL to test against; %s", Env, How)
-	}
-	return conn
+	return needenv.Value(t, Env, "PostgreSQL", How)
 }
 
 // Schema makes a schema of the test's own on the test server, dropped at
