@@ -181,7 +181,15 @@ func (l *Lease) acquire(ctx context.Context, name string) (clientv3.LeaseID, err
 		events := l.s.cli.Watch(wctx, l.s.leaseKey(name), clientv3.WithRev(rev+1), clientv3.WithFilterPut())
 		t := time.NewTimer(l.poll)
 		select {
-		case <-events:
+		case resp, ok := <-events:
+			if !ok || resp.Err() != nil {
+				// A watch that could not be made (its revision
+				// compacted, no leader): the poll, not a busy loop.
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+			}
 		case <-t.C:
 		case <-ctx.Done():
 		}
