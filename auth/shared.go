@@ -2,8 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/tokentray/tokentray/client/nextstep"
@@ -23,6 +27,32 @@ import (
 //	between the keeper's check and its request leaving that the lease
 //	still covers (15 s with these defaults).
 const DefaultLeaseTTL = 45 * time.Second
+
+// NewHolder names a holder of a shared store's lease: the instance, this
+// process's id and a random id ("moby-2/4242/9f3ac1d2e8b7"), so that two
+// machines with the same host name, or two processes on one machine, are
+// never the same holder.
+func NewHolder(instance string) (string, error) {
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		return "", fmt.Errorf("a random id for this process's leases: %w", err)
+	}
+	if instance == "" {
+		instance = "unnamed"
+	}
+	return fmt.Sprintf("%s/%d/%s", instance, os.Getpid(), hex.EncodeToString(id)), nil
+}
+
+// InstanceOf is the instance name in a holder (NewHolder).
+func InstanceOf(holder string) string {
+	s := holder
+	for range 2 {
+		if i := strings.LastIndexByte(s, '/'); i >= 0 {
+			s = s[:i]
+		}
+	}
+	return s
+}
 
 // rescueWindow is how long after a holder recorded its intent to present
 // t's refresh token another holder waits before it may present the same

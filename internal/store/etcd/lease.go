@@ -2,15 +2,11 @@ package etcd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -113,15 +109,11 @@ func (s *Store) NewLease(o LeaseOptions) (*Lease, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	id := make([]byte, 6)
-	if _, err := rand.Read(id); err != nil {
-		return nil, fmt.Errorf("a random id for this process's leases: %w", err)
+	holder, err := auth.NewHolder(s.instance)
+	if err != nil {
+		return nil, err
 	}
-	instance := s.instance
-	if instance == "" {
-		instance = "unnamed"
-	}
-	return &Lease{s: s, holder: fmt.Sprintf("%s/%d/%s", instance, os.Getpid(), hex.EncodeToString(id)),
+	return &Lease{s: s, holder: holder,
 		ttl: o.TTL, poll: o.Poll, log: o.Log, renewEvery: o.TTL / 3, held: map[string]clientv3.LeaseID{}}, nil
 }
 
@@ -393,7 +385,7 @@ func (s *Store) intent(ctx context.Context, name string) (*auth.Intent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the age of the refresh intent on %s: %w", name, err)
 	}
-	return &auth.Intent{Instance: instanceOf(v.Holder), Holder: v.Holder, Generation: v.Generation, Age: age, At: time.Now().Add(-age)}, nil
+	return &auth.Intent{Instance: auth.InstanceOf(v.Holder), Holder: v.Holder, Generation: v.Generation, Age: age, At: time.Now().Add(-age)}, nil
 }
 
 // clockAge is how long ago v's clock was granted, by the leader's clock:
@@ -412,17 +404,6 @@ func (s *Store) clockAge(ctx context.Context, v intentValue) (time.Duration, err
 		return 0, s.explain("read", err)
 	}
 	return max(time.Duration(v.ClockTTL-ttl.TTL-1)*time.Second, 0), nil
-}
-
-// instanceOf is the instance name in a holder ("instance/pid/random").
-func instanceOf(holder string) string {
-	s := holder
-	for range 2 {
-		if i := strings.LastIndexByte(s, '/'); i >= 0 {
-			s = s[:i]
-		}
-	}
-	return s
 }
 
 // renew renews the etcd lease id of name every renewEvery until the

@@ -2,12 +2,9 @@ package etcd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -82,9 +79,12 @@ func (s *Store) watchOnce(ctx context.Context, prefix string, changed func(strin
 // client keeps leases alive from loops that wake twice a second, which an
 // idle instance must not pay for.
 func (s *Store) present(ctx context.Context) {
-	id := make([]byte, 6)
-	_, _ = rand.Read(id)
-	key := fmt.Sprintf("%sinstances/%s/%d/%s", s.prefix, s.instance, os.Getpid(), hex.EncodeToString(id))
+	holder, err := auth.NewHolder(s.instance)
+	if err != nil {
+		s.log.Warn("could not record this instance among those serving from the store (status lists it not)", "err", err)
+		return
+	}
+	key := s.prefix + "instances/" + holder
 	every := time.Duration(s.presenceTTL) * time.Second / 3
 	var lease clientv3.LeaseID
 	defer func() {
@@ -159,7 +159,7 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 	}
 	slices.Sort(p.Instances)
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		p.Leases[strings.TrimPrefix(string(kv.Key), s.prefix+"leases/")] = instanceOf(string(kv.Value))
+		p.Leases[strings.TrimPrefix(string(kv.Key), s.prefix+"leases/")] = auth.InstanceOf(string(kv.Value))
 	}
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
 		name := strings.TrimPrefix(string(kv.Key), s.prefix+"intents/")
@@ -181,7 +181,7 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read who is at the store: %w", err)
 		}
-		p.Intents[name] = auth.Intent{Instance: instanceOf(v.Holder), Holder: v.Holder, Generation: v.Generation, Age: age, At: time.Now().Add(-age)}
+		p.Intents[name] = auth.Intent{Instance: auth.InstanceOf(v.Holder), Holder: v.Holder, Generation: v.Generation, Age: age, At: time.Now().Add(-age)}
 	}
 	return p, nil
 }

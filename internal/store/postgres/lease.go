@@ -2,13 +2,9 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -118,15 +114,11 @@ func (s *Store) NewLease(o LeaseOptions) (*Lease, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	id := make([]byte, 6)
-	if _, err := rand.Read(id); err != nil {
-		return nil, fmt.Errorf("a random id for this process's leases: %w", err)
+	holder, err := auth.NewHolder(s.instance)
+	if err != nil {
+		return nil, err
 	}
-	instance := s.instance
-	if instance == "" {
-		instance = "unnamed"
-	}
-	return &Lease{s: s, holder: fmt.Sprintf("%s/%d/%s", instance, os.Getpid(), hex.EncodeToString(id)),
+	return &Lease{s: s, holder: holder,
 		ttl: o.TTL, poll: o.Poll, log: o.Log, renewEvery: o.TTL / 3,
 		waiters: map[string]map[chan struct{}]struct{}{}}, nil
 }
@@ -334,22 +326,11 @@ func (l *Lease) Intent(ctx context.Context, name string) (*auth.Intent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the refresh intent on %s: %w", name, l.s.explain("read", err))
 	}
-	in.Instance = instanceOf(in.Holder)
+	in.Instance = auth.InstanceOf(in.Holder)
 	in.Generation = uint64(gen)
 	in.Age = seconds(age)
 	in.Mine = in.Holder == l.holder
 	return &in, nil
-}
-
-// instanceOf is the instance name in a holder ("instance/pid/random").
-func instanceOf(holder string) string {
-	s := holder
-	for range 2 {
-		if i := strings.LastIndexByte(s, '/'); i >= 0 {
-			s = s[:i]
-		}
-	}
-	return s
 }
 
 // renew renews name's lease every renewEvery until the returned func is

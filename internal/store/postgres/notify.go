@@ -135,10 +135,10 @@ func (s *Store) Presence(ctx context.Context) (*auth.Presence, error) {
 			return nil, fmt.Errorf("read the leases: %w", s.explain("read", err))
 		}
 		if holder != nil {
-			p.Leases[name] = instanceOf(*holder)
+			p.Leases[name] = auth.InstanceOf(*holder)
 		}
 		if current && intentBy != nil && intentAt != nil && intentAge != nil {
-			p.Intents[name] = auth.Intent{Instance: instanceOf(*intentBy), Holder: *intentBy, At: *intentAt, Age: seconds(*intentAge)}
+			p.Intents[name] = auth.Intent{Instance: auth.InstanceOf(*intentBy), Holder: *intentBy, At: *intentAt, Age: seconds(*intentAge)}
 		}
 	}
 	if err := rows.Err(); err != nil {
