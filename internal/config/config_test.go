@@ -149,7 +149,8 @@ func TestMissingFileSaysHowToCreateIt(t *testing.T) {
 	}
 }
 
-// TestREADMEAlertExamplesParse keeps the README's on_alert examples valid.
+// TestREADMEAlertExamplesParse keeps the README's on_alert examples valid,
+// and its etcd store's.
 func TestREADMEAlertExamplesParse(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -161,15 +162,25 @@ func TestREADMEAlertExamplesParse(t *testing.T) {
 	// so, rightly.
 	unixPath := regexp.MustCompile(`"/[a-z]`)
 	n := 0
+	etcd := 0
 	for _, b := range blocks {
-		if !strings.Contains(b[1], "on_alert") || (runtime.GOOS == "windows" && unixPath.MatchString(b[1])) {
+		alert, shared := strings.Contains(b[1], "on_alert"), strings.Contains(b[1], `store = "etcd"`)
+		if (!alert && !shared) || (runtime.GOOS == "windows" && unixPath.MatchString(b[1])) {
 			continue
 		}
-		n++
+		if shared {
+			etcd++
+		}
 		cfg, err := Parse("README.md", []byte(b[1]))
-		if err != nil || cfg.OnAlert == "" || len(cfg.Warnings) > 0 {
+		if err != nil || len(cfg.Warnings) > 0 || (alert && cfg.OnAlert == "") {
 			t.Errorf("README example does not parse: %v %v\n%s", err, cfg, b[1])
 		}
+		if alert {
+			n++
+		}
+	}
+	if runtime.GOOS != "windows" && etcd == 0 {
+		t.Error("found no store = \"etcd\" example in the README")
 	}
 	if n < 2 {
 		t.Fatalf("found %d on_alert examples in the README, want 2", n)
