@@ -40,10 +40,13 @@ func (s *Store) WatchTokens(ctx context.Context, changed func(name string)) {
 	go s.present(ctx)
 	prefix := s.prefix + "items/"
 	for again := false; ctx.Err() == nil; again = true {
+		// Once the watch is in place, a watch started again says that
+		// writes may have gone unheard before it.
+		ready := func() {}
 		if again {
-			changed("")
+			ready = func() { changed("") }
 		}
-		err := s.watchOnce(ctx, prefix, changed)
+		err := s.watchOnce(ctx, prefix, ready, changed)
 		if ctx.Err() != nil {
 			return
 		}
@@ -57,12 +60,15 @@ func (s *Store) WatchTokens(ctx context.Context, changed func(name string)) {
 	}
 }
 
-func (s *Store) watchOnce(ctx context.Context, prefix string, changed func(string)) error {
+func (s *Store) watchOnce(ctx context.Context, prefix string, ready func(), changed func(string)) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for resp := range s.cli.Watch(wctx, prefix, clientv3.WithPrefix()) {
+	for resp := range s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify()) {
 		if err := resp.Err(); err != nil {
 			return err
+		}
+		if resp.Created {
+			ready()
 		}
 		for _, ev := range resp.Events {
 			name, _, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), prefix), "/")
