@@ -307,12 +307,17 @@ func (keys) Transient(err error) bool { return transient(err) }
 // explain is err, from doing what to the cluster, with what to do next.
 func (s *Store) explain(doing string, err error) error {
 	code := status.Code(err)
+	// A bound that ran out on the way through gRPC can come back as
+	// Unknown with the context's words (seen with no quorum): a call that
+	// did not finish in its bound, like the others.
+	msg := status.Convert(err).Message()
+	ranOut := code == codes.Unknown && (strings.Contains(msg, context.DeadlineExceeded.Error()) || strings.Contains(msg, context.Canceled.Error()))
 	switch {
 	case errors.Is(err, rpctypes.ErrPermissionDenied) || code == codes.PermissionDenied:
 		return fmt.Errorf("%s: this instance's etcd user (its client certificate's common name) may not do this (%v): add that user, and grant its role readwrite on the prefix %s and nothing else (see the README, Shared store (etcd))", s.where, err, s.prefix)
 	case errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrAuthFailed) || code == codes.Unauthenticated:
 		return fmt.Errorf("%s refused this instance (%v): give it a client certificate whose common name is an etcd user (store_tls_cert, store_tls_key), and check store_tls_ca", s.where, err)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || code == codes.Unavailable || code == codes.DeadlineExceeded ||
+	case ranOut || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || code == codes.Unavailable || code == codes.DeadlineExceeded ||
 		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost):
 		return unreachable(fmt.Sprintf("cannot reach %s (each call waits at most %s): check that a majority of its members run and that store_endpoints are right (%v)", s.where, s.timeout, err))
 	default:

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/store/storetest"
@@ -289,5 +292,29 @@ func TestAnUnreachableClusterIsAnErrorWithinTheBound(t *testing.T) {
 				t.Fatalf("took %v; the bound is 500 ms", took)
 			}
 		})
+	}
+}
+
+// Every way a call can fail to be answered in its bound is the error of
+// an unreachable store (the keeper hands out valid tokens, then `token`
+// exits 4 saying the store cannot be reached), never "provider
+// unreachable": with no quorum, gRPC reported the call's own deadline as
+// Unknown, with the context's words.
+func TestEveryWayOfNoAnswerIsAnUnreachableStore(t *testing.T) {
+	s := &Store{where: "etcd at http://127.0.0.1:1", timeout: 5 * time.Second}
+	for _, err := range []error{
+		status.Error(codes.Unknown, "context deadline exceeded"),
+		status.Error(codes.Unavailable, "connection refused"),
+		status.Error(codes.DeadlineExceeded, "context deadline exceeded"),
+		context.DeadlineExceeded,
+		rpctypes.ErrNoLeader,
+		rpctypes.ErrTimeoutDueToLeaderFail,
+	} {
+		if got := s.explain("read", err); !errors.Is(got, auth.ErrStoreUnreachable) || !strings.Contains(got.Error(), "cannot reach") {
+			t.Errorf("%v: %v; want an unreachable store", err, got)
+		}
+	}
+	if got := s.explain("read", status.Error(codes.Unknown, "something else")); errors.Is(got, auth.ErrStoreUnreachable) {
+		t.Errorf("another Unknown error: %v; want it not called unreachable", got)
 	}
 }
