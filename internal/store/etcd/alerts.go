@@ -61,7 +61,12 @@ func (s *Store) ClaimAlert(ctx context.Context, name, kind string, generation ui
 		switch {
 		case transient(err) && ctx.Err() == nil:
 			sent = append(sent, b)
-			time.Sleep(100 * time.Millisecond)
+			t := time.NewTimer(100 * time.Millisecond)
+			select { // a moment for the election, within the call's bound
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
 			continue
 		case err != nil:
 			return false, "", fmt.Errorf("claim the %s alert of %s: %w", kind, name, s.explain("write", err))
