@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokentray/tokentray/client/nextstep"
+	"github.com/tokentray/tokentray/internal/failpoint"
 	"github.com/tokentray/tokentray/internal/humanize/duration"
 )
 
@@ -982,11 +983,17 @@ func (k *Keeper) doRefresh(force bool, minValid time.Duration, promise, keep boo
 		if err != nil || adopted {
 			return err
 		}
+		// The end-to-end tests' build stops here: a holder paused past its
+		// lease before the round trip that precedes its request.
+		failpoint.Pause("before-intent")
 		if err := k.intend(ctx, lease, current); err != nil {
 			// The next holder refreshes, or this one once it holds the
 			// lease again: the refresh token was not presented.
 			return k.localFailure(err, stepWith(nextstep.Wait, k.conn.Name, "another tokentray may hold the lease on this connection now"))
 		}
+		// And here, for a holder killed with its intent recorded and its
+		// request not sent (a pause here is the one gap, Lease step 2).
+		failpoint.Pause("after-intent")
 	}
 	sent := k.opt.Clock.Now()
 	callCtx, cancel := context.WithTimeout(ctx, k.callTimeout(current))

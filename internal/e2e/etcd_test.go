@@ -17,6 +17,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/tstest/etcdtest"
 )
 
@@ -148,13 +149,20 @@ func nextRefresh(t *testing.T, m *member) time.Time {
 // every server never go without a token. The member comes back. Then two
 // of the three members die (no quorum): still-valid tokens are handed
 // out, then `token` says the store cannot be reached (exit 4), and nobody
-// refreshes; once they are back, the schedule resumes by itself. No
-// refresh token is presented twice, no sign-in is needed again, and the
-// cluster holds no token in the clear.
+// refreshes; once they are back, the schedule resumes by itself. Then the
+// instance that took the lease for a refresh is paused (SIGSTOP, a VM
+// migration) before the round trip that precedes its request, past its
+// lease: another takes the refresh over, and the woken one presents
+// nothing. No refresh token is presented twice, no sign-in is needed
+// again, and the cluster holds no token in the clear.
 func TestThreeServersKeepOneGrantThroughEtcd(t *testing.T) {
 	h := setup(t)
+	armed := h.withFailpoints(t)
 	ec := startEtcd(t, 3)
 	ms := h.members(t, ec.etcdFor, fmt.Sprintf("http://127.0.0.1:%d/token", h.port), "moby-1", "moby-2", "moby-3")
+	for _, m := range ms {
+		m.env = append(m.env, "TOKENTRAY_FAILPOINTS="+armed)
+	}
 	r := ms[0].must(t, clientSecret+"\n", "secret", "e2e")
 	if !strings.Contains(r.stderr, "in etcd at http://127.0.0.1:") || !strings.Contains(r.stderr, "sealed") {
 		t.Fatalf("secret said:\n%s", r.stderr)
@@ -251,6 +259,35 @@ func TestThreeServersKeepOneGrantThroughEtcd(t *testing.T) {
 	seen = append(seen, tok)
 	rotated(t, h, "the rotation after the quorum's return", ms...)
 	noGrantErrors(t, h, "the quorum lost")
+
+	// The instance that takes the lease for the next refresh stops at the
+	// failpoint before its intent (the round trip that precedes its
+	// request) and stays stopped past its lease. Once the lease ran out,
+	// another takes the refresh over with the same refresh token, still
+	// live (no intent was recorded: nothing to wait out). Woken, the paused
+	// one finds the lease another's: it presents nothing, and hands out
+	// the others' token.
+	rotated(t, h, "the rotation before the pause before the intent", ms...)
+	if err := os.WriteFile(filepath.Join(armed, "before-intent"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	paused := stoppedMember(t, 2*lifetime, ms)
+	pausedAt := time.Now()
+	rest := others(ms, paused)
+	h.waitRefreshes(t, 1, auth.DefaultLeaseTTL+lifetime, "the refresh after the holder paused before its intent")
+	tok, took = agree(t, 30*time.Second, "the takeover of the paused holder's refresh", rest...)
+	seen = append(seen, tok)
+	t.Logf("%s paused before its intent: the others refreshed %s later and agree %s after the provider's answer", paused.name, time.Since(pausedAt).Round(time.Second), took.Round(time.Millisecond))
+	refreshes := h.events.count("grant.success", "refresh_token")
+	_ = paused.cmd.Process.Signal(syscall.SIGCONT)
+	agree(t, 30*time.Second, paused.name+" woken", ms...)
+	if n := h.events.count("grant.success", "refresh_token") - refreshes; n > 1 {
+		t.Fatalf("%d refreshes at the provider right after %s woke; want none but the schedule's", n, paused.name)
+	}
+	if b, _ := os.ReadFile(filepath.Join(paused.dir, "serve.log")); !strings.Contains(string(b), "not refreshed, since the lease may be another's now") {
+		t.Fatalf("%s, woken, does not say that it did not refresh:\n%s", paused.name, b)
+	}
+	noGrantErrors(t, h, "the holder paused before its intent")
 
 	// Every instance still holds the grant: none needs a sign-in.
 	for i, st := range states(t, ms...) {

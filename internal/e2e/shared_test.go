@@ -511,6 +511,41 @@ func lostAnswer(t *testing.T, gone *member, rest []*member) map[string]any {
 }
 
 // others is ms without m.
+// withFailpoints builds h's tokentray again with the failpoints compiled
+// in (internal/failpoint). A process given TOKENTRAY_FAILPOINTS=armed
+// stops at a point once a file of its name is in armed.
+func (h *harness) withFailpoints(t *testing.T) (armed string) {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	build := exec.Command("go", "build", "-tags", "failpoints", "-o", h.dir+string(filepath.Separator), "./cmd/tokentray", "./cmd/tokentray-core")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", build.Args, err, out)
+	}
+	armed = filepath.Join(h.dir, "failpoints")
+	if err := os.Mkdir(armed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return armed
+}
+
+// stoppedMember waits until one of ms has stopped (at a failpoint), and
+// returns it.
+func stoppedMember(t *testing.T, within time.Duration, ms []*member) *member {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, m := range ms {
+			// /proc/PID/stat: "PID (comm) STATE …"; T is stopped by a signal.
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+			if _, rest, ok := strings.Cut(string(b), ") "); ok && strings.HasPrefix(rest, "T") {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no instance stopped at the failpoint within %s", within)
+	return nil
+}
+
 func others(ms []*member, m *member) []*member {
 	var out []*member
 	for _, o := range ms {
