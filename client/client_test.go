@@ -1,5 +1,3 @@
-//go:build unix
-
 package client_test
 
 import (
@@ -22,6 +20,7 @@ import (
 	"github.com/tokentray/tokentray/client"
 	"github.com/tokentray/tokentray/internal/localapi"
 	"github.com/tokentray/tokentray/internal/service"
+	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
 // tray serves one connection whose provider counts refreshes.
@@ -124,7 +123,7 @@ func TestTokenSourceAndNoTray(t *testing.T) {
 	if err != nil || tok.AccessToken != "at-old" || !tok.Valid() {
 		t.Fatalf("token %v %v", tok, err)
 	}
-	_, err = client.NewAt(filepath.Join(t.TempDir(), "none.sock")).TokenSource(context.Background(), "p").Token()
+	_, err = client.NewAt(filepath.Join(tempdir.New(t), "none.sock")).TokenSource(context.Background(), "p").Token()
 	if !errors.Is(err, client.ErrNotRunning) {
 		t.Fatalf("no tray: %v", err)
 	}

@@ -15,24 +15,39 @@ import (
 // package linked is initialised on every call of every script, and makes
 // the program larger. Nor does it link fmt, encoding/json, net/url, reflect
 // or the hashing of client/apitype: a hello world's floor is what it is
-// measured against (BenchmarkTokenCommand in internal/e2e).
+// measured against (BenchmarkTokenCommand in internal/e2e). The Windows
+// build is held to the same: its pipe client is CreateFile and package
+// syscall, never go-winio, x/sys or net.
 func TestTokentrayLinksNeitherHTTPNorTheCore(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		switch {
-		case dep == "net/http", dep == "net", strings.HasPrefix(dep, "crypto/tls"),
-			strings.HasPrefix(dep, "github.com/") && !strings.HasPrefix(dep, "github.com/tokentray/"),
-			strings.HasPrefix(dep, "golang.org/x/"), strings.HasPrefix(dep, "fyne.io/"),
-			dep == "github.com/tokentray/tokentray/auth", dep == "github.com/tokentray/tokentray/internal/config",
-			dep == "github.com/tokentray/tokentray/internal/apiclient",
-			dep == "fmt", dep == "encoding/json", dep == "net/url", dep == "reflect", strings.HasPrefix(dep, "crypto/"),
-			dep == "github.com/tokentray/tokentray/client/apitype", dep == "github.com/tokentray/tokentray/internal/humanize":
-			t.Errorf("tokentray links %s", dep)
+	for _, goos := range []string{"", "windows"} {
+		cmd := exec.Command("go", "list", "-deps", ".")
+		if goos != "" {
+			cmd.Env = append(os.Environ(), "GOOS="+goos)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("GOOS=%s go list: %v\n%s", goos, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if linksTooMuch(dep) {
+				t.Errorf("tokentray links %s (GOOS=%s)", dep, goos)
+			}
 		}
 	}
+}
+
+func linksTooMuch(dep string) bool {
+	switch {
+	case dep == "net/http", dep == "net", strings.HasPrefix(dep, "crypto/tls"),
+		strings.HasPrefix(dep, "github.com/") && !strings.HasPrefix(dep, "github.com/tokentray/"),
+		strings.HasPrefix(dep, "golang.org/x/"), strings.HasPrefix(dep, "fyne.io/"),
+		dep == "github.com/tokentray/tokentray/auth", dep == "github.com/tokentray/tokentray/internal/config",
+		dep == "github.com/tokentray/tokentray/internal/apiclient",
+		dep == "fmt", dep == "encoding/json", dep == "net/url", dep == "reflect", strings.HasPrefix(dep, "crypto/"),
+		dep == "github.com/tokentray/tokentray/client/apitype", dep == "github.com/tokentray/tokentray/internal/humanize":
+		return true
+	}
+	return false
 }
 
 // Every other command line goes to tokentray-core in this process's place:

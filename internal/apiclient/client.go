@@ -52,21 +52,7 @@ func DefaultPath() string { return socket.Path() }
 
 // New returns a client for the socket at path.
 func New(path string) *Client {
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		if err := socket.Check(path); err != nil {
-			return nil, err
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "unix", path)
-		if err != nil {
-			return nil, err
-		}
-		if err := socket.CheckConn(path, c.(*net.UnixConn)); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, path) }
 	return &Client{Path: path, http: &http.Client{Transport: &http.Transport{DialContext: dial, DisableCompression: true}}}
 }
 

@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 )
 
@@ -19,3 +20,7 @@ func WithUnknownPeer(ctx context.Context) context.Context {
 var CheckTCPPeer, StatusOf = checkTCPPeer, statusOf
 
 const PeerSameUser = peerSameUser
+
+// PeerIsSameUser is whether the server's peer check knows the process at
+// the other end of c as one of its own user.
+func PeerIsSameUser(c net.Conn) bool { return checkPeer(c) == peerSameUser }

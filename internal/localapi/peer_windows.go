@@ -12,26 +12,32 @@ import (
 const sioAFUnixGetPeerPID = 0x58000100
 
 // checkPeer compares the user of the process at the other end of c with
-// ours: the peer's pid from the socket, that process's token, its user SID.
-// A peer whose process cannot be opened is treated as another user's: a
-// process of our own user can always be queried.
+// ours: the peer's pid (from the socket, or the pipe's client process),
+// that process's token, its user SID. A peer whose process cannot be
+// opened is treated as another user's: a process of our own user can
+// always be queried.
 func checkPeer(c net.Conn) peer {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return peerUnknown
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return peerUnknown
-	}
 	var pid uint32
-	var ioErr error
-	if err := raw.Control(func(fd uintptr) {
-		var n uint32
-		ioErr = windows.WSAIoctl(windows.Handle(fd), sioAFUnixGetPeerPID, nil, 0,
-			(*byte)(unsafe.Pointer(&pid)), uint32(unsafe.Sizeof(pid)), &n, nil, 0)
-	}); err != nil || ioErr != nil || pid == 0 {
-		return peerUnknown // Windows before 10 1803: the directory's ACL protects
+	switch c := c.(type) {
+	case *net.UnixConn:
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return peerUnknown
+		}
+		var ioErr error
+		if err := raw.Control(func(fd uintptr) {
+			var n uint32
+			ioErr = windows.WSAIoctl(windows.Handle(fd), sioAFUnixGetPeerPID, nil, 0,
+				(*byte)(unsafe.Pointer(&pid)), uint32(unsafe.Sizeof(pid)), &n, nil, 0)
+		}); err != nil || ioErr != nil || pid == 0 {
+			return peerUnknown // Windows before 10 1803: the directory's ACL protects
+		}
+	case interface{ Fd() uintptr }: // go-winio's pipe
+		if err := windows.GetNamedPipeClientProcessId(windows.Handle(c.Fd()), &pid); err != nil || pid == 0 {
+			return peerUnknown // the pipe's security descriptor protects
+		}
+	default:
+		return peerUnknown
 	}
 	mine, err := currentUserSID()
 	if err != nil {

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,10 +11,12 @@ import (
 	"github.com/tokentray/tokentray/internal/apiclient/socket"
 )
 
-// Listen makes the socket's directory private (socket.PrivateDir: 0700,
+var errAnotherListens = errors.New("another tokentray already listens")
+
+// listenSocket makes the socket's directory private (socket.PrivateDir: 0700,
 // the user's, never a link), replaces a stale socket, and listens with
 // mode 0600. A socket that a live tokentray answers on is left alone.
-func Listen(path string) (net.Listener, error) {
+func listenSocket(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := socket.PrivateDir(dir); err != nil {
 		return nil, err
@@ -23,7 +26,7 @@ func Listen(path string) (net.Listener, error) {
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("another tokentray already listens on %s", path)
+		return nil, fmt.Errorf("%w on %s", errAnotherListens, path)
 	}
 	_ = os.Remove(path) // stale socket of a process that died
 	l, err := net.Listen("unix", path)

@@ -286,6 +286,9 @@ func (s *Service) Start(ctx context.Context, shell Shell) error {
 			}
 			apiErr = err
 		} else {
+			if err := localapi.SocketError(l); err != nil {
+				s.opt.Log.Info("the local API is served on its named pipe only: its AF_UNIX socket could not be made (curl --unix-socket cannot reach it)", "err", err)
+			}
 			s.served, s.apiDone = make(chan error, 1), make(chan struct{})
 			go func() {
 				defer close(s.apiDone)

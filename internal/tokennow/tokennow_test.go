@@ -1,12 +1,9 @@
-//go:build unix
-
 package tokennow_test
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +82,7 @@ func TestPlainTokenIsAnsweredOnTheOneRequestPath(t *testing.T) {
 	}
 }
 
-// Whatever answers on the socket that is not the API (an old tokentray, a
+// Whatever answers on the socket (the pipe on Windows) that is not the API (an old tokentray, a
 // different program) leaves the work to the whole CLI, which says what it is.
 func TestAnAnswerThatIsNotTheAPIsIsNotPrinted(t *testing.T) {
 	dir, err := os.MkdirTemp("", "tt-now-")
@@ -94,7 +91,7 @@ func TestAnAnswerThatIsNotTheAPIsIsNotPrinted(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "api.sock")
-	l, err := net.Listen("unix", sock)
+	l, err := localapi.Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
