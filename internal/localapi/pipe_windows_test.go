@@ -22,16 +22,25 @@ import (
 	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
-// servePipe serves the local API of one connection, p, whose token is
-// held, at a socket path of the test's own: on its named pipe (and its
-// AF_UNIX socket where Windows has one).
-func servePipe(t *testing.T) (path string, l net.Listener) {
+// listen listens for the local API at a socket path of the test's own:
+// on its named pipe (and its AF_UNIX socket where Windows has one).
+func listen(t *testing.T) (path string, l net.Listener) {
 	t.Helper()
 	path = filepath.Join(tempdir.New(t), "api.sock")
 	l, err := localapi.Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
+	return path, l
+}
+
+// servePipe serves the local API of one connection, p, whose token is
+// held, at a socket path of the test's own: on its named pipe (and its
+// AF_UNIX socket where Windows has one).
+func servePipe(t *testing.T) (path string, l net.Listener) {
+	t.Helper()
+	path, l = listen(t)
 	store := auth.NewMemoryStore()
 	_ = store.SaveTokens(context.Background(), "p", &auth.TokenSet{AccessToken: "at-held", TokenType: "bearer", RefreshToken: "rt",
 		ObtainedAt: time.Now(), Lifetime: time.Hour}, auth.AnyGeneration)
@@ -174,12 +183,7 @@ func TestThePipesSecurityDescriptorLetsOnlyTheUserIn(t *testing.T) {
 // tested there; the pipe's security descriptor keeps such a process out
 // before that.)
 func TestThePipesClientIsKnownAsTheSameUser(t *testing.T) {
-	path := filepath.Join(tempdir.New(t), "api.sock")
-	l, err := localapi.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	path, l := listen(t)
 	// The client stays connected until the server has its connection.
 	dialed, done := make(chan error, 1), make(chan struct{})
 	defer close(done)
@@ -216,12 +220,7 @@ func TestThePipesClientIsKnownAsTheSameUser(t *testing.T) {
 // the client below asks again when its connection ends unanswered. On
 // Windows such an instance takes no client.)
 func TestAClientThatLeavesBeforeItIsAcceptedStopsNothing(t *testing.T) {
-	path := filepath.Join(tempdir.New(t), "api.sock")
-	l, err := localapi.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	path, l := listen(t)
 	for range 2 {
 		gone, err := socket.Dial(path, 5*time.Second)
 		if err != nil {
@@ -277,12 +276,7 @@ func TestAClientThatLeavesBeforeItIsAcceptedStopsNothing(t *testing.T) {
 // instance every 250 ms (for a client that Wine connected without ending
 // the wait) hands out nothing. The client that then connects is accepted.
 func TestAnIdlePipeHandsOutNoConnection(t *testing.T) {
-	path := filepath.Join(tempdir.New(t), "api.sock")
-	l, err := localapi.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	path, l := listen(t)
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		if c, err := l.Accept(); err == nil {
