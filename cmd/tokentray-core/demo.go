@@ -22,8 +22,6 @@ import (
 	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/humanize"
 	"github.com/tokentray/tokentray/internal/service"
-	"github.com/tokentray/tokentray/ui/desktop"
-	"github.com/tokentray/tokentray/ui/tray"
 )
 
 type demoOptions struct {
@@ -101,34 +99,6 @@ func demoSetup(o demoOptions) (*demoprovider.Server, *auth.Connection, *auth.Mem
 	store := auth.NewMemoryStore()
 	_ = store.SetClientSecret(context.Background(), conn.Name, demoprovider.ClientSecret)
 	return srv, conn, store, nil
-}
-
-// demoTray runs the demo in the system tray.
-func demoTray(ctx context.Context, io streams, opener func(string) error, o demoOptions) error {
-	srv, conn, store, err := demoSetup(o)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	svc := demoService(io.err, conn, store, opener, func(url string) {
-		fmt.Fprintf(io.err, "Sign in to the demo provider in your browser; if none opens, open:\n  %s\n", url)
-	})
-	k := svc.Keeper(conn.Name)
-	// Breaking refreshes at once, as a person testing it wants to see the
-	// outcome now, not at the next scheduled refresh up to minutes later.
-	breakNow := func() {
-		srv.BreakRefreshTokens()
-		go func() { _ = k.Refresh(ctx) }() // fails with invalid_grant: the icon turns red
-	}
-	fmt.Fprintf(io.err, "tokentray demo: the tray icon is up; access tokens live %s. Demo tokens stay in memory.\n", o.lifetime)
-	extra := []tray.Item{{Label: "Break the refresh token (demo)", Action: breakNow}}
-	return runResident(ctx, svc, desktop.Options{Extra: extra}, func(r *desktop.Resident) {
-		r.ShowDashboard()
-		r.SignIn(conn.Name)
-		if o.breakAfter > 0 {
-			time.AfterFunc(o.breakAfter, breakNow)
-		}
-	})
 }
 
 // demoService is the running tokentray of the demo: its one connection,
