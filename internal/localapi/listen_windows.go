@@ -230,8 +230,22 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 			continue
 		}
 		if err != nil {
+			// This instance failed (http.Server would stop serving on an
+			// error from Accept): a new one waits in its place, made
+			// before this one is closed, so that the pipe never ceases to
+			// exist (another process could then create it).
+			next, nerr := l.instance(false)
+			windows.CloseHandle(h)
+			if nerr != nil {
+				l.closed = true
+				windows.CloseHandle(l.event)
+				l.mu.Unlock()
+				return nil, fmt.Errorf("wait for a client on %s: %w; and a new instance of it: %w", l.name, err, nerr)
+			}
+			l.next = next
 			l.mu.Unlock()
-			return nil, fmt.Errorf("wait for a client on %s: %w", l.name, err)
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		next, err := l.instance(false)
 		if err != nil {
