@@ -31,15 +31,19 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A pipe of that name that answers, or is busy, is another server's.
-	// (FILE_FLAG_FIRST_PIPE_INSTANCE refuses it too, on Windows; Wine
-	// does not.)
+	// A pipe of that name that answers, or is busy, is another server's;
+	// one that refuses us is another user's. (FILE_FLAG_FIRST_PIPE_INSTANCE
+	// refuses them too, on Windows; Wine does not.)
 	wait := time.Second
-	if c, err := winio.DialPipe(name, &wait); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		if c != nil {
-			c.Close()
-		}
+	switch c, err := winio.DialPipe(name, &wait); {
+	case err == nil:
+		c.Close()
 		return nil, fmt.Errorf("%w on %s", errAnotherListens, name)
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, windows.ERROR_ACCESS_DENIED):
+		return nil, fmt.Errorf("%s, which is named for you, exists and refuses you: a program of another user holds it, posing as tokentray; have it stopped (or sign that user out), then start tokentray again", name)
+	default:
+		return nil, fmt.Errorf("%w on %s (%v)", errAnotherListens, name, err)
 	}
 	pipe, err := listenPipe(name)
 	if err != nil {
