@@ -277,6 +277,11 @@ func noGrantErrors(t *testing.T, h *harness, what string) {
 type gate struct {
 	target string
 	srv    *httptest.Server
+	// client opens a connection per request: a kept-alive one that the
+	// provider (Node, 5 s) closes as a request is sent on it fails that
+	// request, and a POST is not sent again (a code exchange failed with
+	// 502 that way in a CI run).
+	client *http.Client
 
 	mu      sync.Mutex
 	mode    gateMode
@@ -294,7 +299,7 @@ const (
 )
 
 func startGate(t *testing.T, target string) *gate {
-	g := &gate{target: target}
+	g := &gate{target: target, client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 	g.srv = httptest.NewServer(g)
 	t.Cleanup(func() {
 		g.mu.Lock()
@@ -357,7 +362,7 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(err)
 	}
 	req.Header = r.Header.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := g.client.Do(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
