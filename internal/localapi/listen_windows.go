@@ -101,14 +101,11 @@ func (l *pipeAndSocket) accept(one net.Listener) {
 	for {
 		c, err := one.Accept()
 		if err != nil {
+			// The pipe's listener fails only when it cannot make an
+			// instance; either failure ends the serving, as a socket's does.
 			select {
 			case l.errs <- err:
 			case <-l.done:
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
 			}
 			return
 		}
@@ -284,18 +281,23 @@ func (l *pipeListener) connect(h windows.Handle) error {
 		_ = windows.CancelIoEx(h, &o)
 	}
 	l.mu.Unlock()
+	// Wine, on a busy machine, has connected a client to a waiting
+	// instance without ending the wait (seen in this package's tests):
+	// there, the instance itself is asked every 250 ms whether a client
+	// came, and is handed out then (reads give what the client wrote, or
+	// the end). Windows ends the wait, and an idle tokentray does not wake.
+	poll := uint32(windows.INFINITE)
+	if underWine {
+		poll = 250
+	}
 	for {
-		ev, err := windows.WaitForSingleObject(l.event, 250)
+		ev, err := windows.WaitForSingleObject(l.event, poll)
 		if err != nil {
 			return err
 		}
 		if ev != uint32(windows.WAIT_TIMEOUT) {
 			break
 		}
-		// Wine, on a busy machine, has connected a client to a waiting
-		// instance without ending the wait (seen in this package's tests):
-		// the instance itself says whether a client came. It is handed
-		// out then; reads give what the client wrote, or the end.
 		if err := peekNamedPipe(h); !errors.Is(err, windows.ERROR_PIPE_LISTENING) && !errors.Is(err, windows.ERROR_BAD_PIPE) {
 			_ = windows.CancelIoEx(h, &o)
 			var n uint32
@@ -308,6 +310,9 @@ func (l *pipeListener) connect(h windows.Handle) error {
 }
 
 var procPeekNamedPipe = windows.NewLazySystemDLL("kernel32.dll").NewProc("PeekNamedPipe")
+
+// underWine: Wine's ntdll has wine_get_version, Windows' does not.
+var underWine = windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
 
 // peekNamedPipe is PeekNamedPipe's error for instance h: while no client
 // has connected to it, ERROR_PIPE_LISTENING (Windows) or ERROR_BAD_PIPE
