@@ -515,7 +515,6 @@ func lostAnswer(t *testing.T, gone *member, rest []*member) map[string]any {
 	}
 }
 
-// others is ms without m.
 // withFailpoints builds h's tokentray again with the failpoints compiled
 // in (internal/failpoint). A process given TOKENTRAY_FAILPOINTS=armed
 // stops at a point once a file of its name is in armed.
@@ -551,6 +550,7 @@ func stoppedMember(t *testing.T, within time.Duration, ms []*member) *member {
 	return nil
 }
 
+// others is ms without m.
 func others(ms []*member, m *member) []*member {
 	var out []*member
 	for _, o := range ms {
