@@ -69,7 +69,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{core: *core, work: work, told: map[string]bool{}}
+	b := &bench{core: *core, work: work}
 	err = b.setUp(store)
 	if err == nil {
 		err = b.run(*rounds)
@@ -95,15 +95,14 @@ type bench struct {
 
 	mu    sync.Mutex
 	calls []call
-	told  map[string]bool
 }
 
-// call is one agent's call: on which instance, when, and whether the
-// provider's API took the token it got.
+// call is one agent's call: on which instance, when, and why it got no
+// token that the provider's API took (empty when it did).
 type call struct {
-	on string
-	at time.Time
-	ok bool
+	on     string
+	at     time.Time
+	failed string
 }
 
 func (b *bench) setUp(store string) error {
@@ -239,19 +238,20 @@ func (b *bench) agents(ctx context.Context) (wait func()) {
 					return
 				case <-t.C:
 				}
-				at := time.Now()
-				tok, err := b.tokentray(m, "", "token", "bench")
-				ok := err == nil && usable(api, strings.TrimSpace(tok))
-				b.mu.Lock()
-				b.calls = append(b.calls, call{on: m.name, at: at, ok: ok})
-				if !ok && !b.told[m.name] {
-					// The first failure of each agent, once: what it was told.
-					b.told[m.name] = true
-					if err == nil {
-						tok = "a token the provider's API refused"
-					}
-					log.Printf("an agent on %s at %s: %s", m.name, at.Format("15:04:05.000"), strings.TrimSpace(tok))
+				c := call{on: m.name, at: time.Now()}
+				// The token is stdout; a warning on stderr leaves it usable.
+				cmd := exec.Command(b.core, "token", "bench")
+				var stderr strings.Builder
+				cmd.Env, cmd.Stderr = m.env, &stderr
+				tok, err := cmd.Output()
+				switch {
+				case err != nil:
+					c.failed = fmt.Sprintf("%v: %s", err, strings.TrimSpace(stderr.String()))
+				case !usable(api, strings.TrimSpace(string(tok))):
+					c.failed = "a token the provider's API refused"
 				}
+				b.mu.Lock()
+				b.calls = append(b.calls, c)
 				b.mu.Unlock()
 			}
 		})
@@ -270,8 +270,9 @@ func usable(api, tok string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// tally counts the calls from since on the instances other than dead.
-func (b *bench) tally(since time.Time, dead *instance) (n, failed int) {
+// tally counts the calls from since on the instances other than dead,
+// those without a token, and says what the first of those was told.
+func (b *bench) tally(since time.Time, dead *instance) (n, failed int, first string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, c := range b.calls {
@@ -279,11 +280,13 @@ func (b *bench) tally(since time.Time, dead *instance) (n, failed int) {
 			continue
 		}
 		n++
-		if !c.ok {
-			failed++
+		if c.failed != "" {
+			if failed++; first == "" {
+				first = fmt.Sprintf("%s at %s: %s", c.on, c.at.Format("15:04:05.000"), c.failed)
+			}
 		}
 	}
-	return n, failed
+	return n, failed, first
 }
 
 // committed waits for the provider's next refresh, and then until every
@@ -336,12 +339,15 @@ func (b *bench) run(rounds int) error {
 		leaseTTL+2*timeout+timeout, time.Duration(float64(lifetime)*(1-refreshAt)))
 	fmt.Printf("%-28s %14s %22s %12s %16s\n", "round", "refresh after", "bound", "agent calls", "without a token")
 	report := func(what string, after, bound time.Duration, since time.Time, dead *instance) {
-		n, failed := b.tally(since, dead)
+		n, failed, first := b.tally(since, dead)
 		a, bd := "-", "-"
 		if after > 0 {
 			a, bd = after.Round(10*time.Millisecond).String(), bound.String()
 		}
 		fmt.Printf("%-28s %14s %22s %12d %16d\n", what, a, bd, n, failed)
+		if first != "" {
+			fmt.Printf("  the first without a token: an agent on %s\n", first)
+		}
 	}
 
 	// The reference: nobody dies, one lifetime.
