@@ -270,7 +270,7 @@ func (k *Keeper) dpopKeyFor(t *TokenSet) (*DPoPKey, Secret, error) {
 // connection's token parameters and headers, and with key a DPoP proof on
 // every POST.
 func (k *Keeper) tokenHTTP(conn *Connection, key *DPoPKey) *http.Client {
-	c := tokenClient(k.opt.HTTPClient, conn)
+	c := tokenClient(k.post, conn)
 	if key == nil {
 		return c
 	}

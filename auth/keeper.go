@@ -147,7 +147,9 @@ type KeeperOptions struct {
 	Instance string
 	// Clock is every wait and every time read (SystemClock in programs).
 	Clock Clock
-	// HTTPClient talks to the token and revocation endpoints.
+	// HTTPClient talks to the authorization server; its POSTs (token,
+	// revocation, pushed authorization, device) each go out on a
+	// connection of their own (ownConnections).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	// RequestTimeout bounds one call to the token endpoint (default 30 s;
@@ -200,6 +202,9 @@ const (
 type Keeper struct {
 	conn *Connection
 	opt  KeeperOptions
+	// post is opt.HTTPClient for POSTs to the authorization server: one
+	// connection per request (ownConnections).
+	post *http.Client
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -305,7 +310,34 @@ func NewKeeper(conn *Connection, opt KeeperOptions) *Keeper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Keeper{conn: conn, opt: opt, log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1), scaleTimeout: scaleTimeout, stopping: make(chan struct{})}
+	return &Keeper{conn: conn, opt: opt, post: ownConnections(opt.HTTPClient), log: log.With("connection", conn.Name), state: StateDisconnected, subs: map[int]chan Event{}, kick: make(chan struct{}, 1), scaleTimeout: scaleTimeout, stopping: make(chan struct{})}
+}
+
+// ownConnections is client, but sending each request on a connection of its
+// own, for the POSTs to the authorization server (token, revocation,
+// pushed authorization, device). A kept-alive connection can be closed by
+// the server, at the end of its idle timeout (5 s at Node's), just as a
+// request goes out on it: the request fails after it was written, and Go
+// does not send a POST again, since the server may have acted on it. For a
+// refresh that is an unknown outcome, which at a provider without a reuse
+// grace, on a shared store, is a lost grant. A new connection is not closed
+// for idleness before its first request. It costs a handshake per token
+// request, a few per refresh period. A RoundTripper of a caller's own (a
+// test's) is left as it is.
+func ownConnections(client *http.Client) *http.Client {
+	rt := client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return client
+	}
+	t = t.Clone()
+	t.DisableKeepAlives = true
+	c := *client
+	c.Transport = t
+	return &c
 }
 
 // Connection returns the keeper's connection.

@@ -301,7 +301,7 @@ func (k *Keeper) revoke(ctx context.Context, conn *Connection, t *TokenSet) erro
 	if method == AuthMethodBasic {
 		req.SetBasicAuth(url.QueryEscape(conn.ClientID), url.QueryEscape(secret.Reveal()))
 	}
-	resp, err := k.opt.HTTPClient.Do(req)
+	resp, err := k.post.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", revokeURL, err)
 	}
