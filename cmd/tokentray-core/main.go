@@ -19,6 +19,7 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
 	"github.com/tokentray/tokentray/client/nextstep"
+	"github.com/tokentray/tokentray/internal/activation"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/browser"
 	"github.com/tokentray/tokentray/internal/config"
@@ -37,6 +38,9 @@ func main() {
 // run executes one command line and returns the exit code. Errors go to
 // stderr; only requested data goes to stdout.
 func run(ctx context.Context, args []string, io streams, d deps) int {
+	if len(args) == 1 && activation.Is(args[0]) {
+		return activate(ctx, io, args[0])
+	}
 	root := newRootCmd(io, d)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -260,6 +260,11 @@ func (c *Client) Logout(ctx context.Context, name string, localOnly bool) (*apit
 	return &out, c.do(ctx, http.MethodPost, connPath(name, "/logout"), q, nil, &out)
 }
 
+// ShowEditor asks the running tokentray to open name's editor.
+func (c *Client) ShowEditor(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, connPath(name, "/editor"), nil, nil, nil)
+}
+
 // ShowDashboard asks the running tokentray to bring its dashboard up.
 func (c *Client) ShowDashboard(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/dashboard", nil, nil, nil)

@@ -48,6 +48,7 @@ type shell struct{}
 
 func (shell) Problem(string)                                {}
 func (shell) ShowDashboard()                                {}
+func (shell) ShowEditor(string)                             {}
 func (shell) Resumed()                                      {}
 func (shell) Alert(alerts.Alert)                            {}
 func (shell) ShowCode(string, string, apitype.DeviceSignIn) {}

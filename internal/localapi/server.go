@@ -44,6 +44,7 @@ type Backend interface {
 	Logout(ctx context.Context, name string, localOnly bool) (*apitype.SignedOut, error)
 	Check(ctx context.Context, name string) (*apitype.Connection, error)
 	ShowDashboard(ctx context.Context) error
+	ShowEditor(ctx context.Context, name string) error
 	Events(ctx context.Context, f func(apitype.Event) error) error
 	// Forward answers r with name's API's answer at path; a refusal of
 	// the proxy's own is a *proxy.Error, answered here.
@@ -117,6 +118,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST /v1/connections/{name}/logout", s.logout)
 	mux.HandleFunc("POST /v1/connections/{name}/check", s.check)
 	mux.HandleFunc("/v1/connections/{name}/api/{path...}", s.api)
+	mux.HandleFunc("POST /v1/connections/{name}/editor", s.editor)
 	mux.HandleFunc("POST /v1/dashboard", s.dashboard)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/config", s.getConfig)
@@ -300,6 +302,12 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	err := s.Backend.ShowDashboard(r.Context())
+	answer(w, http.StatusOK, map[string]string{"status": "shown"}, err)
+}
+
+// editor opens the connection's editor in the tray's window process.
+func (s *Server) editor(w http.ResponseWriter, r *http.Request) {
+	err := s.Backend.ShowEditor(r.Context(), r.PathValue("name"))
 	answer(w, http.StatusOK, map[string]string{"status": "shown"}, err)
 }
 

@@ -345,6 +345,29 @@ func (s *Service) ShowDashboard(context.Context) error {
 	return nil
 }
 
+// ShowEditor opens the editor of the connection called name: one of this
+// tokentray's own (a broken one too: the editor is where it is fixed). A
+// tokentray://edit/NAME link asks for it, so a name that is not one of
+// them opens nothing.
+func (s *Service) ShowEditor(_ context.Context, name string) error {
+	if s.shell == nil {
+		return op.Refusal(apitype.CodeHeadless, "the tokentray running here has no windows (tokentray serve, or a demo in the terminal)",
+			"change "+name+"'s [[connection]] table in the config file")
+	}
+	f, err := s.editable()
+	if err != nil {
+		return err
+	}
+	if _, ok := f.Config().BrokenNamed(name); !ok {
+		if _, err := s.keeper(name); err != nil {
+			return err
+		}
+	}
+	s.hub.Log(name, "the editor was asked for")
+	s.shell.ShowEditor(name)
+	return nil
+}
+
 // Events calls f with every connection's status, the recent log lines and
 // "ready", then with each event as it happens, until ctx ends, f fails, or
 // f falls too far behind (follow again for a new snapshot).

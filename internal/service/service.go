@@ -91,6 +91,9 @@ type Shell interface {
 	Problem(text string)
 	// ShowDashboard brings the dashboard up (a second start).
 	ShowDashboard()
+	// ShowEditor opens the editor of the connection called name (a
+	// tokentray://edit/NAME link).
+	ShowEditor(name string)
 	// Resumed is called when the machine is back from suspend, after
 	// every keeper was woken.
 	Resumed()

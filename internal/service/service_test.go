@@ -18,10 +18,14 @@ import (
 )
 
 // shell is a Shell that counts what it was asked.
-type shell struct{ dashboards, problems atomic.Int32 }
+type shell struct {
+	dashboards, problems atomic.Int32
+	edited               chan string
+}
 
 func (s *shell) Problem(string)                                { s.problems.Add(1) }
 func (s *shell) ShowDashboard()                                { s.dashboards.Add(1) }
+func (s *shell) ShowEditor(name string)                        { s.edited <- name }
 func (s *shell) Resumed()                                      {}
 func (s *shell) Alert(alerts.Alert)                            {}
 func (s *shell) ShowCode(string, string, apitype.DeviceSignIn) {}
@@ -79,7 +83,7 @@ func TestEachRoleStartsFromOneConstructorAndAnswersTheAPI(t *testing.T) {
 		role service.Role
 	}{{"tray", service.Tray}, {"serve", service.Serve}, {"demo", service.Demo}} {
 		t.Run(tc.name, func(t *testing.T) {
-			sh := &shell{}
+			sh := &shell{edited: make(chan string, 10)}
 			var s service.Shell = sh
 			if tc.role == service.Serve {
 				s = nil // a server has no shell
@@ -114,6 +118,25 @@ func TestEachRoleStartsFromOneConstructorAndAnswersTheAPI(t *testing.T) {
 				}
 			} else if err != nil || sh.dashboards.Load() != 1 {
 				t.Errorf("dashboard: %v, shown %d times", err, sh.dashboards.Load())
+			}
+			// A tokentray://edit/NAME link opens the editor of one of its
+			// own connections, where a config file can be edited, and
+			// nothing else.
+			err = api.ShowEditor(ctx, "a")
+			if want := tc.role == service.Tray; (err == nil) != want {
+				t.Errorf("the editor of a: %v; want it shown: %t", err, want)
+			}
+			err = api.ShowEditor(ctx, "nope")
+			if !errors.As(err, &apiErr) || (tc.role == service.Tray && apiErr.Body.Code != apitype.CodeUnknownConnection) {
+				t.Errorf("the editor of an unknown connection: %v", err)
+			}
+			close(sh.edited)
+			var edited []string
+			for name := range sh.edited {
+				edited = append(edited, name)
+			}
+			if want := map[bool]int{true: 1}[tc.role == service.Tray]; len(edited) != want || (want == 1 && edited[0] != "a") {
+				t.Errorf("editors shown: %q", edited)
 			}
 		})
 	}

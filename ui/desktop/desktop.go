@@ -18,6 +18,7 @@ import (
 	"github.com/tokentray/tokentray/assets"
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/client/apitype"
+	"github.com/tokentray/tokentray/internal/activation"
 	"github.com/tokentray/tokentray/internal/alerts"
 	"github.com/tokentray/tokentray/internal/events"
 	"github.com/tokentray/tokentray/internal/humanize"
@@ -180,17 +181,18 @@ func (r *Resident) Alert(a alerts.Alert) {
 			m.Body += "\n" + a.Error
 		}
 		m.Urgent, m.Icon, m.Action = true, assets.TrayRed, "Re-authenticate"
-		m.OnAction = func() { r.SignIn(name) }
+		m.OnAction, m.Link = func() { r.SignIn(name) }, activation.Link(activation.Reauth, name)
 	}
 	if a.Kind == alerts.RefreshTokenExpiring {
 		m.Urgent = false // days ahead: it need not stay on screen
 	}
 	switch {
 	case a.Kind == alerts.ClientRefused && remote:
-		m.Action, m.OnAction = "", nil // fixed on the server, not here
+		m.Action, m.OnAction, m.Link = "", nil, "" // fixed on the server, not here
 	case a.Kind == alerts.ClientRefused && r.editable:
 		// A sign-in cannot fix a refused client; the editor can.
-		m.Action, m.OnAction = "Edit…", func() { r.show(windowreq.Request{Show: windowreq.Edit, Name: name}) }
+		m.Action, m.OnAction = "Edit…", func() { r.ShowEditor(name) }
+		m.Link = activation.Link(activation.Edit, name)
 	}
 	r.send(m, name)
 }
@@ -238,6 +240,11 @@ func (r *Resident) Refresh(name string) {
 	if _, err := r.svc.Refresh(r.ctx, name); err != nil {
 		r.opt.Log.Warn("refresh from the menu failed", "connection", name, "err", err)
 	}
+}
+
+// ShowEditor opens name's editor (a tokentray://edit/NAME link).
+func (r *Resident) ShowEditor(name string) {
+	r.show(windowreq.Request{Show: windowreq.Edit, Name: name})
 }
 
 // ShowDashboard brings the dashboard up (the menu, a second start).
