@@ -24,6 +24,10 @@ type Message struct {
 	Action string
 	// OnAction runs when the button, or the notification itself, is clicked.
 	OnAction func()
+	// Link is the action as a link a program outside this process can
+	// open (a tokentray: link, or the web page): a Windows toast's button
+	// opens it, since the toast outlives no process of tokentray's.
+	Link string
 }
 
 // Notifier sends notifications.

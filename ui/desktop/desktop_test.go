@@ -144,6 +144,10 @@ func TestARefusedRefreshNotifiesOnceAndTheActionSignsIn(t *testing.T) {
 	if m.Title != "procore: sign-in needed" || m.Action != "Re-authenticate" || !m.Urgent || !strings.Contains(m.Body, "invalid_grant") {
 		t.Fatalf("notification %+v", m)
 	}
+	// The same action from outside the process (a Windows toast's button).
+	if m.Link != "tokentray://reauth/procore" {
+		t.Fatalf("the action's link: %q", m.Link)
+	}
 	m.OnAction() // the person clicks Re-authenticate
 	for e := range events {
 		if e.Kind == auth.EventSignedIn {
@@ -179,7 +183,7 @@ func TestARefusedClientsNotificationOpensTheEditor(t *testing.T) {
 	r, _ := running(t, Options{Notifier: rec, Windows: ws})
 	r.Alert(alerts.Alert{Connection: "procore", Kind: alerts.ClientRefused, Error: "invalid_client"})
 	msgs := rec.messages()
-	if len(msgs) != 1 || msgs[0].Action != "Edit…" {
+	if len(msgs) != 1 || msgs[0].Action != "Edit…" || msgs[0].Link != "tokentray://edit/procore" {
 		t.Fatalf("%+v", msgs)
 	}
 	msgs[0].OnAction()
@@ -237,7 +241,8 @@ func TestReauthenticatingAConnectionWithoutARedirectShowsTheCode(t *testing.T) {
 	r.SignIn("gh")
 	waitUntil(t, func() bool { return len(rec.messages()) > 0 })
 	m := rec.messages()[0]
-	if !strings.Contains(m.Title, "QWER-TYUI") || !strings.Contains(m.Body, "https://example.com/device") || m.Action == "" {
+	if !strings.Contains(m.Title, "QWER-TYUI") || !strings.Contains(m.Body, "https://example.com/device") || m.Action == "" ||
+		m.Link != "https://example.com/device?code=QWER-TYUI" {
 		t.Fatalf("notification %+v", m)
 	}
 	m.OnAction() // the person opens the page and enters the code

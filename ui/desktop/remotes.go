@@ -42,7 +42,8 @@ func (r *Resident) ShowCode(name, keeper string, code apitype.DeviceSignIn) {
 	if err := auth.CheckBrowserURL(page); err != nil {
 		r.hub.Log(name, "the sign-in page is shown, not opened: "+err.Error())
 	} else if open := r.opt.OpenBrowser; open != nil {
-		msg.Action, msg.OnAction = "Open the page", func() {
+		msg.Action, msg.Link = "Open the page", page
+		msg.OnAction = func() {
 			if err := open(page); err != nil {
 				r.hub.Log(name, "the page could not be opened: "+err.Error())
 			}
