@@ -189,6 +189,10 @@ func openShared(cfg *config.Config, log *slog.Logger) (auth.Store, auth.Locker, 
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := s.CheckKey(ctx, connectionNames(cfg)); err != nil {
+			s.Close()
+			return nil, nil, err
+		}
 		lease, err := s.NewLease(etcdstore.LeaseOptions{Log: log, TTL: cfg.StoreLeaseTTL})
 		if err != nil {
 			s.Close()
@@ -200,12 +204,31 @@ func openShared(cfg *config.Config, log *slog.Logger) (auth.Store, auth.Locker, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.CheckKey(ctx, connectionNames(cfg)); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
 	lease, err := s.NewLease(pgstore.LeaseOptions{Log: log, TTL: cfg.StoreLeaseTTL})
 	if err != nil {
 		s.Close()
 		return nil, nil, err
 	}
 	return s, lease, nil
+}
+
+// connectionNames are the names of cfg's connections, the broken ones too.
+// A shared store's key is checked on what is stored of them: an instance
+// given another key than the others' stops before it fails each refresh
+// and overwrites what they sealed.
+func connectionNames(cfg *config.Config) []string {
+	var names []string
+	for _, c := range cfg.Connections {
+		names = append(names, c.Name)
+	}
+	for _, b := range cfg.Broken {
+		names = append(names, b.Name)
+	}
+	return names
 }
 
 // envFactory builds the environment once flags are parsed; tests replace it.

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/config"
 	"github.com/tokentray/tokentray/internal/filelock"
 	etcdstore "github.com/tokentray/tokentray/internal/store/etcd"
@@ -67,6 +69,68 @@ func TestASharedStoreComesWithItsLeaseAsTheLocker(t *testing.T) {
 			}
 			if opts.Locker != locker {
 				t.Fatalf("keeper options: locker %T; want the lease", opts.Locker)
+			}
+		})
+	}
+}
+
+// An instance given another key than the others' is stopped when it opens
+// the shared store, whatever the command (serve, secret, login): it would
+// fail each refresh and overwrite what the others sealed.
+func TestAnInstanceWithAnotherKeyDoesNotOpenTheSharedStore(t *testing.T) {
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for _, k := range []struct {
+		name string
+		b    byte
+	}{{"ours", 7}, {"other", 9}} {
+		keys[k.name] = filepath.Join(dir, k.name+".key")
+		if err := os.WriteFile(keys[k.name], bytes.Repeat([]byte{k.b}, 32), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		store string
+		cfg   func(t *testing.T) *config.Config
+	}{
+		{config.StorePostgres, func(t *testing.T) *config.Config {
+			conn, _ := pgtest.Schema(t)
+			return &config.Config{Store: config.StorePostgres, StoreURL: conn}
+		}},
+		{config.StoreEtcd, func(t *testing.T) *config.Config {
+			return &config.Config{Store: config.StoreEtcd, StoreEndpoints: etcdtest.Endpoints(t)}
+		}},
+	} {
+		t.Run(tc.store, func(t *testing.T) {
+			cfg := tc.cfg(t)
+			cfg.Connections = []*auth.Connection{{Name: "p"}}
+			open := func(key, instance string) (auth.Store, error) {
+				c := *cfg
+				c.StoreKeyFile, c.Instance = keys[key], instance
+				e, err := newEnvWithConfig(&c, os.Stderr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, _, err := e.storage()
+				if err == nil {
+					t.Cleanup(s.(interface{ Close() }).Close)
+				}
+				return s, err
+			}
+			first, err := open("ours", "moby-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.SetClientSecret(context.Background(), "p", "the-client-secret"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := open("ours", "moby-2"); err != nil {
+				t.Fatalf("the same key: %v", err)
+			}
+			_, err = open("other", "moby-3")
+			if err == nil || !strings.Contains(err.Error(), "this instance's key is not the one the other instances use") ||
+				!strings.Contains(err.Error(), "give this instance their key") {
+				t.Fatalf("another key: %v", err)
 			}
 		})
 	}

@@ -41,7 +41,13 @@ func newCluster(t testing.TB) cluster {
 // open opens a store on c as the named instance.
 func (c cluster) open(t testing.TB, instance string) *Store {
 	t.Helper()
-	s, err := Open(ctx, Options{Endpoints: c.endpoints, Key: key(7), Instance: instance, Prefix: c.prefix})
+	return c.openWithKey(t, instance, key(7))
+}
+
+// openWithKey is open with the key k.
+func (c cluster) openWithKey(t testing.TB, instance string, k []byte) *Store {
+	t.Helper()
+	s, err := Open(ctx, Options{Endpoints: c.endpoints, Key: k, Instance: instance, Prefix: c.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +97,7 @@ func signedIn(mark string) *auth.TokenSet {
 func noOpen(t *testing.T, s *Store, name, why string) {
 	t.Helper()
 	got, err := s.LoadTokens(ctx, name)
-	if err == nil || got != nil || !strings.Contains(err.Error(), "do not open with this instance's key") {
+	if err == nil || got != nil || !strings.Contains(err.Error(), "does not open with this instance's key") {
 		t.Fatalf("%s: loaded %v, %v; want an error that it does not open", why, got, err)
 	}
 	if strings.Contains(err.Error(), "cleartext") {

@@ -30,6 +30,14 @@ func (c cluster) instance(t testing.TB, name string, o LeaseOptions) (*Store, *L
 }
 
 func (c cluster) Open(t testing.TB, name string, o sharedtest.LeaseOptions) (auth.Store, sharedtest.Lease) {
+	if o.Key != nil {
+		s := c.openWithKey(t, name, o.Key)
+		l, err := s.NewLease(LeaseOptions{TTL: o.TTL, Poll: o.Poll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, l
+	}
 	return c.instance(t, name, LeaseOptions{TTL: o.TTL, Poll: o.Poll})
 }
 

@@ -77,13 +77,42 @@ func aad(name, kind string, version int64, generation uint64) []byte {
 	return fmt.Appendf(nil, "tokentray-item:v1\x00%s\x00%s\x00%d\x00%d", name, kind, version, generation)
 }
 
+// ErrForeignSeal: an item does not open with this instance's key: it was
+// sealed with another key (the other instances' when this one was given
+// the wrong one), or copied from another item.
+var ErrForeignSeal = errors.New("does not open with this instance's key")
+
 // open unseals r, the item of name's kind.
 func (it *Items) open(name, kind string, r Row) ([]byte, error) {
 	b, err := it.sealer.Open(r.Sealed, aad(name, kind, r.Version, r.Generation))
 	if err != nil {
-		return nil, fmt.Errorf("the %s of %s in %s do not open with this instance's key (another key, or a value copied from another connection or version); it is left as it is: give every instance the same key", kind, name, it.where)
+		return nil, fmt.Errorf("the %s of %s in %s %w (another key, or a value copied from another connection or version); it is left as it is: give every instance the same key", kind, name, it.where, ErrForeignSeal)
 	}
 	return b, nil
+}
+
+// CheckKey opens what is stored of the connections called names, and
+// fails with ErrForeignSeal when an item does not open: an instance given
+// another key than the others' would otherwise start, fail each refresh,
+// and overwrite a client secret or tokens that the others can then no
+// longer open. A store it cannot read now is no reason not to start (the
+// instance hands out what it holds while the store is away): only what
+// was read and did not open fails.
+func (it *Items) CheckKey(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, it.timeout)
+	defer cancel()
+	for _, name := range names {
+		for _, kind := range []string{KindTokens, KindSecret} {
+			r, err := it.engine.Read(ctx, name, kind)
+			if err != nil || r.Sealed == nil {
+				continue
+			}
+			if _, err := it.open(name, kind, r); err != nil {
+				return fmt.Errorf("this instance's key is not the one the other instances use: the %s of %s in %s %w; give this instance their key (the same store_key_file, or the credential %s) and start it again", kind, name, it.where, ErrForeignSeal, seal.KeyCredential)
+			}
+		}
+	}
+	return nil
 }
 
 // maxAttempts bounds the retries of a write whose row another write
@@ -106,6 +135,14 @@ func (it *Items) put(ctx context.Context, name, kind string, check func(stored u
 		for _, s := range sent {
 			if cur.Sealed != nil && bytes.Equal(cur.Sealed, s) {
 				return nil // its answer was lost, and it landed
+			}
+		}
+		if cur.Sealed != nil {
+			// A value this key does not open is the other instances'
+			// (this one has the wrong key): overwritten, they could no
+			// longer open it.
+			if _, err := it.open(name, kind, cur); err != nil {
+				return fmt.Errorf("not written over what is stored: %w", err)
 			}
 		}
 		stored := cur.Generation

@@ -20,7 +20,13 @@ const hang = 60 * time.Second
 // instance opens a store on conn as the named instance, and its lease.
 func instance(t testing.TB, conn, name string, o LeaseOptions) (*Store, *Lease) {
 	t.Helper()
-	s, err := Open(ctx, Options{URL: conn, Key: key(7), Instance: name})
+	return instanceWithKey(t, conn, name, key(7), o)
+}
+
+// instanceWithKey is instance with the key k.
+func instanceWithKey(t testing.TB, conn, name string, k []byte, o LeaseOptions) (*Store, *Lease) {
+	t.Helper()
+	s, err := Open(ctx, Options{URL: conn, Key: k, Instance: name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +320,11 @@ func TestAReleaseLeavesARowOnlyForAnIntent(t *testing.T) {
 type engine struct{ conn string }
 
 func (e engine) Open(t testing.TB, name string, o sharedtest.LeaseOptions) (auth.Store, sharedtest.Lease) {
-	return instance(t, e.conn, name, LeaseOptions{TTL: o.TTL, Poll: o.Poll})
+	k := o.Key
+	if k == nil {
+		k = key(7)
+	}
+	return instanceWithKey(t, e.conn, name, k, LeaseOptions{TTL: o.TTL, Poll: o.Poll})
 }
 
 func (e engine) Backdate(t testing.TB, name string, age time.Duration) {

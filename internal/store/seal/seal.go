@@ -102,7 +102,7 @@ func KeyFromCredentials() ([]byte, error) {
 func KeyFromFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read the key file %s: %w (make one with: head -c 32 /dev/urandom > %s && chmod 600 %s)", path, err, path, path)
+		return nil, fmt.Errorf("read the key file %s: %w (where other instances share the store already, copy theirs: every instance needs the same key; for the first, make one with: head -c 32 /dev/urandom > %s && chmod 600 %s)", path, err, path, path)
 	}
 	defer f.Close()
 	info, err := f.Stat()

@@ -7,6 +7,7 @@
 package sharedtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,8 @@ type Lease interface {
 // store's defaults).
 type LeaseOptions struct {
 	TTL, Poll time.Duration
+	// Key is the instance's key; nil: the one every other instance has.
+	Key []byte
 }
 
 // Engine is one empty database or cluster, for one test.
@@ -66,6 +69,7 @@ func Run(t *testing.T, newEngine func(t *testing.T) Engine) {
 	t.Run("PresenceSaysWhoIsAtTheStore", func(t *testing.T) { presence(t, newEngine(t)) })
 	t.Run("AWatchHearsEveryWrite", func(t *testing.T) { watchHears(t, newEngine(t)) })
 	t.Run("AnInstanceHandsOutTheTokensAnotherCommittedOnceTold", func(t *testing.T) { toldOfACommit(t, newEngine(t)) })
+	t.Run("AnInstanceWithAnotherKeyIsToldAndOverwritesNothing", func(t *testing.T) { anotherKey(t, newEngine(t)) })
 }
 
 func onceAtATime(t *testing.T, e Engine) {
@@ -547,5 +551,57 @@ func presence(t *testing.T, e Engine) {
 	}
 	if p, _ = b.Presence(ctx); len(p.Intents) != 0 {
 		t.Fatalf("an intent on a committed generation is told: %+v", p.Intents)
+	}
+}
+
+// keyChecker is a shared store's check of its key against what is stored.
+type keyChecker interface {
+	CheckKey(ctx context.Context, names []string) error
+}
+
+// anotherKey: an instance given another key than the others' is told so
+// before it starts (CheckKey), and whatever it is asked to write over what
+// the others sealed is refused, so that they keep their grant and client
+// secret; it opens nothing of theirs.
+func anotherKey(t *testing.T, e Engine) {
+	good, _ := e.Open(t, "moby-1", LeaseOptions{})
+	if err := good.SetClientSecret(ctx, "p", "the-client-secret"); err != nil {
+		t.Fatal(err)
+	}
+	tokens := &auth.TokenSet{AccessToken: "at-1", RefreshToken: "rt-1", TokenType: "bearer", ObtainedAt: time.Now(), Lifetime: time.Hour, Generation: 3}
+	if err := good.SaveTokens(ctx, "p", tokens, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.(keyChecker).CheckKey(ctx, []string{"p", "q"}); err != nil {
+		t.Fatalf("the right key: %v", err)
+	}
+	wrong, _ := e.Open(t, "moby-3", LeaseOptions{Key: bytes.Repeat([]byte{9}, 32)})
+	err := wrong.(keyChecker).CheckKey(ctx, []string{"q", "p"})
+	if err == nil || !strings.Contains(err.Error(), "this instance's key is not the one the other instances use") {
+		t.Fatalf("CheckKey with another key: %v", err)
+	}
+	if err := wrong.(keyChecker).CheckKey(ctx, []string{"q"}); err != nil {
+		t.Fatalf("CheckKey of a connection with nothing stored: %v", err)
+	}
+	if _, err := wrong.ClientSecret(ctx, "p"); err == nil {
+		t.Fatal("another key opened the client secret")
+	}
+	if err := wrong.SetClientSecret(ctx, "p", "typed-on-the-wrong-machine"); err == nil {
+		t.Fatal("another key overwrote the client secret")
+	}
+	stale := *tokens
+	stale.AccessToken, stale.RefreshToken, stale.Generation = "at-x", "rt-x", 4
+	if err := wrong.SaveTokens(ctx, "p", &stale, 3); err == nil {
+		t.Fatal("another key overwrote the tokens")
+	}
+	if s, err := good.ClientSecret(ctx, "p"); err != nil || s != "the-client-secret" {
+		t.Fatalf("the others' client secret after the wrong key's writes: %q, %v", s.Reveal(), err)
+	}
+	if got, err := good.LoadTokens(ctx, "p"); err != nil || got.RefreshToken != "rt-1" {
+		t.Fatalf("the others' tokens after the wrong key's writes: %+v, %v", got, err)
+	}
+	// A connection the others never stored is this key's to write.
+	if err := wrong.SetClientSecret(ctx, "q", "q-secret"); err != nil {
+		t.Fatalf("a new item: %v", err)
 	}
 }
