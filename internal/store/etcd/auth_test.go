@@ -2,15 +2,8 @@ package etcd
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -26,61 +19,8 @@ import (
 	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/store/sharedtest"
 	"github.com/tokentray/tokentray/internal/tstest/etcdtest"
+	"github.com/tokentray/tokentray/internal/tstest/pkitest"
 )
-
-// pki is a CA of the test's own and the certificates it signed, as PEM
-// files in dir.
-type pki struct {
-	dir string
-	ca  *x509.Certificate
-	key *ecdsa.PrivateKey
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tokentray test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &pki{dir: t.TempDir(), ca: ca, key: key}
-	p.write(t, "ca.crt", "CERTIFICATE", der)
-	return p
-}
-
-func (p *pki) write(t *testing.T, name, kind string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// issue makes a certificate of common name cn (a server's, for 127.0.0.1,
-// when server is true) and returns its file and its key's.
-func (p *pki) issue(t *testing.T, cn string, server bool) (cert, key string) {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &k.PublicKey, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalECPrivateKey(k)
-	return p.write(t, cn+".crt", "CERTIFICATE", der), p.write(t, cn+".key", "EC PRIVATE KEY", kd)
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -105,15 +45,15 @@ func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("etcd is not on PATH: %v; %s", err, etcdtest.How)
 	}
-	p := newPKI(t)
-	serverCert, serverKey := p.issue(t, "etcd-1", true)
+	p := pkitest.New(t)
+	serverCert, serverKey := p.Issue(t, "etcd-1", "127.0.0.1")
 	client, peer := freePort(t), freePort(t)
 	url := fmt.Sprintf("https://127.0.0.1:%d", client)
 	cmd := exec.Command(bin, "--name", "m1", "--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--listen-client-urls", url, "--advertise-client-urls", url,
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer), "--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peer),
 		"--initial-cluster", fmt.Sprintf("m1=http://127.0.0.1:%d", peer),
-		"--cert-file", serverCert, "--key-file", serverKey, "--trusted-ca-file", filepath.Join(p.dir, "ca.crt"), "--client-cert-auth")
+		"--cert-file", serverCert, "--key-file", serverKey, "--trusted-ca-file", p.CAFile(), "--client-cert-auth")
 	logPath := filepath.Join(t.TempDir(), "etcd.log")
 	logFile, _ := os.Create(logPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -130,8 +70,8 @@ func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
 	})
 
 	// As root: the README's commands, through the client API.
-	rootCert, rootKey := p.issue(t, "root", false)
-	tlsCfg, err := transport.TLSInfo{CertFile: rootCert, KeyFile: rootKey, TrustedCAFile: filepath.Join(p.dir, "ca.crt")}.ClientConfig()
+	rootCert, rootKey := p.Issue(t, "root")
+	tlsCfg, err := transport.TLSInfo{CertFile: rootCert, KeyFile: rootKey, TrustedCAFile: p.CAFile()}.ClientConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +110,9 @@ func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
 	}
 
 	// tokentray with the role's certificate: everything it does.
-	cert, key := p.issue(t, "tokentray", false)
+	cert, key := p.Issue(t, "tokentray")
 	open := func(instance string) (*Store, error) {
-		return Open(ctx, Options{Endpoints: []string{url}, TLSCA: filepath.Join(p.dir, "ca.crt"), TLSCert: cert, TLSKey: key,
+		return Open(ctx, Options{Endpoints: []string{url}, TLSCA: p.CAFile(), TLSCert: cert, TLSKey: key,
 			Key: key32(), Instance: instance, Timeout: 5 * time.Second})
 	}
 	s, err := open("moby-1")
@@ -237,12 +177,41 @@ func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
 	}
 
 	// A certificate whose name is no user: refused, with what to do.
-	strangerCert, strangerKey := p.issue(t, "stranger", false)
-	_, err = Open(ctx, Options{Endpoints: []string{url}, TLSCA: filepath.Join(p.dir, "ca.crt"), TLSCert: strangerCert, TLSKey: strangerKey,
+	strangerCert, strangerKey := p.Issue(t, "stranger")
+	_, err = Open(ctx, Options{Endpoints: []string{url}, TLSCA: p.CAFile(), TLSCert: strangerCert, TLSKey: strangerKey,
 		Key: key32(), Timeout: 5 * time.Second})
 	t.Logf("a certificate of no user: %v", err)
 	if err == nil || errors.Is(err, auth.ErrStoreUnreachable) || !strings.Contains(err.Error(), "etcd user") {
 		t.Fatalf("a certificate of no user: %v; want a refusal that says what to do", err)
+	}
+
+	// TLS mistakes, which gRPC retries until the call's bound and reports
+	// as a cluster that does not answer: each is named, with what to fix.
+	other := pkitest.New(t)
+	otherCert, otherKey := other.Issue(t, "tokentray")
+	for _, tc := range []struct {
+		name, endpoint, ca, cert, key, want string
+	}{
+		{"a CA that did not sign the members' certificates", url, other.CAFile(), cert, key, "is not signed by a CA this instance trusts"},
+		{"no client certificate", url, p.CAFile(), "", "", "asks for a client certificate, and this instance has none"},
+		{"a client certificate of another CA", url, p.CAFile(), otherCert, otherKey, "refused this instance's client certificate"},
+		{"http:// to members that speak TLS", strings.Replace(url, "https://", "http://", 1), "", "", "", "speaks TLS: write https://"},
+	} {
+		_, err := Open(ctx, Options{Endpoints: []string{tc.endpoint}, TLSCA: tc.ca, TLSCert: tc.cert, TLSKey: tc.key,
+			Key: key32(), Timeout: 2 * time.Second})
+		t.Logf("%s: %v", tc.name, err)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want it named (%q)", tc.name, err, tc.want)
+		}
+	}
+	// A client key others may read is refused, as the instance key is.
+	loose := filepath.Join(t.TempDir(), "loose.key")
+	if b, err := os.ReadFile(key); err != nil || os.WriteFile(loose, b, 0o644) != nil || os.Chmod(loose, 0o644) != nil {
+		t.Fatal("copying the key")
+	}
+	_, err = Open(ctx, Options{Endpoints: []string{url}, TLSCA: p.CAFile(), TLSCert: cert, TLSKey: loose, Key: key32(), Timeout: 2 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "store_tls_key") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a client key others may read: %v", err)
 	}
 }
 

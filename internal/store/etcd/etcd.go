@@ -157,6 +157,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return nil, errors.New("store_tls_cert and store_tls_key go together: give both (this instance's client certificate and its key) or neither")
 	}
+	if o.TLSKey != "" {
+		if err := seal.CheckPrivate(o.TLSKey); err != nil {
+			return nil, fmt.Errorf("store_tls_key: %w", err)
+		}
+	}
 	var tlsCfg *tls.Config
 	if o.TLSCA != "" || o.TLSCert != "" || secure {
 		info := transport.TLSInfo{TrustedCAFile: o.TLSCA, CertFile: o.TLSCert, KeyFile: o.TLSKey}
@@ -194,6 +199,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.cli.Close()
+		if errors.Is(err, auth.ErrStoreUnreachable) {
+			probe := tlsCfg
+			if probe == nil {
+				probe = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			if why := whyNoAnswer(o.Endpoints, probe, timeout); why != "" {
+				return nil, fmt.Errorf("%s does not answer this instance: %s", s.where, why)
+			}
+		}
 		return nil, err
 	}
 	return s, nil

@@ -42,11 +42,14 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,6 +105,8 @@ type Store struct {
 	watchRetry time.Duration
 	// where names the server in errors: host, port, database, role.
 	where string
+	// pgpass is the ~/.pgpass line that gives this store_url's password.
+	pgpass string
 }
 
 var (
@@ -143,7 +148,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{instance: o.Instance, timeout: timeout, log: o.Log, watchRetry: watchRetry,
-		where: fmt.Sprintf("PostgreSQL at %s:%d (database %q, role %q)", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)}
+		where:  fmt.Sprintf("PostgreSQL at %s:%d (database %q, role %q)", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User),
+		pgpass: fmt.Sprintf("%s:%d:%s:%s:PASSWORD", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)}
 	s.Items = items.New(rows{s}, sealer, timeout, s.where)
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, s.explain("connect to", err)
@@ -345,13 +351,17 @@ func (s *Store) explain(doing string, err error) error {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000"):
-		return fmt.Errorf("%s refused the login (%s): give the role's password in ~/.pgpass or the file PGPASSFILE names (never in store_url), and check that pg_hba.conf lets this machine in", s.where, pgErr.Message)
+		return fmt.Errorf("%s refused the login (%s): give the role's password in ~/.pgpass or the file PGPASSFILE names (never in store_url), in a line that matches store_url: %s (a line for another host, port or database is not used), and check that pg_hba.conf lets this machine in", s.where, pgErr.Message, s.pgpass)
 	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
 		return fmt.Errorf("%s: the database does not exist (%s): create it, or fix dbname in store_url", s.where, pgErr.Message)
 	case errors.As(err, &pgErr) && pgErr.Code == "42501":
 		return fmt.Errorf("%s: the role may not do this (%s): it needs its own schema with CREATE (see the README, Shared store), and nothing else", s.where, pgErr.Message)
 	case errors.As(err, &pgErr):
 		return fmt.Errorf("%s %s: %s (SQLSTATE %s)", doing, s.where, pgErr.Message, pgErr.Code)
+	case certificateRefused(err):
+		// Still "unreachable" for the keepers (they hand out what they
+		// hold), but what to fix is the certificate, not the network.
+		return unreachable(fmt.Sprintf("%s: a TLS certificate was refused (%v): with sslmode=verify-full the host in store_url must be a name the server's certificate holds (an address only if the certificate lists it), its CA must be the system's or given as sslrootcert=/path/to/ca.crt in store_url, and a client certificate (sslcert=, sslkey=) must be one the server trusts", s.where, err))
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || isConnectError(err):
 		return unreachable(fmt.Sprintf("cannot reach %s (each call waits at most %s): check that the server runs and that store_url's host and port are right (%v)", s.where, s.timeout, err))
 	default:
@@ -365,6 +375,18 @@ type unreachable string
 
 func (e unreachable) Error() string { return string(e) }
 func (e unreachable) Unwrap() error { return auth.ErrStoreUnreachable }
+
+// certificateRefused reports whether err is a TLS certificate's refusal:
+// this side's check of the server's (its name, its CA, its dates), or the
+// server's alert about this side's.
+func certificateRefused(err error) bool {
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &host) || errors.As(err, &authority) || errors.As(err, &invalid) || errors.As(err, &verify) ||
+		strings.Contains(err.Error(), "remote error: tls:")
+}
 
 func isConnectError(err error) bool {
 	var ce *pgconn.ConnectError

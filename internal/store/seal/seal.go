@@ -96,6 +96,26 @@ func KeyFromCredentials() ([]byte, error) {
 	return key, nil
 }
 
+// CheckPrivate checks that the file at path (a private key: the instance
+// key, a TLS client key) may be read by its owner alone, as KeyFromFile
+// does.
+func CheckPrivate(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return private(path, info)
+}
+
+// private: only the owner may read it (not checked on Windows, where modes
+// do not say who may read).
+func private(path string, info os.FileInfo) error {
+	if perm := info.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
+		return fmt.Errorf("the key file %s has mode %04o, so other users may read it; run chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
 // KeyFromFile reads the key in path, which must be a regular file that only
 // its owner may read (0600 or 0400; not checked on Windows, where modes do
 // not say who may read).
@@ -112,8 +132,8 @@ func KeyFromFile(path string) ([]byte, error) {
 	if !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("the key file %s is not a regular file", path)
 	}
-	if perm := info.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return nil, fmt.Errorf("the key file %s has mode %04o, so other users may read it; run chmod 600 %s", path, perm, path)
+	if err := private(path, info); err != nil {
+		return nil, err
 	}
 	key, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
