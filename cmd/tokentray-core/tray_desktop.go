@@ -47,6 +47,7 @@ func emptyEnv(c *cobra.Command) (*env, error) {
 // trayRun starts the tray for every configured connection. A missing config
 // starts an empty tray that says how to add one; an invalid one is an error.
 func trayRun(c *cobra.Command, envFor envGetter) error {
+	leaveOwnConsole()
 	// Single instance: a running tray shows its dashboard instead.
 	api := apiclient.New(apiclient.DefaultPath())
 	if err := api.ShowDashboard(c.Context()); err == nil {
@@ -120,6 +121,7 @@ func windowCommand(r windowreq.Request) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, r.Args()...)
+	noConsoleWindow(cmd)
 	cmd.Env = windowEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd, nil
