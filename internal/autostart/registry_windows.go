@@ -9,9 +9,13 @@ import (
 
 const runKey = `Software\Microsoft\Windows\CurrentVersion\Run`
 
-// Enabled reports whether the Run key has tokentray's value.
+// Enabled reports whether the Run key has tokentray's value. No Run key
+// at all (an uninstaller that removed it once empty) is no value.
 func (e *Entry) Enabled() (bool, error) {
 	k, err := registry.OpenKey(registry.CURRENT_USER, runKey, registry.QUERY_VALUE)
+	if errors.Is(err, registry.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -36,6 +40,9 @@ func (e *Entry) Enable() error {
 // Disable deletes tokentray's value from the Run key.
 func (e *Entry) Disable() error {
 	k, err := registry.OpenKey(registry.CURRENT_USER, runKey, registry.SET_VALUE)
+	if errors.Is(err, registry.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

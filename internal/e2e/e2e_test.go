@@ -266,9 +266,28 @@ func setup(t testing.TB) *harness {
 	shots := os.Getenv("E2E_SCREENSHOTS")
 	h.env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "E2E_BROWSER_LOG="+h.browser, "E2E_SCREENSHOTS="+shots)
 
-	cbPort := freePort(t)
-	redirect := fmt.Sprintf("http://localhost:%d/callback", cbPort)
-	srv := exec.Command("node", filepath.Join(nodeDir, "oauth-server.mjs"), fmt.Sprint(h.port), redirect, fmt.Sprint(lifetime.Seconds()))
+	redirect := startProvider(t, nodeDir, h.port, h.events)
+
+	// Tests share the session's keyring: start each from nothing stored.
+	for _, item := range []string{"e2e", "e2e/client-secret"} {
+		_ = exec.Command("secret-tool", "clear", "service", "tokentray", "username", item).Run()
+	}
+
+	cfgDir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray")
+	_ = os.MkdirAll(cfgDir, 0o700)
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(e2eConfig("", h.port, redirect)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// startProvider runs oidc-provider on port with lifetime's access tokens,
+// its events going to events, until the test ends, and returns the
+// redirect URI it registered (localhost, a free port).
+func startProvider(t testing.TB, nodeDir string, port int, events *eventLog) (redirect string) {
+	t.Helper()
+	redirect = fmt.Sprintf("http://localhost:%d/callback", freePort(t))
+	srv := exec.Command("node", filepath.Join(nodeDir, "oauth-server.mjs"), fmt.Sprint(port), redirect, fmt.Sprint(lifetime.Seconds()))
 	stdout, _ := srv.StdoutPipe()
 	srv.Stderr = nil
 	if err := srv.Start(); err != nil {
@@ -283,9 +302,9 @@ func setup(t testing.TB) *harness {
 			if json.Unmarshal(sc.Bytes(), &e) != nil {
 				continue
 			}
-			h.events.mu.Lock()
-			h.events.lines = append(h.events.lines, e)
-			h.events.mu.Unlock()
+			events.mu.Lock()
+			events.lines = append(events.lines, e)
+			events.mu.Unlock()
 			if e["event"] == "listening" {
 				close(ready)
 			}
@@ -296,16 +315,15 @@ func setup(t testing.TB) *harness {
 	case <-time.After(30 * time.Second):
 		t.Fatal("oidc-provider did not start")
 	}
+	return redirect
+}
 
-	// Tests share the session's keyring: start each from nothing stored.
-	for _, item := range []string{"e2e", "e2e/client-secret"} {
-		_ = exec.Command("secret-tool", "clear", "service", "tokentray", "username", item).Run()
-	}
-
-	cfgDir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "tokentray")
-	_ = os.MkdirAll(cfgDir, 0o700)
-	base := fmt.Sprintf("http://127.0.0.1:%d", h.port)
-	cfg := fmt.Sprintf(`# written by the e2e test
+// e2eConfig is the config of connection "e2e" at the oidc-provider on
+// port, after the lines of top (a store).
+func e2eConfig(top string, port int, redirect string) string {
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	return fmt.Sprintf(`# written by the e2e test
+%s
 [[connection]]
 name = "e2e"
 provider = "generic"
@@ -318,11 +336,7 @@ auth_url = "%s/auth"
 token_url = "%s/token"
 revoke_url = "%s/token/revocation"
 issuer = "%s"
-`, redirect, base, base, base, base)
-	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return h
+`, top, redirect, base, base, base, base)
 }
 
 type result struct {

@@ -57,7 +57,10 @@ func TestACertificateRefusedSaysWhatToFix(t *testing.T) {
 	for _, tc := range []struct {
 		name, url string
 	}{
-		{"a certificate for another name", "host=127.0.0.1 port=%d dbname=tokentray user=tokentray sslmode=verify-full sslrootcert=" + p.CAFile()},
+		// Quoted as libpq's key=value strings quote (a Windows path's
+		// backslashes are escapes there).
+		{"a certificate for another name", "host=127.0.0.1 port=%d dbname=tokentray user=tokentray sslmode=verify-full sslrootcert='" +
+			strings.ReplaceAll(p.CAFile(), `\`, `\\`) + "'"},
 		{"a CA this machine does not trust", "host=127.0.0.1 port=%d dbname=tokentray user=tokentray sslmode=verify-full"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tokentray/tokentray/internal/tstest/tempdir"
 )
 
 // PKI is a CA and the certificates it signed, as PEM files in Dir.
@@ -37,7 +39,7 @@ func New(t testing.TB) *PKI {
 		t.Fatal(err)
 	}
 	ca, _ := x509.ParseCertificate(der)
-	p := &PKI{Dir: t.TempDir(), ca: ca, key: key}
+	p := &PKI{Dir: tempdir.New(t), ca: ca, key: key} // removed under Wine too
 	p.write(t, "ca.crt", "CERTIFICATE", der)
 	return p
 }

@@ -1,0 +1,221 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wineHarness runs the Windows build's programs under Wine, in the prefix
+// and the Wine session that .ci/test's Wine step made: TOKENTRAY_WINDOWS_BIN
+// holds tokentray.exe and tokentray-core.exe, TOKENTRAY_WINEPREFIX is the
+// prefix.
+type wineHarness struct {
+	t      *testing.T
+	bin    string
+	env    []string
+	wine   string
+	events *eventLog
+	port   int
+}
+
+// run runs the Windows program prog (tokentray or tokentray-core) with
+// args, as a script on Windows does: plain commands, no flags of ours.
+func (w *wineHarness) run(prog string, args ...string) result {
+	w.t.Helper()
+	r := runProgram(w.wine, w.env, "", append([]string{filepath.Join(w.bin, prog+".exe")}, args...)...)
+	w.t.Logf("$ %s %s → exit %d\n%s", prog, strings.Join(args, " "), r.code, strings.TrimSpace(r.stderr))
+	return r
+}
+
+// token is `tokentray token e2e` through the named pipe: the token, or ""
+// and the exit code.
+func (w *wineHarness) token() (string, int) {
+	r := runProgram(w.wine, w.env, "", filepath.Join(w.bin, "tokentray.exe"), "token", "e2e")
+	return strings.TrimSpace(strings.ReplaceAll(r.stdout, "\r", "")), r.code
+}
+
+// serve starts `tokentray-core serve` under Wine, logging to log, and
+// returns a function that stops it (Wine's process itself, as a service
+// manager stops a service).
+func (w *wineHarness) serve(log string) (stop func()) {
+	w.t.Helper()
+	f, err := os.Create(log)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.Command(w.wine, filepath.Join(w.bin, "tokentray-core.exe"), "serve")
+	cmd.Env, cmd.Stdout, cmd.Stderr = w.env, f, f
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		// Wine starts the program as a process of its own: end that one.
+		_ = exec.Command("pkill", "-f", "tokentray-core.exe serve").Run()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = f.Close()
+		for deadline := time.Now().Add(30 * time.Second); exec.Command("pgrep", "-f", "tokentray-core.exe serve").Run() == nil; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				w.t.Fatal("the Windows serve did not end")
+			}
+		}
+	}
+	w.t.Cleanup(stop)
+	return stop
+}
+
+// The Windows build, end to end under Wine: the programs a person on
+// Windows runs, with the keyring store (Wine's Credential Manager), against
+// oidc-provider (30 s access tokens, single-use refresh tokens), signed in
+// through the browser (Windows' opener hands the URL to xdg-open, which is
+// the test's headless Chromium), then kept by `tokentray-core serve`:
+// `tokentray token e2e` gets each new token over the named pipe, a restart
+// of the program keeps the connection without a sign-in, and status and
+// logout work as on Linux.
+func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
+	bin, prefix := os.Getenv("TOKENTRAY_WINDOWS_BIN"), os.Getenv("TOKENTRAY_WINEPREFIX")
+	if bin == "" || prefix == "" {
+		t.Skip("TOKENTRAY_WINDOWS_BIN and TOKENTRAY_WINEPREFIX are set by .ci/test's Wine step, which runs this test")
+	}
+	wine, err := exec.LookPath("wine64")
+	if err != nil {
+		wine = "/usr/lib/wine/wine64"
+	}
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	w := &wineHarness{t: t, bin: bin, wine: wine, events: &eventLog{}, port: freePort(t)}
+	binDir := installBrowser(t, root, dir, "")
+	browserLog := filepath.Join(dir, "browser.log")
+	var env []string
+	for _, kv := range os.Environ() {
+		// As on Windows: no XDG_RUNTIME_DIR, so the pipe has Windows' name.
+		if !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(kv, "PATH=") {
+			env = append(env, kv)
+		}
+	}
+	w.env = append(env, "PATH="+binDir+":"+os.Getenv("PATH"), "WINEPREFIX="+prefix, "WINEDEBUG=-all",
+		"WINEDLLOVERRIDES=mscoree,mshtml=", "E2E_BROWSER_LOG="+browserLog, "E2E_SCREENSHOTS="+os.Getenv("E2E_SCREENSHOTS"), "LANG=C.UTF-8")
+	redirect := startProvider(t, filepath.Join(root, "internal", "e2e", "node"), w.port, w.events)
+
+	// The config where Windows keeps it: %APPDATA%\tokentray\config.toml.
+	appdata := runProgram(wine, w.env, "", "cmd", "/c", "echo %APPDATA%")
+	winPath := strings.TrimSpace(strings.ReplaceAll(appdata.stdout, "\r", ""))
+	if !strings.HasPrefix(winPath, `C:\`) {
+		t.Fatalf("%%APPDATA%% under Wine: %q (%s)", winPath, appdata.stderr)
+	}
+	cfgDir := filepath.Join(prefix, "drive_c", filepath.FromSlash(strings.ReplaceAll(winPath[3:], `\`, "/")), "tokentray")
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(e2eConfig(`store = "keyring"`, w.port, redirect)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(cfgDir) })
+	// Nothing of an earlier run in the Credential Manager.
+	w.run("tokentray", "logout", "e2e", "--local-only")
+
+	// The client secret into the Credential Manager, then the sign-in in
+	// the browser, with no tokentray running: the program does it itself.
+	if r := runProgram(wine, w.env, clientSecret+"\n", filepath.Join(bin, "tokentray.exe"), "secret", "e2e"); r.code != 0 {
+		t.Fatalf("secret: exit %d: %s", r.code, r.stderr)
+	}
+	if r := w.run("tokentray", "login", "e2e", "--timeout", "90s"); r.code != 0 {
+		log, _ := os.ReadFile(browserLog)
+		t.Fatalf("login: exit %d; the browser's log:\n%s", r.code, log)
+	}
+	if n := w.events.count("grant.success", "authorization_code"); n != 1 {
+		t.Fatalf("code exchanges at the provider: %d, want 1", n)
+	}
+
+	stop := w.serve(filepath.Join(dir, "serve.log"))
+	var first string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if tok, code := w.token(); code == 0 && tok != "" {
+			first = tok
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+			t.Fatalf("tokentray token e2e never answered through the pipe; serve's log:\n%s", log)
+		}
+	}
+	// Two rotations kept by serve on its own (30 s tokens, refreshed at
+	// 24 s), each new token handed out through the pipe.
+	seen := map[string]bool{first: true}
+	for deadline := time.Now().Add(3 * lifetime); len(seen) < 3; time.Sleep(2 * time.Second) {
+		if tok, code := w.token(); code == 0 {
+			seen[tok] = true
+		} else {
+			t.Fatalf("tokentray token e2e: exit %d while serve keeps it", code)
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+			t.Fatalf("%d tokens in %s, want 3 (two refreshes); serve's log:\n%s", len(seen), 3*lifetime, log)
+		}
+	}
+	if n := w.events.count("grant.success", "refresh_token"); n < 2 {
+		t.Fatalf("refreshes at the provider: %d, want 2 or more", n)
+	}
+	if n := w.events.count("grant.revoked", ""); n != 0 {
+		t.Fatal("the provider revoked the grant: a refresh token was presented twice")
+	}
+	t.Logf("%d access tokens through the pipe, %d refreshes at the provider, no refresh token presented twice",
+		len(seen), w.events.count("grant.success", "refresh_token"))
+
+	// A restart of the program keeps the connection: no sign-in.
+	stop()
+	w.serve(filepath.Join(dir, "serve-again.log"))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if tok, code := w.token(); code == 0 && tok != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "serve-again.log"))
+			t.Fatalf("after a restart, no token through the pipe; serve's log:\n%s", log)
+		}
+	}
+	if n := w.events.count("grant.success", "authorization_code"); n != 1 {
+		t.Fatalf("code exchanges after the restart: %d, want still 1", n)
+	}
+	status := w.run("tokentray", "status")
+	if status.code != 0 || !strings.Contains(status.stdout, "e2e") || !strings.Contains(status.stdout, "connected") {
+		t.Fatalf("status: exit %d\n%s", status.code, status.stdout)
+	}
+	if r := w.run("tokentray", "logout", "e2e"); r.code != 0 {
+		t.Fatalf("logout: exit %d", r.code)
+	}
+	if n := w.events.count("grant.revoked", ""); n != 1 {
+		t.Fatalf("revocations at the provider after logout: %d, want 1", n)
+	}
+	if _, code := w.token(); code != 3 {
+		t.Fatalf("token after logout: exit %d, want 3", code)
+	}
+	// The tokens lived in the Credential Manager: no file of the Windows
+	// user's (the config, the socket's directory, caches) holds one.
+	users := filepath.Join(prefix, "drive_c", "users")
+	_ = filepath.WalkDir(users, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		for tok := range seen {
+			if bytes.Contains(b, []byte(tok)) {
+				t.Errorf("%s holds an access token in the clear", path)
+			}
+		}
+		return nil
+	})
+}
