@@ -64,7 +64,7 @@ terminal the next scheduled refresh fails; press Enter to sign in again.`,
 	}
 	c.Flags().BoolVar(&o.terminal, "terminal", false, "show the demo in this terminal instead of the tray (the default without a display)")
 	c.Flags().DurationVar(&o.lifetime, "lifetime", 2*time.Minute, "access token lifetime at the demo server")
-	c.Flags().DurationVar(&o.breakAfter, "break-after", 0, "revoke the grant at the demo server after this long (0: never)")
+	c.Flags().DurationVar(&o.breakAfter, "break-after", 0, "revoke the grant at the demo server this long after the first sign-in (0: never)")
 	c.Flags().BoolVar(&o.noBrowser, "no-browser", false, "only print the sign-in URL")
 	c.Flags().IntVar(&o.untilRefreshes, "until-refreshes", 0, "exit after this many refreshes (0: run until Ctrl-C)")
 	_ = c.Flags().MarkHidden("until-refreshes")
@@ -162,10 +162,11 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 			}
 		}
 	}()
+	// --break-after counts from the first sign-in: however long a person
+	// (or a busy machine's browser) takes to sign in, the demo is seen
+	// connected before it breaks.
 	var breakC <-chan time.Time
-	if o.breakAfter > 0 {
-		breakC = time.After(o.breakAfter)
-	}
+	breakArmed := o.breakAfter <= 0
 	live := isTerminalWriter(out)
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
@@ -189,6 +190,9 @@ func demoRun(ctx context.Context, io streams, opener func(string) error, o demoO
 				}
 			}
 		case e := <-keeperEvents:
+			if e.Kind == auth.EventSignedIn && !breakArmed {
+				breakArmed, breakC = true, time.After(o.breakAfter)
+			}
 			clearLine(out, live)
 			if msg := events.EventText(e); msg != "" {
 				fmt.Fprintf(out, "%s  %s\n", stamp(e.Time), msg)

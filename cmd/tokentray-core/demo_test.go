@@ -103,6 +103,10 @@ func TestDemoBrokenGrantNeedsSignInAndEnterSignsInAgain(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
+	// --break-after counts from the sign-in: it is seen connected first.
+	if i, j := strings.Index(got, "signed in"), strings.Index(got, "revoked the grant"); i < 0 || j < i {
+		t.Errorf("the grant was revoked before the sign-in:\n%s", got)
+	}
 }
 
 func waitFor(t *testing.T, out *syncBuffer, s string) {

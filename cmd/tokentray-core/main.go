@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
 	"github.com/tokentray/tokentray/internal/remote"
 
 	"github.com/tokentray/tokentray/auth"
@@ -27,6 +28,13 @@ import (
 	"github.com/tokentray/tokentray/internal/op"
 	"github.com/tokentray/tokentray/internal/tokennow"
 )
+
+func init() {
+	// Started by Explorer (the Start menu entry, start at login), cobra
+	// would say "This is a command line tool" and exit: there, with no
+	// command, this program is the tray, as it means to be.
+	cobra.MousetrapHelpText = ""
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

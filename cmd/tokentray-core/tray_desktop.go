@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokentray/tokentray/auth"
 	"github.com/tokentray/tokentray/internal/apiclient"
 	"github.com/tokentray/tokentray/internal/autostart"
 	"github.com/tokentray/tokentray/internal/config"
@@ -148,9 +149,24 @@ func demoTray(ctx context.Context, io streams, opener func(string) error, o demo
 	extra := []tray.Item{{Label: "Break the refresh token (demo)", Action: breakNow}}
 	return runResident(ctx, svc, desktop.Options{Extra: extra}, func(r *desktop.Resident) {
 		r.ShowDashboard()
-		r.SignIn(conn.Name)
 		if o.breakAfter > 0 {
-			time.AfterFunc(o.breakAfter, breakNow)
+			// From the first sign-in, as in the terminal.
+			events, stop := k.Subscribe()
+			go func() {
+				defer stop()
+				for {
+					select {
+					case e := <-events:
+						if e.Kind == auth.EventSignedIn {
+							time.AfterFunc(o.breakAfter, breakNow)
+							return
+						}
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
 		}
+		r.SignIn(conn.Name)
 	})
 }

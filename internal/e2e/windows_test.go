@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"bytes"
+	"image"
+	"image/png"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -18,12 +20,42 @@ import (
 // holds tokentray.exe and tokentray-core.exe, TOKENTRAY_WINEPREFIX is the
 // prefix.
 type wineHarness struct {
-	t      *testing.T
-	bin    string
-	env    []string
-	wine   string
-	events *eventLog
-	port   int
+	t                 *testing.T
+	bin, prefix, root string
+	env               []string
+	wine              string
+	events            *eventLog
+	port              int
+}
+
+// newWineHarness is the Windows programs' harness, with the test's
+// Chromium as the browser (Wine hands a URL that a Windows program opens
+// to xdg-open); dir is the test's directory, browserLog the browser's log.
+// It skips the test outside .ci/test's Wine step.
+func newWineHarness(t *testing.T) (w *wineHarness, dir, browserLog string) {
+	bin, prefix := os.Getenv("TOKENTRAY_WINDOWS_BIN"), os.Getenv("TOKENTRAY_WINEPREFIX")
+	if bin == "" || prefix == "" {
+		t.Skip("TOKENTRAY_WINDOWS_BIN and TOKENTRAY_WINEPREFIX are set by .ci/test's Wine step, which runs this test")
+	}
+	wine, err := exec.LookPath("wine64")
+	if err != nil {
+		wine = "/usr/lib/wine/wine64"
+	}
+	root, _ := filepath.Abs("../..")
+	dir = t.TempDir()
+	w = &wineHarness{t: t, bin: bin, prefix: prefix, root: root, wine: wine, events: &eventLog{}, port: freePort(t)}
+	binDir := installBrowser(t, root, dir, "")
+	browserLog = filepath.Join(dir, "browser.log")
+	var env []string
+	for _, kv := range os.Environ() {
+		// As on Windows: no XDG_RUNTIME_DIR, so the pipe has Windows' name.
+		if !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(kv, "PATH=") {
+			env = append(env, kv)
+		}
+	}
+	w.env = append(env, "PATH="+binDir+":"+os.Getenv("PATH"), "WINEPREFIX="+prefix, "WINEDEBUG=-all",
+		"WINEDLLOVERRIDES=mscoree,mshtml=", "E2E_BROWSER_LOG="+browserLog, "E2E_SCREENSHOTS="+os.Getenv("E2E_SCREENSHOTS"), "LANG=C.UTF-8")
+	return w, dir, browserLog
 }
 
 // run runs the Windows program prog (tokentray or tokentray-core) with
@@ -86,28 +118,8 @@ func (w *wineHarness) serve(log string) (stop func()) {
 // of the program keeps the connection without a sign-in, and status and
 // logout work as on Linux.
 func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
-	bin, prefix := os.Getenv("TOKENTRAY_WINDOWS_BIN"), os.Getenv("TOKENTRAY_WINEPREFIX")
-	if bin == "" || prefix == "" {
-		t.Skip("TOKENTRAY_WINDOWS_BIN and TOKENTRAY_WINEPREFIX are set by .ci/test's Wine step, which runs this test")
-	}
-	wine, err := exec.LookPath("wine64")
-	if err != nil {
-		wine = "/usr/lib/wine/wine64"
-	}
-	root, _ := filepath.Abs("../..")
-	dir := t.TempDir()
-	w := &wineHarness{t: t, bin: bin, wine: wine, events: &eventLog{}, port: freePort(t)}
-	binDir := installBrowser(t, root, dir, "")
-	browserLog := filepath.Join(dir, "browser.log")
-	var env []string
-	for _, kv := range os.Environ() {
-		// As on Windows: no XDG_RUNTIME_DIR, so the pipe has Windows' name.
-		if !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(kv, "PATH=") {
-			env = append(env, kv)
-		}
-	}
-	w.env = append(env, "PATH="+binDir+":"+os.Getenv("PATH"), "WINEPREFIX="+prefix, "WINEDEBUG=-all",
-		"WINEDLLOVERRIDES=mscoree,mshtml=", "E2E_BROWSER_LOG="+browserLog, "E2E_SCREENSHOTS="+os.Getenv("E2E_SCREENSHOTS"), "LANG=C.UTF-8")
+	w, dir, browserLog := newWineHarness(t)
+	bin, prefix, wine, root := w.bin, w.prefix, w.wine, w.root
 	redirect := startProvider(t, filepath.Join(root, "internal", "e2e", "node"), w.port, w.events)
 
 	// The config where Windows keeps it: %APPDATA%\tokentray\config.toml.
@@ -218,4 +230,101 @@ func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// trayColour is the colour of the icon in Wine's system tray: the notify
+// area at the right end of the virtual desktop's taskbar, the last 20 rows
+// of the screen. "" when neither green nor red is there.
+func trayColour(img image.Image) string {
+	b := img.Bounds()
+	green, red := 0, 0
+	for y := b.Max.Y - 20; y < b.Max.Y; y++ {
+		for x := b.Max.X - 200; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			r, g, bl = r>>8, g>>8, bl>>8
+			switch {
+			case g > r+60 && g > bl+30:
+				green++
+			case r > g+80 && r > bl+80:
+				red++
+			}
+		}
+	}
+	switch {
+	case green > 20 && green > red:
+		return "green"
+	case red > 20:
+		return "red"
+	}
+	return ""
+}
+
+// The tray on Windows, under Wine: tokentray-core.exe's demo in a virtual
+// desktop of Wine's (its taskbar has a system tray, on an X display of the
+// test's own). The icon is added through Shell_NotifyIconW: green once
+// Chromium has signed the demo in, red once the demo provider revoked the
+// grant (--break-after, from the sign-in) and the refresh failed. Checked
+// by its pixels on the screen; both screens are kept as screenshots.
+func TestTheWindowsTrayIconUnderWine(t *testing.T) {
+	w, dir, browserLog := newWineHarness(t)
+	display := startXvfb(t) // 1280x800
+	log := filepath.Join(dir, "demo.log")
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := "Z:" + strings.ReplaceAll(filepath.Join(w.bin, "tokentray-core.exe"), "/", `\`)
+	cmd := exec.Command(w.wine, "explorer", "/desktop=tokentray-e2e,1280x800", core, "demo", "--lifetime", "30s", "--break-after", "10s")
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(w.env, "DISPLAY="+display), f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range []string{"tokentray-core.exe demo", "tokentray-window.exe", "explorer /desktop=tokentray-e2e"} {
+			_ = exec.Command("pkill", "-f", p).Run()
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = f.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			bl, _ := os.ReadFile(browserLog)
+			t.Logf("the demo's output:\n%s\nthe browser's log:\n%s", b, bl)
+		}
+	})
+	screen := func() (image.Image, []byte) {
+		shot := exec.Command("import", "-window", "root", "png:-")
+		shot.Env = append(os.Environ(), "DISPLAY="+display)
+		out, err := shot.Output()
+		if err != nil {
+			return nil, nil
+		}
+		img, err := png.Decode(bytes.NewReader(out))
+		if err != nil {
+			return nil, nil
+		}
+		return img, out
+	}
+	waitColour := func(want, shotName string) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+			if img, raw := screen(); img != nil && trayColour(img) == want {
+				if dir := os.Getenv("E2E_SCREENSHOTS"); dir != "" {
+					_ = os.MkdirAll(dir, 0o755)
+					_ = os.WriteFile(filepath.Join(dir, shotName), raw, 0o644)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the tray icon did not turn %s", want)
+			}
+		}
+	}
+	waitColour("green", "windows-tray-green.png")
+	t.Log("the tray icon is green: signed in")
+	waitColour("red", "windows-tray-red.png")
+	t.Log("the tray icon is red: the grant was revoked and the refresh refused")
+	if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("systray error")) {
+		t.Fatalf("systray said:\n%s", b)
+	}
 }

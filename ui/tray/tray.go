@@ -164,7 +164,7 @@ func (t *Tray) resend() {
 	defer t.mu.Unlock()
 	systray.SetTitle(title)
 	if t.level >= 0 {
-		systray.SetIcon(Icon(t.level))
+		systray.SetIcon(trayIcon(Icon(t.level)))
 	}
 	if t.tooltip != "" {
 		systray.SetTooltip(t.tooltip)
@@ -185,7 +185,7 @@ func (t *Tray) Show(level humanize.Level, tooltip string, items []Item) {
 	defer t.mu.Unlock()
 	if level != t.level {
 		t.level = level
-		systray.SetIcon(Icon(level))
+		systray.SetIcon(trayIcon(Icon(level)))
 	}
 	if tooltip != t.tooltip {
 		t.tooltip = tooltip
