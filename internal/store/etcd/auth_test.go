@@ -192,7 +192,8 @@ func TestTheREADMEsLeastPrivilegeRoleOnAClusterWithTLSAndAuth(t *testing.T) {
 	for _, tc := range []struct {
 		name, endpoint, ca, cert, key, want string
 	}{
-		{"a CA that did not sign the members' certificates", url, other.CAFile(), cert, key, "is not signed by a CA this instance trusts"},
+		{"a CA that did not sign the members' certificates", url, other.CAFile(), cert, key, "is not signed by store_tls_ca (" + other.CAFile() + ")"},
+		{"no CA given for a private one", url, "", cert, key, "is not signed by a CA this instance trusts (tls: failed to verify certificate: x509: certificate signed by unknown authority): give store_tls_ca, the CA"},
 		{"no client certificate", url, p.CAFile(), "", "", "asks for a client certificate, and this instance has none"},
 		{"a client certificate of another CA", url, p.CAFile(), otherCert, otherKey, "refused this instance's client certificate"},
 		{"http:// to members that speak TLS", strings.Replace(url, "https://", "http://", 1), "", "", "", "speaks TLS: write https://"},

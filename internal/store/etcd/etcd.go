@@ -204,7 +204,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			if probe == nil {
 				probe = &tls.Config{MinVersion: tls.VersionTLS12}
 			}
-			if why := whyNoAnswer(o.Endpoints, probe, timeout); why != "" {
+			if why := whyNoAnswer(o.Endpoints, probe, o.TLSCA, timeout); why != "" {
 				return nil, fmt.Errorf("%s does not answer this instance: %s", s.where, why)
 			}
 		}

@@ -19,7 +19,7 @@ import (
 // that does not run. It returns what it found, with what to fix, or ""
 // when no endpoint shows such a mistake (none can be reached, or their
 // handshakes go through).
-func whyNoAnswer(endpoints []string, cfg *tls.Config, timeout time.Duration) string {
+func whyNoAnswer(endpoints []string, cfg *tls.Config, caFile string, timeout time.Duration) string {
 	if timeout > 3*time.Second {
 		timeout = 3 * time.Second
 	}
@@ -32,7 +32,7 @@ func whyNoAnswer(endpoints []string, cfg *tls.Config, timeout time.Duration) str
 		if err != nil {
 			continue // a member that is down: the message says to check that they run
 		}
-		why := handshake(conn, u, cfg, timeout)
+		why := handshake(conn, u, cfg, caFile, timeout)
 		_ = conn.Close()
 		if why != "" {
 			return why
@@ -42,7 +42,7 @@ func whyNoAnswer(endpoints []string, cfg *tls.Config, timeout time.Duration) str
 }
 
 // handshake is what a TLS handshake with the member at u on conn shows.
-func handshake(conn net.Conn, u *url.URL, cfg *tls.Config, timeout time.Duration) string {
+func handshake(conn net.Conn, u *url.URL, cfg *tls.Config, caFile string, timeout time.Duration) string {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	if u.Scheme == "http" {
 		// Only to tell whether the member speaks TLS: nothing is sent
@@ -78,6 +78,8 @@ func handshake(conn net.Conn, u *url.URL, cfg *tls.Config, timeout time.Duration
 	switch {
 	case errors.As(err, &host):
 		return fmt.Sprintf("the certificate of %s is not for %s (%v): use a name (or address) it holds in store_endpoints", u.Redacted(), u.Hostname(), err)
+	case errors.As(err, &authority) && caFile != "":
+		return fmt.Sprintf("the certificate of %s is not signed by store_tls_ca (%s) (%v): give the CA that signed the members' certificates", u.Redacted(), caFile, err)
 	case errors.As(err, &authority):
 		return fmt.Sprintf("the certificate of %s is not signed by a CA this instance trusts (%v): give store_tls_ca, the CA that signed the members' certificates", u.Redacted(), err)
 	case errors.As(err, &invalid):

@@ -80,7 +80,7 @@ func aad(name, kind string, version int64, generation uint64) []byte {
 // ErrForeignSeal: an item does not open with this instance's key: it was
 // sealed with another key (the other instances' when this one was given
 // the wrong one), or copied from another item.
-var ErrForeignSeal = errors.New("does not open with this instance's key")
+var ErrForeignSeal = errors.New("cannot be opened with this instance's key")
 
 // open unseals r, the item of name's kind.
 func (it *Items) open(name, kind string, r Row) ([]byte, error) {
@@ -108,7 +108,7 @@ func (it *Items) CheckKey(ctx context.Context, names []string) error {
 				continue
 			}
 			if _, err := it.open(name, kind, r); err != nil {
-				return fmt.Errorf("this instance's key is not the one the other instances use: the %s of %s in %s %w; give this instance their key (the same store_key_file, or the credential %s) and start it again", kind, name, it.where, ErrForeignSeal, seal.KeyCredential)
+				return fmt.Errorf("this instance's key is not the one the other instances use: the %s of %s in %s %w; give this instance their key (the same store_key_file, or the credential %s), then run this again", kind, name, it.where, ErrForeignSeal, seal.KeyCredential)
 			}
 		}
 	}

@@ -74,7 +74,7 @@ func signedIn(mark string) *auth.TokenSet {
 func noOpen(t *testing.T, s *Store, name, why string) {
 	t.Helper()
 	got, err := s.LoadTokens(ctx, name)
-	if err == nil || got != nil || !strings.Contains(err.Error(), "does not open with this instance's key") {
+	if err == nil || got != nil || !strings.Contains(err.Error(), "cannot be opened with this instance's key") {
 		t.Fatalf("%s: loaded %v, %v; want an error that it does not open", why, got, err)
 	}
 	if strings.Contains(err.Error(), "cleartext") {
