@@ -120,3 +120,45 @@ func TestALinkWithNoTokentrayRunningSaysSo(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
+
+// A command given --config while a tokentray runs another config is
+// refused: the running one would answer it from its own connections and
+// store. With the running one's file, it goes to it.
+func TestAnotherConfigThanTheRunningOnesIsRefused(t *testing.T) {
+	runDir, err := os.MkdirTemp("", "tt-cfg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	t.Setenv("XDG_RUNTIME_DIR", runDir)
+	dir := t.TempDir()
+	running := filepath.Join(dir, "running.toml")
+	generic, _ := auth.LookupPreset("generic")
+	ru, _ := auth.ParseRedirectURI("http://127.0.0.1:1/callback")
+	conn := &auth.Connection{Name: "p", Provider: generic, ClientID: "c", RedirectURI: ru, RefreshAt: 0.8,
+		Endpoints: auth.Endpoints{AuthURL: "http://127.0.0.1:1/authorize", TokenURL: "http://127.0.0.1:1/token"}}
+	svc := service.New(service.Options{Role: service.Serve, Config: &config.Config{Path: running, Connections: []*auth.Connection{conn}},
+		Store: auth.NewMemoryStore(), SocketPath: apiclient.DefaultPath()})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := svc.Start(ctx, nil); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); svc.Wait() })
+	for _, f := range []string{running, filepath.Join(dir, "other.toml")} {
+		if err := os.WriteFile(f, []byte("[[connection]]\nname = \"p\"\nprovider = \"generic\"\nclient_id = \"c\"\nauth_url = \"http://127.0.0.1:1/a\"\ntoken_url = \"http://127.0.0.1:1/t\"\nredirect_uri = \"http://127.0.0.1:1/callback\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := func(cfg string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"--config", cfg, "secret", "p"}, streams{in: strings.NewReader("s3cret\n"), out: &out, err: &errb}, deps{env: newEnv})
+		return code, errb.String()
+	}
+	if code, said := secret(filepath.Join(dir, "other.toml")); code != apitype.ExitUsage || !strings.Contains(said, "the running tokentray keeps the connections of "+running) {
+		t.Fatalf("--config of another file: exit %d: %s", code, said)
+	}
+	if code, said := secret(running); code != 0 || !strings.Contains(said, "running tokentray") {
+		t.Fatalf("--config of the running one's file: exit %d: %s", code, said)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,11 +41,49 @@ type backend interface {
 // this process: the running one is the only refresher while it runs.
 func (e *env) with(f func(b backend) error) error {
 	if e.api != nil {
+		if err := e.runsThisConfig(); err != nil {
+			return err
+		}
 		if err := f(viaRunning{e.api, e.streams}); !errors.Is(err, apiclient.ErrNotRunning) {
 			return err
 		}
 	}
 	return f(inProcess{e})
+}
+
+// runsThisConfig refuses a command given --config while a tokentray runs
+// another config: the running one would answer it, from its own
+// connections and store (a client secret saved into another database). A
+// command without --config, or with the running one's, goes to it.
+func (e *env) runsThisConfig() error {
+	if e.configFlag == "" {
+		return nil
+	}
+	running, err := e.api.Config(context.Background())
+	switch {
+	case errors.Is(err, apiclient.ErrNotRunning):
+		return nil
+	case err != nil:
+		return usageError{fmt.Errorf("a tokentray runs here without a config file of its own (%v), and commands go to it: stop it to use --config %s", err, e.configFlag)}
+	case !samePath(running.Path, e.configFlag):
+		return usageError{fmt.Errorf("the running tokentray keeps the connections of %s, not of --config %s, and commands go to it: run this without --config (or with its file), or stop it first", running.Path, e.configFlag)}
+	}
+	return nil
+}
+
+// samePath reports whether a and b name one file (symbolic links and
+// relative paths resolved where they can be).
+func samePath(a, b string) bool {
+	resolve := func(p string) string {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		return filepath.Clean(p)
+	}
+	return resolve(a) == resolve(b)
 }
 
 // pasteLogin signs name in with a browser elsewhere: the running tokentray

@@ -72,6 +72,9 @@ type env struct {
 	cfg     *config.Config
 	cfgErr  error
 	loadCfg func() (*config.Config, error)
+	// configFlag is --config as given ("" without it): the running
+	// tokentray answers a command only if it runs that config.
+	configFlag string
 }
 
 // config is the config file, read once, its warnings printed once.
@@ -253,6 +256,7 @@ func newEnv(_ context.Context, o globalOptions, io streams) (*env, error) {
 		return nil, err
 	}
 	e.loadCfg = func() (*config.Config, error) { return config.Load(path) }
+	e.configFlag = o.configPath
 	if o.verbose {
 		e.log = slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
