@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"image"
 	"image/png"
 	"io/fs"
@@ -67,23 +69,55 @@ func (w *wineHarness) run(prog string, args ...string) result {
 	return r
 }
 
-// token is `tokentray token e2e` through the named pipe: the token, or ""
+// token is `tokentray token NAME` through the named pipe: the token, or ""
 // and the exit code.
-func (w *wineHarness) token() (string, int) {
-	r := runProgram(w.wine, w.env, "", filepath.Join(w.bin, "tokentray.exe"), "token", "e2e")
+func (w *wineHarness) token(name string) (string, int) {
+	r := runProgram(w.wine, w.env, "", filepath.Join(w.bin, "tokentray.exe"), "token", name)
 	return strings.TrimSpace(strings.ReplaceAll(r.stdout, "\r", "")), r.code
+}
+
+// rotations waits for `tokentray token NAME` to answer through the pipe,
+// then for two refreshes by serve on its own (30 s tokens, refreshed at
+// 24 s), each new token handed out through the pipe; it returns the
+// tokens seen. log is serve's, told on a failure.
+func (w *wineHarness) rotations(name, log string) map[string]bool {
+	w.t.Helper()
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(60 * time.Second); len(seen) == 0; time.Sleep(500 * time.Millisecond) {
+		if tok, code := w.token(name); code == 0 && tok != "" {
+			seen[tok] = true
+		} else if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log)
+			w.t.Fatalf("tokentray token %s never answered through the pipe; serve's log:\n%s", name, b)
+		}
+	}
+	for deadline := time.Now().Add(3 * lifetime); len(seen) < 3; time.Sleep(2 * time.Second) {
+		if tok, code := w.token(name); code == 0 {
+			seen[tok] = true
+		} else {
+			w.t.Fatalf("tokentray token %s: exit %d while serve keeps it", name, code)
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log)
+			w.t.Fatalf("%d tokens in %s, want 3 (two refreshes); serve's log:\n%s", len(seen), 3*lifetime, b)
+		}
+	}
+	if n := w.events.count("grant.revoked", ""); n != 0 {
+		w.t.Fatal("the provider revoked the grant: a refresh token was presented twice")
+	}
+	return seen
 }
 
 // serve starts `tokentray-core serve` under Wine, logging to log, and
 // returns a function that stops it (Wine's process itself, as a service
 // manager stops a service).
-func (w *wineHarness) serve(log string) (stop func()) {
+func (w *wineHarness) serve(log string, args ...string) (stop func()) {
 	w.t.Helper()
 	f, err := os.Create(log)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cmd := exec.Command(w.wine, filepath.Join(w.bin, "tokentray-core.exe"), "serve")
+	cmd := exec.Command(w.wine, append(append([]string{filepath.Join(w.bin, "tokentray-core.exe")}, args...), "serve")...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = w.env, f, f
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -153,36 +187,9 @@ func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
 	}
 
 	stop := w.serve(filepath.Join(dir, "serve.log"))
-	var first string
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		if tok, code := w.token(); code == 0 && tok != "" {
-			first = tok
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
-			t.Fatalf("tokentray token e2e never answered through the pipe; serve's log:\n%s", log)
-		}
-	}
-	// Two rotations kept by serve on its own (30 s tokens, refreshed at
-	// 24 s), each new token handed out through the pipe.
-	seen := map[string]bool{first: true}
-	for deadline := time.Now().Add(3 * lifetime); len(seen) < 3; time.Sleep(2 * time.Second) {
-		if tok, code := w.token(); code == 0 {
-			seen[tok] = true
-		} else {
-			t.Fatalf("tokentray token e2e: exit %d while serve keeps it", code)
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
-			t.Fatalf("%d tokens in %s, want 3 (two refreshes); serve's log:\n%s", len(seen), 3*lifetime, log)
-		}
-	}
+	seen := w.rotations("e2e", filepath.Join(dir, "serve.log"))
 	if n := w.events.count("grant.success", "refresh_token"); n < 2 {
 		t.Fatalf("refreshes at the provider: %d, want 2 or more", n)
-	}
-	if n := w.events.count("grant.revoked", ""); n != 0 {
-		t.Fatal("the provider revoked the grant: a refresh token was presented twice")
 	}
 	t.Logf("%d access tokens through the pipe, %d refreshes at the provider, no refresh token presented twice",
 		len(seen), w.events.count("grant.success", "refresh_token"))
@@ -191,7 +198,7 @@ func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
 	stop()
 	w.serve(filepath.Join(dir, "serve-again.log"))
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		if tok, code := w.token(); code == 0 && tok != "" {
+		if tok, code := w.token("e2e"); code == 0 && tok != "" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -212,7 +219,7 @@ func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
 	if n := w.events.count("grant.revoked", ""); n != 1 {
 		t.Fatalf("revocations at the provider after logout: %d, want 1", n)
 	}
-	if _, code := w.token(); code != 3 {
+	if _, code := w.token("e2e"); code != 3 {
 		t.Fatalf("token after logout: exit %d, want 3", code)
 	}
 	// The tokens lived in the Credential Manager: no file of the Windows
@@ -326,5 +333,101 @@ func TestTheWindowsTrayIconUnderWine(t *testing.T) {
 	t.Log("the tray icon is red: the grant was revoked and the refresh refused")
 	if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("systray error")) {
 		t.Fatalf("systray said:\n%s", b)
+	}
+}
+
+// A Windows server's way: `tokentray-core serve` with the file store and a
+// config given as a Windows path (--config Z:\…), and `tokentray login NAME
+// --device` through it: the command shows the code, the person enters it
+// on another device (the test's Chromium, on the Linux side), serve keeps
+// the tokens and refreshes them on its own, and `tokentray token` gets each
+// new one over the named pipe.
+func TestTheWindowsServeSignsInWithACodeUnderWine(t *testing.T) {
+	w, dir, browserLog := newWineHarness(t)
+	startProvider(t, filepath.Join(w.root, "internal", "e2e", "node"), w.port, w.events)
+	base := fmt.Sprintf("http://127.0.0.1:%d", w.port)
+	cfgFile := filepath.Join(dir, "config.toml")
+	// No redirect URI: this connection only ever signs in with a code.
+	if err := os.WriteFile(cfgFile, []byte(`store = "file"
+
+[[connection]]
+name = "e2e-device"
+provider = "generic"
+client_id = "tokentray-e2e"
+scopes = "openid offline_access api"
+token_endpoint_auth_method = "client_secret_post"
+token_url = "`+base+`/token"
+device_auth_url = "`+base+`/device/auth"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "Z:" + strings.ReplaceAll(cfgFile, "/", `\`)
+	// The file store's files, in the Windows user's own folders.
+	w.run("tokentray", "--config", cfg, "logout", "e2e-device", "--local-only")
+	if r := runProgram(w.wine, w.env, clientSecret+"\n", filepath.Join(w.bin, "tokentray.exe"), "--config", cfg, "secret", "e2e-device"); r.code != 0 {
+		t.Fatalf("secret: exit %d: %s", r.code, r.stderr)
+	}
+	serveLog := filepath.Join(dir, "serve.log")
+	w.serve(serveLog, "--config", cfg)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if r := runProgram(w.wine, w.env, "", filepath.Join(w.bin, "tokentray.exe"), "status"); r.code == 0 && strings.Contains(r.stdout, "e2e-device") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(serveLog)
+			t.Fatalf("serve did not answer; its log:\n%s", b)
+		}
+	}
+
+	login := exec.Command(w.wine, filepath.Join(w.bin, "tokentray.exe"), "--config", cfg, "login", "e2e-device", "--device", "--timeout", "3m")
+	login.Env = w.env
+	stderr, _ := login.StderrPipe()
+	if err := login.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var said strings.Builder
+	sc := bufio.NewScanner(stderr)
+	page := ""
+	for page == "" && sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		said.WriteString(line + "\n")
+		if rest, ok := strings.CutPrefix(line, "(or open "); ok {
+			page, _, _ = strings.Cut(rest, ",")
+		}
+	}
+	if page == "" || !strings.Contains(said.String(), "enter the code") {
+		_ = login.Process.Kill()
+		t.Fatalf("no code and page shown:\n%s", said.String())
+	}
+	// The person, on another device.
+	browser := exec.Command("node", filepath.Join(w.root, "internal", "e2e", "node", "browser.mjs"), page)
+	browser.Env = w.env
+	if out, err := browser.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(browserLog)
+		_ = login.Process.Kill()
+		t.Fatalf("the browser: %v\n%s\n%s", err, out, log)
+	}
+	for sc.Scan() {
+		said.WriteString(strings.TrimRight(sc.Text(), "\r") + "\n")
+	}
+	if err := login.Wait(); err != nil || !strings.Contains(said.String(), "Signed in to e2e-device") {
+		t.Fatalf("login --device through serve: %v\n%s", err, said.String())
+	}
+	t.Logf("login --device through serve:\n%s", said.String())
+	if n := w.events.count("grant.success", "urn:ietf:params:oauth:grant-type:device_code"); n != 1 {
+		t.Fatalf("%d device-code grants at the provider, want 1", n)
+	}
+	seen := w.rotations("e2e-device", serveLog)
+	t.Logf("%d access tokens through the pipe from the file store's serve, %d refreshes at the provider",
+		len(seen), w.events.count("grant.success", "refresh_token"))
+	if b, _ := os.ReadFile(serveLog); func() bool {
+		for tok := range seen {
+			if bytes.Contains(b, []byte(tok)) {
+				return true
+			}
+		}
+		return false
+	}() {
+		t.Fatal("an access token is in serve's log")
 	}
 }
