@@ -66,16 +66,28 @@ forgets them here without telling the provider. The client secret stays.`,
 			if err != nil {
 				return err
 			}
-			if out.Revoked {
-				fmt.Fprintf(e.streams.err, "Signed out of %s: the provider revoked the refresh token, and the tokens are deleted here.\n", args[0])
-			} else {
-				fmt.Fprintf(e.streams.err, "Signed out of %s here; nothing was revoked at the provider: %s.\n", args[0], out.NotRevoked)
-			}
+			fmt.Fprintln(e.streams.err, signedOutText(args[0], out))
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&localOnly, "local-only", false, "do not contact the provider; only delete the tokens here")
 	return c
+}
+
+// signedOutText says what a sign-out did: at the provider, and where the
+// tokens were deleted (here, or the shared store, for every instance).
+func signedOutText(name string, out *apitype.SignedOut) string {
+	where := "the tokens are deleted here"
+	if s := out.Shared; s != nil {
+		where = "the tokens are deleted from the shared store, so every instance is signed out"
+		if len(s.Instances) > 0 {
+			where += " (" + strings.Join(s.Instances, ", ") + ")"
+		}
+	}
+	if out.Revoked {
+		return fmt.Sprintf("Signed out of %s: the provider revoked the refresh token, and %s.", name, where)
+	}
+	return fmt.Sprintf("Signed out of %s; nothing was revoked at the provider (%s), and %s.", name, out.NotRevoked, where)
 }
 
 func newSecretCmd(envFor envGetter) *cobra.Command {

@@ -99,3 +99,17 @@ func TestCommonCauseIgnoresTheBareSentinel(t *testing.T) {
 		t.Fatalf("joined error %v lost its category (the exit code depends on it)", err)
 	}
 }
+
+// A sign-out on a shared store signs every instance out: it says so, and
+// which; on one machine it says "here".
+func TestASignOutSaysWhereTheTokensWent(t *testing.T) {
+	one := signedOutText("p", &apitype.SignedOut{Revoked: true})
+	shared := signedOutText("p", &apitype.SignedOut{Connection: apitype.Connection{Status: apitype.Status{Shared: &apitype.Shared{Instance: "moby-1", Instances: []string{"moby-1", "moby-2"}}}},
+		NotRevoked: "--local-only: the provider was not contacted"})
+	if one != "Signed out of p: the provider revoked the refresh token, and the tokens are deleted here." {
+		t.Errorf("one machine: %q", one)
+	}
+	if shared != "Signed out of p; nothing was revoked at the provider (--local-only: the provider was not contacted), and the tokens are deleted from the shared store, so every instance is signed out (moby-1, moby-2)." {
+		t.Errorf("a shared store: %q", shared)
+	}
+}
