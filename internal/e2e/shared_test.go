@@ -285,6 +285,9 @@ type gate struct {
 
 	mu      sync.Mutex
 	mode    gateMode
+	// presented are the refresh tokens of the refreshes that passed, in
+	// order (a test reuses a spent one to have the grant revoked).
+	presented []string
 	held    chan struct{} // closed once the refresh is held
 	drop    chan struct{} // closed to drop it
 	deliver chan struct{} // closed to deliver a held answer
@@ -326,6 +329,13 @@ func (g *gate) hold(mode gateMode) (held <-chan struct{}, drop func()) {
 	return g.held, sync.OnceFunc(func() { close(d) })
 }
 
+// spent is the refresh tokens presented through the gate so far.
+func (g *gate) spent() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.presented...)
+}
+
 // answerHeld delivers the answer that the gate holds (gateHoldAnswer).
 func (g *gate) answerHeld() {
 	g.mu.Lock()
@@ -342,6 +352,7 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if form.Get("grant_type") == "refresh_token" {
 		mode, held, drop, deliver = g.mode, g.held, g.drop, g.deliver
 		g.mode = gatePass
+		g.presented = append(g.presented, form.Get("refresh_token"))
 	}
 	g.mu.Unlock()
 	wait := func() {

@@ -3,12 +3,13 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"image"
 	"image/png"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,6 +68,25 @@ func (w *wineHarness) run(prog string, args ...string) result {
 	r := runProgram(w.wine, w.env, "", append([]string{filepath.Join(w.bin, prog+".exe")}, args...)...)
 	w.t.Logf("$ %s %s → exit %d\n%s", prog, strings.Join(args, " "), r.code, strings.TrimSpace(r.stderr))
 	return r
+}
+
+// writeConfig writes cfg where Windows keeps the config,
+// %APPDATA%\tokentray\config.toml, until the test ends.
+func (w *wineHarness) writeConfig(cfg string) {
+	w.t.Helper()
+	appdata := runProgram(w.wine, w.env, "", "cmd", "/c", "echo %APPDATA%")
+	winPath := strings.TrimSpace(strings.ReplaceAll(appdata.stdout, "\r", ""))
+	if !strings.HasPrefix(winPath, `C:\`) {
+		w.t.Fatalf("%%APPDATA%% under Wine: %q (%s)", winPath, appdata.stderr)
+	}
+	cfgDir := filepath.Join(w.prefix, "drive_c", filepath.FromSlash(strings.ReplaceAll(winPath[3:], `\`, "/")), "tokentray")
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { _ = os.RemoveAll(cfgDir) })
 }
 
 // token is `tokentray token NAME` through the named pipe: the token, or ""
@@ -156,20 +176,7 @@ func TestTheWindowsBuildKeepsAConnectionUnderWine(t *testing.T) {
 	bin, prefix, wine, root := w.bin, w.prefix, w.wine, w.root
 	redirect := startProvider(t, filepath.Join(root, "internal", "e2e", "node"), w.port, w.events)
 
-	// The config where Windows keeps it: %APPDATA%\tokentray\config.toml.
-	appdata := runProgram(wine, w.env, "", "cmd", "/c", "echo %APPDATA%")
-	winPath := strings.TrimSpace(strings.ReplaceAll(appdata.stdout, "\r", ""))
-	if !strings.HasPrefix(winPath, `C:\`) {
-		t.Fatalf("%%APPDATA%% under Wine: %q (%s)", winPath, appdata.stderr)
-	}
-	cfgDir := filepath.Join(prefix, "drive_c", filepath.FromSlash(strings.ReplaceAll(winPath[3:], `\`, "/")), "tokentray")
-	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte(e2eConfig(`store = "keyring"`, w.port, redirect)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(cfgDir) })
+	w.writeConfig(e2eConfig(`store = "keyring"`, w.port, redirect))
 	// Nothing of an earlier run in the Credential Manager.
 	w.run("tokentray", "logout", "e2e", "--local-only")
 
@@ -266,28 +273,42 @@ func trayColour(img image.Image) string {
 	return ""
 }
 
-// The tray on Windows, under Wine: tokentray-core.exe's demo in a virtual
-// desktop of Wine's (its taskbar has a system tray, on an X display of the
-// test's own). The icon is added through Shell_NotifyIconW: green once
-// Chromium has signed the demo in, red once the demo provider revoked the
-// grant (--break-after, from the sign-in) and the refresh failed. Checked
-// by its pixels on the screen; both screens are kept as screenshots.
+// The tray on Windows, under Wine: tokentray-core.exe started with no
+// command, as the Start menu starts it, in a virtual desktop of Wine's (its
+// taskbar has a system tray, on an X display of the test's own), with the
+// keyring store (Wine's Credential Manager) and oidc-provider, its token
+// endpoint behind the test's gate. The icon is added through
+// Shell_NotifyIconW: green once `tokentray login` has asked the tray and
+// Chromium has signed in, red once the provider revoked the grant (a spent
+// refresh token presented again: reuse detection) and a refresh was
+// refused. Checked by its pixels on the screen; both screens are kept as
+// screenshots.
 func TestTheWindowsTrayIconUnderWine(t *testing.T) {
 	w, dir, browserLog := newWineHarness(t)
+	redirect := startProvider(t, filepath.Join(w.root, "internal", "e2e", "node"), w.port, w.events)
+	base := fmt.Sprintf("http://127.0.0.1:%d", w.port)
+	g := startGate(t, base)
+	w.writeConfig(strings.Replace(e2eConfig(`store = "keyring"`, w.port, redirect),
+		`token_url = "`+base+`/token"`, `token_url = "`+g.srv.URL+`/token"`, 1))
+	w.run("tokentray", "logout", "e2e", "--local-only")
+	if r := runProgram(w.wine, w.env, clientSecret+"\n", filepath.Join(w.bin, "tokentray.exe"), "secret", "e2e"); r.code != 0 {
+		t.Fatalf("secret: exit %d: %s", r.code, r.stderr)
+	}
+
 	display := startXvfb(t) // 1280x800
-	log := filepath.Join(dir, "demo.log")
+	log := filepath.Join(dir, "tray.log")
 	f, err := os.Create(log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	core := "Z:" + strings.ReplaceAll(filepath.Join(w.bin, "tokentray-core.exe"), "/", `\`)
-	cmd := exec.Command(w.wine, "explorer", "/desktop=tokentray-e2e,1280x800", core, "demo", "--lifetime", "30s", "--break-after", "10s")
+	cmd := exec.Command(w.wine, "explorer", "/desktop=tokentray-e2e,1280x800", core)
 	cmd.Env, cmd.Stdout, cmd.Stderr = append(w.env, "DISPLAY="+display), f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, p := range []string{"tokentray-core.exe demo", "tokentray-window.exe", "explorer /desktop=tokentray-e2e"} {
+		for _, p := range []string{"tokentray-core.exe", "tokentray-window.exe", "explorer /desktop=tokentray-e2e"} {
 			_ = exec.Command("pkill", "-f", p).Run()
 		}
 		_ = cmd.Process.Kill()
@@ -296,9 +317,20 @@ func TestTheWindowsTrayIconUnderWine(t *testing.T) {
 		if t.Failed() {
 			b, _ := os.ReadFile(log)
 			bl, _ := os.ReadFile(browserLog)
-			t.Logf("the demo's output:\n%s\nthe browser's log:\n%s", b, bl)
+			t.Logf("the tray's output:\n%s\nthe browser's log:\n%s", b, bl)
 		}
 	})
+	// The tray's window of its own (systray's) is made once its API serves.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		list := exec.Command("xwininfo", "-root", "-tree")
+		list.Env = append(os.Environ(), "DISPLAY="+display)
+		if out, _ := list.Output(); bytes.Contains(out, []byte(`"tokentray-core.exe"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tray did not start")
+		}
+	}
 	screen := func() (image.Image, []byte) {
 		shot := exec.Command("import", "-window", "root", "png:-")
 		shot.Env = append(os.Environ(), "DISPLAY="+display)
@@ -327,107 +359,34 @@ func TestTheWindowsTrayIconUnderWine(t *testing.T) {
 			}
 		}
 	}
+
+	// The sign-in, asked of the running tray: it opens the browser.
+	if r := w.run("tokentray", "login", "e2e", "--timeout", "90s"); r.code != 0 {
+		t.Fatalf("login through the tray: exit %d", r.code)
+	}
 	waitColour("green", "windows-tray-green.png")
 	t.Log("the tray icon is green: signed in")
+	// One refresh by the tray on its own (30 s tokens, at 24 s), so that a
+	// refresh token is spent.
+	for deadline := time.Now().Add(3 * lifetime); len(g.spent()) == 0; time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tray did not refresh on its own")
+		}
+	}
+	// The provider revokes the grant: the spent refresh token presented
+	// again (RFC 9700 reuse detection).
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {g.spent()[0]}, "client_id": {"tokentray-e2e"}, "client_secret": {clientSecret}}
+	resp, err := http.PostForm(base+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := w.run("tokentray", "refresh", "e2e"); r.code != 3 {
+		t.Fatalf("refresh after the grant was revoked: exit %d, want 3", r.code)
+	}
 	waitColour("red", "windows-tray-red.png")
 	t.Log("the tray icon is red: the grant was revoked and the refresh refused")
 	if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("systray error")) {
 		t.Fatalf("systray said:\n%s", b)
-	}
-}
-
-// A Windows server's way: `tokentray-core serve` with the file store and a
-// config given as a Windows path (--config Z:\…), and `tokentray login NAME
-// --device` through it: the command shows the code, the person enters it
-// on another device (the test's Chromium, on the Linux side), serve keeps
-// the tokens and refreshes them on its own, and `tokentray token` gets each
-// new one over the named pipe.
-func TestTheWindowsServeSignsInWithACodeUnderWine(t *testing.T) {
-	w, dir, browserLog := newWineHarness(t)
-	startProvider(t, filepath.Join(w.root, "internal", "e2e", "node"), w.port, w.events)
-	base := fmt.Sprintf("http://127.0.0.1:%d", w.port)
-	cfgFile := filepath.Join(dir, "config.toml")
-	// No redirect URI: this connection only ever signs in with a code.
-	if err := os.WriteFile(cfgFile, []byte(`store = "file"
-
-[[connection]]
-name = "e2e-device"
-provider = "generic"
-client_id = "tokentray-e2e"
-scopes = "openid offline_access api"
-token_endpoint_auth_method = "client_secret_post"
-token_url = "`+base+`/token"
-device_auth_url = "`+base+`/device/auth"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := "Z:" + strings.ReplaceAll(cfgFile, "/", `\`)
-	// The file store's files, in the Windows user's own folders.
-	w.run("tokentray", "--config", cfg, "logout", "e2e-device", "--local-only")
-	if r := runProgram(w.wine, w.env, clientSecret+"\n", filepath.Join(w.bin, "tokentray.exe"), "--config", cfg, "secret", "e2e-device"); r.code != 0 {
-		t.Fatalf("secret: exit %d: %s", r.code, r.stderr)
-	}
-	serveLog := filepath.Join(dir, "serve.log")
-	w.serve(serveLog, "--config", cfg)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		if r := runProgram(w.wine, w.env, "", filepath.Join(w.bin, "tokentray.exe"), "status"); r.code == 0 && strings.Contains(r.stdout, "e2e-device") {
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(serveLog)
-			t.Fatalf("serve did not answer; its log:\n%s", b)
-		}
-	}
-
-	login := exec.Command(w.wine, filepath.Join(w.bin, "tokentray.exe"), "--config", cfg, "login", "e2e-device", "--device", "--timeout", "3m")
-	login.Env = w.env
-	stderr, _ := login.StderrPipe()
-	if err := login.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var said strings.Builder
-	sc := bufio.NewScanner(stderr)
-	page := ""
-	for page == "" && sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		said.WriteString(line + "\n")
-		if rest, ok := strings.CutPrefix(line, "(or open "); ok {
-			page, _, _ = strings.Cut(rest, ",")
-		}
-	}
-	if page == "" || !strings.Contains(said.String(), "enter the code") {
-		_ = login.Process.Kill()
-		t.Fatalf("no code and page shown:\n%s", said.String())
-	}
-	// The person, on another device.
-	browser := exec.Command("node", filepath.Join(w.root, "internal", "e2e", "node", "browser.mjs"), page)
-	browser.Env = w.env
-	if out, err := browser.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(browserLog)
-		_ = login.Process.Kill()
-		t.Fatalf("the browser: %v\n%s\n%s", err, out, log)
-	}
-	for sc.Scan() {
-		said.WriteString(strings.TrimRight(sc.Text(), "\r") + "\n")
-	}
-	if err := login.Wait(); err != nil || !strings.Contains(said.String(), "Signed in to e2e-device") {
-		t.Fatalf("login --device through serve: %v\n%s", err, said.String())
-	}
-	t.Logf("login --device through serve:\n%s", said.String())
-	if n := w.events.count("grant.success", "urn:ietf:params:oauth:grant-type:device_code"); n != 1 {
-		t.Fatalf("%d device-code grants at the provider, want 1", n)
-	}
-	seen := w.rotations("e2e-device", serveLog)
-	t.Logf("%d access tokens through the pipe from the file store's serve, %d refreshes at the provider",
-		len(seen), w.events.count("grant.success", "refresh_token"))
-	if b, _ := os.ReadFile(serveLog); func() bool {
-		for tok := range seen {
-			if bytes.Contains(b, []byte(tok)) {
-				return true
-			}
-		}
-		return false
-	}() {
-		t.Fatal("an access token is in serve's log")
 	}
 }
