@@ -283,14 +283,14 @@ type gate struct {
 	// 502 that way in a CI run).
 	client *http.Client
 
-	mu      sync.Mutex
-	mode    gateMode
+	mu   sync.Mutex
+	mode gateMode
 	// presented are the refresh tokens of the refreshes that passed, in
 	// order (a test reuses a spent one to have the grant revoked).
 	presented []string
-	held    chan struct{} // closed once the refresh is held
-	drop    chan struct{} // closed to drop it
-	deliver chan struct{} // closed to deliver a held answer
+	held      chan struct{} // closed once the refresh is held
+	drop      chan struct{} // closed to drop it
+	deliver   chan struct{} // closed to deliver a held answer
 }
 
 type gateMode int
