@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"image"
@@ -388,5 +389,101 @@ func TestTheWindowsTrayIconUnderWine(t *testing.T) {
 	t.Log("the tray icon is red: the grant was revoked and the refresh refused")
 	if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("systray error")) {
 		t.Fatalf("systray said:\n%s", b)
+	}
+}
+
+// A Windows server's way: `tokentray-core serve` with the file store and a
+// config given as a Windows path (--config Z:\…), and `tokentray login NAME
+// --device` through it: the command shows the code, the person enters it
+// on another device (the test's Chromium, on the Linux side), serve keeps
+// the tokens and refreshes them on its own, and `tokentray token` gets each
+// new one over the named pipe.
+func TestTheWindowsServeSignsInWithACodeUnderWine(t *testing.T) {
+	w, dir, browserLog := newWineHarness(t)
+	startProvider(t, filepath.Join(w.root, "internal", "e2e", "node"), w.port, w.events)
+	base := fmt.Sprintf("http://127.0.0.1:%d", w.port)
+	cfgFile := filepath.Join(dir, "config.toml")
+	// No redirect URI: this connection only ever signs in with a code.
+	if err := os.WriteFile(cfgFile, []byte(`store = "file"
+
+[[connection]]
+name = "e2e-device"
+provider = "generic"
+client_id = "tokentray-e2e"
+scopes = "openid offline_access api"
+token_endpoint_auth_method = "client_secret_post"
+token_url = "`+base+`/token"
+device_auth_url = "`+base+`/device/auth"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "Z:" + strings.ReplaceAll(cfgFile, "/", `\`)
+	// The file store's files, in the Windows user's own folders.
+	w.run("tokentray", "--config", cfg, "logout", "e2e-device", "--local-only")
+	if r := runProgram(w.wine, w.env, clientSecret+"\n", filepath.Join(w.bin, "tokentray.exe"), "--config", cfg, "secret", "e2e-device"); r.code != 0 {
+		t.Fatalf("secret: exit %d: %s", r.code, r.stderr)
+	}
+	serveLog := filepath.Join(dir, "serve.log")
+	w.serve(serveLog, "--config", cfg)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if r := runProgram(w.wine, w.env, "", filepath.Join(w.bin, "tokentray.exe"), "status"); r.code == 0 && strings.Contains(r.stdout, "e2e-device") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(serveLog)
+			t.Fatalf("serve did not answer; its log:\n%s", b)
+		}
+	}
+
+	login := exec.Command(w.wine, filepath.Join(w.bin, "tokentray.exe"), "--config", cfg, "login", "e2e-device", "--device", "--timeout", "3m")
+	login.Env = w.env
+	stderr, _ := login.StderrPipe()
+	if err := login.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var said strings.Builder
+	sc := bufio.NewScanner(stderr)
+	page := ""
+	for page == "" && sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		said.WriteString(line + "\n")
+		if rest, ok := strings.CutPrefix(line, "(or open "); ok {
+			page, _, _ = strings.Cut(rest, ",")
+		}
+	}
+	if page == "" || !strings.Contains(said.String(), "enter the code") {
+		_ = login.Process.Kill()
+		t.Fatalf("no code and page shown:\n%s", said.String())
+	}
+	// The person, on another device.
+	browser := exec.Command("node", filepath.Join(w.root, "internal", "e2e", "node", "browser.mjs"), page)
+	browser.Env = w.env
+	if out, err := browser.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(browserLog)
+		_ = login.Process.Kill()
+		t.Fatalf("the browser: %v\n%s\n%s", err, out, log)
+	}
+	for sc.Scan() {
+		said.WriteString(strings.TrimRight(sc.Text(), "\r") + "\n")
+	}
+	if err := login.Wait(); err != nil || !strings.Contains(said.String(), "Signed in to e2e-device") {
+		t.Fatalf("login --device through serve: %v\n%s", err, said.String())
+	}
+	t.Logf("login --device through serve:\n%s", said.String())
+	if n := w.events.count("grant.success", "urn:ietf:params:oauth:grant-type:device_code"); n != 1 {
+		t.Fatalf("%d device-code grants at the provider, want 1", n)
+	}
+	seen := w.rotations("e2e-device", serveLog)
+	t.Logf("%d access tokens through the pipe from the file store's serve, %d refreshes at the provider",
+		len(seen), w.events.count("grant.success", "refresh_token"))
+	if b, _ := os.ReadFile(serveLog); func() bool {
+		for tok := range seen {
+			if bytes.Contains(b, []byte(tok)) {
+				return true
+			}
+		}
+		return false
+	}() {
+		t.Fatal("an access token is in serve's log")
 	}
 }
