@@ -97,13 +97,18 @@ func (it *Items) open(name, kind string, r Row) ([]byte, error) {
 // and overwrite a client secret or tokens that the others can then no
 // longer open. A store it cannot read now is no reason not to start (the
 // instance hands out what it holds while the store is away): only what
-// was read and did not open fails.
+// was read and did not open fails. Each read has the store's bound of its
+// own: one bound for all would leave the last of many connections unread
+// on a slow link.
 func (it *Items) CheckKey(ctx context.Context, names []string) error {
-	ctx, cancel := context.WithTimeout(ctx, it.timeout)
-	defer cancel()
+	read := func(name, kind string) (Row, error) {
+		ctx, cancel := context.WithTimeout(ctx, it.timeout)
+		defer cancel()
+		return it.engine.Read(ctx, name, kind)
+	}
 	for _, name := range names {
 		for _, kind := range []string{KindTokens, KindSecret} {
-			r, err := it.engine.Read(ctx, name, kind)
+			r, err := read(name, kind)
 			if err != nil || r.Sealed == nil {
 				continue
 			}
